@@ -1,0 +1,323 @@
+"""Incremental scoring: a lead's state plus one event gives the new state, in O(1).
+
+The state keeps engagement as one number, its value at the *anchor* (the latest decay step
+seen). A newer event first decays it to the event's step; an older one (arriving out of
+order) adds its points already decayed to the anchor. Either way the result equals
+:mod:`pyrometer.core.reference` for the same events in any order.
+
+Caps and ``once`` need to know which events came first in a window, so for each limited
+rule the state keeps, per window, the few earliest events that can still earn points (at
+most ``rule.slots`` of them). A late event that lands among them pushes the last one out,
+and the points that moved are corrected: every event's line is re-emitted with its new
+points, so a stored ledger stays exact.
+
+Everything here is pure: functions return new states and never touch their inputs.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pyrometer.core.classify import CLASSIFY_DECIMALS, funnel_of, stage_of, temperature_of
+from pyrometer.core.fit import fit_lines, suppressed_by_attributes
+from pyrometer.core.model import EngagementLine, Event, ScoredLead, Transition
+from pyrometer.core.playbook import Metric, Playbook, Stage, Temperature
+
+WindowKey = tuple[str, int]
+Member = tuple[int, str, str]  # (ts_us, event_id, event name): sorts in event order
+
+
+@dataclass(frozen=True, slots=True)
+class LeadState:
+    """All the incremental scorer remembers about one lead."""
+
+    lead_id: str
+    fit: float = 0.0
+    fit_rules: tuple[str, ...] = ()
+    suppressed_by_attributes: bool = False
+    anchor_step: int | None = None
+    engagement_at_anchor: float = 0.0
+    windows: Mapping[WindowKey, tuple[Member, ...]] = field(default_factory=dict)
+    lifecycle: tuple[int, str, Stage] | None = None
+    suppressed_at_us: int | None = None
+    last_activity_us: int | None = None
+    event_count: int = 0
+
+    @property
+    def explicit_stage(self) -> Stage | None:
+        return self.lifecycle[2] if self.lifecycle else None
+
+    @property
+    def suppressed(self) -> bool:
+        return self.suppressed_by_attributes or self.suppressed_at_us is not None
+
+    def engagement_at(self, playbook: Playbook, step: int) -> float:
+        """Engagement at decay step ``step`` (not before the anchor)."""
+        if self.anchor_step is None:
+            return 0.0
+        if step < self.anchor_step:
+            raise ValueError("the state holds events after that time; score from the event log")
+        return self.engagement_at_anchor * playbook.decay.factor(step - self.anchor_step)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe form, for stores; :meth:`from_dict` reads it back."""
+        return {
+            "lead_id": self.lead_id,
+            "fit": self.fit,
+            "fit_rules": list(self.fit_rules),
+            "suppressed_by_attributes": self.suppressed_by_attributes,
+            "anchor_step": self.anchor_step,
+            "engagement_at_anchor": self.engagement_at_anchor,
+            "windows": [[rule, window, [list(key) for key in keys]]
+                        for (rule, window), keys in self.windows.items()],
+            "lifecycle": list(self.lifecycle) if self.lifecycle else None,
+            "suppressed_at_us": self.suppressed_at_us,
+            "last_activity_us": self.last_activity_us,
+            "event_count": self.event_count,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LeadState:
+        lifecycle = data.get("lifecycle")
+        return cls(
+            lead_id=data["lead_id"],
+            fit=data["fit"],
+            fit_rules=tuple(data["fit_rules"]),
+            suppressed_by_attributes=data["suppressed_by_attributes"],
+            anchor_step=data["anchor_step"],
+            engagement_at_anchor=data["engagement_at_anchor"],
+            windows={(rule, window): tuple((int(ts), str(eid), str(name)) for ts, eid, name in keys)
+                     for rule, window, keys in data["windows"]},
+            lifecycle=(int(lifecycle[0]), str(lifecycle[1]), Stage(lifecycle[2]))
+            if lifecycle else None,
+            suppressed_at_us=data["suppressed_at_us"],
+            last_activity_us=data["last_activity_us"],
+            event_count=data["event_count"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one change did: the new state, ledger lines to upsert, transitions caused.
+
+    ``lines`` carry the points given; their ``value`` is the points undecayed, to be
+    revalued at read time with :func:`pyrometer.core.ledger.revalue`. A line may re-state
+    an earlier event whose capped points moved because this one arrived late.
+    """
+
+    state: LeadState
+    lines: tuple[EngagementLine, ...]
+    transitions: tuple[Transition, ...]
+
+
+def new_state(lead_id: str) -> LeadState:
+    return LeadState(lead_id=str(lead_id))
+
+
+Classes = tuple[Temperature, Stage]
+
+
+def _classes(playbook: Playbook, state: LeadState, engagement: float) -> Classes:
+    return (
+        temperature_of(playbook, state.fit + engagement),
+        stage_of(playbook, state.fit, engagement, state.explicit_stage),
+    )
+
+
+def _transitions(
+    playbook: Playbook, state: LeadState, before: Classes, after: Classes, at_us: int, cause: str
+) -> list[Transition]:
+    out = []
+    for kind, old, new in (("temperature", before[0], after[0]), ("stage", before[1], after[1])):
+        if old != new:
+            out.append(Transition(state.lead_id, at_us, kind, str(old), str(new), cause))
+    return out
+
+
+def apply_event(playbook: Playbook, state: LeadState, event: Event) -> Step:
+    """Score one event into ``state``. Events may arrive in any order."""
+    if event.lead_id != state.lead_id:
+        raise ValueError(f"event {event.event_id} is for lead {event.lead_id}, not {state.lead_id}")
+    decay = playbook.decay
+    event_step = decay.step_of(event.ts_us)
+    transitions: list[Transition] = []
+
+    if state.anchor_step is None:
+        state = replace(state, anchor_step=event_step, engagement_at_anchor=0.0)
+    elif event_step > state.anchor_step:
+        transitions += decay_transitions(playbook, state, event.ts_us)
+        state = replace(
+            state,
+            anchor_step=event_step,
+            engagement_at_anchor=state.engagement_at(playbook, event_step),
+        )
+    assert state.anchor_step is not None
+    anchor = state.anchor_step
+    before = _classes(playbook, state, state.engagement_at_anchor)
+
+    engagement = state.engagement_at_anchor
+    windows = state.windows
+    lines: list[EngagementLine] = []
+
+    def value_at_anchor(points: float, ts_us: int) -> float:
+        return points * decay.factor(anchor - decay.step_of(ts_us))
+
+    for rule in playbook.rules_matching(event.name, event.properties):
+        if not rule.limited:
+            points = rule.points
+        else:
+            window = event.ts_us // rule.window_us if rule.window_us else 0
+            key = (rule.name, window)
+            members = windows.get(key, ())
+            rank = bisect.bisect_left(members, event.order_key)
+            points = rule.points_at_rank(rank)
+            if rank < rule.slots:
+                # Everyone after the newcomer moves one rank down; the last may drop out.
+                for old_rank in range(rank, len(members)):
+                    ts_us, event_id, name = members[old_rank]
+                    old_points = rule.points_at_rank(old_rank)
+                    new_points = rule.points_at_rank(old_rank + 1)
+                    if new_points != old_points:
+                        engagement += value_at_anchor(new_points - old_points, ts_us)
+                        lines.append(EngagementLine(rule.name, event_id, name, ts_us,
+                                                    new_points, new_points))
+                member = (event.ts_us, event.event_id, event.name)
+                grown = (*members[:rank], member, *members[rank:])
+                windows = {**windows, key: grown[: rule.slots]}
+        engagement += value_at_anchor(points, event.ts_us)
+        lines.append(EngagementLine(rule.name, event.event_id, event.name, event.ts_us,
+                                    points, points))
+
+    lifecycle = state.lifecycle
+    stage = playbook.lifecycle.events.get(event.name)
+    if stage is not None and (lifecycle is None or event.order_key >= lifecycle[:2]):
+        lifecycle = (event.ts_us, event.event_id, stage)
+    suppressed_at = state.suppressed_at_us
+    if event.name in playbook.suppression.events:
+        suppressed_at = event.ts_us if suppressed_at is None else min(suppressed_at, event.ts_us)
+    last = state.last_activity_us
+    state = replace(
+        state,
+        engagement_at_anchor=engagement,
+        windows=windows,
+        lifecycle=lifecycle,
+        suppressed_at_us=suppressed_at,
+        last_activity_us=event.ts_us if last is None else max(last, event.ts_us),
+        event_count=state.event_count + 1,
+    )
+    after = _classes(playbook, state, engagement)
+    assert state.last_activity_us is not None
+    transitions += _transitions(playbook, state, before, after, state.last_activity_us,
+                                f"event:{event.event_id}")
+    return Step(state, tuple(lines), tuple(transitions))
+
+
+def apply_attributes(
+    playbook: Playbook, state: LeadState, attributes: Mapping[str, Any], at_us: int
+) -> Step:
+    """New attributes (normalised keys) rescore fit; transitions are dated ``at_us``."""
+    step = playbook.decay.step_of(at_us)
+    if state.anchor_step is not None:
+        step = max(step, state.anchor_step)
+    engagement = state.engagement_at(playbook, step) if state.anchor_step is not None else 0.0
+    before = _classes(playbook, state, engagement)
+    lines = fit_lines(playbook, attributes)
+    state = replace(
+        state,
+        fit=sum(line.points for line in lines),
+        fit_rules=tuple(line.rule for line in lines),
+        suppressed_by_attributes=suppressed_by_attributes(playbook, attributes),
+    )
+    after = _classes(playbook, state, engagement)
+    return Step(state, (), tuple(_transitions(playbook, state, before, after, at_us, "attributes")))
+
+
+def snapshot(playbook: Playbook, state: LeadState, as_of_us: int) -> ScoredLead:
+    """The lead's scores and classes as of ``as_of_us`` (not before its latest event)."""
+    if state.last_activity_us is not None and as_of_us < state.last_activity_us:
+        raise ValueError(
+            f"lead {state.lead_id} has events after {as_of_us}; score the past from the event log"
+        )
+    engagement = state.engagement_at(playbook, playbook.decay.step_of(as_of_us))
+    stage = stage_of(playbook, state.fit, engagement, state.explicit_stage)
+    return ScoredLead(
+        lead_id=state.lead_id,
+        fit=state.fit,
+        engagement=engagement,
+        temperature=temperature_of(playbook, state.fit + engagement),
+        stage=stage,
+        funnel=funnel_of(playbook, stage),
+        suppressed=state.suppressed,
+        last_activity_us=state.last_activity_us,
+        event_count=state.event_count,
+    )
+
+
+def _crossing_steps(playbook: Playbook, state: LeadState) -> list[int]:
+    """Steps after the anchor near which decay may change a class, in closed form.
+
+    Engagement ``E·2^(-k/H)`` moves monotonically toward 0, so it crosses a threshold
+    ``θ`` (same sign, smaller size) once, at ``k = H·log2(E/θ)``. Thresholds on the score
+    are thresholds on engagement shifted by fit. The steps around each crossing are
+    returned, since rounding to :data:`CLASSIFY_DECIMALS` can move a class change by one.
+    """
+    e = state.engagement_at_anchor
+    if e == 0 or state.anchor_step is None:
+        return []
+    thresholds = [playbook.temperature.hot - state.fit, playbook.temperature.warm - state.fit]
+    for metric, cond in playbook.lifecycle.mql.items():
+        shift = {Metric.SCORE: state.fit, Metric.ENGAGEMENT: 0.0}.get(metric)
+        if shift is None:
+            continue
+        thresholds += [bound - shift for bound in (cond.gt, cond.gte, cond.lt, cond.lte)
+                       if bound is not None]
+    half_life = playbook.decay.half_life_steps
+    steps: set[int] = set()
+    for theta in thresholds:
+        if theta == 0 or (theta > 0) != (e > 0) or abs(theta) >= abs(e) + 10**-CLASSIFY_DECIMALS:
+            continue
+        k = half_life * math.log2(e / theta) if abs(theta) < abs(e) else 0.0
+        base = math.floor(k)
+        steps.update(s for s in (base - 1, base, base + 1, base + 2) if s >= 1)
+    return sorted(steps)
+
+
+def decay_transitions(playbook: Playbook, state: LeadState, until_us: int) -> list[Transition]:
+    """Class changes that decay alone causes after the anchor, up to ``until_us``.
+
+    Each is dated at the start of the decay step where it happens.
+    """
+    if state.anchor_step is None:
+        return []
+    step_us = playbook.decay.step_us
+    last_step = playbook.decay.step_of(until_us) - state.anchor_step
+    out: list[Transition] = []
+    current = _classes(playbook, state, state.engagement_at_anchor)
+    for k in _crossing_steps(playbook, state):
+        if k > last_step:
+            break
+        engagement = state.engagement_at(playbook, state.anchor_step + k)
+        classes = _classes(playbook, state, engagement)
+        at_us = (state.anchor_step + k) * step_us
+        out += _transitions(playbook, state, current, classes, at_us, "decay")
+        current = classes
+    return out
+
+
+def next_decay_transition_us(playbook: Playbook, state: LeadState) -> int | None:
+    """When decay will next change this lead's temperature or stage, if ever.
+
+    A scheduler sleeps until then instead of rescanning every lead.
+    """
+    if state.anchor_step is None:
+        return None
+    current = _classes(playbook, state, state.engagement_at_anchor)
+    for k in _crossing_steps(playbook, state):
+        engagement = state.engagement_at(playbook, state.anchor_step + k)
+        if _classes(playbook, state, engagement) != current:
+            return (state.anchor_step + k) * playbook.decay.step_us
+    return None

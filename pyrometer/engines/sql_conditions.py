@@ -1,0 +1,107 @@
+"""Conditions compiled to DuckDB SQL with the meaning :mod:`pyrometer.core.conditions` gives.
+
+Every test reads the value as text (``CAST(x AS VARCHAR)``), as the Python side does with
+``as_text``, so a Parquet integer and a CSV string behave alike. Each compiled test is a
+boolean that is never NULL, so ``NOT`` means what it says. A property test keeps the two
+definitions in step (``tests/test_conditions.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from pyrometer.core.conditions import (
+    FALSE_TEXTS,
+    NUMBER_PATTERN,
+    TRUE_TEXTS,
+    Condition,
+    Scalar,
+    Where,
+)
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def number_literal(value: float) -> str:
+    return repr(float(value))
+
+
+def _text(expr: str) -> str:
+    return f"CAST({expr} AS VARCHAR)"
+
+
+def _number(expr: str) -> str:
+    text = f"trim({_text(expr)})"
+    parsed = (f"TRY_CAST(CASE WHEN regexp_full_match({text}, {quote_literal(NUMBER_PATTERN)}) "
+              f"THEN {text} END AS DOUBLE)")
+    return f"(CASE WHEN isfinite({parsed}) THEN {parsed} END)"
+
+
+def _in_list(values: Iterable[str]) -> str:
+    return "(" + ", ".join(quote_literal(v) for v in values) + ")"
+
+
+def missing_sql(expr: str, missing_values: Iterable[str]) -> str:
+    values = list(missing_values)
+    if not values:
+        return f"({expr} IS NULL)"
+    return f"({expr} IS NULL OR lower(trim({_text(expr)})) IN {_in_list(values)})"
+
+
+def _equals_sql(expr: str, expected: Scalar) -> str:
+    if isinstance(expected, bool):
+        accepted = TRUE_TEXTS if expected else FALSE_TEXTS
+        return f"lower(trim({_text(expr)})) IN {_in_list(accepted)}"
+    if isinstance(expected, int | float):
+        return f"{_number(expr)} = {number_literal(expected)}"
+    return f"lower(trim({_text(expr)})) = lower(trim({quote_literal(expected)}))"
+
+
+def condition_sql(cond: Condition, expr: str, missing_values: Iterable[str]) -> str:
+    """A boolean SQL expression, never NULL, true where ``cond.matches`` is true."""
+    missing_values = list(missing_values)
+    is_missing = missing_sql(expr, missing_values)
+    parts: list[str] = []
+    if cond.missing is not None:
+        parts.append(is_missing if cond.missing else f"NOT {is_missing}")
+    if cond.not_ is not None:
+        parts.append(f"NOT ({condition_sql(cond.not_, expr, missing_values)})")
+    tests: list[str] = []
+    if cond.equals is not None:
+        tests.append(_equals_sql(expr, cond.equals))
+    if cond.in_ is not None:
+        tests.append("(" + " OR ".join(_equals_sql(expr, item) for item in cond.in_) + ")")
+    if cond.contains is not None:
+        tests.append("(" + " OR ".join(
+            f"contains(lower({_text(expr)}), lower({quote_literal(needle)}))"
+            for needle in cond.contains) + ")")
+    if cond.regex is not None:
+        tests.append(f"regexp_matches({_text(expr)}, {quote_literal(cond.regex)}, 'i')")
+    for op, bound in (("gt", ">"), ("gte", ">="), ("lt", "<"), ("lte", "<=")):
+        value = getattr(cond, op)
+        if value is not None:
+            tests.append(f"{_number(expr)} {bound} {number_literal(value)}")
+    if tests:
+        parts.append(f"(NOT {is_missing} AND " + " AND ".join(tests) + ")")
+    if not parts:
+        return "TRUE"
+    return "(" + " AND ".join(f"coalesce({part}, FALSE)" for part in parts) + ")"
+
+
+def where_sql(where: Where, columns: Mapping[str, str], missing_values: Iterable[str]) -> str:
+    """``where`` over a table whose normalised column names map to SQL expressions.
+
+    A field the table lacks is NULL: missing, as in Python.
+    """
+    missing_values = list(missing_values)
+    parts = [
+        condition_sql(cond, columns.get(name, "CAST(NULL AS VARCHAR)"), missing_values)
+        for name, cond in where.fields.items()
+    ]
+    return "(" + " AND ".join(parts) + ")" if parts else "TRUE"
