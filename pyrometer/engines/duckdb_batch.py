@@ -17,7 +17,7 @@ The inputs are DuckDB relations with canonical columns (see :class:`EventTable`)
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -220,19 +220,28 @@ class DuckDBBatchScorer:
     # -- public ----------------------------------------------------------------------
 
     def score_relation(
-        self, events: EventTable | None, leads: LeadTable | None, as_of_us: int
+        self,
+        events: EventTable | None,
+        leads: LeadTable | None,
+        as_of_us: int,
+        progress: Callable[[str], None] | None = None,
     ) -> duckdb.DuckDBPyRelation:
-        """One row per lead (:data:`OUTPUT_COLUMNS`), as a lazy DuckDB relation."""
-        parts = []
+        """One row per lead (:data:`OUTPUT_COLUMNS`), as a lazy DuckDB relation.
+
+        ``progress`` is told which stage runs, for a progress bar.
+        """
+        say = progress or (lambda _stage: None)
         if events is not None:
+            say("Scoring engagement")
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_eng AS "
                              f"{self._engagement_sql(events, as_of_us)}")
+            say("Reading activity")
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_act AS "
                              f"{self._activity_sql(events, as_of_us)}")
-            parts.append("act")
         if leads is not None:
+            say("Scoring fit")
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_fit AS {self._fit_sql(leads)}")
-            parts.append("fit")
+        say("Classifying")
         if events is None:
             self.con.execute("CREATE OR REPLACE TEMP TABLE pyro_eng (lead_id VARCHAR, "
                              "engagement DOUBLE)")

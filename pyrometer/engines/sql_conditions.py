@@ -29,7 +29,8 @@ def quote_ident(name: str) -> str:
 
 
 def number_literal(value: float) -> str:
-    return repr(float(value))
+    """A DOUBLE literal (a bare ``15.0`` would be DECIMAL in DuckDB)."""
+    return f"CAST({float(value)!r} AS DOUBLE)"
 
 
 def _text(expr: str) -> str:

@@ -1,0 +1,314 @@
+"""Event and lead files into DuckDB, checked, with the columns the engines expect.
+
+Readers accept what marketing tools export: CSV (any common delimiter), Parquet and JSON
+Lines, plus Segment / RudderStack ``track``, ``page`` and ``identify`` messages as they are
+sent. Each file becomes a DuckDB view with canonical columns; nothing is loaded into Python.
+Bad input raises :class:`InputError` naming the file, the row and the column, before any
+scoring starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from pyrometer.core.conditions import normalize_name
+from pyrometer.engines.duckdb_batch import EventTable, LeadTable
+from pyrometer.engines.sql_conditions import quote_ident, quote_literal
+
+EVENT_ALIASES = {
+    "lead_id": ("lead_id", "leadid", "user_id", "userid", "contact_id", "contactid"),
+    "event": ("event", "event_name", "eventname", "activity", "activity_type"),
+    "timestamp": ("timestamp", "ts", "time", "event_time", "occurred_at", "created_at", "date"),
+    "event_id": ("event_id", "eventid", "message_id", "messageid", "id"),
+}
+LEAD_ALIASES = ("lead_id", "leadid", "user_id", "userid", "contact_id", "contactid", "id")
+SEGMENT_TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
+
+
+class InputError(ValueError):
+    """A file that cannot be scored; the message names the file, row and column."""
+
+    def __init__(self, path: str | Path, message: str, row: int | None = None,
+                 column: str | None = None):
+        self.path, self.row, self.column = str(path), row, column
+        where = [str(path)]
+        if row is not None:
+            where.append(f"row {row}")
+        if column is not None:
+            where.append(f"column {column!r}")
+        super().__init__(": ".join([", ".join(where), message]))
+
+
+@dataclass(frozen=True)
+class Source:
+    """A file registered as a DuckDB view, with its columns and their types."""
+
+    path: Path
+    view: str
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+    row_number_sql: str  # a 1-based row number in file order, for error messages
+
+    def type_of(self, column: str) -> str:
+        return self.types[self.columns.index(column)]
+
+
+def _reader_sql(path: Path) -> tuple[str, str]:
+    """The DuckDB table function for ``path`` and the SQL of its 1-based row number."""
+    literal = quote_literal(str(path))
+    suffix = path.suffix.lower()
+    if suffix in {".parquet", ".pq"}:
+        return f"read_parquet({literal}, file_row_number = true)", "file_row_number + 1"
+    if suffix in {".jsonl", ".ndjson", ".json"}:
+        return (f"read_json({literal}, format = 'newline_delimited', sample_size = -1)",
+                "row_number() OVER ()")
+    if suffix in {".csv", ".tsv", ".txt"}:
+        return (f"read_csv({literal}, all_varchar = true, header = true, sample_size = -1)",
+                "row_number() OVER ()")
+    raise InputError(path, f"unknown file type {suffix!r}: use .csv, .parquet or .jsonl")
+
+
+def register(con: duckdb.DuckDBPyConnection, path: str | Path, view: str) -> Source:
+    """Register ``path`` as view ``view``; the file must exist and hold at least one row."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    reader, row_number = _reader_sql(path)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(view)} AS SELECT * FROM {reader}")
+        rel = con.sql(f"SELECT * FROM {quote_ident(view)} LIMIT 0")
+        columns, types = tuple(rel.columns), tuple(str(t) for t in rel.types)
+        has_rows = con.execute(f"SELECT 1 FROM {quote_ident(view)} LIMIT 1").fetchone() is not None
+    except duckdb.Error as exc:
+        raise InputError(path, f"cannot read: {_first_line(exc)}") from None
+    if not has_rows:
+        raise InputError(path, "the file is empty (no data rows)")
+    if "file_row_number" in columns:
+        keep = [c for c in columns if c != "file_row_number"]
+        types = tuple(t for c, t in zip(columns, types, strict=True) if c != "file_row_number")
+        columns = tuple(keep)
+    return Source(path, view, columns, types, row_number)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _find(columns: Sequence[str], names: Iterable[str]) -> str | None:
+    normal = {normalize_name(c): c for c in columns}
+    return next((normal[n] for n in names if n in normal), None)
+
+
+def _first_bad_row(con: duckdb.DuckDBPyConnection, source: Source, bad_sql: str,
+                   value_sql: str) -> tuple[int, object] | None:
+    """The first row (1-based, in file order) where ``bad_sql`` holds, and its value."""
+    row = con.execute(
+        f"SELECT rn, val FROM (SELECT {source.row_number_sql} AS rn, {value_sql} AS val, "
+        f"{bad_sql} AS bad FROM {quote_ident(source.view)}) WHERE bad ORDER BY rn LIMIT 1"
+    ).fetchone()
+    return (int(row[0]), row[1]) if row else None
+
+
+def _timestamp_sql(column_sql: str, column_type: str) -> str:
+    """Epoch microseconds from a timestamp column of any common type; NULL if unparsable.
+
+    Text is ISO-8601 (offsets honoured, naive = UTC) or epoch seconds / milliseconds /
+    microseconds; numbers are epoch seconds, milliseconds or microseconds by their size.
+    """
+    upper = column_type.upper()
+    if upper.startswith(("TIMESTAMP", "DATE")):
+        return f"epoch_us(CAST({column_sql} AS TIMESTAMPTZ))"
+    number = (f"TRY_CAST({column_sql} AS DOUBLE)" if upper != "VARCHAR" else
+              f"TRY_CAST(CASE WHEN regexp_full_match(trim({column_sql}), '[0-9]+(\\.[0-9]+)?') "
+              f"THEN trim({column_sql}) END AS DOUBLE)")
+    epoch = (f"CAST(CASE WHEN {number} >= 1e14 THEN {number} "
+             f"WHEN {number} >= 1e11 THEN {number} * 1e3 ELSE {number} * 1e6 END AS BIGINT)")
+    if upper != "VARCHAR":
+        return epoch
+    return f"coalesce(epoch_us(TRY_CAST({column_sql} AS TIMESTAMPTZ)), {epoch})"
+
+
+def _is_segment(columns: Sequence[str]) -> bool:
+    names = set(columns)
+    return "event" in names and ("userId" in names or "anonymousId" in names)
+
+
+def open_events(
+    con: duckdb.DuckDBPyConnection,
+    path: str | Path,
+    known_events: Iterable[str] | None = None,
+) -> EventTable:
+    """Events from ``path`` as an :class:`EventTable`, checked row by row.
+
+    With ``known_events`` (``--strict``), an event the playbook does not know is an error.
+    """
+    con.execute("SET TimeZone = 'UTC'")
+    source = register(con, path, "pyro_events_raw")
+    raw = quote_ident(source.view)
+    columns = source.columns
+    props: dict[str, str] = {}
+    if _is_segment(columns):
+        exprs, props, rest = _segment_exprs(source)
+        filter_sql = rest
+    else:
+        exprs = {}
+        for canonical in ("lead_id", "event", "timestamp"):
+            found = _find(columns, EVENT_ALIASES[canonical])
+            if found is None:
+                raise InputError(path, f"missing column {canonical!r} (columns found: "
+                                 f"{', '.join(columns)})", column=canonical)
+            exprs[canonical] = quote_ident(found)
+        found_id = _find(columns, EVENT_ALIASES["event_id"])
+        exprs["event_id"] = (f"CAST({quote_ident(found_id)} AS VARCHAR)" if found_id
+                             else f"CAST({source.row_number_sql} AS VARCHAR)")
+        exprs["timestamp_type"] = source.type_of(exprs["timestamp"].strip('"'))
+        used = {exprs[k].strip('"') for k in ("lead_id", "event", "timestamp")} | {found_id}
+        for column in columns:
+            if column not in used:
+                props.setdefault(normalize_name(column), quote_ident(column))
+        filter_sql = "TRUE"
+
+    ts_sql = _timestamp_sql(exprs["timestamp"], exprs["timestamp_type"])
+    lead_sql = f"CAST({exprs['lead_id']} AS VARCHAR)"
+    event_sql = f"CAST({exprs['event']} AS VARCHAR)"
+    checks = [
+        ("lead_id", f"{lead_sql} IS NULL OR trim({lead_sql}) = ''", lead_sql, "lead_id is empty"),
+        ("event", f"{event_sql} IS NULL OR trim({event_sql}) = ''", event_sql, "event is empty"),
+        ("timestamp", f"{exprs['timestamp']} IS NULL", "NULL", "timestamp is empty"),
+        ("timestamp", f"{ts_sql} IS NULL", f"CAST({exprs['timestamp']} AS VARCHAR)",
+         "not a timestamp (use ISO-8601 such as 2026-11-23T10:00:00Z, or epoch seconds)"),
+    ]
+    if known_events is not None:
+        known = ", ".join(quote_literal(name) for name in sorted(set(known_events)))
+        normalized = f"trim(regexp_replace(lower({event_sql}), '[^0-9a-z]+', '_', 'g'), '_')"
+        checks.append(("event", f"{normalized} NOT IN ({known})", event_sql,
+                       "unknown event (not in the playbook; drop --strict to ignore it)"))
+    _check(con, source, checks, filter_sql)
+
+    select = ", ".join(
+        [f"{lead_sql} AS lead_id", f"{event_sql} AS event", f"{ts_sql} AS ts_us",
+         f"{exprs['event_id']} AS event_id"]
+        + [f"{sql} AS {quote_ident('p_' + name)}" for name, sql in props.items()]
+    )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW pyro_events AS SELECT {select} FROM {raw} "
+                f"WHERE {filter_sql}")
+    return EventTable("pyro_events", {name: quote_ident("p_" + name) for name in props})
+
+
+def _segment_exprs(source: Source) -> tuple[dict[str, str], dict[str, str], str]:
+    """Column SQL for Segment messages: ``track`` and ``page`` are events, others skipped."""
+    columns = source.columns
+    lead = [quote_ident(c) for c in ("userId", "anonymousId") if c in columns]
+    time_field = next((c for c in SEGMENT_TIME_FIELDS if c in columns), None)
+    if time_field is None:
+        raise InputError(source.path, "Segment messages need a 'timestamp'", column="timestamp")
+    event = quote_ident("event")
+    if "type" in columns:
+        page = "CASE WHEN \"type\" = 'page' THEN 'page_view' ELSE " + event + " END"
+        event = page
+        rest = "\"type\" IN ('track', 'page')"
+    else:
+        rest = "TRUE"
+    exprs = {
+        "lead_id": f"coalesce({', '.join(lead)})" if len(lead) > 1 else lead[0],
+        "event": event,
+        "timestamp": quote_ident(time_field),
+        "timestamp_type": source.type_of(time_field),
+        "event_id": (f"CAST({quote_ident('messageId')} AS VARCHAR)" if "messageId" in columns
+                     else f"CAST({source.row_number_sql} AS VARCHAR)"),
+    }
+    props: dict[str, str] = {}
+    if "properties" in columns:
+        ptype = source.type_of("properties")
+        for key in _struct_keys(ptype):
+            props.setdefault(normalize_name(key), f"\"properties\".{quote_ident(key)}")
+    return exprs, props, rest
+
+
+def _struct_keys(type_text: str) -> list[str]:
+    """Field names of a DuckDB ``STRUCT(a VARCHAR, "b c" BIGINT)`` type's top level."""
+    if not type_text.upper().startswith("STRUCT("):
+        return []
+    body, depth, keys, part = type_text[7:-1], 0, [], ""
+    for ch in body + ",":
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            name = part.strip()
+            if name.startswith('"'):
+                keys.append(name[1:name.index('"', 1)])
+            elif name:
+                keys.append(name.split(" ", 1)[0])
+            part = ""
+        else:
+            part += ch
+    return keys
+
+
+def _check(con: duckdb.DuckDBPyConnection, source: Source,
+           checks: list[tuple[str, str, str, str]], filter_sql: str) -> None:
+    """One pass counting every kind of bad row; only on failure, find the first one."""
+    counts = con.execute(
+        "SELECT " + ", ".join(f"count(*) FILTER (WHERE coalesce({bad}, TRUE))"
+                              for _, bad, _, _ in checks)
+        + f" FROM {quote_ident(source.view)} WHERE {filter_sql}"
+    ).fetchone()
+    assert counts is not None
+    for (column, bad, value_sql, message), count in zip(checks, counts, strict=True):
+        if count:
+            found = _first_bad_row(con, source, f"({filter_sql}) AND coalesce({bad}, TRUE)",
+                                   value_sql)
+            row, value = found if found else (None, None)
+            more = f" ({count - 1} more rows like it)" if count > 1 else ""
+            shown = f": {value!r}" if value is not None else ""
+            raise InputError(source.path, f"{message}{shown}{more}", row=row, column=column)
+
+
+def open_leads(con: duckdb.DuckDBPyConnection, path: str | Path) -> LeadTable:
+    """Leads from ``path``: an id column plus attributes; Segment ``identify`` traits work too."""
+    source = register(con, path, "pyro_leads_raw")
+    raw = quote_ident(source.view)
+    columns = source.columns
+    attributes: dict[str, str] = {}
+    if "traits" in columns and ("userId" in columns or "anonymousId" in columns):
+        lead_sql = "CAST(coalesce(" + ", ".join(
+            quote_ident(c) for c in ("userId", "anonymousId") if c in columns) + ") AS VARCHAR)"
+        for key in _struct_keys(source.type_of("traits")):
+            attributes.setdefault(normalize_name(key), f"\"traits\".{quote_ident(key)}")
+        filter_sql = "\"type\" = 'identify'" if "type" in columns else "TRUE"
+    else:
+        found = _find(columns, LEAD_ALIASES)
+        if found is None:
+            raise InputError(path, f"missing column 'lead_id' (columns found: "
+                             f"{', '.join(columns)})", column="lead_id")
+        lead_sql = f"CAST({quote_ident(found)} AS VARCHAR)"
+        for column in columns:
+            if column == found:
+                continue
+            name = normalize_name(column)
+            if name in attributes:
+                raise InputError(path, f"columns {column!r} and another both read as {name!r}",
+                                 column=column)
+            attributes[name] = quote_ident(column)
+        filter_sql = "TRUE"
+    _check(con, source, [("lead_id", f"{lead_sql} IS NULL OR trim({lead_sql}) = ''", lead_sql,
+                          "lead_id is empty")], filter_sql)
+    dup = con.execute(
+        f"SELECT rn, lid FROM (SELECT rn, lid, row_number() OVER (PARTITION BY lid ORDER BY rn) "
+        f"AS k FROM (SELECT {source.row_number_sql} AS rn, {lead_sql} AS lid FROM {raw} "
+        f"WHERE {filter_sql})) WHERE k = 2 ORDER BY rn LIMIT 1"
+    ).fetchone()
+    if dup is not None:
+        raise InputError(path, f"lead {dup[1]!r} appears twice; one row per lead", row=int(dup[0]),
+                         column="lead_id")
+    select = ", ".join([f"{lead_sql} AS lead_id"]
+                       + [f"{sql} AS {quote_ident('a_' + name)}" for name, sql in attributes.items()])
+    con.execute(f"CREATE OR REPLACE TEMP VIEW pyro_leads AS SELECT {select} FROM {raw} "
+                f"WHERE {filter_sql}")
+    return LeadTable("pyro_leads", {name: quote_ident("a_" + name) for name in attributes})

@@ -1,0 +1,84 @@
+"""Shared helpers: run the DuckDB batch engine over in-memory events and leads."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pytest
+from hypothesis import settings
+
+from pyrometer.core.conditions import normalize_record
+from pyrometer.core.model import Event, ScoredLead
+from pyrometer.core.playbook import Playbook
+from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, EventTable, LeadTable
+from pyrometer.engines.sql_conditions import quote_ident
+
+settings.register_profile("ci", max_examples=150, deadline=None)
+settings.register_profile("dev", max_examples=60, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def event_table(con: duckdb.DuckDBPyConnection, events: Iterable[Event]) -> EventTable:
+    """Register events (with all their properties as text columns) as a DuckDB table."""
+    events = list(events)
+    keys = sorted({key for event in events for key in event.properties})
+    columns: dict[str, list[Any]] = {"lead_id": [], "event": [], "ts_us": [], "event_id": []}
+    for key in keys:
+        columns["p_" + key] = []
+    for event in events:
+        columns["lead_id"].append(event.lead_id)
+        columns["event"].append(event.name)
+        columns["ts_us"].append(event.ts_us)
+        columns["event_id"].append(event.event_id)
+        for key in keys:
+            value = event.properties.get(key)
+            columns["p_" + key].append(None if value is None else str(value))
+    schema = pa.schema([("lead_id", pa.string()), ("event", pa.string()),
+                        ("ts_us", pa.int64()), ("event_id", pa.string())]
+                       + [("p_" + key, pa.string()) for key in keys])
+    con.register("test_events", pa.table(columns, schema=schema))
+    return EventTable("test_events", {key: quote_ident("p_" + key) for key in keys})
+
+
+def lead_table(con: duckdb.DuckDBPyConnection,
+               leads: Mapping[str, Mapping[str, Any]]) -> LeadTable | None:
+    if not leads:
+        return None
+    normalized = {lead: normalize_record(attrs) for lead, attrs in leads.items()}
+    keys = sorted({key for attrs in normalized.values() for key in attrs})
+    columns: dict[str, list[Any]] = {"lead_id": list(normalized)}
+    for key in keys:
+        columns["a_" + key] = [None if attrs.get(key) is None else str(attrs[key])
+                               for attrs in normalized.values()]
+    schema = pa.schema([("lead_id", pa.string())] + [("a_" + key, pa.string()) for key in keys])
+    con.register("test_leads", pa.table(columns, schema=schema))
+    return LeadTable("test_leads", {key: quote_ident("a_" + key) for key in keys})
+
+
+def batch_score(playbook: Playbook, events: Iterable[Event],
+                leads: Mapping[str, Mapping[str, Any]], as_of_us: int,
+                explain: bool = False) -> dict[str, ScoredLead]:
+    con = duckdb.connect()
+    events = list(events)
+    table = event_table(con, events) if events else None
+    leads_t = lead_table(con, leads)
+    scorer = DuckDBBatchScorer(playbook, con)
+    if explain:
+        ids = sorted({e.lead_id for e in events if e.ts_us <= as_of_us} | set(leads))
+        return scorer.explain(table, leads_t, as_of_us, ids)
+    return scorer.score(table, leads_t, as_of_us)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is not there (the shared/ folder sits beside the repo)")
+    return SHARED_DATA
