@@ -41,31 +41,43 @@ def event_table(con: duckdb.DuckDBPyConnection, events: Iterable[Event]) -> Even
         for key in keys:
             value = event.properties.get(key)
             columns["p_" + key].append(None if value is None else str(value))
-    schema = pa.schema([("lead_id", pa.string()), ("event", pa.string()),
-                        ("ts_us", pa.int64()), ("event_id", pa.string())]
-                       + [("p_" + key, pa.string()) for key in keys])
+    schema = pa.schema(
+        [
+            ("lead_id", pa.string()),
+            ("event", pa.string()),
+            ("ts_us", pa.int64()),
+            ("event_id", pa.string()),
+        ]
+        + [("p_" + key, pa.string()) for key in keys]
+    )
     con.register("test_events", pa.table(columns, schema=schema))
     return EventTable("test_events", {key: quote_ident("p_" + key) for key in keys})
 
 
-def lead_table(con: duckdb.DuckDBPyConnection,
-               leads: Mapping[str, Mapping[str, Any]]) -> LeadTable | None:
+def lead_table(
+    con: duckdb.DuckDBPyConnection, leads: Mapping[str, Mapping[str, Any]]
+) -> LeadTable | None:
     if not leads:
         return None
     normalized = {lead: normalize_record(attrs) for lead, attrs in leads.items()}
     keys = sorted({key for attrs in normalized.values() for key in attrs})
     columns: dict[str, list[Any]] = {"lead_id": list(normalized)}
     for key in keys:
-        columns["a_" + key] = [None if attrs.get(key) is None else str(attrs[key])
-                               for attrs in normalized.values()]
+        columns["a_" + key] = [
+            None if attrs.get(key) is None else str(attrs[key]) for attrs in normalized.values()
+        ]
     schema = pa.schema([("lead_id", pa.string())] + [("a_" + key, pa.string()) for key in keys])
     con.register("test_leads", pa.table(columns, schema=schema))
     return LeadTable("test_leads", {key: quote_ident("a_" + key) for key in keys})
 
 
-def batch_score(playbook: Playbook, events: Iterable[Event],
-                leads: Mapping[str, Mapping[str, Any]], as_of_us: int,
-                explain: bool = False) -> dict[str, ScoredLead]:
+def batch_score(
+    playbook: Playbook,
+    events: Iterable[Event],
+    leads: Mapping[str, Mapping[str, Any]],
+    as_of_us: int,
+    explain: bool = False,
+) -> dict[str, ScoredLead]:
     con = duckdb.connect()
     events = list(events)
     table = event_table(con, events) if events else None

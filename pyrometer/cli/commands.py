@@ -26,14 +26,20 @@ from pyrometer.io.writers import iso_sql, write_query
 out = Console()
 err = Console(stderr=True)
 
-EventsArg = Annotated[Path, typer.Argument(help="Events: CSV, Parquet or JSON Lines "
-                                           "(lead_id, event, timestamp, properties...).",
-                                           show_default=False)]
+EventsArg = Annotated[
+    Path,
+    typer.Argument(
+        help="Events: CSV, Parquet or JSON Lines (lead_id, event, timestamp, properties...).",
+        show_default=False,
+    ),
+]
 LeadsOpt = Annotated[Path | None, typer.Option("--leads", help="Leads: lead_id plus attributes.")]
-PlaybookOpt = Annotated[Path | None, typer.Option("--playbook", help="Playbook YAML; default: "
-                                                  "the built-in one.")]
-AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="Score as of this ISO-8601 time; "
-                                             "default: now.")]
+PlaybookOpt = Annotated[
+    Path | None, typer.Option("--playbook", help="Playbook YAML; default: the built-in one.")
+]
+AsOfOpt = Annotated[
+    str | None, typer.Option("--as-of", help="Score as of this ISO-8601 time; default: now.")
+]
 
 
 class UserError(Exception):
@@ -59,12 +65,16 @@ def parse_as_of(text: str | None) -> int:
     try:
         return to_us(parse_timestamp(text))
     except ValueError:
-        raise UserError(f"--as-of: {text!r} is not an ISO-8601 time such as "
-                        "2026-11-23T10:00:00Z") from None
+        raise UserError(
+            f"--as-of: {text!r} is not an ISO-8601 time such as 2026-11-23T10:00:00Z"
+        ) from None
 
 
 def _open(
-    con: duckdb.DuckDBPyConnection, playbook: Playbook, events: Path, leads: Path | None,
+    con: duckdb.DuckDBPyConnection,
+    playbook: Playbook,
+    events: Path,
+    leads: Path | None,
     strict: bool,
 ) -> tuple[EventTable, LeadTable | None]:
     event_table = open_events(con, events, playbook.known_events if strict else None)
@@ -77,11 +87,14 @@ def score_command(
     leads: LeadsOpt = None,
     playbook: PlaybookOpt = None,
     as_of: AsOfOpt = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write every lead to "
-                                                ".csv, .parquet, .json or .jsonl.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Write every lead to .csv, .parquet, .json or .jsonl."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array on stdout.")] = False,
-    strict: Annotated[bool, typer.Option("--strict", help="Fail on events the playbook does "
-                                         "not know.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail on events the playbook does not know.")
+    ] = False,
     top: Annotated[int, typer.Option("--top", help="Rows in the table.")] = 20,
 ) -> None:
     """Score every lead in EVENTS (and LEADS) as of a time."""
@@ -93,8 +106,11 @@ def score_command(
         scorer = DuckDBBatchScorer(book, con)
         with duckdb_progress(con, err, "Scoring") as bar:
             relation = scorer.score_relation(
-                event_table, lead_table, as_of_us,
-                progress=lambda stage: bar.update(bar.task_ids[0], description=stage))
+                event_table,
+                lead_table,
+                as_of_us,
+                progress=lambda stage: bar.update(bar.task_ids[0], description=stage),
+            )
             con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_scored AS {relation.sql_query()}")
         query = "SELECT * FROM pyro_scored ORDER BY score DESC, lead_id"
         if output is not None:
@@ -113,9 +129,11 @@ def _count(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _dicts(con: duckdb.DuckDBPyConnection, query: str) -> list[dict[str, Any]]:
-    rel = con.sql(f"SELECT * REPLACE (round(score, 4) AS score, round(fit, 4) AS fit, "
-                  f"round(engagement, 4) AS engagement, {iso_sql('last_activity')} "
-                  f"AS last_activity) FROM ({query})")
+    rel = con.sql(
+        f"SELECT * REPLACE (round(score, 4) AS score, round(fit, 4) AS fit, "
+        f"round(engagement, 4) AS engagement, {iso_sql('last_activity')} "
+        f"AS last_activity) FROM ({query})"
+    )
     return [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
 
 
@@ -123,24 +141,42 @@ TEMPERATURE_STYLE = {"hot": "bold red", "warm": "yellow", "cold": "cyan"}
 
 
 def _print_summary(con: duckdb.DuckDBPyConnection, top: int, as_of_us: int) -> None:
-    counts = dict(con.sql("SELECT temperature, count(*) FROM pyro_scored GROUP BY ALL")
-                  .fetchall())
+    counts = dict(con.sql("SELECT temperature, count(*) FROM pyro_scored GROUP BY ALL").fetchall())
     total = sum(counts.values())
     table = Table(title=f"Top {min(top, total)} of {total} leads as of {iso(as_of_us)}")
-    for column in ("lead", "score", "fit", "engagement", "temperature", "stage", "funnel",
-                   "last activity"):
-        table.add_column(column, justify="right" if column in {"score", "fit", "engagement"}
-                         else "left")
-    for row in _dicts(con, f"SELECT * FROM pyro_scored ORDER BY score DESC, lead_id "
-                           f"LIMIT {int(top)}"):
+    for column in (
+        "lead",
+        "score",
+        "fit",
+        "engagement",
+        "temperature",
+        "stage",
+        "funnel",
+        "last activity",
+    ):
+        table.add_column(
+            column, justify="right" if column in {"score", "fit", "engagement"} else "left"
+        )
+    for row in _dicts(
+        con, f"SELECT * FROM pyro_scored ORDER BY score DESC, lead_id LIMIT {int(top)}"
+    ):
         style = TEMPERATURE_STYLE.get(row["temperature"], "")
-        table.add_row(row["lead_id"], f"{row['score']:.2f}", f"{row['fit']:.2f}",
-                      f"{row['engagement']:.2f}", f"[{style}]{row['temperature']}[/]",
-                      row["stage"] + (" (suppressed)" if row["suppressed"] else ""),
-                      row["funnel"], row["last_activity"] or "")
+        table.add_row(
+            row["lead_id"],
+            f"{row['score']:.2f}",
+            f"{row['fit']:.2f}",
+            f"{row['engagement']:.2f}",
+            f"[{style}]{row['temperature']}[/]",
+            row["stage"] + (" (suppressed)" if row["suppressed"] else ""),
+            row["funnel"],
+            row["last_activity"] or "",
+        )
     out.print(table)
-    out.print("  ".join(f"[{TEMPERATURE_STYLE[t]}]{t}[/]: {counts.get(t, 0)}"
-                        for t in ("hot", "warm", "cold")))
+    out.print(
+        "  ".join(
+            f"[{TEMPERATURE_STYLE[t]}]{t}[/]: {counts.get(t, 0)}" for t in ("hot", "warm", "cold")
+        )
+    )
 
 
 def explain_command(
@@ -159,19 +195,28 @@ def explain_command(
         event_table, lead_table = _open(con, book, events, leads, strict=False)
         found = DuckDBBatchScorer(book, con).explain(event_table, lead_table, as_of_us, [lead_id])
         if lead_id not in found:
-            raise UserError(f"lead {lead_id!r} has no events at or before {iso(as_of_us)} in "
-                            f"{events}" + (f" and is not in {leads}" if leads else ""))
+            raise UserError(
+                f"lead {lead_id!r} has no events at or before {iso(as_of_us)} in "
+                f"{events}" + (f" and is not in {leads}" if leads else "")
+            )
         lead = found[lead_id]
         if as_json:
-            sys.stdout.write(json.dumps({**lead.to_dict(ledger=True), "as_of": iso(as_of_us)},
-                                        ensure_ascii=False) + "\n")
+            sys.stdout.write(
+                json.dumps(
+                    {**lead.to_dict(ledger=True), "as_of": iso(as_of_us)}, ensure_ascii=False
+                )
+                + "\n"
+            )
             return
         style = TEMPERATURE_STYLE[str(lead.temperature)]
-        out.print(f"[bold]{lead_id}[/]  score [bold]{lead.score:.2f}[/] = fit {lead.fit:.2f} + "
-                  f"engagement {lead.engagement:.2f}  [{style}]{lead.temperature}[/]  "
-                  f"stage {lead.stage} ({lead.funnel})"
-                  + ("  [red]suppressed[/]" if lead.suppressed else "")
-                  + f"  as of {iso(as_of_us)}", highlight=False)
+        out.print(
+            f"[bold]{lead_id}[/]  score [bold]{lead.score:.2f}[/] = fit {lead.fit:.2f} + "
+            f"engagement {lead.engagement:.2f}  [{style}]{lead.temperature}[/]  "
+            f"stage {lead.stage} ({lead.funnel})"
+            + ("  [red]suppressed[/]" if lead.suppressed else "")
+            + f"  as of {iso(as_of_us)}",
+            highlight=False,
+        )
         table = Table(show_footer=True)
         table.add_column("rule")
         table.add_column("event")
@@ -179,12 +224,18 @@ def explain_command(
         table.add_column("points", justify="right")
         table.add_column("now worth", justify="right", footer=f"{lead.score:.2f}")
         for fit_line in lead.fit_lines:
-            table.add_row(fit_line.rule, "(fit)", "", f"{fit_line.points:+g}",
-                          f"{fit_line.points:.2f}")
+            table.add_row(
+                fit_line.rule, "(fit)", "", f"{fit_line.points:+g}", f"{fit_line.points:.2f}"
+            )
         for line in lead.engagement_lines:
             note = "" if line.points else " [dim](cap reached)[/]"
-            table.add_row(line.rule, f"{line.event} [dim]{line.event_id}[/]", iso(line.ts_us) or "",
-                          f"{line.points:+g}{note}", f"{line.value:.2f}")
+            table.add_row(
+                line.rule,
+                f"{line.event} [dim]{line.event_id}[/]",
+                iso(line.ts_us) or "",
+                f"{line.points:+g}{note}",
+                f"{line.value:.2f}",
+            )
         out.print(table)
 
 
@@ -194,13 +245,16 @@ def playbook_check(
     """Validate a playbook; errors name the path inside the file and its line."""
     with user_errors():
         book = load_playbook(file)
-        out.print(f"{file}: ok — {len(book.engagement)} engagement rules, {len(book.fit)} fit "
-                  f"rules, hot at {book.temperature.hot:g}, warm at {book.temperature.warm:g}")
+        out.print(
+            f"{file}: ok — {len(book.engagement)} engagement rules, {len(book.fit)} fit "
+            f"rules, hot at {book.temperature.hot:g}, warm at {book.temperature.warm:g}"
+        )
 
 
 def playbook_show(
-    file: Annotated[Path | None, typer.Argument(help="A playbook; default: the built-in one.")]
-    = None,
+    file: Annotated[
+        Path | None, typer.Argument(help="A playbook; default: the built-in one.")
+    ] = None,
 ) -> None:
     """Print a playbook as YAML (the built-in one, with its comments, by default)."""
     with user_errors():
@@ -221,4 +275,3 @@ def register(app: typer.Typer) -> None:
     from pyrometer.cli.demo_command import demo_command
 
     app.command("demo")(demo_command)
-

@@ -21,15 +21,23 @@ from pyrometer.io.writers import write_query
 
 
 def demo_command(
-    folder: Annotated[Path, typer.Option("--dir", help="Where to write the demo files.")]
-    = Path("pyrometer-demo"),
+    folder: Annotated[Path, typer.Option("--dir", help="Where to write the demo files.")] = Path(
+        "pyrometer-demo"
+    ),
     leads: Annotated[int, typer.Option("--leads", min=10, help="How many leads.")] = 3000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 7,
-    end: Annotated[str | None, typer.Option("--end", help="Last day of the data (ISO-8601); "
-                                            "default: now.")] = None,
+    end: Annotated[
+        str | None, typer.Option("--end", help="Last day of the data (ISO-8601); default: now.")
+    ] = None,
     playbook: Annotated[Path | None, typer.Option("--playbook", help="Playbook YAML.")] = None,
-    horizon: Annotated[int, typer.Option("--horizon", min=1, help="Days after the snapshot in "
-                                         "which a purchase counts as conversion.")] = 30,
+    horizon: Annotated[
+        int,
+        typer.Option(
+            "--horizon",
+            min=1,
+            help="Days after the snapshot in which a purchase counts as conversion.",
+        ),
+    ] = 30,
 ) -> None:
     """Generate a synthetic company, score it, and show conversion by temperature."""
     with user_errors():
@@ -38,8 +46,10 @@ def demo_command(
         with err.status(f"Generating {leads} leads..."):
             company = generate(leads, seed=seed, end=from_us(end_us))
             leads_path, events_path = company.write(folder)
-        err.print(f"wrote {len(company.leads)} leads to {leads_path} and "
-                  f"{len(company.events)} events to {events_path}")
+        err.print(
+            f"wrote {len(company.leads)} leads to {leads_path} and "
+            f"{len(company.events)} events to {events_path}"
+        )
 
         con = duckdb.connect()
         events = open_events(con, events_path)
@@ -54,12 +64,15 @@ def demo_command(
         scores_path = folder / "scores.csv"
         write_query(con, "SELECT * FROM demo_now ORDER BY score DESC, lead_id", scores_path)
 
-        counts = dict(con.sql("SELECT temperature, count(*) FROM demo_now GROUP BY ALL")
-                      .fetchall())
-        out.print(f"\n[bold]Scored {sum(counts.values())} leads as of {iso(end_us)}[/] "
-                  f"(written to {scores_path}):  " + "  ".join(
-                      f"[{TEMPERATURE_STYLE[t]}]{t}[/] {counts.get(t, 0)}"
-                      for t in ("hot", "warm", "cold")))
+        counts = dict(con.sql("SELECT temperature, count(*) FROM demo_now GROUP BY ALL").fetchall())
+        out.print(
+            f"\n[bold]Scored {sum(counts.values())} leads as of {iso(end_us)}[/] "
+            f"(written to {scores_path}):  "
+            + "  ".join(
+                f"[{TEMPERATURE_STYLE[t]}]{t}[/] {counts.get(t, 0)}"
+                for t in ("hot", "warm", "cold")
+            )
+        )
         rows = con.sql(f"""
             SELECT t.temperature, count(*) AS leads,
                    count(*) FILTER (WHERE p.lead_id IS NOT NULL) AS converted
@@ -71,8 +84,10 @@ def demo_command(
             GROUP BY ALL
         """).fetchall()
         by_temp = {row[0]: row[1:] for row in rows}
-        table = Table(title=f"Temperature on {iso(snapshot_us)[:10]} → purchase in the next "
-                            f"{horizon} days (open leads)")
+        table = Table(
+            title=f"Temperature on {iso(snapshot_us)[:10]} → purchase in the next "
+            f"{horizon} days (open leads)"
+        )
         for column in ("temperature", "leads", "converted", "conversion"):
             table.add_column(column, justify="left" if column == "temperature" else "right")
         for temp in ("hot", "warm", "cold"):
@@ -80,12 +95,15 @@ def demo_command(
             rate = f"{converted / n:.1%}" if n else "-"
             table.add_row(f"[{TEMPERATURE_STYLE[temp]}]{temp}[/]", str(n), str(converted), rate)
         out.print(table)
-        out.print(f"Next: pyrometer explain {_hottest(con)} {events_path} --leads {leads_path} "
-                  f"--as-of {iso(end_us)}", highlight=False)
+        out.print(
+            f"Next: pyrometer explain {_hottest(con)} {events_path} --leads {leads_path} "
+            f"--as-of {iso(end_us)}",
+            highlight=False,
+        )
 
 
 def _hottest(con: duckdb.DuckDBPyConnection) -> str:
-    row = con.execute("SELECT lead_id FROM demo_now ORDER BY score DESC, lead_id LIMIT 1").fetchone()
+    row = con.execute(
+        "SELECT lead_id FROM demo_now ORDER BY score DESC, lead_id LIMIT 1"
+    ).fetchone()
     return str(row[0]) if row else "LEAD_ID"
-
-

@@ -20,9 +20,15 @@ def duckdb_progress(
     Off when the console is not a terminal, so pipes and CI logs stay clean.
     """
     con.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = false")
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
-        "{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=console, transient=True,
-        disable=not console.is_terminal)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
     task = progress.add_task(description, total=100)
     done = threading.Event()
 

@@ -204,7 +204,9 @@ class Where(BaseModel):
     ) -> bool:
         """``record`` must have normalised keys (see :func:`normalize_record`)."""
         missing_set = frozenset(missing_values)
-        return all(cond.matches(record.get(name), missing_set) for name, cond in self.fields.items())
+        return all(
+            cond.matches(record.get(name), missing_set) for name, cond in self.fields.items()
+        )
 
 
 def normalize_record(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -72,8 +72,10 @@ class LeadState:
             "suppressed_by_attributes": self.suppressed_by_attributes,
             "anchor_step": self.anchor_step,
             "engagement_at_anchor": self.engagement_at_anchor,
-            "windows": [[rule, window, [list(key) for key in keys]]
-                        for (rule, window), keys in self.windows.items()],
+            "windows": [
+                [rule, window, [list(key) for key in keys]]
+                for (rule, window), keys in self.windows.items()
+            ],
             "lifecycle": list(self.lifecycle) if self.lifecycle else None,
             "suppressed_at_us": self.suppressed_at_us,
             "last_activity_us": self.last_activity_us,
@@ -90,10 +92,13 @@ class LeadState:
             suppressed_by_attributes=data["suppressed_by_attributes"],
             anchor_step=data["anchor_step"],
             engagement_at_anchor=data["engagement_at_anchor"],
-            windows={(rule, window): tuple((int(ts), str(eid), str(name)) for ts, eid, name in keys)
-                     for rule, window, keys in data["windows"]},
+            windows={
+                (rule, window): tuple((int(ts), str(eid), str(name)) for ts, eid, name in keys)
+                for rule, window, keys in data["windows"]
+            },
             lifecycle=(int(lifecycle[0]), str(lifecycle[1]), Stage(lifecycle[2]))
-            if lifecycle else None,
+            if lifecycle
+            else None,
             suppressed_at_us=data["suppressed_at_us"],
             last_activity_us=data["last_activity_us"],
             event_count=data["event_count"],
@@ -183,14 +188,16 @@ def apply_event(playbook: Playbook, state: LeadState, event: Event) -> Step:
                     new_points = rule.points_at_rank(old_rank + 1)
                     if new_points != old_points:
                         engagement += value_at_anchor(new_points - old_points, ts_us)
-                        lines.append(EngagementLine(rule.name, event_id, name, ts_us,
-                                                    new_points, new_points))
+                        lines.append(
+                            EngagementLine(rule.name, event_id, name, ts_us, new_points, new_points)
+                        )
                 member = (event.ts_us, event.event_id, event.name)
                 grown = (*members[:rank], member, *members[rank:])
                 windows = {**windows, key: grown[: rule.slots]}
         engagement += value_at_anchor(points, event.ts_us)
-        lines.append(EngagementLine(rule.name, event.event_id, event.name, event.ts_us,
-                                    points, points))
+        lines.append(
+            EngagementLine(rule.name, event.event_id, event.name, event.ts_us, points, points)
+        )
 
     lifecycle = state.lifecycle
     stage = playbook.lifecycle.events.get(event.name)
@@ -211,8 +218,9 @@ def apply_event(playbook: Playbook, state: LeadState, event: Event) -> Step:
     )
     after = _classes(playbook, state, engagement)
     assert state.last_activity_us is not None
-    transitions += _transitions(playbook, state, before, after, state.last_activity_us,
-                                f"event:{event.event_id}")
+    transitions += _transitions(
+        playbook, state, before, after, state.last_activity_us, f"event:{event.event_id}"
+    )
     return Step(state, tuple(lines), tuple(transitions))
 
 
@@ -273,8 +281,9 @@ def _crossing_steps(playbook: Playbook, state: LeadState) -> list[int]:
         shift = {Metric.SCORE: state.fit, Metric.ENGAGEMENT: 0.0}.get(metric)
         if shift is None:
             continue
-        thresholds += [bound - shift for bound in (cond.gt, cond.gte, cond.lt, cond.lte)
-                       if bound is not None]
+        thresholds += [
+            bound - shift for bound in (cond.gt, cond.gte, cond.lt, cond.lte) if bound is not None
+        ]
     half_life = playbook.decay.half_life_steps
     steps: set[int] = set()
     for theta in thresholds:

@@ -360,8 +360,10 @@ class PlaybookError(ValueError):
     def __init__(self, source: str, problems: list[tuple[str, str]]):
         self.source = source
         self.problems = problems
-        lines = [f"{source}: {path}: {message}" if path else f"{source}: {message}"
-                 for path, message in problems]
+        lines = [
+            f"{source}: {path}: {message}" if path else f"{source}: {message}"
+            for path, message in problems
+        ]
         super().__init__("\n".join(lines))
 
 
@@ -411,8 +413,13 @@ def default_playbook() -> Playbook:
     return parse_playbook(default_playbook_text(), source="default playbook")
 
 
-_ALIASES = {"per_us": "per", "half_life_us": "half_life", "step_us": "step", "in_": "in",
-            "not_": "not"}
+_ALIASES = {
+    "per_us": "per",
+    "half_life_us": "half_life",
+    "step_us": "step",
+    "in_": "in",
+    "not_": "not",
+}
 
 
 def _format_loc(loc: list[Any]) -> str:
@@ -435,8 +442,10 @@ def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
         line = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
             key = _ALIASES.get(str(part), str(part))
-            node = next((v for k, v in node.value
-                         if k.value == key or normalize_name(str(k.value)) == key), None)
+            node = next(
+                (v for k, v in node.value if k.value == key or normalize_name(str(k.value)) == key),
+                None,
+            )
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             node = node.value[part] if part < len(node.value) else None
         else:

@@ -57,8 +57,9 @@ def score_lead_reference(
             rank_in_window[(rule.name, window)] = rank + 1
             points = rule.points_at_rank(rank)
             value = points * decay.factor(now_step - decay.step_of(event.ts_us))
-            lines.append(EngagementLine(rule.name, event.event_id, event.name, event.ts_us,
-                                        points, value))
+            lines.append(
+                EngagementLine(rule.name, event.event_id, event.name, event.ts_us, points, value)
+            )
         stage = playbook.lifecycle.events.get(event.name)
         if stage is not None and (explicit is None or event.order_key >= explicit[0]):
             explicit = (event.order_key, stage)

@@ -23,15 +23,42 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-SOURCES = {"web_form": 30, "imported_list": 22, "trade_show": 10, "paid_ads": 18,
-           "referral": 6, "organic_search": 14}
-TITLES = {"CEO": 4, "Founder": 3, "VP Sales": 4, "Head of Marketing": 5, "Director of IT": 4,
-          "Marketing Manager": 10, "Sales Lead": 6, "Product Manager": 6, "Analyst": 12,
-          "Engineer": 14, "Consultant": 8, "Student": 8, "Assistant": 6, "": 10}
-INDUSTRIES = {"Software": 20, "Financial Services": 10, "Healthcare": 8, "Manufacturing": 10,
-              "Retail": 12, "Education": 10, "Government": 5, "Media": 6, "": 19}
-COUNTRIES = {"US": 30, "GB": 10, "DE": 10, "LT": 5, "UA": 5, "CN": 8, "IN": 12, "BR": 8,
-             "": 12}
+SOURCES = {
+    "web_form": 30,
+    "imported_list": 22,
+    "trade_show": 10,
+    "paid_ads": 18,
+    "referral": 6,
+    "organic_search": 14,
+}
+TITLES = {
+    "CEO": 4,
+    "Founder": 3,
+    "VP Sales": 4,
+    "Head of Marketing": 5,
+    "Director of IT": 4,
+    "Marketing Manager": 10,
+    "Sales Lead": 6,
+    "Product Manager": 6,
+    "Analyst": 12,
+    "Engineer": 14,
+    "Consultant": 8,
+    "Student": 8,
+    "Assistant": 6,
+    "": 10,
+}
+INDUSTRIES = {
+    "Software": 20,
+    "Financial Services": 10,
+    "Healthcare": 8,
+    "Manufacturing": 10,
+    "Retail": 12,
+    "Education": 10,
+    "Government": 5,
+    "Media": 6,
+    "": 19,
+}
+COUNTRIES = {"US": 30, "GB": 10, "DE": 10, "LT": 5, "UA": 5, "CN": 8, "IN": 12, "BR": 8, "": 12}
 FREE_MAIL = ("gmail.com", "yahoo.com", "outlook.com")
 # Journey weights by source: bought lists mostly stay cold, referrals mostly buy.
 JOURNEYS = ("stays_cold", "warms_up", "buys", "goes_cold", "unsubscribes")
@@ -43,8 +70,15 @@ SOURCE_JOURNEYS = {
     "referral": (20, 25, 40, 12, 3),
     "organic_search": (35, 30, 15, 16, 4),
 }
-CONTENT_PAGES = ("/blog/cold-leads", "/blog/lead-scoring-101", "/features", "/about",
-                 "/customers", "/integrations", "/blog/nurture-sequences")
+CONTENT_PAGES = (
+    "/blog/cold-leads",
+    "/blog/lead-scoring-101",
+    "/features",
+    "/about",
+    "/customers",
+    "/integrations",
+    "/blog/nurture-sequences",
+)
 
 
 def _pick(rng: random.Random, weights: dict[str, int]) -> str:
@@ -80,17 +114,27 @@ class _Journey:
     def at(self, day: float) -> datetime | None:
         """A working-hours moment ``day`` days after the first touch, if before the end."""
         when = self.start + timedelta(days=day)
-        when = when.replace(hour=self.rng.randint(8, 19), minute=self.rng.randint(0, 59),
-                            second=self.rng.randint(0, 59), microsecond=0)
+        when = when.replace(
+            hour=self.rng.randint(8, 19),
+            minute=self.rng.randint(0, 59),
+            second=self.rng.randint(0, 59),
+            microsecond=0,
+        )
         return when if when <= self.end else None
 
     def emit(self, day: float, event: str, url: str = "") -> bool:
         when = self.at(day)
         if when is None:
             return False
-        self.rows.append({"lead_id": self.lead_id, "event": event,
-                          "timestamp": when.isoformat().replace("+00:00", "Z"),
-                          "event_id": f"{self.lead_id}-{len(self.rows) + 1}", "url": url})
+        self.rows.append(
+            {
+                "lead_id": self.lead_id,
+                "event": event,
+                "timestamp": when.isoformat().replace("+00:00", "Z"),
+                "event_id": f"{self.lead_id}-{len(self.rows) + 1}",
+                "url": url,
+            }
+        )
         return True
 
     def browse(self, day: float, pages: int) -> None:
@@ -121,8 +165,9 @@ def _journey_events(j: _Journey, kind: str, rng: random.Random) -> None:
         active = rng.uniform(5, 25)
         j.emit(0, "newsletter_signup")
         j.trickle(0, active, 2, ("page_view", "email_open", "email_click", "product_page_view"))
-        for event in rng.sample(["webinar_attended", "whitepaper_download", "case_study_download",
-                                 "form_submit"], k=2):
+        for event in rng.sample(
+            ["webinar_attended", "whitepaper_download", "case_study_download", "form_submit"], k=2
+        ):
             j.emit(rng.uniform(0, active), event)
         if rng.random() < 0.3:
             j.emit(rng.uniform(0, active), "pricing_page_view")
@@ -130,8 +175,12 @@ def _journey_events(j: _Journey, kind: str, rng: random.Random) -> None:
         warm_from = rng.uniform(0, max(1.0, span * 0.6))
         j.trickle(0, warm_from, 12, ("email_open", "page_view"))
         j.emit(warm_from, "newsletter_signup")
-        j.trickle(warm_from, span, 3, ("page_view", "email_open", "email_click",
-                                       "product_page_view", "whitepaper_download"))
+        j.trickle(
+            warm_from,
+            span,
+            3,
+            ("page_view", "email_open", "email_click", "product_page_view", "whitepaper_download"),
+        )
         j.emit(warm_from + rng.uniform(1, 30), "webinar_attended")
         if rng.random() < 0.35:
             _buying_spree(j, warm_from + rng.uniform(10, 60), rng, buy_chance=0.25)
@@ -166,10 +215,16 @@ def _profile(rng: random.Random, lead_id: str, source: str) -> dict[str, str]:
     size = "" if rng.random() < 0.15 else str(max(1, int(rng.lognormvariate(4.0, 1.8))))
     company = f"company{rng.randint(1, 900)}"
     domain = rng.choice(FREE_MAIL) if rng.random() < 0.25 else f"{company}.example"
-    return {"lead_id": lead_id, "email": f"{lead_id}@{domain}", "job_title": title,
-            "company_size": size, "industry": _pick(rng, INDUSTRIES),
-            "country": _pick(rng, COUNTRIES), "source": source,
-            "do_not_email": "Yes" if rng.random() < 0.03 else "No"}
+    return {
+        "lead_id": lead_id,
+        "email": f"{lead_id}@{domain}",
+        "job_title": title,
+        "company_size": size,
+        "industry": _pick(rng, INDUSTRIES),
+        "country": _pick(rng, COUNTRIES),
+        "source": source,
+        "do_not_email": "Yes" if rng.random() < 0.03 else "No",
+    }
 
 
 def _fit_bias(profile: dict[str, str]) -> float:
@@ -188,8 +243,9 @@ def _fit_bias(profile: dict[str, str]) -> float:
     return bias
 
 
-def generate(n_leads: int = 3000, seed: int = 7, end: datetime | None = None,
-             days: int = 180) -> Company:
+def generate(
+    n_leads: int = 3000, seed: int = 7, end: datetime | None = None, days: int = 180
+) -> Company:
     """``n_leads`` leads first seen over the ``days`` before ``end``, with their events."""
     rng = random.Random(seed)
     end = end or datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -202,8 +258,13 @@ def generate(n_leads: int = 3000, seed: int = 7, end: datetime | None = None,
         profile["created_at"] = start.replace(microsecond=0).isoformat().replace("+00:00", "Z")
         weights = list(SOURCE_JOURNEYS[source])
         bias = _fit_bias(profile)
-        weights = [weights[0] / bias, weights[1] * bias, weights[2] * bias, weights[3],
-                   weights[4] / bias]
+        weights = [
+            weights[0] / bias,
+            weights[1] * bias,
+            weights[2] * bias,
+            weights[3],
+            weights[4] / bias,
+        ]
         kind = rng.choices(JOURNEYS, weights=weights)[0]
         journey = _Journey(rng, lead_id, start, end)
         if source == "referral":
@@ -213,4 +274,3 @@ def generate(n_leads: int = 3000, seed: int = 7, end: datetime | None = None,
         company.events.extend(sorted(journey.rows, key=lambda row: row["timestamp"]))
         company.journeys[lead_id] = kind
     return company
-

@@ -27,7 +27,7 @@ from pyrometer.core.classify import CLASSIFY_DECIMALS
 from pyrometer.core.conditions import normalize_name
 from pyrometer.core.fit import fit_lines, suppressed_by_attributes
 from pyrometer.core.model import EngagementLine, FitLine, ScoredLead
-from pyrometer.core.playbook import Metric, Playbook, Stage, Temperature
+from pyrometer.core.playbook import EngagementRule, Metric, Playbook, Stage, Temperature
 from pyrometer.core.timeutil import to_us
 from pyrometer.engines.sql_conditions import (
     condition_sql,
@@ -47,6 +47,8 @@ class EventTable:
 
     sql: str
     properties: Mapping[str, str] = field(default_factory=dict)
+    diagnose: Callable[[], None] | None = field(default=None, compare=False)
+    """Called when rows lack a lead, event or time; raises an error naming the first."""
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,20 @@ class LeadTable:
     attributes: Mapping[str, str] = field(default_factory=dict)
 
 
+COUNT_BITS = 15  # bits per packed event count: up to 32,767 events of one rule per lead
+SLOTS_PER_CHUNK = 8  # 8 x 15 bits fit a HUGEINT
+
 OUTPUT_COLUMNS = (
-    "lead_id", "score", "fit", "engagement", "temperature", "stage", "funnel",
-    "suppressed", "last_activity", "events",
+    "lead_id",
+    "score",
+    "fit",
+    "engagement",
+    "temperature",
+    "stage",
+    "funnel",
+    "suppressed",
+    "last_activity",
+    "events",
 )
 
 
@@ -77,144 +90,314 @@ class DuckDBBatchScorer:
 
     # -- compiled pieces -------------------------------------------------------------
 
-    def _rule_rows(self, events: EventTable) -> tuple[list[tuple], dict[int, str]]:
-        """(rule id, raw event name, match id) rows for the names that occur in ``events``.
+    def _raw_names(self, events: EventTable) -> list[str]:
+        """Distinct event names as they are spelled in the data.
 
-        Raw names are read once (``SELECT DISTINCT``) and normalised here, so
-        ``"Demo Request"`` in a file meets ``demo_request`` in the playbook without
-        normalising every row in SQL.
+        Read once and normalised here, so ``"Demo Request"`` in a file meets
+        ``demo_request`` in the playbook without normalising every row in SQL.
         """
-        raw_names = [row[0] for row in self.con.sql(
-            f"SELECT DISTINCT event FROM {events.sql} WHERE event IS NOT NULL").fetchall()]
+        return [
+            str(row[0])
+            for row in self.con.execute(
+                f"SELECT DISTINCT event FROM {events.sql} WHERE event IS NOT NULL"
+            ).fetchall()
+        ]
+
+    def _load_rules(self, events: EventTable, raw_names: Sequence[str]) -> str:
+        """Register ``pyro_rules``: one row per (raw event name, rule that may match it).
+
+        The join on the name is a plain equality; whether the rule's property conditions
+        hold is a column (returned as SQL). ``cand`` numbers an event's candidate rules, so
+        the row with ``cand = 0`` stands for the event itself in its lead's activity.
+        """
         by_normal: dict[str, list[str]] = defaultdict(list)
         for raw in raw_names:
-            by_normal[normalize_name(str(raw))].append(str(raw))
-        rows: list[tuple] = []
-        conditions: dict[int, str] = {}
+            by_normal[normalize_name(raw)].append(raw)
         missing = self.playbook.missing_values
+        condition_ids: dict[str, int] = {"TRUE": 0}
+        candidates: dict[str, list[tuple[int, int]]] = defaultdict(list)  # name -> (rule, cond)
         for rule_id, rule in enumerate(self.playbook.engagement):
             wheres: dict[str, list[str]] = defaultdict(list)
             for alt in rule.alternatives:
                 wheres[alt.event].append(where_sql(alt.where, events.properties, missing))
             for name, clauses in wheres.items():
                 match_sql = "TRUE" if "TRUE" in clauses else " OR ".join(clauses)
-                match_id = 0
-                if match_sql != "TRUE":
-                    match_id = len(conditions) + 1
-                    conditions[match_id] = match_sql
-                rows += [(rule_id, raw, match_id) for raw in by_normal.get(name, [])]
-        return rows, conditions
-
-    def _load_rules(self, events: EventTable) -> str:
-        """Register the rule table; returns the SQL that filters matches by condition."""
-        rows, conditions = self._rule_rows(events)
-        self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE pyro_rules (rule_id INTEGER, raw_event VARCHAR, "
-            "match_id INTEGER, points DOUBLE, limited BOOLEAN, cap DOUBLE, window_us BIGINT)"
-        )
+                cond_id = condition_ids.setdefault(match_sql, len(condition_ids))
+                candidates[name].append((rule_id, cond_id))
         rules = self.playbook.engagement
+        slots = self._count_slots()
+        rows = [
+            (
+                raw,
+                rule_id,
+                cond_id,
+                cand,
+                rules[rule_id].points,
+                self._window_us(rules[rule_id]),
+                *(
+                    slots[rule_id][:1] + (str(1 << (COUNT_BITS * slots[rule_id][1])),)
+                    if rule_id in slots
+                    else (None, None)
+                ),
+            )
+            for name, pairs in candidates.items()
+            for cand, (rule_id, cond_id) in enumerate(pairs)
+            for raw in by_normal.get(name, [])
+        ]
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE pyro_rules (raw_event VARCHAR, rule_id INTEGER, "
+            "cond_id INTEGER, cand INTEGER, points DOUBLE, win_us BIGINT, chunk INTEGER, "
+            "one HUGEINT)"
+        )
         if rows:
-            self.con.executemany(
-                "INSERT INTO pyro_rules VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(rid, raw, mid, rules[rid].points, rules[rid].limited,
-                  rules[rid].cap_points if rules[rid].limited else None, rules[rid].window_us)
-                 for rid, raw, mid in rows],
-            )
-        if not conditions:
-            return "TRUE"
-        cases = " ".join(f"WHEN {mid} THEN {sql}" for mid, sql in conditions.items())
-        return f"(CASE r.match_id WHEN 0 THEN TRUE {cases} ELSE FALSE END)"
+            self.con.executemany("INSERT INTO pyro_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        if len(condition_ids) == 1:
+            return "(r.rule_id IS NOT NULL)"
+        cases = " ".join(f"WHEN {i} THEN {sql}" for sql, i in condition_ids.items() if i)
+        return f"(CASE r.cond_id WHEN 0 THEN TRUE {cases} ELSE FALSE END)"
 
-    def _decay_sql(self, ts_expr: str, as_of_us: int) -> str:
+    def _step_sql(self, ts_expr: str) -> str:
+        return f"pyro_fdiv({ts_expr}, {self.playbook.decay.step_us})"
+
+    def _factor_sql(self, step_expr: str, as_of_us: int) -> str:
+        """What a point earned in decay step ``step_expr`` is worth at ``as_of_us``."""
         decay = self.playbook.decay
-        now_step = decay.step_of(as_of_us)
-        return (f"pow(2.0, -({now_step} - pyro_fdiv({ts_expr}, {decay.step_us})) / "
-                f"{number_literal(decay.half_life_steps)})")
+        return (
+            f"pow(2.0, -({decay.step_of(as_of_us)} - ({step_expr})) / "
+            f"{number_literal(decay.half_life_steps)})"
+        )
 
-    def _matches_sql(self, events: EventTable, as_of_us: int, lead_filter: str = "") -> str:
-        match_filter = self._load_rules(events)
+    def _count_slots(self) -> dict[int, tuple[int, int]]:
+        """Where each limited rule's event count lives: (HUGEINT chunk, slot in it).
+
+        Counting every limited rule with its own filtered aggregate costs one pass over
+        the rows each; instead each row adds ``1 << (COUNT_BITS * slot)`` to its chunk's
+        sum, and the counts are read back with shifts.
+        """
+        limited = [i for i, rule in enumerate(self.playbook.engagement) if rule.limited]
+        return {rule_id: divmod(k, SLOTS_PER_CHUNK) for k, rule_id in enumerate(limited)}
+
+    @staticmethod
+    def _window_us(rule: EngagementRule) -> int | None:
+        """A limited rule's window length; ``None`` for the lead's whole life (and for
+        unlimited rules, which have no windows)."""
+        return rule.cap.per_us if rule.cap is not None else None
+
+    def _joined_sql(
+        self, events: EventTable, as_of_us: int, raw_names: Sequence[str], lead_filter: str = ""
+    ) -> str:
+        """Events joined to their candidate rules: one row per (event, candidate rule), or
+        one row with a NULL rule for an event no rule names. ``matched`` says whether the
+        rule's conditions hold; ``is_primary`` marks one row per event."""
+        match = self._load_rules(events, raw_names)
         return f"""
-            SELECT e.lead_id, e.ts_us, e.event_id, e.event, r.rule_id, r.points, r.limited,
-                   r.cap, CASE WHEN r.window_us IS NULL THEN 0
-                          ELSE pyro_fdiv(e.ts_us, r.window_us) END AS win
-            FROM {events.sql} e JOIN pyro_rules r ON e.event = r.raw_event
-            WHERE e.ts_us <= {as_of_us} AND {match_filter} {lead_filter}
+            SELECT e.lead_id, e.event, e.ts_us, e.event_id, r.rule_id, r.points AS p,
+                   coalesce(pyro_fdiv(e.ts_us, r.win_us), 0) AS win, r.chunk, r.one,
+                   {match} AS matched, coalesce(r.cand = 0, TRUE) AS is_primary
+            FROM {events.sql} e LEFT JOIN pyro_rules r ON e.event = r.raw_event
+            WHERE (e.ts_us <= {as_of_us} OR e.ts_us IS NULL) {lead_filter}
         """
 
-    def _given_sql(self, rank_expr: str) -> str:
-        """Points the event at ``rank_expr`` (0-based) of a capped window gets."""
-        return (f"sign(points) * greatest(0.0, least(abs(points), cap - ({rank_expr}) * "
-                f"abs(points)))")
+    def _given_sql(self, rule: EngagementRule, rank_expr: str) -> str:
+        """Points the event at ``rank_expr`` (0-based) of a rule's cap window gets."""
+        size = abs(rule.points)
+        sign = "" if rule.points >= 0 else "-"
+        return (
+            f"{sign}greatest(0.0, least({number_literal(size)}, "
+            f"{number_literal(rule.cap_points)} - ({rank_expr}) * {number_literal(size)}))"
+        )
 
-    def _engagement_sql(self, events: EventTable, as_of_us: int) -> str:
-        slots = max((rule.slots for rule in self.playbook.engagement if rule.limited), default=1)
-        factor = self._decay_sql("ts_us", as_of_us)
-        first_factor = self._decay_sql("x.t", as_of_us)
-        given = self._given_sql("i - 1")
-        return f"""
-            WITH m AS ({self._matches_sql(events, as_of_us)}),
-            g AS (
-                SELECT lead_id, rule_id, any_value(points) AS points, any_value(cap) AS cap,
-                       bool_or(limited) AS limited, sum({factor}) AS sum_factor,
-                       min(struct_pack(t := ts_us, i := event_id), {slots})
-                           FILTER (WHERE limited) AS firsts
-                FROM m GROUP BY lead_id, rule_id, win
-            )
-            SELECT lead_id, sum(CASE WHEN limited
-                THEN list_sum(list_transform(firsts, lambda x, i: {given} * {first_factor}))
-                ELSE points * sum_factor END) AS engagement
-            FROM g GROUP BY lead_id
-        """
-
-    def _activity_sql(self, events: EventTable, as_of_us: int) -> str:
+    def _stage_sql(self, raw_names: Sequence[str]) -> tuple[str, str]:
         lifecycle = self.playbook.lifecycle.events
         suppress = set(self.playbook.suppression.events)
-        raw_names = [str(row[0]) for row in self.con.sql(
-            f"SELECT DISTINCT event FROM {events.sql} WHERE event IS NOT NULL").fetchall()]
         stage_cases = " ".join(
             f"WHEN {quote_literal(raw)} THEN {quote_literal(str(lifecycle[normalize_name(raw)]))}"
-            for raw in raw_names if normalize_name(raw) in lifecycle)
-        stage_sql = f"CASE event {stage_cases} END" if stage_cases else "CAST(NULL AS VARCHAR)"
+            for raw in raw_names
+            if normalize_name(raw) in lifecycle
+        )
+        stage = f"CASE event {stage_cases} END" if stage_cases else "CAST(NULL AS VARCHAR)"
         suppress_raw = [raw for raw in raw_names if normalize_name(raw) in suppress]
-        suppress_sql = (f"event IN ({', '.join(quote_literal(r) for r in suppress_raw)})"
-                        if suppress_raw else "FALSE")
+        suppressed = (
+            f"event IN ({', '.join(quote_literal(r) for r in suppress_raw)})"
+            if suppress_raw
+            else "FALSE"
+        )
+        return stage, suppressed
+
+    @staticmethod
+    def _full_slots(rule: EngagementRule) -> int:
+        """How many events of one window earn the rule's whole points."""
+        full = 0
+        while full < rule.slots and rule.points_at_rank(full) == rule.points != 0:
+            full += 1
+        return full
+
+    def _per_lead_sql(self, joined: str, raw_names: Sequence[str], as_of_us: int) -> str:
+        """Pass 1: one hash aggregate per lead, about as cheap as a plain decayed sum.
+
+        It sums every matched event's decayed points as if nothing were capped, and proves,
+        per (lead, limited rule), that no cap or ``once`` bit, without grouping by window:
+        with ``n`` events in ``D`` distinct windows no window holds more than ``1 + n - D``
+        events, and a 64-bit set of window numbers (mod 64) can only undercount ``D``.
+        Pairs without that proof are flagged ``redo_<rule>`` for
+        :meth:`_exact_windows_sql`, which corrects their points.
+        """
+        stage, suppressed = self._stage_sql(raw_names)
+        factor = self._factor_sql(self._step_sql("ts_us"), as_of_us)
+        slots = self._count_slots()
+        inner, redo = [], []
+        for chunk in sorted({chunk for chunk, _ in slots.values()}):
+            inner.append(f"sum(one) FILTER (WHERE matched AND chunk = {chunk}) AS c{chunk}")
+        if slots:
+            # A lead with more limited events than a slot holds is simply redone exactly.
+            inner.append("count(*) FILTER (WHERE matched AND chunk IS NOT NULL) AS n_limited")
+        mask = (1 << COUNT_BITS) - 1
+        for i, rule in enumerate(self.playbook.engagement):
+            if not rule.limited:
+                continue
+            chunk, slot = slots[i]
+            count = f"CAST((coalesce(c{chunk}, 0) >> {COUNT_BITS * slot}) & {mask} AS BIGINT)"
+            full = self._full_slots(rule)
+            if self._window_us(rule) is None:
+                proven = f"{count} <= {full}"
+            else:
+                inner.append(f"bit_or(bm) FILTER (WHERE matched AND rule_id = {i}) AS b{i}")
+                proven = f"{count} - bit_count(b{i}) < {full}"
+            redo.append(
+                f"coalesce(n_limited > {mask} OR ({count} > 0 AND NOT ({proven})), FALSE) "
+                f"AS redo_{i}"
+            )
         return f"""
-            SELECT lead_id, count(*) AS events, max(ts_us) AS last_us,
-                   arg_max(stage, struct_pack(t := ts_us, i := event_id))
-                       FILTER (WHERE stage IS NOT NULL) AS explicit_stage,
-                   bool_or(suppress) AS suppressed_by_event
-            FROM (SELECT lead_id, ts_us, event_id, {stage_sql} AS stage,
-                         {suppress_sql} AS suppress
-                  FROM {events.sql} WHERE ts_us <= {as_of_us})
+            SELECT lead_id, engagement, events, last_us, lifecycle.s AS explicit_stage,
+                   suppressed_by_event, invalid {"".join(", " + r for r in redo)}
+            FROM (
+                SELECT lead_id,
+                       coalesce(sum(p * {factor}) FILTER (WHERE matched), 0.0) AS engagement,
+                       {"".join(agg + ", " for agg in inner)}
+                       count(*) FILTER (WHERE is_primary) AS events,
+                       max(ts_us) FILTER (WHERE is_primary) AS last_us,
+                       max(struct_pack(t := ts_us, i := event_id, s := {stage}))
+                           FILTER (WHERE is_primary AND {stage} IS NOT NULL) AS lifecycle,
+                       coalesce(bool_or({suppressed}), FALSE) AS suppressed_by_event,
+                       count(*) FILTER (WHERE is_primary AND (lead_id IS NULL OR lead_id = ''
+                                        OR event IS NULL OR event = '' OR ts_us IS NULL))
+                           AS invalid
+                FROM (SELECT *, CAST(1 AS UBIGINT) << CAST(((win % 64) + 64) % 64 AS INTEGER)
+                                    AS bm
+                      FROM ({joined}))
+                GROUP BY lead_id
+            )
+        """
+
+    def _exact_windows_sql(self, joined: str, as_of_us: int) -> str:
+        """Pass 2, only for the (lead, limited rule) pairs in ``pyro_redo``: per window, the
+        earliest events that can earn points (``min(x, n)``) get their rank's points; the
+        result replaces the uncapped sum pass 1 counted for them."""
+        limited = [(i, rule) for i, rule in enumerate(self.playbook.engagement) if rule.limited]
+        slots = max(rule.slots for _, rule in limited)
+        factor = self._factor_sql(self._step_sql("x.t"), as_of_us)
+        exact = " ".join(
+            f"WHEN {i} THEN list_sum(list_transform(firsts, lambda x, i: "
+            f"{self._given_sql(rule, 'i - 1')} * {factor}))"
+            for i, rule in limited
+        )
+        row_factor = self._factor_sql(self._step_sql("j.ts_us"), as_of_us)
+        return f"""
+            SELECT lead_id, sum(CASE rule_id {exact} END - uncapped) AS correction
+            FROM (
+                SELECT j.lead_id, j.rule_id, j.win,
+                       min(struct_pack(t := j.ts_us, i := j.event_id), {slots}) AS firsts,
+                       sum(j.p * {row_factor}) AS uncapped
+                FROM ({joined}) j
+                JOIN pyro_redo r ON j.lead_id = r.lead_id AND j.rule_id = r.rule_id
+                WHERE j.matched
+                GROUP BY j.lead_id, j.rule_id, j.win
+            )
             GROUP BY lead_id
         """
 
+    def _score_events(self, events: EventTable, as_of_us: int) -> None:
+        """Fill ``pyro_act``: per lead, engagement and activity, exactly."""
+        raw_names = self._raw_names(events)
+        joined = self._joined_sql(events, as_of_us, raw_names)
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE pyro_act AS "
+            + self._per_lead_sql(joined, raw_names, as_of_us)
+        )
+        row = self.con.execute("SELECT coalesce(sum(invalid), 0) FROM pyro_act").fetchone()
+        if row and row[0]:
+            if events.diagnose is not None:
+                events.diagnose()  # raises, naming the first bad row
+            raise ValueError(f"{row[0]} events lack a lead id, an event name or a time")
+        capped = [i for i, rule in enumerate(self.playbook.engagement) if rule.limited]
+        if not capped:
+            return
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE pyro_redo AS "
+            + " UNION ALL ".join(
+                f"SELECT lead_id, {i} AS rule_id FROM pyro_act WHERE redo_{i}" for i in capped
+            )
+        )
+        row = self.con.execute("SELECT count(*) FROM pyro_redo").fetchone()
+        if not row or not row[0]:
+            return
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE pyro_exact AS "
+            + self._exact_windows_sql(joined, as_of_us)
+        )
+        self.con.execute(
+            "UPDATE pyro_act SET engagement = pyro_act.engagement + x.correction "
+            "FROM pyro_exact x WHERE pyro_act.lead_id = x.lead_id"
+        )
+
     def _fit_sql(self, leads: LeadTable) -> str:
         missing = self.playbook.missing_values
-        terms = [f"CASE WHEN {where_sql(rule.where, leads.attributes, missing)} "
-                 f"THEN {number_literal(rule.points)} ELSE 0.0 END" for rule in self.playbook.fit]
-        supp = [where_sql(w, leads.attributes, missing) for w in self.playbook.suppression.attributes]
+        terms = [
+            f"CASE WHEN {where_sql(rule.where, leads.attributes, missing)} "
+            f"THEN {number_literal(rule.points)} ELSE 0.0 END"
+            for rule in self.playbook.fit
+        ]
+        supp = [
+            where_sql(w, leads.attributes, missing) for w in self.playbook.suppression.attributes
+        ]
         return f"""
-            SELECT lead_id, {' + '.join(terms) if terms else '0.0'} AS fit,
-                   {' OR '.join(supp) if supp else 'FALSE'} AS suppressed_by_attr
+            SELECT lead_id, {" + ".join(terms) if terms else "0.0"} AS fit,
+                   {" OR ".join(supp) if supp else "FALSE"} AS suppressed_by_attr
             FROM {leads.sql}
         """
 
     def _classes_sql(self) -> tuple[str, str, str]:
         pb = self.playbook
         score = f"round(fit + engagement, {CLASSIFY_DECIMALS})"
-        temperature = (f"CASE WHEN {score} >= {number_literal(pb.temperature.hot)} THEN "
-                       f"'{Temperature.HOT}' WHEN {score} >= {number_literal(pb.temperature.warm)} "
-                       f"THEN '{Temperature.WARM}' ELSE '{Temperature.COLD}' END")
-        metrics = {Metric.SCORE: score, Metric.FIT: f"round(fit, {CLASSIFY_DECIMALS})",
-                   Metric.ENGAGEMENT: f"round(engagement, {CLASSIFY_DECIMALS})"}
-        mql = " AND ".join(condition_sql(cond, metrics[metric], pb.missing_values)
-                           for metric, cond in pb.lifecycle.mql.items()) or "TRUE"
-        stage = (f"CASE WHEN explicit_stage IS NOT NULL AND explicit_stage <> '{Stage.LEAD}' "
-                 f"THEN explicit_stage WHEN {mql} THEN '{Stage.MQL}' ELSE '{Stage.LEAD}' END")
-        funnel = ("CASE stage " + " ".join(
-            f"WHEN '{stage_name}' THEN {quote_literal(name)}"
-            for stage_name, name in pb.lifecycle.funnel.items()) + " END")
+        temperature = (
+            f"CASE WHEN {score} >= {number_literal(pb.temperature.hot)} THEN "
+            f"'{Temperature.HOT}' WHEN {score} >= {number_literal(pb.temperature.warm)} "
+            f"THEN '{Temperature.WARM}' ELSE '{Temperature.COLD}' END"
+        )
+        metrics = {
+            Metric.SCORE: score,
+            Metric.FIT: f"round(fit, {CLASSIFY_DECIMALS})",
+            Metric.ENGAGEMENT: f"round(engagement, {CLASSIFY_DECIMALS})",
+        }
+        mql = (
+            " AND ".join(
+                condition_sql(cond, metrics[metric], pb.missing_values)
+                for metric, cond in pb.lifecycle.mql.items()
+            )
+            or "TRUE"
+        )
+        stage = (
+            f"CASE WHEN explicit_stage IS NOT NULL AND explicit_stage <> '{Stage.LEAD}' "
+            f"THEN explicit_stage WHEN {mql} THEN '{Stage.MQL}' ELSE '{Stage.LEAD}' END"
+        )
+        funnel = (
+            "CASE stage "
+            + " ".join(
+                f"WHEN '{stage_name}' THEN {quote_literal(name)}"
+                for stage_name, name in pb.lifecycle.funnel.items()
+            )
+            + " END"
+        )
         return temperature, stage, funnel
 
     # -- public ----------------------------------------------------------------------
@@ -232,38 +415,35 @@ class DuckDBBatchScorer:
         """
         say = progress or (lambda _stage: None)
         if events is not None:
-            say("Scoring engagement")
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_eng AS "
-                             f"{self._engagement_sql(events, as_of_us)}")
-            say("Reading activity")
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_act AS "
-                             f"{self._activity_sql(events, as_of_us)}")
+            say("Scoring events")
+            self._score_events(events, as_of_us)
+        else:
+            self.con.execute(
+                "CREATE OR REPLACE TEMP TABLE pyro_act (lead_id VARCHAR, engagement DOUBLE, "
+                "events BIGINT, last_us BIGINT, explicit_stage VARCHAR, "
+                "suppressed_by_event BOOLEAN, invalid BIGINT)"
+            )
         if leads is not None:
             say("Scoring fit")
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_fit AS {self._fit_sql(leads)}")
+        else:
+            self.con.execute(
+                "CREATE OR REPLACE TEMP TABLE pyro_fit (lead_id VARCHAR, "
+                "fit DOUBLE, suppressed_by_attr BOOLEAN)"
+            )
         say("Classifying")
-        if events is None:
-            self.con.execute("CREATE OR REPLACE TEMP TABLE pyro_eng (lead_id VARCHAR, "
-                             "engagement DOUBLE)")
-            self.con.execute("CREATE OR REPLACE TEMP TABLE pyro_act (lead_id VARCHAR, "
-                             "events BIGINT, last_us BIGINT, explicit_stage VARCHAR, "
-                             "suppressed_by_event BOOLEAN)")
-        if leads is None:
-            self.con.execute("CREATE OR REPLACE TEMP TABLE pyro_fit (lead_id VARCHAR, "
-                             "fit DOUBLE, suppressed_by_attr BOOLEAN)")
         default_fit = self._default_fit()
         temperature, stage, funnel = self._classes_sql()
         # Leads without attributes get the fit an empty record gets (rules on `missing`).
         base = f"""
             SELECT coalesce(f.lead_id, a.lead_id) AS lead_id,
                    coalesce(f.fit, {number_literal(default_fit[0])}) AS fit,
-                   coalesce(e.engagement, 0.0) AS engagement,
+                   coalesce(a.engagement, 0.0) AS engagement,
                    a.explicit_stage,
                    coalesce(f.suppressed_by_attr, {str(default_fit[1]).upper()})
                        OR coalesce(a.suppressed_by_event, FALSE) AS suppressed,
                    a.last_us, coalesce(a.events, 0) AS events
             FROM pyro_fit f FULL OUTER JOIN pyro_act a ON f.lead_id = a.lead_id
-            LEFT JOIN pyro_eng e ON e.lead_id = coalesce(f.lead_id, a.lead_id)
         """
         return self.con.sql(f"""
             SELECT lead_id, fit + engagement AS score, fit, engagement, temperature, stage,
@@ -274,8 +454,10 @@ class DuckDBBatchScorer:
 
     def _default_fit(self) -> tuple[float, bool]:
         """Fit and suppression of a lead with no attributes (rules on ``missing`` match)."""
-        return (sum(line.points for line in fit_lines(self.playbook, {})),
-                suppressed_by_attributes(self.playbook, {}))
+        return (
+            sum(line.points for line in fit_lines(self.playbook, {})),
+            suppressed_by_attributes(self.playbook, {}),
+        )
 
     def score(
         self, events: EventTable | None, leads: LeadTable | None, as_of_us: int
@@ -295,33 +477,47 @@ class DuckDBBatchScorer:
         wanted = ", ".join(quote_literal(lead) for lead in lead_ids)
         lead_filter = f"AND e.lead_id IN ({wanted})" if lead_ids else "AND FALSE"
         scored = {
-            lead: lead_score for lead, lead_score in self.score(
-                _only(events, wanted), _only(leads, wanted), as_of_us).items()
+            lead: lead_score
+            for lead, lead_score in self.score(
+                _only(events, wanted), _only(leads, wanted), as_of_us
+            ).items()
         }
         lines: dict[str, list[EngagementLine]] = defaultdict(list)
         if events is not None:
-            factor = self._decay_sql("ts_us", as_of_us)
-            rows = self.con.sql(f"""
+            rules = self.playbook.engagement
+            given = " ".join(
+                f"WHEN {i} THEN "
+                + (self._given_sql(rule, "rnk") if rule.limited else number_literal(rule.points))
+                for i, rule in enumerate(rules)
+            )
+            factor = self._factor_sql(self._step_sql("ts_us"), as_of_us)
+            joined = self._joined_sql(events, as_of_us, self._raw_names(events), lead_filter)
+            rows = self.con.execute(f"""
                 SELECT lead_id, rule_id, CAST(event_id AS VARCHAR), event, ts_us, given,
                        given * {factor} AS value
-                FROM (SELECT *, CASE WHEN limited THEN {self._given_sql('rnk')}
-                                ELSE points END AS given
+                FROM (SELECT *, CASE rule_id {given} END AS given
                       FROM (SELECT *, row_number() OVER (PARTITION BY lead_id, rule_id, win
                                        ORDER BY ts_us, event_id) - 1 AS rnk
-                            FROM ({self._matches_sql(events, as_of_us, lead_filter)})))
+                            FROM ({joined}) WHERE matched))
                 ORDER BY lead_id, ts_us, event_id, rule_id
             """).fetchall()
-            for lead, rule_id, event_id, event, ts_us, given, value in rows:
-                rule = self.playbook.engagement[rule_id].name
-                lines[lead].append(EngagementLine(rule, event_id, normalize_name(event), ts_us,
-                                                  given, value))
+            for lead, rule_id, event_id, event, ts_us, points, value in rows:
+                lines[lead].append(
+                    EngagementLine(
+                        rules[rule_id].name, event_id, normalize_name(event), ts_us, points, value
+                    )
+                )
         fit_rules = self._fit_rules_matched(leads, wanted)
         out = {}
         for lead, lead_score in scored.items():
-            fits = tuple(FitLine(r.name, r.points) for r in self.playbook.fit
-                         if r.name in fit_rules.get(lead, self._fit_rules_for_empty()))
-            out[lead] = replace(lead_score, engagement_lines=tuple(lines.get(lead, ())),
-                                fit_lines=fits)
+            fits = tuple(
+                FitLine(r.name, r.points)
+                for r in self.playbook.fit
+                if r.name in fit_rules.get(lead, self._fit_rules_for_empty())
+            )
+            out[lead] = replace(
+                lead_score, engagement_lines=tuple(lines.get(lead, ())), fit_lines=fits
+            )
         return out
 
     def _fit_rules_for_empty(self) -> set[str]:
@@ -331,14 +527,19 @@ class DuckDBBatchScorer:
         if leads is None or not wanted:
             return {}
         missing = self.playbook.missing_values
-        cols = ", ".join(f"{where_sql(rule.where, leads.attributes, missing)} AS "
-                         f"{quote_ident('r' + str(i))}" for i, rule in enumerate(self.playbook.fit))
+        cols = ", ".join(
+            f"{where_sql(rule.where, leads.attributes, missing)} AS {quote_ident('r' + str(i))}"
+            for i, rule in enumerate(self.playbook.fit)
+        )
         if not cols:
             return {}
         rows = self.con.sql(
-            f"SELECT lead_id, {cols} FROM {leads.sql} WHERE lead_id IN ({wanted})").fetchall()
-        return {row[0]: {self.playbook.fit[i].name for i, hit in enumerate(row[1:]) if hit}
-                for row in rows}
+            f"SELECT lead_id, {cols} FROM {leads.sql} WHERE lead_id IN ({wanted})"
+        ).fetchall()
+        return {
+            row[0]: {self.playbook.fit[i].name for i, hit in enumerate(row[1:]) if hit}
+            for row in rows
+        }
 
 
 _Table = TypeVar("_Table", EventTable, LeadTable)
@@ -352,8 +553,18 @@ def _only(table: _Table | None, wanted: str) -> _Table | None:
 
 
 def _scored(row: Iterable) -> ScoredLead:
-    (lead_id, _score, fit, engagement, temperature, stage, funnel, suppressed, last_activity,
-     events) = row
+    (
+        lead_id,
+        _score,
+        fit,
+        engagement,
+        temperature,
+        stage,
+        funnel,
+        suppressed,
+        last_activity,
+        events,
+    ) = row
     return ScoredLead(
         lead_id=lead_id,
         fit=fit,

@@ -39,8 +39,10 @@ def _text(expr: str) -> str:
 
 def _number(expr: str) -> str:
     text = f"trim({_text(expr)})"
-    parsed = (f"TRY_CAST(CASE WHEN regexp_full_match({text}, {quote_literal(NUMBER_PATTERN)}) "
-              f"THEN {text} END AS DOUBLE)")
+    parsed = (
+        f"TRY_CAST(CASE WHEN regexp_full_match({text}, {quote_literal(NUMBER_PATTERN)}) "
+        f"THEN {text} END AS DOUBLE)"
+    )
     return f"(CASE WHEN isfinite({parsed}) THEN {parsed} END)"
 
 
@@ -49,10 +51,17 @@ def _in_list(values: Iterable[str]) -> str:
 
 
 def missing_sql(expr: str, missing_values: Iterable[str]) -> str:
+    """``expr`` is NULL or a placeholder. Trimming and lower-casing every value costs, so
+    only values short enough to be a placeholder (or padded with spaces) are looked at."""
     values = list(missing_values)
     if not values:
         return f"({expr} IS NULL)"
-    return f"({expr} IS NULL OR lower(trim({_text(expr)})) IN {_in_list(values)})"
+    text = _text(expr)
+    longest = max(len(value) for value in values)
+    return (
+        f"({expr} IS NULL OR CASE WHEN length({text}) <= {longest} OR {text} LIKE ' %' "
+        f"OR {text} LIKE '% ' THEN lower(trim({text})) IN {_in_list(values)} ELSE FALSE END)"
+    )
 
 
 def _equals_sql(expr: str, expected: Scalar) -> str:
@@ -79,9 +88,14 @@ def condition_sql(cond: Condition, expr: str, missing_values: Iterable[str]) -> 
     if cond.in_ is not None:
         tests.append("(" + " OR ".join(_equals_sql(expr, item) for item in cond.in_) + ")")
     if cond.contains is not None:
-        tests.append("(" + " OR ".join(
-            f"contains(lower({_text(expr)}), lower({quote_literal(needle)}))"
-            for needle in cond.contains) + ")")
+        tests.append(
+            "("
+            + " OR ".join(
+                f"contains(lower({_text(expr)}), lower({quote_literal(needle)}))"
+                for needle in cond.contains
+            )
+            + ")"
+        )
     if cond.regex is not None:
         tests.append(f"regexp_matches({_text(expr)}, {quote_literal(cond.regex)}, 'i')")
     for op, bound in (("gt", ">"), ("gte", ">="), ("lt", "<"), ("lte", "<=")):

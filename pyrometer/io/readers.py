@@ -32,8 +32,9 @@ SEGMENT_TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
 class InputError(ValueError):
     """A file that cannot be scored; the message names the file, row and column."""
 
-    def __init__(self, path: str | Path, message: str, row: int | None = None,
-                 column: str | None = None):
+    def __init__(
+        self, path: str | Path, message: str, row: int | None = None, column: str | None = None
+    ):
         self.path, self.row, self.column = str(path), row, column
         where = [str(path)]
         if row is not None:
@@ -64,11 +65,15 @@ def _reader_sql(path: Path) -> tuple[str, str]:
     if suffix in {".parquet", ".pq"}:
         return f"read_parquet({literal}, file_row_number = true)", "file_row_number + 1"
     if suffix in {".jsonl", ".ndjson", ".json"}:
-        return (f"read_json({literal}, format = 'newline_delimited', sample_size = -1)",
-                "row_number() OVER ()")
+        return (
+            f"read_json({literal}, format = 'newline_delimited', sample_size = -1)",
+            "row_number() OVER ()",
+        )
     if suffix in {".csv", ".tsv", ".txt"}:
-        return (f"read_csv({literal}, all_varchar = true, header = true, sample_size = -1)",
-                "row_number() OVER ()")
+        return (
+            f"read_csv({literal}, all_varchar = true, header = true, sample_size = -1)",
+            "row_number() OVER ()",
+        )
     raise InputError(path, f"unknown file type {suffix!r}: use .csv, .parquet or .jsonl")
 
 
@@ -103,8 +108,9 @@ def _find(columns: Sequence[str], names: Iterable[str]) -> str | None:
     return next((normal[n] for n in names if n in normal), None)
 
 
-def _first_bad_row(con: duckdb.DuckDBPyConnection, source: Source, bad_sql: str,
-                   value_sql: str) -> tuple[int, object] | None:
+def _first_bad_row(
+    con: duckdb.DuckDBPyConnection, source: Source, bad_sql: str, value_sql: str
+) -> tuple[int, object] | None:
     """The first row (1-based, in file order) where ``bad_sql`` holds, and its value."""
     row = con.execute(
         f"SELECT rn, val FROM (SELECT {source.row_number_sql} AS rn, {value_sql} AS val, "
@@ -120,13 +126,20 @@ def _timestamp_sql(column_sql: str, column_type: str) -> str:
     microseconds; numbers are epoch seconds, milliseconds or microseconds by their size.
     """
     upper = column_type.upper()
-    if upper.startswith(("TIMESTAMP", "DATE")):
-        return f"epoch_us(CAST({column_sql} AS TIMESTAMPTZ))"
-    number = (f"TRY_CAST({column_sql} AS DOUBLE)" if upper != "VARCHAR" else
-              f"TRY_CAST(CASE WHEN regexp_full_match(trim({column_sql}), '[0-9]+(\\.[0-9]+)?') "
-              f"THEN trim({column_sql}) END AS DOUBLE)")
-    epoch = (f"CAST(CASE WHEN {number} >= 1e14 THEN {number} "
-             f"WHEN {number} >= 1e11 THEN {number} * 1e3 ELSE {number} * 1e6 END AS BIGINT)")
+    if upper.startswith("TIMESTAMP"):  # naive timestamps are UTC: no time-zone cast needed
+        return f"epoch_us({column_sql})"
+    if upper == "DATE":
+        return f"epoch_us(CAST({column_sql} AS TIMESTAMP))"
+    number = (
+        f"TRY_CAST({column_sql} AS DOUBLE)"
+        if upper != "VARCHAR"
+        else f"TRY_CAST(CASE WHEN regexp_full_match(trim({column_sql}), '[0-9]+(\\.[0-9]+)?') "
+        f"THEN trim({column_sql}) END AS DOUBLE)"
+    )
+    epoch = (
+        f"CAST(CASE WHEN {number} >= 1e14 THEN {number} "
+        f"WHEN {number} >= 1e11 THEN {number} * 1e3 ELSE {number} * 1e6 END AS BIGINT)"
+    )
     if upper != "VARCHAR":
         return epoch
     return f"coalesce(epoch_us(TRY_CAST({column_sql} AS TIMESTAMPTZ)), {epoch})"
@@ -159,12 +172,16 @@ def open_events(
         for canonical in ("lead_id", "event", "timestamp"):
             found = _find(columns, EVENT_ALIASES[canonical])
             if found is None:
-                raise InputError(path, f"missing column {canonical!r} (columns found: "
-                                 f"{', '.join(columns)})", column=canonical)
+                raise InputError(
+                    path,
+                    f"missing column {canonical!r} (columns found: {', '.join(columns)})",
+                    column=canonical,
+                )
             exprs[canonical] = quote_ident(found)
         found_id = _find(columns, EVENT_ALIASES["event_id"])
-        exprs["event_id"] = (f"CAST({quote_ident(found_id)} AS VARCHAR)" if found_id
-                             else f"CAST({source.row_number_sql} AS VARCHAR)")
+        # Without an id column the row number orders ties: it is never turned into text,
+        # which would cost more than the scoring itself on a large Parquet file.
+        exprs["event_id"] = quote_ident(found_id) if found_id else source.row_number_sql
         exprs["timestamp_type"] = source.type_of(exprs["timestamp"].strip('"'))
         used = {exprs[k].strip('"') for k in ("lead_id", "event", "timestamp")} | {found_id}
         for column in columns:
@@ -173,30 +190,79 @@ def open_events(
         filter_sql = "TRUE"
 
     ts_sql = _timestamp_sql(exprs["timestamp"], exprs["timestamp_type"])
-    lead_sql = f"CAST({exprs['lead_id']} AS VARCHAR)"
-    event_sql = f"CAST({exprs['event']} AS VARCHAR)"
+    lead_sql = _as_text(exprs["lead_id"], source)
+    event_sql = _as_text(exprs["event"], source)
     checks = [
-        ("lead_id", f"{lead_sql} IS NULL OR trim({lead_sql}) = ''", lead_sql, "lead_id is empty"),
-        ("event", f"{event_sql} IS NULL OR trim({event_sql}) = ''", event_sql, "event is empty"),
+        ("lead_id", f"{lead_sql} IS NULL OR {lead_sql} = ''", lead_sql, "lead_id is empty"),
+        ("event", f"{event_sql} IS NULL OR {event_sql} = ''", event_sql, "event is empty"),
         ("timestamp", f"{exprs['timestamp']} IS NULL", "NULL", "timestamp is empty"),
-        ("timestamp", f"{ts_sql} IS NULL", f"CAST({exprs['timestamp']} AS VARCHAR)",
-         "not a timestamp (use ISO-8601 such as 2026-11-23T10:00:00Z, or epoch seconds)"),
+        (
+            "timestamp",
+            f"{ts_sql} IS NULL",
+            f"CAST({exprs['timestamp']} AS VARCHAR)",
+            "not a timestamp (use ISO-8601 such as 2026-11-23T10:00:00Z, or epoch seconds)",
+        ),
     ]
     if known_events is not None:
-        known = ", ".join(quote_literal(name) for name in sorted(set(known_events)))
-        normalized = f"trim(regexp_replace(lower({event_sql}), '[^0-9a-z]+', '_', 'g'), '_')"
-        checks.append(("event", f"{normalized} NOT IN ({known})", event_sql,
-                       "unknown event (not in the playbook; drop --strict to ignore it)"))
-    _check(con, source, checks, filter_sql)
+        _check_known_events(con, source, event_sql, filter_sql, known_events)
 
+    # The scoring pass counts rows without a lead, event or time; only then does
+    # diagnose() look for the first of them, so a good file is read once.
     select = ", ".join(
-        [f"{lead_sql} AS lead_id", f"{event_sql} AS event", f"{ts_sql} AS ts_us",
-         f"{exprs['event_id']} AS event_id"]
+        [
+            f"{lead_sql} AS lead_id",
+            f"{event_sql} AS event",
+            f"{ts_sql} AS ts_us",
+            f"{exprs['event_id']} AS event_id",
+        ]
         + [f"{sql} AS {quote_ident('p_' + name)}" for name, sql in props.items()]
     )
-    con.execute(f"CREATE OR REPLACE TEMP VIEW pyro_events AS SELECT {select} FROM {raw} "
-                f"WHERE {filter_sql}")
-    return EventTable("pyro_events", {name: quote_ident("p_" + name) for name in props})
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW pyro_events AS SELECT {select} FROM {raw} WHERE {filter_sql}"
+    )
+    return EventTable(
+        "pyro_events",
+        {name: quote_ident("p_" + name) for name in props},
+        diagnose=lambda: _check(con, source, checks, filter_sql),
+    )
+
+
+def _as_text(column_sql: str, source: Source) -> str:
+    """A column as VARCHAR, without a cast when it already is one (casts cost at 100 M rows)."""
+    name = column_sql[1:-1].replace('""', '"') if column_sql.startswith('"') else None
+    if name in source.columns and source.type_of(name) == "VARCHAR":
+        return column_sql
+    return f"CAST({column_sql} AS VARCHAR)"
+
+
+def _check_known_events(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    event_sql: str,
+    filter_sql: str,
+    known_events: Iterable[str],
+) -> None:
+    """``--strict``: the first row whose event the playbook does not know is an error."""
+    known = set(known_events)
+    names = con.execute(
+        f"SELECT DISTINCT {event_sql} FROM {quote_ident(source.view)} WHERE {filter_sql}"
+    ).fetchall()
+    unknown = sorted(
+        str(n) for (n,) in names if n is not None and normalize_name(str(n)) not in known
+    )
+    if unknown:
+        listed = ", ".join(quote_literal(name) for name in unknown)
+        found = _first_bad_row(
+            con, source, f"({filter_sql}) AND {event_sql} IN ({listed})", event_sql
+        )
+        row, value = found if found else (None, unknown[0])
+        raise InputError(
+            source.path,
+            f"unknown event {value!r} (not in the playbook; {len(unknown)} unknown names in all; "
+            "drop --strict to ignore them)",
+            row=row,
+            column="event",
+        )
 
 
 def _segment_exprs(source: Source) -> tuple[dict[str, str], dict[str, str], str]:
@@ -218,14 +284,13 @@ def _segment_exprs(source: Source) -> tuple[dict[str, str], dict[str, str], str]
         "event": event,
         "timestamp": quote_ident(time_field),
         "timestamp_type": source.type_of(time_field),
-        "event_id": (f"CAST({quote_ident('messageId')} AS VARCHAR)" if "messageId" in columns
-                     else f"CAST({source.row_number_sql} AS VARCHAR)"),
+        "event_id": quote_ident("messageId") if "messageId" in columns else source.row_number_sql,
     }
     props: dict[str, str] = {}
     if "properties" in columns:
         ptype = source.type_of("properties")
         for key in _struct_keys(ptype):
-            props.setdefault(normalize_name(key), f"\"properties\".{quote_ident(key)}")
+            props.setdefault(normalize_name(key), f'"properties".{quote_ident(key)}')
     return exprs, props, rest
 
 
@@ -242,7 +307,7 @@ def _struct_keys(type_text: str) -> list[str]:
         if ch == "," and depth == 0:
             name = part.strip()
             if name.startswith('"'):
-                keys.append(name[1:name.index('"', 1)])
+                keys.append(name[1 : name.index('"', 1)])
             elif name:
                 keys.append(name.split(" ", 1)[0])
             part = ""
@@ -251,19 +316,24 @@ def _struct_keys(type_text: str) -> list[str]:
     return keys
 
 
-def _check(con: duckdb.DuckDBPyConnection, source: Source,
-           checks: list[tuple[str, str, str, str]], filter_sql: str) -> None:
+def _check(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    checks: list[tuple[str, str, str, str]],
+    filter_sql: str,
+) -> None:
     """One pass counting every kind of bad row; only on failure, find the first one."""
     counts = con.execute(
-        "SELECT " + ", ".join(f"count(*) FILTER (WHERE coalesce({bad}, TRUE))"
-                              for _, bad, _, _ in checks)
+        "SELECT "
+        + ", ".join(f"count(*) FILTER (WHERE coalesce({bad}, TRUE))" for _, bad, _, _ in checks)
         + f" FROM {quote_ident(source.view)} WHERE {filter_sql}"
     ).fetchone()
     assert counts is not None
     for (column, bad, value_sql, message), count in zip(checks, counts, strict=True):
         if count:
-            found = _first_bad_row(con, source, f"({filter_sql}) AND coalesce({bad}, TRUE)",
-                                   value_sql)
+            found = _first_bad_row(
+                con, source, f"({filter_sql}) AND coalesce({bad}, TRUE)", value_sql
+            )
             row, value = found if found else (None, None)
             more = f" ({count - 1} more rows like it)" if count > 1 else ""
             shown = f": {value!r}" if value is not None else ""
@@ -277,38 +347,56 @@ def open_leads(con: duckdb.DuckDBPyConnection, path: str | Path) -> LeadTable:
     columns = source.columns
     attributes: dict[str, str] = {}
     if "traits" in columns and ("userId" in columns or "anonymousId" in columns):
-        lead_sql = "CAST(coalesce(" + ", ".join(
-            quote_ident(c) for c in ("userId", "anonymousId") if c in columns) + ") AS VARCHAR)"
+        lead_sql = (
+            "CAST(coalesce("
+            + ", ".join(quote_ident(c) for c in ("userId", "anonymousId") if c in columns)
+            + ") AS VARCHAR)"
+        )
         for key in _struct_keys(source.type_of("traits")):
-            attributes.setdefault(normalize_name(key), f"\"traits\".{quote_ident(key)}")
+            attributes.setdefault(normalize_name(key), f'"traits".{quote_ident(key)}')
         filter_sql = "\"type\" = 'identify'" if "type" in columns else "TRUE"
     else:
         found = _find(columns, LEAD_ALIASES)
         if found is None:
-            raise InputError(path, f"missing column 'lead_id' (columns found: "
-                             f"{', '.join(columns)})", column="lead_id")
+            raise InputError(
+                path,
+                f"missing column 'lead_id' (columns found: {', '.join(columns)})",
+                column="lead_id",
+            )
         lead_sql = f"CAST({quote_ident(found)} AS VARCHAR)"
         for column in columns:
             if column == found:
                 continue
             name = normalize_name(column)
             if name in attributes:
-                raise InputError(path, f"columns {column!r} and another both read as {name!r}",
-                                 column=column)
+                raise InputError(
+                    path, f"columns {column!r} and another both read as {name!r}", column=column
+                )
             attributes[name] = quote_ident(column)
         filter_sql = "TRUE"
-    _check(con, source, [("lead_id", f"{lead_sql} IS NULL OR trim({lead_sql}) = ''", lead_sql,
-                          "lead_id is empty")], filter_sql)
+    _check(
+        con,
+        source,
+        [("lead_id", f"{lead_sql} IS NULL OR trim({lead_sql}) = ''", lead_sql, "lead_id is empty")],
+        filter_sql,
+    )
     dup = con.execute(
         f"SELECT rn, lid FROM (SELECT rn, lid, row_number() OVER (PARTITION BY lid ORDER BY rn) "
         f"AS k FROM (SELECT {source.row_number_sql} AS rn, {lead_sql} AS lid FROM {raw} "
         f"WHERE {filter_sql})) WHERE k = 2 ORDER BY rn LIMIT 1"
     ).fetchone()
     if dup is not None:
-        raise InputError(path, f"lead {dup[1]!r} appears twice; one row per lead", row=int(dup[0]),
-                         column="lead_id")
-    select = ", ".join([f"{lead_sql} AS lead_id"]
-                       + [f"{sql} AS {quote_ident('a_' + name)}" for name, sql in attributes.items()])
-    con.execute(f"CREATE OR REPLACE TEMP VIEW pyro_leads AS SELECT {select} FROM {raw} "
-                f"WHERE {filter_sql}")
+        raise InputError(
+            path,
+            f"lead {dup[1]!r} appears twice; one row per lead",
+            row=int(dup[0]),
+            column="lead_id",
+        )
+    select = ", ".join(
+        [f"{lead_sql} AS lead_id"]
+        + [f"{sql} AS {quote_ident('a_' + name)}" for name, sql in attributes.items()]
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW pyro_leads AS SELECT {select} FROM {raw} WHERE {filter_sql}"
+    )
     return LeadTable("pyro_leads", {name: quote_ident("a_" + name) for name in attributes})

@@ -28,8 +28,9 @@ def write_query(con: duckdb.DuckDBPyConnection, query: str, path: str | Path) ->
     path = Path(path)
     options = FORMATS.get(path.suffix.lower())
     if options is None:
-        raise ValueError(f"{path}: unknown output type {path.suffix!r}; use "
-                         f"{', '.join(sorted(FORMATS))}")
+        raise ValueError(
+            f"{path}: unknown output type {path.suffix!r}; use {', '.join(sorted(FORMATS))}"
+        )
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() not in {".parquet", ".pq"}:
