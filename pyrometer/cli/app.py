@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from pyrometer.cli import commands
+
 app = typer.Typer(
     name="pyrometer",
     help="Score leads: fit, decaying engagement, cold/warm/hot, explained.",
@@ -11,21 +13,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-def _register() -> None:
-    from pyrometer.cli import commands
-
-    commands.register(app)
-    try:
-        from pyrometer.cli import predictive_commands
-    except ImportError:  # the predictive extra is not installed
-        return
+commands.register(app)
+try:
+    from pyrometer.cli import predictive_commands
+except ImportError:  # the predictive extra (scikit-learn, LightGBM) is not installed
+    predictive_commands = None  # type: ignore[assignment]
+if predictive_commands is not None:
     predictive_commands.register(app)
 
 
 def main() -> None:
-    _register()
     app()
 
 

@@ -218,21 +218,27 @@ def explain_command(
             highlight=False,
         )
         table = Table(show_footer=True)
-        table.add_column("rule")
-        table.add_column("event")
-        table.add_column("when", footer="total")
-        table.add_column("points", justify="right")
-        table.add_column("now worth", justify="right", footer=f"{lead.score:.2f}")
+        for name, footer, justify in (
+            ("rule", "", "left"),
+            ("event", "", "left"),
+            ("id", "", "left"),
+            ("when (UTC)", "total", "left"),
+            ("points", "", "right"),
+            ("now worth", f"{lead.score:.2f}", "right"),
+        ):
+            table.add_column(name, footer=footer, justify=justify)  # type: ignore[arg-type]
         for fit_line in lead.fit_lines:
             table.add_row(
-                fit_line.rule, "(fit)", "", f"{fit_line.points:+g}", f"{fit_line.points:.2f}"
+                fit_line.rule, "(fit)", "", "", f"{fit_line.points:+g}", f"{fit_line.points:.2f}"
             )
         for line in lead.engagement_lines:
-            note = "" if line.points else " [dim](cap reached)[/]"
+            note = "" if line.points else " [dim](cap)[/]"
+            when = (iso(line.ts_us) or "")[:16].replace("T", " ")
             table.add_row(
                 line.rule,
-                f"{line.event} [dim]{line.event_id}[/]",
-                iso(line.ts_us) or "",
+                line.event,
+                line.event_id,
+                when,
                 f"{line.points:+g}{note}",
                 f"{line.value:.2f}",
             )

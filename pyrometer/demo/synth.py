@@ -63,12 +63,12 @@ FREE_MAIL = ("gmail.com", "yahoo.com", "outlook.com")
 # Journey weights by source: bought lists mostly stay cold, referrals mostly buy.
 JOURNEYS = ("stays_cold", "warms_up", "buys", "goes_cold", "unsubscribes")
 SOURCE_JOURNEYS = {
-    "web_form": (30, 30, 18, 17, 5),
-    "imported_list": (70, 10, 3, 7, 10),
-    "trade_show": (50, 22, 8, 15, 5),
-    "paid_ads": (45, 25, 10, 14, 6),
-    "referral": (20, 25, 40, 12, 3),
-    "organic_search": (35, 30, 15, 16, 4),
+    "web_form": (35, 30, 9, 20, 6),
+    "imported_list": (72, 10, 2, 6, 10),
+    "trade_show": (52, 22, 4, 17, 5),
+    "paid_ads": (48, 25, 5, 16, 6),
+    "referral": (25, 30, 25, 17, 3),
+    "organic_search": (40, 30, 8, 18, 4),
 }
 CONTENT_PAGES = (
     "/blog/cold-leads",
@@ -182,10 +182,10 @@ def _journey_events(j: _Journey, kind: str, rng: random.Random) -> None:
             ("page_view", "email_open", "email_click", "product_page_view", "whitepaper_download"),
         )
         j.emit(warm_from + rng.uniform(1, 30), "webinar_attended")
-        if rng.random() < 0.35:
+        if rng.random() < 0.15:
             _buying_spree(j, warm_from + rng.uniform(10, 60), rng, buy_chance=0.25)
     elif kind == "buys":
-        j.trickle(0, span, 6, ("page_view", "email_open", "email_click", "product_page_view"))
+        j.trickle(0, span, 12, ("page_view", "email_open", "email_click", "product_page_view"))
         _buying_spree(j, rng.uniform(0, max(1.0, span * 0.7)), rng, buy_chance=0.6)
 
 
