@@ -82,8 +82,8 @@ def test_output_formats_and_input_formats_agree(company, tmp_path: Path, suffix:
         reader = {".csv": "read_csv", ".parquet": "read_parquet"}.get(suffix, "read_json")
         outputs.append(
             con.execute(
-                f"SELECT lead_id, round(score, 4), temperature, stage, funnel FROM {reader}('{out}') "
-                "ORDER BY lead_id"
+                f"SELECT lead_id, round(score, 4), temperature, stage, funnel "
+                f"FROM {reader}('{out}') ORDER BY lead_id"
             ).fetchall()
         )
         columns = [
@@ -222,13 +222,14 @@ def test_explain_adds_up(company) -> None:
 
 
 def test_playbook_commands(tmp_path: Path) -> None:
-    code, out, _ = run("playbook", "show")
-    assert code == 0 and "half_life: 30d" in out
-    mine = write(tmp_path / "mine.yaml", out.replace("hot: 50", "hot: 40"))
+    code, shown, _ = run("playbook", "show")
+    assert code == 0 and "half_life: 30d" in shown
+    mine = write(tmp_path / "mine.yaml", shown.replace("hot: 50", "hot: 40"))
     code, out, _ = run("playbook", "check", str(mine))
     assert code == 0 and "hot at 40" in out
-    code, _, err = run("playbook", "check", str(write(tmp_path / "x.yaml", out + "\nbogus: 1\n")))
-    assert code == 2
+    bad = write(tmp_path / "bad.yaml", shown + "\nbogus: 1\n")
+    code, _, err = run("playbook", "check", str(bad))
+    assert code == 2 and "bogus" in err
 
 
 def test_default_table_output(company) -> None:

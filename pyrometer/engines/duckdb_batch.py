@@ -126,24 +126,18 @@ class DuckDBBatchScorer:
                 candidates[name].append((rule_id, cond_id))
         rules = self.playbook.engagement
         slots = self._count_slots()
-        rows = [
-            (
-                raw,
-                rule_id,
-                cond_id,
-                cand,
-                rules[rule_id].points,
-                self._window_us(rules[rule_id]),
-                *(
-                    slots[rule_id][:1] + (str(1 << (COUNT_BITS * slots[rule_id][1])),)
-                    if rule_id in slots
-                    else (None, None)
-                ),
-            )
-            for name, pairs in candidates.items()
-            for cand, (rule_id, cond_id) in enumerate(pairs)
-            for raw in by_normal.get(name, [])
-        ]
+        rows = []
+        for name, pairs in candidates.items():
+            for cand, (rule_id, cond_id) in enumerate(pairs):
+                rule = rules[rule_id]
+                chunk, one = None, None
+                if rule_id in slots:
+                    chunk, slot = slots[rule_id]
+                    one = str(1 << (COUNT_BITS * slot))
+                rows += [
+                    (raw, rule_id, cond_id, cand, rule.points, self._window_us(rule), chunk, one)
+                    for raw in by_normal.get(name, [])
+                ]
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE pyro_rules (raw_event VARCHAR, rule_id INTEGER, "
             "cond_id INTEGER, cand INTEGER, points DOUBLE, win_us BIGINT, chunk INTEGER, "
