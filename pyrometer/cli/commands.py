@@ -169,7 +169,7 @@ def _print_summary(con: duckdb.DuckDBPyConnection, top: int, as_of_us: int) -> N
             f"[{style}]{row['temperature']}[/]",
             row["stage"] + (" (suppressed)" if row["suppressed"] else ""),
             row["funnel"],
-            row["last_activity"] or "",
+            (row["last_activity"] or "")[:16].replace("T", " "),
         )
     out.print(table)
     out.print(
