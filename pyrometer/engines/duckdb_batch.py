@@ -59,8 +59,13 @@ class LeadTable:
     attributes: Mapping[str, str] = field(default_factory=dict)
 
 
-COUNT_BITS = 15  # bits per packed event count: up to 32,767 events of one rule per lead
-SLOTS_PER_CHUNK = 8  # 8 x 15 bits fit a HUGEINT
+# Pass 1 packs small per-rule numbers into 128-bit integers, so that ten rules cost one
+# aggregate instead of ten: event counts, 12 bits each, and sets of cap windows seen, as
+# 62-bit masks (window number mod 62).
+COUNT_BITS = 12  # up to 4,095 events of one rule per lead; more and the lead is redone
+COUNTS_PER_CHUNK = 10
+MAP_BITS = 62  # 2 x 62 bits stay below a HUGEINT's sign bit
+MAPS_PER_CHUNK = 2
 
 OUTPUT_COLUMNS = (
     "lead_id",
@@ -125,26 +130,42 @@ class DuckDBBatchScorer:
                 cond_id = condition_ids.setdefault(match_sql, len(condition_ids))
                 candidates[name].append((rule_id, cond_id))
         rules = self.playbook.engagement
-        slots = self._count_slots()
+        counts, maps = self._packing()
         rows = []
         for name, pairs in candidates.items():
             for cand, (rule_id, cond_id) in enumerate(pairs):
                 rule = rules[rule_id]
-                chunk, one = None, None
-                if rule_id in slots:
-                    chunk, slot = slots[rule_id]
+                chunk, one, map_chunk, map_shift = None, None, None, None
+                if rule_id in counts:
+                    chunk, slot = counts[rule_id]
                     one = str(1 << (COUNT_BITS * slot))
+                if rule_id in maps:
+                    map_chunk, slot = maps[rule_id]
+                    map_shift = MAP_BITS * slot
                 rows += [
-                    (raw, rule_id, cond_id, cand, rule.points, self._window_us(rule), chunk, one)
+                    (
+                        raw,
+                        rule_id,
+                        cond_id,
+                        cand,
+                        rule.points,
+                        self._window_us(rule),
+                        chunk,
+                        one,
+                        map_chunk,
+                        map_shift,
+                    )
                     for raw in by_normal.get(name, [])
                 ]
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE pyro_rules (raw_event VARCHAR, rule_id INTEGER, "
             "cond_id INTEGER, cand INTEGER, points DOUBLE, win_us BIGINT, chunk INTEGER, "
-            "one HUGEINT)"
+            "one HUGEINT, map_chunk INTEGER, map_shift INTEGER)"
         )
         if rows:
-            self.con.executemany("INSERT INTO pyro_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self.con.executemany(
+                "INSERT INTO pyro_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
         if len(condition_ids) == 1:
             return "(r.rule_id IS NOT NULL)"
         cases = " ".join(f"WHEN {i} THEN {sql}" for sql, i in condition_ids.items() if i)
@@ -161,15 +182,21 @@ class DuckDBBatchScorer:
             f"{number_literal(decay.half_life_steps)})"
         )
 
-    def _count_slots(self) -> dict[int, tuple[int, int]]:
-        """Where each limited rule's event count lives: (HUGEINT chunk, slot in it).
+    def _packing(self) -> tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]]:
+        """Where each limited rule's event count, and each capped rule's window mask, live:
+        rule id → (128-bit chunk, slot in it).
 
-        Counting every limited rule with its own filtered aggregate costs one pass over
-        the rows each; instead each row adds ``1 << (COUNT_BITS * slot)`` to its chunk's
-        sum, and the counts are read back with shifts.
+        A filtered aggregate per rule would cost a pass over the rows each; instead a row
+        adds ``1 << (COUNT_BITS * slot)`` to its count chunk and ORs its window's bit into
+        its mask chunk, and the numbers are read back with shifts.
         """
-        limited = [i for i, rule in enumerate(self.playbook.engagement) if rule.limited]
-        return {rule_id: divmod(k, SLOTS_PER_CHUNK) for k, rule_id in enumerate(limited)}
+        rules = self.playbook.engagement
+        capped = [i for i, rule in enumerate(rules) if rule.cap is not None]
+        windowed = [i for i in capped if self._window_us(rules[i]) is not None]
+        return (
+            {rule_id: divmod(k, COUNTS_PER_CHUNK) for k, rule_id in enumerate(capped)},
+            {rule_id: divmod(k, MAPS_PER_CHUNK) for k, rule_id in enumerate(windowed)},
+        )
 
     @staticmethod
     def _window_us(rule: EngagementRule) -> int | None:
@@ -187,6 +214,7 @@ class DuckDBBatchScorer:
         return f"""
             SELECT e.lead_id, e.event, e.ts_us, e.event_id, r.rule_id, r.points AS p,
                    coalesce(pyro_fdiv(e.ts_us, r.win_us), 0) AS win, r.chunk, r.one,
+                   r.map_chunk, r.map_shift,
                    {match} AS matched, coalesce(r.cand = 0, TRUE) AS is_primary
             FROM {events.sql} e LEFT JOIN pyro_rules r ON e.event = r.raw_event
             WHERE (e.ts_us <= {as_of_us} OR e.ts_us IS NULL) {lead_filter}
@@ -232,41 +260,58 @@ class DuckDBBatchScorer:
         It sums every matched event's decayed points as if nothing were capped, and proves,
         per (lead, limited rule), that no cap or ``once`` bit, without grouping by window:
         with ``n`` events in ``D`` distinct windows no window holds more than ``1 + n - D``
-        events, and a 64-bit set of window numbers (mod 64) can only undercount ``D``.
+        events, and a 62-bit set of window numbers (mod 62) can only undercount ``D``.
         Pairs without that proof are flagged ``redo_<rule>`` for
         :meth:`_exact_windows_sql`, which corrects their points.
         """
         stage, suppressed = self._stage_sql(raw_names)
         factor = self._factor_sql(self._step_sql("ts_us"), as_of_us)
-        slots = self._count_slots()
-        inner, redo = [], []
-        for chunk in sorted({chunk for chunk, _ in slots.values()}):
+        counts, maps = self._packing()
+        inner: list[str] = []
+        redo: list[str] = []
+        for chunk in sorted({chunk for chunk, _ in counts.values()}):
             inner.append(f"sum(one) FILTER (WHERE matched AND chunk = {chunk}) AS c{chunk}")
-        if slots:
-            # A lead with more limited events than a slot holds is simply redone exactly.
+        for chunk in sorted({chunk for chunk, _ in maps.values()}):
+            inner.append(f"bit_or(bm) FILTER (WHERE matched AND map_chunk = {chunk}) AS m{chunk}")
+        if counts:
+            # A lead with more capped events than a slot holds is simply redone exactly.
             inner.append("count(*) FILTER (WHERE matched AND chunk IS NOT NULL) AS n_limited")
         mask = (1 << COUNT_BITS) - 1
+        once = [i for i, rule in enumerate(self.playbook.engagement) if rule.once]
+        once_points = []
+        for i in once:  # exact here: the first event's points, decayed
+            rule = self.playbook.engagement[i]
+            inner.append(f"min(ts_us) FILTER (WHERE matched AND rule_id = {i}) AS o{i}")
+            factor_i = self._factor_sql(self._step_sql(f"o{i}"), as_of_us)
+            once_points.append(f" + coalesce({number_literal(rule.points)} * {factor_i}, 0.0)")
         for i, rule in enumerate(self.playbook.engagement):
-            if not rule.limited:
+            if rule.cap is None:
                 continue
-            chunk, slot = slots[i]
+            chunk, slot = counts[i]
             count = f"CAST((coalesce(c{chunk}, 0) >> {COUNT_BITS * slot}) & {mask} AS BIGINT)"
             full = self._full_slots(rule)
-            if self._window_us(rule) is None:
+            if i not in maps:
                 proven = f"{count} <= {full}"
             else:
-                inner.append(f"bit_or(bm) FILTER (WHERE matched AND rule_id = {i}) AS b{i}")
-                proven = f"{count} - bit_count(b{i}) < {full}"
+                map_chunk, map_slot = maps[i]
+                windows = (
+                    f"bit_count(CAST((coalesce(m{map_chunk}, 0) >> {MAP_BITS * map_slot}) & "
+                    f"{(1 << MAP_BITS) - 1} AS UBIGINT))"
+                )
+                proven = f"{count} - {windows} < {full}"
             redo.append(
                 f"coalesce(n_limited > {mask} OR ({count} > 0 AND NOT ({proven})), FALSE) "
                 f"AS redo_{i}"
             )
+        not_once = f" AND rule_id NOT IN ({', '.join(map(str, once))})" if once else ""
         return f"""
-            SELECT lead_id, engagement, events, last_us, lifecycle.s AS explicit_stage,
+            SELECT lead_id, engagement {"".join(once_points)} AS engagement, events, last_us,
+                   lifecycle.s AS explicit_stage,
                    suppressed_by_event, invalid {"".join(", " + r for r in redo)}
             FROM (
                 SELECT lead_id,
-                       coalesce(sum(p * {factor}) FILTER (WHERE matched), 0.0) AS engagement,
+                       coalesce(sum(p * {factor}) FILTER (WHERE matched{not_once}), 0.0)
+                           AS engagement,
                        {"".join(agg + ", " for agg in inner)}
                        count(*) FILTER (WHERE is_primary) AS events,
                        max(ts_us) FILTER (WHERE is_primary) AS last_us,
@@ -276,8 +321,8 @@ class DuckDBBatchScorer:
                        count(*) FILTER (WHERE is_primary AND (lead_id IS NULL OR lead_id = ''
                                         OR event IS NULL OR event = '' OR ts_us IS NULL))
                            AS invalid
-                FROM (SELECT *, CAST(1 AS UBIGINT) << CAST(((win % 64) + 64) % 64 AS INTEGER)
-                                    AS bm
+                FROM (SELECT *, CAST(1 AS HUGEINT) << CAST(map_shift + ((win % {MAP_BITS})
+                                    + {MAP_BITS}) % {MAP_BITS} AS INTEGER) AS bm
                       FROM ({joined}))
                 GROUP BY lead_id
             )
@@ -323,7 +368,7 @@ class DuckDBBatchScorer:
             if events.diagnose is not None:
                 events.diagnose()  # raises, naming the first bad row
             raise ValueError(f"{row[0]} events lack a lead id, an event name or a time")
-        capped = [i for i, rule in enumerate(self.playbook.engagement) if rule.limited]
+        capped = [i for i, rule in enumerate(self.playbook.engagement) if rule.cap is not None]
         if not capped:
             return
         self.con.execute(
@@ -335,9 +380,13 @@ class DuckDBBatchScorer:
         row = self.con.execute("SELECT count(*) FROM pyro_redo").fetchone()
         if not row or not row[0]:
             return
+        # Only the redone leads' events go through the rules again.
+        redone = self._joined_sql(
+            events, as_of_us, raw_names, "AND e.lead_id IN (SELECT lead_id FROM pyro_redo)"
+        )
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE pyro_exact AS "
-            + self._exact_windows_sql(joined, as_of_us)
+            + self._exact_windows_sql(redone, as_of_us)
         )
         self.con.execute(
             "UPDATE pyro_act SET engagement = pyro_act.engagement + x.correction "
