@@ -131,6 +131,10 @@ class LightGBMModel:
         params = dict(self.params)
         params["min_child_samples"] = max(2, min(params["min_child_samples"], len(y) // 20))
         params["min_data_per_group"] = max(2, min(params["min_data_per_group"], len(y) // 20))
+        if len(y) < 20_000:
+            # Threads cost more than they give on small data, and OpenMP threads spin badly
+            # when another process holds the other core.
+            params["n_jobs"] = 1
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return lgb.LGBMClassifier(**params).fit(_safe_names(X), y)

@@ -73,37 +73,42 @@ def _bins_for(column: str, kind: str, values: pd.Series) -> list[Bin]:
                      else f"under {high:g}" if math.isfinite(high) else f"{low:g} or more")
             bins.append(Bin(column, label, condition, "range", low=low, high=high))
         return bins
-    keys = pd.Series([category_key(v) for v in values.tolist() if v is not None])
+    present = [v for v in values.tolist() if v is not None]
+    keys = pd.Series([category_key(v) for v in present])
     counts = keys.value_counts()
+    spelled = pd.Series([str(v).strip() for v in present]).groupby(keys.to_numpy()).agg(
+        lambda texts: texts.value_counts().index[0])  # the usual spelling, for people
     floor = max(10, int(0.01 * len(values)))
     levels = [str(k) for k, n in counts.items() if n >= floor][:MAX_LEVELS]
     for level in levels:
-        bins.append(Bin(column, level, {"equals": level}, "level", value=level))
+        text = str(spelled[level])
+        bins.append(Bin(column, text, {"equals": text}, "level", value=level))
     if len(levels) < len(counts):
-        bins.append(Bin(column, "other", {"missing": False, "not": {"in": levels}}
+        shown = [str(spelled[level]) for level in levels]
+        bins.append(Bin(column, "other", {"missing": False, "not": {"in": shown}}
                         if levels else {"missing": False}, "other"))
     return bins
 
 
 def _assign(bins: list[Bin], values: pd.Series) -> np.ndarray:
-    """The index (into ``bins``) of the bin each value falls in; -1 when none."""
-    kind = bins[1].kind if len(bins) > 1 else "level"
+    """The index (into ``bins``) of the bin each value falls in; -1 when none (0 points)."""
     out = np.full(len(values), -1)
-    if kind == "range":
-        numbers = to_numbers(values)
-        for i, number in enumerate(numbers):
+    missing = next((j for j, b in enumerate(bins) if b.kind == "missing"), -1)
+    ranges = [(j, b) for j, b in enumerate(bins) if b.kind == "range"]
+    if ranges:
+        for i, number in enumerate(to_numbers(values)):
             if not np.isfinite(number):
-                out[i] = 0
+                out[i] = missing if values.iloc[i] is None else -1
                 continue
-            for j, b in enumerate(bins[1:], start=1):
-                if (b.low is None or number >= b.low) and (b.high is None or number < b.high):
+            for j, b in ranges:
+                if b.low is not None and b.high is not None and b.low <= number < b.high:
                     out[i] = j
                     break
         return out
     index = {b.value: j for j, b in enumerate(bins) if b.kind == "level"}
     other = next((j for j, b in enumerate(bins) if b.kind == "other"), -1)
     for i, v in enumerate(values.tolist()):
-        out[i] = 0 if v is None else index.get(category_key(v), other)
+        out[i] = missing if v is None else index.get(category_key(v), other)
     return out
 
 
@@ -135,7 +140,9 @@ class Scorecard:
                 continue  # two columns that a playbook cannot tell apart
             seen.add(normalize_name(spec.name))
             kind = ColumnKind.NUMERIC if spec.kind == ColumnKind.NUMERIC else "categorical"
-            self.bins.append(_bins_for(spec.name, kind, cleaned[spec.name]))
+            bins = _bins_for(spec.name, kind, cleaned[spec.name])
+            used = set(_assign(bins, cleaned[spec.name]).tolist())
+            self.bins.append([b for j, b in enumerate(bins) if j in used])
         matrix = self._matrix(cleaned)
         model = LogisticRegression(C=self.C, max_iter=3000).fit(matrix, y)
         coef = model.coef_[0]

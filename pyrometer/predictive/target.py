@@ -27,6 +27,9 @@ NEGATIVE_WORDS = frozenset(
 )
 
 
+_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 class TargetError(DataError):
     """The target column cannot be read as a yes/no outcome."""
 
@@ -40,10 +43,10 @@ def normalize_outcome(value: Any) -> str:
         if number.is_integer():
             return str(int(number))
         return repr(number)
-    text = re.sub(r"[^0-9a-z]+", " ", str(value).lower()).strip()
-    if re.fullmatch(r"[0-9]+ 0+", text):  # "1.0" → "1 0" → "1"
-        text = text.split(" ")[0]
-    return text
+    text = str(value).strip()
+    if _NUMBER.fullmatch(text):  # "1.0" and 1 are the same outcome
+        return normalize_outcome(float(text))
+    return re.sub(r"[^0-9a-z]+", " ", text.lower()).strip()
 
 
 def parse_target(
