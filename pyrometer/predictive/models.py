@@ -148,8 +148,13 @@ class LightGBMModel:
                 part = self._fit_one(X.iloc[train], y[train])
                 oof[test] = part.predict(_safe_names(X.iloc[test]), raw_score=True)
             platt = LogisticRegression(C=1e4, max_iter=1000).fit(oof.reshape(-1, 1), y)
-            self.slope = float(platt.coef_[0, 0])
-            self.intercept = float(platt.intercept_[0])
+            slope, intercept = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+            # Keep the correction only when it helps on held-out scores: boosted trees with
+            # log loss are often calibrated already, and a needless refit only adds noise.
+            before = np.mean((_sigmoid(oof) - y) ** 2)
+            after = np.mean((_sigmoid(slope * oof + intercept) - y) ** 2)
+            if after < before - 1e-4:
+                self.slope, self.intercept = slope, intercept
         self.booster = self._fit_one(X, y)
         return self
 

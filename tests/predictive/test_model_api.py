@@ -52,7 +52,7 @@ def test_unseen_categories_and_placeholders_are_handled(model_dir: Path) -> None
 def test_schema_errors_name_missing_and_mistyped_columns(model_dir: Path) -> None:
     model = load_model(model_dir)
     fresh = make_history(20, seed=5).drop(columns=["Source"])
-    with pytest.raises(SchemaError, match="missing column.*'Source'"):
+    with pytest.raises(SchemaError, match=r"missing column.*'Source'"):
         model.predict_proba(fresh)
     fresh = make_history(20, seed=5)
     fresh.loc[3, "Visits"] = "lots"
@@ -79,7 +79,7 @@ def test_incomplete_model_dir(tmp_path: Path) -> None:
     with pytest.raises(ModelDirError, match="not a model folder"):
         load_model(tmp_path / "absent")
     (tmp_path / "meta.json").write_text("{}")
-    with pytest.raises(ModelDirError, match="missing model.pkl"):
+    with pytest.raises(ModelDirError, match=r"missing model\.pkl"):
         load_model(tmp_path)
 
 
