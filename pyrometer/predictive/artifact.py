@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 
+from pyrometer.core.conditions import normalize_name
 from pyrometer.predictive import event_features
 from pyrometer.predictive.event_features import EventConfig
 from pyrometer.predictive.features import Schema, SchemaError
@@ -74,6 +75,16 @@ class PredictiveModel:
         """Probability thresholds for hot and warm, from the history's out-of-fold scores."""
         return dict(self.metrics.get("bands", {}))
 
+    def _matching_names(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Accept ``lead_source`` for ``Lead Source``: the scoring core normalises names."""
+        present = set(frame.columns)
+        by_norm = {normalize_name(c): c for c in frame.columns}
+        renames = {}
+        for name in [*self.schema.columns, self.id_column or ""]:
+            if name and name not in present and normalize_name(name) in by_norm:
+                renames[by_norm[normalize_name(name)]] = name
+        return frame.rename(columns=renames) if renames else frame
+
     def _with_events(self, frame: pd.DataFrame, events: pd.DataFrame | None,
                      now: datetime | None) -> pd.DataFrame:
         if self.events is None:
@@ -101,6 +112,7 @@ class PredictiveModel:
                source: str = "input", now: datetime | None = None) -> pd.DataFrame:
         frame = frame.copy()
         frame.columns = [str(c) for c in frame.columns]
+        frame = self._matching_names(frame)
         frame = self._with_events(frame, events, now)
         cleaned = self.schema.check(frame, source).reset_index(drop=True)
         return self.schema.design(cleaned)

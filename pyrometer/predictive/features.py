@@ -193,7 +193,7 @@ def learn_schema(
         if len(distinct) < 2:
             dropped[name] = "one value only"
             continue
-        if name != time_column and looks_like_id(values, kind):
+        if name != time_column and looks_like_id(values, kind, name):
             dropped[name] = "looks like an identifier (a different value on nearly every row)"
             continue
         spec = FeatureSpec(name=name, kind=kind)

@@ -197,8 +197,16 @@ def infer_kind(values: pd.Series) -> str | None:
     return ColumnKind.CATEGORICAL
 
 
-def looks_like_id(values: pd.Series, kind: str) -> bool:
-    """Identifiers (nearly one distinct value per row) say nothing a model can reuse."""
+_ID_NAME = re.compile(r"(^|[^a-z])(id|ids|uuid|guid|key|number|no|num|nr|code|ref)([^a-z]|$)")
+
+
+def looks_like_id(values: pd.Series, kind: str, name: str = "") -> bool:
+    """Identifiers (nearly one distinct value per row) say nothing a model can reuse.
+
+    Distinct texts on nearly every row are identifiers (or e-mails, free text): a model
+    cannot learn from them. Distinct whole numbers are identifiers only when the column's
+    name says so, since a small history can have a distinct count on every row.
+    """
     present = [v for v in values.tolist() if v is not None]
     if len(present) < 20 or kind not in (ColumnKind.NUMERIC, ColumnKind.CATEGORICAL):
         return False
@@ -207,7 +215,8 @@ def looks_like_id(values: pd.Series, kind: str) -> bool:
         return False
     if kind == ColumnKind.NUMERIC:
         numbers = np.array([float(v) for v in present])
-        return bool(np.all(numbers == np.round(numbers)))
+        named = bool(_ID_NAME.search(name.lower()))
+        return named and bool(np.all(numbers == np.round(numbers)))
     return True
 
 

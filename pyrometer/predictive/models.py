@@ -207,12 +207,16 @@ class _LinearDesign:
         for kind, spec in self.blocks:
             if kind == "cat":
                 position, levels = spec
-                values = X.iloc[:, position].astype(object).tolist()
-                for level in levels:
-                    parts.append(np.array([v == level for v in values], dtype=float))
-                    owners.append(position)
-                parts.append(np.array([v is None or v != v for v in values], dtype=float))
-                owners.append(position)
+                values = X.iloc[:, position]
+                codes = pd.Categorical(values.astype(object).where(values.notna(), None),
+                                       categories=levels).codes
+                block = np.zeros((len(X), len(levels) + 1))
+                rows = np.arange(len(X))
+                known = codes >= 0
+                block[rows[known], codes[known]] = 1.0
+                block[:, -1] = values.isna().to_numpy(dtype=float)
+                parts.extend(block.T)
+                owners.extend([position] * (len(levels) + 1))
             else:
                 position, low, high, center, scale = spec
                 numbers = X.iloc[:, position].to_numpy(dtype=float)

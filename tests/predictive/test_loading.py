@@ -104,4 +104,6 @@ def test_kinds_and_identifiers() -> None:
     ids = s([f"id{i}" for i in range(50)])
     assert looks_like_id(ids, ColumnKind.CATEGORICAL)
     assert not looks_like_id(s([str(i % 7) for i in range(50)]), ColumnKind.NUMERIC)
+    assert looks_like_id(s([str(1000 + i) for i in range(50)]), ColumnKind.NUMERIC, "Lead Number")
+    assert not looks_like_id(s([str(1000 + i) for i in range(50)]), ColumnKind.NUMERIC, "Revenue")
     assert not looks_like_id(s([str(i + 0.5) for i in range(50)]), ColumnKind.NUMERIC)

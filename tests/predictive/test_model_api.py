@@ -40,6 +40,13 @@ def test_probabilities_in_input_order_and_they_rank(model_dir: Path) -> None:
     assert np.allclose(q, p[shuffled.index.to_numpy()])
 
 
+def test_normalised_column_names_are_accepted(model_dir: Path) -> None:
+    model = load_model(model_dir)
+    fresh = make_history(30, seed=8)
+    renamed = fresh.rename(columns={"Do Not Email": "do_not_email", "Source": "source"})
+    assert np.allclose(model.predict_proba(renamed), model.predict_proba(fresh))
+
+
 def test_unseen_categories_and_placeholders_are_handled(model_dir: Path) -> None:
     model = load_model(model_dir)
     fresh = make_history(20, seed=4)
