@@ -86,7 +86,7 @@ class PredictiveModel:
         return frame.rename(columns=renames) if renames else frame
 
     def _with_events(self, frame: pd.DataFrame, events: pd.DataFrame | None,
-                     now: datetime | None) -> pd.DataFrame:
+                     now: datetime | None, source: str) -> pd.DataFrame:
         if self.events is None:
             return frame
         names = [n for n in self.schema.columns if n.startswith(event_features.PREFIX)]
@@ -94,10 +94,11 @@ class PredictiveModel:
             return frame
         if events is None:
             raise SchemaError(
-                "this model uses event features: pass the event log (--events EVENTS)"
+                f"{source}: this model uses event features: pass the event log (--events EVENTS)"
             )
         if self.id_column is None or self.id_column not in frame.columns:
-            raise SchemaError(f"missing column(s): {self.id_column!r} (needed to match events)")
+            raise SchemaError(
+                f"{source}: missing column(s): {self.id_column!r} (needed to match events)")
         time_column = self.schema.time_column
         if time_column and time_column in frame.columns:
             times = frame[time_column]
@@ -108,14 +109,18 @@ class PredictiveModel:
         extra.index = frame.index
         return pd.concat([frame, extra.astype(object)], axis=1)
 
-    def design(self, frame: pd.DataFrame, events: pd.DataFrame | None = None,
-               source: str = "input", now: datetime | None = None) -> pd.DataFrame:
+    def cleaned(self, frame: pd.DataFrame, events: pd.DataFrame | None = None,
+                source: str = "input", now: datetime | None = None) -> pd.DataFrame:
+        """The model's input columns (with event features), checked, placeholders as None."""
         frame = frame.copy()
         frame.columns = [str(c) for c in frame.columns]
         frame = self._matching_names(frame)
-        frame = self._with_events(frame, events, now)
-        cleaned = self.schema.check(frame, source).reset_index(drop=True)
-        return self.schema.design(cleaned)
+        frame = self._with_events(frame, events, now, source)
+        return self.schema.check(frame, source).reset_index(drop=True)
+
+    def design(self, frame: pd.DataFrame, events: pd.DataFrame | None = None,
+               source: str = "input", now: datetime | None = None) -> pd.DataFrame:
+        return self.schema.design(self.cleaned(frame, events, source, now))
 
     def predict_proba(self, frame: pd.DataFrame, events: pd.DataFrame | None = None,
                       source: str = "input") -> np.ndarray:
@@ -139,14 +144,14 @@ class PredictiveModel:
         Factors are input columns with the lead's value and their effect in log-odds (tree
         SHAP values for LightGBM; a date's month, weekday and age are summed into one).
         """
-        X = self.design(frame, events, source)
+        raw = self.cleaned(frame, events, source)
+        X = self.schema.design(raw)
         contrib = self.model.contributions(X)
         owners = [owner for _, owner in self.schema.design_names()]
         names = list(dict.fromkeys(owners))
         per_column = np.zeros((len(X), len(names)))
         for j, owner in enumerate(owners):
             per_column[:, names.index(owner)] += contrib[:, j]
-        raw = frame.reset_index(drop=True)
         out = []
         for i in range(len(X)):
             row = per_column[i]
@@ -161,6 +166,8 @@ class PredictiveModel:
 def _value_text(value: object) -> str:
     if value is None or value != value or (isinstance(value, str) and not value.strip()):
         return "missing"
+    if isinstance(value, float | np.floating):
+        return f"{value:.4g}"
     return str(value)
 
 
