@@ -197,7 +197,10 @@ class _LinearDesign:
                 low, high = np.percentile(finite, [1, 99])
                 clipped = np.clip(finite, low, high)
                 center, scale = float(np.median(clipped)), float(clipped.std() or 1.0)
-                self.blocks.append(("num", (position, low, high, center, scale)))
+                # Quintile indicators let the linear model bend where a straight line cannot
+                # (conversion that rises then falls with age, a season, a time trend).
+                edges = np.unique(np.quantile(finite, [0.2, 0.4, 0.6, 0.8]))
+                self.blocks.append(("num", (position, low, high, center, scale, edges)))
         return self
 
     def transform(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -218,13 +221,17 @@ class _LinearDesign:
                 parts.extend(block.T)
                 owners.extend([position] * (len(levels) + 1))
             else:
-                position, low, high, center, scale = spec
+                position, low, high, center, scale, edges = spec
                 numbers = X.iloc[:, position].to_numpy(dtype=float)
                 missing = ~np.isfinite(numbers)
                 filled = np.where(missing, center, np.clip(numbers, low, high))
                 parts.append((filled - center) / scale)
                 parts.append(missing.astype(float))
                 owners.extend([position, position])
+                bins = np.searchsorted(edges, filled, side="right")
+                for b in range(1, len(edges) + 1):
+                    parts.append(((bins >= b) & ~missing).astype(float))
+                    owners.append(position)
         matrix = np.column_stack(parts) if parts else np.zeros((len(X), 0))
         return matrix, np.array(owners, dtype=int)
 
