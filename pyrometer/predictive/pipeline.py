@@ -23,6 +23,8 @@ from pyrometer.predictive.loading import (
 )
 from pyrometer.predictive.target import parse_target
 
+MIN_PER_CLASS = 5
+
 
 @dataclass
 class Prepared:
@@ -89,6 +91,12 @@ def prepare(
         notes.append(f"{int((~known).sum())} row(s) without an outcome in {target!r} left out")
         frame = frame.loc[known].reset_index(drop=True)
         y = y[known]
+    counts = np.bincount(np.asarray(y, dtype=int), minlength=2)
+    if counts.min() < MIN_PER_CLASS:
+        raise DataError(
+            f"{source}: {int(counts[1])} converted and {int(counts[0])} other leads in "
+            f"{target!r}; a model needs at least {MIN_PER_CLASS} of each"
+        )
     config = None
     if events is not None:
         log = read_table(events)

@@ -91,3 +91,13 @@ def test_ambiguous_target_is_a_clear_error(tmp_path: Path) -> None:
     assert code == 2 and "ambiguous" in err and "--positive" in err
     code, _, err = run("evaluate", str(tmp_path / "h.csv"), "--target", "Nope")
     assert code == 2 and "'Nope'" in err and "not found" in err
+
+
+def test_too_few_outcomes_is_a_clear_error(tmp_path: Path) -> None:
+    frame = make_history(60)
+    frame["Converted"] = "Lost"
+    frame.loc[:2, "Converted"] = "Won"
+    frame.to_csv(tmp_path / "h.csv", index=False)
+    code, _, err = run("train", str(tmp_path / "h.csv"), "--target", "Converted",
+                       "-o", str(tmp_path / "m"))
+    assert code == 2 and "3 converted and 57 other" in err and "at least" in err
