@@ -36,3 +36,17 @@ def test_drop_leaky_removes_them(tmp_path: Path) -> None:
     assert "Contract Size" not in prepared.schema.columns
     assert "Visits" in prepared.schema.columns
     assert "leak" in prepared.schema.dropped["Sales Verdict"]
+
+
+def test_dates_after_the_decision_time_are_flagged(tmp_path: Path) -> None:
+    frame = make_history(300)
+    created = frame["Created"].map(lambda d: np.datetime64(d))
+    rng = np.random.default_rng(2)
+    # Recorded when the deal was settled, weeks after the lead came in.
+    settled = created + rng.integers(5, 60, len(frame)).astype("timedelta64[D]")
+    frame["Settled On"] = [str(d)[:10] for d in settled]
+    frame.to_csv(tmp_path / "h.csv", index=False)
+    prepared = prepare(tmp_path / "h.csv", "Converted", "Lead ID", time_column="Created")
+    leaks = {leak.column: leak.message() for leak in prepared.leaks}
+    assert "fall after the decision time" in leaks["Settled On"]
+    assert "Created" not in leaks
