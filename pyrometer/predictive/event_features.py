@@ -1,0 +1,119 @@
+"""Point-in-time engagement features from an event log.
+
+A lead's features must be what we could have known when we decided about it. Counting
+events that happened after the decision (the demo booked after the sales call) teaches a
+model that converted leads are active, which is true and useless. Every feature here is
+computed from the events strictly before or at the lead's decision time, never after.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pyrometer.core.conditions import normalize_name
+from pyrometer.predictive.loading import DataError, clean_missing, to_datetimes
+
+WINDOWS_DAYS = (7, 30, 90)
+HALF_LIFE_DAYS = 30.0
+MAX_EVENT_TYPES = 30
+PREFIX = "events: "
+
+_ID_NAMES = ("lead_id", "lead", "id", "contact_id", "prospect_id")
+_NAME_NAMES = ("event", "event_name", "name", "type", "event_type", "activity")
+_TIME_NAMES = ("timestamp", "ts", "time", "occurred_at", "created_at", "date", "datetime")
+
+
+@dataclass
+class EventConfig:
+    """Which columns of the event log mean what, and which event types became features."""
+
+    id_column: str
+    name_column: str
+    time_column: str
+    types: list[str] = field(default_factory=list)
+    windows_days: list[int] = field(default_factory=lambda: list(WINDOWS_DAYS))
+    half_life_days: float = HALF_LIFE_DAYS
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def feature_names(self) -> list[str]:
+        names = [f"{PREFIX}{t} in {w}d" for t in self.types for w in self.windows_days]
+        return [*names, f"{PREFIX}total in 30d", f"{PREFIX}days since last",
+                f"{PREFIX}decayed engagement"]
+
+
+def _pick(columns: list[str], wanted: tuple[str, ...], what: str, source: str) -> str:
+    by_norm = {normalize_name(c): c for c in columns}
+    for name in wanted:
+        if name in by_norm:
+            return by_norm[name]
+    raise DataError(
+        f"{source}: cannot find the {what} column (tried {', '.join(wanted)}); "
+        f"columns are {', '.join(columns)}"
+    )
+
+
+def configure(events: pd.DataFrame, source: str, lead_id_column: str | None) -> EventConfig:
+    """Find the id, event name and time columns; keep the most frequent event types."""
+    columns = [str(c) for c in events.columns]
+    wanted = (normalize_name(lead_id_column), *_ID_NAMES) if lead_id_column else _ID_NAMES
+    config = EventConfig(
+        id_column=_pick(columns, wanted, "lead id", source),
+        name_column=_pick(columns, _NAME_NAMES, "event name", source),
+        time_column=_pick(columns, _TIME_NAMES, "event time", source),
+    )
+    names = events[config.name_column].map(lambda v: normalize_name(str(v)))
+    config.types = [str(t) for t in names.value_counts().index[:MAX_EVENT_TYPES] if t]
+    return config
+
+
+def compute(
+    config: EventConfig,
+    events: pd.DataFrame,
+    lead_ids: pd.Series,
+    decision_times: pd.Series,
+    source: str = "events",
+) -> pd.DataFrame:
+    """One row per lead (in the order given) of features as of its decision time."""
+    log = clean_missing(events[[config.id_column, config.name_column, config.time_column]])
+    stamps = to_datetimes(log[config.time_column])
+    bad = stamps.isna() & log[config.time_column].reset_index(drop=True).notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
+        value = log[config.time_column].iloc[row - 1]
+        raise DataError(f"{source}: row {row}, column {config.time_column!r}: "
+                        f"{value!r} is not a date/time")
+    frame = pd.DataFrame({
+        "lead": log[config.id_column].map(lambda v: None if v is None else str(v)).to_numpy(),
+        "type": log[config.name_column].map(lambda v: normalize_name(str(v))).to_numpy(),
+        "ts": stamps.to_numpy(),
+    }).dropna()
+    leads = pd.DataFrame({"lead": [None if v is None else str(v) for v in lead_ids.tolist()],
+                          "decision": to_datetimes(decision_times).to_numpy(),
+                          "row": np.arange(len(lead_ids))})
+    joined = frame.merge(leads.dropna(subset=["lead"]), on="lead", how="inner")
+    joined = joined[joined["ts"] <= joined["decision"]]  # never after the decision
+    age = (joined["decision"] - joined["ts"]).dt.total_seconds().to_numpy() / 86400.0
+    joined = joined.assign(age=age)
+    out = pd.DataFrame(index=range(len(lead_ids)))
+    for event_type in config.types:
+        of_type = joined[joined["type"] == event_type]
+        for window in config.windows_days:
+            counts = of_type[of_type["age"] <= window].groupby("row").size()
+            out[f"{PREFIX}{event_type} in {window}d"] = counts.reindex(out.index, fill_value=0)
+    recent = joined[joined["age"] <= 30].groupby("row").size()
+    out[f"{PREFIX}total in 30d"] = recent.reindex(out.index, fill_value=0)
+    last = joined.groupby("row")["age"].min()
+    out[f"{PREFIX}days since last"] = last.reindex(out.index)  # NaN: never active
+    weights = np.power(2.0, -joined["age"] / config.half_life_days)
+    decayed = weights.groupby(joined["row"]).sum()
+    out[f"{PREFIX}decayed engagement"] = decayed.reindex(out.index, fill_value=0.0)
+    no_time = leads["decision"].isna().to_numpy()
+    if no_time.any():
+        out.loc[no_time, :] = np.nan  # without a decision time nothing is known as of it
+    return out.astype(float)

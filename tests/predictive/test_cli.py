@@ -1,0 +1,103 @@
+"""The commands as a user runs them: files in, files out, clear errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from pyrometer.cli.app import _register, app
+from pyrometer.core.playbook import load_playbook
+
+from .conftest import make_history
+
+_register()
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cli")
+    make_history(500).to_csv(folder / "history.csv", sep=";", index=False)
+    code, _, err = run("train", str(folder / "history.csv"), "--target", "Converted",
+                       "--id", "Lead ID", "-o", str(folder / "model"), "--scorecard",
+                       "--folds", "3")
+    assert code == 0, err
+    return folder
+
+
+def test_train_writes_model_dir(trained: Path) -> None:
+    model = trained / "model"
+    for name in ("model.pkl", "schema.json", "metrics.json", "meta.json", "scorecard.yaml"):
+        assert (model / name).exists()
+    meta = json.loads((model / "meta.json").read_text())
+    assert len(meta["training_fingerprint"]) == 64 and meta["training_rows"] == 500
+    metrics = json.loads((model / "metrics.json").read_text())
+    assert metrics["roc_auc"] > 0.65 and "scorecard" in metrics
+    assert load_playbook(model / "scorecard.yaml").fit
+
+
+def test_predict_keeps_order_and_ids(trained: Path, tmp_path: Path) -> None:
+    leads = make_history(40, seed=3).drop(columns=["Converted"]).iloc[::-1]
+    leads.to_json(tmp_path / "leads.jsonl", orient="records", lines=True)
+    code, _, err = run("predict", str(trained / "model"), str(tmp_path / "leads.jsonl"),
+                       "-o", str(tmp_path / "out.csv"), "--explain")
+    assert code == 0, err
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert out["Lead ID"].tolist() == leads["Lead ID"].tolist()
+    assert out["p_convert"].between(0, 1).all()
+    assert out["factors_up"].fillna("").str.contains(r"=.*\(\+", regex=True).any()
+    assert out["factors_down"].fillna("").str.contains(r"\(-", regex=True).any()
+
+
+def test_predict_reports_missing_column(trained: Path, tmp_path: Path) -> None:
+    make_history(10).drop(columns=["Visits"]).to_csv(tmp_path / "l.csv", index=False)
+    code, _, err = run("predict", str(trained / "model"), str(tmp_path / "l.csv"))
+    assert code == 2
+    assert "l.csv" in err and "'Visits'" in err and "Traceback" not in err
+
+
+def test_evaluate_json_and_report(trained: Path, tmp_path: Path) -> None:
+    frame = make_history(400)
+    frame["Deal Stage"] = frame["Converted"].map({"Won": "closed", "Lost": "open"})
+    frame.to_csv(tmp_path / "h.csv", index=False)
+    report = tmp_path / "r.html"
+    code, out, err = run("evaluate", str(tmp_path / "h.csv"), "--target", "Converted",
+                         "--id", "Lead ID", "--folds", "3", "--json", "--report", str(report))
+    assert code == 0, err
+    result = json.loads(out)
+    for key in ("roc_auc", "pr_auc", "brier", "lift_top_decile"):
+        assert isinstance(result[key], float)
+    assert {"logistic", "naive_bayes"} <= set(result["baselines"]) | {result["model"]}
+    assert all("roc_auc" in b for b in result["baselines"].values())
+    assert "Deal Stage" in err  # the leakage warning, on stderr
+    page = report.read_text()
+    assert page.count("<svg") >= 3 and "Deal Stage" in page
+
+
+def test_ambiguous_target_is_a_clear_error(tmp_path: Path) -> None:
+    frame = make_history(50)
+    frame["Converted"] = frame["Converted"].map({"Won": "A", "Lost": "B"})
+    frame.to_csv(tmp_path / "h.csv", index=False)
+    code, _, err = run("evaluate", str(tmp_path / "h.csv"), "--target", "Converted")
+    assert code == 2 and "ambiguous" in err and "--positive" in err
+    code, _, err = run("evaluate", str(tmp_path / "h.csv"), "--target", "Nope")
+    assert code == 2 and "'Nope'" in err and "not found" in err
+
+
+def test_too_few_outcomes_is_a_clear_error(tmp_path: Path) -> None:
+    frame = make_history(60)
+    frame["Converted"] = "Lost"
+    frame.loc[:2, "Converted"] = "Won"
+    frame.to_csv(tmp_path / "h.csv", index=False)
+    code, _, err = run("train", str(tmp_path / "h.csv"), "--target", "Converted",
+                       "-o", str(tmp_path / "m"))
+    assert code == 2 and "3 converted and 57 other" in err and "at least" in err
