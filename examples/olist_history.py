@@ -17,10 +17,10 @@ import pandas as pd
 
 
 def olist_history(folder: Path) -> pd.DataFrame:
-    mqls = pd.read_csv(folder / "olist_marketing_qualified_leads_dataset.csv", dtype=str,
-                       keep_default_na=False)
-    deals = pd.read_csv(folder / "olist_closed_deals_dataset.csv", dtype=str,
-                        keep_default_na=False)
+    mqls = pd.read_csv(
+        folder / "olist_marketing_qualified_leads_dataset.csv", dtype=str, keep_default_na=False
+    )
+    deals = pd.read_csv(folder / "olist_closed_deals_dataset.csv", dtype=str, keep_default_na=False)
     history = mqls.copy()
     history["won"] = mqls["mql_id"].isin(set(deals["mql_id"])).astype(int)
     return history

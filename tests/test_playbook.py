@@ -125,3 +125,14 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
         load_playbook(bad)
     with pytest.raises(PlaybookError, match="cannot read"):
         load_playbook(tmp_path / "nope.yaml")
+
+
+def test_yaml_1_1_booleans_stay_text() -> None:
+    text = default_playbook_text().replace(
+        "fit:\n", "fit:\n  - {name: norway, points: 3, where: {country: NO, opt_in: yes}}\n", 1
+    )
+    book = parse_playbook(text)
+    rule = next(rule for rule in book.fit if rule.name == "norway")
+    assert rule.where.matches({"country": "no", "opt_in": "YES"})
+    assert not rule.where.matches({"country": "false", "opt_in": "yes"})
+    assert book.suppression.attributes[0].fields["do_not_email"].equals is True

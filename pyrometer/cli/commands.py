@@ -96,6 +96,12 @@ def score_command(
         bool, typer.Option("--strict", help="Fail on events the playbook does not know.")
     ] = False,
     top: Annotated[int, typer.Option("--top", help="Rows in the table.")] = 20,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model", help="A model from `pyrometer train`: adds p_convert (needs --leads)."
+        ),
+    ] = None,
 ) -> None:
     """Score every lead in EVENTS (and LEADS) as of a time."""
     with user_errors():
@@ -112,6 +118,8 @@ def score_command(
                 progress=lambda stage: bar.update(bar.task_ids[0], description=stage),
             )
             con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_scored AS {relation.sql_query()}")
+        if model is not None:
+            _attach_model(con, book, model, leads, events)
         query = "SELECT * FROM pyro_scored ORDER BY score DESC, lead_id"
         if output is not None:
             write_query(con, query, output)
@@ -121,6 +129,21 @@ def score_command(
             sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
         elif output is None:
             _print_summary(con, top, as_of_us)
+
+
+def _attach_model(
+    con: duckdb.DuckDBPyConnection, book: Playbook, model: Path, leads: Path | None, events: Path
+) -> None:
+    if leads is None:
+        raise UserError("--model needs --leads: the model predicts from lead attributes")
+    try:
+        from pyrometer.predictive.attach import attach_predictions
+    except ImportError:
+        raise UserError(
+            "--model needs the predictive extra: pip install 'pyrometer[predict]'"
+        ) from None
+    with err.status("Predicting p_convert..."):
+        attach_predictions(con, "pyro_scored", book, model, leads, events)
 
 
 def _count(con: duckdb.DuckDBPyConnection) -> int:
@@ -143,29 +166,22 @@ TEMPERATURE_STYLE = {"hot": "bold red", "warm": "yellow", "cold": "cyan"}
 def _print_summary(con: duckdb.DuckDBPyConnection, top: int, as_of_us: int) -> None:
     counts = dict(con.sql("SELECT temperature, count(*) FROM pyro_scored GROUP BY ALL").fetchall())
     total = sum(counts.values())
+    rows = _dicts(con, f"SELECT * FROM pyro_scored ORDER BY score DESC, lead_id LIMIT {int(top)}")
+    predicted = bool(rows) and "p_convert" in rows[0]
     table = Table(title=f"Top {min(top, total)} of {total} leads as of {iso(as_of_us)}")
-    for column in (
-        "lead",
-        "score",
-        "fit",
-        "engagement",
-        "temperature",
-        "stage",
-        "funnel",
-        "last activity",
-    ):
-        table.add_column(
-            column, justify="right" if column in {"score", "fit", "engagement"} else "left"
-        )
-    for row in _dicts(
-        con, f"SELECT * FROM pyro_scored ORDER BY score DESC, lead_id LIMIT {int(top)}"
-    ):
+    numeric = {"score", "fit", "engagement", "p_convert"}
+    columns = ["lead", "score", "fit", "engagement", *(["p_convert"] if predicted else [])]
+    for column in [*columns, "temperature", "stage", "funnel", "last activity"]:
+        table.add_column(column, justify="right" if column in numeric else "left")
+    for row in rows:
         style = TEMPERATURE_STYLE.get(row["temperature"], "")
+        probability = row.get("p_convert")
         table.add_row(
             row["lead_id"],
             f"{row['score']:.2f}",
             f"{row['fit']:.2f}",
             f"{row['engagement']:.2f}",
+            *([f"{probability:.3f}" if probability is not None else "-"] if predicted else []),
             f"[{style}]{row['temperature']}[/]",
             row["stage"] + (" (suppressed)" if row["suppressed"] else ""),
             row["funnel"],

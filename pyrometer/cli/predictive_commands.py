@@ -32,18 +32,24 @@ from pyrometer.predictive.pipeline import Prepared, prepare
 _err = Console(stderr=True)
 
 Target = Annotated[str, typer.Option("--target", "-t", help="The outcome column.")]
-IdOpt = Annotated[str | None, typer.Option(
-    "--id", help="The lead id column (kept, not a feature).")]
+IdOpt = Annotated[
+    str | None, typer.Option("--id", help="The lead id column (kept, not a feature).")
+]
 Positive = Annotated[str | None, typer.Option(help="The target value that means converted.")]
 Events = Annotated[Path | None, typer.Option(help="Event log for point-in-time features.")]
-TimeOpt = Annotated[str | None, typer.Option(
-    "--time", help="Column with each lead's decision time (for --events).")]
-Exclude = Annotated[list[str] | None, typer.Option(
-    "--exclude", help="Column to leave out (repeatable).")]
-Missing = Annotated[list[str] | None, typer.Option(
-    "--missing", help="Text meaning 'no answer' (repeatable; replaces the defaults).")]
-DropLeaky = Annotated[bool, typer.Option(
-    "--drop-leaky", help="Leave out columns the leakage guard warns about.")]
+TimeOpt = Annotated[
+    str | None, typer.Option("--time", help="Column with each lead's decision time (for --events).")
+]
+Exclude = Annotated[
+    list[str] | None, typer.Option("--exclude", help="Column to leave out (repeatable).")
+]
+Missing = Annotated[
+    list[str] | None,
+    typer.Option("--missing", help="Text meaning 'no answer' (repeatable; replaces the defaults)."),
+]
+DropLeaky = Annotated[
+    bool, typer.Option("--drop-leaky", help="Leave out columns the leakage guard warns about.")
+]
 Folds = Annotated[int, typer.Option(min=2, max=20, help="Cross-validation folds.")]
 Seed = Annotated[int, typer.Option(help="Random seed; the same seed gives the same model.")]
 
@@ -71,19 +77,29 @@ def _warn(text: str) -> None:
     _err.print(f"[yellow]warning:[/] {text.replace('[', chr(92) + '[')}", soft_wrap=True)
 
 
-def _prepare(history: Path, target: str, id_column: str | None, positive: str | None,
-             events: Path | None, time: str | None, exclude: list[str] | None,
-             missing: list[str] | None, drop_leaky: bool) -> Prepared:
-    prepared = prepare(history, target, id_column, positive, events, time, exclude, missing,
-                       drop_leaky, note=_warn)
+def _prepare(
+    history: Path,
+    target: str,
+    id_column: str | None,
+    positive: str | None,
+    events: Path | None,
+    time: str | None,
+    exclude: list[str] | None,
+    missing: list[str] | None,
+    drop_leaky: bool,
+) -> Prepared:
+    prepared = prepare(
+        history, target, id_column, positive, events, time, exclude, missing, drop_leaky, note=_warn
+    )
     for leak in prepared.leaks:
         suffix = " (dropped: --drop-leaky)" if drop_leaky else " (use --drop-leaky to leave out)"
         _warn(leak.message() + suffix)
     return prepared
 
 
-def _summary(prepared: Prepared, folds: int, seed: int, with_scorecard: bool,
-             progress: Callable[[str], None]) -> dict[str, Any]:
+def _summary(
+    prepared: Prepared, folds: int, seed: int, with_scorecard: bool, progress: Callable[[str], None]
+) -> dict[str, Any]:
     cv = cross_validate(prepared.X, prepared.y, folds, seed, progress)
     summary = cv.summary()
     summary["leaks"] = [leak.message() for leak in prepared.leaks]
@@ -91,8 +107,9 @@ def _summary(prepared: Prepared, folds: int, seed: int, with_scorecard: bool,
     summary["dropped"] = prepared.schema.dropped
     if with_scorecard:
         progress("scorecard")
-        auc = scorecard.cross_validated_auc(prepared.schema, prepared.cleaned, prepared.y,
-                                            cv.folds, seed)
+        auc = scorecard.cross_validated_auc(
+            prepared.schema, prepared.cleaned, prepared.y, cv.folds, seed
+        )
         summary["scorecard"] = {"roc_auc": auc, "auc_given_up": summary["roc_auc"] - auc}
     return summary
 
@@ -103,19 +120,32 @@ def _print_summary(summary: dict[str, Any]) -> None:
         table.add_column(column)
     rows = {summary["model"] + " (chosen)": summary, **summary["baselines"]}
     for name, m in rows.items():
-        table.add_row(name, f"{m['roc_auc']:.4f}", f"{m['pr_auc']:.4f}", f"{m['brier']:.4f}",
-                      f"{m['log_loss']:.4f}", f"{m['lift_top_decile']:.2f}")
+        table.add_row(
+            name,
+            f"{m['roc_auc']:.4f}",
+            f"{m['pr_auc']:.4f}",
+            f"{m['brier']:.4f}",
+            f"{m['log_loss']:.4f}",
+            f"{m['lift_top_decile']:.2f}",
+        )
     console = Console(width=100)
     console.print(table)
     if "scorecard" in summary:
         card = summary["scorecard"]
-        console.print(f"scorecard ROC AUC {card['roc_auc']:.4f}: gives up "
-                      f"{card['auc_given_up']:.4f} against the full model")
+        console.print(
+            f"scorecard ROC AUC {card['roc_auc']:.4f}: gives up "
+            f"{card['auc_given_up']:.4f} against the full model"
+        )
     bands = summary["bands"]
-    rates = ", ".join(f"{b['band']} {b['conversion_rate']:.1%} ({b['leads']} leads)"
-                      for b in summary["band_rates"] if b["conversion_rate"] is not None)
-    console.print(f"bands: hot p ≥ {bands['hot']:.3f}, warm p ≥ {bands['warm']:.3f}; "
-                  f"conversion: {rates}", highlight=False)
+    rates = ", ".join(
+        f"{b['band']} {b['conversion_rate']:.1%} ({b['leads']} leads)"
+        for b in summary["band_rates"]
+        if b["conversion_rate"] is not None
+    )
+    console.print(
+        f"bands: hot p ≥ {bands['hot']:.3f}, warm p ≥ {bands['warm']:.3f}; conversion: {rates}",
+        highlight=False,
+    )
 
 
 def train(
@@ -129,29 +159,39 @@ def train(
     exclude: Exclude = None,
     missing: Missing = None,
     drop_leaky: DropLeaky = False,
-    with_scorecard: Annotated[bool, typer.Option(
-        "--scorecard", help="Also learn an integer points table as a playbook.")] = False,
+    with_scorecard: Annotated[
+        bool, typer.Option("--scorecard", help="Also learn an integer points table as a playbook.")
+    ] = False,
     folds: Folds = 5,
     seed: Seed = 0,
 ) -> None:
     """Learn conversion from past leads; write MODEL_DIR (model, schema, metrics)."""
     with _user_errors(), _status("training") as progress:
         progress("reading")
-        prepared = _prepare(history, target, id_column, positive, events, time, exclude,
-                            missing, drop_leaky)
+        prepared = _prepare(
+            history, target, id_column, positive, events, time, exclude, missing, drop_leaky
+        )
         summary = _summary(prepared, folds, seed, with_scorecard, progress)
         progress(f"fitting {summary['model']} on all {len(prepared.y)} leads")
         model = make_model(summary["model"], seed).fit(prepared.X, prepared.y)
-        artifact.save(output, model, prepared.schema, summary,
-                      artifact.fingerprint(prepared.frame), len(prepared.y), prepared.events,
-                      {"command": _command()})
+        artifact.save(
+            output,
+            model,
+            prepared.schema,
+            summary,
+            artifact.fingerprint(prepared.frame),
+            len(prepared.y),
+            prepared.events,
+            {"command": _command()},
+        )
         if with_scorecard:
             card = scorecard.Scorecard().fit(prepared.schema, prepared.cleaned, prepared.y)
             playbook = card.playbook(prepared.schema, str(history))
             (output / "scorecard.yaml").write_text(
                 "# Learned by pyrometer train --scorecard; use with: pyrometer score "
-                "--playbook scorecard.yaml\n" + yaml.safe_dump(playbook, sort_keys=False,
-                                                               allow_unicode=True))
+                "--playbook scorecard.yaml\n"
+                + yaml.safe_dump(playbook, sort_keys=False, allow_unicode=True)
+            )
     _print_summary(summary)
     _err.print(f"wrote {output}", highlight=False)
 
@@ -173,10 +213,16 @@ def predict(
     model_dir: Annotated[Path, typer.Argument(help="A folder written by pyrometer train.")],
     leads: Annotated[Path, typer.Argument(help="Leads to score: CSV, Parquet or JSON Lines.")],
     id_column: IdOpt = None,
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Output file (.csv, .parquet, .jsonl); stdout if omitted.")] = None,
-    explain: Annotated[bool, typer.Option(
-        "--explain", help="Add the top factors pushing each probability up and down.")] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Output file (.csv, .parquet, .jsonl); stdout if omitted."
+        ),
+    ] = None,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="Add the top factors pushing each probability up and down."),
+    ] = False,
     top: Annotated[int, typer.Option(min=1, max=20, help="Factors per direction.")] = 3,
     events: Events = None,
 ) -> None:
@@ -214,19 +260,23 @@ def evaluate(
     folds: Folds = 5,
     seed: Seed = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    report_path: Annotated[Path | None, typer.Option(
-        "--report", help="Write an HTML report with plots.")] = None,
-    with_scorecard: Annotated[bool, typer.Option(
-        "--scorecard", help="Also measure the integer points table's AUC.")] = False,
+    report_path: Annotated[
+        Path | None, typer.Option("--report", help="Write an HTML report with plots.")
+    ] = None,
+    with_scorecard: Annotated[
+        bool, typer.Option("--scorecard", help="Also measure the integer points table's AUC.")
+    ] = False,
 ) -> None:
     """Cross-validated ROC AUC, PR AUC, Brier, log loss, lift, calibration and bands."""
     with _user_errors(), _status("evaluating") as progress:
-        prepared = _prepare(history, target, id_column, positive, events, time, exclude,
-                            missing, drop_leaky)
+        prepared = _prepare(
+            history, target, id_column, positive, events, time, exclude, missing, drop_leaky
+        )
         summary = _summary(prepared, folds, seed, with_scorecard, progress)
         if report_path is not None:
-            report_path.write_text(report.render(summary, summary["leaks"], str(history),
-                                                 _command()), encoding="utf-8")
+            report_path.write_text(
+                report.render(summary, summary["leaks"], str(history), _command()), encoding="utf-8"
+            )
     if as_json:
         typer.echo(json.dumps(summary))
     else:

@@ -8,6 +8,7 @@ thresholds or stages is hard-coded elsewhere. The default playbook
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from functools import cached_property
@@ -206,11 +207,28 @@ class Decay(_Strict):
         return 2.0 ** (-steps / self.half_life_steps)
 
 
+class ProbabilityBands(_Strict):
+    """Temperature by predicted probability of converting (``pyrometer score --model``)."""
+
+    hot: float = Field(gt=0, le=1)
+    warm: float = Field(ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ProbabilityBands:
+        if not self.warm < self.hot:
+            raise ValueError(f"warm ({self.warm}) must be below hot ({self.hot})")
+        return self
+
+
 class Thresholds(_Strict):
-    """Temperature by total score: ``hot`` at or above ``hot``, ``warm`` at or above ``warm``."""
+    """Temperature by total score: ``hot`` at or above ``hot``, ``warm`` at or above ``warm``.
+
+    With ``probability`` bands and a model, the temperature follows ``p_convert`` instead.
+    """
 
     hot: float
     warm: float
+    probability: ProbabilityBands | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> Thresholds:
@@ -367,11 +385,28 @@ class PlaybookError(ValueError):
         super().__init__("\n".join(lines))
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only ``true`` and ``false``.
+
+    PyYAML follows YAML 1.1, where ``NO``, ``yes``, ``on`` and ``off`` are booleans too, so
+    ``{country: NO}`` (Norway) would silently mean ``equals: false``.
+    """
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
     """Parse and validate playbook YAML; errors name ``source``, the path and the line."""
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_Yaml12Loader)
+        data = yaml.load(text, Loader=_Yaml12Loader)  # a SafeLoader subclass: safe
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else ""

@@ -57,8 +57,7 @@ def _version() -> str:
 class PredictiveModel:
     """A trained conversion model: schema-checked probabilities and their reasons."""
 
-    def __init__(self, model: Model, schema: Schema, metrics: dict[str, Any],
-                 meta: dict[str, Any]):
+    def __init__(self, model: Model, schema: Schema, metrics: dict[str, Any], meta: dict[str, Any]):
         self.model = model
         self.schema = schema
         self.metrics = metrics
@@ -85,8 +84,9 @@ class PredictiveModel:
                 renames[by_norm[normalize_name(name)]] = name
         return frame.rename(columns=renames) if renames else frame
 
-    def _with_events(self, frame: pd.DataFrame, events: pd.DataFrame | None,
-                     now: datetime | None, source: str) -> pd.DataFrame:
+    def _with_events(
+        self, frame: pd.DataFrame, events: pd.DataFrame | None, now: datetime | None, source: str
+    ) -> pd.DataFrame:
         if self.events is None:
             return frame
         names = [n for n in self.schema.columns if n.startswith(event_features.PREFIX)]
@@ -98,7 +98,8 @@ class PredictiveModel:
             )
         if self.id_column is None or self.id_column not in frame.columns:
             raise SchemaError(
-                f"{source}: missing column(s): {self.id_column!r} (needed to match events)")
+                f"{source}: missing column(s): {self.id_column!r} (needed to match events)"
+            )
         time_column = self.schema.time_column
         if time_column and time_column in frame.columns:
             times = frame[time_column]
@@ -109,8 +110,13 @@ class PredictiveModel:
         extra.index = frame.index
         return pd.concat([frame, extra.astype(object)], axis=1)
 
-    def cleaned(self, frame: pd.DataFrame, events: pd.DataFrame | None = None,
-                source: str = "input", now: datetime | None = None) -> pd.DataFrame:
+    def cleaned(
+        self,
+        frame: pd.DataFrame,
+        events: pd.DataFrame | None = None,
+        source: str = "input",
+        now: datetime | None = None,
+    ) -> pd.DataFrame:
         """The model's input columns (with event features), checked, placeholders as None."""
         frame = frame.copy()
         frame.columns = [str(c) for c in frame.columns]
@@ -118,12 +124,18 @@ class PredictiveModel:
         frame = self._with_events(frame, events, now, source)
         return self.schema.check(frame, source).reset_index(drop=True)
 
-    def design(self, frame: pd.DataFrame, events: pd.DataFrame | None = None,
-               source: str = "input", now: datetime | None = None) -> pd.DataFrame:
+    def design(
+        self,
+        frame: pd.DataFrame,
+        events: pd.DataFrame | None = None,
+        source: str = "input",
+        now: datetime | None = None,
+    ) -> pd.DataFrame:
         return self.schema.design(self.cleaned(frame, events, source, now))
 
-    def predict_proba(self, frame: pd.DataFrame, events: pd.DataFrame | None = None,
-                      source: str = "input") -> np.ndarray:
+    def predict_proba(
+        self, frame: pd.DataFrame, events: pd.DataFrame | None = None, source: str = "input"
+    ) -> np.ndarray:
         """Probability of converting for each row, in input order.
 
         Raises :class:`SchemaError` naming missing or mistyped columns.
@@ -137,8 +149,13 @@ class PredictiveModel:
         value = raw[name].iloc[row] if name in raw.columns else None
         return f"{name}={_value_text(value)} ({effect:+.2f})"
 
-    def explain(self, frame: pd.DataFrame, top: int = 3, events: pd.DataFrame | None = None,
-                source: str = "input") -> list[tuple[list[str], list[str]]]:
+    def explain(
+        self,
+        frame: pd.DataFrame,
+        top: int = 3,
+        events: pd.DataFrame | None = None,
+        source: str = "input",
+    ) -> list[tuple[list[str], list[str]]]:
         """Per row, the ``top`` factors pushing the probability up, and those pushing it down.
 
         Factors are input columns with the lead's value and their effect in log-odds (tree
@@ -157,8 +174,9 @@ class PredictiveModel:
             row = per_column[i]
             order = np.argsort(-row)
             up = [self._factor(raw, names[k], i, row[k]) for k in order[:top] if row[k] > 1e-6]
-            down = [self._factor(raw, names[k], i, row[k]) for k in order[::-1][:top]
-                    if row[k] < -1e-6]
+            down = [
+                self._factor(raw, names[k], i, row[k]) for k in order[::-1][:top] if row[k] < -1e-6
+            ]
             out.append((up, down))
         return out
 
@@ -171,9 +189,16 @@ def _value_text(value: object) -> str:
     return str(value)
 
 
-def save(path: str | Path, model: Model, schema: Schema, metrics: dict[str, Any],
-         data_fingerprint: str, rows: int, events: EventConfig | None = None,
-         extra: dict[str, Any] | None = None) -> Path:
+def save(
+    path: str | Path,
+    model: Model,
+    schema: Schema,
+    metrics: dict[str, Any],
+    data_fingerprint: str,
+    rows: int,
+    events: EventConfig | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "model.pkl", "wb") as handle:

@@ -46,8 +46,15 @@ def lift_by_decile(y: np.ndarray, p: np.ndarray) -> list[dict[str, float]]:
         if chunk.size == 0:
             continue
         rate = float(y[chunk].mean())
-        out.append({"decile": number, "leads": int(chunk.size), "conversion_rate": rate,
-                    "mean_p": float(p[chunk].mean()), "lift": rate / base})
+        out.append(
+            {
+                "decile": number,
+                "leads": int(chunk.size),
+                "conversion_rate": rate,
+                "mean_p": float(p[chunk].mean()),
+                "lift": rate / base,
+            }
+        )
     return out
 
 
@@ -57,15 +64,22 @@ def calibration_curve(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict
     out = []
     for chunk in np.array_split(order, bins):
         if chunk.size:
-            out.append({"mean_p": float(p[chunk].mean()), "observed": float(y[chunk].mean()),
-                        "leads": int(chunk.size)})
+            out.append(
+                {
+                    "mean_p": float(p[chunk].mean()),
+                    "observed": float(y[chunk].mean()),
+                    "leads": int(chunk.size),
+                }
+            )
     return out
 
 
 def probability_bands(p: np.ndarray) -> dict[str, float]:
     """Thresholds that call the top 20% of the history's leads hot and the next 30% warm."""
-    return {"hot": float(np.quantile(p, 1 - HOT_SHARE)),
-            "warm": float(np.quantile(p, 1 - HOT_SHARE - WARM_SHARE))}
+    return {
+        "hot": float(np.quantile(p, 1 - HOT_SHARE)),
+        "warm": float(np.quantile(p, 1 - HOT_SHARE - WARM_SHARE)),
+    }
 
 
 def band_rates(y: np.ndarray, p: np.ndarray, bands: dict[str, float]) -> list[dict[str, Any]]:
@@ -74,8 +88,13 @@ def band_rates(y: np.ndarray, p: np.ndarray, bands: dict[str, float]) -> list[di
     out = []
     for band in ("hot", "warm", "cold"):
         mask = labels == band
-        out.append({"band": band, "leads": int(mask.sum()),
-                    "conversion_rate": float(y[mask].mean()) if mask.any() else None})
+        out.append(
+            {
+                "band": band,
+                "leads": int(mask.sum()),
+                "conversion_rate": float(y[mask].mean()) if mask.any() else None,
+            }
+        )
     return out
 
 
@@ -96,15 +115,19 @@ class CrossValidation:
     def chosen(self) -> str:
         """The candidate with the best ROC AUC; on a tie the simpler order of CANDIDATES."""
         ranked = [name for name in CANDIDATES if name in self.oof]
-        return max(ranked, key=lambda n: (round(self.scores[n]["roc_auc"], 4),
-                                          -ranked.index(n)))
+        return max(ranked, key=lambda n: (round(self.scores[n]["roc_auc"], 4), -ranked.index(n)))
 
     def summary(self) -> dict[str, Any]:
         chosen = self.chosen
         p = self.oof[chosen]
         bands = probability_bands(p)
-        out: dict[str, Any] = {"model": chosen, "folds": self.folds, "seed": self.seed,
-                               "leads": len(self.y), "base_rate": float(self.y.mean())}
+        out: dict[str, Any] = {
+            "model": chosen,
+            "folds": self.folds,
+            "seed": self.seed,
+            "leads": len(self.y),
+            "base_rate": float(self.y.mean()),
+        }
         out.update(self.scores[chosen])
         out["baselines"] = {name: self.scores[name] for name in self.oof if name != chosen}
         out["lift_by_decile"] = lift_by_decile(self.y, p)

@@ -43,8 +43,12 @@ class EventConfig:
 
     def feature_names(self) -> list[str]:
         names = [f"{PREFIX}{t} in {w}d" for t in self.types for w in self.windows_days]
-        return [*names, f"{PREFIX}total in 30d", f"{PREFIX}days since last",
-                f"{PREFIX}decayed engagement"]
+        return [
+            *names,
+            f"{PREFIX}total in 30d",
+            f"{PREFIX}days since last",
+            f"{PREFIX}decayed engagement",
+        ]
 
 
 def _pick(columns: list[str], wanted: tuple[str, ...], what: str, source: str) -> str:
@@ -86,16 +90,23 @@ def compute(
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
         value = log[config.time_column].iloc[row - 1]
-        raise DataError(f"{source}: row {row}, column {config.time_column!r}: "
-                        f"{value!r} is not a date/time")
-    frame = pd.DataFrame({
-        "lead": log[config.id_column].map(lambda v: None if v is None else str(v)).to_numpy(),
-        "type": log[config.name_column].map(lambda v: normalize_name(str(v))).to_numpy(),
-        "ts": stamps.to_numpy(),
-    }).dropna()
-    leads = pd.DataFrame({"lead": [None if v is None else str(v) for v in lead_ids.tolist()],
-                          "decision": to_datetimes(decision_times).to_numpy(),
-                          "row": np.arange(len(lead_ids))})
+        raise DataError(
+            f"{source}: row {row}, column {config.time_column!r}: {value!r} is not a date/time"
+        )
+    frame = pd.DataFrame(
+        {
+            "lead": log[config.id_column].map(lambda v: None if v is None else str(v)).to_numpy(),
+            "type": log[config.name_column].map(lambda v: normalize_name(str(v))).to_numpy(),
+            "ts": stamps.to_numpy(),
+        }
+    ).dropna()
+    leads = pd.DataFrame(
+        {
+            "lead": [None if v is None else str(v) for v in lead_ids.tolist()],
+            "decision": to_datetimes(decision_times).to_numpy(),
+            "row": np.arange(len(lead_ids)),
+        }
+    )
     joined = frame.merge(leads.dropna(subset=["lead"]), on="lead", how="inner")
     joined = joined[joined["ts"] <= joined["decision"]]  # never after the decision
     age = (joined["decision"] - joined["ts"]).dt.total_seconds().to_numpy() / 86400.0

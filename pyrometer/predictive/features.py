@@ -94,8 +94,9 @@ class Schema:
         problems: list[str] = []
         if missing:
             problems.append("missing column(s): " + ", ".join(repr(m) for m in missing))
-        cleaned = clean_missing(frame[[c for c in self.columns if c in frame.columns]],
-                                self.placeholders)
+        cleaned = clean_missing(
+            frame[[c for c in self.columns if c in frame.columns]], self.placeholders
+        )
         for spec in self.features:
             if spec.name not in cleaned.columns:
                 continue
@@ -123,8 +124,9 @@ class Schema:
                 origin = pd.Timestamp(spec.origin)
                 out[f"{spec.name}: month"] = stamps.dt.month.to_numpy(dtype=float)
                 out[f"{spec.name}: weekday"] = stamps.dt.day_of_week.to_numpy(dtype=float)
-                out[f"{spec.name}: days"] = ((stamps - origin).dt.total_seconds() / 86400.0
-                                             ).to_numpy(dtype=float)
+                out[f"{spec.name}: days"] = (
+                    (stamps - origin).dt.total_seconds() / 86400.0
+                ).to_numpy(dtype=float)
             else:
                 keys = category_codes(values, spec.categories)
                 out[spec.name] = pd.Categorical(keys, categories=[*spec.categories, OTHER])

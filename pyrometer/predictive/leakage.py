@@ -87,8 +87,11 @@ def find_leaks(schema: Schema, cleaned: pd.DataFrame, y: np.ndarray) -> list[Lea
                 f"it is filled in for {fill_pos:.0%} of converted leads but {fill_neg:.0%} of "
                 "the others, as if it was written after the outcome"
             )
-        if spec.kind == ColumnKind.DATETIME and schema.time_column \
-                and spec.name != schema.time_column:
+        if (
+            spec.kind == ColumnKind.DATETIME
+            and schema.time_column
+            and spec.name != schema.time_column
+        ):
             after = (to_datetimes(values) > to_datetimes(cleaned[schema.time_column])).mean()
             if after > 0.05:
                 reasons.append(f"{after:.0%} of its dates fall after the decision time")

@@ -90,8 +90,9 @@ class LightGBMModel:
         for position, table in self.encoders.items():
             column = X.columns[position]
             keys = X[column].astype(object).tolist()
-            out[column] = [np.nan if k is None or k != k else table.get(str(k), self.prior)
-                           for k in keys]
+            out[column] = [
+                np.nan if k is None or k != k else table.get(str(k), self.prior) for k in keys
+            ]
         return out
 
     def _fit_encoders(self, X: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
@@ -104,9 +105,12 @@ class LightGBMModel:
         """
         self.prior = float(y.mean())
         self.encoders: dict[int, dict[str, float]] = {}
-        wide = [i for i, c in enumerate(X.columns)
-                if isinstance(X[c].dtype, pd.CategoricalDtype)
-                and len(X[c].cat.categories) > HIGH_CARDINALITY]
+        wide = [
+            i
+            for i, c in enumerate(X.columns)
+            if isinstance(X[c].dtype, pd.CategoricalDtype)
+            and len(X[c].cat.categories) > HIGH_CARDINALITY
+        ]
         if not wide:
             return X
         out = X.copy()
@@ -119,11 +123,19 @@ class LightGBMModel:
             if min(np.bincount(y, minlength=2)) >= 5:
                 for train, test in splitter.split(X, y):
                     table = _rate_table(keys.iloc[train], y[train], self.prior)
-                    encoded[test] = [np.nan if k is None or k != k
-                                     else table.get(str(k), self.prior) for k in keys.iloc[test]]
+                    encoded[test] = [
+                        np.nan if k is None or k != k else table.get(str(k), self.prior)
+                        for k in keys.iloc[test]
+                    ]
             else:
-                encoded = np.array([np.nan if k is None or k != k else
-                                    self.encoders[position].get(str(k), self.prior) for k in keys])
+                encoded = np.array(
+                    [
+                        np.nan
+                        if k is None or k != k
+                        else self.encoders[position].get(str(k), self.prior)
+                        for k in keys
+                    ]
+                )
             out[column] = encoded
         return out
 
@@ -161,8 +173,9 @@ class LightGBMModel:
     def raw_score(self, X: pd.DataFrame) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return np.asarray(self.booster.predict(_safe_names(self._encode(X)), raw_score=True),
-                              dtype=float)
+            return np.asarray(
+                self.booster.predict(_safe_names(self._encode(X)), raw_score=True), dtype=float
+            )
 
     def predict_uncalibrated(self, X: pd.DataFrame) -> np.ndarray:
         return _sigmoid(self.raw_score(X))
@@ -211,8 +224,9 @@ class _LinearDesign:
             if kind == "cat":
                 position, levels = spec
                 values = X.iloc[:, position]
-                codes = pd.Categorical(values.astype(object).where(values.notna(), None),
-                                       categories=levels).codes
+                codes = pd.Categorical(
+                    values.astype(object).where(values.notna(), None), categories=levels
+                ).codes
                 block = np.zeros((len(X), len(levels) + 1))
                 rows = np.arange(len(X))
                 known = codes >= 0
@@ -283,12 +297,16 @@ class NaiveBayesModel:
         values = X.iloc[:, position]
         edges = self.edges[position]
         if edges is None:
-            return ["<missing>" if v is None or v != v else str(v)
-                    for v in values.astype(object).tolist()]
+            return [
+                "<missing>" if v is None or v != v else str(v)
+                for v in values.astype(object).tolist()
+            ]
         numbers = values.to_numpy(dtype=float)
         bins = np.searchsorted(edges, numbers, side="right")
-        return ["<missing>" if not np.isfinite(n) else f"bin{b}"
-                for n, b in zip(numbers, bins, strict=True)]
+        return [
+            "<missing>" if not np.isfinite(n) else f"bin{b}"
+            for n, b in zip(numbers, bins, strict=True)
+        ]
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> NaiveBayesModel:
         self.edges: list[np.ndarray | None] = []
@@ -298,8 +316,11 @@ class NaiveBayesModel:
             else:
                 numbers = X[column].to_numpy(dtype=float)
                 finite = numbers[np.isfinite(numbers)]
-                edges = np.unique(np.percentile(finite, np.arange(10, 100, 10))) \
-                    if finite.size else np.zeros(0)
+                edges = (
+                    np.unique(np.percentile(finite, np.arange(10, 100, 10)))
+                    if finite.size
+                    else np.zeros(0)
+                )
                 self.edges.append(edges)
         won, lost = int(y.sum()), int(len(y) - y.sum())
         self.prior = float(np.log((won + 1) / (lost + 1)))

@@ -49,8 +49,9 @@ def _check_column(frame: pd.DataFrame, column: str | None, option: str, source: 
         )
 
 
-def decision_time_column(frame: pd.DataFrame, wanted: str | None, source: str,
-                         placeholders: list[str]) -> str:
+def decision_time_column(
+    frame: pd.DataFrame, wanted: str | None, source: str, placeholders: list[str]
+) -> str:
     """The column holding each lead's decision time: given, or the only date column."""
     if wanted is not None:
         _check_column(frame, wanted, "--time", source)
@@ -105,8 +106,9 @@ def prepare(
         if id_column is None:
             raise DataError(f"{source}: --events needs --id COLUMN to match leads to events")
         time_column = decision_time_column(frame, time_column, source, placeholders)
-        extra = event_features.compute(config, log, frame[id_column], frame[time_column],
-                                       str(events))
+        extra = event_features.compute(
+            config, log, frame[id_column], frame[time_column], str(events)
+        )
         frame = pd.concat([frame, extra.astype(object)], axis=1)
     schema, cleaned = learn_schema(frame, target, id_column, placeholders, exclude, time_column)
     if not schema.features:
@@ -122,6 +124,14 @@ def prepare(
     for text in notes:
         if note:
             note(text)
-    return Prepared(source=source, frame=frame, y=np.asarray(y, dtype=int), schema=schema,
-                    cleaned=cleaned, X=schema.design(cleaned), leaks=leaks, events=config,
-                    notes=notes)
+    return Prepared(
+        source=source,
+        frame=frame,
+        y=np.asarray(y, dtype=int),
+        schema=schema,
+        cleaned=cleaned,
+        X=schema.design(cleaned),
+        leaks=leaks,
+        events=config,
+        notes=notes,
+    )

@@ -69,15 +69,23 @@ def _bins_for(column: str, kind: str, values: pd.Series) -> list[Bin]:
                 condition["lt"] = high
             if not condition:
                 condition = {"missing": False}
-            label = (f"{low:g} to under {high:g}" if math.isfinite(low) and math.isfinite(high)
-                     else f"under {high:g}" if math.isfinite(high) else f"{low:g} or more")
+            label = (
+                f"{low:g} to under {high:g}"
+                if math.isfinite(low) and math.isfinite(high)
+                else f"under {high:g}"
+                if math.isfinite(high)
+                else f"{low:g} or more"
+            )
             bins.append(Bin(column, label, condition, "range", low=low, high=high))
         return bins
     present = [v for v in values.tolist() if v is not None]
     keys = pd.Series([category_key(v) for v in present])
     counts = keys.value_counts()
-    spelled = pd.Series([str(v).strip() for v in present]).groupby(keys.to_numpy()).agg(
-        lambda texts: texts.value_counts().index[0])  # the usual spelling, for people
+    spelled = (
+        pd.Series([str(v).strip() for v in present])
+        .groupby(keys.to_numpy())
+        .agg(lambda texts: texts.value_counts().index[0])
+    )  # the usual spelling, for people
     floor = max(10, int(0.01 * len(values)))
     levels = [str(k) for k, n in counts.items() if n >= floor][:MAX_LEVELS]
     for level in levels:
@@ -85,8 +93,14 @@ def _bins_for(column: str, kind: str, values: pd.Series) -> list[Bin]:
         bins.append(Bin(column, text, {"equals": text}, "level", value=level))
     if len(levels) < len(counts):
         shown = [str(spelled[level]) for level in levels]
-        bins.append(Bin(column, "other", {"missing": False, "not": {"in": shown}}
-                        if levels else {"missing": False}, "other"))
+        bins.append(
+            Bin(
+                column,
+                "other",
+                {"missing": False, "not": {"in": shown}} if levels else {"missing": False},
+                "other",
+            )
+        )
     return bins
 
 
@@ -130,9 +144,12 @@ class Scorecard:
         return np.hstack(blocks)
 
     def fit(self, schema: Schema, cleaned: pd.DataFrame, y: np.ndarray) -> Scorecard:
-        usable = [s for s in schema.features
-                  if s.kind in (ColumnKind.NUMERIC, ColumnKind.BOOLEAN, ColumnKind.CATEGORICAL)
-                  and not s.name.startswith(PREFIX)]
+        usable = [
+            s
+            for s in schema.features
+            if s.kind in (ColumnKind.NUMERIC, ColumnKind.BOOLEAN, ColumnKind.CATEGORICAL)
+            and not s.name.startswith(PREFIX)
+        ]
         seen: set[str] = set()
         self.bins = []
         for spec in usable:
@@ -148,7 +165,7 @@ class Scorecard:
         coef = model.coef_[0]
         shifted, position = [], 0
         for bins in self.bins:
-            part = coef[position:position + len(bins)]
+            part = coef[position : position + len(bins)]
             position += len(bins)
             shifted.append(part - part.min())
         span = sum(float(part.max()) for part in shifted) or 1.0
@@ -183,14 +200,18 @@ class Scorecard:
                 while name in names:
                     name += "_"
                 names.add(name)
-                rules.append({
-                    "name": name,
-                    "why": (f"Learned from history: {b.leads} leads with {b.column} "
+                rules.append(
+                    {
+                        "name": name,
+                        "why": (
+                            f"Learned from history: {b.leads} leads with {b.column} "
                             f"{b.label} converted at {b.rate:.0%} (all leads: "
-                            f"{self.base_rate:.0%})."),
-                    "points": b.points,
-                    "where": {normalize_name(b.column): b.condition},
-                })
+                            f"{self.base_rate:.0%})."
+                        ),
+                        "points": b.points,
+                        "where": {normalize_name(b.column): b.condition},
+                    }
+                )
         return rules
 
     def playbook(self, schema: Schema, source: str) -> dict[str, Any]:
@@ -209,8 +230,9 @@ class Scorecard:
         return base
 
 
-def cross_validated_auc(schema: Schema, cleaned: pd.DataFrame, y: np.ndarray, folds: int,
-                        seed: int) -> float:
+def cross_validated_auc(
+    schema: Schema, cleaned: pd.DataFrame, y: np.ndarray, folds: int, seed: int
+) -> float:
     """ROC AUC of the scorecard's integer points on leads it was not fitted on."""
     scores = np.zeros(len(y))
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)

@@ -17,13 +17,47 @@ import pandas as pd
 from pyrometer.predictive.loading import DataError, is_placeholder
 
 POSITIVE_WORDS = frozenset(
-    {"1", "true", "t", "yes", "y", "won", "win", "converted", "convert", "success",
-     "successful", "closed won", "positive", "paid", "customer", "signed"}
+    {
+        "1",
+        "true",
+        "t",
+        "yes",
+        "y",
+        "won",
+        "win",
+        "converted",
+        "convert",
+        "success",
+        "successful",
+        "closed won",
+        "positive",
+        "paid",
+        "customer",
+        "signed",
+    }
 )
 NEGATIVE_WORDS = frozenset(
-    {"0", "false", "f", "no", "n", "lost", "lose", "loss", "not converted", "not",
-     "unconverted", "non converted", "failure", "failed", "closed lost", "negative",
-     "not paid", "unpaid", "not signed"}
+    {
+        "0",
+        "false",
+        "f",
+        "no",
+        "n",
+        "lost",
+        "lose",
+        "loss",
+        "not converted",
+        "not",
+        "unconverted",
+        "non converted",
+        "failure",
+        "failed",
+        "closed lost",
+        "negative",
+        "not paid",
+        "unpaid",
+        "not signed",
+    }
 )
 
 

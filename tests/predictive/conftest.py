@@ -21,15 +21,17 @@ def make_history(n: int = 400, seed: int = 0) -> pd.DataFrame:
     logit = -1.5 + 0.5 * visits + np.array([effect[s] for s in source])
     converted = rng.random(n) < 1 / (1 + np.exp(-logit))
     created = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365, n), unit="D")
-    frame = pd.DataFrame({
-        "Lead ID": [f"L{i:05d}" for i in range(n)],
-        "Visits": visits.astype(str),
-        "Source": source,
-        "Do Not Email": rng.choice(["Yes", "No"], n, p=[0.1, 0.9]),
-        "Created": created.strftime("%Y-%m-%d"),
-        "Noise": rng.choice(["a", "b", "c"], n),
-        "Converted": np.where(converted, "Won", "Lost"),
-    })
+    frame = pd.DataFrame(
+        {
+            "Lead ID": [f"L{i:05d}" for i in range(n)],
+            "Visits": visits.astype(str),
+            "Source": source,
+            "Do Not Email": rng.choice(["Yes", "No"], n, p=[0.1, 0.9]),
+            "Created": created.strftime("%Y-%m-%d"),
+            "Noise": rng.choice(["a", "b", "c"], n),
+            "Converted": np.where(converted, "Won", "Lost"),
+        }
+    )
     frame.loc[rng.random(n) < 0.1, "Source"] = "Select"
     frame.loc[rng.random(n) < 0.05, "Visits"] = ""
     return frame

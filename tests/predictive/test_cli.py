@@ -9,12 +9,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pyrometer.cli.app import _register, app
+from pyrometer.cli.app import app
 from pyrometer.core.playbook import load_playbook
 
 from .conftest import make_history
 
-_register()
 runner = CliRunner()
 
 
@@ -27,9 +26,19 @@ def run(*args: str) -> tuple[int, str, str]:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("cli")
     make_history(500).to_csv(folder / "history.csv", sep=";", index=False)
-    code, _, err = run("train", str(folder / "history.csv"), "--target", "Converted",
-                       "--id", "Lead ID", "-o", str(folder / "model"), "--scorecard",
-                       "--folds", "3")
+    code, _, err = run(
+        "train",
+        str(folder / "history.csv"),
+        "--target",
+        "Converted",
+        "--id",
+        "Lead ID",
+        "-o",
+        str(folder / "model"),
+        "--scorecard",
+        "--folds",
+        "3",
+    )
     assert code == 0, err
     return folder
 
@@ -48,8 +57,14 @@ def test_train_writes_model_dir(trained: Path) -> None:
 def test_predict_keeps_order_and_ids(trained: Path, tmp_path: Path) -> None:
     leads = make_history(40, seed=3).drop(columns=["Converted"]).iloc[::-1]
     leads.to_json(tmp_path / "leads.jsonl", orient="records", lines=True)
-    code, _, err = run("predict", str(trained / "model"), str(tmp_path / "leads.jsonl"),
-                       "-o", str(tmp_path / "out.csv"), "--explain")
+    code, _, err = run(
+        "predict",
+        str(trained / "model"),
+        str(tmp_path / "leads.jsonl"),
+        "-o",
+        str(tmp_path / "out.csv"),
+        "--explain",
+    )
     assert code == 0, err
     out = pd.read_csv(tmp_path / "out.csv")
     assert out["Lead ID"].tolist() == leads["Lead ID"].tolist()
@@ -70,8 +85,19 @@ def test_evaluate_json_and_report(trained: Path, tmp_path: Path) -> None:
     frame["Deal Stage"] = frame["Converted"].map({"Won": "closed", "Lost": "open"})
     frame.to_csv(tmp_path / "h.csv", index=False)
     report = tmp_path / "r.html"
-    code, out, err = run("evaluate", str(tmp_path / "h.csv"), "--target", "Converted",
-                         "--id", "Lead ID", "--folds", "3", "--json", "--report", str(report))
+    code, out, err = run(
+        "evaluate",
+        str(tmp_path / "h.csv"),
+        "--target",
+        "Converted",
+        "--id",
+        "Lead ID",
+        "--folds",
+        "3",
+        "--json",
+        "--report",
+        str(report),
+    )
     assert code == 0, err
     result = json.loads(out)
     for key in ("roc_auc", "pr_auc", "brier", "lift_top_decile"):
@@ -98,6 +124,7 @@ def test_too_few_outcomes_is_a_clear_error(tmp_path: Path) -> None:
     frame["Converted"] = "Lost"
     frame.loc[:2, "Converted"] = "Won"
     frame.to_csv(tmp_path / "h.csv", index=False)
-    code, _, err = run("train", str(tmp_path / "h.csv"), "--target", "Converted",
-                       "-o", str(tmp_path / "m"))
+    code, _, err = run(
+        "train", str(tmp_path / "h.csv"), "--target", "Converted", "-o", str(tmp_path / "m")
+    )
     assert code == 2 and "3 converted and 57 other" in err and "at least" in err

@@ -18,16 +18,26 @@ T0 = pd.Timestamp("2024-03-01")
 
 
 def _log(rows: list[tuple[str, str, pd.Timestamp]]) -> pd.DataFrame:
-    return pd.DataFrame({"lead_id": [r[0] for r in rows], "event": [r[1] for r in rows],
-                         "timestamp": [r[2].isoformat() for r in rows]}, dtype=object)
+    return pd.DataFrame(
+        {
+            "lead_id": [r[0] for r in rows],
+            "event": [r[1] for r in rows],
+            "timestamp": [r[2].isoformat() for r in rows],
+        },
+        dtype=object,
+    )
 
 
 def test_counts_recency_and_decay_as_of_decision_time() -> None:
-    log = _log([("a", "Page View", T0 - pd.Timedelta(days=1)),
-                ("a", "page_view", T0 - pd.Timedelta(days=10)),
-                ("a", "demo request", T0 - pd.Timedelta(days=60)),
-                ("a", "page_view", T0 + pd.Timedelta(days=1)),   # after: ignored
-                ("b", "page_view", T0 - pd.Timedelta(days=40))])
+    log = _log(
+        [
+            ("a", "Page View", T0 - pd.Timedelta(days=1)),
+            ("a", "page_view", T0 - pd.Timedelta(days=10)),
+            ("a", "demo request", T0 - pd.Timedelta(days=60)),
+            ("a", "page_view", T0 + pd.Timedelta(days=1)),  # after: ignored
+            ("b", "page_view", T0 - pd.Timedelta(days=40)),
+        ]
+    )
     config = event_features.configure(log, "events", "Lead ID")
     leads = pd.Series(["a", "b", "c"], dtype=object)
     times = pd.Series([T0.isoformat()] * 3, dtype=object)
@@ -37,23 +47,33 @@ def test_counts_recency_and_decay_as_of_decision_time() -> None:
     assert f.loc["a", f"{p}page_view in 30d"] == 2
     assert f.loc["a", f"{p}demo_request in 90d"] == 1
     assert f.loc["a", f"{p}days since last"] == 1
-    assert np.isclose(f.loc["a", f"{p}decayed engagement"],
-                      2 ** (-1 / 30) + 2 ** (-10 / 30) + 2 ** (-60 / 30))
+    assert np.isclose(
+        f.loc["a", f"{p}decayed engagement"], 2 ** (-1 / 30) + 2 ** (-10 / 30) + 2 ** (-60 / 30)
+    )
     assert f.loc["b", f"{p}page_view in 30d"] == 0 and f.loc["b", f"{p}page_view in 90d"] == 1
     assert f.loc["c", f"{p}total in 30d"] == 0
     assert np.isnan(f.loc["c", f"{p}days since last"])
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from(["open", "click"]),
-                          st.integers(-100, 100)), max_size=30),
-       st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from(["open", "click"]),
-                          st.integers(1, 100)), min_size=1, max_size=10))
-def test_events_after_the_decision_change_nothing(before: list[tuple[str, str, int]],
-                                                  after: list[tuple[str, str, int]]) -> None:
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from("abc"), st.sampled_from(["open", "click"]), st.integers(-100, 100)
+        ),
+        max_size=30,
+    ),
+    st.lists(
+        st.tuples(st.sampled_from("abc"), st.sampled_from(["open", "click"]), st.integers(1, 100)),
+        min_size=1,
+        max_size=10,
+    ),
+)
+def test_events_after_the_decision_change_nothing(
+    before: list[tuple[str, str, int]], after: list[tuple[str, str, int]]
+) -> None:
     decision = {"a": T0, "b": T0 + pd.Timedelta(days=5), "c": T0 - pd.Timedelta(days=5)}
-    past = [(lead, name, decision[lead] - pd.Timedelta(days=abs(d))) for lead, name, d
-            in before]
+    past = [(lead, name, decision[lead] - pd.Timedelta(days=abs(d))) for lead, name, d in before]
     future = [(lead, name, decision[lead] + pd.Timedelta(hours=d)) for lead, name, d in after]
     config = event_features.configure(_log(past + future + [("a", "open", T0)]), "e", None)
     config.types = ["open", "click"]

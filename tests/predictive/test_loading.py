@@ -48,10 +48,13 @@ def test_configurable_placeholders(words: list[str], mark: str) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.sampled_from([",", ";", "\t", "|"]),
-       st.lists(st.tuples(WORD, st.integers(0, 999)), min_size=2, max_size=20))
-def test_csv_with_any_common_delimiter(tmp_path_factory: pytest.TempPathFactory, delimiter: str,
-                                       rows: list[tuple[str, int]]) -> None:
+@given(
+    st.sampled_from([",", ";", "\t", "|"]),
+    st.lists(st.tuples(WORD, st.integers(0, 999)), min_size=2, max_size=20),
+)
+def test_csv_with_any_common_delimiter(
+    tmp_path_factory: pytest.TempPathFactory, delimiter: str, rows: list[tuple[str, int]]
+) -> None:
     path = tmp_path_factory.mktemp("csv") / "leads.csv"
     lines = [delimiter.join(["name", "visits"])]
     lines += [delimiter.join([name, str(visits)]) for name, visits in rows]
@@ -66,7 +69,8 @@ def test_parquet_and_json_lines_read_the_same_rows(tmp_path: Path) -> None:
     history = make_history(50)
     history.to_parquet(tmp_path / "h.parquet")
     (tmp_path / "h.jsonl").write_text(
-        "\n".join(json.dumps(r) for r in history.to_dict("records")) + "\n")
+        "\n".join(json.dumps(r) for r in history.to_dict("records")) + "\n"
+    )
     for name in ("h.parquet", "h.jsonl"):
         frame = read_table(tmp_path / name)
         assert frame["Lead ID"].tolist() == history["Lead ID"].tolist()

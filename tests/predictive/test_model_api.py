@@ -23,8 +23,14 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_history(600, seed=1).to_csv(folder / "h.csv", index=False)
     prepared = prepare(folder / "h.csv", "Converted", "Lead ID")
     model = make_model("lightgbm", 0).fit(prepared.X, prepared.y)
-    save(folder / "model", model, prepared.schema, {"bands": {"hot": 0.6, "warm": 0.3}},
-         fingerprint(prepared.frame), len(prepared.y))
+    save(
+        folder / "model",
+        model,
+        prepared.schema,
+        {"bands": {"hot": 0.6, "warm": 0.3}},
+        fingerprint(prepared.frame),
+        len(prepared.y),
+    )
     return folder / "model"
 
 

@@ -16,13 +16,21 @@ from pyrometer.predictive.pipeline import prepare
 
 from .conftest import REPO, require_data
 
-AFTER_CONTACT = ["Tags", "Lead Quality", "Lead Profile", "Asymmetrique Activity Index",
-                 "Asymmetrique Profile Index", "Asymmetrique Activity Score",
-                 "Asymmetrique Profile Score", "Last Notable Activity"]
+AFTER_CONTACT = [
+    "Tags",
+    "Lead Quality",
+    "Lead Profile",
+    "Asymmetrique Activity Index",
+    "Asymmetrique Profile Index",
+    "Asymmetrique Activity Score",
+    "Asymmetrique Profile Score",
+    "Last Notable Activity",
+]
 
 
-def _check(path: Path, target: str, id_column: str, minimum: float,
-           exclude: list[str] | None = None) -> None:
+def _check(
+    path: Path, target: str, id_column: str, minimum: float, exclude: list[str] | None = None
+) -> None:
     prepared = prepare(path, target, id_column, exclude=exclude)
     cv = cross_validate(prepared.X, prepared.y, folds=5, seed=0)
     chosen = cv.scores[cv.chosen]

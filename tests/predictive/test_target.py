@@ -24,10 +24,15 @@ def _spell(word: str, data: st.DataObject) -> str:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(POS), st.sampled_from(NEG), st.lists(st.booleans(), min_size=2,
-       max_size=40).filter(lambda xs: any(xs) and not all(xs)), st.data())
-def test_recognised_pairs_map_to_the_right_side(pos: str, neg: str, outcomes: list[bool],
-                                                data: st.DataObject) -> None:
+@given(
+    st.sampled_from(POS),
+    st.sampled_from(NEG),
+    st.lists(st.booleans(), min_size=2, max_size=40).filter(lambda xs: any(xs) and not all(xs)),
+    st.data(),
+)
+def test_recognised_pairs_map_to_the_right_side(
+    pos: str, neg: str, outcomes: list[bool], data: st.DataObject
+) -> None:
     values = pd.Series([_spell(pos if o else neg, data) for o in outcomes], dtype=object)
     y, known = parse_target(values, "t")
     assert known.all()
@@ -35,16 +40,23 @@ def test_recognised_pairs_map_to_the_right_side(pos: str, neg: str, outcomes: li
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from(["A", "B"]), min_size=2, max_size=30).filter(
-    lambda xs: len(set(xs)) == 2))
+@given(
+    st.lists(st.sampled_from(["A", "B"]), min_size=2, max_size=30).filter(
+        lambda xs: len(set(xs)) == 2
+    )
+)
 def test_unrecognised_pair_is_ambiguous(values: list[str]) -> None:
     with pytest.raises(TargetError, match="ambiguous"):
         parse_target(pd.Series(values, dtype=object), "stage")
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from(["New", "Qualified", "Closed"]), min_size=3).filter(
-    lambda xs: len(set(xs)) == 3), st.sampled_from(["New", "Qualified", "Closed"]))
+@given(
+    st.lists(st.sampled_from(["New", "Qualified", "Closed"]), min_size=3).filter(
+        lambda xs: len(set(xs)) == 3
+    ),
+    st.sampled_from(["New", "Qualified", "Closed"]),
+)
 def test_positive_names_the_value_among_several(values: list[str], positive: str) -> None:
     with pytest.raises(TargetError, match="--positive"):
         parse_target(pd.Series(values, dtype=object), "stage")
