@@ -59,13 +59,10 @@ class LeadTable:
     attributes: Mapping[str, str] = field(default_factory=dict)
 
 
-# Pass 1 packs small per-rule numbers into 128-bit integers, so that ten rules cost one
-# aggregate instead of ten: event counts, 12 bits each, and sets of cap windows seen, as
-# 62-bit masks (window number mod 62).
+# Pass 1 packs the per-rule event counts, 12 bits each, five to a BIGINT, so five rules
+# cost one aggregate instead of five.
 COUNT_BITS = 12  # up to 4,095 events of one rule per lead; more and the lead is redone
-COUNTS_PER_CHUNK = 10
-MAP_BITS = 62  # 2 x 62 bits stay below a HUGEINT's sign bit
-MAPS_PER_CHUNK = 2
+COUNTS_PER_CHUNK = 5
 
 OUTPUT_COLUMNS = (
     "lead_id",
@@ -111,13 +108,12 @@ class DuckDBBatchScorer:
     def _load_rules(self, events: EventTable, raw_names: Sequence[str]) -> str:
         """Register ``pyro_rules``: one row per (raw event name, rule that may match it).
 
-        The join on the name is a plain equality; whether the rule's property conditions
-        hold is a column (returned as SQL). ``cand`` numbers an event's candidate rules, so
-        the row with ``cand = 0`` stands for the event itself in its lead's activity.
+        Every raw name has at least one row (``rule_id`` NULL when no rule names it), so the
+        join also brings what the name means for the lead's activity: its lifecycle
+        ``stage``, whether it ``suppress``-es, whether it is ``bad`` (empty). The join on the
+        name is a plain equality; whether the rule's property conditions hold is a column
+        (returned as SQL). ``cand`` numbers a name's rows: ``cand = 0`` stands for the event.
         """
-        by_normal: dict[str, list[str]] = defaultdict(list)
-        for raw in raw_names:
-            by_normal[normalize_name(raw)].append(raw)
         missing = self.playbook.missing_values
         condition_ids: dict[str, int] = {"TRUE": 0}
         candidates: dict[str, list[tuple[int, int]]] = defaultdict(list)  # name -> (rule, cond)
@@ -131,45 +127,51 @@ class DuckDBBatchScorer:
                 candidates[name].append((rule_id, cond_id))
         rules = self.playbook.engagement
         counts, maps = self._packing()
+        lifecycle = self.playbook.lifecycle.events
+        suppress = set(self.playbook.suppression.events)
         rows = []
-        for name, pairs in candidates.items():
+        for raw in raw_names:
+            name = normalize_name(raw)
+            meaning = (
+                str(lifecycle[name]) if name in lifecycle else None,
+                name in suppress,
+                raw.strip() == "",
+            )
+            pairs: list[tuple[int | None, int]] = [*candidates.get(name, [])] or [(None, 0)]
             for cand, (rule_id, cond_id) in enumerate(pairs):
-                rule = rules[rule_id]
-                chunk, one, map_chunk, map_shift = None, None, None, None
-                if rule_id in counts:
-                    chunk, slot = counts[rule_id]
-                    one = str(1 << (COUNT_BITS * slot))
-                if rule_id in maps:
-                    map_chunk, slot = maps[rule_id]
-                    map_shift = MAP_BITS * slot
-                rows += [
+                rule = rules[rule_id] if rule_id is not None else None
+                chunk, one = (
+                    counts.get(rule_id, (None, None)) if rule_id is not None else (None, None)
+                )
+                if one is not None:
+                    one = 1 << (COUNT_BITS * one)
+                rows.append(
                     (
                         raw,
                         rule_id,
                         cond_id,
                         cand,
-                        rule.points,
-                        self._window_us(rule),
+                        rule.points if rule else None,
+                        self._window_us(rule) if rule else None,
                         chunk,
                         one,
-                        map_chunk,
-                        map_shift,
+                        rule_id if rule_id in maps else None,
+                        *meaning,
                     )
-                    for raw in by_normal.get(name, [])
-                ]
+                )
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE pyro_rules (raw_event VARCHAR, rule_id INTEGER, "
             "cond_id INTEGER, cand INTEGER, points DOUBLE, win_us BIGINT, chunk INTEGER, "
-            "one HUGEINT, map_chunk INTEGER, map_shift INTEGER)"
+            "one BIGINT, map_rule INTEGER, stage VARCHAR, suppress BOOLEAN, bad BOOLEAN)"
         )
         if rows:
             self.con.executemany(
-                "INSERT INTO pyro_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+                "INSERT INTO pyro_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
         if len(condition_ids) == 1:
             return "(r.rule_id IS NOT NULL)"
         cases = " ".join(f"WHEN {i} THEN {sql}" for sql, i in condition_ids.items() if i)
-        return f"(CASE r.cond_id WHEN 0 THEN TRUE {cases} ELSE FALSE END)"
+        return f"(r.rule_id IS NOT NULL AND CASE r.cond_id WHEN 0 THEN TRUE {cases} END)"
 
     def _step_sql(self, ts_expr: str) -> str:
         return f"pyro_fdiv({ts_expr}, {self.playbook.decay.step_us})"
@@ -182,21 +184,18 @@ class DuckDBBatchScorer:
             f"{number_literal(decay.half_life_steps)})"
         )
 
-    def _packing(self) -> tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]]:
-        """Where each limited rule's event count, and each capped rule's window mask, live:
-        rule id → (128-bit chunk, slot in it).
+    def _packing(self) -> tuple[dict[int, tuple[int, int]], set[int]]:
+        """Where each capped rule's event count lives, (BIGINT chunk, slot), and which
+        capped rules keep a mask of the windows they were seen in.
 
         A filtered aggregate per rule would cost a pass over the rows each; instead a row
-        adds ``1 << (COUNT_BITS * slot)`` to its count chunk and ORs its window's bit into
-        its mask chunk, and the numbers are read back with shifts.
+        adds ``1 << (COUNT_BITS * slot)`` to its count chunk, and the counts are read back
+        with shifts.
         """
         rules = self.playbook.engagement
         capped = [i for i, rule in enumerate(rules) if rule.cap is not None]
-        windowed = [i for i in capped if self._window_us(rules[i]) is not None]
-        return (
-            {rule_id: divmod(k, COUNTS_PER_CHUNK) for k, rule_id in enumerate(capped)},
-            {rule_id: divmod(k, MAPS_PER_CHUNK) for k, rule_id in enumerate(windowed)},
-        )
+        windowed = {i for i in capped if self._window_us(rules[i]) is not None}
+        return {rule_id: divmod(k, COUNTS_PER_CHUNK) for k, rule_id in enumerate(capped)}, windowed
 
     @staticmethod
     def _window_us(rule: EngagementRule) -> int | None:
@@ -214,8 +213,9 @@ class DuckDBBatchScorer:
         return f"""
             SELECT e.lead_id, e.event, e.ts_us, e.event_id, r.rule_id, r.points AS p,
                    coalesce(pyro_fdiv(e.ts_us, r.win_us), 0) AS win, r.chunk, r.one,
-                   r.map_chunk, r.map_shift,
-                   {match} AS matched, coalesce(r.cand = 0, TRUE) AS is_primary
+                   r.map_rule, r.stage, r.suppress,
+                   e.ts_us IS NULL OR e.lead_id IS NULL OR coalesce(r.bad, TRUE) AS bad,
+                   coalesce({match}, FALSE) AS matched, coalesce(r.cand = 0, TRUE) AS is_primary
             FROM {events.sql} e LEFT JOIN pyro_rules r ON e.event = r.raw_event
             WHERE (e.ts_us <= {as_of_us} OR e.ts_us IS NULL) {lead_filter}
         """
@@ -229,23 +229,6 @@ class DuckDBBatchScorer:
             f"{number_literal(rule.cap_points)} - ({rank_expr}) * {number_literal(size)}))"
         )
 
-    def _stage_sql(self, raw_names: Sequence[str]) -> tuple[str, str]:
-        lifecycle = self.playbook.lifecycle.events
-        suppress = set(self.playbook.suppression.events)
-        stage_cases = " ".join(
-            f"WHEN {quote_literal(raw)} THEN {quote_literal(str(lifecycle[normalize_name(raw)]))}"
-            for raw in raw_names
-            if normalize_name(raw) in lifecycle
-        )
-        stage = f"CASE event {stage_cases} END" if stage_cases else "CAST(NULL AS VARCHAR)"
-        suppress_raw = [raw for raw in raw_names if normalize_name(raw) in suppress]
-        suppressed = (
-            f"event IN ({', '.join(quote_literal(r) for r in suppress_raw)})"
-            if suppress_raw
-            else "FALSE"
-        )
-        return stage, suppressed
-
     @staticmethod
     def _full_slots(rule: EngagementRule) -> int:
         """How many events of one window earn the rule's whole points."""
@@ -254,75 +237,67 @@ class DuckDBBatchScorer:
             full += 1
         return full
 
-    def _per_lead_sql(self, joined: str, raw_names: Sequence[str], as_of_us: int) -> str:
-        """Pass 1: one hash aggregate per lead, about as cheap as a plain decayed sum.
+    def _per_lead_sql(self, joined: str, as_of_us: int) -> str:
+        """Pass 1: one hash aggregate per lead, not much dearer than a plain decayed sum.
 
-        It sums every matched event's decayed points as if nothing were capped, and proves,
-        per (lead, limited rule), that no cap or ``once`` bit, without grouping by window:
-        with ``n`` events in ``D`` distinct windows no window holds more than ``1 + n - D``
-        events, and a 62-bit set of window numbers (mod 62) can only undercount ``D``.
-        Pairs without that proof are flagged ``redo_<rule>`` for
-        :meth:`_exact_windows_sql`, which corrects their points.
+        It sums every matched event's decayed points as if nothing were capped (``once``
+        rules are exact here: the first event's points), and proves, per (lead, capped
+        rule), that no cap bit, without grouping by window: with ``n`` events in ``D``
+        distinct windows no window holds more than ``1 + n - D`` events, and a 64-bit set
+        of window numbers (mod 64) can only undercount ``D``. Pairs without that proof are
+        flagged ``redo_<rule>`` for :meth:`_exact_windows_sql`, which corrects their points.
         """
-        stage, suppressed = self._stage_sql(raw_names)
         factor = self._factor_sql(self._step_sql("ts_us"), as_of_us)
         counts, maps = self._packing()
+        rules = self.playbook.engagement
         inner: list[str] = []
         redo: list[str] = []
+        exact: list[str] = []
         for chunk in sorted({chunk for chunk, _ in counts.values()}):
             inner.append(f"sum(one) FILTER (WHERE matched AND chunk = {chunk}) AS c{chunk}")
-        for chunk in sorted({chunk for chunk, _ in maps.values()}):
-            inner.append(f"bit_or(bm) FILTER (WHERE matched AND map_chunk = {chunk}) AS m{chunk}")
         if counts:
             # A lead with more capped events than a slot holds is simply redone exactly.
-            inner.append("count(*) FILTER (WHERE matched AND chunk IS NOT NULL) AS n_limited")
-        mask = (1 << COUNT_BITS) - 1
-        once = [i for i, rule in enumerate(self.playbook.engagement) if rule.once]
-        once_points = []
-        for i in once:  # exact here: the first event's points, decayed
-            rule = self.playbook.engagement[i]
+            inner.append("count(*) FILTER (WHERE matched AND chunk IS NOT NULL) AS n_capped")
+        once = [i for i, rule in enumerate(rules) if rule.once]
+        for i in once:
             inner.append(f"min(ts_us) FILTER (WHERE matched AND rule_id = {i}) AS o{i}")
-            factor_i = self._factor_sql(self._step_sql(f"o{i}"), as_of_us)
-            once_points.append(f" + coalesce({number_literal(rule.points)} * {factor_i}, 0.0)")
-        for i, rule in enumerate(self.playbook.engagement):
-            if rule.cap is None:
-                continue
-            chunk, slot = counts[i]
-            count = f"CAST((coalesce(c{chunk}, 0) >> {COUNT_BITS * slot}) & {mask} AS BIGINT)"
-            full = self._full_slots(rule)
-            if i not in maps:
-                proven = f"{count} <= {full}"
+            step = self._step_sql(f"o{i}")
+            exact.append(
+                f" + coalesce({number_literal(rules[i].points)} * "
+                f"{self._factor_sql(step, as_of_us)}, 0.0)"
+            )
+        mask = (1 << COUNT_BITS) - 1
+        for i, (chunk, slot) in counts.items():
+            count = f"((coalesce(c{chunk}, 0) >> {COUNT_BITS * slot}) & {mask})"
+            full = self._full_slots(rules[i])
+            if i in maps:
+                inner.append(f"bit_or(bm) FILTER (WHERE matched AND map_rule = {i}) AS b{i}")
+                proven = f"{count} - bit_count(coalesce(b{i}, CAST(0 AS UBIGINT))) < {full}"
             else:
-                map_chunk, map_slot = maps[i]
-                windows = (
-                    f"bit_count(CAST((coalesce(m{map_chunk}, 0) >> {MAP_BITS * map_slot}) & "
-                    f"{(1 << MAP_BITS) - 1} AS UBIGINT))"
-                )
-                proven = f"{count} - {windows} < {full}"
+                proven = f"{count} <= {full}"
             redo.append(
-                f"coalesce(n_limited > {mask} OR ({count} > 0 AND NOT ({proven})), FALSE) "
+                f"coalesce(n_capped > {mask} OR ({count} > 0 AND NOT ({proven})), FALSE) "
                 f"AS redo_{i}"
             )
         not_once = f" AND rule_id NOT IN ({', '.join(map(str, once))})" if once else ""
         return f"""
-            SELECT lead_id, engagement {"".join(once_points)} AS engagement, events, last_us,
-                   lifecycle.s AS explicit_stage,
-                   suppressed_by_event, invalid {"".join(", " + r for r in redo)}
+            SELECT lead_id, engagement {"".join(exact)} AS engagement, events, last_us,
+                   lifecycle.s AS explicit_stage, suppressed_by_event,
+                   invalid OR lead_id IS NULL OR lead_id = '' AS invalid
+                   {"".join(", " + r for r in redo)}
             FROM (
                 SELECT lead_id,
                        coalesce(sum(p * {factor}) FILTER (WHERE matched{not_once}), 0.0)
                            AS engagement,
                        {"".join(agg + ", " for agg in inner)}
                        count(*) FILTER (WHERE is_primary) AS events,
-                       max(ts_us) FILTER (WHERE is_primary) AS last_us,
-                       max(struct_pack(t := ts_us, i := event_id, s := {stage}))
-                           FILTER (WHERE is_primary AND {stage} IS NOT NULL) AS lifecycle,
-                       coalesce(bool_or({suppressed}), FALSE) AS suppressed_by_event,
-                       count(*) FILTER (WHERE is_primary AND (lead_id IS NULL OR lead_id = ''
-                                        OR event IS NULL OR event = '' OR ts_us IS NULL))
-                           AS invalid
-                FROM (SELECT *, CAST(1 AS HUGEINT) << CAST(map_shift + ((win % {MAP_BITS})
-                                    + {MAP_BITS}) % {MAP_BITS} AS INTEGER) AS bm
+                       max(ts_us) AS last_us,
+                       max(struct_pack(t := ts_us, i := event_id, s := stage))
+                           FILTER (WHERE is_primary AND stage IS NOT NULL) AS lifecycle,
+                       coalesce(bool_or(suppress), FALSE) AS suppressed_by_event,
+                       bool_or(bad) AS invalid
+                FROM (SELECT *, CAST(1 AS UBIGINT) << CAST(((win % 64) + 64) % 64 AS INTEGER)
+                                    AS bm
                       FROM ({joined}))
                 GROUP BY lead_id
             )
@@ -360,14 +335,13 @@ class DuckDBBatchScorer:
         raw_names = self._raw_names(events)
         joined = self._joined_sql(events, as_of_us, raw_names)
         self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE pyro_act AS "
-            + self._per_lead_sql(joined, raw_names, as_of_us)
+            "CREATE OR REPLACE TEMP TABLE pyro_act AS " + self._per_lead_sql(joined, as_of_us)
         )
-        row = self.con.execute("SELECT coalesce(sum(invalid), 0) FROM pyro_act").fetchone()
+        row = self.con.execute("SELECT count(*) FILTER (WHERE invalid) FROM pyro_act").fetchone()
         if row and row[0]:
             if events.diagnose is not None:
                 events.diagnose()  # raises, naming the first bad row
-            raise ValueError(f"{row[0]} events lack a lead id, an event name or a time")
+            raise ValueError(f"events of {row[0]} leads lack a lead id, an event name or a time")
         capped = [i for i, rule in enumerate(self.playbook.engagement) if rule.cap is not None]
         if not capped:
             return
@@ -464,7 +438,7 @@ class DuckDBBatchScorer:
             self.con.execute(
                 "CREATE OR REPLACE TEMP TABLE pyro_act (lead_id VARCHAR, engagement DOUBLE, "
                 "events BIGINT, last_us BIGINT, explicit_stage VARCHAR, "
-                "suppressed_by_event BOOLEAN, invalid BIGINT)"
+                "suppressed_by_event BOOLEAN, invalid BOOLEAN)"
             )
         if leads is not None:
             say("Scoring fit")

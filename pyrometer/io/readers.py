@@ -194,7 +194,7 @@ def open_events(
     event_sql = _as_text(exprs["event"], source)
     checks = [
         ("lead_id", f"{lead_sql} IS NULL OR {lead_sql} = ''", lead_sql, "lead_id is empty"),
-        ("event", f"{event_sql} IS NULL OR {event_sql} = ''", event_sql, "event is empty"),
+        ("event", f"{event_sql} IS NULL OR trim({event_sql}) = ''", event_sql, "event is empty"),
         ("timestamp", f"{exprs['timestamp']} IS NULL", "NULL", "timestamp is empty"),
         (
             "timestamp",
