@@ -1,14 +1,15 @@
 """Batch scoring on DuckDB: a whole event table, as of one time, in vectorised SQL.
 
 The playbook is compiled to SQL with the meaning :mod:`pyrometer.core.reference` defines.
-Two passes over the events:
 
-* **engagement**: events join a small table of (raw event name, rule) pairs, property
-  conditions filter the matches, and a hash aggregate per (lead, rule, cap window) keeps
-  the decayed sum for unlimited rules and, for capped and ``once`` rules, only the
-  ``slots`` earliest events of each window (``min(x, n)``). Nothing is sorted.
-* **activity**: per lead, the number of events, the latest one, the latest lifecycle event
-  and whether a suppression event came.
+* **Pass 1**, one hash aggregate per lead: events join a small table of (raw event name,
+  candidate rule) rows; property conditions become a column; the aggregate sums decayed
+  points as if nothing were capped, takes ``once`` rules' first event, counts each lead's
+  events, latest activity, latest lifecycle event and suppression, and *proves* for each
+  capped rule that its cap never bit (see :meth:`DuckDBBatchScorer._per_lead_sql`).
+* **Pass 2**, only for the (lead, capped rule) pairs without that proof: per cap window,
+  the earliest events that can earn points (``min(x, n)``), each with its rank's points.
+  Nothing is sorted.
 
 The inputs are DuckDB relations with canonical columns (see :class:`EventTable`), made by
 :mod:`pyrometer.io.readers` from CSV, Parquet or JSON Lines.
@@ -132,33 +133,30 @@ class DuckDBBatchScorer:
         rows = []
         for raw in raw_names:
             name = normalize_name(raw)
-            meaning = (
-                str(lifecycle[name]) if name in lifecycle else None,
-                name in suppress,
-                raw.strip() == "",
-            )
-            pairs: list[tuple[int | None, int]] = [*candidates.get(name, [])] or [(None, 0)]
-            for cand, (rule_id, cond_id) in enumerate(pairs):
-                rule = rules[rule_id] if rule_id is not None else None
-                chunk, one = (
-                    counts.get(rule_id, (None, None)) if rule_id is not None else (None, None)
-                )
-                if one is not None:
-                    one = 1 << (COUNT_BITS * one)
+            stage = str(lifecycle[name]) if name in lifecycle else None
+            meaning = (stage, name in suppress, raw.strip() == "")
+            for cand, (rule_id, cond_id) in enumerate(candidates.get(name, [])):
+                rule = rules[rule_id]
+                chunk, slot = counts.get(rule_id, (None, None))
+                one = None if slot is None else 1 << (COUNT_BITS * slot)
+                map_rule = rule_id if rule_id in maps else None
+                window = self._window_us(rule)
                 rows.append(
                     (
                         raw,
                         rule_id,
                         cond_id,
                         cand,
-                        rule.points if rule else None,
-                        self._window_us(rule) if rule else None,
+                        rule.points,
+                        window,
                         chunk,
                         one,
-                        rule_id if rule_id in maps else None,
+                        map_rule,
                         *meaning,
                     )
                 )
+            if name not in candidates:
+                rows.append((raw, None, 0, 0, None, None, None, None, None, *meaning))
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE pyro_rules (raw_event VARCHAR, rule_id INTEGER, "
             "cond_id INTEGER, cand INTEGER, points DOUBLE, win_us BIGINT, chunk INTEGER, "
