@@ -77,12 +77,13 @@ def batch_score(
     leads: Mapping[str, Mapping[str, Any]],
     as_of_us: int,
     explain: bool = False,
+    slices: int | None = None,
 ) -> dict[str, ScoredLead]:
     con = duckdb.connect()
     events = list(events)
     table = event_table(con, events) if events else None
     leads_t = lead_table(con, leads)
-    scorer = DuckDBBatchScorer(playbook, con)
+    scorer = DuckDBBatchScorer(playbook, con, slices=slices)
     if explain:
         ids = sorted({e.lead_id for e in events if e.ts_us <= as_of_us} | set(leads))
         return scorer.explain(table, leads_t, as_of_us, ids)

@@ -174,13 +174,14 @@ def assert_same(expected: ScoredLead, actual: ScoredLead, engine: str) -> None:
     stream=streams(),
     as_of_days=st.integers(0, 420),
     seed=st.integers(0, 2**16),
+    slices=st.sampled_from([None, 2, 3]),
 )
-def test_incremental_and_batch_equal_reference(playbook, stream, as_of_days, seed) -> None:
+def test_incremental_and_batch_equal_reference(playbook, stream, as_of_days, seed, slices) -> None:
     events, leads = stream
     as_of_us = START_US + as_of_days * DAY_US // 2
     expected = score_reference(playbook, events, leads, as_of_us)
 
-    batch = batch_score(playbook, events, leads, as_of_us)
+    batch = batch_score(playbook, events, leads, as_of_us, slices=slices)
     assert set(batch) == set(expected)
     for lead, want in expected.items():
         assert_same(want, batch[lead], "batch")

@@ -50,6 +50,8 @@ class EventTable:
     properties: Mapping[str, str] = field(default_factory=dict)
     diagnose: Callable[[], None] | None = field(default=None, compare=False)
     """Called when rows lack a lead, event or time; raises an error naming the first."""
+    rows: int | None = None
+    """How many rows, when the reader knows cheaply (Parquet metadata)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class LeadTable:
 
 # Pass 1 packs the per-rule event counts, 12 bits each, five to a BIGINT, so five rules
 # cost one aggregate instead of five.
+EVENTS_PER_SLICE = 20_000_000
 COUNT_BITS = 12  # up to 4,095 events of one rule per lead; more and the lead is redone
 COUNTS_PER_CHUNK = 5
 
@@ -82,8 +85,14 @@ OUTPUT_COLUMNS = (
 class DuckDBBatchScorer:
     """Scores tables of events and leads with one playbook on one DuckDB connection."""
 
-    def __init__(self, playbook: Playbook, con: duckdb.DuckDBPyConnection | None = None):
+    def __init__(
+        self,
+        playbook: Playbook,
+        con: duckdb.DuckDBPyConnection | None = None,
+        slices: int | None = None,
+    ):
         self.playbook = playbook
+        self.slices = slices  # None: chosen from the table's size
         self.con = con if con is not None else duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute(
@@ -328,13 +337,26 @@ class DuckDBBatchScorer:
             GROUP BY lead_id
         """
 
-    def _score_events(self, events: EventTable, as_of_us: int) -> None:
-        """Fill ``pyro_act``: per lead, engagement and activity, exactly."""
+    def _score_events(self, events: EventTable, as_of_us: int, say: Callable[[str], None]) -> None:
+        """Fill ``pyro_act``: per lead, engagement and activity, exactly.
+
+        Large tables are scored in slices of leads (by a hash of the lead id), one pass over
+        the file each: every slice's hash table stays small enough for the caches and the
+        memory, which costs less than the extra reads of a columnar file.
+        """
         raw_names = self._raw_names(events)
-        joined = self._joined_sql(events, as_of_us, raw_names)
-        self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE pyro_act AS " + self._per_lead_sql(joined, as_of_us)
-        )
+        slices = self._slices(events)
+        for k in range(slices):
+            say(f"Scoring events ({k + 1}/{slices})" if slices > 1 else "Scoring events")
+            only = f"AND coalesce(hash(e.lead_id) % {slices}, 0) = {k}" if slices > 1 else ""
+            per_lead = self._per_lead_sql(
+                self._joined_sql(events, as_of_us, raw_names, only), as_of_us
+            )
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE pyro_act AS {per_lead}"
+                if k == 0
+                else f"INSERT INTO pyro_act {per_lead}"
+            )
         row = self.con.execute("SELECT count(*) FILTER (WHERE invalid) FROM pyro_act").fetchone()
         if row and row[0]:
             if events.diagnose is not None:
@@ -364,6 +386,14 @@ class DuckDBBatchScorer:
             "UPDATE pyro_act SET engagement = pyro_act.engagement + x.correction "
             "FROM pyro_exact x WHERE pyro_act.lead_id = x.lead_id"
         )
+
+    def _slices(self, events: EventTable) -> int:
+        """How many slices of leads to score separately: one per ~20 M events."""
+        if self.slices is not None:
+            return self.slices
+        if events.rows is None:
+            return 1
+        return max(1, -(-events.rows // EVENTS_PER_SLICE))
 
     def _fit_sql(self, leads: LeadTable) -> str:
         missing = self.playbook.missing_values
@@ -430,8 +460,7 @@ class DuckDBBatchScorer:
         """
         say = progress or (lambda _stage: None)
         if events is not None:
-            say("Scoring events")
-            self._score_events(events, as_of_us)
+            self._score_events(events, as_of_us, say)
         else:
             self.con.execute(
                 "CREATE OR REPLACE TEMP TABLE pyro_act (lead_id VARCHAR, engagement DOUBLE, "

@@ -220,10 +220,15 @@ def open_events(
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW pyro_events AS SELECT {select} FROM {raw} WHERE {filter_sql}"
     )
+    rows = None
+    if source.path.suffix.lower() in {".parquet", ".pq"}:  # from the footer, no scan
+        counted = con.execute(f"SELECT count(*) FROM {raw}").fetchone()
+        rows = int(counted[0]) if counted else None
     return EventTable(
         "pyro_events",
         {name: quote_ident("p_" + name) for name in props},
         diagnose=lambda: _check(con, source, checks, filter_sql),
+        rows=rows,
     )
 
 
