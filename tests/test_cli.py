@@ -237,3 +237,13 @@ def test_default_table_output(company) -> None:
     code, out, _ = run("score", str(events), "--leads", str(leads), "--as-of", AS_OF, "--top", "5")
     assert code == 0
     assert "Top 5 of 400 leads" in out and "hot:" in out
+
+
+def test_wrong_column_type_is_named(tmp_path: Path) -> None:
+    file = tmp_path / "events.parquet"
+    duckdb.connect().execute(
+        f"COPY (SELECT 'a' AS lead_id, 'demo_request' AS event, true AS timestamp) TO '{file}'"
+    )
+    code, out, err = run("score", str(file), "--as-of", AS_OF)
+    assert code == 2
+    assert "column 'timestamp': has type BOOLEAN" in err and "Traceback" not in err + out

@@ -26,6 +26,21 @@ EVENT_ALIASES = {
     "event_id": ("event_id", "eventid", "message_id", "messageid", "id"),
 }
 LEAD_ALIASES = ("lead_id", "leadid", "user_id", "userid", "contact_id", "contactid", "id")
+NUMERIC_TYPES = frozenset(
+    {
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "FLOAT",
+        "DOUBLE",
+    }
+)
 SEGMENT_TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
 
 
@@ -130,6 +145,8 @@ def _timestamp_sql(column_sql: str, column_type: str) -> str:
         return f"epoch_us({column_sql})"
     if upper == "DATE":
         return f"epoch_us(CAST({column_sql} AS TIMESTAMP))"
+    if upper != "VARCHAR" and upper not in NUMERIC_TYPES:
+        raise TypeError(column_type)
     number = (
         f"TRY_CAST({column_sql} AS DOUBLE)"
         if upper != "VARCHAR"
@@ -189,7 +206,15 @@ def open_events(
                 props.setdefault(normalize_name(column), quote_ident(column))
         filter_sql = "TRUE"
 
-    ts_sql = _timestamp_sql(exprs["timestamp"], exprs["timestamp_type"])
+    try:
+        ts_sql = _timestamp_sql(exprs["timestamp"], exprs["timestamp_type"])
+    except TypeError:
+        raise InputError(
+            path,
+            f"has type {exprs['timestamp_type']}; expected timestamps (ISO-8601 text, a "
+            "TIMESTAMP or DATE column, or epoch numbers)",
+            column=exprs["timestamp"].strip('"'),
+        ) from None
     lead_sql = _as_text(exprs["lead_id"], source)
     event_sql = _as_text(exprs["event"], source)
     checks = [
