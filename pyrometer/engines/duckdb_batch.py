@@ -64,7 +64,7 @@ class LeadTable:
 
 # Pass 1 packs the per-rule event counts, 12 bits each, five to a BIGINT, so five rules
 # cost one aggregate instead of five.
-EVENTS_PER_SLICE = 20_000_000
+EVENTS_PER_SLICE = 40_000_000
 COUNT_BITS = 12  # up to 4,095 events of one rule per lead; more and the lead is redone
 COUNTS_PER_CHUNK = 5
 
@@ -388,7 +388,7 @@ class DuckDBBatchScorer:
         )
 
     def _slices(self, events: EventTable) -> int:
-        """How many slices of leads to score separately: one per ~20 M events."""
+        """How many slices of leads to score separately: one per 40 M events."""
         if self.slices is not None:
             return self.slices
         if events.rows is None:
