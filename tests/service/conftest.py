@@ -6,11 +6,15 @@ Each PostgreSQL test gets its own schema (dropped afterwards), so runs never col
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+import uvicorn
 from fastapi.testclient import TestClient
 
 from pyrometer.api.app import create_app
@@ -102,3 +106,27 @@ def keys(service: Service) -> Keys:
 def client(service: Service) -> Iterator[TestClient]:
     with TestClient(create_app(service, background=False)) as test_client:
         yield test_client
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def live_url(service: Service) -> Iterator[str]:
+    """The app served by a real uvicorn on loopback, in a thread of this process."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(service, background=False), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
