@@ -6,10 +6,10 @@ background, with progress at ``/v1/jobs/{id}``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 
 from pyrometer.api.auth import require
 from pyrometer.api.deps import not_found, service_of
@@ -21,6 +21,7 @@ from pyrometer.service.rescore import job_view, publish, start_job
 from pyrometer.store.tables import playbooks
 
 router = APIRouter(prefix="/v1", tags=["playbook"])
+Number = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 def _problems(exc: PlaybookError) -> list[dict[str, Any]]:
@@ -62,7 +63,7 @@ def playbook_versions(request: Request) -> list[dict[str, Any]]:
 
 
 @router.get("/playbook/versions/{version}", dependencies=[Depends(require(Scope.READ))])
-def playbook_version(version: int, request: Request) -> dict[str, Any]:
+def playbook_version(version: Number, request: Request) -> dict[str, Any]:
     row = service_of(request).read(
         lambda conn: conn.execute(
             sa.select(playbooks).where(playbooks.c.version == version)
@@ -101,7 +102,7 @@ def playbook_publish(body: PlaybookIn, request: Request) -> dict[str, Any]:
 
 
 @router.get("/jobs/{job_id}", dependencies=[Depends(require(Scope.READ))])
-def job(job_id: int, request: Request) -> dict[str, Any]:
+def job(job_id: Number, request: Request) -> dict[str, Any]:
     """A background job's progress: `done` of `total` leads, and its status."""
     found = job_view(service_of(request), job_id)
     if found is None:

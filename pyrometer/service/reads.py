@@ -93,12 +93,22 @@ def get_lead(service: Service, lead_id: str) -> dict[str, Any] | None:
 
 
 def score_sql(book: Playbook, now_us: int) -> sa.ColumnElement[float]:
-    """A lead's score as of ``now_us`` in SQL: fit plus decayed engagement."""
+    """A lead's score as of ``now_us`` in SQL: fit plus decayed engagement.
+
+    Engagement that has faded below 2^-60 of itself counts as 0: PostgreSQL raises an
+    error on floating-point underflow instead of rounding to zero.
+    """
     now_step = book.decay.step_of(now_us)
     inverse = 1.0 / book.decay.half_life_steps
     exponent = (leads.c.anchor_step - now_step) * sa.literal(inverse, sa.Float)
-    decayed = leads.c.engagement_at_anchor * sa.func.power(sa.literal(2.0, sa.Float), exponent)
-    return leads.c.fit + sa.func.coalesce(decayed, 0.0)
+    engagement = leads.c.engagement_at_anchor
+    decayed = sa.case(
+        (leads.c.anchor_step.is_(None), 0.0),
+        (leads.c.anchor_step >= now_step, engagement),
+        (sa.or_(exponent < -60, sa.func.abs(engagement) < 1e-200), 0.0),
+        else_=engagement * sa.func.power(sa.literal(2.0, sa.Float), exponent),
+    )
+    return leads.c.fit + decayed
 
 
 @dataclass(frozen=True)
