@@ -133,6 +133,9 @@ def apply_events(
     playbook: Playbook, record: LeadRecord, events: Iterable[Event], now_us: int
 ) -> Change:
     """New events (none seen before) into the lead's state, in O(1) each."""
+    events = list(events)
+    if not events:
+        return Change(record)
     state = record.state
     checked = record.decay_checked_us
     book: dict[LedgerKey, EngagementLine] = {}
