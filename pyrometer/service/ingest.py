@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -29,6 +30,7 @@ from pyrometer.service.scoring import (
     set_attributes,
 )
 from pyrometer.store import repo
+from pyrometer.store.engine import is_postgres
 from pyrometer.store.tables import events, identities, leads, ledger, transitions
 
 _COLUMN_TRAITS = {"source": ("source", "lead_source"), "owner": ("owner", "lead_owner")}
@@ -41,14 +43,38 @@ def ingest(
     """Store and score messages; all of them or, on any error, none."""
     if not tracks and not identifies:
         return IngestResult(0, 0)
-    return service.write(lambda conn: _ingest(service, conn, tracks, identifies))
+    for _ in range(10):
+        try:
+            return service.write(lambda conn: _ingest(service, conn, tracks, identifies))
+        except _NewLeads as new:
+            service.write(partial(_create, service, lead_ids=new.lead_ids))
+    raise RuntimeError("leads kept disappearing while ingesting; giving up")
+
+
+class _NewLeads(Exception):
+    """PostgreSQL: create these leads in a transaction of their own, then start again.
+
+    A row a transaction inserts stays locked by it until it commits, outside the id order
+    the other locks are taken in; two batches creating and locking overlapping leads could
+    deadlock. Committed first, new leads are locked in id order like all the others.
+    """
+
+    def __init__(self, lead_ids: set[str]):
+        super().__init__(f"{len(lead_ids)} new leads")
+        self.lead_ids = lead_ids
+
+
+def _create(service: Service, conn: Connection, *, lead_ids: set[str]) -> None:
+    now = service.clock()
+    version, book = service.playbooks.recent(conn)
+    repo.ensure_leads(conn, [blank_record(book, version, lead, {}, now) for lead in lead_ids])
 
 
 def _ingest(
     service: Service, conn: Connection, tracks: Sequence[Track], identifies: Sequence[Identify]
 ) -> IngestResult:
     now = service.clock()
-    version, book = service.playbooks.active(conn)
+    version, book = service.playbooks.recent(conn)
 
     new_links: dict[str, str] = {}
     for ident in identifies:
@@ -67,10 +93,22 @@ def _ingest(
 
     merging = {anon: lead for anon, lead in new_links.items() if anon not in known}
     needed = {lead_of(t) for t in tracks} | {i.user_id for i in identifies} | set(merging)
-    repo.ensure_leads(conn, [blank_record(book, version, lead, {}, now) for lead in needed])
     records = repo.lock_leads(conn, needed)
+    missing = needed - set(records)
+    if missing:
+        if is_postgres(conn):
+            raise _NewLeads(missing)
+        # SQLite: this transaction is the only writer; create and read them here.
+        repo.ensure_leads(conn, [blank_record(book, version, lead, {}, now) for lead in missing])
+        records.update(repo.lock_leads(conn, missing))
     # Under the locks, check nobody merged a visitor or a lead away since we looked.
-    if set(records) != needed or repo.resolve_subjects(conn, anonymous | set(new_links)) != known:
+    if set(records) != needed:
+        raise Retry()
+    newest = max((r.playbook_version for r in records.values()), default=0)
+    if newest > version:  # another process published since we looked
+        version, book = service.playbooks.recent(conn, at_least=newest)
+    watched = anonymous | set(new_links)
+    if watched and repo.resolve_subjects(conn, watched) != known:
         raise Retry()
 
     replays: dict[str, str] = {}

@@ -7,6 +7,7 @@ indexed ``max(version)`` lookup, which keeps several server processes in agreeme
 from __future__ import annotations
 
 import threading
+import time
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -16,9 +17,11 @@ from pyrometer.store.tables import playbooks
 
 
 class PlaybookRegistry:
-    def __init__(self) -> None:
+    def __init__(self, max_age: float = 1.0) -> None:
         self._parsed: dict[int, Playbook] = {}
         self._lock = threading.Lock()
+        self._max_age = max_age
+        self._latest: tuple[float, int] | None = None  # (monotonic time read, version)
 
     def active_version(self, conn: Connection) -> int:
         version = conn.execute(sa.select(sa.func.max(playbooks.c.version))).scalar()
@@ -43,6 +46,19 @@ class PlaybookRegistry:
         version = self.active_version(conn)
         return version, self.get(conn, version)
 
+    def recent(self, conn: Connection, at_least: int = 0) -> tuple[int, Playbook]:
+        """The version in force, read at most ``max_age`` seconds ago (ingest's hot path).
+
+        A version older than ``at_least`` (one a lead was already scored under) is never
+        used: the cache is refreshed instead, so no lead is scored back under an old one.
+        """
+        now = time.monotonic()
+        latest = self._latest
+        if latest is None or now - latest[0] > self._max_age or latest[1] < at_least:
+            latest = (now, self.active_version(conn))
+            self._latest = latest
+        return latest[1], self.get(conn, latest[1])
+
     def seed_default(self, conn: Connection, now_us: int) -> None:
         """A new store starts with the built-in playbook as version 1."""
         if conn.execute(sa.select(sa.func.count()).select_from(playbooks)).scalar():
@@ -60,4 +76,5 @@ class PlaybookRegistry:
         conn.execute(
             playbooks.insert().values(version=version, yaml=text, name=book.name, created_us=now_us)
         )
+        self._latest = None
         return version

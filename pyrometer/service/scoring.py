@@ -24,6 +24,7 @@ from pyrometer.core.incremental import (
     apply_event,
     decay_transitions,
     new_state,
+    next_decay_transition_us,
     snapshot,
 )
 from pyrometer.core.model import EngagementLine, Event, ScoredLead, Transition
@@ -87,7 +88,10 @@ def blank_record(
 ) -> LeadRecord:
     """A lead seen for the first time: fit from its attributes, nothing done yet."""
     attributes = normalize_record(attributes)
-    state = apply_attributes(playbook, new_state(lead_id), attributes, now_us).state
+    if attributes:
+        state = apply_attributes(playbook, new_state(lead_id), attributes, now_us).state
+    else:
+        state = replace(_blank_state(playbook), lead_id=lead_id)
     scored = current(playbook, state, now_us)
     return LeadRecord(
         lead_id=lead_id,
@@ -106,8 +110,27 @@ def blank_record(
     )
 
 
+_BLANKS: dict[int, tuple[Playbook, LeadState]] = {}
+
+
+def _blank_state(playbook: Playbook) -> LeadState:
+    """The state of a lead with no attributes: the same for every such lead, so cached."""
+    cached = _BLANKS.get(id(playbook))
+    if cached is None or cached[0] is not playbook:
+        cached = (playbook, apply_attributes(playbook, new_state(""), {}, 0).state)
+        if len(_BLANKS) > 64:
+            _BLANKS.clear()
+        _BLANKS[id(playbook)] = cached
+    return cached[1]
+
+
 def next_decay_after(playbook: Playbook, state: LeadState, after_us: int) -> int | None:
     """The first decay class change after ``after_us`` (closed form, no scan of time)."""
+    if state.anchor_step is None:
+        return None
+    if after_us < (state.anchor_step + 1) * playbook.decay.step_us:
+        # Nothing after the anchor is recorded yet: the core's first crossing is the one.
+        return next_decay_transition_us(playbook, state)
     for transition in decay_transitions(playbook, state, FOREVER_US):
         if transition.at_us > after_us:
             return transition.at_us

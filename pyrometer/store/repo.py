@@ -28,6 +28,42 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
     return (postgresql.insert if is_postgres(conn) else sqlite.insert)(table)
 
 
+# The hot statements are built once: building one costs more than running it.
+_UPDATE_LEAD = (
+    leads.update()
+    .where(leads.c.lead_id == sa.bindparam("b_lead_id"))
+    .values({c.name: sa.bindparam("v_" + c.name) for c in leads.columns if c.name != "lead_id"})
+)
+_LOCK = sa.select(leads).where(leads.c.lead_id.in_(sa.bindparam("ids", expanding=True)))
+
+
+def _dialect_statements(insert: Any) -> dict[str, Any]:
+    upsert = insert(ledger)
+    return {
+        "events": insert(events)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(events.c.event_id),
+        "ledger": upsert.on_conflict_do_update(
+            index_elements=["lead_id", "rule", "event_id"],
+            set_={"points": upsert.excluded.points, "ts_us": upsert.excluded.ts_us},
+        ),
+        "lock": _LOCK.order_by(leads.c.lead_id),
+    }
+
+
+_STATEMENTS = {
+    "postgresql": {
+        **_dialect_statements(postgresql.insert),
+        "lock": _LOCK.order_by(leads.c.lead_id).with_for_update(),
+    },
+    "sqlite": _dialect_statements(sqlite.insert),
+}
+
+
+def _statement(conn: Connection, name: str) -> Any:
+    return _STATEMENTS[conn.dialect.name][name]
+
+
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -83,10 +119,7 @@ def lock_leads(conn: Connection, lead_ids: Iterable[str]) -> dict[str, LeadRecor
     ids = sorted(set(lead_ids))
     out: dict[str, LeadRecord] = {}
     for chunk in _chunks(ids):
-        query = sa.select(leads).where(leads.c.lead_id.in_(chunk)).order_by(leads.c.lead_id)
-        if is_postgres(conn):
-            query = query.with_for_update()
-        for row in conn.execute(query):
+        for row in conn.execute(_statement(conn, "lock"), {"ids": list(chunk)}):
             out[row.lead_id] = record_of(row)
     return out
 
@@ -112,12 +145,7 @@ def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[st
     """Append events; returns the ids that were new (a known id is silently a no-op)."""
     new: set[str] = set()
     for chunk in _chunks(rows):
-        statement = (
-            _insert(conn, events)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(events.c.event_id)
-        )
-        new.update(r[0] for r in conn.execute(statement, list(chunk)))
+        new.update(r[0] for r in conn.execute(_statement(conn, "events"), list(chunk)))
     return new
 
 
@@ -139,17 +167,12 @@ def save_changes(conn: Connection, changes: Sequence[Change], recorded_us: int) 
     """Store new lead records, their ledger lines and transitions, a few statements in all."""
     if not changes:
         return
-    update = (
-        leads.update()
-        .where(leads.c.lead_id == sa.bindparam("b_lead_id"))
-        .values({c.name: sa.bindparam("v_" + c.name) for c in leads.columns if c.name != "lead_id"})
-    )
     rows = []
     for change in changes:
         row = {"v_" + key: value for key, value in record_row(change.record).items()}
         row["b_lead_id"] = row.pop("v_lead_id")
         rows.append(row)
-    conn.execute(update, rows)
+    conn.execute(_UPDATE_LEAD, rows)
 
     replaced = [c.record.lead_id for c in changes if c.replace_ledger]
     for chunk in _chunks(replaced):
@@ -167,12 +190,7 @@ def save_changes(conn: Connection, changes: Sequence[Change], recorded_us: int) 
         for line in c.lines
     ]
     for chunk in _chunks(lines):
-        statement = _insert(conn, ledger)
-        statement = statement.on_conflict_do_update(
-            index_elements=["lead_id", "rule", "event_id"],
-            set_={"points": statement.excluded.points, "ts_us": statement.excluded.ts_us},
-        )
-        conn.execute(statement, list(chunk))
+        conn.execute(_statement(conn, "ledger"), list(chunk))
     append_transitions(conn, [t for c in changes for t in c.transitions], recorded_us)
 
 
