@@ -202,7 +202,7 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYROMETER_DATABASE_URL": url}
     process = subprocess.Popen(
         [
@@ -214,6 +214,8 @@ def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
             "127.0.0.1",
             "--port",
             str(port),
+            "--workers",
+            str(workers),
         ],
         cwd=REPO,
         env=env,
@@ -239,7 +241,7 @@ def bench_store(name: str, url: str, args: argparse.Namespace) -> dict[str, floa
     read_key = create_key(service, Scope.READ, "bench")
     service.close()
     port = free_port()
-    server = start_server(url, port)
+    server = start_server(url, port, args.workers)
     try:
         batch_rate = bench_batches(port, ingest_key, args.clients, args.seconds, args.max_batches)
         single_rate = bench_singles(
@@ -272,10 +274,11 @@ def main() -> None:
     parser.add_argument("--max-batches", type=int, default=400)
     parser.add_argument("--max-requests", type=int, default=20_000)
     parser.add_argument("--samples", type=int, default=400, help="Latency samples.")
+    parser.add_argument("--workers", type=int, default=1, help="Server processes.")
     args = parser.parse_args()
     print(
         f"pyrometer service bench: {os.cpu_count()} cores, {args.clients} batch clients, "
-        f"{args.clients * 2} single-event clients, {args.seconds:.0f} s per phase",
+        f"{args.clients * 2} single-event clients, {args.seconds:.0f} s per phase, {args.workers} server process(es)",
         flush=True,
     )
     for store in args.stores.split(","):

@@ -6,6 +6,7 @@ They all open the store named by ``--database`` or ``PYROMETER_DATABASE_URL`` (d
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from pyrometer.cli.commands import UserError, err, out, user_errors
 from pyrometer.service.keys import Scope, create_key
 from pyrometer.service.runtime import Service
+from pyrometer.store.engine import URL_VARIABLE, database_url
 
 DatabaseOpt = Annotated[
     str | None,
@@ -43,6 +45,10 @@ def serve_command(
     ] = False,
     demo_leads: Annotated[int, typer.Option("--demo-leads", min=10)] = 500,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, help="Server processes (PostgreSQL scales with them)."),
+    ] = 1,
 ) -> None:
     """Run the REST API (OpenAPI at /docs) with the decay scheduler."""
     import uvicorn
@@ -58,12 +64,22 @@ def serve_command(
                     f"{scope.value} key: {create_key(service, scope, 'demo')}", highlight=False
                 )
         out.print(f"Pyrometer on http://{host}:{port} (API docs at /docs)", highlight=False)
+    log_level = "info" if access_log else "warning"
+    if workers == 1:
+        uvicorn.run(
+            create_app(service), host=host, port=port, access_log=access_log, log_level=log_level
+        )
+        return
+    service.close()
+    os.environ[URL_VARIABLE] = database_url(database)
     uvicorn.run(
-        create_app(service),
+        "pyrometer.api.factory:app_from_env",
+        factory=True,
+        workers=workers,
         host=host,
         port=port,
         access_log=access_log,
-        log_level="info" if access_log else "warning",
+        log_level=log_level,
     )
 
 

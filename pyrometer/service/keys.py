@@ -61,6 +61,14 @@ class KeyChecker:
         self._cache: dict[str, tuple[float, str | None]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, key: str) -> str | bool | None:
+        """The scope if the cache knows the key (``None``: known bad), else ``False``."""
+        with self._lock:
+            hit = self._cache.get(_hash(key))
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        return False
+
     def scope_of(self, key: str) -> str | None:
         digest = _hash(key)
         now = time.monotonic()
