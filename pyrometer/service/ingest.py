@@ -117,6 +117,16 @@ def _ingest(
         _merge_visitor(conn, anon, lead, now)
         visitor = records.pop(anon)
         attributes[lead] = {**visitor.attributes, **attributes[lead]}
+        known_lead = records[lead]
+        records[lead] = replace(
+            known_lead, created_us=min(known_lead.created_us, visitor.created_us)
+        )
+        if known_lead.state.event_count == 0:
+            # The person was the visitor until now: its history (moved over) is theirs, so
+            # only what the merge changes from the visitor's classes is a transition.
+            records[lead] = replace(
+                records[lead], temperature=visitor.temperature, stage=visitor.stage
+            )
         replays[lead] = f"identify:{anon}"
     for ident in identifies:
         attributes[ident.user_id].update(ident.traits)

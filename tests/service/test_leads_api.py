@@ -26,74 +26,54 @@ def test_identify_gives_a_visitors_earlier_events_to_the_lead(
     client: TestClient, keys: Keys
 ) -> None:
     for i in range(3):
-        _post(
-            client,
-            keys,
-            "/v1/track",
-            {
-                "anonymousId": "visitor-1",
-                "event": "pricing_page_view",
-                "messageId": f"v{i}",
-                "timestamp": iso(START - i * 10**6),
-            },
-        )
-    _post(
-        client,
-        keys,
-        "/v1/track",
-        {
-            "userId": "ann@example.com",
-            "event": "form_submit",
-            "messageId": "f1",
-            "timestamp": iso(START),
-        },
-    )
+        body = {
+            "anonymousId": "visitor-1",
+            "event": "pricing_page_view",
+            "messageId": f"v{i}",
+            "timestamp": iso(START - i * 10**6),
+        }
+        _post(client, keys, "/v1/track", body)
     assert _lead(client, keys, "visitor-1")["score"] == 30
-    _post(
-        client,
-        keys,
-        "/v1/identify",
-        {
-            "userId": "ann@example.com",
-            "anonymousId": "visitor-1",
-            "messageId": "i1",
-            "traits": {"Job Title": "CEO", "source": "web_form"},
-        },
-    )
+    traits = {"Job Title": "CEO", "source": "web_form"}
+    identify = {"userId": "ann@example.com", "anonymousId": "visitor-1", "messageId": "i1"}
+    _post(client, keys, "/v1/identify", {**identify, "traits": traits})
     # Later visits by the same browser count for the lead too.
-    _post(
-        client,
-        keys,
-        "/v1/track",
-        {
-            "anonymousId": "visitor-1",
-            "event": "demo_request",
-            "messageId": "v9",
-            "timestamp": iso(START),
-        },
-    )
+    for message_id, event, user in (
+        ("v9", "demo_request", {"anonymousId": "visitor-1"}),
+        ("f1", "form_submit", {"userId": "ann@example.com"}),
+    ):
+        body = {**user, "event": event, "messageId": message_id, "timestamp": iso(START)}
+        _post(client, keys, "/v1/track", body)
     lead = _lead(client, keys, "ann@example.com")
     assert lead["event_count"] == 5
-    assert lead["engagement"] == 30 + 10 + 20
+    assert lead["engagement"] == 30 + 20 + 10
     assert lead["fit"] == 8 and lead["score"] == 68 and lead["temperature"] == "hot"
     assert lead["source"] == "web_form"
     assert lead["attributes"]["job_title"] == "CEO"
     assert {e["event_id"] for e in lead["events"]} == {"v0", "v1", "v2", "f1", "v9"}
+    # The visitor's history is the lead's; the merge itself changed no class here.
+    assert [(t["kind"], t["from"], t["to"], t["cause"]) for t in lead["transitions"]] == [
+        ("temperature", "cold", "warm", "event:v1"),
+        ("stage", "lead", "mql", "event:v2"),
+        ("temperature", "warm", "hot", "event:v9"),
+    ]
     gone = client.get("/v1/leads/visitor-1", headers=Keys.bearer(keys.read))
     assert gone.status_code == 404
     # Identify again: nothing changes.
-    _post(
-        client,
-        keys,
-        "/v1/identify",
-        {
-            "userId": "ann@example.com",
-            "anonymousId": "visitor-1",
-            "messageId": "i1",
-            "traits": {"Job Title": "CEO"},
-        },
-    )
-    assert _lead(client, keys, "ann@example.com")["score"] == 68
+    _post(client, keys, "/v1/identify", {**identify, "traits": {"Job Title": "CEO"}})
+    assert _lead(client, keys, "ann@example.com") == lead
+
+
+def test_identify_after_both_had_events_merges_them(client: TestClient, keys: Keys) -> None:
+    for message_id, who in (("a1", {"anonymousId": "v-2"}), ("b1", {"userId": "bob"})):
+        body = {**who, "event": "case_study_download", "messageId": message_id}
+        _post(client, keys, "/v1/track", {**body, "timestamp": iso(START)})
+    _post(client, keys, "/v1/identify", {"userId": "bob", "anonymousId": "v-2", "messageId": "i"})
+    bob = _lead(client, keys, "bob")
+    assert bob["event_count"] == 2 and bob["score"] == 20 and bob["temperature"] == "warm"
+    assert [(t["from"], t["to"], t["cause"]) for t in bob["transitions"]] == [
+        ("cold", "warm", "identify:v-2")
+    ]
 
 
 def _seed(client: TestClient, keys: Keys, n: int = 23) -> None:
