@@ -6,7 +6,7 @@ import base64
 
 from fastapi.testclient import TestClient
 
-from tests.service.conftest import Clock, Keys
+from service.conftest import Clock, Keys
 
 
 def _track(lead: str, event: str, message_id: str, **extra: object) -> dict[str, object]:

@@ -11,7 +11,7 @@ from pyrometer.core.model import Event
 from pyrometer.core.playbook import default_playbook
 from pyrometer.core.reference import score_lead_reference
 from pyrometer.core.timeutil import iso
-from tests.service.conftest import START, Clock, Keys
+from service.conftest import START, Clock, Keys
 
 WRITERS = 8
 PER_WRITER = 25

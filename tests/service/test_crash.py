@@ -19,7 +19,7 @@ from pyrometer.core.timeutil import iso
 from pyrometer.service.keys import Scope, create_key
 from pyrometer.service.runtime import Service
 from pyrometer.store.tables import events, leads
-from tests.service.conftest import START, free_port
+from service.conftest import START, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 WRITERS = 8

@@ -17,7 +17,7 @@ from pyrometer.service.reads import get_lead
 from pyrometer.service.rescore import run_job
 from pyrometer.service.runtime import Service
 from pyrometer.store.tables import transitions
-from tests.service.conftest import START, Clock, Keys
+from service.conftest import START, Clock, Keys
 
 DAY = 86_400
 NAMES = ("demo_request", "pricing_page_view", "pricing_page_view", "pricing_page_view")

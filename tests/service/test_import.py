@@ -13,8 +13,8 @@ from pyrometer.core.playbook import default_playbook
 from pyrometer.service.reads import get_lead
 from pyrometer.service.runtime import Service
 from pyrometer.store.tables import events, leads, ledger, transitions
-from tests.service.conftest import Clock
-from tests.service.helpers import company, reference
+from service.conftest import Clock
+from service.helpers import company, reference
 
 
 def _snapshot(url: str) -> dict[str, object]:

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from pyrometer.core.timeutil import iso
-from tests.service.conftest import START, Clock, Keys
+from service.conftest import START, Clock, Keys
 
 
 def _post(client: TestClient, keys: Keys, path: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from pyrometer.service.inputs import Track
 from pyrometer.service.reads import get_lead
 from pyrometer.service.runtime import Service
 from pyrometer.store.tables import events, leads, ledger, metadata, transitions
-from tests.service.conftest import Clock
-from tests.service.helpers import company, identifies_of, reference, tracks_of
+from service.conftest import Clock
+from service.helpers import company, identifies_of, reference, tracks_of
 
 
 def _table_counts(service: Service) -> dict[str, object]:
