@@ -31,6 +31,7 @@ from pyrometer.core.model import EngagementLine, Event, ScoredLead, Transition
 from pyrometer.core.playbook import Playbook
 
 FOREVER_US = 2**62
+NEVER_US = -(2**62)  # no decay transition recorded yet
 LedgerKey = tuple[str, str]  # (rule, event_id)
 
 
@@ -105,7 +106,7 @@ def blank_record(
         state=state,
         temperature=str(scored.temperature),
         stage=str(scored.stage),
-        decay_checked_us=now_us,
+        decay_checked_us=NEVER_US,
         next_decay_us=None,
     )
 

@@ -75,6 +75,28 @@ def test_an_event_after_an_unrecorded_crossing_records_it_at_its_time(
     assert run_due(service) == 0
 
 
+def test_history_loaded_late_gets_its_decay_transitions_at_their_times(
+    service: Service, clock: Clock
+) -> None:
+    """Events from two months ago: the lead cooled back then, and that is recorded."""
+    clock.advance(60 * DAY)
+    events = _hot_lead(service)  # dated START, read 60 days later
+    assert get_lead(service, "ann")["temperature"] == "cold"
+    assert run_due(service) == 1
+    recorded = _decay_rows(service)
+    assert [row[1:] for row in recorded] == [
+        ("temperature", "hot", "warm"),
+        ("stage", "mql", "lead"),
+        ("temperature", "warm", "cold"),
+    ]
+    book = default_playbook()
+    for at_us, kind, old, new in recorded:
+        assert at_us < clock.now_us
+        before = score_lead_reference(book, "ann", events, {}, at_us - 1)
+        after = score_lead_reference(book, "ann", events, {}, at_us)
+        assert str(getattr(before, kind)) == old and str(getattr(after, kind)) == new
+
+
 def test_the_scheduler_thread_wakes_for_due_leads(service: Service, clock: Clock) -> None:
     _hot_lead(service)
     clock.advance(2 * DAY)
