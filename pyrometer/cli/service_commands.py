@@ -171,10 +171,11 @@ def import_command(
                     f"imported {result.accepted} new events from {file} "
                     f"({result.duplicates} already in the store)",
                     highlight=False,
+                    soft_wrap=True,
                 )
             else:
                 rows = import_leads(service, file, progress)
-                out.print(f"imported {rows} leads from {file}", highlight=False)
+                out.print(f"imported {rows} leads from {file}", highlight=False, soft_wrap=True)
         service.close()
 
 
