@@ -68,6 +68,13 @@ def _create(service: Service, conn: Connection, *, lead_ids: set[str]) -> None:
     now = service.clock()
     version, book = service.playbooks.recent(conn)
     repo.ensure_leads(conn, [blank_record(book, version, lead, {}, now) for lead in lead_ids])
+    # An identify may have merged one of these visitors away since we looked: its link is
+    # committed by now (it waited for our insert), so drop the empty lead we just made.
+    merged = set(repo.resolve_subjects(conn, lead_ids))
+    if merged:
+        conn.execute(
+            leads.delete().where(leads.c.lead_id.in_(sorted(merged)), leads.c.event_count == 0)
+        )
 
 
 def _ingest(
