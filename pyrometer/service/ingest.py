@@ -47,7 +47,7 @@ def ingest(
         try:
             return service.write(lambda conn: _ingest(service, conn, tracks, identifies))
         except _NewLeads as new:
-            service.write(partial(_create, service, lead_ids=new.lead_ids))
+            service.write(partial(_create, service, lead_ids=new.lead_ids, visitors=new.visitors))
     raise RuntimeError("leads kept disappearing while ingesting; giving up")
 
 
@@ -59,18 +59,19 @@ class _NewLeads(Exception):
     deadlock. Committed first, new leads are locked in id order like all the others.
     """
 
-    def __init__(self, lead_ids: set[str]):
+    def __init__(self, lead_ids: set[str], visitors: set[str]):
         super().__init__(f"{len(lead_ids)} new leads")
         self.lead_ids = lead_ids
+        self.visitors = visitors  # those known only by an anonymousId
 
 
-def _create(service: Service, conn: Connection, *, lead_ids: set[str]) -> None:
+def _create(service: Service, conn: Connection, *, lead_ids: set[str], visitors: set[str]) -> None:
     now = service.clock()
     version, book = service.playbooks.recent(conn)
     repo.ensure_leads(conn, [blank_record(book, version, lead, {}, now) for lead in lead_ids])
     # An identify may have merged one of these visitors away since we looked: its link is
     # committed by now (it waited for our insert), so drop the empty lead we just made.
-    merged = set(repo.resolve_subjects(conn, lead_ids))
+    merged = set(repo.resolve_subjects(conn, visitors))
     if merged:
         conn.execute(
             leads.delete().where(leads.c.lead_id.in_(sorted(merged)), leads.c.event_count == 0)
@@ -104,7 +105,8 @@ def _ingest(
     missing = needed - set(records)
     if missing:
         if is_postgres(conn):
-            raise _NewLeads(missing)
+            visitors = {lead_of(t) for t in tracks if not t.user_id} | set(merging)
+            raise _NewLeads(missing, missing & visitors)
         # SQLite: this transaction is the only writer; create and read them here.
         repo.ensure_leads(conn, [blank_record(book, version, lead, {}, now) for lead in missing])
         records.update(repo.lock_leads(conn, missing))
