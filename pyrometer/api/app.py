@@ -20,6 +20,7 @@ from pyrometer.service.decay import DecayScheduler
 from pyrometer.service.keys import KeyChecker
 from pyrometer.service.rescore import resume_jobs
 from pyrometer.service.runtime import Service
+from pyrometer.store.engine import WalCheckpointer
 
 
 def create_app(
@@ -28,12 +29,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scheduler = DecayScheduler(service) if background else None
+        checkpointer = WalCheckpointer(service.engine)
+        checkpointer.start()
         if scheduler is not None:
             scheduler.start()
             resume_jobs(service)
         try:
             yield
         finally:
+            checkpointer.stop()
             if scheduler is not None:
                 scheduler.stop()
 
