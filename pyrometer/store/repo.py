@@ -7,6 +7,7 @@ write transaction itself (``BEGIN IMMEDIATE``) already excludes every other writ
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -29,11 +30,23 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
 
 
 # The hot statements are built once: building one costs more than running it.
-_UPDATE_LEAD = (
-    leads.update()
-    .where(leads.c.lead_id == sa.bindparam("b_lead_id"))
-    .values({c.name: sa.bindparam("v_" + c.name) for c in leads.columns if c.name != "lead_id"})
-)
+_LEAD_COLUMNS = [c.name for c in leads.columns if c.name != "lead_id"]
+_JSON_COLUMNS = {c.name for c in leads.columns if isinstance(c.type, sa.JSON)}
+
+
+def _update_lead_sql(dialect: str) -> str:
+    """The lead UPDATE as driver SQL: executemany without SQLAlchemy's per-row work, which
+    cost more than the statement itself. JSON columns get JSON text (as SQLAlchemy's JSON
+    type would write it); PostgreSQL is told it is ``json``."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    json_mark = mark if dialect == "sqlite" else "CAST(%s AS json)"
+    sets = ", ".join(
+        f"{name} = {json_mark if name in _JSON_COLUMNS else mark}" for name in _LEAD_COLUMNS
+    )
+    return f"UPDATE leads SET {sets} WHERE lead_id = {mark}"
+
+
+_UPDATE_LEAD_SQL = {name: _update_lead_sql(name) for name in ("sqlite", "postgresql")}
 _LOCK = sa.select(leads).where(leads.c.lead_id.in_(sa.bindparam("ids", expanding=True)))
 
 
@@ -169,10 +182,10 @@ def save_changes(conn: Connection, changes: Sequence[Change], recorded_us: int) 
         return
     rows = []
     for change in changes:
-        row = {"v_" + key: value for key, value in record_row(change.record).items()}
-        row["b_lead_id"] = row.pop("v_lead_id")
-        rows.append(row)
-    conn.execute(_UPDATE_LEAD, rows)
+        row = record_row(change.record)
+        values = [json.dumps(row[n]) if n in _JSON_COLUMNS else row[n] for n in _LEAD_COLUMNS]
+        rows.append((*values, row["lead_id"]))
+    conn.exec_driver_sql(_UPDATE_LEAD_SQL[conn.dialect.name], rows)
 
     replaced = [c.record.lead_id for c in changes if c.replace_ledger]
     for chunk in _chunks(replaced):
