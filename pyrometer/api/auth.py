@@ -10,7 +10,8 @@ import base64
 import binascii
 from collections.abc import Awaitable, Callable
 
-from fastapi import HTTPException, Request, status
+from fastapi import HTTPException, Request, Security, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from pyrometer.service.keys import KeyChecker, Scope, allows
@@ -33,6 +34,11 @@ def presented_key(header: str | None) -> str | None:
     return None
 
 
+# Declared so /docs offers an "Authorize" button; the header is parsed below either way.
+_BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer KEY")
+_BASIC = HTTPBasic(auto_error=False, description="Segment style: the key as user name")
+
+
 def _unauthorized(message: str) -> HTTPException:
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED,
@@ -48,7 +54,11 @@ def require(scope: Scope) -> Callable[[Request], Awaitable[str]]:
     the database in the pool.
     """
 
-    async def dependency(request: Request) -> str:
+    async def dependency(
+        request: Request,
+        _bearer: HTTPAuthorizationCredentials | None = Security(_BEARER),
+        _basic: object = Security(_BASIC),
+    ) -> str:
         key = presented_key(request.headers.get("authorization"))
         if key is None:
             raise _unauthorized("an API key is required: 'Authorization: Bearer KEY'")
