@@ -278,7 +278,8 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"pyrometer service bench: {os.cpu_count()} cores, {args.clients} batch clients, "
-        f"{args.clients * 2} single-event clients, {args.seconds:.0f} s per phase, {args.workers} server process(es)",
+        f"{args.clients * 2} single-event clients, {args.seconds:.0f} s per phase, "
+        f"{args.workers} server process(es)",
         flush=True,
     )
     for store in args.stores.split(","):
