@@ -63,8 +63,8 @@ def require(scope: Scope) -> Callable[[Request], Awaitable[str]]:
         if key is None:
             raise _unauthorized("an API key is required: 'Authorization: Bearer KEY'")
         checker: KeyChecker = request.app.state.keys
-        granted = checker.cached(key)
-        if granted is False:
+        known, granted = checker.cached(key)
+        if not known:
             granted = await run_in_threadpool(checker.scope_of, key)
         if granted is None:
             raise _unauthorized("unknown or revoked API key")

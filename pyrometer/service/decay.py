@@ -65,12 +65,12 @@ def run_all_due(service: Service) -> int:
 
 def seconds_until_next(service: Service) -> float:
     now = service.clock()
-    earliest = service.read(
+    earliest: int | None = service.read(
         lambda conn: conn.execute(sa.select(sa.func.min(leads.c.next_decay_us))).scalar()
     )
     if earliest is None:
         return POLL_SECONDS
-    return min(POLL_SECONDS, max(0.0, (earliest - now) / 1e6))
+    return min(POLL_SECONDS, max(0.0, (int(earliest) - now) / 1e6))
 
 
 class DecayScheduler:

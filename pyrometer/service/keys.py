@@ -61,13 +61,13 @@ class KeyChecker:
         self._cache: dict[str, tuple[float, str | None]] = {}
         self._lock = threading.Lock()
 
-    def cached(self, key: str) -> str | bool | None:
-        """The scope if the cache knows the key (``None``: known bad), else ``False``."""
+    def cached(self, key: str) -> tuple[bool, str | None]:
+        """``(True, scope)`` when the cache knows the key (scope ``None``: a bad key)."""
         with self._lock:
             hit = self._cache.get(_hash(key))
         if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
-        return False
+            return True, hit[1]
+        return False, None
 
     def scope_of(self, key: str) -> str | None:
         digest = _hash(key)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,12 +57,8 @@ def get_lead(service: Service, lead_id: str) -> dict[str, Any] | None:
         scored = current(book, record.state, now)
         at = as_of(record.state, now)
         valued = in_event_order(revalue(book, lines, at))
-        explained = ScoredLead(
-            **{
-                **{f: getattr(scored, f) for f in scored.__dataclass_fields__},
-                "engagement_lines": tuple(valued),
-                "fit_lines": fit_lines(book, record.attributes),
-            }
+        explained = replace(
+            scored, engagement_lines=tuple(valued), fit_lines=fit_lines(book, record.attributes)
         )
         rows = conn.execute(
             sa.select(events.c.event_id, events.c.name, events.c.ts_us, events.c.properties)
