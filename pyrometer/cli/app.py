@@ -20,6 +20,12 @@ except ImportError:  # the predictive extra (scikit-learn, LightGBM) is not inst
     predictive_commands = None  # type: ignore[assignment]
 if predictive_commands is not None:
     predictive_commands.register(app)
+try:
+    from pyrometer.cli import service_commands
+except ImportError:  # the service extra (SQLAlchemy, FastAPI...) is not installed
+    service_commands = None  # type: ignore[assignment]
+if service_commands is not None:
+    service_commands.register(app)
 
 
 def main() -> None:

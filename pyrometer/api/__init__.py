@@ -1,0 +1,1 @@
+"""The REST API: Segment-compatible ingest, leads, playbook, reports (FastAPI)."""

@@ -1,0 +1,66 @@
+"""The FastAPI application: routers, the body size limit, errors, background tasks.
+
+``create_app`` takes a ready :class:`Service`, so tests give it a store and a clock of
+their own; ``background=False`` leaves the decay scheduler and rescoring jobs to the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from pyrometer.api import routes_ingest, routes_leads, routes_playbook, routes_reports
+from pyrometer.api.convert import FieldErrors
+from pyrometer.api.limits import DEFAULT_MAX_BODY, BodyLimit
+from pyrometer.service.decay import DecayScheduler
+from pyrometer.service.keys import KeyChecker
+from pyrometer.service.rescore import resume_jobs
+from pyrometer.service.runtime import Service
+from pyrometer.store.engine import WalCheckpointer
+
+
+def create_app(
+    service: Service, *, background: bool = True, max_body: int = DEFAULT_MAX_BODY
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        scheduler = DecayScheduler(service) if background else None
+        checkpointer = WalCheckpointer(service.engine)
+        checkpointer.start()
+        if scheduler is not None:
+            scheduler.start()
+            resume_jobs(service)
+        try:
+            yield
+        finally:
+            checkpointer.stop()
+            if scheduler is not None:
+                scheduler.stop()
+
+    app = FastAPI(
+        title="Pyrometer",
+        version="0.1.0",
+        description="Lead scoring: Segment-compatible ingest, live explained scores.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.keys = KeyChecker(service)
+    app.state.background = background
+    for module in (routes_ingest, routes_leads, routes_playbook, routes_reports):
+        app.include_router(module.router)
+
+    @app.exception_handler(FieldErrors)
+    async def field_errors(_request: Request, exc: FieldErrors) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": exc.errors})
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict[str, Any]:
+        """Liveness: answers without a key."""
+        return {"ok": True}
+
+    app.add_middleware(BodyLimit, max_bytes=max_body)
+    return app

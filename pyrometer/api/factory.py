@@ -1,0 +1,17 @@
+"""The app as an import string, for ``pyrometer serve --workers N`` (one per process).
+
+Each worker opens the store named by ``PYROMETER_DATABASE_URL``; migrations take a lock,
+so workers starting together are safe, and every worker's decay scheduler only takes
+leads it has locked.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from pyrometer.api.app import create_app
+from pyrometer.service.runtime import Service
+
+
+def app_from_env() -> FastAPI:
+    return create_app(Service.open())

@@ -1,0 +1,110 @@
+"""The playbook: read the one in force and older versions, validate, publish.
+
+Publishing answers 202 at once; every lead is rescored under the new version in the
+background, with progress at ``/v1/jobs/{id}``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+
+from pyrometer.api.auth import require
+from pyrometer.api.deps import not_found, service_of
+from pyrometer.api.schemas import PlaybookIn
+from pyrometer.core.playbook import PlaybookError, parse_playbook
+from pyrometer.core.timeutil import iso
+from pyrometer.service.keys import Scope
+from pyrometer.service.rescore import job_view, publish, start_job
+from pyrometer.store.tables import playbooks
+
+router = APIRouter(prefix="/v1", tags=["playbook"])
+Number = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+def _problems(exc: PlaybookError) -> list[dict[str, Any]]:
+    return [
+        {"loc": ["body", "yaml", *([path] if path else [])], "msg": message, "type": "playbook"}
+        for path, message in exc.problems
+    ]
+
+
+def _version(row: Any, with_yaml: bool) -> dict[str, Any]:
+    out = {"version": row.version, "name": row.name, "created": iso(row.created_us)}
+    if with_yaml:
+        out["yaml"] = row.yaml
+    return out
+
+
+@router.get("/playbook", dependencies=[Depends(require(Scope.READ))])
+def playbook_current(request: Request) -> dict[str, Any]:
+    """The playbook in force, as YAML, with its version."""
+    row = service_of(request).read(
+        lambda conn: conn.execute(
+            sa.select(playbooks).order_by(playbooks.c.version.desc()).limit(1)
+        ).one()
+    )
+    return _version(row, with_yaml=True)
+
+
+@router.get("/playbook/versions", dependencies=[Depends(require(Scope.READ))])
+def playbook_versions(request: Request) -> list[dict[str, Any]]:
+    """Every version ever published, newest first."""
+    rows = service_of(request).read(
+        lambda conn: conn.execute(
+            sa.select(playbooks.c.version, playbooks.c.name, playbooks.c.created_us).order_by(
+                playbooks.c.version.desc()
+            )
+        ).all()
+    )
+    return [_version(row, with_yaml=False) for row in rows]
+
+
+@router.get("/playbook/versions/{version}", dependencies=[Depends(require(Scope.READ))])
+def playbook_version(version: Number, request: Request) -> dict[str, Any]:
+    row = service_of(request).read(
+        lambda conn: conn.execute(
+            sa.select(playbooks).where(playbooks.c.version == version)
+        ).first()
+    )
+    if row is None:
+        raise not_found(f"playbook version {version}")
+    return _version(row, with_yaml=True)
+
+
+@router.post("/playbook/validate", dependencies=[Depends(require(Scope.READ))])
+def playbook_validate(body: PlaybookIn) -> dict[str, Any]:
+    """Check a playbook without publishing it: `valid` and the problems, each with its path."""
+    try:
+        parse_playbook(body.yaml, source="playbook")
+    except PlaybookError as exc:
+        return {"valid": False, "problems": _problems(exc)}
+    return {"valid": True, "problems": []}
+
+
+@router.post(
+    "/playbook",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Depends(require(Scope.ADMIN))],
+)
+def playbook_publish(body: PlaybookIn, request: Request) -> dict[str, Any]:
+    """Publish a new version; every lead is rescored in the background (see the job)."""
+    service = service_of(request)
+    try:
+        created = publish(service, body.yaml)
+    except PlaybookError as exc:
+        raise HTTPException(status_code=422, detail=_problems(exc)) from None
+    if request.app.state.background:
+        start_job(service, created["job_id"])
+    return {"version": created["version"], "job": job_view(service, created["job_id"])}
+
+
+@router.get("/jobs/{job_id}", dependencies=[Depends(require(Scope.READ))])
+def job(job_id: Number, request: Request) -> dict[str, Any]:
+    """A background job's progress: `done` of `total` leads, and its status."""
+    found = job_view(service_of(request), job_id)
+    if found is None:
+        raise not_found(f"job {job_id}")
+    return found

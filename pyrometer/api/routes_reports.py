@@ -1,0 +1,30 @@
+"""Reports over a period: leads and conversion by temperature, stage and source."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from pyrometer.api.auth import require
+from pyrometer.api.deps import service_of, unprocessable
+from pyrometer.core.timeutil import to_us
+from pyrometer.service.keys import Scope
+from pyrometer.service.reports import summary
+
+router = APIRouter(prefix="/v1/reports", tags=["reports"])
+DAY_US = 86_400_000_000
+
+
+@router.get("/summary", dependencies=[Depends(require(Scope.READ))])
+def report_summary(
+    request: Request, since: datetime | None = None, until: datetime | None = None
+) -> dict[str, Any]:
+    """Leads first seen in [since, until) (default: the last 30 days), converted or not."""
+    service = service_of(request)
+    until_us = to_us(until) if until is not None else service.clock() + 1
+    since_us = to_us(since) if since is not None else until_us - 30 * DAY_US
+    if since_us >= until_us:
+        raise unprocessable(["query", "since"], "must be before 'until'")
+    return summary(service, since_us, until_us)

@@ -1,0 +1,1 @@
+"""The scoring service: events in → validated → stored → scored → transitions."""

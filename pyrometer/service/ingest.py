@@ -1,0 +1,258 @@
+"""Ingest: a request's messages stored and scored in one transaction, or not at all.
+
+Per transaction: resolve who each message is about, create and lock those leads (in id
+order), apply identify calls (link the visitor, move its events, merge traits), append
+the events (a known message id is a no-op), score the new ones into each lead's state in
+O(1) each, then store states, ledger lines and transitions. A lead whose events changed
+owner, or that was scored under an older playbook, is replayed from its log instead.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from functools import partial
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from pyrometer.core.model import Event
+from pyrometer.core.playbook import Playbook
+from pyrometer.service.inputs import Identify, IngestResult, Track
+from pyrometer.service.runtime import Retry, Service
+from pyrometer.service.scoring import (
+    Change,
+    LeadRecord,
+    apply_events,
+    blank_record,
+    replay,
+    set_attributes,
+)
+from pyrometer.store import repo
+from pyrometer.store.engine import is_postgres
+from pyrometer.store.tables import events, identities, leads, ledger, transitions
+
+_COLUMN_TRAITS = {"source": ("source", "lead_source"), "owner": ("owner", "lead_owner")}
+_CONSENT_TRAITS = ("consent", "marketing_consent", "opt_in")
+
+
+def ingest(
+    service: Service, tracks: Sequence[Track], identifies: Sequence[Identify]
+) -> IngestResult:
+    """Store and score messages; all of them or, on any error, none."""
+    if not tracks and not identifies:
+        return IngestResult(0, 0)
+    for _ in range(10):
+        try:
+            return service.write(lambda conn: _ingest(service, conn, tracks, identifies))
+        except _NewLeads as new:
+            service.write(partial(_create, service, lead_ids=new.lead_ids, visitors=new.visitors))
+    raise RuntimeError("leads kept disappearing while ingesting; giving up")
+
+
+class _NewLeads(Exception):
+    """PostgreSQL: create these leads in a transaction of their own, then start again.
+
+    A row a transaction inserts stays locked by it until it commits, outside the id order
+    the other locks are taken in; two batches creating and locking overlapping leads could
+    deadlock. Committed first, new leads are locked in id order like all the others.
+    """
+
+    def __init__(self, lead_ids: set[str], visitors: set[str]):
+        super().__init__(f"{len(lead_ids)} new leads")
+        self.lead_ids = lead_ids
+        self.visitors = visitors  # those known only by an anonymousId
+
+
+def _create(service: Service, conn: Connection, *, lead_ids: set[str], visitors: set[str]) -> None:
+    now = service.clock()
+    version, book = service.playbooks.recent(conn)
+    repo.ensure_leads(conn, [blank_record(book, version, lead, {}, now) for lead in lead_ids])
+    # An identify may have merged one of these visitors away since we looked: its link is
+    # committed by now (it waited for our insert), so drop the empty lead we just made.
+    merged = set(repo.resolve_subjects(conn, visitors))
+    if merged:
+        conn.execute(
+            leads.delete().where(leads.c.lead_id.in_(sorted(merged)), leads.c.event_count == 0)
+        )
+
+
+def _ingest(
+    service: Service, conn: Connection, tracks: Sequence[Track], identifies: Sequence[Identify]
+) -> IngestResult:
+    now = service.clock()
+    version, book = service.playbooks.recent(conn)
+
+    new_links: dict[str, str] = {}
+    for ident in identifies:
+        anon = ident.anonymous_id
+        if anon and anon != ident.user_id:
+            new_links.setdefault(anon, ident.user_id)
+    anonymous = {t.anonymous_id for t in tracks if not t.user_id and t.anonymous_id}
+    known = repo.resolve_subjects(conn, anonymous | set(new_links))
+    links = {**new_links, **known}  # a link once made stays
+
+    def lead_of(track: Track) -> str:
+        if track.user_id:
+            return track.user_id
+        assert track.anonymous_id is not None
+        return links.get(track.anonymous_id, track.anonymous_id)
+
+    merging = {anon: lead for anon, lead in new_links.items() if anon not in known}
+    needed = {lead_of(t) for t in tracks} | {i.user_id for i in identifies} | set(merging)
+    records = repo.lock_leads(conn, needed)
+    missing = needed - set(records)
+    if missing:
+        if is_postgres(conn):
+            visitors = {lead_of(t) for t in tracks if not t.user_id} | set(merging)
+            raise _NewLeads(missing, missing & visitors)
+        # SQLite: this transaction is the only writer; create and read them here.
+        repo.ensure_leads(conn, [blank_record(book, version, lead, {}, now) for lead in missing])
+        records.update(repo.lock_leads(conn, missing))
+    # Under the locks, check nobody merged a visitor or a lead away since we looked.
+    if set(records) != needed:
+        raise Retry()
+    newest = max((r.playbook_version for r in records.values()), default=0)
+    if newest > version:  # another process published since we looked
+        version, book = service.playbooks.recent(conn, at_least=newest)
+    watched = anonymous | set(new_links)
+    if watched and repo.resolve_subjects(conn, watched) != known:
+        raise Retry()
+
+    replays: dict[str, str] = {}
+    attributes: dict[str, dict[str, Any]] = defaultdict(dict)
+    for anon, lead in sorted(merging.items()):
+        _merge_visitor(conn, anon, lead, now)
+        visitor = records.pop(anon)
+        attributes[lead] = {**visitor.attributes, **attributes[lead]}
+        known_lead = records[lead]
+        records[lead] = replace(
+            known_lead, created_us=min(known_lead.created_us, visitor.created_us)
+        )
+        if known_lead.state.event_count == 0:
+            # The person was the visitor until now: its history (moved over) is theirs, so
+            # only what the merge changes from the visitor's classes is a transition.
+            records[lead] = replace(
+                records[lead], temperature=visitor.temperature, stage=visitor.stage
+            )
+        replays[lead] = f"identify:{anon}"
+    for ident in identifies:
+        attributes[ident.user_id].update(ident.traits)
+        records[ident.user_id] = _trait_columns(records[ident.user_id], ident.traits)
+
+    rows = _event_rows(tracks, lead_of, now)
+    new_ids = repo.insert_events(conn, rows)
+    fresh: dict[str, list[Event]] = defaultdict(list)
+    for row in rows:
+        if row["event_id"] in new_ids:
+            fresh[row["lead_id"]].append(
+                Event(row["lead_id"], row["name"], row["ts_us"], row["event_id"], row["properties"])
+            )
+
+    changes = []
+    for lead_id in sorted(set(fresh) | set(attributes) | set(replays)):
+        changes.append(
+            _score(
+                conn,
+                book,
+                version,
+                records[lead_id],
+                attributes.get(lead_id),
+                fresh[lead_id],
+                replays.get(lead_id),
+                now,
+            )
+        )
+    repo.save_changes(conn, [c for c in changes if c is not None], now)
+    accepted = len(new_ids) + len(identifies)
+    return IngestResult(accepted=accepted, duplicates=len(tracks) - len(new_ids))
+
+
+def _event_rows(tracks: Sequence[Track], lead_of: Any, now: int) -> list[dict[str, Any]]:
+    """One row per message id (the first of a repeated id in one request wins)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for track in tracks:
+        if track.message_id in rows:
+            continue
+        rows[track.message_id] = {
+            "event_id": track.message_id,
+            "lead_id": lead_of(track),
+            "subject": track.user_id or track.anonymous_id,
+            "name": track.name,
+            "ts_us": track.ts_us,
+            "properties": dict(track.properties),
+            "received_us": now,
+        }
+    return list(rows.values())
+
+
+def _score(
+    conn: Connection,
+    book: Playbook,
+    version: int,
+    record: LeadRecord,
+    new_attributes: Mapping[str, Any] | None,
+    fresh: Sequence[Event],
+    replay_cause: str | None,
+    now: int,
+) -> Change | None:
+    if new_attributes:
+        merged = dict(record.attributes)
+        for key, value in new_attributes.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        if replay_cause or record.playbook_version != version:
+            record = replace(record, attributes=merged)
+            new_attributes = None
+    if replay_cause or record.playbook_version != version:
+        cause = replay_cause or f"playbook:v{version}"
+        return replay(book, version, record, repo.lead_events(conn, record.lead_id), now, cause)
+    first = set_attributes(book, record, new_attributes, now) if new_attributes else Change(record)
+    second = apply_events(book, first.record, fresh, now)
+    return Change(second.record, second.lines, first.transitions + second.transitions)
+
+
+def _merge_visitor(conn: Connection, anonymous_id: str, lead_id: str, now: int) -> None:
+    """The visitor ``anonymous_id`` was ``lead_id`` all along: its history moves over."""
+    conn.execute(
+        identities.insert().values(anonymous_id=anonymous_id, lead_id=lead_id, linked_us=now)
+    )
+    conn.execute(events.update().where(events.c.lead_id == anonymous_id).values(lead_id=lead_id))
+    conn.execute(
+        transitions.update().where(transitions.c.lead_id == anonymous_id).values(lead_id=lead_id)
+    )
+    conn.execute(ledger.delete().where(ledger.c.lead_id == anonymous_id))
+    conn.execute(leads.delete().where(leads.c.lead_id == anonymous_id))
+    # Visitors linked to the visitor (never happens with Segment's ids, but stay consistent).
+    conn.execute(
+        identities.update().where(identities.c.lead_id == anonymous_id).values(lead_id=lead_id)
+    )
+
+
+def _trait_columns(record: LeadRecord, traits: Mapping[str, Any]) -> LeadRecord:
+    """Traits that are also columns (source, owner, consent) update those columns."""
+    updates: dict[str, Any] = {}
+    for column, names in _COLUMN_TRAITS.items():
+        for name in names:
+            if traits.get(name) not in (None, ""):
+                updates[column] = str(traits[name])[:200]
+                break
+    for name in _CONSENT_TRAITS:
+        if name in traits:
+            updates["consent"] = _truthy(traits[name])
+            break
+    return replace(record, **updates) if updates else record
+
+
+def _truthy(value: Any) -> bool | None:
+    if isinstance(value, bool) or value is None:
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "t", "yes", "y", "1"):
+        return True
+    if text in ("false", "f", "no", "n", "0"):
+        return False
+    return None

@@ -1,0 +1,87 @@
+"""The running service's shared parts: the store, the playbook registry and the clock.
+
+``write`` runs a function in one write transaction and retries it when the database
+says the transaction lost a race (a PostgreSQL deadlock or serialisation failure, or a
+lead that an identify call merged away meanwhile): the function is written to be safely
+re-run, since nothing of a rolled-back attempt stays.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from pyrometer.service.playbooks import PlaybookRegistry
+from pyrometer.store.engine import WRITE, create_store_engine
+from pyrometer.store.migrate import upgrade
+
+T = TypeVar("T")
+Clock = Callable[[], int]
+_RETRY_CODES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
+class Retry(Exception):
+    """Raised inside a write transaction to run it again from the start."""
+
+
+def wall_clock() -> int:
+    now = datetime.now(UTC)
+    return int(now.timestamp()) * 1_000_000 + now.microsecond
+
+
+def _retryable(exc: sa.exc.DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code in _RETRY_CODES or "database is locked" in str(exc.orig)
+
+
+class Service:
+    """Everything a request handler, a CLI command or a background task needs."""
+
+    def __init__(self, engine: Engine, clock: Clock = wall_clock) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.playbooks = PlaybookRegistry()
+        # SQLite has one writer at a time anyway. Queueing this process's writers on a
+        # lock hands the database over at once, where SQLite's busy handler would sleep
+        # in growing steps (up to 100 ms) while the lock sits free.
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
+
+    @classmethod
+    def open(cls, url: str | None = None, clock: Clock = wall_clock) -> Service:
+        """Connect, migrate to the newest schema and seed the default playbook."""
+        service = cls(create_store_engine(url), clock)
+        upgrade(service.engine)
+        service.write(lambda conn: service.playbooks.seed_default(conn, clock()))
+        return service
+
+    def write(self, work: Callable[[Connection], T], attempts: int = 30) -> T:
+        for attempt in range(attempts):
+            try:
+                with self._write_lock, self.engine.connect() as conn:
+                    conn.execution_options(**{WRITE: True})
+                    with conn.begin():
+                        return work(conn)
+            except Retry:
+                pass
+            except sa.exc.DBAPIError as exc:
+                if not _retryable(exc) or attempt == attempts - 1:
+                    raise
+            time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+        raise RuntimeError("a write transaction kept losing races; giving up")
+
+    def read(self, work: Callable[[Connection], T]) -> T:
+        with self.engine.connect() as conn, conn.begin():
+            return work(conn)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,244 @@
+"""What happens to one lead's stored record when events, attributes or time arrive.
+
+Pure functions between :class:`LeadRecord` values (a lead row as Python) and the core's
+incremental scorer; the transaction code around them only loads and stores. Keeping this
+free of SQL lets the same code serve ingest, identify stitching, the decay scheduler and
+rescoring after a playbook publish.
+
+Decay transitions need care: ``apply_event`` reports the class changes decay caused since
+the lead's last activity, and the scheduler records the same changes when they happen.
+``decay_checked_us`` marks how far decay transitions are already recorded, so each is
+stored exactly once, whoever sees it first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pyrometer.core.conditions import normalize_record
+from pyrometer.core.incremental import (
+    LeadState,
+    apply_attributes,
+    apply_event,
+    decay_transitions,
+    new_state,
+    next_decay_transition_us,
+    snapshot,
+)
+from pyrometer.core.model import EngagementLine, Event, ScoredLead, Transition
+from pyrometer.core.playbook import Playbook
+
+FOREVER_US = 2**62
+NEVER_US = -(2**62)  # no decay transition recorded yet
+LedgerKey = tuple[str, str]  # (rule, event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class LeadRecord:
+    """A lead row: who the lead is, its scoring state and the columns derived from it."""
+
+    lead_id: str
+    attributes: Mapping[str, Any]
+    source: str | None
+    owner: str | None
+    consent: bool | None
+    created_us: int
+    updated_us: int
+    playbook_version: int
+    state: LeadState
+    temperature: str
+    stage: str
+    decay_checked_us: int
+    next_decay_us: int | None
+
+    def derived(self) -> dict[str, Any]:
+        """The columns copied out of the state for filtering and sorting in SQL."""
+        return {
+            "fit": self.state.fit,
+            "anchor_step": self.state.anchor_step,
+            "engagement_at_anchor": self.state.engagement_at_anchor,
+            "last_activity_us": self.state.last_activity_us,
+            "event_count": self.state.event_count,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A lead's new record, the ledger lines to upsert and the transitions to append."""
+
+    record: LeadRecord
+    lines: tuple[EngagementLine, ...] = ()
+    transitions: tuple[Transition, ...] = ()
+    replace_ledger: bool = False  # lines are the whole ledger (after a replay)
+
+
+def as_of(state: LeadState, now_us: int) -> int:
+    """Scores are read as of now, or as of the latest event when a clock runs behind."""
+    last = state.last_activity_us
+    return now_us if last is None else max(now_us, last)
+
+
+def current(playbook: Playbook, state: LeadState, now_us: int) -> ScoredLead:
+    return snapshot(playbook, state, as_of(state, now_us))
+
+
+def blank_record(
+    playbook: Playbook, version: int, lead_id: str, attributes: Mapping[str, Any], now_us: int
+) -> LeadRecord:
+    """A lead seen for the first time: fit from its attributes, nothing done yet."""
+    attributes = normalize_record(attributes)
+    if attributes:
+        state = apply_attributes(playbook, new_state(lead_id), attributes, now_us).state
+    else:
+        state = replace(_blank_state(playbook), lead_id=lead_id)
+    scored = current(playbook, state, now_us)
+    return LeadRecord(
+        lead_id=lead_id,
+        attributes=attributes,
+        source=None,
+        owner=None,
+        consent=None,
+        created_us=now_us,
+        updated_us=now_us,
+        playbook_version=version,
+        state=state,
+        temperature=str(scored.temperature),
+        stage=str(scored.stage),
+        decay_checked_us=NEVER_US,
+        next_decay_us=None,
+    )
+
+
+_BLANKS: dict[int, tuple[Playbook, LeadState]] = {}
+
+
+def _blank_state(playbook: Playbook) -> LeadState:
+    """The state of a lead with no attributes: the same for every such lead, so cached."""
+    cached = _BLANKS.get(id(playbook))
+    if cached is None or cached[0] is not playbook:
+        cached = (playbook, apply_attributes(playbook, new_state(""), {}, 0).state)
+        if len(_BLANKS) > 64:
+            _BLANKS.clear()
+        _BLANKS[id(playbook)] = cached
+    return cached[1]
+
+
+def next_decay_after(playbook: Playbook, state: LeadState, after_us: int) -> int | None:
+    """The first decay class change after ``after_us`` (closed form, no scan of time)."""
+    if state.anchor_step is None:
+        return None
+    if after_us < (state.anchor_step + 1) * playbook.decay.step_us:
+        # Nothing after the anchor is recorded yet: the core's first crossing is the one.
+        return next_decay_transition_us(playbook, state)
+    for transition in decay_transitions(playbook, state, FOREVER_US):
+        if transition.at_us > after_us:
+            return transition.at_us
+    return None
+
+
+def _finish(
+    playbook: Playbook, record: LeadRecord, state: LeadState, checked_us: int, now_us: int
+) -> LeadRecord:
+    scored = current(playbook, state, now_us)
+    return replace(
+        record,
+        state=state,
+        updated_us=now_us,
+        temperature=str(scored.temperature),
+        stage=str(scored.stage),
+        decay_checked_us=checked_us,
+        next_decay_us=next_decay_after(playbook, state, checked_us),
+    )
+
+
+def apply_events(
+    playbook: Playbook, record: LeadRecord, events: Iterable[Event], now_us: int
+) -> Change:
+    """New events (none seen before) into the lead's state, in O(1) each."""
+    events = list(events)
+    if not events:
+        return Change(record)
+    state = record.state
+    checked = record.decay_checked_us
+    book: dict[LedgerKey, EngagementLine] = {}
+    transitions: list[Transition] = []
+    step_us = playbook.decay.step_us
+    for event in sorted(events, key=lambda e: e.order_key):
+        step = apply_event(playbook, state, event)
+        for transition in step.transitions:
+            if transition.cause != "decay" or transition.at_us > checked:
+                transitions.append(transition)
+        state = step.state
+        for line in step.lines:
+            book[(line.rule, line.event_id)] = line
+        if state.anchor_step is not None:
+            # Decay changes up to the new anchor were just reported; later ones start after it.
+            checked = max(checked, state.anchor_step * step_us)
+    updated = _finish(playbook, record, state, checked, now_us)
+    return Change(updated, tuple(book.values()), tuple(transitions))
+
+
+def set_attributes(
+    playbook: Playbook, record: LeadRecord, attributes: Mapping[str, Any], now_us: int
+) -> Change:
+    """New attributes (merged in; a ``None`` value removes one): fit is rescored."""
+    merged = dict(record.attributes)
+    for key, value in normalize_record(attributes).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    if merged == dict(record.attributes):
+        return Change(record)
+    at_us = as_of(record.state, now_us)
+    step = apply_attributes(playbook, record.state, merged, at_us)
+    updated = _finish(
+        playbook, replace(record, attributes=merged), step.state, record.decay_checked_us, now_us
+    )
+    return Change(updated, (), step.transitions)
+
+
+def replay(
+    playbook: Playbook,
+    version: int,
+    record: LeadRecord,
+    events: Iterable[Event],
+    now_us: int,
+    cause: str,
+) -> Change:
+    """Rebuild the lead from its whole event log (new playbook, or events it inherited).
+
+    History before now is not rewritten: one transition per class that differs from what
+    the lead was, dated now, with ``cause`` saying why.
+    """
+    state = apply_attributes(playbook, new_state(record.lead_id), record.attributes, 0).state
+    book: dict[LedgerKey, EngagementLine] = {}
+    for event in sorted(events, key=lambda e: e.order_key):
+        step = apply_event(playbook, state, event)
+        state = step.state
+        for line in step.lines:
+            book[(line.rule, line.event_id)] = line
+    checked = max(now_us, state.last_activity_us or 0)
+    updated = _finish(playbook, replace(record, playbook_version=version), state, checked, now_us)
+    transitions = [
+        Transition(record.lead_id, checked, kind, old, new, cause)
+        for kind, old, new in (
+            ("temperature", record.temperature, updated.temperature),
+            ("stage", record.stage, updated.stage),
+        )
+        if old != new
+    ]
+    return Change(updated, tuple(book.values()), tuple(transitions), replace_ledger=True)
+
+
+def advance_decay(playbook: Playbook, record: LeadRecord, now_us: int) -> Change:
+    """Record the class changes decay alone caused up to now, each at its own moment."""
+    due = [
+        t
+        for t in decay_transitions(playbook, record.state, now_us)
+        if t.at_us > record.decay_checked_us
+    ]
+    checked = max(record.decay_checked_us, now_us)
+    return Change(_finish(playbook, record, record.state, checked, now_us), (), tuple(due))

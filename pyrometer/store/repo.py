@@ -1,0 +1,249 @@
+"""Reading and writing the store's rows; each function does one statement's worth of work.
+
+Callers own the transaction. Functions that change a lead expect the caller to hold the
+lead's lock (:func:`lock_leads`): ``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the
+write transaction itself (``BEGIN IMMEDIATE``) already excludes every other writer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from pyrometer.core.incremental import LeadState
+from pyrometer.core.model import EngagementLine, Event, Transition
+from pyrometer.service.scoring import Change, LeadRecord
+from pyrometer.store.engine import is_postgres
+from pyrometer.store.tables import events, identities, leads, ledger, transitions
+
+_CHUNK = 500  # rows per IN (...) list: well under every driver's parameter limit
+
+
+def _insert(conn: Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT, which has ``on_conflict_do_nothing`` / ``_do_update``."""
+    return (postgresql.insert if is_postgres(conn) else sqlite.insert)(table)
+
+
+# The hot statements are built once: building one costs more than running it.
+_LEAD_COLUMNS = [c.name for c in leads.columns if c.name != "lead_id"]
+_JSON_COLUMNS = {c.name for c in leads.columns if isinstance(c.type, sa.JSON)}
+
+
+def _update_lead_sql(dialect: str) -> str:
+    """The lead UPDATE as driver SQL: executemany without SQLAlchemy's per-row work, which
+    cost more than the statement itself. JSON columns get JSON text (as SQLAlchemy's JSON
+    type would write it); PostgreSQL is told it is ``json``."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    json_mark = mark if dialect == "sqlite" else "CAST(%s AS json)"
+    sets = ", ".join(
+        f"{name} = {json_mark if name in _JSON_COLUMNS else mark}" for name in _LEAD_COLUMNS
+    )
+    return f"UPDATE leads SET {sets} WHERE lead_id = {mark}"
+
+
+_UPDATE_LEAD_SQL = {name: _update_lead_sql(name) for name in ("sqlite", "postgresql")}
+_LOCK = sa.select(leads).where(leads.c.lead_id.in_(sa.bindparam("ids", expanding=True)))
+
+
+def _dialect_statements(insert: Any) -> dict[str, Any]:
+    upsert = insert(ledger)
+    return {
+        "events": insert(events)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(events.c.event_id),
+        "ledger": upsert.on_conflict_do_update(
+            index_elements=["lead_id", "rule", "event_id"],
+            set_={"points": upsert.excluded.points, "ts_us": upsert.excluded.ts_us},
+        ),
+        "lock": _LOCK.order_by(leads.c.lead_id),
+    }
+
+
+_STATEMENTS = {
+    "postgresql": {
+        **_dialect_statements(postgresql.insert),
+        "lock": _LOCK.order_by(leads.c.lead_id).with_for_update(),
+    },
+    "sqlite": _dialect_statements(sqlite.insert),
+}
+
+
+def _statement(conn: Connection, name: str) -> Any:
+    return _STATEMENTS[conn.dialect.name][name]
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def record_row(record: LeadRecord) -> dict[str, Any]:
+    return {
+        "lead_id": record.lead_id,
+        "attributes": dict(record.attributes),
+        "source": record.source,
+        "owner": record.owner,
+        "consent": record.consent,
+        "created_us": record.created_us,
+        "updated_us": record.updated_us,
+        "playbook_version": record.playbook_version,
+        "state": record.state.to_dict(),
+        "temperature": record.temperature,
+        "stage": record.stage,
+        "decay_checked_us": record.decay_checked_us,
+        "next_decay_us": record.next_decay_us,
+        **record.derived(),
+    }
+
+
+def record_of(row: Any) -> LeadRecord:
+    m = row._mapping
+    return LeadRecord(
+        lead_id=m["lead_id"],
+        attributes=m["attributes"] or {},
+        source=m["source"],
+        owner=m["owner"],
+        consent=m["consent"],
+        created_us=m["created_us"],
+        updated_us=m["updated_us"],
+        playbook_version=m["playbook_version"],
+        state=LeadState.from_dict(m["state"]),
+        temperature=m["temperature"],
+        stage=m["stage"],
+        decay_checked_us=m["decay_checked_us"],
+        next_decay_us=m["next_decay_us"],
+    )
+
+
+def ensure_leads(conn: Connection, blanks: Sequence[LeadRecord]) -> None:
+    """Create the leads that do not exist yet (in id order, so concurrent callers agree)."""
+    rows = [record_row(r) for r in sorted(blanks, key=lambda r: r.lead_id)]
+    for chunk in _chunks(rows, 200):
+        conn.execute(_insert(conn, leads).on_conflict_do_nothing(), list(chunk))
+
+
+def lock_leads(conn: Connection, lead_ids: Iterable[str]) -> dict[str, LeadRecord]:
+    """Lock and read leads, in id order (a fixed order cannot deadlock)."""
+    ids = sorted(set(lead_ids))
+    out: dict[str, LeadRecord] = {}
+    for chunk in _chunks(ids):
+        for row in conn.execute(_statement(conn, "lock"), {"ids": list(chunk)}):
+            out[row.lead_id] = record_of(row)
+    return out
+
+
+def read_lead(conn: Connection, lead_id: str) -> LeadRecord | None:
+    row = conn.execute(sa.select(leads).where(leads.c.lead_id == lead_id)).first()
+    return record_of(row) if row is not None else None
+
+
+def resolve_subjects(conn: Connection, subjects: Iterable[str]) -> dict[str, str]:
+    """Anonymous ids that an identify call has linked to a lead, and that lead."""
+    ids = sorted(set(subjects))
+    out: dict[str, str] = {}
+    for chunk in _chunks(ids):
+        query = sa.select(identities.c.anonymous_id, identities.c.lead_id).where(
+            identities.c.anonymous_id.in_(chunk)
+        )
+        out.update({a: lead for a, lead in conn.execute(query)})
+    return out
+
+
+def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Append events; returns the ids that were new (a known id is silently a no-op)."""
+    new: set[str] = set()
+    for chunk in _chunks(rows):
+        new.update(r[0] for r in conn.execute(_statement(conn, "events"), list(chunk)))
+    return new
+
+
+def event_of(row: Any) -> Event:
+    return Event(row.lead_id, row.name, row.ts_us, row.event_id, row.properties or {})
+
+
+def lead_events(conn: Connection, lead_id: str) -> list[Event]:
+    query = (
+        sa.select(events.c.lead_id, events.c.name, events.c.ts_us, events.c.event_id)
+        .add_columns(events.c.properties)
+        .where(events.c.lead_id == lead_id)
+        .order_by(events.c.ts_us, events.c.event_id)
+    )
+    return [event_of(row) for row in conn.execute(query)]
+
+
+def save_changes(conn: Connection, changes: Sequence[Change], recorded_us: int) -> None:
+    """Store new lead records, their ledger lines and transitions, a few statements in all."""
+    if not changes:
+        return
+    rows = []
+    for change in changes:
+        row = record_row(change.record)
+        values = [json.dumps(row[n]) if n in _JSON_COLUMNS else row[n] for n in _LEAD_COLUMNS]
+        rows.append((*values, row["lead_id"]))
+    conn.exec_driver_sql(_UPDATE_LEAD_SQL[conn.dialect.name], rows)
+
+    replaced = [c.record.lead_id for c in changes if c.replace_ledger]
+    for chunk in _chunks(replaced):
+        conn.execute(ledger.delete().where(ledger.c.lead_id.in_(chunk)))
+    lines = [
+        {
+            "lead_id": c.record.lead_id,
+            "rule": line.rule,
+            "event_id": line.event_id,
+            "event": line.event,
+            "ts_us": line.ts_us,
+            "points": line.points,
+        }
+        for c in changes
+        for line in c.lines
+    ]
+    for chunk in _chunks(lines):
+        conn.execute(_statement(conn, "ledger"), list(chunk))
+    append_transitions(conn, [t for c in changes for t in c.transitions], recorded_us)
+
+
+def append_transitions(conn: Connection, items: Sequence[Transition], recorded_us: int) -> None:
+    if items:
+        conn.execute(
+            transitions.insert(),
+            [
+                {
+                    "lead_id": t.lead_id,
+                    "at_us": t.at_us,
+                    "kind": t.kind,
+                    "old": t.old,
+                    "new": t.new,
+                    "cause": t.cause[:250],
+                    "recorded_us": recorded_us,
+                }
+                for t in items
+            ],
+        )
+
+
+def ledger_lines(conn: Connection, lead_id: str) -> list[EngagementLine]:
+    query = (
+        sa.select(ledger)
+        .where(ledger.c.lead_id == lead_id)
+        .order_by(ledger.c.ts_us, ledger.c.event_id, ledger.c.rule)
+    )
+    return [
+        EngagementLine(r.rule, r.event_id, r.event, r.ts_us, r.points, r.points)
+        for r in conn.execute(query)
+    ]
+
+
+def lead_transitions(conn: Connection, lead_id: str) -> list[Transition]:
+    query = (
+        sa.select(transitions)
+        .where(transitions.c.lead_id == lead_id)
+        .order_by(transitions.c.at_us, transitions.c.id)
+    )
+    return [
+        Transition(r.lead_id, r.at_us, r.kind, r.old, r.new, r.cause) for r in conn.execute(query)
+    ]

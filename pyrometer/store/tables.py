@@ -1,0 +1,143 @@
+"""The store's tables, in SQLAlchemy Core: one definition for SQLite and PostgreSQL.
+
+Core rather than the ORM because ingest is a few bulk statements per request and the
+lead's scoring state is a JSON document the pure core reads and writes; objects with
+identity maps would only add work. Times are integer UTC microseconds, as in the core.
+
+The migrations in ``pyrometer/store/migrations`` create exactly these tables; a test
+compares the two so they cannot drift.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+# Who a lead is and where it stands. ``state`` is the incremental scorer's LeadState as
+# JSON; the columns after it are copies kept for filtering and sorting in SQL.
+leads = sa.Table(
+    "leads",
+    metadata,
+    sa.Column("lead_id", sa.String(200), primary_key=True),
+    sa.Column("attributes", sa.JSON, nullable=False),
+    sa.Column("source", sa.String(200)),
+    sa.Column("owner", sa.String(200)),
+    sa.Column("consent", sa.Boolean),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("updated_us", sa.BigInteger, nullable=False),
+    sa.Column("playbook_version", sa.Integer, nullable=False),
+    sa.Column("state", sa.JSON, nullable=False),
+    sa.Column("fit", sa.Float, nullable=False),
+    sa.Column("anchor_step", sa.BigInteger),
+    sa.Column("engagement_at_anchor", sa.Float, nullable=False),
+    sa.Column("temperature", sa.String(20), nullable=False),
+    sa.Column("stage", sa.String(20), nullable=False),
+    sa.Column("last_activity_us", sa.BigInteger),
+    sa.Column("event_count", sa.Integer, nullable=False),
+    # Decay transitions at or before this time are in ``transitions`` already.
+    sa.Column("decay_checked_us", sa.BigInteger, nullable=False),
+    # When decay alone next changes temperature or stage: the scheduler's wake-up list.
+    sa.Column("next_decay_us", sa.BigInteger),
+    sa.Index(None, "next_decay_us"),
+    sa.Index(None, "temperature"),
+    sa.Index(None, "stage"),
+    sa.Index(None, "last_activity_us"),
+)
+
+# The event log. Rows are never deleted or changed, except ``lead_id`` when an identify
+# call reveals that an anonymous visitor is a known lead (``subject`` keeps who sent it).
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("event_id", sa.String(200), nullable=False, unique=True),
+    sa.Column("lead_id", sa.String(200), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("ts_us", sa.BigInteger, nullable=False),
+    sa.Column("properties", sa.JSON, nullable=False),
+    sa.Column("received_us", sa.BigInteger, nullable=False),
+    sa.Index(None, "lead_id", "ts_us"),
+)
+
+# Every rule's points for every event: values are computed at read time from the points.
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("lead_id", sa.String(200), primary_key=True),
+    sa.Column("rule", sa.String(200), primary_key=True),
+    sa.Column("event_id", sa.String(200), primary_key=True),
+    sa.Column("event", sa.String(200), nullable=False),
+    sa.Column("ts_us", sa.BigInteger, nullable=False),
+    sa.Column("points", sa.Float, nullable=False),
+)
+
+transitions = sa.Table(
+    "transitions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("lead_id", sa.String(200), nullable=False),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("old", sa.String(20), nullable=False),
+    sa.Column("new", sa.String(20), nullable=False),
+    sa.Column("cause", sa.String(250), nullable=False),
+    sa.Column("recorded_us", sa.BigInteger, nullable=False),
+    sa.Index(None, "lead_id", "at_us"),
+    sa.Index(None, "kind", "new", "at_us"),
+)
+
+# An anonymous id (a browser before it filled in a form) belongs to a lead from now on.
+identities = sa.Table(
+    "identities",
+    metadata,
+    sa.Column("anonymous_id", sa.String(200), primary_key=True),
+    sa.Column("lead_id", sa.String(200), nullable=False),
+    sa.Column("linked_us", sa.BigInteger, nullable=False),
+)
+
+# Every playbook ever published; the highest version is the one in force.
+playbooks = sa.Table(
+    "playbooks",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("yaml", sa.Text, nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("scope", sa.String(20), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("revoked", sa.Boolean, nullable=False),
+)
+
+# Background work (rescoring after a publish), with progress readable through the API.
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("playbook_version", sa.Integer),
+    sa.Column("done", sa.Integer, nullable=False),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("finished_us", sa.BigInteger),
+    sa.Column("error", sa.Text),
+)
