@@ -47,7 +47,6 @@ def _update_lead_sql(dialect: str) -> str:
 
 
 _UPDATE_LEAD_SQL = {name: _update_lead_sql(name) for name in ("sqlite", "postgresql")}
-_LOCK = sa.select(leads).where(leads.c.lead_id.in_(sa.bindparam("ids", expanding=True)))
 
 
 def _dialect_statements(insert: Any) -> dict[str, Any]:
@@ -57,15 +56,11 @@ def _dialect_statements(insert: Any) -> dict[str, Any]:
             index_elements=["lead_id", "rule", "event_id"],
             set_={"points": upsert.excluded.points, "ts_us": upsert.excluded.ts_us},
         ),
-        "lock": _LOCK.order_by(leads.c.lead_id),
     }
 
 
 _STATEMENTS = {
-    "postgresql": {
-        **_dialect_statements(postgresql.insert),
-        "lock": _LOCK.order_by(leads.c.lead_id).with_for_update(),
-    },
+    "postgresql": _dialect_statements(postgresql.insert),
     "sqlite": _dialect_statements(sqlite.insert),
 }
 
@@ -124,13 +119,67 @@ def ensure_leads(conn: Connection, blanks: Sequence[LeadRecord]) -> None:
         conn.execute(_insert(conn, leads).on_conflict_do_nothing(), list(chunk))
 
 
+_RECORD_COLUMNS = (
+    "lead_id",
+    "attributes",
+    "source",
+    "owner",
+    "consent",
+    "created_us",
+    "updated_us",
+    "playbook_version",
+    "state",
+    "temperature",
+    "stage",
+    "decay_checked_us",
+    "next_decay_us",
+)
+
+
+def _lock_sql(dialect: str, count: int) -> str:
+    """Driver SQL for the hot read of ingest (SQLAlchemy's row processing cost more)."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    lock = " FOR UPDATE" if dialect == "postgresql" else ""
+    return (
+        f"SELECT {', '.join(_RECORD_COLUMNS)} FROM leads "
+        f"WHERE lead_id IN ({', '.join([mark] * count)}) ORDER BY lead_id{lock}"
+    )
+
+
+def _json(value: Any) -> Any:
+    """SQLite hands JSON columns back as text, psycopg already decoded."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _record_of_tuple(row: Sequence[Any]) -> LeadRecord:
+    (lead_id, attributes, source, owner, consent, created, updated, version, state) = row[:9]
+    temperature, stage, checked, next_decay = row[9:]
+    return LeadRecord(
+        lead_id=lead_id,
+        attributes=_json(attributes) or {},
+        source=source,
+        owner=owner,
+        consent=None if consent is None else bool(consent),
+        created_us=created,
+        updated_us=updated,
+        playbook_version=version,
+        state=LeadState.from_dict(_json(state)),
+        temperature=temperature,
+        stage=stage,
+        decay_checked_us=checked,
+        next_decay_us=next_decay,
+    )
+
+
 def lock_leads(conn: Connection, lead_ids: Iterable[str]) -> dict[str, LeadRecord]:
     """Lock and read leads, in id order (a fixed order cannot deadlock)."""
     ids = sorted(set(lead_ids))
     out: dict[str, LeadRecord] = {}
     for chunk in _chunks(ids):
-        for row in conn.execute(_statement(conn, "lock"), {"ids": list(chunk)}):
-            out[row.lead_id] = record_of(row)
+        sql = _lock_sql(conn.dialect.name, len(chunk))
+        for row in conn.exec_driver_sql(sql, tuple(chunk)):
+            record = _record_of_tuple(row)
+            out[record.lead_id] = record
     return out
 
 
