@@ -1,4 +1,5 @@
-"""Segment-compatible ingest: ``/v1/track``, ``/v1/page``, ``/v1/identify``, ``/v1/batch``.
+"""Segment-compatible ingest: ``/v1/track``, ``/v1/page``, ``/v1/identify``, ``/v1/alias``,
+``/v1/batch``.
 
 Every message of a request is stored and scored, or none is; the answer comes after the
 commit. Requests arriving together share a transaction (see
@@ -11,9 +12,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from pyrometer.api.auth import require
-from pyrometer.api.convert import split_batch, to_identify, to_track
+from pyrometer.api.convert import alias_to_identify, split_batch, to_identify, to_track
 from pyrometer.api.deps import service_of
-from pyrometer.api.schemas import BatchIn, IdentifyIn, IngestOut, PageIn, TrackIn
+from pyrometer.api.schemas import AliasIn, BatchIn, IdentifyIn, IngestOut, PageIn, TrackIn
 from pyrometer.service.grouping import GroupCommitter
 from pyrometer.service.inputs import Identify, IngestResult, Track
 from pyrometer.service.keys import Scope
@@ -44,6 +45,12 @@ def page(message: PageIn, request: Request) -> IngestOut:
 def identify(message: IdentifyIn, request: Request) -> IngestOut:
     """Set a lead's traits; with `anonymousId`, that visitor's events become the lead's."""
     return ingest(request, [], [to_identify(message, service_of(request).clock())])
+
+
+@router.post("/alias", response_model=IngestOut)
+def alias(message: AliasIn, request: Request) -> IngestOut:
+    """`previousId` was `userId` all along: its events become the lead's, as with identify."""
+    return ingest(request, [], [alias_to_identify(message, service_of(request).clock())])
 
 
 @router.post("/batch", response_model=IngestOut)
