@@ -14,6 +14,7 @@ bodies serialised before the clock starts):
 Every phase is bounded in requests and in seconds. Usage:
 
     python bench/bench_service.py [--stores sqlite,postgres] [--seconds 8] [--clients 4]
+        [--single-clients 16] [--samples 400] [--workers 1]
 """
 
 from __future__ import annotations
@@ -245,7 +246,7 @@ def bench_store(name: str, url: str, args: argparse.Namespace) -> dict[str, floa
     try:
         batch_rate = bench_batches(port, ingest_key, args.clients, args.seconds, args.max_batches)
         single_rate = bench_singles(
-            port, ingest_key, args.clients * 2, args.seconds, args.max_requests
+            port, ingest_key, args.single_clients, args.seconds, args.max_requests
         )
         latencies = bench_latency(port, ingest_key, read_key, args.samples)
     finally:
@@ -275,10 +276,13 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=20_000)
     parser.add_argument("--samples", type=int, default=400, help="Latency samples.")
     parser.add_argument("--workers", type=int, default=1, help="Server processes.")
+    parser.add_argument(
+        "--single-clients", type=int, default=16, help="Concurrent single-event clients."
+    )
     args = parser.parse_args()
     print(
         f"pyrometer service bench: {os.cpu_count()} cores, {args.clients} batch clients, "
-        f"{args.clients * 2} single-event clients, {args.seconds:.0f} s per phase, "
+        f"{args.single_clients} single-event clients, {args.seconds:.0f} s per phase, "
         f"{args.workers} server process(es)",
         flush=True,
     )

@@ -17,6 +17,7 @@ from pyrometer.api import routes_ingest, routes_leads, routes_playbook, routes_r
 from pyrometer.api.convert import FieldErrors
 from pyrometer.api.limits import DEFAULT_MAX_BODY, BodyLimit
 from pyrometer.service.decay import DecayScheduler
+from pyrometer.service.grouping import GroupCommitter
 from pyrometer.service.keys import KeyChecker
 from pyrometer.service.rescore import resume_jobs
 from pyrometer.service.runtime import Service
@@ -31,12 +32,14 @@ def create_app(
         scheduler = DecayScheduler(service) if background else None
         checkpointer = WalCheckpointer(service.engine)
         checkpointer.start()
+        committer.start()
         if scheduler is not None:
             scheduler.start()
             resume_jobs(service)
         try:
             yield
         finally:
+            committer.stop()
             checkpointer.stop()
             if scheduler is not None:
                 scheduler.stop()
@@ -50,6 +53,9 @@ def create_app(
     app.state.service = service
     app.state.keys = KeyChecker(service)
     app.state.background = background
+    # SQLite has one writer; PostgreSQL gains from a second one (row locks, two cores).
+    committer = GroupCommitter(service, writers=1 if service.engine.dialect.name == "sqlite" else 2)
+    app.state.committer = committer
     for module in (routes_ingest, routes_leads, routes_playbook, routes_reports):
         app.include_router(module.router)
 

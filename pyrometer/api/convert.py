@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pyrometer.api.schemas import IdentifyIn, OtherIn, PageIn, TrackIn
+from pyrometer.api.schemas import AliasIn, IdentifyIn, OtherIn, PageIn, TrackIn
 from pyrometer.core.conditions import normalize_name, normalize_record
 from pyrometer.core.timeutil import to_us
 from pyrometer.service.inputs import Identify, Track
@@ -94,8 +94,19 @@ def to_identify(message: IdentifyIn, now_us: int, loc: Loc = ("body",)) -> Ident
     )
 
 
+def alias_to_identify(message: AliasIn, now_us: int) -> Identify:
+    """An alias links the earlier id to the lead exactly as identify's ``anonymousId`` does
+    (its time is not used: a link holds for all of the visitor's events)."""
+    return Identify(
+        message_id=message.messageId or f"gen-{uuid.uuid4().hex}",
+        user_id=message.userId,
+        ts_us=now_us,
+        anonymous_id=message.previousId,
+    )
+
+
 def split_batch(
-    items: Sequence[TrackIn | PageIn | IdentifyIn | OtherIn], now_us: int
+    items: Sequence[TrackIn | PageIn | IdentifyIn | AliasIn | OtherIn], now_us: int
 ) -> tuple[list[Track], list[Identify]]:
     """Every message converted, or :class:`FieldErrors` listing all that are wrong."""
     tracks: list[Track] = []
@@ -106,6 +117,8 @@ def split_batch(
         try:
             if isinstance(item, IdentifyIn):
                 identifies.append(to_identify(item, now_us, loc))
+            elif isinstance(item, AliasIn):
+                identifies.append(alias_to_identify(item, now_us))
             elif isinstance(item, TrackIn | PageIn):
                 tracks.append(to_track(item, now_us, loc))
         except FieldErrors as exc:

@@ -99,14 +99,27 @@ class IdentifyIn(_Message):
     traits: JsonObject = Field(default_factory=dict)
 
 
+class AliasIn(BaseModel):
+    """Segment's ``alias``: ``previousId`` (an earlier id) is ``userId``; like identify."""
+
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+    type: Literal["alias"] = "alias"
+    userId: Id
+    previousId: Id
+    messageId: Id | None = None
+    timestamp: datetime | None = None
+
+
 class OtherIn(BaseModel):
-    """Segment calls Pyrometer does not score (screen, group, alias): accepted, ignored."""
+    """Segment calls Pyrometer does not score (screen, group): accepted, ignored."""
 
     model_config = ConfigDict(extra="allow")
-    type: Literal["screen", "group", "alias"]
+    type: Literal["screen", "group"]
 
 
-BatchItem = Annotated[TrackIn | PageIn | IdentifyIn | OtherIn, Field(discriminator="type")]
+BatchItem = Annotated[
+    TrackIn | PageIn | IdentifyIn | AliasIn | OtherIn, Field(discriminator="type")
+]
 
 
 class BatchIn(BaseModel):

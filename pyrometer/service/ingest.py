@@ -41,8 +41,33 @@ def ingest(
     service: Service, tracks: Sequence[Track], identifies: Sequence[Identify]
 ) -> IngestResult:
     """Store and score messages; all of them or, on any error, none."""
-    if not tracks and not identifies:
-        return IngestResult(0, 0)
+    return ingest_many(service, [(tracks, identifies)])[0]
+
+
+Part = tuple[Sequence[Track], Sequence[Identify]]
+
+
+def ingest_many(service: Service, parts: Sequence[Part]) -> list[IngestResult]:
+    """Several requests' messages in one transaction, with each request's own counts.
+
+    A message id sent twice counts for the first request that carries it.
+    """
+    tracks = [track for part_tracks, _ in parts for track in part_tracks]
+    identifies = [ident for _, part_identifies in parts for ident in part_identifies]
+    new_ids = _store(service, tracks, identifies) if tracks or identifies else set()
+    results = []
+    claimed: set[str] = set()
+    for part_tracks, part_identifies in parts:
+        mine = 0
+        for track in part_tracks:
+            if track.message_id in new_ids and track.message_id not in claimed:
+                claimed.add(track.message_id)
+                mine += 1
+        results.append(IngestResult(mine + len(part_identifies), len(part_tracks) - mine))
+    return results
+
+
+def _store(service: Service, tracks: Sequence[Track], identifies: Sequence[Identify]) -> set[str]:
     for _ in range(10):
         try:
             return service.write(lambda conn: _ingest(service, conn, tracks, identifies))
@@ -80,7 +105,8 @@ def _create(service: Service, conn: Connection, *, lead_ids: set[str], visitors:
 
 def _ingest(
     service: Service, conn: Connection, tracks: Sequence[Track], identifies: Sequence[Identify]
-) -> IngestResult:
+) -> set[str]:
+    """One transaction; returns the ids of the events that were new."""
     now = service.clock()
     version, book = service.playbooks.recent(conn)
 
@@ -165,8 +191,7 @@ def _ingest(
             )
         )
     repo.save_changes(conn, [c for c in changes if c is not None], now)
-    accepted = len(new_ids) + len(identifies)
-    return IngestResult(accepted=accepted, duplicates=len(tracks) - len(new_ids))
+    return new_ids
 
 
 def _event_rows(tracks: Sequence[Track], lead_of: Any, now: int) -> list[dict[str, Any]]:

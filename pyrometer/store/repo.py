@@ -47,28 +47,20 @@ def _update_lead_sql(dialect: str) -> str:
 
 
 _UPDATE_LEAD_SQL = {name: _update_lead_sql(name) for name in ("sqlite", "postgresql")}
-_LOCK = sa.select(leads).where(leads.c.lead_id.in_(sa.bindparam("ids", expanding=True)))
 
 
 def _dialect_statements(insert: Any) -> dict[str, Any]:
     upsert = insert(ledger)
     return {
-        "events": insert(events)
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(events.c.event_id),
         "ledger": upsert.on_conflict_do_update(
             index_elements=["lead_id", "rule", "event_id"],
             set_={"points": upsert.excluded.points, "ts_us": upsert.excluded.ts_us},
         ),
-        "lock": _LOCK.order_by(leads.c.lead_id),
     }
 
 
 _STATEMENTS = {
-    "postgresql": {
-        **_dialect_statements(postgresql.insert),
-        "lock": _LOCK.order_by(leads.c.lead_id).with_for_update(),
-    },
+    "postgresql": _dialect_statements(postgresql.insert),
     "sqlite": _dialect_statements(sqlite.insert),
 }
 
@@ -127,13 +119,67 @@ def ensure_leads(conn: Connection, blanks: Sequence[LeadRecord]) -> None:
         conn.execute(_insert(conn, leads).on_conflict_do_nothing(), list(chunk))
 
 
+_RECORD_COLUMNS = (
+    "lead_id",
+    "attributes",
+    "source",
+    "owner",
+    "consent",
+    "created_us",
+    "updated_us",
+    "playbook_version",
+    "state",
+    "temperature",
+    "stage",
+    "decay_checked_us",
+    "next_decay_us",
+)
+
+
+def _lock_sql(dialect: str, count: int) -> str:
+    """Driver SQL for the hot read of ingest (SQLAlchemy's row processing cost more)."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    lock = " FOR UPDATE" if dialect == "postgresql" else ""
+    return (
+        f"SELECT {', '.join(_RECORD_COLUMNS)} FROM leads "
+        f"WHERE lead_id IN ({', '.join([mark] * count)}) ORDER BY lead_id{lock}"
+    )
+
+
+def _json(value: Any) -> Any:
+    """SQLite hands JSON columns back as text, psycopg already decoded."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _record_of_tuple(row: Sequence[Any]) -> LeadRecord:
+    (lead_id, attributes, source, owner, consent, created, updated, version, state) = row[:9]
+    temperature, stage, checked, next_decay = row[9:]
+    return LeadRecord(
+        lead_id=lead_id,
+        attributes=_json(attributes) or {},
+        source=source,
+        owner=owner,
+        consent=None if consent is None else bool(consent),
+        created_us=created,
+        updated_us=updated,
+        playbook_version=version,
+        state=LeadState.from_dict(_json(state)),
+        temperature=temperature,
+        stage=stage,
+        decay_checked_us=checked,
+        next_decay_us=next_decay,
+    )
+
+
 def lock_leads(conn: Connection, lead_ids: Iterable[str]) -> dict[str, LeadRecord]:
     """Lock and read leads, in id order (a fixed order cannot deadlock)."""
     ids = sorted(set(lead_ids))
     out: dict[str, LeadRecord] = {}
     for chunk in _chunks(ids):
-        for row in conn.execute(_statement(conn, "lock"), {"ids": list(chunk)}):
-            out[row.lead_id] = record_of(row)
+        sql = _lock_sql(conn.dialect.name, len(chunk))
+        for row in conn.exec_driver_sql(sql, tuple(chunk)):
+            record = _record_of_tuple(row)
+            out[record.lead_id] = record
     return out
 
 
@@ -154,11 +200,31 @@ def resolve_subjects(conn: Connection, subjects: Iterable[str]) -> dict[str, str
     return out
 
 
+_EVENT_COLUMNS = ("event_id", "lead_id", "subject", "name", "ts_us", "properties", "received_us")
+
+
+def _insert_events_sql(dialect: str, count: int) -> str:
+    """One multi-row INSERT as driver SQL (half the cost of SQLAlchemy's per-row work)."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    json_mark = mark if dialect == "sqlite" else "CAST(%s AS json)"
+    one = "(" + ", ".join(json_mark if c == "properties" else mark for c in _EVENT_COLUMNS) + ")"
+    return (
+        f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES {', '.join([one] * count)} "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    )
+
+
 def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
     """Append events; returns the ids that were new (a known id is silently a no-op)."""
     new: set[str] = set()
     for chunk in _chunks(rows):
-        new.update(r[0] for r in conn.execute(_statement(conn, "events"), list(chunk)))
+        params = tuple(
+            json.dumps(row[c]) if c == "properties" else row[c]
+            for row in chunk
+            for c in _EVENT_COLUMNS
+        )
+        sql = _insert_events_sql(conn.dialect.name, len(chunk))
+        new.update(r[0] for r in conn.exec_driver_sql(sql, params))
     return new
 
 

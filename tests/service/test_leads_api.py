@@ -76,6 +76,23 @@ def test_identify_after_both_had_events_merges_them(client: TestClient, keys: Ke
     ]
 
 
+def test_alias_links_an_earlier_id_like_identify(client: TestClient, keys: Keys) -> None:
+    body = {
+        "anonymousId": "v-3",
+        "event": "demo_request",
+        "messageId": "a1",
+        "timestamp": iso(START),
+    }
+    _post(client, keys, "/v1/track", body)
+    _post(client, keys, "/v1/alias", {"previousId": "v-3", "userId": "cy", "messageId": "al"})
+    later = {"type": "track", "anonymousId": "v-3", "event": "form_submit", "messageId": "a2"}
+    _post(client, keys, "/v1/batch", {"batch": [{**later, "timestamp": iso(START)}]})
+    cy = _lead(client, keys, "cy")
+    assert cy["event_count"] == 2 and cy["score"] == 30
+    bad = client.post("/v1/alias", json={"userId": "cy"}, headers=Keys.bearer(keys.ingest))
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "previousId"]
+
+
 def _seed(client: TestClient, keys: Keys, n: int = 23) -> None:
     batch = []
     for i in range(n):
