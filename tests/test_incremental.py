@@ -91,6 +91,11 @@ def test_decay_transitions_match_a_day_by_day_scan(points, fit_title, horizon) -
     upcoming = next_decay_transition_us(BOOK, state)
     if expected:
         assert upcoming == expected[0][0]
+    # Asked again after each change it reported, it walks through all of them.
+    times, at = [], None
+    while (at := next_decay_transition_us(BOOK, state, at)) is not None and at <= until:
+        times.append(at)
+    assert times == sorted({t for t, *_ in expected})
 
 
 def test_state_survives_a_round_trip_through_json() -> None:

@@ -7,6 +7,7 @@ floating-point sums differ in the last bit still agree on a lead sitting on a th
 
 from __future__ import annotations
 
+from pyrometer.core.conditions import Condition
 from pyrometer.core.playbook import Metric, Playbook, Stage, Temperature
 
 CLASSIFY_DECIMALS = 6
@@ -28,9 +29,18 @@ def is_marketing_qualified(playbook: Playbook, fit: float, engagement: float) ->
         Metric.FIT: round(fit, CLASSIFY_DECIMALS),
         Metric.ENGAGEMENT: round(engagement, CLASSIFY_DECIMALS),
     }
-    return all(
-        cond.matches(values[metric], playbook.missing_values)
-        for metric, cond in playbook.lifecycle.mql.items()
+    return all(_within(cond, values[metric]) for metric, cond in playbook.lifecycle.mql.items())
+
+
+def _within(cond: Condition, value: float) -> bool:
+    """A score against ``gt``/``gte``/``lt``/``lte`` (the only tests a playbook allows on
+    scores): the same answer as ``cond.matches(value)``, without reading it as text, which
+    matters in the incremental scorer's inner loop."""
+    return (
+        (cond.gt is None or value > cond.gt)
+        and (cond.gte is None or value >= cond.gte)
+        and (cond.lt is None or value < cond.lt)
+        and (cond.lte is None or value <= cond.lte)
     )
 
 

@@ -317,16 +317,24 @@ def decay_transitions(playbook: Playbook, state: LeadState, until_us: int) -> li
     return out
 
 
-def next_decay_transition_us(playbook: Playbook, state: LeadState) -> int | None:
-    """When decay will next change this lead's temperature or stage, if ever.
+def next_decay_transition_us(
+    playbook: Playbook, state: LeadState, after_us: int | None = None
+) -> int | None:
+    """When decay will next change this lead's temperature or stage after ``after_us``
+    (default: the anchor), if ever.
 
-    A scheduler sleeps until then instead of rescanning every lead.
+    A scheduler sleeps until then instead of rescanning every lead, records the change,
+    and asks again with ``after_us`` set to the time it recorded.
     """
     if state.anchor_step is None:
         return None
-    current = _classes(playbook, state, state.engagement_at_anchor)
+    step_us = playbook.decay.step_us
+    since = state.anchor_step if after_us is None else max(state.anchor_step, after_us // step_us)
+    current = _classes(playbook, state, state.engagement_at(playbook, since))
     for k in _crossing_steps(playbook, state):
+        if state.anchor_step + k <= since:
+            continue
         engagement = state.engagement_at(playbook, state.anchor_step + k)
         if _classes(playbook, state, engagement) != current:
-            return (state.anchor_step + k) * playbook.decay.step_us
+            return (state.anchor_step + k) * step_us
     return None
