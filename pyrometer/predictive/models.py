@@ -224,9 +224,13 @@ class _LinearDesign:
             if kind == "cat":
                 position, levels = spec
                 values = X.iloc[:, position]
-                codes = pd.Categorical(
-                    values.astype(object).where(values.notna(), None), categories=levels
-                ).codes
+                # Unseen and missing values get -1 (no one-hot column of their own).
+                index = {level: i for i, level in enumerate(levels)}
+                codes = np.fromiter(
+                    (index.get(v, -1) if pd.notna(v) else -1 for v in values.astype(object)),
+                    dtype=np.int64,
+                    count=len(X),
+                )
                 block = np.zeros((len(X), len(levels) + 1))
                 rows = np.arange(len(X))
                 known = codes >= 0
