@@ -108,14 +108,11 @@ def run_threads(clients: int, work: Callable[[int], None]) -> float:
     return time.perf_counter() - start
 
 
-def bench_batches(port: int, key: str, clients: int, seconds: float, max_batches: int) -> float:
-    rng = random.Random(1)
-    bodies = [
-        json.dumps(
-            {"batch": [_track(rng, f"lead-{rng.randrange(20_000)}") for _ in range(500)]}
-        ).encode()
-        for _ in range(max_batches)
-    ]
+def _post_all(
+    port: int, key: str, clients: int, seconds: float, path: str, bodies: list[bytes], weight: int
+) -> float:
+    """``clients`` threads post ``bodies`` to ``path`` until time or bodies run out;
+    returns ``weight`` (events per body) times bodies per second."""
     sent = [0] * clients
     deadline = time.perf_counter() + seconds
     lock = threading.Lock()
@@ -129,13 +126,24 @@ def bench_batches(port: int, key: str, clients: int, seconds: float, max_batches
                     return
                 body = bodies[index[0]]
                 index[0] += 1
-            status = client.post("/v1/batch", body)
+            status = client.post(path, body)
             if status != 200:
-                raise RuntimeError(f"batch answered {status}")
-            sent[n] += 500
+                raise RuntimeError(f"{path} answered {status}")
+            sent[n] += weight
 
     elapsed = run_threads(clients, work)
     return sum(sent) / elapsed
+
+
+def bench_batches(port: int, key: str, clients: int, seconds: float, max_batches: int) -> float:
+    rng = random.Random(1)
+    bodies = [
+        json.dumps(
+            {"batch": [_track(rng, f"lead-{rng.randrange(20_000)}") for _ in range(500)]}
+        ).encode()
+        for _ in range(max_batches)
+    ]
+    return _post_all(port, key, clients, seconds, "/v1/batch", bodies, 500)
 
 
 def bench_singles(port: int, key: str, clients: int, seconds: float, max_requests: int) -> float:
@@ -144,25 +152,7 @@ def bench_singles(port: int, key: str, clients: int, seconds: float, max_request
         json.dumps(_track(rng, f"single-{rng.randrange(5_000)}")).encode()
         for _ in range(max_requests)
     ]
-    done = [0] * clients
-    deadline = time.perf_counter() + seconds
-    lock = threading.Lock()
-    index = [0]
-
-    def work(n: int) -> None:
-        client = Client(port, key)
-        while time.perf_counter() < deadline:
-            with lock:
-                if index[0] >= len(bodies):
-                    return
-                body = bodies[index[0]]
-                index[0] += 1
-            if client.post("/v1/track", body) != 200:
-                raise RuntimeError("track failed")
-            done[n] += 1
-
-    elapsed = run_threads(clients, work)
-    return sum(done) / elapsed
+    return _post_all(port, key, clients, seconds, "/v1/track", bodies, 1)
 
 
 def bench_latency(port: int, ingest_key: str, read_key: str, samples: int) -> list[float]:

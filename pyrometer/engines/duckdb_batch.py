@@ -552,20 +552,18 @@ class DuckDBBatchScorer:
                     )
                 )
         fit_rules = self._fit_rules_matched(leads, wanted)
+        empty = {line.rule for line in fit_lines(self.playbook, {})}  # a lead without a row
         out = {}
         for lead, lead_score in scored.items():
             fits = tuple(
                 FitLine(r.name, r.points)
                 for r in self.playbook.fit
-                if r.name in fit_rules.get(lead, self._fit_rules_for_empty())
+                if r.name in fit_rules.get(lead, empty)
             )
             out[lead] = replace(
                 lead_score, engagement_lines=tuple(lines.get(lead, ())), fit_lines=fits
             )
         return out
-
-    def _fit_rules_for_empty(self) -> set[str]:
-        return {line.rule for line in fit_lines(self.playbook, {})}
 
     def _fit_rules_matched(self, leads: LeadTable | None, wanted: str) -> dict[str, set[str]]:
         if leads is None or not wanted:
