@@ -2,14 +2,14 @@
 
 The playbook is compiled to SQL with the meaning :mod:`pyrometer.core.reference` defines.
 
-* **Pass 1**, one hash aggregate per lead: events join a small table of (raw event name,
-  candidate rule) rows; property conditions become a column; the aggregate sums decayed
-  points as if nothing were capped, takes ``once`` rules' first event, counts each lead's
-  events, latest activity, latest lifecycle event and suppression, and *proves* for each
-  capped rule that its cap never bit (see :meth:`DuckDBBatchScorer._per_lead_sql`).
-* **Pass 2**, only for the (lead, capped rule) pairs without that proof: per cap window,
-  the earliest events that can earn points (``min(x, n)``), each with its rank's points.
-  Nothing is sorted.
+* **Pass 1**, one narrow hash aggregate per lead over one row per event: decayed points as
+  if nothing were capped, events, latest activity, and a proof, in one or two integers, that
+  no ``once`` rule or cap bit (:mod:`pyrometer.engines.cap_proof`). Per-name constants come
+  from a small table joined on the raw event name; property conditions are compiled per
+  name.
+* **Pass 2a**, over the few events that move a lifecycle stage or suppress a lead.
+* **Pass 2b**, only for the leads the proof does not clear: per cap window, the earliest
+  events that can earn points (``min(x, n)``) get their rank's points. Nothing is sorted.
 
 The inputs are DuckDB relations with canonical columns (see :class:`EventTable`), made by
 :mod:`pyrometer.io.readers` from CSV, Parquet or JSON Lines.
@@ -30,6 +30,12 @@ from pyrometer.core.fit import fit_lines, suppressed_by_attributes
 from pyrometer.core.model import EngagementLine, FitLine, ScoredLead
 from pyrometer.core.playbook import EngagementRule, Metric, Playbook, Stage, Temperature
 from pyrometer.core.timeutil import to_us
+from pyrometer.engines.cap_proof import (
+    TALLY_SHIFT,
+    LimitedRule,
+    ProofLayout,
+    RuleBins,
+)
 from pyrometer.engines.sql_conditions import (
     condition_sql,
     number_literal,
@@ -62,11 +68,12 @@ class LeadTable:
     attributes: Mapping[str, str] = field(default_factory=dict)
 
 
-# Pass 1 packs the per-rule event counts, 12 bits each, five to a BIGINT, so five rules
-# cost one aggregate instead of five.
+# Tables over this many events are scored in slices of leads, one pass over the file each,
+# so that the per-lead hash table stays within memory.
 EVENTS_PER_SLICE = 40_000_000
-COUNT_BITS = 12  # up to 4,095 events of one rule per lead; more and the lead is redone
-COUNTS_PER_CHUNK = 5
+WEIGHT_SAMPLE_ROWS = 100_000
+PROOF_WORDS = 3
+NAN = "CAST('NaN' AS DOUBLE)"
 
 OUTPUT_COLUMNS = (
     "lead_id",
@@ -80,6 +87,24 @@ OUTPUT_COLUMNS = (
     "last_activity",
     "events",
 )
+
+
+@dataclass(frozen=True)
+class _Pass1:
+    """Pass 1's compiled SQL: per-row columns, uncapped points, additions to each word."""
+
+    columns: list[str]
+    points: str
+    words: list[str]
+    layout: ProofLayout
+
+
+@dataclass(frozen=True)
+class _Term:
+    """A rule an event name may earn, and the SQL of its property conditions."""
+
+    rule_id: int
+    match_sql: str  # "TRUE" when the name alone decides
 
 
 class DuckDBBatchScorer:
@@ -99,82 +124,78 @@ class DuckDBBatchScorer:
             "CREATE OR REPLACE TEMP MACRO pyro_fdiv(a, b) AS "
             "CASE WHEN a >= 0 THEN a // b ELSE -((-a - 1) // b) - 1 END"
         )
+        self.con.execute("CREATE OR REPLACE TEMP MACRO pyro_fmod(a, b) AS ((a % b) + b) % b")
 
     # -- compiled pieces -------------------------------------------------------------
 
-    def _raw_names(self, events: EventTable) -> list[str]:
-        """Distinct event names as they are spelled in the data.
+    def _name_counts(self, events: EventTable) -> dict[str | None, int]:
+        """Rows per event name as spelled in the data (``None``: rows without a name).
 
         Read once and normalised here, so ``"Demo Request"`` in a file meets
-        ``demo_request`` in the playbook without normalising every row in SQL.
+        ``demo_request`` in the playbook without normalising every row in SQL; the counts
+        tell the cap proof which rules are busy.
         """
-        return [
-            str(row[0])
+        return {
+            (None if row[0] is None else str(row[0])): int(row[1])
             for row in self.con.execute(
-                f"SELECT DISTINCT event FROM {events.sql} WHERE event IS NOT NULL"
+                f"SELECT event, count(*) FROM {events.sql} GROUP BY event"
             ).fetchall()
-        ]
+        }
 
-    def _load_rules(self, events: EventTable, raw_names: Sequence[str]) -> str:
-        """Register ``pyro_rules``: one row per (raw event name, rule that may match it).
+    def _raw_names(self, events: EventTable) -> list[str]:
+        return [name for name in self._name_counts(events) if name is not None]
 
-        Every raw name has at least one row (``rule_id`` NULL when no rule names it), so the
-        join also brings what the name means for the lead's activity: its lifecycle
-        ``stage``, whether it ``suppress``-es, whether it is ``bad`` (empty). The join on the
-        name is a plain equality; whether the rule's property conditions hold is a column
-        (returned as SQL). ``cand`` numbers a name's rows: ``cand = 0`` stands for the event.
-        """
+    def _terms(self, events: EventTable) -> dict[str, list[_Term]]:
+        """Normalised event name → the rules it may earn, with their conditions as SQL."""
         missing = self.playbook.missing_values
-        condition_ids: dict[str, int] = {"TRUE": 0}
-        candidates: dict[str, list[tuple[int, int]]] = defaultdict(list)  # name -> (rule, cond)
+        terms: dict[str, list[_Term]] = defaultdict(list)
         for rule_id, rule in enumerate(self.playbook.engagement):
             wheres: dict[str, list[str]] = defaultdict(list)
             for alt in rule.alternatives:
                 wheres[alt.event].append(where_sql(alt.where, events.properties, missing))
             for name, clauses in wheres.items():
                 match_sql = "TRUE" if "TRUE" in clauses else " OR ".join(clauses)
-                cond_id = condition_ids.setdefault(match_sql, len(condition_ids))
-                candidates[name].append((rule_id, cond_id))
-        rules = self.playbook.engagement
-        counts, maps = self._packing()
+                terms[name].append(_Term(rule_id, match_sql))
+        return terms
+
+    def _meaning(self, raw: str) -> tuple[str | None, bool, bool]:
+        """What a raw name means besides points: (lifecycle stage, suppresses, bad)."""
+        name = normalize_name(raw)
         lifecycle = self.playbook.lifecycle.events
-        suppress = set(self.playbook.suppression.events)
+        stage = str(lifecycle[name]) if name in lifecycle else None
+        return stage, name in self.playbook.suppression.events, raw.strip() == ""
+
+    def _load_rules(self, events: EventTable, raw_names: Sequence[str]) -> str:
+        """Register ``pyro_rules``: one row per (raw event name, rule that may match it).
+
+        Used where every (event, rule) pair is needed: the exact windows of leads whose
+        caps may have bitten, and the ledgers of ``explain``. Every raw name has at least
+        one row (``rule_id`` NULL when no rule names it). The join on the name is a plain
+        equality; whether the rule's property conditions hold is a column (returned as
+        SQL). ``cand`` numbers a name's rows: ``cand = 0`` stands for the event.
+        """
+        terms = self._terms(events)
+        condition_ids: dict[str, int] = {"TRUE": 0}
+        rules = self.playbook.engagement
         rows = []
         for raw in raw_names:
             name = normalize_name(raw)
-            stage = str(lifecycle[name]) if name in lifecycle else None
-            meaning = (stage, name in suppress, raw.strip() == "")
-            for cand, (rule_id, cond_id) in enumerate(candidates.get(name, [])):
-                rule = rules[rule_id]
-                chunk, slot = counts.get(rule_id, (None, None))
-                one = None if slot is None else 1 << (COUNT_BITS * slot)
-                map_rule = rule_id if rule_id in maps else None
-                window = self._window_us(rule)
+            meaning = self._meaning(raw)
+            for cand, term in enumerate(terms.get(name, [])):
+                cond_id = condition_ids.setdefault(term.match_sql, len(condition_ids))
+                rule = rules[term.rule_id]
                 rows.append(
-                    (
-                        raw,
-                        rule_id,
-                        cond_id,
-                        cand,
-                        rule.points,
-                        window,
-                        chunk,
-                        one,
-                        map_rule,
-                        *meaning,
-                    )
+                    (raw, term.rule_id, cond_id, cand, rule.points, rule.window_us, *meaning)
                 )
-            if name not in candidates:
-                rows.append((raw, None, 0, 0, None, None, None, None, None, *meaning))
+            if name not in terms:
+                rows.append((raw, None, 0, 0, None, None, *meaning))
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE pyro_rules (raw_event VARCHAR, rule_id INTEGER, "
-            "cond_id INTEGER, cand INTEGER, points DOUBLE, win_us BIGINT, chunk INTEGER, "
-            "one BIGINT, map_rule INTEGER, stage VARCHAR, suppress BOOLEAN, bad BOOLEAN)"
+            "cond_id INTEGER, cand INTEGER, points DOUBLE, win_us BIGINT, stage VARCHAR, "
+            "suppress BOOLEAN, bad BOOLEAN)"
         )
         if rows:
-            self.con.executemany(
-                "INSERT INTO pyro_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-            )
+            self.con.executemany("INSERT INTO pyro_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         if len(condition_ids) == 1:
             return "(r.rule_id IS NOT NULL)"
         cases = " ".join(f"WHEN {i} THEN {sql}" for sql, i in condition_ids.items() if i)
@@ -191,40 +212,195 @@ class DuckDBBatchScorer:
             f"{number_literal(decay.half_life_steps)})"
         )
 
-    def _packing(self) -> tuple[dict[int, tuple[int, int]], set[int]]:
-        """Where each capped rule's event count lives, (BIGINT chunk, slot), and which
-        capped rules keep a mask of the windows they were seen in.
+    def _layout(self, weights: Mapping[int, float]) -> ProofLayout:
+        """Bins for every capped rule that gives points (zero points need no proof).
 
-        A filtered aggregate per rule would cost a pass over the rows each; instead a row
-        adds ``1 << (COUNT_BITS * slot)`` to its count chunk, and the counts are read back
-        with shifts.
+        ``once`` rules are not in it: a lead with two newsletter sign-ups is common, so
+        their first events are taken in pass 2a instead.
         """
         rules = self.playbook.engagement
-        capped = [i for i, rule in enumerate(rules) if rule.cap is not None]
-        windowed = {i for i in capped if self._window_us(rules[i]) is not None}
-        return {rule_id: divmod(k, COUNTS_PER_CHUNK) for k, rule_id in enumerate(capped)}, windowed
+        return ProofLayout.plan(
+            words=PROOF_WORDS,
+            limited=[
+                LimitedRule(
+                    i, self._full_slots(rule), rule.window_us is not None, weights.get(i, 0.0)
+                )
+                for i, rule in enumerate(rules)
+                if rule.cap is not None and rule.points != 0
+            ],
+        )
 
-    @staticmethod
-    def _window_us(rule: EngagementRule) -> int | None:
-        """A limited rule's window length; ``None`` for the lead's whole life (and for
-        unlimited rules, which have no windows)."""
-        return rule.cap.per_us if rule.cap is not None else None
+    def _sample_weights(self, events: EventTable, raw_names: Sequence[str]) -> dict[int, float]:
+        """Matches per rule among the table's first rows: which capped rules are busy, so
+        the proof gives them more bins. Conditions count (a ``page_view`` of a pricing URL
+        is a pricing event)."""
+        match = self._load_rules(events, raw_names)
+        rows = self.con.execute(f"""
+            SELECT r.rule_id, count(*)
+            FROM (SELECT * FROM {events.sql} LIMIT {WEIGHT_SAMPLE_ROWS}) e
+                 JOIN pyro_rules r ON e.event = r.raw_event
+            WHERE {match}
+            GROUP BY r.rule_id
+        """).fetchall()
+        return {int(rule_id): float(n) for rule_id, n in rows}
+
+    def _unit_sql(self, bins: RuleBins, window_expr: str) -> str:
+        """SQL for what one event of a rule adds to its word, in window ``window_expr``."""
+        return (
+            f"((CAST(1 AS BIGINT) << ({bins.offset} + {bins.width} * "
+            f"CAST(pyro_fmod({window_expr}, {bins.bins}) AS INTEGER))) + {1 << TALLY_SHIFT})"
+        )
+
+    def _load_names(
+        self, events: EventTable, raw_names: Sequence[str], weights: Mapping[int, float]
+    ) -> _Pass1:
+        """Register ``pyro_names`` (one row per raw event name) and compile pass 1's per-row
+        SQL: the event's points if nothing were capped, and what it adds to each proof word.
+
+        Most names earn their rules unconditionally and count in at most one capped rule:
+        their points, bins and tally come from columns of ``pyro_names``. Names with
+        property conditions or several capped rules get a ``CASE`` branch of their own;
+        each distinct condition is evaluated once per row, and only for the names using it.
+        """
+        terms = self._terms(events)
+        layout = self._layout(weights)
+        rules = self.playbook.engagement
+        once_names = {n for n, ts in terms.items() if any(rules[t.rule_id].once for t in ts)}
+        windows = {rules[b.rule_id].window_us for b in layout.rules if rules[b.rule_id].window_us}
+        shared = next(iter(windows)) if len(windows) == 1 else None
+        conditions: dict[str, tuple[str, list[int]]] = {}  # SQL -> (column, names using it)
+
+        def condition(match_sql: str, nid: int) -> str:
+            column, users = conditions.setdefault(match_sql, (f"c{len(conditions)}", []))
+            users.append(nid)
+            return column
+
+        step_us = self.playbook.decay.step_us
+
+        def window(rule: EngagementRule) -> str:
+            if rule.window_us is None:
+                return "0"
+            if rule.window_us == step_us:
+                return "step"
+            return "win" if rule.window_us == shared else f"pyro_fdiv(ts_us, {rule.window_us})"
+
+        branches: dict[int, tuple[str, list[str]]] = {}
+        rows = []
+        for raw in raw_names:
+            name = normalize_name(raw)
+            stage, suppress, bad = self._meaning(raw)
+            name_terms = [t for t in terms.get(name, []) if not rules[t.rule_id].once]
+            binned = [t for t in name_terms if layout.of(t.rule_id) is not None]
+            simple = all(t.match_sql == "TRUE" for t in name_terms) and len(binned) <= 1
+            nid = None
+            pts = sum(rules[t.rule_id].points for t in name_terms) if simple else None
+            ones = [0] * layout.words
+            tallies = [0] * layout.words
+            width, nbins, win_us = 0, 1, None
+            if simple and binned:
+                bins = layout.of(binned[0].rule_id)
+                assert bins is not None
+                ones[bins.word] = 1 << bins.offset
+                tallies[bins.word] = 1 << TALLY_SHIFT
+                width, nbins = bins.width, bins.bins
+                win_us = rules[bins.rule_id].window_us
+            elif not simple:
+                nid = len(branches) + 1
+                branches[nid] = self._branch_sql(
+                    name_terms, layout, lambda sql, k=nid: condition(sql, k), window
+                )
+            rare = stage is not None or suppress or name in once_names
+            rows.append(
+                (raw, nid, pts, width, nbins, win_us, *ones, *tallies, rare, stage, suppress, bad)
+            )
+        word_cols = [f"one_{w} BIGINT" for w in range(layout.words)] + [
+            f"tally_{w} BIGINT" for w in range(layout.words)
+        ]
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE pyro_names (raw_event VARCHAR, nid INTEGER, "
+            "pts DOUBLE, width INTEGER, bins INTEGER, win_us BIGINT, "
+            + "".join(col + ", " for col in word_cols)
+            + "rare BOOLEAN, stage VARCHAR, suppress BOOLEAN, bad BOOLEAN)"
+        )
+        if rows:
+            marks = ", ".join("?" * len(rows[0]))
+            self.con.executemany(f"INSERT INTO pyro_names VALUES ({marks})", rows)
+
+        if shared == step_us:
+            generic_window = "step"
+        elif not windows:
+            generic_window = "0"
+        elif shared is not None:
+            generic_window = "win"
+        else:
+            generic_window = "coalesce(pyro_fdiv(e.ts_us, n.win_us), 0)"
+        generic_v = [f"((one_{w} << shift) + tally_{w})" for w in range(layout.words)]
+        pts_cases = "".join(f" WHEN nid = {k} THEN {pts}" for k, (pts, _) in branches.items())
+        v_sqls = []
+        for w in range(layout.words):
+            cases = "".join(f" WHEN nid = {k} THEN {vs[w]}" for k, (_, vs) in branches.items())
+            v_sqls.append(f"CASE{cases} ELSE {generic_v[w]} END" if cases else generic_v[w])
+        columns = [
+            f"CASE WHEN {' OR '.join(f'n.nid = {k}' for k in sorted(set(users)))} "
+            f"THEN coalesce({sql}, FALSE) END AS {column}"
+            for sql, (column, users) in conditions.items()
+        ]
+        columns.append(f"{self._step_sql('e.ts_us')} AS step")
+        if shared is not None and shared != step_us:
+            columns.append(f"pyro_fdiv(e.ts_us, {shared}) AS win")
+        # The bin of a name's one capped rule, as a shift (0 for other names: one bin).
+        window_col = generic_window.replace("e.ts_us", "ts_us").replace("n.win_us", "win_us")
+        shift = f"n.width * CAST(pyro_fmod({window_col}, n.bins) AS INTEGER) AS shift"
+        columns.append(shift)
+        return _Pass1(
+            columns,
+            f"CASE{pts_cases} ELSE pts END" if pts_cases else "pts",
+            v_sqls,
+            layout,
+        )
+
+    def _branch_sql(
+        self,
+        terms: Sequence[_Term],
+        layout: ProofLayout,
+        condition: Callable[[str], str],
+        window: Callable[[EngagementRule], str],
+    ) -> tuple[str, list[str]]:
+        """Points and word additions of one event of a name with conditions."""
+        rules = self.playbook.engagement
+
+        def when(term: _Term, then: str, otherwise: str) -> str:
+            if term.match_sql == "TRUE":
+                return then
+            return f"(CASE WHEN {condition(term.match_sql)} THEN {then} ELSE {otherwise} END)"
+
+        pts = " + ".join(
+            when(t, f"CAST({number_literal(rules[t.rule_id].points)} AS DOUBLE)", "0.0")
+            for t in terms
+        )
+        words = []
+        for w in range(layout.words):
+            parts = []
+            for t in terms:
+                bins = layout.of(t.rule_id)
+                if bins is not None and bins.word == w:
+                    parts.append(when(t, self._unit_sql(bins, window(rules[t.rule_id])), "0"))
+            words.append(" + ".join(parts) if parts else "0")
+        return pts or "0.0", words
 
     def _joined_sql(
         self, events: EventTable, as_of_us: int, raw_names: Sequence[str], lead_filter: str = ""
     ) -> str:
         """Events joined to their candidate rules: one row per (event, candidate rule), or
         one row with a NULL rule for an event no rule names. ``matched`` says whether the
-        rule's conditions hold; ``is_primary`` marks one row per event."""
+        rule's conditions hold."""
         match = self._load_rules(events, raw_names)
         return f"""
             SELECT e.lead_id, e.event, e.ts_us, e.event_id, r.rule_id, r.points AS p,
-                   coalesce(pyro_fdiv(e.ts_us, r.win_us), 0) AS win, r.chunk, r.one,
-                   r.map_rule, r.stage, r.suppress,
-                   e.ts_us IS NULL OR e.lead_id IS NULL OR coalesce(r.bad, TRUE) AS bad,
-                   coalesce({match}, FALSE) AS matched, coalesce(r.cand = 0, TRUE) AS is_primary
+                   coalesce(pyro_fdiv(e.ts_us, r.win_us), 0) AS win,
+                   coalesce({match}, FALSE) AS matched
             FROM {events.sql} e LEFT JOIN pyro_rules r ON e.event = r.raw_event
-            WHERE (e.ts_us <= {as_of_us} OR e.ts_us IS NULL) {lead_filter}
+            WHERE e.ts_us <= {as_of_us} {lead_filter}
         """
 
     def _given_sql(self, rule: EngagementRule, rank_expr: str) -> str:
@@ -244,77 +420,85 @@ class DuckDBBatchScorer:
             full += 1
         return full
 
-    def _per_lead_sql(self, joined: str, as_of_us: int) -> str:
+    def _per_lead_sql(
+        self, events: EventTable, as_of_us: int, compiled: _Pass1, lead_filter: str
+    ) -> str:
         """Pass 1: one hash aggregate per lead, not much dearer than a plain decayed sum.
 
-        It sums every matched event's decayed points as if nothing were capped (``once``
-        rules are exact here: the first event's points), and proves, per (lead, capped
-        rule), that no cap bit, without grouping by window: with ``n`` events in ``D``
-        distinct windows no window holds more than ``1 + n - D`` events, and a 64-bit set
-        of window numbers (mod 64) can only undercount ``D``. Pairs without that proof are
-        flagged ``redo_<rule>`` for :meth:`_exact_windows_sql`, which corrects their points.
+        Per lead: decayed points as if nothing were capped, events, latest activity, and
+        the cap proof's words (:mod:`pyrometer.engines.cap_proof`). ``redo`` marks the
+        leads the proof does not clear; ``invalid`` the leads with a bad row (no time,
+        blank name: their points are NaN) or without an id.
         """
-        factor = self._factor_sql(self._step_sql("ts_us"), as_of_us)
-        counts, maps = self._packing()
-        rules = self.playbook.engagement
-        inner: list[str] = []
-        redo: list[str] = []
-        exact: list[str] = []
-        for chunk in sorted({chunk for chunk, _ in counts.values()}):
-            inner.append(f"sum(one) FILTER (WHERE matched AND chunk = {chunk}) AS c{chunk}")
-        if counts:
-            # A lead with more capped events than a slot holds is simply redone exactly.
-            inner.append("count(*) FILTER (WHERE matched AND chunk IS NOT NULL) AS n_capped")
-        once = [i for i, rule in enumerate(rules) if rule.once]
-        for i in once:
-            inner.append(f"min(ts_us) FILTER (WHERE matched AND rule_id = {i}) AS o{i}")
-            step = self._step_sql(f"o{i}")
-            exact.append(
-                f" + coalesce({number_literal(rules[i].points)} * "
-                f"{self._factor_sql(step, as_of_us)}, 0.0)"
-            )
-        mask = (1 << COUNT_BITS) - 1
-        for i, (chunk, slot) in counts.items():
-            count = f"((coalesce(c{chunk}, 0) >> {COUNT_BITS * slot}) & {mask})"
-            full = self._full_slots(rules[i])
-            if i in maps:
-                inner.append(f"bit_or(bm) FILTER (WHERE matched AND map_rule = {i}) AS b{i}")
-                proven = f"{count} - bit_count(coalesce(b{i}, CAST(0 AS UBIGINT))) < {full}"
-            else:
-                proven = f"{count} <= {full}"
-            redo.append(
-                f"coalesce(n_capped > {mask} OR ({count} > 0 AND NOT ({proven})), FALSE) "
-                f"AS redo_{i}"
-            )
-        not_once = f" AND rule_id NOT IN ({', '.join(map(str, once))})" if once else ""
+        layout = compiled.layout
+        factor = self._factor_sql("step", as_of_us)
+        words = "".join(f", sum({v}) AS x{w}" for w, v in enumerate(compiled.words))
+        proven = " AND ".join(
+            layout.proven_sql(w, f"coalesce(x{w}, CAST(0 AS HUGEINT))") for w in range(layout.words)
+        )
         return f"""
-            SELECT lead_id, engagement {"".join(exact)} AS engagement, events, last_us,
-                   lifecycle.s AS explicit_stage, suppressed_by_event,
-                   invalid OR lead_id IS NULL OR lead_id = '' AS invalid
-                   {"".join(", " + r for r in redo)}
+            SELECT lead_id, coalesce(engagement, 0.0) AS engagement, events, last_us,
+                   lead_id IS NULL OR lead_id = '' OR isnan(engagement) AS invalid,
+                   NOT ({proven or "TRUE"}) AS redo
             FROM (
                 SELECT lead_id,
-                       coalesce(sum(p * {factor}) FILTER (WHERE matched{not_once}), 0.0)
-                           AS engagement,
-                       {"".join(agg + ", " for agg in inner)}
-                       count(*) FILTER (WHERE is_primary) AS events,
-                       max(ts_us) AS last_us,
-                       max(struct_pack(t := ts_us, i := event_id, s := stage))
-                           FILTER (WHERE is_primary AND stage IS NOT NULL) AS lifecycle,
-                       coalesce(bool_or(suppress), FALSE) AS suppressed_by_event,
-                       bool_or(bad) AS invalid
-                FROM (SELECT *, CAST(1 AS UBIGINT) << CAST(((win % 64) + 64) % 64 AS INTEGER)
-                                    AS bm
-                      FROM ({joined}))
+                       sum(CASE WHEN ts_us IS NULL OR bad THEN {NAN}
+                                ELSE ({compiled.points}) * {factor} END) AS engagement{words},
+                       count(*) AS events, max(ts_us) AS last_us
+                FROM (
+                    SELECT e.lead_id, e.ts_us, n.*, {", ".join(compiled.columns)}
+                    FROM {events.sql} e JOIN pyro_names n ON e.event = n.raw_event
+                    WHERE (e.ts_us <= {as_of_us} OR e.ts_us IS NULL) {lead_filter}
+                )
                 GROUP BY lead_id
             )
         """
 
+    def _rare_sql(self, events: EventTable, as_of_us: int, raw_names: Sequence[str]) -> str:
+        """Pass 2a, over the few events that move a stage, suppress or earn a ``once`` rule:
+        per lead, the latest lifecycle event (ties broken by event id), whether any
+        suppresses, and each ``once`` rule's points from its first event."""
+        missing = self.playbook.missing_values
+        spellings: dict[str, list[str]] = defaultdict(list)
+        for raw in raw_names:
+            spellings[normalize_name(raw)].append(raw)
+        firsts: list[str] = []
+        points: list[str] = []
+        for i, rule in enumerate(self.playbook.engagement):
+            if not rule.once:
+                continue
+            matches = [
+                f"(e.event IN ({', '.join(quote_literal(r) for r in spellings[alt.event])}) "
+                f"AND {where_sql(alt.where, events.properties, missing)})"
+                for alt in rule.alternatives
+                if spellings.get(alt.event)
+            ]
+            if not matches:
+                continue
+            firsts.append(f", min(e.ts_us) FILTER (WHERE {' OR '.join(matches)}) AS o{i}")
+            factor = self._factor_sql(self._step_sql(f"o{i}"), as_of_us)
+            points.append(f" + coalesce({number_literal(rule.points)} * {factor}, 0.0)")
+        return f"""
+            SELECT lead_id, lifecycle, suppressed, 0.0 {"".join(points)} AS once_points
+            FROM (
+                SELECT e.lead_id,
+                       max(struct_pack(t := e.ts_us, i := e.event_id, s := n.stage))
+                           FILTER (WHERE n.stage IS NOT NULL) AS lifecycle,
+                       bool_or(n.suppress) AS suppressed {"".join(firsts)}
+                FROM {events.sql} e JOIN (SELECT * FROM pyro_names WHERE rare) n
+                     ON e.event = n.raw_event
+                WHERE e.ts_us <= {as_of_us}
+                GROUP BY e.lead_id
+            )
+        """
+
     def _exact_windows_sql(self, joined: str, as_of_us: int) -> str:
-        """Pass 2, only for the (lead, limited rule) pairs in ``pyro_redo``: per window, the
-        earliest events that can earn points (``min(x, n)``) get their rank's points; the
-        result replaces the uncapped sum pass 1 counted for them."""
-        limited = [(i, rule) for i, rule in enumerate(self.playbook.engagement) if rule.limited]
+        """Pass 2b, only for the leads in ``pyro_redo``: per window of each capped rule,
+        the earliest events that can earn points (``min(x, n)``) get their rank's points;
+        the result replaces the uncapped sum pass 1 counted for them."""
+        limited = [
+            (i, rule) for i, rule in enumerate(self.playbook.engagement) if rule.cap is not None
+        ]
         slots = max(rule.slots for _, rule in limited)
         factor = self._factor_sql(self._step_sql("x.t"), as_of_us)
         exact = " ".join(
@@ -323,6 +507,7 @@ class DuckDBBatchScorer:
             for i, rule in limited
         )
         row_factor = self._factor_sql(self._step_sql("j.ts_us"), as_of_us)
+        ids = ", ".join(str(i) for i, _ in limited)
         return f"""
             SELECT lead_id, sum(CASE rule_id {exact} END - uncapped) AS correction
             FROM (
@@ -330,8 +515,7 @@ class DuckDBBatchScorer:
                        min(struct_pack(t := j.ts_us, i := j.event_id), {slots}) AS firsts,
                        sum(j.p * {row_factor}) AS uncapped
                 FROM ({joined}) j
-                JOIN pyro_redo r ON j.lead_id = r.lead_id AND j.rule_id = r.rule_id
-                WHERE j.matched
+                WHERE j.matched AND j.rule_id IN ({ids})
                 GROUP BY j.lead_id, j.rule_id, j.win
             )
             GROUP BY lead_id
@@ -341,51 +525,68 @@ class DuckDBBatchScorer:
         """Fill ``pyro_act``: per lead, engagement and activity, exactly.
 
         Large tables are scored in slices of leads (by a hash of the lead id), one pass over
-        the file each: every slice's hash table stays small enough for the caches and the
-        memory, which costs less than the extra reads of a columnar file.
+        the file each, so that every slice's hash table stays small enough for the memory.
         """
-        raw_names = self._raw_names(events)
+        counts = self._name_counts(events)
+        if counts.get(None):
+            self._invalid(events, counts[None])
+        raw_names = [name for name in counts if name is not None]
+        compiled = self._load_names(events, raw_names, self._sample_weights(events, raw_names))
         slices = self._slices(events)
         for k in range(slices):
             say(f"Scoring events ({k + 1}/{slices})" if slices > 1 else "Scoring events")
             only = f"AND coalesce(hash(e.lead_id) % {slices}, 0) = {k}" if slices > 1 else ""
-            per_lead = self._per_lead_sql(
-                self._joined_sql(events, as_of_us, raw_names, only), as_of_us
+            per_lead = self._per_lead_sql(events, as_of_us, compiled, only)
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE pyro_pass1 AS {per_lead}"
+                if k == 0
+                else f"INSERT INTO pyro_pass1 {per_lead}"
+            )
+        row = self.con.execute("SELECT count(*) FILTER (WHERE invalid) FROM pyro_pass1").fetchone()
+        if row and row[0]:
+            self._invalid(events, row[0])
+        say("Stages and caps")
+        rare = self.con.execute("SELECT count(*) FROM pyro_names WHERE rare").fetchone()
+        has_rare = bool(rare and rare[0])
+        if has_rare:
+            self.con.execute(
+                "CREATE OR REPLACE TEMP TABLE pyro_rare AS "
+                + self._rare_sql(events, as_of_us, raw_names)
+            )
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE pyro_redo AS SELECT lead_id FROM pyro_pass1 WHERE redo"
+        )
+        redo = self.con.execute("SELECT count(*) FROM pyro_redo").fetchone()
+        has_redo = bool(redo and redo[0])
+        if has_redo:
+            # Only the redone leads' events go through the rules again.
+            joined = self._joined_sql(
+                events, as_of_us, raw_names, "AND e.lead_id IN (SELECT lead_id FROM pyro_redo)"
             )
             self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE pyro_act AS {per_lead}"
-                if k == 0
-                else f"INSERT INTO pyro_act {per_lead}"
+                "CREATE OR REPLACE TEMP TABLE pyro_exact AS "
+                + self._exact_windows_sql(joined, as_of_us)
             )
-        row = self.con.execute("SELECT count(*) FILTER (WHERE invalid) FROM pyro_act").fetchone()
-        if row and row[0]:
-            if events.diagnose is not None:
-                events.diagnose()  # raises, naming the first bad row
-            raise ValueError(f"events of {row[0]} leads lack a lead id, an event name or a time")
-        capped = [i for i, rule in enumerate(self.playbook.engagement) if rule.cap is not None]
-        if not capped:
-            return
-        self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE pyro_redo AS "
-            + " UNION ALL ".join(
-                f"SELECT lead_id, {i} AS rule_id FROM pyro_act WHERE redo_{i}" for i in capped
-            )
-        )
-        row = self.con.execute("SELECT count(*) FROM pyro_redo").fetchone()
-        if not row or not row[0]:
-            return
-        # Only the redone leads' events go through the rules again.
-        redone = self._joined_sql(
-            events, as_of_us, raw_names, "AND e.lead_id IN (SELECT lead_id FROM pyro_redo)"
-        )
-        self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE pyro_exact AS "
-            + self._exact_windows_sql(redone, as_of_us)
-        )
-        self.con.execute(
-            "UPDATE pyro_act SET engagement = pyro_act.engagement + x.correction "
-            "FROM pyro_exact x WHERE pyro_act.lead_id = x.lead_id"
-        )
+        correction = "x.correction" if has_redo else "NULL"
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE pyro_act AS
+            SELECT a.lead_id,
+                   a.engagement + coalesce({correction}, 0.0)
+                       + {"coalesce(r.once_points, 0.0)" if has_rare else "0.0"} AS engagement,
+                   a.events, a.last_us,
+                   {"r.lifecycle.s" if has_rare else "CAST(NULL AS VARCHAR)"} AS explicit_stage,
+                   {"coalesce(r.suppressed, FALSE)" if has_rare else "FALSE"}
+                       AS suppressed_by_event
+            FROM pyro_pass1 a
+            {"LEFT JOIN pyro_rare r ON a.lead_id = r.lead_id" if has_rare else ""}
+            {"LEFT JOIN pyro_exact x ON a.lead_id = x.lead_id" if has_redo else ""}
+        """)
+
+    @staticmethod
+    def _invalid(events: EventTable, leads: int) -> None:
+        if events.diagnose is not None:
+            events.diagnose()  # raises, naming the first bad row
+        raise ValueError(f"events of {leads} leads lack a lead id, an event name or a time")
 
     def _slices(self, events: EventTable) -> int:
         """How many slices of leads to score separately: one per 40 M events."""
