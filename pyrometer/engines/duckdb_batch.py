@@ -546,22 +546,35 @@ class DuckDBBatchScorer:
         if row and row[0]:
             self._invalid(events, row[0])
         say("Stages and caps")
-        rare = self.con.execute("SELECT count(*) FROM pyro_names WHERE rare").fetchone()
-        has_rare = bool(rare and rare[0])
-        if has_rare:
-            self.con.execute(
-                "CREATE OR REPLACE TEMP TABLE pyro_rare AS "
-                + self._rare_sql(events, as_of_us, raw_names)
-            )
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE pyro_redo AS SELECT lead_id FROM pyro_pass1 WHERE redo"
         )
         redo = self.con.execute("SELECT count(*) FROM pyro_redo").fetchone()
         has_redo = bool(redo and redo[0])
+        rare = self.con.execute("SELECT count(*) FROM pyro_names WHERE rare").fetchone()
+        has_rare = bool(rare and rare[0])
+        second = events
+        if has_rare or has_redo:
+            # One more pass over the file keeps the rows pass 2 needs: events that move a
+            # stage, suppress or earn a `once` rule, and every event of the leads to redo.
+            wanted = " OR ".join(
+                (["n.rare"] if has_rare else [])
+                + (["e.lead_id IN (SELECT lead_id FROM pyro_redo)"] if has_redo else [])
+            )
+            self.con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE pyro_second AS
+                SELECT e.* FROM {events.sql} e JOIN pyro_names n ON e.event = n.raw_event
+                WHERE e.ts_us <= {as_of_us} AND ({wanted})
+            """)
+            second = replace(events, sql="pyro_second", rows=None)
+        if has_rare:
+            self.con.execute(
+                "CREATE OR REPLACE TEMP TABLE pyro_rare AS "
+                + self._rare_sql(second, as_of_us, raw_names)
+            )
         if has_redo:
-            # Only the redone leads' events go through the rules again.
             joined = self._joined_sql(
-                events, as_of_us, raw_names, "AND e.lead_id IN (SELECT lead_id FROM pyro_redo)"
+                second, as_of_us, raw_names, "AND e.lead_id IN (SELECT lead_id FROM pyro_redo)"
             )
             self.con.execute(
                 "CREATE OR REPLACE TEMP TABLE pyro_exact AS "
