@@ -1,23 +1,23 @@
 """Proof that no cap bit, kept in a few integers per lead.
 
 The batch engine's first pass sums every event's decayed points as if nothing were capped.
-That sum is exact for a lead unless some ``once`` or capped rule got more events in one
-window than earn the rule's full points. To know which leads need the exact (slower)
-computation without grouping by window, each lead keeps one or a few 64-bit *words*:
+That sum is exact for a lead unless some capped rule got more events in one window than
+earn the rule's full points. To know which leads need the exact (slower) computation
+without grouping by window, each lead keeps one or a few 64-bit *words* and a *tally*:
 
-* every limited rule owns some **bins** in one word, each ``width`` bits wide; an event of
+* every capped rule owns some **bins** in one word, each ``width`` bits wide; an event of
   the rule adds 1 to the bin of its window (window number modulo the rule's bins), so a
   bin counts the events of one or more windows;
-* every such addition also adds 1 to a **tally** above the bins (bit :data:`TALLY_SHIFT`).
+* every such addition also adds 1 to the tally ``T``.
 
 Summed over a lead's events (DuckDB sums BIGINTs into a 128-bit integer, so nothing is
-lost), a word is ``x = sum_j n_j * 2**pos_j + T * 2**TALLY_SHIFT``. Adding a constant
-``preload`` of ``2**width - 1 - full`` to every bin makes a bin overflow exactly when it
-counts more than ``full`` events (the most events of a window that all earn full points).
-An overflow carries into the next bin, and every carry lowers the sum of the bins' digits
-below the tally. So
+lost), a word is ``x = sum_j n_j * 2**pos_j``. Adding a constant ``preload`` of
+``2**width - 1 - full`` to every bin makes a bin overflow exactly when it counts more than
+``full`` events (the most events of a window that all earn full points). An overflow
+carries into the next bin (or out of the word), and every carry lowers the sum of the
+bins' digits. So
 
-    digit_sum(bins of x + preload) - digit_sum(preload) == tally(x + preload)
+    sum over words of (digit_sum(bins of x + preload) - digit_sum(preload)) == T
 
 holds if and only if no bin holds more than ``full`` events, hence no window does, hence
 the uncapped sum is exact for that lead. The digit sum is a handful of ``bit_count`` calls
@@ -31,9 +31,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-WORD_BITS = 52
-"""Bits for bins in one word; the tally starts above them."""
-TALLY_SHIFT = WORD_BITS
+WORD_BITS = 63
+"""Bits for bins in one word: what one event adds stays a positive BIGINT."""
 MAX_BINS = 64
 
 
@@ -67,8 +66,8 @@ class RuleBins:
         return (1 << self.width) - 1 - self.full
 
     def unit(self, bin_index: int) -> int:
-        """What one event in ``bin_index`` adds to its word (bin and tally)."""
-        return (1 << (self.offset + self.width * bin_index)) + (1 << TALLY_SHIFT)
+        """What one event in ``bin_index`` adds to its word (the tally gets 1 as well)."""
+        return 1 << (self.offset + self.width * bin_index)
 
 
 def _width(full: int) -> int:
@@ -169,21 +168,29 @@ class ProofLayout:
         low = value & ((1 << WORD_BITS) - 1)
         return sum(bin(low & mask).count("1") << i for i, mask in enumerate(self.digit_masks(word)))
 
-    def proven(self, word: int, total: int) -> bool:
-        """Whether a word summed over a lead's events proves that no cap bit."""
-        loaded = total + self.preload(word)
-        return self.digit_sum(word, loaded) - self.digit_sum(word, self.preload(word)) == (
-            loaded >> TALLY_SHIFT
+    def proven(self, totals: Sequence[int], tally: int) -> bool:
+        """Whether a lead's summed words and tally prove that no cap bit."""
+        return (
+            sum(
+                self.digit_sum(w, totals[w] + self.preload(w)) - self.digit_sum(w, self.preload(w))
+                for w in range(self.words)
+            )
+            == tally
         )
 
     # -- SQL ---------------------------------------------------------------------------
 
-    def proven_sql(self, word: int, column: str) -> str:
-        """SQL twin of :meth:`proven` for a HUGEINT ``column`` (the word's sum)."""
-        preload = self.preload(word)
-        loaded = f"({column} + CAST({preload} AS HUGEINT))"
-        low = f"CAST({loaded} & {(1 << WORD_BITS) - 1} AS BIGINT)"
-        digits = " + ".join(
-            f"(bit_count({low} & {mask}) << {i})" for i, mask in enumerate(self.digit_masks(word))
-        )
-        return f"(({digits}) - {self.digit_sum(word, preload)} = ({loaded} >> {TALLY_SHIFT}))"
+    def proven_sql(self, columns: Sequence[str], tally: str) -> str:
+        """SQL twin of :meth:`proven` for HUGEINT ``columns`` (the words' sums)."""
+        if not self.words:
+            return "TRUE"
+        sums = []
+        for word, column in enumerate(columns):
+            preload = self.preload(word)
+            low = f"CAST(({column} + {preload}) & {(1 << WORD_BITS) - 1} AS BIGINT)"
+            sums.extend(
+                f"(CAST(bit_count({low} & {mask}) AS INTEGER) << {i})"
+                for i, mask in enumerate(self.digit_masks(word))
+            )
+        loaded = sum(self.digit_sum(w, self.preload(w)) for w in range(self.words))
+        return f"(({' + '.join(sums)}) - {loaded} = {tally})"

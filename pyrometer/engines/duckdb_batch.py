@@ -17,6 +17,7 @@ The inputs are DuckDB relations with canonical columns (see :class:`EventTable`)
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,7 +32,6 @@ from pyrometer.core.model import EngagementLine, FitLine, ScoredLead
 from pyrometer.core.playbook import EngagementRule, Metric, Playbook, Stage, Temperature
 from pyrometer.core.timeutil import to_us
 from pyrometer.engines.cap_proof import (
-    TALLY_SHIFT,
     LimitedRule,
     ProofLayout,
     RuleBins,
@@ -72,6 +72,7 @@ class LeadTable:
 # so that the per-lead hash table stays within memory.
 EVENTS_PER_SLICE = 40_000_000
 WEIGHT_SAMPLE_ROWS = 100_000
+TALLY_AT = 32  # pass 1 counts events below this bit and the cap proof's tally above it
 PROOF_WORDS = 3
 NAN = "CAST('NaN' AS DOUBLE)"
 
@@ -96,6 +97,8 @@ class _Pass1:
     columns: list[str]
     points: str
     words: list[str]
+    count: str
+    """1 per event, plus from bit :data:`TALLY_AT` the units it adds to the proof words."""
     layout: ProofLayout
 
 
@@ -248,7 +251,7 @@ class DuckDBBatchScorer:
         """SQL for what one event of a rule adds to its word, in window ``window_expr``."""
         return (
             f"((CAST(1 AS BIGINT) << ({bins.offset} + {bins.width} * "
-            f"CAST(pyro_fmod({window_expr}, {bins.bins}) AS INTEGER))) + {1 << TALLY_SHIFT})"
+            f"CAST(pyro_fmod({window_expr}, {bins.bins}) AS INTEGER))))"
         )
 
     def _load_names(
@@ -258,7 +261,7 @@ class DuckDBBatchScorer:
         SQL: the event's points if nothing were capped, and what it adds to each proof word.
 
         Most names earn their rules unconditionally and count in at most one capped rule:
-        their points, bins and tally come from columns of ``pyro_names``. Names with
+        their points, bins and count come from columns of ``pyro_names``. Names with
         property conditions or several capped rules get a ``CASE`` branch of their own;
         each distinct condition is evaluated once per row, and only for the names using it.
         """
@@ -284,7 +287,7 @@ class DuckDBBatchScorer:
                 return "step"
             return "win" if rule.window_us == shared else f"pyro_fdiv(ts_us, {rule.window_us})"
 
-        branches: dict[int, tuple[str, list[str]]] = {}
+        branches: dict[int, tuple[str, list[str], str]] = {}
         rows = []
         for raw in raw_names:
             name = normalize_name(raw)
@@ -293,33 +296,32 @@ class DuckDBBatchScorer:
             binned = [t for t in name_terms if layout.of(t.rule_id) is not None]
             simple = all(t.match_sql == "TRUE" for t in name_terms) and len(binned) <= 1
             nid = None
-            pts = sum(rules[t.rule_id].points for t in name_terms) if simple else None
+            pts: float | None = sum(rules[t.rule_id].points for t in name_terms)
+            if bad:
+                pts = math.nan  # the engagement sum turns NaN: the lead is reported invalid
             ones = [0] * layout.words
-            tallies = [0] * layout.words
+            count = 1  # one event; plus, from bit 32, its tally of capped-rule units
             width, nbins, win_us = 0, 1, None
             if simple and binned:
                 bins = layout.of(binned[0].rule_id)
                 assert bins is not None
                 ones[bins.word] = 1 << bins.offset
-                tallies[bins.word] = 1 << TALLY_SHIFT
+                count += 1 << TALLY_AT
                 width, nbins = bins.width, bins.bins
                 win_us = rules[bins.rule_id].window_us
-            elif not simple:
+            elif not simple and not bad:
                 nid = len(branches) + 1
                 branches[nid] = self._branch_sql(
                     name_terms, layout, lambda sql, k=nid: condition(sql, k), window
                 )
             rare = stage is not None or suppress or name in once_names
             rows.append(
-                (raw, nid, pts, width, nbins, win_us, *ones, *tallies, rare, stage, suppress, bad)
+                (raw, nid, pts, count, width, nbins, win_us, *ones, rare, stage, suppress, bad)
             )
-        word_cols = [f"one_{w} BIGINT" for w in range(layout.words)] + [
-            f"tally_{w} BIGINT" for w in range(layout.words)
-        ]
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE pyro_names (raw_event VARCHAR, nid INTEGER, "
-            "pts DOUBLE, width INTEGER, bins INTEGER, win_us BIGINT, "
-            + "".join(col + ", " for col in word_cols)
+            "pts DOUBLE, count BIGINT, width INTEGER, bins INTEGER, win_us BIGINT, "
+            + "".join(f"one_{w} BIGINT, " for w in range(layout.words))
             + "rare BOOLEAN, stage VARCHAR, suppress BOOLEAN, bad BOOLEAN)"
         )
         if rows:
@@ -334,12 +336,14 @@ class DuckDBBatchScorer:
             generic_window = "win"
         else:
             generic_window = "coalesce(pyro_fdiv(e.ts_us, n.win_us), 0)"
-        generic_v = [f"((one_{w} << shift) + tally_{w})" for w in range(layout.words)]
-        pts_cases = "".join(f" WHEN nid = {k} THEN {pts}" for k, (pts, _) in branches.items())
-        v_sqls = []
-        for w in range(layout.words):
-            cases = "".join(f" WHEN nid = {k} THEN {vs[w]}" for k, (_, vs) in branches.items())
-            v_sqls.append(f"CASE{cases} ELSE {generic_v[w]} END" if cases else generic_v[w])
+
+        def per_name(pick: Callable[[tuple[str, list[str], str]], str], generic: str) -> str:
+            cases = "".join(f" WHEN nid = {k} THEN {pick(b)}" for k, b in branches.items())
+            return f"CASE{cases} ELSE {generic} END" if cases else generic
+
+        v_sqls = [
+            per_name(lambda b, w=w: b[1][w], f"(one_{w} << shift)") for w in range(layout.words)
+        ]
         columns = [
             f"CASE WHEN {' OR '.join(f'n.nid = {k}' for k in sorted(set(users)))} "
             f"THEN coalesce({sql}, FALSE) END AS {column}"
@@ -354,8 +358,9 @@ class DuckDBBatchScorer:
         columns.append(shift)
         return _Pass1(
             columns,
-            f"CASE{pts_cases} ELSE pts END" if pts_cases else "pts",
+            per_name(lambda b: b[0], "pts"),
             v_sqls,
+            per_name(lambda b: b[2], "count"),
             layout,
         )
 
@@ -365,8 +370,8 @@ class DuckDBBatchScorer:
         layout: ProofLayout,
         condition: Callable[[str], str],
         window: Callable[[EngagementRule], str],
-    ) -> tuple[str, list[str]]:
-        """Points and word additions of one event of a name with conditions."""
+    ) -> tuple[str, list[str], str]:
+        """Points, word additions and count of one event of a name with conditions."""
         rules = self.playbook.engagement
 
         def when(term: _Term, then: str, otherwise: str) -> str:
@@ -386,7 +391,9 @@ class DuckDBBatchScorer:
                 if bins is not None and bins.word == w:
                     parts.append(when(t, self._unit_sql(bins, window(rules[t.rule_id])), "0"))
             words.append(" + ".join(parts) if parts else "0")
-        return pts or "0.0", words
+        units = [when(t, "1", "0") for t in terms if layout.of(t.rule_id) is not None]
+        count = f"(1 + (CAST({' + '.join(units)} AS BIGINT) << {TALLY_AT}))" if units else "1"
+        return pts or "0.0", words, count
 
     def _joined_sql(
         self, events: EventTable, as_of_us: int, raw_names: Sequence[str], lead_filter: str = ""
@@ -433,18 +440,19 @@ class DuckDBBatchScorer:
         layout = compiled.layout
         factor = self._factor_sql("step", as_of_us)
         words = "".join(f", sum({v}) AS x{w}" for w, v in enumerate(compiled.words))
-        proven = " AND ".join(
-            layout.proven_sql(w, f"coalesce(x{w}, CAST(0 AS HUGEINT))") for w in range(layout.words)
+        proven = layout.proven_sql(
+            [f"coalesce(x{w}, CAST(0 AS HUGEINT))" for w in range(layout.words)],
+            f"(counted >> {TALLY_AT})",
         )
         return f"""
-            SELECT lead_id, coalesce(engagement, 0.0) AS engagement, events, last_us,
+            SELECT lead_id, coalesce(engagement, 0.0) AS engagement,
+                   CAST(counted & {(1 << TALLY_AT) - 1} AS BIGINT) AS events, last_us,
                    lead_id IS NULL OR lead_id = '' OR isnan(engagement) AS invalid,
-                   NOT ({proven or "TRUE"}) AS redo
+                   NOT {proven} AS redo
             FROM (
                 SELECT lead_id,
-                       sum(CASE WHEN ts_us IS NULL OR bad THEN {NAN}
-                                ELSE ({compiled.points}) * {factor} END) AS engagement{words},
-                       count(*) AS events, max(ts_us) AS last_us
+                       sum(({compiled.points}) * coalesce({factor}, {NAN})) AS engagement{words},
+                       sum({compiled.count}) AS counted, max(ts_us) AS last_us
                 FROM (
                     SELECT e.lead_id, e.ts_us, n.*, {", ".join(compiled.columns)}
                     FROM {events.sql} e JOIN pyro_names n ON e.event = n.raw_event
@@ -693,6 +701,12 @@ class DuckDBBatchScorer:
         default_fit = self._default_fit()
         temperature, stage, funnel = self._classes_sql()
         # Leads without attributes get the fit an empty record gets (rules on `missing`).
+        joined = (
+            "pyro_fit f FULL OUTER JOIN pyro_act a ON f.lead_id = a.lead_id"
+            if leads is not None
+            else "pyro_act a CROSS JOIN (SELECT CAST(NULL AS VARCHAR) AS lead_id, "
+            "CAST(NULL AS DOUBLE) AS fit, CAST(NULL AS BOOLEAN) AS suppressed_by_attr) f"
+        )
         base = f"""
             SELECT coalesce(f.lead_id, a.lead_id) AS lead_id,
                    coalesce(f.fit, {number_literal(default_fit[0])}) AS fit,
@@ -701,7 +715,7 @@ class DuckDBBatchScorer:
                    coalesce(f.suppressed_by_attr, {str(default_fit[1]).upper()})
                        OR coalesce(a.suppressed_by_event, FALSE) AS suppressed,
                    a.last_us, coalesce(a.events, 0) AS events
-            FROM pyro_fit f FULL OUTER JOIN pyro_act a ON f.lead_id = a.lead_id
+            FROM {joined}
         """
         return self.con.sql(f"""
             SELECT lead_id, fit + engagement AS score, fit, engagement, temperature, stage,

@@ -78,6 +78,22 @@ def _equals_sql(expr: str, expected: Scalar) -> str:
     return f"lower(trim({_text(expr)})) = lower(trim({quote_literal(expected)}))"
 
 
+def _placeholders_cannot_pass(cond: Condition, missing_values: Iterable[str]) -> bool:
+    """Whether the value tests alone already fail on every missing value, so the (costly)
+    missing check can be left out: true for ``contains`` tests whose needles are in no
+    placeholder, and no other value test."""
+    if cond.contains is None or any(
+        getattr(cond, name) is not None
+        for name in ("equals", "in_", "regex", "gt", "gte", "lt", "lte")
+    ):
+        return False
+    placeholders = [value.lower() for value in missing_values]
+    return all(
+        needle.strip() == needle and needle and not any(needle.lower() in p for p in placeholders)
+        for needle in cond.contains
+    )
+
+
 def condition_sql(cond: Condition, expr: str, missing_values: Iterable[str]) -> str:
     """A boolean SQL expression, never NULL, true where ``cond.matches`` is true."""
     missing_values = list(missing_values)
@@ -107,7 +123,9 @@ def condition_sql(cond: Condition, expr: str, missing_values: Iterable[str]) -> 
         value = getattr(cond, op)
         if value is not None:
             tests.append(f"{_number(expr)} {bound} {number_literal(value)}")
-    if tests:
+    if tests and _placeholders_cannot_pass(cond, missing_values):
+        parts.append("(" + " AND ".join(tests) + ")")
+    elif tests:
         parts.append(f"(NOT {is_missing} AND " + " AND ".join(tests) + ")")
     if not parts:
         return "TRUE"
