@@ -271,10 +271,19 @@ class DuckDBBatchScorer:
         once_names = {n for n, ts in terms.items() if any(rules[t.rule_id].once for t in ts)}
         windows = {rules[b.rule_id].window_us for b in layout.rules if rules[b.rule_id].window_us}
         shared = next(iter(windows)) if len(windows) == 1 else None
-        conditions: dict[str, tuple[str, list[int]]] = {}  # SQL -> (column, names using it)
+        # condition SQL -> (column, SQL reusing earlier columns, names using it)
+        conditions: dict[str, tuple[str, str, list[int]]] = {}
 
         def condition(match_sql: str, nid: int) -> str:
-            column, users = conditions.setdefault(match_sql, (f"c{len(conditions)}", []))
+            if match_sql not in conditions:
+                # `not: {contains: /pricing}` reuses the column of `contains: /pricing`.
+                reused = match_sql
+                for known, (column, _, users) in conditions.items():
+                    reused, found = _reuse(reused, known, column)
+                    if found:
+                        users.append(nid)
+                conditions[match_sql] = (f"c{len(conditions)}", reused, [])
+            column, _, users = conditions[match_sql]
             users.append(nid)
             return column
 
@@ -347,7 +356,7 @@ class DuckDBBatchScorer:
         columns = [
             f"CASE WHEN {' OR '.join(f'n.nid = {k}' for k in sorted(set(users)))} "
             f"THEN coalesce({sql}, FALSE) END AS {column}"
-            for sql, (column, users) in conditions.items()
+            for column, sql, users in conditions.values()
         ]
         columns.append(f"{self._step_sql('e.ts_us')} AS step")
         if shared is not None and shared != step_us:
@@ -813,6 +822,23 @@ class DuckDBBatchScorer:
 
 
 _Table = TypeVar("_Table", EventTable, LeadTable)
+
+
+def _reuse(sql: str, part: str, column: str) -> tuple[str, bool]:
+    """``sql`` with every whole occurrence of the parenthesised expression ``part``
+    replaced by ``column`` (not where ``part`` is a function's argument list)."""
+    pieces = sql.split(part)
+    if len(pieces) == 1:
+        return sql, False
+    out = pieces[0]
+    found = False
+    for piece in pieces[1:]:
+        if out and (out[-1].isalnum() or out[-1] in "_\"'"):
+            out += part + piece
+        else:
+            out += column + piece
+            found = True
+    return out, found
 
 
 def _only(table: _Table | None, wanted: str) -> _Table | None:
