@@ -235,3 +235,46 @@ def test_scores_read_later_have_decayed_and_past_is_unchanged(playbook, stream, 
         assert then[lead].fit == scored.fit
     again = score_reference(playbook, events, leads, as_of_us)
     assert again == now
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=25, deadline=None)
+@given(
+    paths=st.lists(
+        st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 11), st.integers(0, 30)),
+        max_size=40,
+    ),
+    wide=st.booleans(),
+)
+def test_many_conditions_on_one_event_name(paths, wide) -> None:
+    """More conditions on one name than get a table row per combination: same scores."""
+    sections = 12 if wide else 3
+    playbook = Playbook.model_validate(
+        {
+            "decay": {"half_life": "7d", "step": "1d"},
+            "engagement": [
+                {
+                    "name": f"section{i}",
+                    "points": 1.0 + i,
+                    "event": "page_view",
+                    "where": {"url": {"contains": f"/s{i}/"}},
+                    **({"cap": {"points": 2.0 + i, "per": "1d"}} if i % 2 else {}),
+                }
+                for i in range(sections)
+            ]
+            + [{"name": "any_page", "points": 0.5, "event": "page_view", "cap": {"points": 1}}],
+            "temperature": {"warm": 5, "hot": 10},
+            "lifecycle": {"mql": {"score": {"gte": 5}}, "events": {}},
+        }
+    )
+    events = [
+        Event.create(
+            lead, "page_view", START_US + day * DAY_US // 3, f"e{i}", {"url": f"/s{section}/x"}
+        )
+        for i, (lead, section, day) in enumerate(paths)
+    ]
+    as_of_us = START_US + 12 * DAY_US
+    expected = score_reference(playbook, events, {}, as_of_us)
+    batch = batch_score(playbook, events, {}, as_of_us)
+    assert set(batch) == set(expected)
+    for lead, want in expected.items():
+        assert_same(want, batch[lead], "batch")

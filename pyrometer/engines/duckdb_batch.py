@@ -39,6 +39,7 @@ from pyrometer.engines.cap_proof import (
 from pyrometer.engines.sql_conditions import (
     condition_sql,
     number_literal,
+    one_of,
     quote_ident,
     quote_literal,
     where_sql,
@@ -72,6 +73,8 @@ class LeadTable:
 # so that the per-lead hash table stays within memory.
 EVENTS_PER_SLICE = 40_000_000
 WEIGHT_SAMPLE_ROWS = 100_000
+MAX_CONDITIONS = 30  # distinct property conditions of engagement rules (bits of one INTEGER)
+MAX_NAME_CONDITIONS = 8  # more for one event name: computed per row instead of 2**n rows
 TALLY_AT = 32  # pass 1 counts events below this bit and the cap proof's tally above it
 PROOF_WORDS = 3
 NAN = "CAST('NaN' AS DOUBLE)"
@@ -95,6 +98,9 @@ class _Pass1:
     """Pass 1's compiled SQL: per-row columns, uncapped points, additions to each word."""
 
     columns: list[str]
+    """Per event, before the join on the name: conditions and their ``bits``."""
+    after: list[str]
+    """Per event, after the join: decay step, cap window, bin shift."""
     points: str
     words: list[str]
     count: str
@@ -257,13 +263,14 @@ class DuckDBBatchScorer:
     def _load_names(
         self, events: EventTable, raw_names: Sequence[str], weights: Mapping[int, float]
     ) -> _Pass1:
-        """Register ``pyro_names`` (one row per raw event name) and compile pass 1's per-row
-        SQL: the event's points if nothing were capped, and what it adds to each proof word.
+        """Register ``pyro_names`` and compile pass 1's per-row SQL: the event's points if
+        nothing were capped, what it adds to each proof word, and its count.
 
-        Most names earn their rules unconditionally and count in at most one capped rule:
-        their points, bins and count come from columns of ``pyro_names``. Names with
-        property conditions or several capped rules get a ``CASE`` branch of their own;
-        each distinct condition is evaluated once per row, and only for the names using it.
+        ``pyro_names`` has a row per raw event name and combination of the name's property
+        conditions (``bits``): each distinct condition is evaluated once per row, for the
+        names that use it, and from then on every event reads its points, bins and count
+        from its row. Only a combination that counts in several capped rules at once gets a
+        ``CASE`` branch of its own.
         """
         terms = self._terms(events)
         layout = self._layout(weights)
@@ -271,23 +278,31 @@ class DuckDBBatchScorer:
         once_names = {n for n, ts in terms.items() if any(rules[t.rule_id].once for t in ts)}
         windows = {rules[b.rule_id].window_us for b in layout.rules if rules[b.rule_id].window_us}
         shared = next(iter(windows)) if len(windows) == 1 else None
-        # condition SQL -> (column, SQL reusing earlier columns, names using it)
-        conditions: dict[str, tuple[str, str, list[int]]] = {}
-
-        def condition(match_sql: str, nid: int) -> str:
-            if match_sql not in conditions:
-                # `not: {contains: /pricing}` reuses the column of `contains: /pricing`.
-                reused = match_sql
-                for known, (column, _, users) in conditions.items():
-                    reused, found = _reuse(reused, known, column)
-                    if found:
-                        users.append(nid)
-                conditions[match_sql] = (f"c{len(conditions)}", reused, [])
-            column, _, users = conditions[match_sql]
-            users.append(nid)
-            return column
-
         step_us = self.playbook.decay.step_us
+        spellings: dict[str, list[str]] = defaultdict(list)
+        for raw in raw_names:
+            spellings[normalize_name(raw)].append(raw)
+
+        # condition SQL -> (bit, SQL reusing earlier columns, raw names using it)
+        conditions: dict[str, tuple[int, str, set[str]]] = {}
+        for name, name_terms in terms.items():
+            for term in name_terms:
+                if term.match_sql == "TRUE" or rules[term.rule_id].once:
+                    continue
+                if term.match_sql not in conditions:
+                    # `not: {contains: /pricing}` reuses the column of `contains: /pricing`.
+                    reused = term.match_sql
+                    for known, (bit, _, users) in conditions.items():
+                        reused, found = _reuse(reused, known, f"c{bit}")
+                        if found:
+                            users.update(spellings[name])
+                    conditions[term.match_sql] = (len(conditions), reused, set())
+                conditions[term.match_sql][2].update(spellings[name])
+        if len(conditions) > MAX_CONDITIONS:
+            raise ValueError(
+                f"the playbook's engagement rules use {len(conditions)} different property "
+                f"conditions; the batch engine handles up to {MAX_CONDITIONS}"
+            )
 
         def window(rule: EngagementRule) -> str:
             if rule.window_us is None:
@@ -296,40 +311,93 @@ class DuckDBBatchScorer:
                 return "step"
             return "win" if rule.window_us == shared else f"pyro_fdiv(ts_us, {rule.window_us})"
 
+        # nid -> (points, words, count) of an event that cannot read them from its row
         branches: dict[int, tuple[str, list[str], str]] = {}
+        wide: list[str] = []  # raw names with too many conditions for a row per combination
         rows = []
         for raw in raw_names:
             name = normalize_name(raw)
             stage, suppress, bad = self._meaning(raw)
+            rare = stage is not None or suppress or name in once_names
             name_terms = [t for t in terms.get(name, []) if not rules[t.rule_id].once]
-            binned = [t for t in name_terms if layout.of(t.rule_id) is not None]
-            simple = all(t.match_sql == "TRUE" for t in name_terms) and len(binned) <= 1
-            nid = None
-            pts: float | None = sum(rules[t.rule_id].points for t in name_terms)
-            if bad:
-                pts = math.nan  # the engagement sum turns NaN: the lead is reported invalid
-            ones = [0] * layout.words
-            count = 1  # one event; plus, from bit 32, its tally of capped-rule units
-            width, nbins, win_us = 0, 1, None
-            if simple and binned:
-                bins = layout.of(binned[0].rule_id)
-                assert bins is not None
-                ones[bins.word] = 1 << bins.offset
-                count += 1 << TALLY_AT
-                width, nbins = bins.width, bins.bins
-                win_us = rules[bins.rule_id].window_us
-            elif not simple and not bad:
+            own_bits = sorted(
+                {conditions[t.match_sql][0] for t in name_terms if t.match_sql in conditions}
+            )
+            if len(own_bits) > MAX_NAME_CONDITIONS and not bad:
+                wide.append(raw)
                 nid = len(branches) + 1
                 branches[nid] = self._branch_sql(
-                    name_terms, layout, lambda sql, k=nid: condition(sql, k), window
+                    name_terms, layout, lambda sql: f"c{conditions[sql][0]}", window
                 )
-            rare = stage is not None or suppress or name in once_names
-            rows.append(
-                (raw, nid, pts, count, width, nbins, win_us, *ones, rare, stage, suppress, bad)
-            )
+                rows.append(
+                    (
+                        raw,
+                        0,
+                        nid,
+                        None,
+                        None,
+                        0,
+                        1,
+                        None,
+                        *([0] * layout.words),
+                        rare,
+                        stage,
+                        suppress,
+                        bad,
+                    )
+                )
+                continue
+            for combo in range(1 << len(own_bits)):
+                bits = sum(1 << bit for i, bit in enumerate(own_bits) if combo >> i & 1)
+                matched = [
+                    t
+                    for t in name_terms
+                    if t.match_sql == "TRUE" or bits >> conditions[t.match_sql][0] & 1
+                ]
+                binned = [b for t in matched if (b := layout.of(t.rule_id)) is not None]
+                pts = math.nan if bad else float(sum(rules[t.rule_id].points for t in matched))
+                ones = [0] * layout.words
+                count = 1 + (len(binned) << TALLY_AT)
+                width, nbins, win_us, nid = 0, 1, None, None
+                if len(binned) == 1:
+                    ones[binned[0].word] = 1 << binned[0].offset
+                    width, nbins = binned[0].width, binned[0].bins
+                    win_us = rules[binned[0].rule_id].window_us
+                elif binned:
+                    nid = len(branches) + 1
+                    branches[nid] = (
+                        "pts",
+                        [
+                            " + ".join(
+                                self._unit_sql(b, window(rules[b.rule_id]))
+                                for b in binned
+                                if b.word == w
+                            )
+                            or "0"
+                            for w in range(layout.words)
+                        ],
+                        str(count),
+                    )
+                rows.append(
+                    (
+                        raw,
+                        bits,
+                        nid,
+                        pts,
+                        count,
+                        width,
+                        nbins,
+                        win_us,
+                        *ones,
+                        rare,
+                        stage,
+                        suppress,
+                        bad,
+                    )
+                )
         self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE pyro_names (raw_event VARCHAR, nid INTEGER, "
-            "pts DOUBLE, count BIGINT, width INTEGER, bins INTEGER, win_us BIGINT, "
+            "CREATE OR REPLACE TEMP TABLE pyro_names (raw_event VARCHAR, bits INTEGER, "
+            "nid INTEGER, pts DOUBLE, count BIGINT, width INTEGER, bins INTEGER, win_us BIGINT, "
             + "".join(f"one_{w} BIGINT, " for w in range(layout.words))
             + "rare BOOLEAN, stage VARCHAR, suppress BOOLEAN, bad BOOLEAN)"
         )
@@ -344,32 +412,40 @@ class DuckDBBatchScorer:
         elif shared is not None:
             generic_window = "win"
         else:
-            generic_window = "coalesce(pyro_fdiv(e.ts_us, n.win_us), 0)"
+            generic_window = "coalesce(pyro_fdiv(ts_us, win_us), 0)"
 
-        def per_name(pick: Callable[[tuple[str, list[str], str]], str], generic: str) -> str:
-            cases = "".join(f" WHEN nid = {k} THEN {pick(b)}" for k, b in branches.items())
-            return f"CASE{cases} ELSE {generic} END" if cases else generic
+        def per_row(pick: Callable[[tuple[str, list[str], str]], str], column: str) -> str:
+            cases = "".join(
+                f" WHEN nid = {k} THEN {pick(b)}" for k, b in branches.items() if pick(b) != column
+            )
+            return f"CASE{cases} ELSE {column} END" if cases else column
 
-        v_sqls = [
-            per_name(lambda b, w=w: b[1][w], f"(one_{w} << shift)") for w in range(layout.words)
+        words = [
+            per_row(lambda b, w=w: b[1][w], f"(one_{w} << shift)") for w in range(layout.words)
         ]
+        # Per row, before the join: each condition, for the names that use it, and the bits.
         columns = [
-            f"CASE WHEN {' OR '.join(f'n.nid = {k}' for k in sorted(set(users)))} "
-            f"THEN coalesce({sql}, FALSE) END AS {column}"
-            for column, sql, users in conditions.values()
+            f"CASE WHEN {one_of('e.event', sorted(users))} THEN coalesce({sql}, FALSE) END "
+            f"AS c{bit}"
+            for bit, sql, users in conditions.values()
         ]
-        columns.append(f"{self._step_sql('e.ts_us')} AS step")
+        bits = " + ".join(
+            f"(CASE WHEN c{bit} THEN {1 << bit} ELSE 0 END)" for bit, _, _ in conditions.values()
+        )
+        if wide and bits:
+            bits = f"CASE WHEN {one_of('e.event', wide)} THEN 0 ELSE {bits} END"
+        columns.append(f"{bits or '0'} AS bits")
+        after = [f"{self._step_sql('ts_us')} AS step"]
         if shared is not None and shared != step_us:
-            columns.append(f"pyro_fdiv(e.ts_us, {shared}) AS win")
-        # The bin of a name's one capped rule, as a shift (0 for other names: one bin).
-        window_col = generic_window.replace("e.ts_us", "ts_us").replace("n.win_us", "win_us")
-        shift = f"n.width * CAST(pyro_fmod({window_col}, n.bins) AS INTEGER) AS shift"
-        columns.append(shift)
+            after.append(f"pyro_fdiv(ts_us, {shared}) AS win")
+        # The bin of the event's one capped rule, as a shift (0 without one: one bin).
+        after.append(f"width * CAST(pyro_fmod({generic_window}, bins) AS INTEGER) AS shift")
         return _Pass1(
             columns,
-            per_name(lambda b: b[0], "pts"),
-            v_sqls,
-            per_name(lambda b: b[2], "count"),
+            after,
+            per_row(lambda b: b[0], "pts"),
+            words,
+            per_row(lambda b: b[2], "count"),
             layout,
         )
 
@@ -380,7 +456,8 @@ class DuckDBBatchScorer:
         condition: Callable[[str], str],
         window: Callable[[EngagementRule], str],
     ) -> tuple[str, list[str], str]:
-        """Points, word additions and count of one event of a name with conditions."""
+        """Points, word additions and count of an event of a name with many conditions,
+        computed on the row from the condition columns."""
         rules = self.playbook.engagement
 
         def when(term: _Term, then: str, otherwise: str) -> str:
@@ -394,15 +471,15 @@ class DuckDBBatchScorer:
         )
         words = []
         for w in range(layout.words):
-            parts = []
-            for t in terms:
-                bins = layout.of(t.rule_id)
-                if bins is not None and bins.word == w:
-                    parts.append(when(t, self._unit_sql(bins, window(rules[t.rule_id])), "0"))
+            parts = [
+                when(t, self._unit_sql(b, window(rules[t.rule_id])), "0")
+                for t in terms
+                if (b := layout.of(t.rule_id)) is not None and b.word == w
+            ]
             words.append(" + ".join(parts) if parts else "0")
         units = [when(t, "1", "0") for t in terms if layout.of(t.rule_id) is not None]
         count = f"(1 + (CAST({' + '.join(units)} AS BIGINT) << {TALLY_AT}))" if units else "1"
-        return pts or "0.0", words, count
+        return pts or "CAST(0.0 AS DOUBLE)", words, count
 
     def _joined_sql(
         self, events: EventTable, as_of_us: int, raw_names: Sequence[str], lead_filter: str = ""
@@ -463,9 +540,12 @@ class DuckDBBatchScorer:
                        sum(({compiled.points}) * coalesce({factor}, {NAN})) AS engagement{words},
                        sum({compiled.count}) AS counted, max(ts_us) AS last_us
                 FROM (
-                    SELECT e.lead_id, e.ts_us, n.*, {", ".join(compiled.columns)}
-                    FROM {events.sql} e JOIN pyro_names n ON e.event = n.raw_event
-                    WHERE (e.ts_us <= {as_of_us} OR e.ts_us IS NULL) {lead_filter}
+                    SELECT e.*, n.* EXCLUDE (bits), {", ".join(compiled.after)}
+                    FROM (
+                        SELECT e.lead_id, e.event, e.ts_us, {", ".join(compiled.columns)}
+                        FROM {events.sql} e
+                        WHERE (e.ts_us <= {as_of_us} OR e.ts_us IS NULL) {lead_filter}
+                    ) e JOIN pyro_names n ON e.event = n.raw_event AND e.bits = n.bits
                 )
                 GROUP BY lead_id
             )
@@ -502,7 +582,8 @@ class DuckDBBatchScorer:
                        max(struct_pack(t := e.ts_us, i := e.event_id, s := n.stage))
                            FILTER (WHERE n.stage IS NOT NULL) AS lifecycle,
                        bool_or(n.suppress) AS suppressed {"".join(firsts)}
-                FROM {events.sql} e JOIN (SELECT * FROM pyro_names WHERE rare) n
+                FROM {events.sql} e
+                     JOIN (SELECT DISTINCT raw_event, stage, suppress FROM pyro_names WHERE rare) n
                      ON e.event = n.raw_event
                 WHERE e.ts_us <= {as_of_us}
                 GROUP BY e.lead_id
@@ -580,7 +661,9 @@ class DuckDBBatchScorer:
             )
             self.con.execute(f"""
                 CREATE OR REPLACE TEMP TABLE pyro_second AS
-                SELECT e.* FROM {events.sql} e JOIN pyro_names n ON e.event = n.raw_event
+                SELECT e.* FROM {events.sql} e
+                     JOIN (SELECT DISTINCT raw_event, rare FROM pyro_names) n
+                     ON e.event = n.raw_event
                 WHERE e.ts_us <= {as_of_us} AND ({wanted})
             """)
             second = replace(events, sql="pyro_second", rows=None)

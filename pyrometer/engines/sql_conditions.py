@@ -46,7 +46,7 @@ def _number(expr: str) -> str:
     return f"(CASE WHEN isfinite({parsed}) THEN {parsed} END)"
 
 
-def _one_of(expr: str, values: Iterable[str]) -> str:
+def one_of(expr: str, values: Iterable[str]) -> str:
     """``expr`` is one of ``values``. Not ``IN (...)`` nor ``list_contains``: DuckDB turns a
     long list of those into a join, which evaluates ``expr`` on every row, even rows a
     ``CASE`` had ruled out, on one thread."""
@@ -62,7 +62,7 @@ def missing_sql(expr: str, missing_values: Iterable[str]) -> str:
         return f"({expr} IS NULL)"
     text = _text(expr)
     longest = max(len(value) for value in values)
-    placeholder = _one_of(f"lower(trim({text}))", values)
+    placeholder = one_of(f"lower(trim({text}))", values)
     return (
         f"({expr} IS NULL OR CASE WHEN length({text}) <= {longest} OR {text} LIKE ' %' "
         f"OR {text} LIKE '% ' THEN {placeholder} ELSE FALSE END)"
@@ -72,7 +72,7 @@ def missing_sql(expr: str, missing_values: Iterable[str]) -> str:
 def _equals_sql(expr: str, expected: Scalar) -> str:
     if isinstance(expected, bool):
         accepted = TRUE_TEXTS if expected else FALSE_TEXTS
-        return _one_of(f"lower(trim({_text(expr)}))", accepted)
+        return one_of(f"lower(trim({_text(expr)}))", accepted)
     if isinstance(expected, int | float):
         return f"{_number(expr)} = {number_literal(expected)}"
     return f"lower(trim({_text(expr)})) = lower(trim({quote_literal(expected)}))"
