@@ -3,7 +3,8 @@
 Per transaction: resolve who each message is about, create and lock those leads (in id
 order), apply identify calls (link the visitor, move its events, merge traits), append
 the events (a known message id is a no-op), score the new ones into each lead's state in
-O(1) each, then store states, ledger lines and transitions. A lead whose events changed
+O(1) each, then store states and transitions (the ledger is derived from the event log
+when a lead is read). A lead whose events changed
 owner, or that was scored under an older playbook, is replayed from its log instead.
 """
 
@@ -31,7 +32,7 @@ from pyrometer.service.scoring import (
 )
 from pyrometer.store import repo
 from pyrometer.store.engine import is_postgres
-from pyrometer.store.tables import events, identities, leads, ledger, transitions
+from pyrometer.store.tables import events, identities, leads, transitions
 
 _COLUMN_TRAITS = {"source": ("source", "lead_source"), "owner": ("owner", "lead_owner")}
 _CONSENT_TRAITS = ("consent", "marketing_consent", "opt_in")
@@ -249,7 +250,6 @@ def _merge_visitor(conn: Connection, anonymous_id: str, lead_id: str, now: int) 
     conn.execute(
         transitions.update().where(transitions.c.lead_id == anonymous_id).values(lead_id=lead_id)
     )
-    conn.execute(ledger.delete().where(ledger.c.lead_id == anonymous_id))
     conn.execute(leads.delete().where(leads.c.lead_id == anonymous_id))
     # Visitors linked to the visitor (never happens with Segment's ids, but stay consistent).
     conn.execute(

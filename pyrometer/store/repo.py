@@ -16,10 +16,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from pyrometer.core.incremental import LeadState
-from pyrometer.core.model import EngagementLine, Event, Transition
+from pyrometer.core.model import Event, Transition
 from pyrometer.service.scoring import Change, LeadRecord
 from pyrometer.store.engine import is_postgres
-from pyrometer.store.tables import events, identities, leads, ledger, transitions
+from pyrometer.store.tables import events, identities, leads, transitions
 
 _CHUNK = 500  # rows per IN (...) list: well under every driver's parameter limit
 
@@ -47,26 +47,6 @@ def _update_lead_sql(dialect: str) -> str:
 
 
 _UPDATE_LEAD_SQL = {name: _update_lead_sql(name) for name in ("sqlite", "postgresql")}
-
-
-def _dialect_statements(insert: Any) -> dict[str, Any]:
-    upsert = insert(ledger)
-    return {
-        "ledger": upsert.on_conflict_do_update(
-            index_elements=["lead_id", "rule", "event_id"],
-            set_={"points": upsert.excluded.points, "ts_us": upsert.excluded.ts_us},
-        ),
-    }
-
-
-_STATEMENTS = {
-    "postgresql": _dialect_statements(postgresql.insert),
-    "sqlite": _dialect_statements(sqlite.insert),
-}
-
-
-def _statement(conn: Connection, name: str) -> Any:
-    return _STATEMENTS[conn.dialect.name][name]
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -243,7 +223,10 @@ def lead_events(conn: Connection, lead_id: str) -> list[Event]:
 
 
 def save_changes(conn: Connection, changes: Sequence[Change], recorded_us: int) -> None:
-    """Store new lead records, their ledger lines and transitions, a few statements in all."""
+    """Store new lead records and their transitions, a few statements in all.
+
+    The ledger is not stored: a read derives it from the event log (:func:`lead_events`).
+    """
     if not changes:
         return
     rows = []
@@ -253,23 +236,6 @@ def save_changes(conn: Connection, changes: Sequence[Change], recorded_us: int) 
         rows.append((*values, row["lead_id"]))
     conn.exec_driver_sql(_UPDATE_LEAD_SQL[conn.dialect.name], rows)
 
-    replaced = [c.record.lead_id for c in changes if c.replace_ledger]
-    for chunk in _chunks(replaced):
-        conn.execute(ledger.delete().where(ledger.c.lead_id.in_(chunk)))
-    lines = [
-        {
-            "lead_id": c.record.lead_id,
-            "rule": line.rule,
-            "event_id": line.event_id,
-            "event": line.event,
-            "ts_us": line.ts_us,
-            "points": line.points,
-        }
-        for c in changes
-        for line in c.lines
-    ]
-    for chunk in _chunks(lines):
-        conn.execute(_statement(conn, "ledger"), list(chunk))
     append_transitions(conn, [t for c in changes for t in c.transitions], recorded_us)
 
 
@@ -290,18 +256,6 @@ def append_transitions(conn: Connection, items: Sequence[Transition], recorded_u
                 for t in items
             ],
         )
-
-
-def ledger_lines(conn: Connection, lead_id: str) -> list[EngagementLine]:
-    query = (
-        sa.select(ledger)
-        .where(ledger.c.lead_id == lead_id)
-        .order_by(ledger.c.ts_us, ledger.c.event_id, ledger.c.rule)
-    )
-    return [
-        EngagementLine(r.rule, r.event_id, r.event, r.ts_us, r.points, r.points)
-        for r in conn.execute(query)
-    ]
 
 
 def lead_transitions(conn: Connection, lead_id: str) -> list[Transition]:
