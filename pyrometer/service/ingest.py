@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from functools import partial
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -69,39 +68,7 @@ def ingest_many(service: Service, parts: Sequence[Part]) -> list[IngestResult]:
 
 
 def _store(service: Service, tracks: Sequence[Track], identifies: Sequence[Identify]) -> set[str]:
-    for _ in range(10):
-        try:
-            return service.write(lambda conn: _ingest(service, conn, tracks, identifies))
-        except _NewLeads as new:
-            service.write(partial(_create, service, lead_ids=new.lead_ids, visitors=new.visitors))
-    raise RuntimeError("leads kept disappearing while ingesting; giving up")
-
-
-class _NewLeads(Exception):
-    """PostgreSQL: create these leads in a transaction of their own, then start again.
-
-    A row a transaction inserts stays locked by it until it commits, outside the id order
-    the other locks are taken in; two batches creating and locking overlapping leads could
-    deadlock. Committed first, new leads are locked in id order like all the others.
-    """
-
-    def __init__(self, lead_ids: set[str], visitors: set[str]):
-        super().__init__(f"{len(lead_ids)} new leads")
-        self.lead_ids = lead_ids
-        self.visitors = visitors  # those known only by an anonymousId
-
-
-def _create(service: Service, conn: Connection, *, lead_ids: set[str], visitors: set[str]) -> None:
-    now = service.clock()
-    version, book = service.playbooks.recent(conn)
-    repo.ensure_leads(conn, [blank_record(book, version, lead, {}, now) for lead in lead_ids])
-    # An identify may have merged one of these visitors away since we looked: its link is
-    # committed by now (it waited for our insert), so drop the empty lead we just made.
-    merged = set(repo.resolve_subjects(conn, visitors))
-    if merged:
-        conn.execute(
-            leads.delete().where(leads.c.lead_id.in_(sorted(merged)), leads.c.event_count == 0)
-        )
+    return service.write(lambda conn: _ingest(service, conn, tracks, identifies))
 
 
 def _ingest(
@@ -128,15 +95,7 @@ def _ingest(
 
     merging = {anon: lead for anon, lead in new_links.items() if anon not in known}
     needed = {lead_of(t) for t in tracks} | {i.user_id for i in identifies} | set(merging)
-    records = repo.lock_leads(conn, needed)
-    missing = needed - set(records)
-    if missing:
-        if is_postgres(conn):
-            visitors = {lead_of(t) for t in tracks if not t.user_id} | set(merging)
-            raise _NewLeads(missing, missing & visitors)
-        # SQLite: this transaction is the only writer; create and read them here.
-        repo.ensure_leads(conn, [blank_record(book, version, lead, {}, now) for lead in missing])
-        records.update(repo.lock_leads(conn, missing))
+    records, new_leads = _lock_or_create(conn, needed, book, version, now)
     # Under the locks, check nobody merged a visitor or a lead away since we looked.
     if set(records) != needed:
         raise Retry()
@@ -152,6 +111,7 @@ def _ingest(
     for anon, lead in sorted(merging.items()):
         _merge_visitor(conn, anon, lead, now)
         visitor = records.pop(anon)
+        new_leads.discard(anon)
         attributes[lead] = {**visitor.attributes, **attributes[lead]}
         known_lead = records[lead]
         records[lead] = replace(
@@ -177,8 +137,10 @@ def _ingest(
                 Event(row["lead_id"], row["name"], row["ts_us"], row["event_id"], row["properties"])
             )
 
-    changes = []
-    for lead_id in sorted(set(fresh) | set(attributes) | set(replays)):
+    touched = set(fresh) | set(attributes) | set(replays)
+    # New leads nothing happened to (their events were all known) are stored as they are.
+    changes = [Change(records[lead_id]) for lead_id in sorted(new_leads - touched)]
+    for lead_id in sorted(touched):
         changes.append(
             _score(
                 conn,
@@ -191,8 +153,39 @@ def _ingest(
                 now,
             )
         )
-    repo.save_changes(conn, [c for c in changes if c is not None], now)
+    repo.save_changes(conn, [c for c in changes if c is not None], now, new=new_leads)
     return new_ids
+
+
+def _lock_or_create(
+    conn: Connection, needed: set[str], book: Playbook, version: int, now: int
+) -> tuple[dict[str, LeadRecord], set[str]]:
+    """Lock (and read) the leads ``needed``, creating those that do not exist yet.
+
+    Returns the records and the ids of the leads still to be inserted at the end.
+
+    SQLite: this transaction is the only writer, so a missing lead is made in memory and
+    inserted once, with its final state, by :func:`repo.save_changes`.
+
+    PostgreSQL: a row a transaction inserts stays locked by it until it commits, so new
+    leads are inserted first (in id order; a lead another transaction is creating waits
+    for it) and only then are all the others locked (in id order). Every transaction
+    waits on inserts in id order before it holds any other lock, so none waits for one
+    that waits for it. A lead that disappears meanwhile (an identify merged a visitor
+    away) is missing from the locked rows: the caller starts again.
+    """
+    if not is_postgres(conn):
+        records = repo.lock_leads(conn, needed)
+        missing = needed - set(records)
+        for lead in missing:
+            records[lead] = blank_record(book, version, lead, {}, now)
+        return records, missing
+    missing = needed - repo.existing_leads(conn, needed)
+    blanks = {lead: blank_record(book, version, lead, {}, now) for lead in missing}
+    created = repo.create_leads(conn, list(blanks.values())) if blanks else set()
+    records = repo.lock_leads(conn, needed - created)
+    records.update((lead, blanks[lead]) for lead in created)
+    return records, set()
 
 
 def _event_rows(tracks: Sequence[Track], lead_of: Any, now: int) -> list[dict[str, Any]]:

@@ -8,25 +8,18 @@ write transaction itself (``BEGIN IMMEDIATE``) already excludes every other writ
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from pyrometer.core.incremental import LeadState
 from pyrometer.core.model import Event, Transition
 from pyrometer.service.scoring import Change, LeadRecord
-from pyrometer.store.engine import is_postgres
 from pyrometer.store.tables import events, identities, leads, transitions
 
 _CHUNK = 500  # rows per IN (...) list: well under every driver's parameter limit
-
-
-def _insert(conn: Connection, table: sa.Table) -> Any:
-    """The dialect's INSERT, which has ``on_conflict_do_nothing`` / ``_do_update``."""
-    return (postgresql.insert if is_postgres(conn) else sqlite.insert)(table)
 
 
 # The hot statements are built once: building one costs more than running it.
@@ -92,11 +85,48 @@ def record_of(row: Any) -> LeadRecord:
     )
 
 
-def ensure_leads(conn: Connection, blanks: Sequence[LeadRecord]) -> None:
-    """Create the leads that do not exist yet (in id order, so concurrent callers agree)."""
-    rows = [record_row(r) for r in sorted(blanks, key=lambda r: r.lead_id)]
-    for chunk in _chunks(rows, 200):
-        conn.execute(_insert(conn, leads).on_conflict_do_nothing(), list(chunk))
+def _lead_params(record: LeadRecord) -> tuple[Any, ...]:
+    """A lead's values in :data:`_LEAD_COLUMNS` order, JSON columns as JSON text."""
+    row = record_row(record)
+    return tuple(json.dumps(row[n]) if n in _JSON_COLUMNS else row[n] for n in _LEAD_COLUMNS)
+
+
+def _insert_leads_sql(dialect: str, count: int, returning: bool) -> str:
+    mark = "?" if dialect == "sqlite" else "%s"
+    json_mark = mark if dialect == "sqlite" else "CAST(%s AS json)"
+    one = (
+        f"({mark}, "
+        + ", ".join(json_mark if n in _JSON_COLUMNS else mark for n in _LEAD_COLUMNS)
+        + ")"
+    )
+    tail = " ON CONFLICT (lead_id) DO NOTHING RETURNING lead_id" if returning else ""
+    return (
+        f"INSERT INTO leads (lead_id, {', '.join(_LEAD_COLUMNS)}) "
+        f"VALUES {', '.join([one] * count)}{tail}"
+    )
+
+
+def create_leads(conn: Connection, blanks: Sequence[LeadRecord]) -> set[str]:
+    """Create the leads that do not exist yet, in id order (so concurrent callers agree);
+    returns the ids this call created (and so holds locked until it commits)."""
+    created: set[str] = set()
+    ordered = sorted(blanks, key=lambda r: r.lead_id)
+    for chunk in _chunks(ordered, 200):
+        sql = _insert_leads_sql(conn.dialect.name, len(chunk), returning=True)
+        params = tuple(v for r in chunk for v in (r.lead_id, *_lead_params(r)))
+        created.update(row[0] for row in conn.exec_driver_sql(sql, params))
+    return created
+
+
+def existing_leads(conn: Connection, lead_ids: Iterable[str]) -> set[str]:
+    """Which of these leads exist (no lock taken)."""
+    ids = sorted(set(lead_ids))
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    found: set[str] = set()
+    for chunk in _chunks(ids):
+        sql = f"SELECT lead_id FROM leads WHERE lead_id IN ({', '.join([mark] * len(chunk))})"
+        found.update(row[0] for row in conn.exec_driver_sql(sql, tuple(chunk)))
+    return found
 
 
 _RECORD_COLUMNS = (
@@ -222,20 +252,25 @@ def lead_events(conn: Connection, lead_id: str) -> list[Event]:
     return [event_of(row) for row in conn.execute(query)]
 
 
-def save_changes(conn: Connection, changes: Sequence[Change], recorded_us: int) -> None:
-    """Store new lead records and their transitions, a few statements in all.
+def save_changes(
+    conn: Connection, changes: Sequence[Change], recorded_us: int, new: Set[str] = frozenset()
+) -> None:
+    """Store lead records and their transitions, a few statements in all.
 
-    The ledger is not stored: a read derives it from the event log (:func:`lead_events`).
+    Records of leads in ``new`` are inserted (the caller made sure they do not exist yet),
+    the others updated. The ledger is not stored: a read derives it from the event log.
     """
     if not changes:
         return
-    rows = []
-    for change in changes:
-        row = record_row(change.record)
-        values = [json.dumps(row[n]) if n in _JSON_COLUMNS else row[n] for n in _LEAD_COLUMNS]
-        rows.append((*values, row["lead_id"]))
-    conn.exec_driver_sql(_UPDATE_LEAD_SQL[conn.dialect.name], rows)
-
+    updates = [
+        (*_lead_params(c.record), c.record.lead_id) for c in changes if c.record.lead_id not in new
+    ]
+    if updates:
+        conn.exec_driver_sql(_UPDATE_LEAD_SQL[conn.dialect.name], updates)
+    inserts = [c.record for c in changes if c.record.lead_id in new]
+    for chunk in _chunks(inserts, 200):
+        sql = _insert_leads_sql(conn.dialect.name, len(chunk), returning=False)
+        conn.exec_driver_sql(sql, tuple(v for r in chunk for v in (r.lead_id, *_lead_params(r))))
     append_transitions(conn, [t for c in changes for t in c.transitions], recorded_us)
 
 
