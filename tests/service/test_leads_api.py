@@ -216,3 +216,13 @@ def test_report_counts_and_conversion(client: TestClient, keys: Keys, clock: Clo
         headers=Keys.bearer(keys.read),
     )
     assert bad.status_code == 422
+
+
+def test_a_report_until_the_first_day_is_a_422_not_a_500(client: TestClient, keys: Keys) -> None:
+    # The default period (30 days before `until`) must not start before year 1.
+    answer = client.get(
+        "/v1/reports/summary",
+        params={"until": "0001-01-01T00:00:00Z"},
+        headers=keys.bearer(keys.read),
+    )
+    assert answer.status_code == 422
