@@ -11,19 +11,40 @@ import json
 from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pyrometer.core.incremental import LeadState
 from pyrometer.core.model import Event, Transition
 from pyrometer.service.scoring import Change, LeadRecord
+from pyrometer.store.engine import json_loads
 from pyrometer.store.tables import events, identities, leads, transitions
 
 _CHUNK = 500  # rows per IN (...) list: well under every driver's parameter limit
 
 
 # The hot statements are built once: building one costs more than running it.
-_LEAD_COLUMNS = [c.name for c in leads.columns if c.name != "lead_id"]
+_LEAD_COLUMNS = (  # the order of _lead_params
+    "attributes",
+    "source",
+    "owner",
+    "consent",
+    "created_us",
+    "updated_us",
+    "playbook_version",
+    "state",
+    "fit",
+    "anchor_step",
+    "engagement_at_anchor",
+    "temperature",
+    "stage",
+    "last_activity_us",
+    "event_count",
+    "decay_checked_us",
+    "next_decay_us",
+)
+assert set(_LEAD_COLUMNS) == {c.name for c in leads.columns} - {"lead_id"}
 _JSON_COLUMNS = {c.name for c in leads.columns if isinstance(c.type, sa.JSON)}
 
 
@@ -47,25 +68,6 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[start : start + size]
 
 
-def record_row(record: LeadRecord) -> dict[str, Any]:
-    return {
-        "lead_id": record.lead_id,
-        "attributes": dict(record.attributes),
-        "source": record.source,
-        "owner": record.owner,
-        "consent": record.consent,
-        "created_us": record.created_us,
-        "updated_us": record.updated_us,
-        "playbook_version": record.playbook_version,
-        "state": record.state.to_dict(),
-        "temperature": record.temperature,
-        "stage": record.stage,
-        "decay_checked_us": record.decay_checked_us,
-        "next_decay_us": record.next_decay_us,
-        **record.derived(),
-    }
-
-
 def record_of(row: Any) -> LeadRecord:
     m = row._mapping
     return LeadRecord(
@@ -86,9 +88,31 @@ def record_of(row: Any) -> LeadRecord:
 
 
 def _lead_params(record: LeadRecord) -> tuple[Any, ...]:
-    """A lead's values in :data:`_LEAD_COLUMNS` order, JSON columns as JSON text."""
-    row = record_row(record)
-    return tuple(json.dumps(row[n]) if n in _JSON_COLUMNS else row[n] for n in _LEAD_COLUMNS)
+    """A lead's values in :data:`_LEAD_COLUMNS` order, JSON columns as JSON text.
+
+    The state is the store's own document and goes through orjson; the attributes keep
+    the standard library's text (``GET /v1/leads?q=`` searches it).
+    """
+    state = record.state
+    return (
+        json.dumps(dict(record.attributes)) if record.attributes else "{}",
+        record.source,
+        record.owner,
+        record.consent,
+        record.created_us,
+        record.updated_us,
+        record.playbook_version,
+        orjson.dumps(state.to_dict()).decode(),
+        state.fit,
+        state.anchor_step,
+        state.engagement_at_anchor,
+        record.temperature,
+        record.stage,
+        state.last_activity_us,
+        state.event_count,
+        record.decay_checked_us,
+        record.next_decay_us,
+    )
 
 
 def _insert_leads_sql(dialect: str, count: int, returning: bool) -> str:
@@ -158,7 +182,7 @@ def _lock_sql(dialect: str, count: int) -> str:
 
 def _json(value: Any) -> Any:
     """SQLite hands JSON columns back as text, psycopg already decoded."""
-    return json.loads(value) if isinstance(value, str) else value
+    return json_loads(value) if isinstance(value, str) else value
 
 
 def _record_of_tuple(row: Sequence[Any]) -> LeadRecord:
@@ -274,22 +298,16 @@ def save_changes(
     append_transitions(conn, [t for c in changes for t in c.transitions], recorded_us)
 
 
+_TRANSITION_COLUMNS = ("lead_id", "at_us", "kind", '"old"', '"new"', "cause", "recorded_us")
+
+
 def append_transitions(conn: Connection, items: Sequence[Transition], recorded_us: int) -> None:
     if items:
-        conn.execute(
-            transitions.insert(),
-            [
-                {
-                    "lead_id": t.lead_id,
-                    "at_us": t.at_us,
-                    "kind": t.kind,
-                    "old": t.old,
-                    "new": t.new,
-                    "cause": t.cause[:250],
-                    "recorded_us": recorded_us,
-                }
-                for t in items
-            ],
+        mark = "?" if conn.dialect.name == "sqlite" else "%s"
+        conn.exec_driver_sql(
+            f"INSERT INTO transitions ({', '.join(_TRANSITION_COLUMNS)}) "
+            f"VALUES ({', '.join([mark] * len(_TRANSITION_COLUMNS))})",
+            [(t.lead_id, t.at_us, t.kind, t.old, t.new, t.cause[:250], recorded_us) for t in items],
         )
 
 
