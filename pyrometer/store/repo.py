@@ -18,9 +18,10 @@ from sqlalchemy.engine import Connection
 from pyrometer.core.incremental import LeadState
 from pyrometer.core.model import Event, Transition
 from pyrometer.service.scoring import Change, LeadRecord
-from pyrometer.store.engine import json_loads
+from pyrometer.store.engine import is_postgres, json_loads
 from pyrometer.store.tables import events, identities, leads, transitions
 
+_TUPLES_OK = 2  # libpq PGRES_TUPLES_OK: a result with rows
 _CHUNK = 500  # rows per IN (...) list: well under every driver's parameter limit
 
 
@@ -130,11 +131,33 @@ def _insert_leads_sql(dialect: str, count: int, returning: bool) -> str:
     )
 
 
+def _pg_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
+    """PostgreSQL: one statement for many rows in psycopg's pipeline (prepared once, one
+    round trip, run in order), with every row's RETURNING rows."""
+    out: list[Any] = []
+    if not rows:
+        return out
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:
+        cursor.executemany(sql, rows, returning=True)
+        while True:
+            if cursor.pgresult is not None and cursor.pgresult.status == _TUPLES_OK:
+                out.extend(cursor.fetchall())
+            if not cursor.nextset():
+                break
+    return out
+
+
 def create_leads(conn: Connection, blanks: Sequence[LeadRecord]) -> set[str]:
     """Create the leads that do not exist yet, in id order (so concurrent callers agree);
     returns the ids this call created (and so holds locked until it commits)."""
-    created: set[str] = set()
     ordered = sorted(blanks, key=lambda r: r.lead_id)
+    if is_postgres(conn):
+        sql = _insert_leads_sql("postgresql", 1, returning=True)
+        rows = _pg_many(conn, sql, [(r.lead_id, *_lead_params(r)) for r in ordered])
+        return {row[0] for row in rows}
+    created: set[str] = set()
     for chunk in _chunks(ordered, 200):
         sql = _insert_leads_sql(conn.dialect.name, len(chunk), returning=True)
         params = tuple(v for r in chunk for v in (r.lead_id, *_lead_params(r)))
@@ -145,10 +168,12 @@ def create_leads(conn: Connection, blanks: Sequence[LeadRecord]) -> set[str]:
 def existing_leads(conn: Connection, lead_ids: Iterable[str]) -> set[str]:
     """Which of these leads exist (no lock taken)."""
     ids = sorted(set(lead_ids))
-    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    if is_postgres(conn):
+        sql = "SELECT lead_id FROM leads WHERE lead_id = ANY(%s)"
+        return {row[0] for row in conn.exec_driver_sql(sql, (ids,))}
     found: set[str] = set()
     for chunk in _chunks(ids):
-        sql = f"SELECT lead_id FROM leads WHERE lead_id IN ({', '.join([mark] * len(chunk))})"
+        sql = f"SELECT lead_id FROM leads WHERE lead_id IN ({', '.join(['?'] * len(chunk))})"
         found.update(row[0] for row in conn.exec_driver_sql(sql, tuple(chunk)))
     return found
 
@@ -205,13 +230,22 @@ def _record_of_tuple(row: Sequence[Any]) -> LeadRecord:
     )
 
 
+_PG_LOCK_SQL = (
+    f"SELECT {', '.join(_RECORD_COLUMNS)} FROM leads "
+    "WHERE lead_id = ANY(%s) ORDER BY lead_id FOR UPDATE"
+)
+
+
 def lock_leads(conn: Connection, lead_ids: Iterable[str]) -> dict[str, LeadRecord]:
     """Lock and read leads, in id order (a fixed order cannot deadlock)."""
     ids = sorted(set(lead_ids))
     out: dict[str, LeadRecord] = {}
-    for chunk in _chunks(ids):
-        sql = _lock_sql(conn.dialect.name, len(chunk))
-        for row in conn.exec_driver_sql(sql, tuple(chunk)):
+    if is_postgres(conn):  # one statement, the same text every time (prepared once)
+        chunks: Iterable[Any] = [(_PG_LOCK_SQL, (ids,))] if ids else []
+    else:
+        chunks = ((_lock_sql("sqlite", len(c)), tuple(c)) for c in _chunks(ids))
+    for sql, params in chunks:
+        for row in conn.exec_driver_sql(sql, params):
             record = _record_of_tuple(row)
             out[record.lead_id] = record
     return out
@@ -250,15 +284,17 @@ def _insert_events_sql(dialect: str, count: int) -> str:
 
 def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
     """Append events; returns the ids that were new (a known id is silently a no-op)."""
+    params = [
+        tuple(json.dumps(row[c]) if c == "properties" else row[c] for c in _EVENT_COLUMNS)
+        for row in rows
+    ]
+    if is_postgres(conn):
+        return {r[0] for r in _pg_many(conn, _insert_events_sql("postgresql", 1), params)}
     new: set[str] = set()
-    for chunk in _chunks(rows):
-        params = tuple(
-            json.dumps(row[c]) if c == "properties" else row[c]
-            for row in chunk
-            for c in _EVENT_COLUMNS
-        )
+    for chunk in _chunks(params):
         sql = _insert_events_sql(conn.dialect.name, len(chunk))
-        new.update(r[0] for r in conn.exec_driver_sql(sql, params))
+        flat = tuple(value for row in chunk for value in row)
+        new.update(r[0] for r in conn.exec_driver_sql(sql, flat))
     return new
 
 
