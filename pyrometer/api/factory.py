@@ -1,8 +1,8 @@
 """The app as an import string, for ``pyrometer serve --workers N`` (one per process).
 
 Each worker opens the store named by ``PYROMETER_DATABASE_URL``; migrations take a lock,
-so workers starting together are safe, and every worker's decay scheduler only takes
-leads it has locked.
+so workers starting together are safe, and one worker's decay scheduler runs at a time
+(:class:`pyrometer.service.decay.SchedulerLock`).
 """
 
 from __future__ import annotations
