@@ -68,7 +68,107 @@ def ingest_many(service: Service, parts: Sequence[Part]) -> list[IngestResult]:
 
 
 def _store(service: Service, tracks: Sequence[Track], identifies: Sequence[Identify]) -> set[str]:
+    if tracks and not identifies and all(t.user_id for t in tracks):
+        try:
+            return _store_scored_ahead(service, tracks)
+        except _Fallback:
+            pass  # nothing of it was committed: take the general path
     return service.write(lambda conn: _ingest(service, conn, tracks, identifies))
+
+
+class _Fallback(Exception):
+    """The scored-ahead path met what only the general path handles (a lead to replay
+    under another playbook version, a lead merged away meanwhile)."""
+
+
+def _store_scored_ahead(service: Service, tracks: Sequence[Track]) -> set[str]:
+    """Events of leads named by ``userId``, scored before the write transaction.
+
+    The scoring, most of the work, runs outside any lock, so server processes score in
+    parallel and only the short write transaction is one at a time. The write then locks
+    the leads as the general path does and compares each row with the one scored from:
+    a lead another writer changed meanwhile, or whose events turn out not all new
+    (another request stored one first), is scored again there, under its lock, from what
+    is committed. What is stored is what the general path would store.
+    """
+    now = service.clock()
+    rows = _event_rows(tracks, lambda t: t.user_id, now)
+    by_lead: dict[str, list[Event]] = defaultdict(list)
+    for row in rows:
+        by_lead[row["lead_id"]].append(
+            Event(row["lead_id"], row["name"], row["ts_us"], row["event_id"], row["properties"])
+        )
+
+    def read(conn: Connection) -> tuple[int, Playbook, dict[str, repo.RawLead]]:
+        version, book = service.playbooks.recent(conn)
+        return version, book, repo.read_leads_raw(conn, by_lead, lock=False)
+
+    version, book, seen = service.read(read)
+    ahead: dict[str, Change] = {}
+    for lead_id, lead_events in by_lead.items():
+        raw = seen.get(lead_id)
+        record = repo.record_of_raw(raw) if raw else blank_record(book, version, lead_id, {}, now)
+        if record.playbook_version != version:
+            raise _Fallback()
+        ahead[lead_id] = apply_events(book, record, lead_events, now)
+    return service.write(
+        lambda conn: _write_scored_ahead(conn, book, version, now, rows, by_lead, seen, ahead)
+    )
+
+
+def _write_scored_ahead(
+    conn: Connection,
+    book: Playbook,
+    version: int,
+    now: int,
+    rows: list[dict[str, Any]],
+    by_lead: Mapping[str, Sequence[Event]],
+    seen: Mapping[str, repo.RawLead],
+    ahead: Mapping[str, Change],
+) -> set[str]:
+    missing = set(by_lead) - set(seen)
+    created: set[str] = set()
+    if is_postgres(conn):
+        # As in _lock_or_create: new leads inserted first (here with their scored state),
+        # then the others locked, each in id order.
+        if missing:
+            created = repo.create_leads(conn, [ahead[lead].record for lead in missing])
+        wanted = set(by_lead) - created
+        locked = repo.read_leads_raw(conn, wanted, lock=True)
+        if set(locked) != wanted:
+            raise _Fallback()  # a lead was merged away since we read it
+    else:  # the write transaction already excludes every other writer
+        locked = repo.read_leads_raw(conn, by_lead, lock=False)
+        if set(seen) - set(locked):
+            raise _Fallback()
+    new_ids = repo.insert_events(conn, rows)
+
+    changes: list[Change] = []
+    inserts: set[str] = set()  # SQLite: leads still new, inserted with their final state
+    written: set[str] = set()  # PostgreSQL: leads created above with their final state
+    for lead_id, lead_events in by_lead.items():
+        fresh = [e for e in lead_events if e.event_id in new_ids]
+        as_scored = len(fresh) == len(lead_events)
+        if lead_id in created or lead_id not in locked:
+            (written if lead_id in created else inserts).add(lead_id)
+            if as_scored:
+                changes.append(ahead[lead_id])
+                continue
+            written.discard(lead_id)  # scored again below: its row is updated
+            record = blank_record(book, version, lead_id, {}, now)
+        else:
+            raw = locked[lead_id]
+            if not fresh:
+                continue  # every event of it was known already: nothing changes
+            if as_scored and raw == seen.get(lead_id):
+                changes.append(ahead[lead_id])
+                continue
+            record = repo.record_of_raw(raw)
+            if record.playbook_version > version:
+                raise _Fallback()  # published since: the general path uses the new book
+        changes.append(_score(conn, book, version, record, None, fresh, None, now))
+    repo.save_changes(conn, changes, now, new=inserts, written=written)
+    return new_ids
 
 
 def _ingest(

@@ -195,14 +195,42 @@ _RECORD_COLUMNS = (
 )
 
 
-def _lock_sql(dialect: str, count: int) -> str:
-    """Driver SQL for the hot read of ingest (SQLAlchemy's row processing cost more)."""
-    mark = "?" if dialect == "sqlite" else "%s"
-    lock = " FOR UPDATE" if dialect == "postgresql" else ""
-    return (
-        f"SELECT {', '.join(_RECORD_COLUMNS)} FROM leads "
-        f"WHERE lead_id IN ({', '.join([mark] * count)}) ORDER BY lead_id{lock}"
-    )
+def _read_sql(dialect: str, count: int, lock: bool) -> str:
+    """Driver SQL for the hot reads of ingest (SQLAlchemy's row processing cost more).
+
+    JSON columns come back as their text on both stores (PostgreSQL ``json`` keeps the
+    text it was given), so two reads of a row compare equal exactly when it is unchanged.
+    """
+    if dialect == "postgresql":
+        columns = [f"{c}::text" if c in _JSON_COLUMNS else c for c in _RECORD_COLUMNS]
+        where = "lead_id = ANY(%s)"  # one text for any number of ids: prepared once
+    else:
+        columns = list(_RECORD_COLUMNS)
+        where = f"lead_id IN ({', '.join(['?'] * count)})"
+    tail = " FOR UPDATE" if lock and dialect == "postgresql" else ""
+    return f"SELECT {', '.join(columns)} FROM leads WHERE {where} ORDER BY lead_id{tail}"
+
+
+RawLead = tuple[Any, ...]
+
+
+def read_leads_raw(conn: Connection, lead_ids: Iterable[str], lock: bool) -> dict[str, RawLead]:
+    """Leads' rows as the driver gives them, in id order; ``lock``: ``SELECT ... FOR
+    UPDATE`` on PostgreSQL (a fixed order cannot deadlock). :func:`record_of_raw` reads one.
+    """
+    ids = sorted(set(lead_ids))
+    out: dict[str, RawLead] = {}
+    if not ids:
+        return out
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        batches: Iterable[tuple[str, Any]] = [(_read_sql(dialect, 0, lock), (ids,))]
+    else:
+        batches = ((_read_sql(dialect, len(c), lock), tuple(c)) for c in _chunks(ids))
+    for sql, params in batches:
+        for row in conn.exec_driver_sql(sql, params):
+            out[row[0]] = tuple(row)
+    return out
 
 
 def _json(value: Any) -> Any:
@@ -210,7 +238,7 @@ def _json(value: Any) -> Any:
     return json_loads(value) if isinstance(value, str) else value
 
 
-def _record_of_tuple(row: Sequence[Any]) -> LeadRecord:
+def record_of_raw(row: RawLead) -> LeadRecord:
     (lead_id, attributes, source, owner, consent, created, updated, version, state) = row[:9]
     temperature, stage, checked, next_decay = row[9:]
     return LeadRecord(
@@ -230,25 +258,9 @@ def _record_of_tuple(row: Sequence[Any]) -> LeadRecord:
     )
 
 
-_PG_LOCK_SQL = (
-    f"SELECT {', '.join(_RECORD_COLUMNS)} FROM leads "
-    "WHERE lead_id = ANY(%s) ORDER BY lead_id FOR UPDATE"
-)
-
-
 def lock_leads(conn: Connection, lead_ids: Iterable[str]) -> dict[str, LeadRecord]:
     """Lock and read leads, in id order (a fixed order cannot deadlock)."""
-    ids = sorted(set(lead_ids))
-    out: dict[str, LeadRecord] = {}
-    if is_postgres(conn):  # one statement, the same text every time (prepared once)
-        chunks: Iterable[Any] = [(_PG_LOCK_SQL, (ids,))] if ids else []
-    else:
-        chunks = ((_lock_sql("sqlite", len(c)), tuple(c)) for c in _chunks(ids))
-    for sql, params in chunks:
-        for row in conn.exec_driver_sql(sql, params):
-            record = _record_of_tuple(row)
-            out[record.lead_id] = record
-    return out
+    return {lead: record_of_raw(row) for lead, row in read_leads_raw(conn, lead_ids, True).items()}
 
 
 def read_lead(conn: Connection, lead_id: str) -> LeadRecord | None:
@@ -313,17 +325,24 @@ def lead_events(conn: Connection, lead_id: str) -> list[Event]:
 
 
 def save_changes(
-    conn: Connection, changes: Sequence[Change], recorded_us: int, new: Set[str] = frozenset()
+    conn: Connection,
+    changes: Sequence[Change],
+    recorded_us: int,
+    new: Set[str] = frozenset(),
+    written: Set[str] = frozenset(),
 ) -> None:
     """Store lead records and their transitions, a few statements in all.
 
     Records of leads in ``new`` are inserted (the caller made sure they do not exist yet),
-    the others updated. The ledger is not stored: a read derives it from the event log.
+    those in ``written`` are stored already (only their transitions are appended), the
+    others updated. The ledger is not stored: a read derives it from the event log.
     """
     if not changes:
         return
     updates = [
-        (*_lead_params(c.record), c.record.lead_id) for c in changes if c.record.lead_id not in new
+        (*_lead_params(c.record), c.record.lead_id)
+        for c in changes
+        if c.record.lead_id not in new and c.record.lead_id not in written
     ]
     if updates:
         conn.exec_driver_sql(_UPDATE_LEAD_SQL[conn.dialect.name], updates)
