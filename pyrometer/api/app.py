@@ -54,7 +54,7 @@ def create_app(
     app.state.keys = KeyChecker(service)
     app.state.background = background
     # SQLite has one writer; PostgreSQL gains from a second one (row locks, two cores).
-    committer = GroupCommitter(service, writers=1 if service.engine.dialect.name == "sqlite" else 2)
+    committer = GroupCommitter(service, writers=2)
     app.state.committer = committer
     for module in (routes_ingest, routes_leads, routes_playbook, routes_reports):
         app.include_router(module.router)

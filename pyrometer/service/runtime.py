@@ -28,6 +28,47 @@ Clock = Callable[[], int]
 _RETRY_CODES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 
 
+class WriterLock:
+    """SQLite's writers queue here: a thread lock, and ``flock`` on ``DATABASE.write-lock``
+    so that other processes' writers queue too (the kernel wakes the next one at once)."""
+
+    def __init__(self, database: str | None) -> None:
+        self._thread_lock = threading.Lock()
+        self._file: Any = None
+        if database and database != ":memory:" and not database.startswith("file:"):
+            try:
+                import fcntl  # noqa: F401  (POSIX only; elsewhere the busy timeout queues)
+
+                self._path: str | None = f"{database}.write-lock"
+            except ImportError:
+                self._path = None
+        else:
+            self._path = None
+
+    def __enter__(self) -> WriterLock:
+        self._thread_lock.acquire()
+        if self._path is not None:
+            try:
+                import fcntl
+
+                if self._file is None:
+                    self._file = open(self._path, "a")  # kept open
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)  # releases the GIL
+            except BaseException:
+                self._thread_lock.release()
+                raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._file is not None:
+                import fcntl
+
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+
 class Retry(Exception):
     """Raised inside a write transaction to run it again from the start."""
 
@@ -49,12 +90,13 @@ class Service:
         self.engine = engine
         self.clock = clock
         self.playbooks = PlaybookRegistry()
-        # SQLite has one writer at a time anyway. Queueing this process's writers on a
-        # lock hands the database over at once, where SQLite's busy handler would sleep
-        # in growing steps (up to 100 ms) while the lock sits free.
-        self._write_lock: AbstractContextManager[Any] = (
-            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
-        )
+        # SQLite has one writer at a time anyway. Queueing writers on a lock hands the
+        # database over at once, where SQLite's busy handler would sleep in growing steps
+        # (up to 100 ms) while the lock sits free: a thread lock within this process, and
+        # a file lock beside the database between the processes of ``serve --workers N``.
+        self._write_lock: AbstractContextManager[Any] = nullcontext()
+        if engine.dialect.name == "sqlite":
+            self._write_lock = WriterLock(engine.url.database)
 
     @classmethod
     def open(cls, url: str | None = None, clock: Clock = wall_clock) -> Service:
