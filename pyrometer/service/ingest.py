@@ -33,6 +33,9 @@ from pyrometer.store import repo
 from pyrometer.store.engine import is_postgres
 from pyrometer.store.tables import events, identities, leads, transitions
 
+# Groups at least this large are scored before their write transaction; for smaller ones
+# the extra read costs more than the time it saves under the locks.
+SCORE_AHEAD_MIN = 64
 _COLUMN_TRAITS = {"source": ("source", "lead_source"), "owner": ("owner", "lead_owner")}
 _CONSENT_TRAITS = ("consent", "marketing_consent", "opt_in")
 
@@ -68,7 +71,7 @@ def ingest_many(service: Service, parts: Sequence[Part]) -> list[IngestResult]:
 
 
 def _store(service: Service, tracks: Sequence[Track], identifies: Sequence[Identify]) -> set[str]:
-    if tracks and not identifies and all(t.user_id for t in tracks):
+    if len(tracks) >= SCORE_AHEAD_MIN and not identifies and all(t.user_id for t in tracks):
         try:
             return _store_scored_ahead(service, tracks)
         except _Fallback:
