@@ -8,7 +8,8 @@ rescoring after a playbook publish.
 Decay transitions need care: ``apply_event`` reports the class changes decay caused since
 the lead's last activity, and the scheduler records the same changes when they happen.
 ``decay_checked_us`` marks how far decay transitions are already recorded, so each is
-stored exactly once, whoever sees it first.
+stored exactly once, whoever sees it first. Ingest records the ones already due when it
+stores a lead (events that arrive late), the scheduler those that come due later.
 """
 
 from __future__ import annotations
@@ -177,6 +178,11 @@ def apply_events(
             # Decay changes up to the new anchor were just reported; later ones start after it.
             checked = max(checked, state.anchor_step * step_us)
     updated = _finish(playbook, record, state, checked, now_us)
+    if updated.next_decay_us is not None and updated.next_decay_us <= now_us:
+        # Late events can leave decay crossings between them and now: record those here,
+        # at their own times, as the scheduler would a moment later (saving it a trip).
+        due = advance_decay(playbook, updated, now_us)
+        return Change(due.record, tuple(book.values()), (*transitions, *due.transitions))
     return Change(updated, tuple(book.values()), tuple(transitions))
 
 
