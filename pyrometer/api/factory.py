@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from pyrometer.api.app import create_app
 from pyrometer.service.runtime import Service
 
+SCORING_PROCESSES = 1  # per server process: Python runs one thread at a time in each
+
 
 def app_from_env() -> FastAPI:
-    return create_app(Service.open())
+    return create_app(Service.open(), scoring_processes=SCORING_PROCESSES)

@@ -54,6 +54,7 @@ def serve_command(
     import uvicorn
 
     from pyrometer.api.app import create_app
+    from pyrometer.api.factory import SCORING_PROCESSES
 
     with user_errors():
         service = _open(database)
@@ -67,7 +68,11 @@ def serve_command(
     log_level = "info" if access_log else "warning"
     if workers == 1:
         uvicorn.run(
-            create_app(service), host=host, port=port, access_log=access_log, log_level=log_level
+            create_app(service, scoring_processes=SCORING_PROCESSES),
+            host=host,
+            port=port,
+            access_log=access_log,
+            log_level=log_level,
         )
         return
     service.close()

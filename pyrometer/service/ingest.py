@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -84,93 +84,130 @@ class _Fallback(Exception):
     under another playbook version, a lead merged away meanwhile)."""
 
 
-def _store_scored_ahead(service: Service, tracks: Sequence[Track]) -> set[str]:
-    """Events of leads named by ``userId``, scored before the write transaction.
+EventRow = dict[str, Any]
 
-    The scoring, most of the work, runs outside any lock, so server processes score in
-    parallel and only the short write transaction is one at a time. The write then locks
-    the leads as the general path does and compares each row with the one scored from:
-    a lead another writer changed meanwhile, or whose events turn out not all new
-    (another request stored one first), is scored again there, under its lock, from what
-    is committed. What is stored is what the general path would store.
-    """
-    now = service.clock()
-    rows = _event_rows(tracks, lambda t: t.user_id, now)
-    by_lead: dict[str, list[Event]] = defaultdict(list)
-    for row in rows:
-        by_lead[row["lead_id"]].append(
-            Event(row["lead_id"], row["name"], row["ts_us"], row["event_id"], row["properties"])
-        )
+
+@dataclass(frozen=True, slots=True)
+class ScoredAhead:
+    """Leads scored from their committed rows, before the write: plain values only, so a
+    scoring process can hand it over cheaply (see :class:`ScoringPool`)."""
+
+    version: int  # the playbook version scored under
+    seen: dict[str, repo.RawLead]  # the rows scored from (a lead not there was new)
+    rows: dict[str, repo.LeadRow]  # each lead's row as scored
+    transitions: dict[str, list[repo.TransitionRow]]
+
+
+def score_ahead(service: Service, rows: Sequence[EventRow], now: int) -> ScoredAhead | None:
+    """Score events (all new, as far as anyone knows yet) into their leads' committed
+    rows, outside any write transaction; ``None``: only the general path can do it."""
+    by_lead = _events_by_lead(rows)
 
     def read(conn: Connection) -> tuple[int, Playbook, dict[str, repo.RawLead]]:
         version, book = service.playbooks.recent(conn)
         return version, book, repo.read_leads_raw(conn, by_lead, lock=False)
 
     version, book, seen = service.read(read)
-    ahead: dict[str, Change] = {}
+    scored: dict[str, repo.LeadRow] = {}
+    transitions: dict[str, list[repo.TransitionRow]] = {}
     for lead_id, lead_events in by_lead.items():
         raw = seen.get(lead_id)
         record = repo.record_of_raw(raw) if raw else blank_record(book, version, lead_id, {}, now)
         if record.playbook_version != version:
-            raise _Fallback()
-        ahead[lead_id] = apply_events(book, record, lead_events, now)
-    return service.write(
-        lambda conn: _write_scored_ahead(conn, book, version, now, rows, by_lead, seen, ahead)
-    )
+            return None
+        change = apply_events(book, record, lead_events, now)
+        scored[lead_id] = repo.lead_row(change.record)
+        transitions[lead_id] = [repo.transition_row(t) for t in change.transitions]
+    return ScoredAhead(version, seen, scored, transitions)
+
+
+def _events_by_lead(rows: Sequence[EventRow]) -> dict[str, list[Event]]:
+    by_lead: dict[str, list[Event]] = defaultdict(list)
+    for row in rows:
+        by_lead[row["lead_id"]].append(
+            Event(row["lead_id"], row["name"], row["ts_us"], row["event_id"], row["properties"])
+        )
+    return by_lead
+
+
+def _store_scored_ahead(service: Service, tracks: Sequence[Track]) -> set[str]:
+    """Events of leads named by ``userId``, scored before the write transaction.
+
+    The scoring, most of the work, runs outside any lock (in a scoring process of its
+    own when the server has one), so it runs in parallel with other requests' writes and
+    only the short write transaction is one at a time. The write then locks the leads as
+    the general path does and compares each row with the one scored from: a lead another
+    writer changed meanwhile, or whose events turn out not all new (another request
+    stored one first), is scored again there, under its lock, from what is committed.
+    What is stored is what the general path would store.
+    """
+    now = service.clock()
+    rows = _event_rows(tracks, lambda t: t.user_id, now)
+    pool = service.scoring_pool
+    ahead = pool.score(rows, now) if pool is not None else score_ahead(service, rows, now)
+    if ahead is None:
+        raise _Fallback()
+    by_lead = _events_by_lead(rows)
+    return service.write(lambda conn: _write_scored_ahead(service, conn, now, rows, by_lead, ahead))
 
 
 def _write_scored_ahead(
+    service: Service,
     conn: Connection,
-    book: Playbook,
-    version: int,
     now: int,
-    rows: list[dict[str, Any]],
+    rows: list[EventRow],
     by_lead: Mapping[str, Sequence[Event]],
-    seen: Mapping[str, repo.RawLead],
-    ahead: Mapping[str, Change],
+    ahead: ScoredAhead,
 ) -> set[str]:
+    version, seen = ahead.version, ahead.seen
     missing = set(by_lead) - set(seen)
     created: set[str] = set()
     if is_postgres(conn):
-        # As in _lock_or_create: new leads inserted first (here with their scored state),
+        # As in _lock_or_create: new leads inserted first (here with their scored rows),
         # then the others locked, each in id order.
         if missing:
-            created = repo.create_leads(conn, [ahead[lead].record for lead in missing])
+            created = repo.create_lead_rows(conn, [ahead.rows[lead] for lead in missing])
         wanted = set(by_lead) - created
         locked = repo.read_leads_raw(conn, wanted, lock=True)
         if set(locked) != wanted:
-            raise _Fallback()  # a lead was merged away since we read it
+            raise _Fallback()  # a lead was merged away since it was read
     else:  # the write transaction already excludes every other writer
         locked = repo.read_leads_raw(conn, by_lead, lock=False)
         if set(seen) - set(locked):
             raise _Fallback()
     new_ids = repo.insert_events(conn, rows)
 
-    changes: list[Change] = []
-    inserts: set[str] = set()  # SQLite: leads still new, inserted with their final state
-    written: set[str] = set()  # PostgreSQL: leads created above with their final state
+    updates: list[repo.LeadRow] = []
+    inserts: list[repo.LeadRow] = []  # SQLite: leads still new, inserted as scored
+    transitions: list[repo.TransitionRow] = []
+    again: list[Change] = []  # scored again under the lock: updated
+    book = service.playbooks.get(conn, version)
     for lead_id, lead_events in by_lead.items():
         fresh = [e for e in lead_events if e.event_id in new_ids]
         as_scored = len(fresh) == len(lead_events)
         if lead_id in created or lead_id not in locked:
-            (written if lead_id in created else inserts).add(lead_id)
             if as_scored:
-                changes.append(ahead[lead_id])
+                if lead_id not in created:
+                    inserts.append(ahead.rows[lead_id])
+                transitions += ahead.transitions[lead_id]
                 continue
-            written.discard(lead_id)  # scored again below: its row is updated
             record = blank_record(book, version, lead_id, {}, now)
+            if lead_id not in created:  # inserted as it is now, updated below
+                inserts.append(repo.lead_row(record))
         else:
             raw = locked[lead_id]
             if not fresh:
                 continue  # every event of it was known already: nothing changes
             if as_scored and raw == seen.get(lead_id):
-                changes.append(ahead[lead_id])
+                updates.append(ahead.rows[lead_id])
+                transitions += ahead.transitions[lead_id]
                 continue
             record = repo.record_of_raw(raw)
             if record.playbook_version > version:
                 raise _Fallback()  # published since: the general path uses the new book
-        changes.append(_score(conn, book, version, record, None, fresh, None, now))
-    repo.save_changes(conn, changes, now, new=inserts, written=written)
+        again.append(_score(conn, book, version, record, None, fresh, None, now))
+    repo.save_rows(conn, updates, inserts, transitions, now)
+    repo.save_changes(conn, again, now)
     return new_ids
 
 

@@ -90,6 +90,8 @@ class Service:
         self.engine = engine
         self.clock = clock
         self.playbooks = PlaybookRegistry()
+        # Set by a server with a scoring process (pyrometer.service.scoring_pool).
+        self.scoring_pool: Any = None
         # SQLite has one writer at a time anyway. Queueing writers on a lock hands the
         # database over at once, where SQLite's busy handler would sleep in growing steps
         # (up to 100 ms) while the lock sits free: a thread lock within this process, and

@@ -149,18 +149,30 @@ def _pg_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> list[
     return out
 
 
+LeadRow = tuple[Any, ...]  # lead_id, then the values of _LEAD_COLUMNS
+
+
+def lead_row(record: LeadRecord) -> LeadRow:
+    """A lead as the row :func:`create_lead_rows` and :func:`save_rows` store."""
+    return (record.lead_id, *_lead_params(record))
+
+
 def create_leads(conn: Connection, blanks: Sequence[LeadRecord]) -> set[str]:
     """Create the leads that do not exist yet, in id order (so concurrent callers agree);
     returns the ids this call created (and so holds locked until it commits)."""
-    ordered = sorted(blanks, key=lambda r: r.lead_id)
+    return create_lead_rows(conn, [lead_row(r) for r in blanks])
+
+
+def create_lead_rows(conn: Connection, rows: Sequence[LeadRow]) -> set[str]:
+    """:func:`create_leads` for rows already made by :func:`lead_row`."""
+    ordered = sorted(rows, key=lambda row: row[0])
     if is_postgres(conn):
         sql = _insert_leads_sql("postgresql", 1, returning=True)
-        rows = _pg_many(conn, sql, [(r.lead_id, *_lead_params(r)) for r in ordered])
-        return {row[0] for row in rows}
+        return {row[0] for row in _pg_many(conn, sql, ordered)}
     created: set[str] = set()
     for chunk in _chunks(ordered, 200):
         sql = _insert_leads_sql(conn.dialect.name, len(chunk), returning=True)
-        params = tuple(v for r in chunk for v in (r.lead_id, *_lead_params(r)))
+        params = tuple(v for row in chunk for v in row)
         created.update(row[0] for row in conn.exec_driver_sql(sql, params))
     return created
 
@@ -337,33 +349,52 @@ def save_changes(
     those in ``written`` are stored already (only their transitions are appended), the
     others updated. The ledger is not stored: a read derives it from the event log.
     """
-    if not changes:
-        return
-    updates = [
-        (*_lead_params(c.record), c.record.lead_id)
-        for c in changes
-        if c.record.lead_id not in new and c.record.lead_id not in written
-    ]
+    rows = [lead_row(c.record) for c in changes if c.record.lead_id not in written]
+    save_rows(
+        conn,
+        [row for row in rows if row[0] not in new],
+        [row for row in rows if row[0] in new],
+        [transition_row(t) for c in changes for t in c.transitions],
+        recorded_us,
+    )
+
+
+TransitionRow = tuple[str, int, str, str, str, str]  # lead_id, at_us, kind, old, new, cause
+
+
+def transition_row(t: Transition) -> TransitionRow:
+    return (t.lead_id, t.at_us, t.kind, t.old, t.new, t.cause[:250])
+
+
+def save_rows(
+    conn: Connection,
+    updates: Sequence[LeadRow],
+    inserts: Sequence[LeadRow],
+    transition_rows: Sequence[TransitionRow],
+    recorded_us: int,
+) -> None:
+    """Update and insert lead rows (:func:`lead_row`) and append transitions."""
     if updates:
-        conn.exec_driver_sql(_UPDATE_LEAD_SQL[conn.dialect.name], updates)
-    inserts = [c.record for c in changes if c.record.lead_id in new]
+        conn.exec_driver_sql(
+            _UPDATE_LEAD_SQL[conn.dialect.name], [(*row[1:], row[0]) for row in updates]
+        )
     for chunk in _chunks(inserts, 200):
         sql = _insert_leads_sql(conn.dialect.name, len(chunk), returning=False)
-        conn.exec_driver_sql(sql, tuple(v for r in chunk for v in (r.lead_id, *_lead_params(r))))
-    append_transitions(conn, [t for c in changes for t in c.transitions], recorded_us)
+        conn.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
+    if transition_rows:
+        mark = "?" if conn.dialect.name == "sqlite" else "%s"
+        conn.exec_driver_sql(
+            f"INSERT INTO transitions ({', '.join(_TRANSITION_COLUMNS)}) "
+            f"VALUES ({', '.join([mark] * len(_TRANSITION_COLUMNS))})",
+            [(*row, recorded_us) for row in transition_rows],
+        )
 
 
 _TRANSITION_COLUMNS = ("lead_id", "at_us", "kind", '"old"', '"new"', "cause", "recorded_us")
 
 
 def append_transitions(conn: Connection, items: Sequence[Transition], recorded_us: int) -> None:
-    if items:
-        mark = "?" if conn.dialect.name == "sqlite" else "%s"
-        conn.exec_driver_sql(
-            f"INSERT INTO transitions ({', '.join(_TRANSITION_COLUMNS)}) "
-            f"VALUES ({', '.join([mark] * len(_TRANSITION_COLUMNS))})",
-            [(t.lead_id, t.at_us, t.kind, t.old, t.new, t.cause[:250], recorded_us) for t in items],
-        )
+    save_rows(conn, (), (), [transition_row(t) for t in items], recorded_us)
 
 
 def lead_transitions(conn: Connection, lead_id: str) -> list[Transition]:

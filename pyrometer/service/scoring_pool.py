@@ -1,0 +1,72 @@
+"""A scoring process beside the server process: ingest's scoring runs on another core.
+
+The server process parses requests, validates them and writes; scoring groups of events
+ahead of their write (:func:`pyrometer.service.ingest.score_ahead`, the bulk of the
+work) is handed to a process of its own, which reads the leads' committed rows itself
+and hands back plain rows. Python runs one thread at a time per process, so this is
+what lets one server process use two cores. It only reads: everything is still written
+(and checked under the locks) by the server process, in one transaction per group.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from pyrometer.service.runtime import Service
+
+_SERVICE: Service | None = None  # in the scoring process
+
+
+def _start(url: str) -> None:
+    global _SERVICE
+    from pyrometer.store.engine import create_store_engine
+
+    _SERVICE = Service(create_store_engine(url))
+
+
+def _ready() -> bool:
+    return _SERVICE is not None
+
+
+def _score(rows: Sequence[dict[str, Any]], now: int) -> Any:
+    from pyrometer.service.ingest import score_ahead
+
+    assert _SERVICE is not None
+    return score_ahead(_SERVICE, rows, now)
+
+
+class ScoringPool:
+    """``processes`` scoring processes for ``service``'s store (started at once)."""
+
+    def __init__(self, service: Service, processes: int = 1) -> None:
+        self._service = service
+        self._url = service.engine.url.render_as_string(hide_password=False)
+        self._processes = processes
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        executor = ProcessPoolExecutor(
+            self._processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start,
+            initargs=(self._url,),
+        )
+        executor.submit(_ready).result(timeout=120)  # started and imported before serving
+        return executor
+
+    def score(self, rows: Sequence[dict[str, Any]], now: int) -> Any:
+        """:func:`score_ahead` in a scoring process (here, if that process died)."""
+        from pyrometer.service.ingest import score_ahead
+
+        try:
+            return self._executor.submit(_score, rows, now).result()
+        except BrokenProcessPool:
+            self._executor = self._new_executor()  # for the next group
+            return score_ahead(self._service, rows, now)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
