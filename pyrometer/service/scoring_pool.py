@@ -11,6 +11,9 @@ what lets one server process use two cores. It only reads: everything is still w
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -21,11 +24,19 @@ from pyrometer.service.runtime import Service
 _SERVICE: Service | None = None  # in the scoring process
 
 
-def _start(url: str) -> None:
+def _start(url: str, parent: int) -> None:
     global _SERVICE
     from pyrometer.store.engine import create_store_engine
 
     _SERVICE = Service(create_store_engine(url))
+    threading.Thread(target=_watch, args=(parent,), name="pyrometer-parent", daemon=True).start()
+
+
+def _watch(parent: int) -> None:
+    """End with the server process, however it ended (a SIGKILL leaves no time to say)."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 def _ready() -> bool:
@@ -53,7 +64,7 @@ class ScoringPool:
             self._processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start,
-            initargs=(self._url,),
+            initargs=(self._url, os.getpid()),
         )
         executor.submit(_ready).result(timeout=120)  # started and imported before serving
         return executor
