@@ -66,7 +66,8 @@ def create_app(
     app.state.service = service
     app.state.keys = KeyChecker(service)
     app.state.background = background
-    # SQLite has one writer; PostgreSQL gains from a second one (row locks, two cores).
+    # Two group-commit threads: one can be scoring its group ahead while the other writes
+    # (on SQLite the writes themselves still take turns).
     committer = GroupCommitter(service, writers=2)
     app.state.committer = committer
     for module in (routes_ingest, routes_leads, routes_playbook, routes_reports):
