@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from pyrometer.api.app import create_app
 from pyrometer.service.runtime import Service
 
-SCORING_PROCESSES = 1  # per server process: Python runs one thread at a time in each
+SCORING_PROCESSES = 2  # per server process: Python runs one thread at a time in each
 
 
 def app_from_env() -> FastAPI:

@@ -66,18 +66,32 @@ class ScoringPool:
             initializer=_start,
             initargs=(self._url, os.getpid()),
         )
-        executor.submit(_ready).result(timeout=120)  # started and imported before serving
+        for future in [executor.submit(_ready) for _ in range(self._processes)]:
+            future.result(timeout=120)  # started and imported before serving
         return executor
 
     def score(self, rows: Sequence[dict[str, Any]], now: int) -> Any:
-        """:func:`score_ahead` in a scoring process (here, if that process died)."""
-        from pyrometer.service.ingest import score_ahead
+        """:func:`score_ahead` in the scoring processes, the group's leads shared out
+        among them (here, if one died)."""
+        from pyrometer.service.ingest import ScoredAhead, score_ahead
 
+        parts: list[list[dict[str, Any]]] = [[] for _ in range(self._processes)]
+        for row in rows:  # all of a lead's events to the same process
+            parts[hash(row["lead_id"]) % self._processes].append(row)
         try:
-            return self._executor.submit(_score, rows, now).result()
+            futures = [self._executor.submit(_score, part, now) for part in parts if part]
+            results = [future.result() for future in futures]
         except BrokenProcessPool:
             self._executor = self._new_executor()  # for the next group
             return score_ahead(self._service, rows, now)
+        if any(r is None for r in results) or len({r.version for r in results}) != 1:
+            return None  # a part needs the general path, or a publish came between
+        merged = ScoredAhead(results[0].version, {}, {}, {})
+        for result in results:
+            merged.seen.update(result.seen)
+            merged.rows.update(result.rows)
+            merged.transitions.update(result.transitions)
+        return merged
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -24,7 +24,7 @@ def test_a_scoring_process_stores_what_the_reference_says(service: Service, cloc
     ingest(service, [], identifies_of(data.leads, clock.now_us - 10**9))
     tracks = tracks_of(rows)
     assert len(tracks) > 3 * SCORE_AHEAD_MIN
-    pool = ScoringPool(service, 1)
+    pool = ScoringPool(service, 2)
     service.scoring_pool = pool
     try:
         step = 2 * SCORE_AHEAD_MIN
