@@ -73,6 +73,26 @@ class Retry(Exception):
     """Raised inside a write transaction to run it again from the start."""
 
 
+class _Reconnect(Exception):
+    """The connection was found dead before anything was committed: run it again.
+
+    Connections are not pinged when taken from the pool (a round trip per transaction);
+    a dead one (a restarted database) fails its first statement instead, SQLAlchemy
+    drops the pool's connections, and the transaction runs again on a new one. Only a
+    failure inside the work, before the commit is sent, is run again: nothing of it can
+    have been committed.
+    """
+
+
+def _before_commit(work: Callable[[Connection], T], conn: Connection) -> T:
+    try:
+        return work(conn)
+    except sa.exc.DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise _Reconnect() from exc
+        raise
+
+
 def wall_clock() -> int:
     now = datetime.now(UTC)
     return int(now.timestamp()) * 1_000_000 + now.microsecond
@@ -114,9 +134,11 @@ class Service:
                 with self._write_lock, self.engine.connect() as conn:
                     conn.execution_options(**{WRITE: True})
                     with conn.begin():
-                        return work(conn)
-            except Retry:
-                pass
+                        result = _before_commit(work, conn)
+                    return result
+            except (Retry, _Reconnect):
+                if attempt == attempts - 1:
+                    raise
             except sa.exc.DBAPIError as exc:
                 if not _retryable(exc) or attempt == attempts - 1:
                     raise
@@ -124,8 +146,14 @@ class Service:
         raise RuntimeError("a write transaction kept losing races; giving up")
 
     def read(self, work: Callable[[Connection], T]) -> T:
-        with self.engine.connect() as conn, conn.begin():
-            return work(conn)
+        for attempt in range(3):
+            try:
+                with self.engine.connect() as conn, conn.begin():
+                    return _before_commit(work, conn)
+            except _Reconnect:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.engine.dispose()

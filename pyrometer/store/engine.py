@@ -50,9 +50,7 @@ def create_store_engine(url: str | None = None) -> Engine:
         return _sqlite_engine(url)
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(False))
-    return sa.create_engine(
-        url, pool_size=10, max_overflow=20, pool_pre_ping=True, json_deserializer=json_loads
-    )
+    return sa.create_engine(url, pool_size=10, max_overflow=20, json_deserializer=json_loads)
 
 
 def _sqlite_engine(url: str) -> Engine:
