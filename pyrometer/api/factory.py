@@ -7,13 +7,17 @@ so workers starting together are safe, and one worker's decay scheduler runs at 
 
 from __future__ import annotations
 
+import os
+
 from fastapi import FastAPI
 
 from pyrometer.api.app import create_app
 from pyrometer.service.runtime import Service
 
 SCORING_PROCESSES = 2  # per server process: Python runs one thread at a time in each
+SCORING_VARIABLE = "PYROMETER_SCORING_PROCESSES"
 
 
 def app_from_env() -> FastAPI:
-    return create_app(Service.open(), scoring_processes=SCORING_PROCESSES)
+    processes = int(os.environ.get(SCORING_VARIABLE, SCORING_PROCESSES))
+    return create_app(Service.open(), scoring_processes=processes)

@@ -218,11 +218,7 @@ def _ingest(
     now = service.clock()
     version, book = service.playbooks.recent(conn)
 
-    new_links: dict[str, str] = {}
-    for ident in identifies:
-        anon = ident.anonymous_id
-        if anon and anon != ident.user_id:
-            new_links.setdefault(anon, ident.user_id)
+    new_links = _links_of(identifies)
     anonymous = {t.anonymous_id for t in tracks if not t.user_id and t.anonymous_id}
     known = repo.resolve_subjects(conn, anonymous | set(new_links))
     links = {**new_links, **known}  # a link once made stays
@@ -234,7 +230,11 @@ def _ingest(
         return links.get(track.anonymous_id, track.anonymous_id)
 
     merging = {anon: lead for anon, lead in new_links.items() if anon not in known}
-    needed = {lead_of(t) for t in tracks} | {i.user_id for i in identifies} | set(merging)
+
+    def person(ident: Identify) -> str:  # an identify's lead, after this request's links
+        return new_links.get(ident.user_id, ident.user_id)
+
+    needed = {lead_of(t) for t in tracks} | {person(i) for i in identifies} | set(merging)
     records, new_leads = _lock_or_create(conn, needed, book, version, now)
     # Under the locks, check nobody merged a visitor or a lead away since we looked.
     if set(records) != needed:
@@ -265,8 +265,8 @@ def _ingest(
             )
         replays[lead] = f"identify:{anon}"
     for ident in identifies:
-        attributes[ident.user_id].update(ident.traits)
-        records[ident.user_id] = _trait_columns(records[ident.user_id], ident.traits)
+        attributes[person(ident)].update(ident.traits)
+        records[person(ident)] = _trait_columns(records[person(ident)], ident.traits)
 
     rows = _event_rows(tracks, lead_of, now)
     new_ids = repo.insert_events(conn, rows)
@@ -326,6 +326,25 @@ def _lock_or_create(
     records = repo.lock_leads(conn, needed - created)
     records.update((lead, blanks[lead]) for lead in created)
     return records, set()
+
+
+def _links_of(identifies: Sequence[Identify]) -> dict[str, str]:
+    """The visitor → lead links a request's identify and alias calls make, each to the
+    lead at the end of its chain (``a`` → ``b`` and ``b`` → ``c`` in one request: both are
+    ``c``'s). The first link of a visitor counts, and one that would close a loop
+    (``a`` → ``b``, then ``b`` → ``a``) is left out: its traits still go to the lead."""
+    links: dict[str, str] = {}
+
+    def end(lead: str) -> str:
+        while lead in links:
+            lead = links[lead]
+        return lead
+
+    for ident in identifies:
+        anon = ident.anonymous_id
+        if anon and anon != ident.user_id and anon not in links and end(ident.user_id) != anon:
+            links[anon] = ident.user_id
+    return {anon: end(lead) for anon, lead in links.items()}
 
 
 def _event_rows(tracks: Sequence[Track], lead_of: Any, now: int) -> list[dict[str, Any]]:
