@@ -147,7 +147,9 @@ def _store_scored_ahead(service: Service, tracks: Sequence[Track]) -> set[str]:
     ahead = pool.score(rows, now) if pool is not None else score_ahead(service, rows, now)
     if ahead is None:
         raise _Fallback()
-    by_lead = _events_by_lead(rows)
+    by_lead: dict[str, list[EventRow]] = defaultdict(list)
+    for row in rows:
+        by_lead[row["lead_id"]].append(row)
     return service.write(lambda conn: _write_scored_ahead(service, conn, now, rows, by_lead, ahead))
 
 
@@ -156,7 +158,7 @@ def _write_scored_ahead(
     conn: Connection,
     now: int,
     rows: list[EventRow],
-    by_lead: Mapping[str, Sequence[Event]],
+    by_lead: Mapping[str, Sequence[EventRow]],
     ahead: ScoredAhead,
 ) -> set[str]:
     version, seen = ahead.version, ahead.seen
@@ -182,9 +184,9 @@ def _write_scored_ahead(
     transitions: list[repo.TransitionRow] = []
     again: list[Change] = []  # scored again under the lock: updated
     book = service.playbooks.get(conn, version)
-    for lead_id, lead_events in by_lead.items():
-        fresh = [e for e in lead_events if e.event_id in new_ids]
-        as_scored = len(fresh) == len(lead_events)
+    for lead_id, lead_rows in by_lead.items():
+        fresh_rows = [row for row in lead_rows if row["event_id"] in new_ids]
+        as_scored = len(fresh_rows) == len(lead_rows)
         if lead_id in created or lead_id not in locked:
             if as_scored:
                 if lead_id not in created:
@@ -196,7 +198,7 @@ def _write_scored_ahead(
                 inserts.append(repo.lead_row(record))
         else:
             raw = locked[lead_id]
-            if not fresh:
+            if not fresh_rows:
                 continue  # every event of it was known already: nothing changes
             if as_scored and raw == seen.get(lead_id):
                 updates.append(ahead.rows[lead_id])
@@ -205,6 +207,7 @@ def _write_scored_ahead(
             record = repo.record_of_raw(raw)
             if record.playbook_version > version:
                 raise _Fallback()  # published since: the general path uses the new book
+        fresh = _events_by_lead(fresh_rows)[lead_id] if fresh_rows else []
         again.append(_score(conn, book, version, record, None, fresh, None, now))
     repo.save_rows(conn, updates, inserts, transitions, now)
     repo.save_changes(conn, again, now)

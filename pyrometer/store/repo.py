@@ -245,6 +245,28 @@ def read_leads_raw(conn: Connection, lead_ids: Iterable[str], lock: bool) -> dic
     return out
 
 
+def json_text(value: Any) -> str:
+    """JSON text as the standard library writes it (``NaN`` stays ``NaN``, which the store
+    then refuses), with orjson's speed whenever the two agree in meaning."""
+    try:
+        text = orjson.dumps(value)
+    except TypeError:  # integers past 64 bits, keys that are not text...
+        return json.dumps(value)
+    if b"null" in text and _has_nan(value):  # orjson writes NaN and infinities as null
+        return json.dumps(value)
+    return text.decode()
+
+
+def _has_nan(value: Any) -> bool:
+    if isinstance(value, float):
+        return value != value or value in (float("inf"), float("-inf"))
+    if isinstance(value, dict):
+        return any(_has_nan(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_nan(v) for v in value)
+    return False
+
+
 def _json(value: Any) -> Any:
     """SQLite hands JSON columns back as text, psycopg already decoded."""
     return json_loads(value) if isinstance(value, str) else value
@@ -309,7 +331,15 @@ def _insert_events_sql(dialect: str, count: int) -> str:
 def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
     """Append events; returns the ids that were new (a known id is silently a no-op)."""
     params = [
-        tuple(json.dumps(row[c]) if c == "properties" else row[c] for c in _EVENT_COLUMNS)
+        (
+            row["event_id"],
+            row["lead_id"],
+            row["subject"],
+            row["name"],
+            row["ts_us"],
+            json_text(row["properties"]),
+            row["received_us"],
+        )
         for row in rows
     ]
     if is_postgres(conn):
