@@ -21,14 +21,24 @@ from pyrometer.service.grouping import GroupCommitter
 from pyrometer.service.keys import KeyChecker
 from pyrometer.service.rescore import resume_jobs
 from pyrometer.service.runtime import Service
+from pyrometer.service.scoring_pool import ScoringPool
 from pyrometer.store.engine import WalCheckpointer
 
 
 def create_app(
-    service: Service, *, background: bool = True, max_body: int = DEFAULT_MAX_BODY
+    service: Service,
+    *,
+    background: bool = True,
+    max_body: int = DEFAULT_MAX_BODY,
+    scoring_processes: int = 0,
 ) -> FastAPI:
+    """``scoring_processes``: processes that score ingest groups ahead of their write
+    (:mod:`pyrometer.service.scoring_pool`); 0 scores in this process."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if scoring_processes > 0:
+            service.scoring_pool = ScoringPool(service, scoring_processes)
         scheduler = DecayScheduler(service) if background else None
         checkpointer = WalCheckpointer(service.engine)
         checkpointer.start()
@@ -43,6 +53,9 @@ def create_app(
             checkpointer.stop()
             if scheduler is not None:
                 scheduler.stop()
+            pool, service.scoring_pool = service.scoring_pool, None
+            if pool is not None:
+                pool.close()
 
     app = FastAPI(
         title="Pyrometer",
@@ -53,8 +66,9 @@ def create_app(
     app.state.service = service
     app.state.keys = KeyChecker(service)
     app.state.background = background
-    # SQLite has one writer; PostgreSQL gains from a second one (row locks, two cores).
-    committer = GroupCommitter(service, writers=1 if service.engine.dialect.name == "sqlite" else 2)
+    # Two group-commit threads: one can be scoring its group ahead while the other writes
+    # (on SQLite the writes themselves still take turns).
+    committer = GroupCommitter(service, writers=2)
     app.state.committer = committer
     for module in (routes_ingest, routes_leads, routes_playbook, routes_reports):
         app.include_router(module.router)

@@ -18,6 +18,24 @@ from pyrometer.core.timeutil import to_us
 from pyrometer.service.inputs import Identify, Track
 
 FUTURE_SLACK_US = 24 * 3600 * 1_000_000  # clocks drift; a day ahead is a bug, not drift
+_NAMES: dict[str, str] = {}  # normalize_name's answers: event and property names repeat
+
+
+def _name(name: str) -> str:
+    found = _NAMES.get(name)
+    if found is None:
+        found = normalize_name(name)
+        if len(_NAMES) >= 10_000:
+            _NAMES.clear()
+        _NAMES[name] = found
+    return found
+
+
+def _record(record: dict[str, Any]) -> dict[str, Any]:
+    """``normalize_record`` with the names' normal forms remembered."""
+    return {_name(str(key)): value for key, value in record.items()}
+
+
 Loc = tuple[str | int, ...]
 
 
@@ -51,7 +69,7 @@ def _message_id(message: TrackIn | PageIn | IdentifyIn) -> str:
 
 
 def to_track(message: TrackIn | PageIn, now_us: int, loc: Loc = ("body",)) -> Track:
-    properties = normalize_record(message.properties)
+    properties = _record(message.properties)
     if isinstance(message, PageIn):
         name = "page_view"
         if "url" not in properties and message.context:
@@ -61,7 +79,7 @@ def to_track(message: TrackIn | PageIn, now_us: int, loc: Loc = ("body",)) -> Tr
         if message.name and "name" not in properties:
             properties["name"] = message.name
     else:
-        name = normalize_name(message.event)
+        name = _name(message.event)
         if not name:
             raise FieldErrors(
                 [

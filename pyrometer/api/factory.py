@@ -1,17 +1,23 @@
 """The app as an import string, for ``pyrometer serve --workers N`` (one per process).
 
 Each worker opens the store named by ``PYROMETER_DATABASE_URL``; migrations take a lock,
-so workers starting together are safe, and every worker's decay scheduler only takes
-leads it has locked.
+so workers starting together are safe, and one worker's decay scheduler runs at a time
+(:class:`pyrometer.service.decay.SchedulerLock`).
 """
 
 from __future__ import annotations
+
+import os
 
 from fastapi import FastAPI
 
 from pyrometer.api.app import create_app
 from pyrometer.service.runtime import Service
 
+SCORING_PROCESSES = 2  # per server process: Python runs one thread at a time in each
+SCORING_VARIABLE = "PYROMETER_SCORING_PROCESSES"
+
 
 def app_from_env() -> FastAPI:
-    return create_app(Service.open())
+    processes = int(os.environ.get(SCORING_VARIABLE, SCORING_PROCESSES))
+    return create_app(Service.open(), scoring_processes=processes)

@@ -9,7 +9,13 @@ as a duplicate and changes nothing.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+import contextlib
+from collections.abc import Callable, Coroutine
+from typing import Any, get_type_hints
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 
 from pyrometer.api.auth import require
 from pyrometer.api.convert import alias_to_identify, split_batch, to_identify, to_track
@@ -19,42 +25,84 @@ from pyrometer.service.grouping import GroupCommitter
 from pyrometer.service.inputs import Identify, IngestResult, Track
 from pyrometer.service.keys import Scope
 
-router = APIRouter(prefix="/v1", tags=["ingest"], dependencies=[Depends(require(Scope.INGEST))])
+
+class _JsonBodyRoute(APIRoute):
+    """Parses and validates a JSON body in one step (pydantic's own JSON parser), instead
+    of ``json.loads`` and then validating the Python objects: about half the cost on a
+    500-event batch. Only a body that validates takes this path; anything else goes the
+    usual way, so every error answer is exactly FastAPI's."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        hints = get_type_hints(self.endpoint)
+        models = [t for t in hints.values() if isinstance(t, type) and issubclass(t, BaseModel)]
+        if len(models) != 1:
+            return handler
+        model = models[0]
+
+        async def route_handler(request: Request) -> Response:
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if kind == "application/json" or (
+                kind.startswith("application/") and kind.endswith("+json")
+            ):
+                # What Request.json() returns from now on; FastAPI's validation of a model
+                # instance as that model keeps it as it is.
+                with contextlib.suppress(ValidationError):
+                    request._json = model.model_validate_json(await request.body())
+            return await handler(request)
+
+        return route_handler
 
 
-def ingest(request: Request, tracks: list[Track], identifies: list[Identify]) -> IngestOut:
-    """Through the app's group committer: requests arriving together share a commit."""
+router = APIRouter(
+    prefix="/v1",
+    tags=["ingest"],
+    dependencies=[Depends(require(Scope.INGEST))],
+    route_class=_JsonBodyRoute,
+)
+
+
+async def ingest(request: Request, tracks: list[Track], identifies: list[Identify]) -> Response:
+    """Through the app's group committer: requests arriving together share a commit.
+
+    The handlers are ``async``: the wait for the commit holds no thread, and the answer,
+    three numbers, is written directly (its schema is ``IngestOut``).
+    """
     committer: GroupCommitter = request.app.state.committer
-    result: IngestResult = committer.submit(tracks, identifies)
-    return IngestOut(accepted=result.accepted, duplicates=result.duplicates)
+    result: IngestResult = await committer.submit_async(tracks, identifies)
+    body = b'{"success":true,"accepted":%d,"duplicates":%d}' % (
+        result.accepted,
+        result.duplicates,
+    )
+    return Response(content=body, media_type="application/json")
 
 
 @router.post("/track", response_model=IngestOut)
-def track(message: TrackIn, request: Request) -> IngestOut:
+async def track(message: TrackIn, request: Request) -> Response:
     """Record an event a person did (`userId` is the lead; else `anonymousId`)."""
-    return ingest(request, [to_track(message, service_of(request).clock())], [])
+    return await ingest(request, [to_track(message, service_of(request).clock())], [])
 
 
 @router.post("/page", response_model=IngestOut)
-def page(message: PageIn, request: Request) -> IngestOut:
+async def page(message: PageIn, request: Request) -> Response:
     """Record a page view (a `page_view` event with `properties.url`)."""
-    return ingest(request, [to_track(message, service_of(request).clock())], [])
+    return await ingest(request, [to_track(message, service_of(request).clock())], [])
 
 
 @router.post("/identify", response_model=IngestOut)
-def identify(message: IdentifyIn, request: Request) -> IngestOut:
+async def identify(message: IdentifyIn, request: Request) -> Response:
     """Set a lead's traits; with `anonymousId`, that visitor's events become the lead's."""
-    return ingest(request, [], [to_identify(message, service_of(request).clock())])
+    return await ingest(request, [], [to_identify(message, service_of(request).clock())])
 
 
 @router.post("/alias", response_model=IngestOut)
-def alias(message: AliasIn, request: Request) -> IngestOut:
+async def alias(message: AliasIn, request: Request) -> Response:
     """`previousId` was `userId` all along: its events become the lead's, as with identify."""
-    return ingest(request, [], [alias_to_identify(message, service_of(request).clock())])
+    return await ingest(request, [], [alias_to_identify(message, service_of(request).clock())])
 
 
 @router.post("/batch", response_model=IngestOut)
-def batch(body: BatchIn, request: Request) -> IngestOut:
+async def batch(body: BatchIn, request: Request) -> Response:
     """Many messages (`{"batch": [...]}`), accepted whole or rejected whole."""
     tracks, identifies = split_batch(body.batch, service_of(request).clock())
-    return ingest(request, tracks, identifies)
+    return await ingest(request, tracks, identifies)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -15,6 +15,7 @@ from pyrometer.service.reports import summary
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 DAY_US = 86_400_000_000
+EARLIEST_US = to_us(datetime(1, 1, 1, tzinfo=UTC))
 
 
 @router.get("/summary", dependencies=[Depends(require(Scope.READ))])
@@ -24,7 +25,8 @@ def report_summary(
     """Leads first seen in [since, until) (default: the last 30 days), converted or not."""
     service = service_of(request)
     until_us = to_us(until) if until is not None else service.clock() + 1
-    since_us = to_us(since) if since is not None else until_us - 30 * DAY_US
+    # The default period does not start before the first representable moment.
+    since_us = to_us(since) if since is not None else max(until_us - 30 * DAY_US, EARLIEST_US)
     if since_us >= until_us:
         raise unprocessable(["query", "since"], "must be before 'until'")
     return summary(service, since_us, until_us)

@@ -5,11 +5,21 @@ Each lead stores when decay alone will next change its temperature or stage
 leads whose time has come, records each change dated at its exact crossing time, and
 stores the next one; then it sleeps until the earliest pending time (or a short poll, so
 events that bring a time closer are seen).
+
+With several server processes (``serve --workers N``) one scheduler runs: each process's
+scheduler first takes :class:`SchedulerLock` (a PostgreSQL advisory lock held by a
+connection of its own; on SQLite an exclusive lock on a file beside the database) and
+the others wait for it, taking over if its process ends. Correctness does not hang on
+it (a scheduler only changes leads it has locked and re-checks them under the lock);
+it keeps N processes from doing the same work N times.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -21,6 +31,68 @@ from pyrometer.store.tables import leads
 
 BATCH = 200
 POLL_SECONDS = 1.0
+_LOCK_ID = 0x50595244  # "PYRD": the decay scheduler's advisory lock
+
+
+class SchedulerLock:
+    """Held by at most one process's scheduler per store at a time."""
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+        self._conn: Connection | None = None  # PostgreSQL: the session holding the lock
+        self._file: Any = None  # SQLite: the locked file
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free (or still ours); ``False`` if another holds it."""
+        engine = self._service.engine
+        if engine.dialect.name == "postgresql":
+            return self._try_postgres()
+        database = engine.url.database
+        if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            return True  # a store only this process can open
+        return self._try_file(Path(f"{database}.scheduler-lock"))
+
+    def _try_postgres(self) -> bool:
+        if self._conn is not None:
+            try:  # still connected, so still ours
+                self._conn.exec_driver_sql("SELECT 1")
+                return True
+            except sa.exc.DBAPIError:
+                self.release()
+        conn = self._service.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        # Keyed by schema too: stores in one database's schemas are stores of their own.
+        query = f"SELECT pg_try_advisory_lock({_LOCK_ID}, hashtext(current_schema()))"
+        if conn.exec_driver_sql(query).scalar():
+            conn.detach()  # out of the pool: closing it must end the session and the lock
+            self._conn = conn
+            return True
+        conn.close()
+        return False
+
+    def _try_file(self, path: Path) -> bool:
+        if self._file is not None:
+            return True
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): every process schedules, still correct
+            return True
+        handle = path.open("a")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._file = handle
+        return True
+
+    def release(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sa.exc.DBAPIError):
+                self._conn.close()  # ends the session, and with it the advisory lock
+            self._conn = None
+        if self._file is not None:
+            self._file.close()  # closing the file drops its lock
+            self._file = None
 
 
 def run_due(service: Service, limit: int = BATCH) -> int:
@@ -78,6 +150,7 @@ class DecayScheduler:
 
     def __init__(self, service: Service) -> None:
         self._service = service
+        self._lock = SchedulerLock(service)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pyrometer-decay", daemon=True)
 
@@ -88,11 +161,22 @@ class DecayScheduler:
         self._stop.set()
         self._thread.join(timeout=10)
 
+    @property
+    def leading(self) -> bool:
+        """Whether this scheduler holds the store's scheduler lock (and so does the work)."""
+        return self._lock.try_acquire()
+
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                run_all_due(self._service)
-                wait = seconds_until_next(self._service)
-            except Exception:  # a database blip must not kill the scheduler for good
-                wait = POLL_SECONDS
-            self._stop.wait(wait)
+        try:
+            while not self._stop.is_set():
+                try:
+                    if self._lock.try_acquire():
+                        run_all_due(self._service)
+                        wait = seconds_until_next(self._service)
+                    else:  # another process schedules; take over if it goes away
+                        wait = POLL_SECONDS
+                except Exception:  # a database blip must not kill the scheduler for good
+                    wait = POLL_SECONDS
+                self._stop.wait(wait)
+        finally:
+            self._lock.release()

@@ -10,9 +10,10 @@ request's problem is never another's: each is still accepted whole or rejected w
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pyrometer.service.ingest import ingest_many
@@ -29,6 +30,12 @@ class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
     result: IngestResult | None = None
     error: BaseException | None = None
+    on_done: Callable[[], None] | None = None  # besides ``done``: wakes an awaiting task
+
+    def finish(self) -> None:
+        self.done.set()
+        if self.on_done is not None:
+            self.on_done()
 
     @property
     def size(self) -> int:
@@ -76,6 +83,25 @@ class GroupCommitter:
         assert pending.result is not None
         return pending.result
 
+    async def submit_async(
+        self, tracks: Sequence[Track], identifies: Sequence[Identify]
+    ) -> IngestResult:
+        """``submit`` for the event loop: waits without holding a thread."""
+        self.start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(None))
+
+        pending = _Pending(tracks, identifies, on_done=wake)
+        self._queue.put(pending)
+        await future
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
     def _run(self) -> None:
         while True:
             first = self._queue.get()
@@ -104,11 +130,11 @@ class GroupCommitter:
         except Exception as exc:
             if len(group) == 1:
                 group[0].error = exc
-                group[0].done.set()
+                group[0].finish()
             else:
                 for pending in group:
                     self._commit([pending])
             return
         for pending, result in zip(group, results, strict=True):
             pending.result = result
-            pending.done.set()
+            pending.finish()

@@ -3,7 +3,8 @@
 Per transaction: resolve who each message is about, create and lock those leads (in id
 order), apply identify calls (link the visitor, move its events, merge traits), append
 the events (a known message id is a no-op), score the new ones into each lead's state in
-O(1) each, then store states, ledger lines and transitions. A lead whose events changed
+O(1) each, then store states and transitions (the ledger is derived from the event log
+when a lead is read). A lead whose events changed
 owner, or that was scored under an older playbook, is replayed from its log instead.
 """
 
@@ -11,8 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
-from functools import partial
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -31,8 +31,11 @@ from pyrometer.service.scoring import (
 )
 from pyrometer.store import repo
 from pyrometer.store.engine import is_postgres
-from pyrometer.store.tables import events, identities, leads, ledger, transitions
+from pyrometer.store.tables import events, identities, leads, transitions
 
+# Groups at least this large are scored before their write transaction; for smaller ones
+# the extra read costs more than the time it saves under the locks.
+SCORE_AHEAD_MIN = 64
 _COLUMN_TRAITS = {"source": ("source", "lead_source"), "owner": ("owner", "lead_owner")}
 _CONSENT_TRAITS = ("consent", "marketing_consent", "opt_in")
 
@@ -68,39 +71,147 @@ def ingest_many(service: Service, parts: Sequence[Part]) -> list[IngestResult]:
 
 
 def _store(service: Service, tracks: Sequence[Track], identifies: Sequence[Identify]) -> set[str]:
-    for _ in range(10):
+    if len(tracks) >= SCORE_AHEAD_MIN and not identifies and all(t.user_id for t in tracks):
         try:
-            return service.write(lambda conn: _ingest(service, conn, tracks, identifies))
-        except _NewLeads as new:
-            service.write(partial(_create, service, lead_ids=new.lead_ids, visitors=new.visitors))
-    raise RuntimeError("leads kept disappearing while ingesting; giving up")
+            return _store_scored_ahead(service, tracks)
+        except _Fallback:
+            pass  # nothing of it was committed: take the general path
+    return service.write(lambda conn: _ingest(service, conn, tracks, identifies))
 
 
-class _NewLeads(Exception):
-    """PostgreSQL: create these leads in a transaction of their own, then start again.
-
-    A row a transaction inserts stays locked by it until it commits, outside the id order
-    the other locks are taken in; two batches creating and locking overlapping leads could
-    deadlock. Committed first, new leads are locked in id order like all the others.
-    """
-
-    def __init__(self, lead_ids: set[str], visitors: set[str]):
-        super().__init__(f"{len(lead_ids)} new leads")
-        self.lead_ids = lead_ids
-        self.visitors = visitors  # those known only by an anonymousId
+class _Fallback(Exception):
+    """The scored-ahead path met what only the general path handles (a lead to replay
+    under another playbook version, a lead merged away meanwhile)."""
 
 
-def _create(service: Service, conn: Connection, *, lead_ids: set[str], visitors: set[str]) -> None:
-    now = service.clock()
-    version, book = service.playbooks.recent(conn)
-    repo.ensure_leads(conn, [blank_record(book, version, lead, {}, now) for lead in lead_ids])
-    # An identify may have merged one of these visitors away since we looked: its link is
-    # committed by now (it waited for our insert), so drop the empty lead we just made.
-    merged = set(repo.resolve_subjects(conn, visitors))
-    if merged:
-        conn.execute(
-            leads.delete().where(leads.c.lead_id.in_(sorted(merged)), leads.c.event_count == 0)
+EventRow = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredAhead:
+    """Leads scored from their committed rows, before the write: plain values only, so a
+    scoring process can hand it over cheaply (see :class:`ScoringPool`)."""
+
+    version: int  # the playbook version scored under
+    seen: dict[str, repo.RawLead]  # the rows scored from (a lead not there was new)
+    rows: dict[str, repo.LeadRow]  # each lead's row as scored
+    transitions: dict[str, list[repo.TransitionRow]]
+
+
+def score_ahead(service: Service, rows: Sequence[EventRow], now: int) -> ScoredAhead | None:
+    """Score events (all new, as far as anyone knows yet) into their leads' committed
+    rows, outside any write transaction; ``None``: only the general path can do it."""
+    by_lead = _events_by_lead(rows)
+
+    def read(conn: Connection) -> tuple[int, Playbook, dict[str, repo.RawLead]]:
+        version, book = service.playbooks.recent(conn)
+        return version, book, repo.read_leads_raw(conn, by_lead, lock=False)
+
+    version, book, seen = service.read(read)
+    scored: dict[str, repo.LeadRow] = {}
+    transitions: dict[str, list[repo.TransitionRow]] = {}
+    for lead_id, lead_events in by_lead.items():
+        raw = seen.get(lead_id)
+        record = repo.record_of_raw(raw) if raw else blank_record(book, version, lead_id, {}, now)
+        if record.playbook_version != version:
+            return None
+        change = apply_events(book, record, lead_events, now)
+        scored[lead_id] = repo.lead_row(change.record)
+        transitions[lead_id] = [repo.transition_row(t) for t in change.transitions]
+    return ScoredAhead(version, seen, scored, transitions)
+
+
+def _events_by_lead(rows: Sequence[EventRow]) -> dict[str, list[Event]]:
+    by_lead: dict[str, list[Event]] = defaultdict(list)
+    for row in rows:
+        by_lead[row["lead_id"]].append(
+            Event(row["lead_id"], row["name"], row["ts_us"], row["event_id"], row["properties"])
         )
+    return by_lead
+
+
+def _store_scored_ahead(service: Service, tracks: Sequence[Track]) -> set[str]:
+    """Events of leads named by ``userId``, scored before the write transaction.
+
+    The scoring, most of the work, runs outside any lock (in a scoring process of its
+    own when the server has one), so it runs in parallel with other requests' writes and
+    only the short write transaction is one at a time. The write then locks the leads as
+    the general path does and compares each row with the one scored from: a lead another
+    writer changed meanwhile, or whose events turn out not all new (another request
+    stored one first), is scored again there, under its lock, from what is committed.
+    What is stored is what the general path would store.
+    """
+    now = service.clock()
+    rows = _event_rows(tracks, lambda t: t.user_id, now)
+    pool = service.scoring_pool
+    ahead = pool.score(rows, now) if pool is not None else score_ahead(service, rows, now)
+    if ahead is None:
+        raise _Fallback()
+    by_lead: dict[str, list[EventRow]] = defaultdict(list)
+    for row in rows:
+        by_lead[row["lead_id"]].append(row)
+    return service.write(lambda conn: _write_scored_ahead(service, conn, now, rows, by_lead, ahead))
+
+
+def _write_scored_ahead(
+    service: Service,
+    conn: Connection,
+    now: int,
+    rows: list[EventRow],
+    by_lead: Mapping[str, Sequence[EventRow]],
+    ahead: ScoredAhead,
+) -> set[str]:
+    version, seen = ahead.version, ahead.seen
+    missing = set(by_lead) - set(seen)
+    created: set[str] = set()
+    if is_postgres(conn):
+        # As in _lock_or_create: new leads inserted first (here with their scored rows),
+        # then the others locked, each in id order.
+        if missing:
+            created = repo.create_lead_rows(conn, [ahead.rows[lead] for lead in missing])
+        wanted = set(by_lead) - created
+        locked = repo.read_leads_raw(conn, wanted, lock=True)
+        if set(locked) != wanted:
+            raise _Fallback()  # a lead was merged away since it was read
+    else:  # the write transaction already excludes every other writer
+        locked = repo.read_leads_raw(conn, by_lead, lock=False)
+        if set(seen) - set(locked):
+            raise _Fallback()
+    new_ids = repo.insert_events(conn, rows)
+
+    updates: list[repo.LeadRow] = []
+    inserts: list[repo.LeadRow] = []  # SQLite: leads still new, inserted as scored
+    transitions: list[repo.TransitionRow] = []
+    again: list[Change] = []  # scored again under the lock: updated
+    book = service.playbooks.get(conn, version)
+    for lead_id, lead_rows in by_lead.items():
+        fresh_rows = [row for row in lead_rows if row["event_id"] in new_ids]
+        as_scored = len(fresh_rows) == len(lead_rows)
+        if lead_id in created or lead_id not in locked:
+            if as_scored:
+                if lead_id not in created:
+                    inserts.append(ahead.rows[lead_id])
+                transitions += ahead.transitions[lead_id]
+                continue
+            record = blank_record(book, version, lead_id, {}, now)
+            if lead_id not in created:  # inserted as it is now, updated below
+                inserts.append(repo.lead_row(record))
+        else:
+            raw = locked[lead_id]
+            if not fresh_rows:
+                continue  # every event of it was known already: nothing changes
+            if as_scored and raw == seen.get(lead_id):
+                updates.append(ahead.rows[lead_id])
+                transitions += ahead.transitions[lead_id]
+                continue
+            record = repo.record_of_raw(raw)
+            if record.playbook_version > version:
+                raise _Fallback()  # published since: the general path uses the new book
+        fresh = _events_by_lead(fresh_rows)[lead_id] if fresh_rows else []
+        again.append(_score(conn, book, version, record, None, fresh, None, now))
+    repo.save_rows(conn, updates, inserts, transitions, now)
+    repo.save_changes(conn, again, now)
+    return new_ids
 
 
 def _ingest(
@@ -110,11 +221,7 @@ def _ingest(
     now = service.clock()
     version, book = service.playbooks.recent(conn)
 
-    new_links: dict[str, str] = {}
-    for ident in identifies:
-        anon = ident.anonymous_id
-        if anon and anon != ident.user_id:
-            new_links.setdefault(anon, ident.user_id)
+    new_links = _links_of(identifies)
     anonymous = {t.anonymous_id for t in tracks if not t.user_id and t.anonymous_id}
     known = repo.resolve_subjects(conn, anonymous | set(new_links))
     links = {**new_links, **known}  # a link once made stays
@@ -126,16 +233,12 @@ def _ingest(
         return links.get(track.anonymous_id, track.anonymous_id)
 
     merging = {anon: lead for anon, lead in new_links.items() if anon not in known}
-    needed = {lead_of(t) for t in tracks} | {i.user_id for i in identifies} | set(merging)
-    records = repo.lock_leads(conn, needed)
-    missing = needed - set(records)
-    if missing:
-        if is_postgres(conn):
-            visitors = {lead_of(t) for t in tracks if not t.user_id} | set(merging)
-            raise _NewLeads(missing, missing & visitors)
-        # SQLite: this transaction is the only writer; create and read them here.
-        repo.ensure_leads(conn, [blank_record(book, version, lead, {}, now) for lead in missing])
-        records.update(repo.lock_leads(conn, missing))
+
+    def person(ident: Identify) -> str:  # an identify's lead, after this request's links
+        return new_links.get(ident.user_id, ident.user_id)
+
+    needed = {lead_of(t) for t in tracks} | {person(i) for i in identifies} | set(merging)
+    records, new_leads = _lock_or_create(conn, needed, book, version, now)
     # Under the locks, check nobody merged a visitor or a lead away since we looked.
     if set(records) != needed:
         raise Retry()
@@ -151,6 +254,7 @@ def _ingest(
     for anon, lead in sorted(merging.items()):
         _merge_visitor(conn, anon, lead, now)
         visitor = records.pop(anon)
+        new_leads.discard(anon)
         attributes[lead] = {**visitor.attributes, **attributes[lead]}
         known_lead = records[lead]
         records[lead] = replace(
@@ -164,8 +268,8 @@ def _ingest(
             )
         replays[lead] = f"identify:{anon}"
     for ident in identifies:
-        attributes[ident.user_id].update(ident.traits)
-        records[ident.user_id] = _trait_columns(records[ident.user_id], ident.traits)
+        attributes[person(ident)].update(ident.traits)
+        records[person(ident)] = _trait_columns(records[person(ident)], ident.traits)
 
     rows = _event_rows(tracks, lead_of, now)
     new_ids = repo.insert_events(conn, rows)
@@ -176,8 +280,10 @@ def _ingest(
                 Event(row["lead_id"], row["name"], row["ts_us"], row["event_id"], row["properties"])
             )
 
-    changes = []
-    for lead_id in sorted(set(fresh) | set(attributes) | set(replays)):
+    touched = set(fresh) | set(attributes) | set(replays)
+    # New leads nothing happened to (their events were all known) are stored as they are.
+    changes = [Change(records[lead_id]) for lead_id in sorted(new_leads - touched)]
+    for lead_id in sorted(touched):
         changes.append(
             _score(
                 conn,
@@ -190,8 +296,58 @@ def _ingest(
                 now,
             )
         )
-    repo.save_changes(conn, [c for c in changes if c is not None], now)
+    repo.save_changes(conn, [c for c in changes if c is not None], now, new=new_leads)
     return new_ids
+
+
+def _lock_or_create(
+    conn: Connection, needed: set[str], book: Playbook, version: int, now: int
+) -> tuple[dict[str, LeadRecord], set[str]]:
+    """Lock (and read) the leads ``needed``, creating those that do not exist yet.
+
+    Returns the records and the ids of the leads still to be inserted at the end.
+
+    SQLite: this transaction is the only writer, so a missing lead is made in memory and
+    inserted once, with its final state, by :func:`repo.save_changes`.
+
+    PostgreSQL: a row a transaction inserts stays locked by it until it commits, so new
+    leads are inserted first (in id order; a lead another transaction is creating waits
+    for it) and only then are all the others locked (in id order). Every transaction
+    waits on inserts in id order before it holds any other lock, so none waits for one
+    that waits for it. A lead that disappears meanwhile (an identify merged a visitor
+    away) is missing from the locked rows: the caller starts again.
+    """
+    if not is_postgres(conn):
+        records = repo.lock_leads(conn, needed)
+        missing = needed - set(records)
+        for lead in missing:
+            records[lead] = blank_record(book, version, lead, {}, now)
+        return records, missing
+    missing = needed - repo.existing_leads(conn, needed)
+    blanks = {lead: blank_record(book, version, lead, {}, now) for lead in missing}
+    created = repo.create_leads(conn, list(blanks.values())) if blanks else set()
+    records = repo.lock_leads(conn, needed - created)
+    records.update((lead, blanks[lead]) for lead in created)
+    return records, set()
+
+
+def _links_of(identifies: Sequence[Identify]) -> dict[str, str]:
+    """The visitor → lead links a request's identify and alias calls make, each to the
+    lead at the end of its chain (``a`` → ``b`` and ``b`` → ``c`` in one request: both are
+    ``c``'s). The first link of a visitor counts, and one that would close a loop
+    (``a`` → ``b``, then ``b`` → ``a``) is left out: its traits still go to the lead."""
+    links: dict[str, str] = {}
+
+    def end(lead: str) -> str:
+        while lead in links:
+            lead = links[lead]
+        return lead
+
+    for ident in identifies:
+        anon = ident.anonymous_id
+        if anon and anon != ident.user_id and anon not in links and end(ident.user_id) != anon:
+            links[anon] = ident.user_id
+    return {anon: end(lead) for anon, lead in links.items()}
 
 
 def _event_rows(tracks: Sequence[Track], lead_of: Any, now: int) -> list[dict[str, Any]]:
@@ -249,7 +405,6 @@ def _merge_visitor(conn: Connection, anonymous_id: str, lead_id: str, now: int) 
     conn.execute(
         transitions.update().where(transitions.c.lead_id == anonymous_id).values(lead_id=lead_id)
     )
-    conn.execute(ledger.delete().where(ledger.c.lead_id == anonymous_id))
     conn.execute(leads.delete().where(leads.c.lead_id == anonymous_id))
     # Visitors linked to the visitor (never happens with Segment's ids, but stay consistent).
     conn.execute(

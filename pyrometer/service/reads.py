@@ -23,7 +23,7 @@ from pyrometer.core.timeutil import iso
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import LeadRecord, as_of, current, replay
 from pyrometer.store import repo
-from pyrometer.store.tables import events, leads
+from pyrometer.store.tables import leads
 
 EVENTS_SHOWN = 500
 
@@ -49,23 +49,21 @@ def get_lead(service: Service, lead_id: str) -> dict[str, Any] | None:
         if record is None:
             return None
         version, book = service.playbooks.active(conn)
-        if record.playbook_version == version:
-            lines = repo.ledger_lines(conn, lead_id)
-        else:  # rescoring after a publish has not reached this lead yet: replay it here
-            change = replay(book, version, record, repo.lead_events(conn, lead_id), now, "read")
-            record, lines = change.record, list(change.lines)
+        # The ledger is the event log replayed (what ingest scored, line by line); a lead
+        # that rescoring after a publish has not reached yet is replayed under the new
+        # version here, record and all.
+        log = repo.lead_events(conn, lead_id)
+        change = replay(book, version, record, log, now, "read")
+        if record.playbook_version != version:
+            record = change.record
+        lines = list(change.lines)
         scored = current(book, record.state, now)
         at = as_of(record.state, now)
         valued = in_event_order(revalue(book, lines, at))
         explained = replace(
             scored, engagement_lines=tuple(valued), fit_lines=fit_lines(book, record.attributes)
         )
-        rows = conn.execute(
-            sa.select(events.c.event_id, events.c.name, events.c.ts_us, events.c.properties)
-            .where(events.c.lead_id == lead_id)
-            .order_by(events.c.ts_us.desc(), events.c.event_id.desc())
-            .limit(EVENTS_SHOWN)
-        ).all()
+        shown = log[: -EVENTS_SHOWN - 1 : -1]  # newest first: the log is in event order
         return {
             **lead_summary(record, scored),
             "as_of": iso(at),
@@ -76,12 +74,12 @@ def get_lead(service: Service, lead_id: str) -> dict[str, Any] | None:
             "transitions": [t.to_dict() for t in repo.lead_transitions(conn, lead_id)],
             "events": [
                 {
-                    "event_id": r.event_id,
-                    "event": r.name,
-                    "timestamp": iso(r.ts_us),
-                    "properties": r.properties or {},
+                    "event_id": e.event_id,
+                    "event": e.name,
+                    "timestamp": iso(e.ts_us),
+                    "properties": dict(e.properties),
                 }
-                for r in rows
+                for e in shown
             ],
         }
 

@@ -28,8 +28,69 @@ Clock = Callable[[], int]
 _RETRY_CODES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 
 
+class WriterLock:
+    """SQLite's writers queue here: a thread lock, and ``flock`` on ``DATABASE.write-lock``
+    so that other processes' writers queue too (the kernel wakes the next one at once)."""
+
+    def __init__(self, database: str | None) -> None:
+        self._thread_lock = threading.Lock()
+        self._file: Any = None
+        if database and database != ":memory:" and not database.startswith("file:"):
+            try:
+                import fcntl  # noqa: F401  (POSIX only; elsewhere the busy timeout queues)
+
+                self._path: str | None = f"{database}.write-lock"
+            except ImportError:
+                self._path = None
+        else:
+            self._path = None
+
+    def __enter__(self) -> WriterLock:
+        self._thread_lock.acquire()
+        if self._path is not None:
+            try:
+                import fcntl
+
+                if self._file is None:
+                    self._file = open(self._path, "a")  # kept open
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)  # releases the GIL
+            except BaseException:
+                self._thread_lock.release()
+                raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._file is not None:
+                import fcntl
+
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+
 class Retry(Exception):
     """Raised inside a write transaction to run it again from the start."""
+
+
+class _Reconnect(Exception):
+    """The connection was found dead before anything was committed: run it again.
+
+    Connections are not pinged when taken from the pool (a round trip per transaction);
+    a dead one (a restarted database) fails its first statement instead, SQLAlchemy
+    drops the pool's connections, and the transaction runs again on a new one. Only a
+    failure inside the work, before the commit is sent, is run again: nothing of it can
+    have been committed.
+    """
+
+
+def _before_commit(work: Callable[[Connection], T], conn: Connection) -> T:
+    try:
+        return work(conn)
+    except sa.exc.DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise _Reconnect() from exc
+        raise
 
 
 def wall_clock() -> int:
@@ -49,12 +110,15 @@ class Service:
         self.engine = engine
         self.clock = clock
         self.playbooks = PlaybookRegistry()
-        # SQLite has one writer at a time anyway. Queueing this process's writers on a
-        # lock hands the database over at once, where SQLite's busy handler would sleep
-        # in growing steps (up to 100 ms) while the lock sits free.
-        self._write_lock: AbstractContextManager[Any] = (
-            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
-        )
+        # Set by a server with a scoring process (pyrometer.service.scoring_pool).
+        self.scoring_pool: Any = None
+        # SQLite has one writer at a time anyway. Queueing writers on a lock hands the
+        # database over at once, where SQLite's busy handler would sleep in growing steps
+        # (up to 100 ms) while the lock sits free: a thread lock within this process, and
+        # a file lock beside the database between the processes of ``serve --workers N``.
+        self._write_lock: AbstractContextManager[Any] = nullcontext()
+        if engine.dialect.name == "sqlite":
+            self._write_lock = WriterLock(engine.url.database)
 
     @classmethod
     def open(cls, url: str | None = None, clock: Clock = wall_clock) -> Service:
@@ -70,9 +134,11 @@ class Service:
                 with self._write_lock, self.engine.connect() as conn:
                     conn.execution_options(**{WRITE: True})
                     with conn.begin():
-                        return work(conn)
-            except Retry:
-                pass
+                        result = _before_commit(work, conn)
+                    return result
+            except (Retry, _Reconnect):
+                if attempt == attempts - 1:
+                    raise
             except sa.exc.DBAPIError as exc:
                 if not _retryable(exc) or attempt == attempts - 1:
                     raise
@@ -80,8 +146,14 @@ class Service:
         raise RuntimeError("a write transaction kept losing races; giving up")
 
     def read(self, work: Callable[[Connection], T]) -> T:
-        with self.engine.connect() as conn, conn.begin():
-            return work(conn)
+        for attempt in range(3):
+            try:
+                with self.engine.connect() as conn, conn.begin():
+                    return _before_commit(work, conn)
+            except _Reconnect:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.engine.dispose()

@@ -8,7 +8,8 @@ rescoring after a playbook publish.
 Decay transitions need care: ``apply_event`` reports the class changes decay caused since
 the lead's last activity, and the scheduler records the same changes when they happen.
 ``decay_checked_us`` marks how far decay transitions are already recorded, so each is
-stored exactly once, whoever sees it first.
+stored exactly once, whoever sees it first. Ingest records the ones already due when it
+stores a lead (events that arrive late), the scheduler those that come due later.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pyrometer.core.classify import stage_of, temperature_of
 from pyrometer.core.conditions import normalize_record
 from pyrometer.core.incremental import (
     LeadState,
@@ -93,7 +95,7 @@ def blank_record(
         state = apply_attributes(playbook, new_state(lead_id), attributes, now_us).state
     else:
         state = replace(_blank_state(playbook), lead_id=lead_id)
-    scored = current(playbook, state, now_us)
+    temperature, stage = classes_now(playbook, state, now_us)
     return LeadRecord(
         lead_id=lead_id,
         attributes=attributes,
@@ -104,8 +106,8 @@ def blank_record(
         updated_us=now_us,
         playbook_version=version,
         state=state,
-        temperature=str(scored.temperature),
-        stage=str(scored.stage),
+        temperature=temperature,
+        stage=stage,
         decay_checked_us=NEVER_US,
         next_decay_us=None,
     )
@@ -138,16 +140,32 @@ def next_decay_after(playbook: Playbook, state: LeadState, after_us: int) -> int
     return None
 
 
+def classes_now(playbook: Playbook, state: LeadState, now_us: int) -> tuple[str, str]:
+    """The lead's temperature and stage as of now: :func:`current`'s, without the rest
+    of the snapshot (this runs for every lead ingest stores)."""
+    engagement = state.engagement_at(playbook, playbook.decay.step_of(as_of(state, now_us)))
+    return (
+        str(temperature_of(playbook, state.fit + engagement)),
+        str(stage_of(playbook, state.fit, engagement, state.explicit_stage)),
+    )
+
+
 def _finish(
     playbook: Playbook, record: LeadRecord, state: LeadState, checked_us: int, now_us: int
 ) -> LeadRecord:
-    scored = current(playbook, state, now_us)
-    return replace(
-        record,
-        state=state,
+    temperature, stage = classes_now(playbook, state, now_us)
+    return LeadRecord(
+        lead_id=record.lead_id,
+        attributes=record.attributes,
+        source=record.source,
+        owner=record.owner,
+        consent=record.consent,
+        created_us=record.created_us,
         updated_us=now_us,
-        temperature=str(scored.temperature),
-        stage=str(scored.stage),
+        playbook_version=record.playbook_version,
+        state=state,
+        temperature=temperature,
+        stage=stage,
         decay_checked_us=checked_us,
         next_decay_us=next_decay_after(playbook, state, checked_us),
     )
@@ -177,6 +195,11 @@ def apply_events(
             # Decay changes up to the new anchor were just reported; later ones start after it.
             checked = max(checked, state.anchor_step * step_us)
     updated = _finish(playbook, record, state, checked, now_us)
+    if updated.next_decay_us is not None and updated.next_decay_us <= now_us:
+        # Late events can leave decay crossings between them and now: record those here,
+        # at their own times, as the scheduler would a moment later (saving it a trip).
+        due = advance_decay(playbook, updated, now_us)
+        return Change(due.record, tuple(book.values()), (*transitions, *due.transitions))
     return Change(updated, tuple(book.values()), tuple(transitions))
 
 

@@ -13,10 +13,12 @@ connections' own automatic checkpoint stays on as a safety net at a larger size.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
@@ -25,6 +27,15 @@ DEFAULT_URL = "sqlite:///pyrometer.db"
 URL_VARIABLE = "PYROMETER_DATABASE_URL"
 WRITE = "pyrometer_write"  # execution option: this connection's transactions write
 AUTOCHECKPOINT_PAGES = 20_000  # about 80 MB of WAL before a writer checkpoints itself
+
+
+def json_loads(text: str | bytes) -> Any:
+    """JSON text as Python: orjson, or the standard library for what orjson refuses
+    (``NaN``, integers past 64 bits) that an older version may have written."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def database_url(url: str | None = None) -> str:
@@ -39,7 +50,7 @@ def create_store_engine(url: str | None = None) -> Engine:
         return _sqlite_engine(url)
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(False))
-    return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return sa.create_engine(url, pool_size=10, max_overflow=20, json_deserializer=json_loads)
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -48,6 +59,7 @@ def _sqlite_engine(url: str) -> Engine:
         connect_args={"check_same_thread": False, "timeout": 60},
         pool_size=8,
         max_overflow=8,
+        json_deserializer=json_loads,
         poolclass=sa.pool.QueuePool,
     )
 

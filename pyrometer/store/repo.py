@@ -8,29 +8,44 @@ write transaction itself (``BEGIN IMMEDIATE``) already excludes every other writ
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from pyrometer.core.incremental import LeadState
-from pyrometer.core.model import EngagementLine, Event, Transition
+from pyrometer.core.model import Event, Transition
 from pyrometer.service.scoring import Change, LeadRecord
-from pyrometer.store.engine import is_postgres
-from pyrometer.store.tables import events, identities, leads, ledger, transitions
+from pyrometer.store.engine import is_postgres, json_loads
+from pyrometer.store.tables import events, identities, leads, transitions
 
+_TUPLES_OK = 2  # libpq PGRES_TUPLES_OK: a result with rows
 _CHUNK = 500  # rows per IN (...) list: well under every driver's parameter limit
 
 
-def _insert(conn: Connection, table: sa.Table) -> Any:
-    """The dialect's INSERT, which has ``on_conflict_do_nothing`` / ``_do_update``."""
-    return (postgresql.insert if is_postgres(conn) else sqlite.insert)(table)
-
-
 # The hot statements are built once: building one costs more than running it.
-_LEAD_COLUMNS = [c.name for c in leads.columns if c.name != "lead_id"]
+_LEAD_COLUMNS = (  # the order of _lead_params
+    "attributes",
+    "source",
+    "owner",
+    "consent",
+    "created_us",
+    "updated_us",
+    "playbook_version",
+    "state",
+    "fit",
+    "anchor_step",
+    "engagement_at_anchor",
+    "temperature",
+    "stage",
+    "last_activity_us",
+    "event_count",
+    "decay_checked_us",
+    "next_decay_us",
+)
+assert set(_LEAD_COLUMNS) == {c.name for c in leads.columns} - {"lead_id"}
 _JSON_COLUMNS = {c.name for c in leads.columns if isinstance(c.type, sa.JSON)}
 
 
@@ -49,48 +64,9 @@ def _update_lead_sql(dialect: str) -> str:
 _UPDATE_LEAD_SQL = {name: _update_lead_sql(name) for name in ("sqlite", "postgresql")}
 
 
-def _dialect_statements(insert: Any) -> dict[str, Any]:
-    upsert = insert(ledger)
-    return {
-        "ledger": upsert.on_conflict_do_update(
-            index_elements=["lead_id", "rule", "event_id"],
-            set_={"points": upsert.excluded.points, "ts_us": upsert.excluded.ts_us},
-        ),
-    }
-
-
-_STATEMENTS = {
-    "postgresql": _dialect_statements(postgresql.insert),
-    "sqlite": _dialect_statements(sqlite.insert),
-}
-
-
-def _statement(conn: Connection, name: str) -> Any:
-    return _STATEMENTS[conn.dialect.name][name]
-
-
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def record_row(record: LeadRecord) -> dict[str, Any]:
-    return {
-        "lead_id": record.lead_id,
-        "attributes": dict(record.attributes),
-        "source": record.source,
-        "owner": record.owner,
-        "consent": record.consent,
-        "created_us": record.created_us,
-        "updated_us": record.updated_us,
-        "playbook_version": record.playbook_version,
-        "state": record.state.to_dict(),
-        "temperature": record.temperature,
-        "stage": record.stage,
-        "decay_checked_us": record.decay_checked_us,
-        "next_decay_us": record.next_decay_us,
-        **record.derived(),
-    }
 
 
 def record_of(row: Any) -> LeadRecord:
@@ -112,11 +88,106 @@ def record_of(row: Any) -> LeadRecord:
     )
 
 
-def ensure_leads(conn: Connection, blanks: Sequence[LeadRecord]) -> None:
-    """Create the leads that do not exist yet (in id order, so concurrent callers agree)."""
-    rows = [record_row(r) for r in sorted(blanks, key=lambda r: r.lead_id)]
-    for chunk in _chunks(rows, 200):
-        conn.execute(_insert(conn, leads).on_conflict_do_nothing(), list(chunk))
+def _lead_params(record: LeadRecord) -> tuple[Any, ...]:
+    """A lead's values in :data:`_LEAD_COLUMNS` order, JSON columns as JSON text.
+
+    The state is the store's own document and goes through orjson; the attributes keep
+    the standard library's text (``GET /v1/leads?q=`` searches it).
+    """
+    state = record.state
+    return (
+        json.dumps(dict(record.attributes)) if record.attributes else "{}",
+        record.source,
+        record.owner,
+        record.consent,
+        record.created_us,
+        record.updated_us,
+        record.playbook_version,
+        orjson.dumps(state.to_dict()).decode(),
+        state.fit,
+        state.anchor_step,
+        state.engagement_at_anchor,
+        record.temperature,
+        record.stage,
+        state.last_activity_us,
+        state.event_count,
+        record.decay_checked_us,
+        record.next_decay_us,
+    )
+
+
+def _insert_leads_sql(dialect: str, count: int, returning: bool) -> str:
+    mark = "?" if dialect == "sqlite" else "%s"
+    json_mark = mark if dialect == "sqlite" else "CAST(%s AS json)"
+    one = (
+        f"({mark}, "
+        + ", ".join(json_mark if n in _JSON_COLUMNS else mark for n in _LEAD_COLUMNS)
+        + ")"
+    )
+    tail = " ON CONFLICT (lead_id) DO NOTHING RETURNING lead_id" if returning else ""
+    return (
+        f"INSERT INTO leads (lead_id, {', '.join(_LEAD_COLUMNS)}) "
+        f"VALUES {', '.join([one] * count)}{tail}"
+    )
+
+
+def _pg_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
+    """PostgreSQL: one statement for many rows in psycopg's pipeline (prepared once, one
+    round trip, run in order), with every row's RETURNING rows."""
+    out: list[Any] = []
+    if not rows:
+        return out
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:
+        cursor.executemany(sql, rows, returning=True)
+        while True:
+            if cursor.pgresult is not None and cursor.pgresult.status == _TUPLES_OK:
+                out.extend(cursor.fetchall())
+            if not cursor.nextset():
+                break
+    return out
+
+
+LeadRow = tuple[Any, ...]  # lead_id, then the values of _LEAD_COLUMNS
+
+
+def lead_row(record: LeadRecord) -> LeadRow:
+    """A lead as the row :func:`create_lead_rows` and :func:`save_rows` store."""
+    return (record.lead_id, *_lead_params(record))
+
+
+def create_leads(conn: Connection, blanks: Sequence[LeadRecord]) -> set[str]:
+    """Create the leads that do not exist yet, in id order (so concurrent callers agree);
+    returns the ids this call created (and so holds locked until it commits)."""
+    return create_lead_rows(conn, [lead_row(r) for r in blanks])
+
+
+def create_lead_rows(conn: Connection, rows: Sequence[LeadRow]) -> set[str]:
+    """:func:`create_leads` for rows already made by :func:`lead_row`."""
+    ordered = sorted(rows, key=lambda row: row[0])
+    if is_postgres(conn):
+        sql = _insert_leads_sql("postgresql", 1, returning=True)
+        return {row[0] for row in _pg_many(conn, sql, ordered)}
+    created: set[str] = set()
+    for chunk in _chunks(ordered, 200):
+        sql = _insert_leads_sql(conn.dialect.name, len(chunk), returning=True)
+        params = tuple(v for row in chunk for v in row)
+        created.update(row[0] for row in conn.exec_driver_sql(sql, params))
+    return created
+
+
+def existing_leads(conn: Connection, lead_ids: Iterable[str]) -> set[str]:
+    """Which of these leads exist (no lock taken)."""
+    ids = sorted(set(lead_ids))
+    if is_postgres(conn):
+        sql = "SELECT lead_id FROM leads WHERE lead_id = ANY(%s)"
+        return {row[0] for row in conn.exec_driver_sql(sql, (ids,))}
+    found: set[str] = set()
+    for chunk in _chunks(ids):
+        sql = f"SELECT lead_id FROM leads WHERE lead_id IN ({', '.join(['?'] * len(chunk))})"
+        found.update(row[0] for row in conn.exec_driver_sql(sql, tuple(chunk)))
+    return found
 
 
 _RECORD_COLUMNS = (
@@ -136,22 +207,72 @@ _RECORD_COLUMNS = (
 )
 
 
-def _lock_sql(dialect: str, count: int) -> str:
-    """Driver SQL for the hot read of ingest (SQLAlchemy's row processing cost more)."""
-    mark = "?" if dialect == "sqlite" else "%s"
-    lock = " FOR UPDATE" if dialect == "postgresql" else ""
-    return (
-        f"SELECT {', '.join(_RECORD_COLUMNS)} FROM leads "
-        f"WHERE lead_id IN ({', '.join([mark] * count)}) ORDER BY lead_id{lock}"
-    )
+def _read_sql(dialect: str, count: int, lock: bool) -> str:
+    """Driver SQL for the hot reads of ingest (SQLAlchemy's row processing cost more).
+
+    JSON columns come back as their text on both stores (PostgreSQL ``json`` keeps the
+    text it was given), so two reads of a row compare equal exactly when it is unchanged.
+    """
+    if dialect == "postgresql":
+        columns = [f"{c}::text" if c in _JSON_COLUMNS else c for c in _RECORD_COLUMNS]
+        where = "lead_id = ANY(%s)"  # one text for any number of ids: prepared once
+    else:
+        columns = list(_RECORD_COLUMNS)
+        where = f"lead_id IN ({', '.join(['?'] * count)})"
+    tail = " FOR UPDATE" if lock and dialect == "postgresql" else ""
+    return f"SELECT {', '.join(columns)} FROM leads WHERE {where} ORDER BY lead_id{tail}"
+
+
+RawLead = tuple[Any, ...]
+
+
+def read_leads_raw(conn: Connection, lead_ids: Iterable[str], lock: bool) -> dict[str, RawLead]:
+    """Leads' rows as the driver gives them, in id order; ``lock``: ``SELECT ... FOR
+    UPDATE`` on PostgreSQL (a fixed order cannot deadlock). :func:`record_of_raw` reads one.
+    """
+    ids = sorted(set(lead_ids))
+    out: dict[str, RawLead] = {}
+    if not ids:
+        return out
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        batches: Iterable[tuple[str, Any]] = [(_read_sql(dialect, 0, lock), (ids,))]
+    else:
+        batches = ((_read_sql(dialect, len(c), lock), tuple(c)) for c in _chunks(ids))
+    for sql, params in batches:
+        for row in conn.exec_driver_sql(sql, params):
+            out[row[0]] = tuple(row)
+    return out
+
+
+def json_text(value: Any) -> str:
+    """JSON text as the standard library writes it (``NaN`` stays ``NaN``, which the store
+    then refuses), with orjson's speed whenever the two agree in meaning."""
+    try:
+        text = orjson.dumps(value)
+    except TypeError:  # integers past 64 bits, keys that are not text...
+        return json.dumps(value)
+    if b"null" in text and _has_nan(value):  # orjson writes NaN and infinities as null
+        return json.dumps(value)
+    return text.decode()
+
+
+def _has_nan(value: Any) -> bool:
+    if isinstance(value, float):
+        return value != value or value in (float("inf"), float("-inf"))
+    if isinstance(value, dict):
+        return any(_has_nan(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_nan(v) for v in value)
+    return False
 
 
 def _json(value: Any) -> Any:
     """SQLite hands JSON columns back as text, psycopg already decoded."""
-    return json.loads(value) if isinstance(value, str) else value
+    return json_loads(value) if isinstance(value, str) else value
 
 
-def _record_of_tuple(row: Sequence[Any]) -> LeadRecord:
+def record_of_raw(row: RawLead) -> LeadRecord:
     (lead_id, attributes, source, owner, consent, created, updated, version, state) = row[:9]
     temperature, stage, checked, next_decay = row[9:]
     return LeadRecord(
@@ -173,14 +294,7 @@ def _record_of_tuple(row: Sequence[Any]) -> LeadRecord:
 
 def lock_leads(conn: Connection, lead_ids: Iterable[str]) -> dict[str, LeadRecord]:
     """Lock and read leads, in id order (a fixed order cannot deadlock)."""
-    ids = sorted(set(lead_ids))
-    out: dict[str, LeadRecord] = {}
-    for chunk in _chunks(ids):
-        sql = _lock_sql(conn.dialect.name, len(chunk))
-        for row in conn.exec_driver_sql(sql, tuple(chunk)):
-            record = _record_of_tuple(row)
-            out[record.lead_id] = record
-    return out
+    return {lead: record_of_raw(row) for lead, row in read_leads_raw(conn, lead_ids, True).items()}
 
 
 def read_lead(conn: Connection, lead_id: str) -> LeadRecord | None:
@@ -216,15 +330,25 @@ def _insert_events_sql(dialect: str, count: int) -> str:
 
 def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
     """Append events; returns the ids that were new (a known id is silently a no-op)."""
-    new: set[str] = set()
-    for chunk in _chunks(rows):
-        params = tuple(
-            json.dumps(row[c]) if c == "properties" else row[c]
-            for row in chunk
-            for c in _EVENT_COLUMNS
+    params = [
+        (
+            row["event_id"],
+            row["lead_id"],
+            row["subject"],
+            row["name"],
+            row["ts_us"],
+            json_text(row["properties"]),
+            row["received_us"],
         )
+        for row in rows
+    ]
+    if is_postgres(conn):
+        return {r[0] for r in _pg_many(conn, _insert_events_sql("postgresql", 1), params)}
+    new: set[str] = set()
+    for chunk in _chunks(params):
         sql = _insert_events_sql(conn.dialect.name, len(chunk))
-        new.update(r[0] for r in conn.exec_driver_sql(sql, params))
+        flat = tuple(value for row in chunk for value in row)
+        new.update(r[0] for r in conn.exec_driver_sql(sql, flat))
     return new
 
 
@@ -242,66 +366,65 @@ def lead_events(conn: Connection, lead_id: str) -> list[Event]:
     return [event_of(row) for row in conn.execute(query)]
 
 
-def save_changes(conn: Connection, changes: Sequence[Change], recorded_us: int) -> None:
-    """Store new lead records, their ledger lines and transitions, a few statements in all."""
-    if not changes:
-        return
-    rows = []
-    for change in changes:
-        row = record_row(change.record)
-        values = [json.dumps(row[n]) if n in _JSON_COLUMNS else row[n] for n in _LEAD_COLUMNS]
-        rows.append((*values, row["lead_id"]))
-    conn.exec_driver_sql(_UPDATE_LEAD_SQL[conn.dialect.name], rows)
+def save_changes(
+    conn: Connection,
+    changes: Sequence[Change],
+    recorded_us: int,
+    new: Set[str] = frozenset(),
+    written: Set[str] = frozenset(),
+) -> None:
+    """Store lead records and their transitions, a few statements in all.
 
-    replaced = [c.record.lead_id for c in changes if c.replace_ledger]
-    for chunk in _chunks(replaced):
-        conn.execute(ledger.delete().where(ledger.c.lead_id.in_(chunk)))
-    lines = [
-        {
-            "lead_id": c.record.lead_id,
-            "rule": line.rule,
-            "event_id": line.event_id,
-            "event": line.event,
-            "ts_us": line.ts_us,
-            "points": line.points,
-        }
-        for c in changes
-        for line in c.lines
-    ]
-    for chunk in _chunks(lines):
-        conn.execute(_statement(conn, "ledger"), list(chunk))
-    append_transitions(conn, [t for c in changes for t in c.transitions], recorded_us)
+    Records of leads in ``new`` are inserted (the caller made sure they do not exist yet),
+    those in ``written`` are stored already (only their transitions are appended), the
+    others updated. The ledger is not stored: a read derives it from the event log.
+    """
+    rows = [lead_row(c.record) for c in changes if c.record.lead_id not in written]
+    save_rows(
+        conn,
+        [row for row in rows if row[0] not in new],
+        [row for row in rows if row[0] in new],
+        [transition_row(t) for c in changes for t in c.transitions],
+        recorded_us,
+    )
 
 
-def append_transitions(conn: Connection, items: Sequence[Transition], recorded_us: int) -> None:
-    if items:
-        conn.execute(
-            transitions.insert(),
-            [
-                {
-                    "lead_id": t.lead_id,
-                    "at_us": t.at_us,
-                    "kind": t.kind,
-                    "old": t.old,
-                    "new": t.new,
-                    "cause": t.cause[:250],
-                    "recorded_us": recorded_us,
-                }
-                for t in items
-            ],
+TransitionRow = tuple[str, int, str, str, str, str]  # lead_id, at_us, kind, old, new, cause
+
+
+def transition_row(t: Transition) -> TransitionRow:
+    return (t.lead_id, t.at_us, t.kind, t.old, t.new, t.cause[:250])
+
+
+def save_rows(
+    conn: Connection,
+    updates: Sequence[LeadRow],
+    inserts: Sequence[LeadRow],
+    transition_rows: Sequence[TransitionRow],
+    recorded_us: int,
+) -> None:
+    """Update and insert lead rows (:func:`lead_row`) and append transitions."""
+    if updates:
+        conn.exec_driver_sql(
+            _UPDATE_LEAD_SQL[conn.dialect.name], [(*row[1:], row[0]) for row in updates]
+        )
+    for chunk in _chunks(inserts, 200):
+        sql = _insert_leads_sql(conn.dialect.name, len(chunk), returning=False)
+        conn.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
+    if transition_rows:
+        mark = "?" if conn.dialect.name == "sqlite" else "%s"
+        conn.exec_driver_sql(
+            f"INSERT INTO transitions ({', '.join(_TRANSITION_COLUMNS)}) "
+            f"VALUES ({', '.join([mark] * len(_TRANSITION_COLUMNS))})",
+            [(*row, recorded_us) for row in transition_rows],
         )
 
 
-def ledger_lines(conn: Connection, lead_id: str) -> list[EngagementLine]:
-    query = (
-        sa.select(ledger)
-        .where(ledger.c.lead_id == lead_id)
-        .order_by(ledger.c.ts_us, ledger.c.event_id, ledger.c.rule)
-    )
-    return [
-        EngagementLine(r.rule, r.event_id, r.event, r.ts_us, r.points, r.points)
-        for r in conn.execute(query)
-    ]
+_TRANSITION_COLUMNS = ("lead_id", "at_us", "kind", '"old"', '"new"', "cause", "recorded_us")
+
+
+def append_transitions(conn: Connection, items: Sequence[Transition], recorded_us: int) -> None:
+    save_rows(conn, (), (), [transition_row(t) for t in items], recorded_us)
 
 
 def lead_transitions(conn: Connection, lead_id: str) -> list[Transition]:

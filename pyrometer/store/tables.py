@@ -69,18 +69,6 @@ events = sa.Table(
     sa.Index(None, "lead_id", "ts_us"),
 )
 
-# Every rule's points for every event: values are computed at read time from the points.
-ledger = sa.Table(
-    "ledger",
-    metadata,
-    sa.Column("lead_id", sa.String(200), primary_key=True),
-    sa.Column("rule", sa.String(200), primary_key=True),
-    sa.Column("event_id", sa.String(200), primary_key=True),
-    sa.Column("event", sa.String(200), nullable=False),
-    sa.Column("ts_us", sa.BigInteger, nullable=False),
-    sa.Column("points", sa.Float, nullable=False),
-)
-
 transitions = sa.Table(
     "transitions",
     metadata,

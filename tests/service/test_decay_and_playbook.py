@@ -82,7 +82,8 @@ def test_history_loaded_late_gets_its_decay_transitions_at_their_times(
     clock.advance(60 * DAY)
     events = _hot_lead(service)  # dated START, read 60 days later
     assert get_lead(service, "ann")["temperature"] == "cold"
-    assert run_due(service) == 1
+    # Ingest recorded the crossings that were already due; the scheduler finds none left.
+    assert run_due(service) == 0
     recorded = _decay_rows(service)
     assert [row[1:] for row in recorded] == [
         ("temperature", "hot", "warm"),
@@ -156,3 +157,21 @@ def test_publishing_a_playbook_rescores_every_lead(
     # The listing filters by the new classes too.
     hot = client.get("/v1/leads", params={"temperature": "hot"}, headers=read).json()["items"]
     assert {x["lead_id"] for x in hot} == {"ann", "bob"}
+
+
+def test_one_scheduler_per_store_however_many_processes(service: Service, store_url: str) -> None:
+    # Two services on one store stand for two server processes: one scheduler leads, the
+    # other waits, and takes over when the first stops.
+    other = Service.open(store_url)
+    first, second = DecayScheduler(service), DecayScheduler(other)
+    try:
+        assert first.leading
+        assert not second.leading
+        assert first.leading  # still ours
+        first._lock.release()
+        assert second.leading
+        assert not first.leading
+    finally:
+        first._lock.release()
+        second._lock.release()
+        other.close()

@@ -12,7 +12,7 @@ from pyrometer.cli.app import app
 from pyrometer.core.playbook import default_playbook
 from pyrometer.service.reads import get_lead
 from pyrometer.service.runtime import Service
-from pyrometer.store.tables import events, leads, ledger, transitions
+from pyrometer.store.tables import events, leads, transitions
 from service.conftest import Clock
 from service.helpers import company, reference
 
@@ -23,7 +23,7 @@ def _snapshot(url: str) -> dict[str, object]:
         return service.read(
             lambda conn: {
                 t.name: conn.execute(sa.select(t).order_by(*t.primary_key.columns)).all()
-                for t in (events, leads, ledger, transitions)
+                for t in (events, leads, transitions)
             }
         )
     finally:

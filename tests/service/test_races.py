@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+import pytest
 import sqlalchemy as sa
 
 from pyrometer.core.model import Event
@@ -120,3 +121,24 @@ def test_publish_while_events_arrive(service: Service, clock: Clock) -> None:
             ).scalar()
         )
         assert stored == 2
+
+
+def test_a_dead_pooled_connection_is_replaced_not_an_error(service: Service) -> None:
+    """Connections are not pinged when taken from the pool: one the database dropped
+    (a restart) fails its first statement, and the transaction runs again on a new one."""
+    if service.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL: a server that can drop a connection")
+    service.engine.dispose()
+    with service.engine.connect() as conn:  # the pool's only connection
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    admin = sa.create_engine(service.engine.url)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+    admin.dispose()
+    ingest(service, [Track("after-restart", "demo_request", START, user_id="ann")], [])
+    assert (
+        service.read(
+            lambda conn: conn.execute(sa.select(sa.func.count()).select_from(events)).scalar()
+        )
+        == 1
+    )

@@ -15,7 +15,7 @@ from pyrometer.service.ingest import ingest
 from pyrometer.service.inputs import Track
 from pyrometer.service.reads import get_lead
 from pyrometer.service.runtime import Service
-from pyrometer.store.tables import events, leads, ledger, metadata, transitions
+from pyrometer.store.tables import events, leads, metadata, transitions
 from service.conftest import Clock
 from service.helpers import company, identifies_of, reference, tracks_of
 
@@ -24,7 +24,7 @@ def _table_counts(service: Service) -> dict[str, object]:
     def work(conn: sa.Connection) -> dict[str, object]:
         return {
             t.name: conn.execute(sa.select(t).order_by(*t.primary_key.columns)).all()
-            for t in (events, leads, ledger, transitions)
+            for t in (events, leads, transitions)
         }
 
     return service.read(work)

@@ -1,0 +1,48 @@
+"""Scoring ahead in a scoring process stores what scoring in the server process does,
+and both equal the reference, with events in any order and some sent twice."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from pyrometer.core.playbook import default_playbook
+from pyrometer.service.ingest import SCORE_AHEAD_MIN, ingest
+from pyrometer.service.reads import get_lead
+from pyrometer.service.runtime import Service
+from pyrometer.service.scoring_pool import ScoringPool
+from service.conftest import Clock
+from service.helpers import company, identifies_of, reference, tracks_of
+
+
+@pytest.mark.slow
+def test_a_scoring_process_stores_what_the_reference_says(service: Service, clock: Clock) -> None:
+    data = company(30, clock.now_us)
+    rows = list(data.events)
+    random.Random(9).shuffle(rows)
+    ingest(service, [], identifies_of(data.leads, clock.now_us - 10**9))
+    tracks = tracks_of(rows)
+    assert len(tracks) > 3 * SCORE_AHEAD_MIN
+    pool = ScoringPool(service, 2)
+    service.scoring_pool = pool
+    try:
+        step = 2 * SCORE_AHEAD_MIN
+        for start in range(0, len(tracks), step):
+            chunk = tracks[start : start + step]
+            # Each group repeats a few events of the one before: they must count once.
+            again = tracks[max(0, start - 5) : start]
+            result = ingest(service, again + chunk, [])
+            assert result.duplicates == len(again)
+    finally:
+        service.scoring_pool = None
+        pool.close()
+    clock.advance(86_400)
+    expected = reference(default_playbook(), data, clock.now_us)
+    for lead_id, ref in expected.items():
+        got = get_lead(service, lead_id)
+        assert got is not None
+        assert got["score"] == pytest.approx(round(ref.score, 4), abs=1e-4), lead_id
+        assert got["temperature"] == str(ref.temperature)
+        assert got["stage"] == str(ref.stage)
+        assert got["event_count"] == ref.event_count
