@@ -71,7 +71,7 @@ class LeadTable:
 
 # Tables over this many events are scored in slices of leads, one pass over the file each,
 # so that the per-lead hash table stays within memory.
-EVENTS_PER_SLICE = 40_000_000
+EVENTS_PER_SLICE = 60_000_000
 WEIGHT_SAMPLE_ROWS = 100_000
 MAX_CONDITIONS = 30  # distinct property conditions of engagement rules (bits of one INTEGER)
 MAX_NAME_CONDITIONS = 8  # more for one event name: computed per row instead of 2**n rows
@@ -702,7 +702,7 @@ class DuckDBBatchScorer:
         raise ValueError(f"events of {leads} leads lack a lead id, an event name or a time")
 
     def _slices(self, events: EventTable) -> int:
-        """How many slices of leads to score separately: one per 40 M events."""
+        """How many slices of leads to score separately: one per 60 M events."""
         if self.slices is not None:
             return self.slices
         if events.rows is None:
