@@ -73,7 +73,7 @@ class LeadTable:
 # so that the per-lead hash table stays within memory.
 EVENTS_PER_SLICE = 60_000_000
 WEIGHT_SAMPLE_ROWS = 100_000
-MAX_CONDITIONS = 30  # distinct property conditions of engagement rules (bits of one INTEGER)
+MAX_CONDITIONS = 30  # distinct property conditions with a bit each (of one INTEGER)
 MAX_NAME_CONDITIONS = 8  # more for one event name: computed per row instead of 2**n rows
 TALLY_AT = 32  # pass 1 counts events below this bit and the cap proof's tally above it
 PROOF_WORDS = 3
@@ -298,11 +298,8 @@ class DuckDBBatchScorer:
                             users.update(spellings[name])
                     conditions[term.match_sql] = (len(conditions), reused, set())
                 conditions[term.match_sql][2].update(spellings[name])
-        if len(conditions) > MAX_CONDITIONS:
-            raise ValueError(
-                f"the playbook's engagement rules use {len(conditions)} different property "
-                f"conditions; the batch engine handles up to {MAX_CONDITIONS}"
-            )
+        # More conditions than bits: every name with conditions computes them per row.
+        too_many = len(conditions) > MAX_CONDITIONS
 
         def window(rule: EngagementRule) -> str:
             if rule.window_us is None:
@@ -323,7 +320,7 @@ class DuckDBBatchScorer:
             own_bits = sorted(
                 {conditions[t.match_sql][0] for t in name_terms if t.match_sql in conditions}
             )
-            if len(own_bits) > MAX_NAME_CONDITIONS and not bad:
+            if (len(own_bits) > MAX_NAME_CONDITIONS or (too_many and own_bits)) and not bad:
                 wide.append(raw)
                 nid = len(branches) + 1
                 branches[nid] = self._branch_sql(
@@ -429,8 +426,13 @@ class DuckDBBatchScorer:
             f"AS c{bit}"
             for bit, sql, users in conditions.values()
         ]
-        bits = " + ".join(
-            f"(CASE WHEN c{bit} THEN {1 << bit} ELSE 0 END)" for bit, _, _ in conditions.values()
+        bits = (
+            ""
+            if too_many
+            else " + ".join(
+                f"(CASE WHEN c{bit} THEN {1 << bit} ELSE 0 END)"
+                for bit, _, _ in conditions.values()
+            )
         )
         if wide and bits:
             bits = f"CASE WHEN {one_of('e.event', wide)} THEN 0 ELSE {bits} END"
