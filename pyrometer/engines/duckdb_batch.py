@@ -37,7 +37,7 @@ from pyrometer.engines.cap_proof import (
     RuleBins,
 )
 from pyrometer.engines.sql_conditions import (
-    condition_sql,
+    bounds_sql,
     number_literal,
     one_of,
     quote_ident,
@@ -742,8 +742,7 @@ class DuckDBBatchScorer:
         }
         mql = (
             " AND ".join(
-                condition_sql(cond, metrics[metric], pb.missing_values)
-                for metric, cond in pb.lifecycle.mql.items()
+                bounds_sql(cond, metrics[metric]) for metric, cond in pb.lifecycle.mql.items()
             )
             or "TRUE"
         )

@@ -132,6 +132,18 @@ def condition_sql(cond: Condition, expr: str, missing_values: Iterable[str]) -> 
     return "(" + " AND ".join(f"coalesce({part}, FALSE)" for part in parts) + ")"
 
 
+def bounds_sql(cond: Condition, expr: str) -> str:
+    """A score (never NULL) against ``gt``/``gte``/``lt``/``lte``, the only tests a playbook
+    allows on scores: the SQL twin of :func:`pyrometer.core.classify._within`, without
+    reading the number as text."""
+    tests = [
+        f"{expr} {op} {number_literal(bound)}"
+        for op, bound in ((">", cond.gt), (">=", cond.gte), ("<", cond.lt), ("<=", cond.lte))
+        if bound is not None
+    ]
+    return "(" + " AND ".join(tests) + ")" if tests else "TRUE"
+
+
 def where_sql(where: Where, columns: Mapping[str, str], missing_values: Iterable[str]) -> str:
     """``where`` over a table whose normalised column names map to SQL expressions.
 
