@@ -393,7 +393,7 @@ def _score(
         return replay(book, version, record, repo.lead_events(conn, record.lead_id), now, cause)
     first = set_attributes(book, record, new_attributes, now) if new_attributes else Change(record)
     second = apply_events(book, first.record, fresh, now)
-    return Change(second.record, second.lines, first.transitions + second.transitions)
+    return Change(second.record, first.transitions + second.transitions)
 
 
 def _merge_visitor(conn: Connection, anonymous_id: str, lead_id: str, now: int) -> None:

@@ -68,12 +68,12 @@ class LeadRecord:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """A lead's new record, the ledger lines to upsert and the transitions to append."""
+    """A lead's new record and the transitions to append; after a replay, also the ledger
+    (which is not stored: a read replays the event log)."""
 
     record: LeadRecord
-    lines: tuple[EngagementLine, ...] = ()
     transitions: tuple[Transition, ...] = ()
-    replace_ledger: bool = False  # lines are the whole ledger (after a replay)
+    lines: tuple[EngagementLine, ...] = ()
 
 
 def as_of(state: LeadState, now_us: int) -> int:
@@ -180,7 +180,6 @@ def apply_events(
         return Change(record)
     state = record.state
     checked = record.decay_checked_us
-    book: dict[LedgerKey, EngagementLine] = {}
     transitions: list[Transition] = []
     step_us = playbook.decay.step_us
     for event in sorted(events, key=lambda e: e.order_key):
@@ -189,8 +188,6 @@ def apply_events(
             if transition.cause != "decay" or transition.at_us > checked:
                 transitions.append(transition)
         state = step.state
-        for line in step.lines:
-            book[(line.rule, line.event_id)] = line
         if state.anchor_step is not None:
             # Decay changes up to the new anchor were just reported; later ones start after it.
             checked = max(checked, state.anchor_step * step_us)
@@ -199,8 +196,8 @@ def apply_events(
         # Late events can leave decay crossings between them and now: record those here,
         # at their own times, as the scheduler would a moment later (saving it a trip).
         due = advance_decay(playbook, updated, now_us)
-        return Change(due.record, tuple(book.values()), (*transitions, *due.transitions))
-    return Change(updated, tuple(book.values()), tuple(transitions))
+        return Change(due.record, (*transitions, *due.transitions))
+    return Change(updated, tuple(transitions))
 
 
 def set_attributes(
@@ -220,7 +217,7 @@ def set_attributes(
     updated = _finish(
         playbook, replace(record, attributes=merged), step.state, record.decay_checked_us, now_us
     )
-    return Change(updated, (), step.transitions)
+    return Change(updated, step.transitions)
 
 
 def replay(
@@ -253,7 +250,7 @@ def replay(
         )
         if old != new
     ]
-    return Change(updated, tuple(book.values()), tuple(transitions), replace_ledger=True)
+    return Change(updated, tuple(transitions), tuple(book.values()))
 
 
 def advance_decay(playbook: Playbook, record: LeadRecord, now_us: int) -> Change:
@@ -264,4 +261,4 @@ def advance_decay(playbook: Playbook, record: LeadRecord, now_us: int) -> Change
         if t.at_us > record.decay_checked_us
     ]
     checked = max(record.decay_checked_us, now_us)
-    return Change(_finish(playbook, record, record.state, checked, now_us), (), tuple(due))
+    return Change(_finish(playbook, record, record.state, checked, now_us), tuple(due))
