@@ -38,13 +38,13 @@ MAX_BINS = 64
 
 @dataclass(frozen=True)
 class LimitedRule:
-    """What the layout needs to know of a ``once`` or capped rule."""
+    """What the layout needs to know of a capped rule."""
 
     rule_id: int
     full: int
     """Events of one window that all earn the rule's full points (0: not even the first)."""
     windowed: bool
-    """False when the window is the lead's whole life: one bin is enough."""
+    """False when the cap is per lead, not per window: one bin is enough."""
     weight: float = 0.0
     """How many events of this rule the data holds (relative); more get more bins."""
 

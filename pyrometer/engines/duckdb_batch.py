@@ -141,8 +141,7 @@ class DuckDBBatchScorer:
         """Rows per event name as spelled in the data (``None``: rows without a name).
 
         Read once and normalised here, so ``"Demo Request"`` in a file meets
-        ``demo_request`` in the playbook without normalising every row in SQL; the counts
-        tell the cap proof which rules are busy.
+        ``demo_request`` in the playbook without normalising every row in SQL.
         """
         return {
             (None if row[0] is None else str(row[0])): int(row[1])
@@ -239,11 +238,10 @@ class DuckDBBatchScorer:
             ],
         )
 
-    def _sample_weights(self, events: EventTable, raw_names: Sequence[str]) -> dict[int, float]:
+    def _sample_weights(self, events: EventTable, match: str) -> dict[int, float]:
         """Matches per rule among the table's first rows: which capped rules are busy, so
         the proof gives them more bins. Conditions count (a ``page_view`` of a pricing URL
-        is a pricing event)."""
-        match = self._load_rules(events, raw_names)
+        is a pricing event). ``match`` is what :meth:`_load_rules` returned."""
         rows = self.con.execute(f"""
             SELECT r.rule_id, count(*)
             FROM (SELECT * FROM {events.sql} LIMIT {WEIGHT_SAMPLE_ROWS}) e
@@ -320,29 +318,15 @@ class DuckDBBatchScorer:
             own_bits = sorted(
                 {conditions[t.match_sql][0] for t in name_terms if t.match_sql in conditions}
             )
+            meaning = (rare, stage, suppress, bad)
             if (len(own_bits) > MAX_NAME_CONDITIONS or (too_many and own_bits)) and not bad:
                 wide.append(raw)
                 nid = len(branches) + 1
                 branches[nid] = self._branch_sql(
                     name_terms, layout, lambda sql: f"c{conditions[sql][0]}", window
                 )
-                rows.append(
-                    (
-                        raw,
-                        0,
-                        nid,
-                        None,
-                        None,
-                        0,
-                        1,
-                        None,
-                        *([0] * layout.words),
-                        rare,
-                        stage,
-                        suppress,
-                        bad,
-                    )
-                )
+                # bits, nid, pts, count, width, bins, win_us, one_<w>...: all from the branch
+                rows.append((raw, 0, nid, None, None, 0, 1, None, *[0] * layout.words, *meaning))
                 continue
             for combo in range(1 << len(own_bits)):
                 bits = sum(1 << bit for i, bit in enumerate(own_bits) if combo >> i & 1)
@@ -375,23 +359,7 @@ class DuckDBBatchScorer:
                         ],
                         str(count),
                     )
-                rows.append(
-                    (
-                        raw,
-                        bits,
-                        nid,
-                        pts,
-                        count,
-                        width,
-                        nbins,
-                        win_us,
-                        *ones,
-                        rare,
-                        stage,
-                        suppress,
-                        bad,
-                    )
-                )
+                rows.append((raw, bits, nid, pts, count, width, nbins, win_us, *ones, *meaning))
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE pyro_names (raw_event VARCHAR, bits INTEGER, "
             "nid INTEGER, pts DOUBLE, count BIGINT, width INTEGER, bins INTEGER, win_us BIGINT, "
@@ -484,12 +452,12 @@ class DuckDBBatchScorer:
         return pts or "CAST(0.0 AS DOUBLE)", words, count
 
     def _joined_sql(
-        self, events: EventTable, as_of_us: int, raw_names: Sequence[str], lead_filter: str = ""
+        self, events: EventTable, as_of_us: int, match: str, lead_filter: str = ""
     ) -> str:
-        """Events joined to their candidate rules: one row per (event, candidate rule), or
-        one row with a NULL rule for an event no rule names. ``matched`` says whether the
-        rule's conditions hold."""
-        match = self._load_rules(events, raw_names)
+        """Events joined to their candidate rules (``pyro_rules``; ``match`` is what
+        :meth:`_load_rules` returned): one row per (event, candidate rule), or one row with
+        a NULL rule for an event no rule names. ``matched`` says whether the rule's
+        conditions hold."""
         return f"""
             SELECT e.lead_id, e.event, e.ts_us, e.event_id, r.rule_id, r.points AS p,
                    coalesce(pyro_fdiv(e.ts_us, r.win_us), 0) AS win,
@@ -596,18 +564,18 @@ class DuckDBBatchScorer:
         """Pass 2b, only for the leads in ``pyro_redo``: per window of each capped rule,
         the earliest events that can earn points (``min(x, n)``) get their rank's points;
         the result replaces the uncapped sum pass 1 counted for them."""
-        limited = [
+        capped = [
             (i, rule) for i, rule in enumerate(self.playbook.engagement) if rule.cap is not None
         ]
-        slots = max(rule.slots for _, rule in limited)
+        slots = max(rule.slots for _, rule in capped)
         factor = self._factor_sql(self._step_sql("x.t"), as_of_us)
         exact = " ".join(
             f"WHEN {i} THEN list_sum(list_transform(firsts, lambda x, i: "
             f"{self._given_sql(rule, 'i - 1')} * {factor}))"
-            for i, rule in limited
+            for i, rule in capped
         )
         row_factor = self._factor_sql(self._step_sql("j.ts_us"), as_of_us)
-        ids = ", ".join(str(i) for i, _ in limited)
+        ids = ", ".join(str(i) for i, _ in capped)
         return f"""
             SELECT lead_id, sum(CASE rule_id {exact} END - uncapped) AS correction
             FROM (
@@ -631,7 +599,8 @@ class DuckDBBatchScorer:
         if counts.get(None):
             self._invalid(events, counts[None])
         raw_names = [name for name in counts if name is not None]
-        compiled = self._load_names(events, raw_names, self._sample_weights(events, raw_names))
+        match = self._load_rules(events, raw_names)  # for the sample and pass 2b
+        compiled = self._load_names(events, raw_names, self._sample_weights(events, match))
         slices = self._slices(events)
         for k in range(slices):
             say(f"Scoring events ({k + 1}/{slices})" if slices > 1 else "Scoring events")
@@ -676,7 +645,7 @@ class DuckDBBatchScorer:
             )
         if has_redo:
             joined = self._joined_sql(
-                second, as_of_us, raw_names, "AND e.lead_id IN (SELECT lead_id FROM pyro_redo)"
+                second, as_of_us, match, "AND e.lead_id IN (SELECT lead_id FROM pyro_redo)"
             )
             self.con.execute(
                 "CREATE OR REPLACE TEMP TABLE pyro_exact AS "
@@ -856,7 +825,8 @@ class DuckDBBatchScorer:
                 for i, rule in enumerate(rules)
             )
             factor = self._factor_sql(self._step_sql("ts_us"), as_of_us)
-            joined = self._joined_sql(events, as_of_us, self._raw_names(events), lead_filter)
+            match = self._load_rules(events, self._raw_names(events))
+            joined = self._joined_sql(events, as_of_us, match, lead_filter)
             rows = self.con.execute(f"""
                 SELECT lead_id, rule_id, CAST(event_id AS VARCHAR), event, ts_us, given,
                        given * {factor} AS value
