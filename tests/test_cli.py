@@ -103,6 +103,45 @@ def test_output_formats_and_input_formats_agree(company, tmp_path: Path, suffix:
     assert len(outputs[0]) == 400
 
 
+@pytest.mark.parametrize("days_before_1970", [0, 3])
+def test_parquet_timestamps_before_1970_score_as_the_reference(
+    tmp_path: Path, days_before_1970: int
+) -> None:
+    """A TIMESTAMP column gives the earliest time from the file's statistics; when it is
+    before 1970, days and cap windows must still floor (2 leads, page views capped per
+    day, some on 1969-12-31)."""
+    day = 86_400_000_000
+    start = -days_before_1970 * day + day // 2
+    rows = [
+        (lead, "page_view", start + (i % 7) * day // 3, f"e{lead}{i}", "/blog" if i % 3 else None)
+        for lead in ("a", "b")
+        for i in range(14)
+    ] + [("a", "pricing_page_view", start - day // 4, "p1", None)]
+    path = tmp_path / "old.parquet"
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE t (lead_id VARCHAR, event VARCHAR, ts BIGINT, event_id VARCHAR, url VARCHAR)"
+    )
+    con.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)", rows)
+    con.execute(
+        f"COPY (SELECT lead_id, event, make_timestamp(ts) AS timestamp, event_id, url FROM t) "
+        f"TO '{path}'"
+    )
+    as_of_us = start + 5 * day
+    code, out, err = run("score", str(path), "--as-of", from_us(as_of_us).isoformat(), "--json")
+    assert code == 0, err
+    got = {row["lead_id"]: row for row in json.loads(out)}
+    expected = score_reference(
+        default_playbook(),
+        [Event.create(lead, name, ts, eid, {"url": url}) for lead, name, ts, eid, url in rows],
+        {},
+        as_of_us,
+    )
+    assert set(got) == {"a", "b"}
+    for lead, want in expected.items():
+        assert math.isclose(got[lead]["engagement"], round(want.engagement, 4), abs_tol=1e-4)
+
+
 def test_segment_messages_work_as_sent(tmp_path: Path) -> None:
     messages = [
         {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 from typing import Any
 
 from conftest import batch_score
@@ -72,6 +73,9 @@ def playbooks(draw: st.DrawFn) -> Playbook:
             ]
         else:
             rule["event"] = name
+        if name == "page_view" and draw(st.booleans()):
+            # The exact negation of the pricing rule's condition, as the default playbook.
+            rule["where"] = {"url": {"not": {"contains": "/pricing"}}}
         rules.append(rule)
     half_life = draw(st.sampled_from(["1d", "7d", "30d"]))
     step = draw(st.sampled_from(["1s", "1h", "1d"]))
@@ -196,6 +200,21 @@ def test_incremental_and_batch_equal_reference(playbook, stream, as_of_days, see
             (x.rule, x.event_id): x.points for x in want.engagement_lines
         }
         assert close(sum(x.value for x in lines), want.engagement)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=60)
+@given(playbook=playbooks(), stream=streams(), as_of_days=st.integers(0, 420))
+def test_events_around_1970_score_as_reference(playbook, stream, as_of_days) -> None:
+    """Times before the epoch: days and cap windows must floor, not truncate towards 0
+    (the batch engine divides plainly only when no event is older than 1970)."""
+    shift = START_US + 10 * DAY_US + DAY_US // 3  # the streams now straddle 1970-01-01
+    events = [replace(event, ts_us=event.ts_us - shift) for event in stream[0]]
+    as_of_us = START_US + as_of_days * DAY_US // 2 - shift
+    expected = score_reference(playbook, events, stream[1], as_of_us)
+    batch = batch_score(playbook, events, stream[1], as_of_us)
+    assert set(batch) == set(expected)
+    for lead, want in expected.items():
+        assert_same(want, batch[lead], "batch")
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow], max_examples=40)

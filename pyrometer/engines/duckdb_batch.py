@@ -59,6 +59,8 @@ class EventTable:
     """Called when rows lack a lead, event or time; raises an error naming the first."""
     rows: int | None = None
     """How many rows, when the reader knows cheaply (Parquet metadata)."""
+    earliest_us: int | None = None
+    """The earliest time, when the reader knows cheaply (Parquet statistics)."""
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,7 @@ class LeadTable:
 # so that the per-lead hash table stays within memory.
 EVENTS_PER_SLICE = 60_000_000
 WEIGHT_SAMPLE_ROWS = 100_000
-MAX_CONDITIONS = 30  # distinct property conditions with a bit each (of one INTEGER)
-MAX_NAME_CONDITIONS = 8  # more for one event name: computed per row instead of 2**n rows
+KEY_CONDITIONS = 8  # property conditions with a bit of the join key; more: computed per row
 TALLY_AT = 32  # pass 1 counts events below this bit and the cap proof's tally above it
 PROOF_WORDS = 3
 NAN = "CAST('NaN' AS DOUBLE)"
@@ -98,11 +99,12 @@ class _Pass1:
     """Pass 1's compiled SQL: per-row columns, uncapped points, additions to each word."""
 
     columns: list[str]
-    """Per event, before the join on the name: conditions and their ``bits``."""
+    """Per event, after the join on the name: conditions and the key ``k``."""
     after: list[str]
-    """Per event, after the join: decay step, cap window, bin shift."""
+    """Per event, after the join on the key: decay step, cap window, ``unit``."""
     points: str
     words: list[str]
+    """Each proof word's aggregate."""
     count: str
     """1 per event, plus from bit :data:`TALLY_AT` the units it adds to the proof words."""
     layout: ProofLayout
@@ -149,6 +151,13 @@ class DuckDBBatchScorer:
                 f"SELECT event, count(*) FROM {events.sql} GROUP BY event"
             ).fetchall()
         }
+
+    def _earliest(self, events: EventTable) -> int | None:
+        """The earliest time in the table (from the reader when it knows it)."""
+        if events.earliest_us is not None:
+            return events.earliest_us
+        row = self.con.execute(f"SELECT min(ts_us) FROM {events.sql}").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def _raw_names(self, events: EventTable) -> list[str]:
         return [name for name in self._name_counts(events) if name is not None]
@@ -259,16 +268,23 @@ class DuckDBBatchScorer:
         )
 
     def _load_names(
-        self, events: EventTable, raw_names: Sequence[str], weights: Mapping[int, float]
+        self,
+        events: EventTable,
+        raw_names: Sequence[str],
+        weights: Mapping[int, float],
+        nonnegative: bool,
     ) -> _Pass1:
-        """Register ``pyro_names`` and compile pass 1's per-row SQL: the event's points if
-        nothing were capped, what it adds to each proof word, and its count.
+        """Register ``pyro_names`` and ``pyro_keys`` and compile pass 1's per-row SQL: the
+        event's points if nothing were capped, what it adds to its proof word, and its count.
 
-        ``pyro_names`` has a row per raw event name and combination of the name's property
-        conditions (``bits``): each distinct condition is evaluated once per row, for the
-        names that use it, and from then on every event reads its points, bins and count
-        from its row. Only a combination that counts in several capped rules at once gets a
-        ``CASE`` branch of its own.
+        Every event joins ``pyro_names`` on its raw name alone, which DuckDB answers from
+        the file's dictionary of names, and gets the name's ``base`` key. The property
+        conditions of the playbook are evaluated on every row, once each, and set bits of
+        the key (a condition's exact negation needs no bit of its own); ``pyro_keys`` then
+        holds, per key, the points, bins and count of an event of that name with those
+        conditions. So no ``CASE`` runs per row, except for a name whose events can count
+        in several capped rules at once, or with more conditions than the key has bits.
+        ``nonnegative``: no event is older than 1970, so plain integer division floors.
         """
         terms = self._terms(events)
         layout = self._layout(weights)
@@ -280,6 +296,9 @@ class DuckDBBatchScorer:
         spellings: dict[str, list[str]] = defaultdict(list)
         for raw in raw_names:
             spellings[normalize_name(raw)].append(raw)
+
+        def div(expr: str, by: int | str) -> str:
+            return f"({expr} // {by})" if nonnegative else f"pyro_fdiv({expr}, {by})"
 
         # condition SQL -> (bit, SQL reusing earlier columns, raw names using it)
         conditions: dict[str, tuple[int, str, set[str]]] = {}
@@ -296,57 +315,72 @@ class DuckDBBatchScorer:
                             users.update(spellings[name])
                     conditions[term.match_sql] = (len(conditions), reused, set())
                 conditions[term.match_sql][2].update(spellings[name])
-        # More conditions than bits: every name with conditions computes them per row.
-        too_many = len(conditions) > MAX_CONDITIONS
+        # A condition that is the exact negation of another (`not: {contains: /pricing}`
+        # beside `contains: /pricing`) needs no bit of its own.
+        negates: dict[int, int] = {}
+        for sql, (bit, _, _) in conditions.items():
+            for other, (of, _, _) in conditions.items():
+                if sql == f"((coalesce(NOT {other}, FALSE)))" and of not in negates:
+                    negates[bit] = of
+        own = [bit for bit, _, _ in conditions.values() if bit not in negates]
+        slot = {bit: i for i, bit in enumerate(own[:KEY_CONDITIONS])}
+        keyed = set(slot) | {bit for bit, of in negates.items() if of in slot}
+        key_bits = len(slot)
 
         def window(rule: EngagementRule) -> str:
             if rule.window_us is None:
                 return "0"
             if rule.window_us == step_us:
                 return "step"
-            return "win" if rule.window_us == shared else f"pyro_fdiv(ts_us, {rule.window_us})"
+            return "win" if rule.window_us == shared else div("ts_us", rule.window_us)
 
-        # nid -> (points, words, count) of an event that cannot read them from its row
+        # branch id -> (points, word additions, count) of events that cannot read them from
+        # their key's row
         branches: dict[int, tuple[str, list[str], str]] = {}
-        wide: list[str] = []  # raw names with too many conditions for a row per combination
-        rows = []
-        for raw in raw_names:
+        names = []
+        keys = []
+        for nid, raw in enumerate(raw_names):
             name = normalize_name(raw)
             stage, suppress, bad = self._meaning(raw)
             rare = stage is not None or suppress or name in once_names
+            names.append((raw, nid << key_bits, rare, stage, suppress, bad))
             name_terms = [t for t in terms.get(name, []) if not rules[t.rule_id].once]
-            own_bits = sorted(
-                {conditions[t.match_sql][0] for t in name_terms if t.match_sql in conditions}
-            )
-            meaning = (rare, stage, suppress, bad)
-            if (len(own_bits) > MAX_NAME_CONDITIONS or (too_many and own_bits)) and not bad:
-                wide.append(raw)
-                nid = len(branches) + 1
-                branches[nid] = self._branch_sql(
+            own_bits = {conditions[t.match_sql][0] for t in name_terms if t.match_sql in conditions}
+            wide = None
+            if own_bits - keyed and not bad:
+                # Conditions beyond the key's bits: computed on the row, in a branch.
+                wide = len(branches) + 1
+                branches[wide] = self._branch_sql(
                     name_terms, layout, lambda sql: f"c{conditions[sql][0]}", window
                 )
-                # bits, nid, pts, count, width, bins, win_us, one_<w>...: all from the branch
-                rows.append((raw, 0, nid, None, None, 0, 1, None, *[0] * layout.words, *meaning))
-                continue
-            for combo in range(1 << len(own_bits)):
-                bits = sum(1 << bit for i, bit in enumerate(own_bits) if combo >> i & 1)
+            for combo in range(1 << key_bits):
+                k = (nid << key_bits) + combo
+                if wide is not None:
+                    # pts, count, width, bins, win_us, one, word: all from the branch
+                    keys.append((k, wide, None, None, 0, 1, None, 0, -1))
+                    continue
+
+                def holds(bit: int, combo: int = combo) -> bool:
+                    if bit in negates:
+                        return not holds(negates[bit])
+                    return bool(combo >> slot[bit] & 1)
+
                 matched = [
                     t
                     for t in name_terms
-                    if t.match_sql == "TRUE" or bits >> conditions[t.match_sql][0] & 1
+                    if t.match_sql == "TRUE" or holds(conditions[t.match_sql][0])
                 ]
                 binned = [b for t in matched if (b := layout.of(t.rule_id)) is not None]
                 pts = math.nan if bad else float(sum(rules[t.rule_id].points for t in matched))
-                ones = [0] * layout.words
                 count = 1 + (len(binned) << TALLY_AT)
-                width, nbins, win_us, nid = 0, 1, None, None
+                width, nbins, win_us, one, word, branch = 0, 1, None, 0, -1, None
                 if len(binned) == 1:
-                    ones[binned[0].word] = 1 << binned[0].offset
-                    width, nbins = binned[0].width, binned[0].bins
+                    width, nbins, word = binned[0].width, binned[0].bins, binned[0].word
+                    one = 1 << binned[0].offset
                     win_us = rules[binned[0].rule_id].window_us
                 elif binned:
-                    nid = len(branches) + 1
-                    branches[nid] = (
+                    branch = len(branches) + 1
+                    branches[branch] = (
                         "pts",
                         [
                             " + ".join(
@@ -359,16 +393,18 @@ class DuckDBBatchScorer:
                         ],
                         str(count),
                     )
-                rows.append((raw, bits, nid, pts, count, width, nbins, win_us, *ones, *meaning))
+                keys.append((k, branch, pts, count, width, nbins, win_us, one, word))
         self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE pyro_names (raw_event VARCHAR, bits INTEGER, "
-            "nid INTEGER, pts DOUBLE, count BIGINT, width INTEGER, bins INTEGER, win_us BIGINT, "
-            + "".join(f"one_{w} BIGINT, " for w in range(layout.words))
-            + "rare BOOLEAN, stage VARCHAR, suppress BOOLEAN, bad BOOLEAN)"
+            "CREATE OR REPLACE TEMP TABLE pyro_names (raw_event VARCHAR, base INTEGER, "
+            "rare BOOLEAN, stage VARCHAR, suppress BOOLEAN, bad BOOLEAN)"
         )
-        if rows:
-            marks = ", ".join("?" * len(rows[0]))
-            self.con.executemany(f"INSERT INTO pyro_names VALUES ({marks})", rows)
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE pyro_keys (k INTEGER, br INTEGER, pts DOUBLE, "
+            "count BIGINT, width INTEGER, bins INTEGER, win_us BIGINT, one BIGINT, word INTEGER)"
+        )
+        if names:
+            self.con.executemany("INSERT INTO pyro_names VALUES (?, ?, ?, ?, ?, ?)", names)
+            self.con.executemany("INSERT INTO pyro_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", keys)
 
         if shared == step_us:
             generic_window = "step"
@@ -377,39 +413,54 @@ class DuckDBBatchScorer:
         elif shared is not None:
             generic_window = "win"
         else:
-            generic_window = "coalesce(pyro_fdiv(ts_us, win_us), 0)"
+            generic_window = f"coalesce({div('ts_us', 'win_us')}, 0)"
 
         def per_row(pick: Callable[[tuple[str, list[str], str]], str], column: str) -> str:
             cases = "".join(
-                f" WHEN nid = {k} THEN {pick(b)}" for k, b in branches.items() if pick(b) != column
+                f" WHEN br = {k} THEN {pick(b)}" for k, b in branches.items() if pick(b) != column
             )
             return f"CASE{cases} ELSE {column} END" if cases else column
 
-        words = [
-            per_row(lambda b, w=w: b[1][w], f"(one_{w} << shift)") for w in range(layout.words)
-        ]
-        # Per row, before the join: each condition, for the names that use it, and the bits.
-        columns = [
-            f"CASE WHEN {one_of('e.event', sorted(users))} THEN coalesce({sql}, FALSE) END "
-            f"AS c{bit}"
-            for bit, sql, users in conditions.values()
-        ]
-        bits = (
-            ""
-            if too_many
-            else " + ".join(
-                f"(CASE WHEN c{bit} THEN {1 << bit} ELSE 0 END)"
-                for bit, _, _ in conditions.values()
+        words = []
+        for w in range(layout.words):
+            cases = "".join(
+                f" WHEN br = {k} THEN {b[1][w]}" for k, b in branches.items() if b[1][w] != "0"
             )
+            words.append(
+                f"sum(CASE{cases} WHEN word = {w} THEN unit ELSE 0 END)"
+                if cases
+                else f"sum(unit) FILTER (WHERE word = {w})"
+            )
+        # Per row, after the join on the name: each condition, then the key. Conditions in
+        # the key are evaluated on every row (a name that does not use one has the same
+        # constants for either value); the others only for the names that use them.
+        columns = []
+        for bit, sql, users in conditions.values():
+            if bit in slot:
+                columns.append(f"coalesce({sql}, FALSE) AS c{bit}")
+            elif bit in keyed:
+                # Only for branches and later conditions that read it: otherwise unused.
+                of = negates[bit]
+                columns.append(
+                    f"NOT c{of} AS c{bit}" if of < bit else f"coalesce({sql}, FALSE) AS c{bit}"
+                )
+            else:
+                columns.append(
+                    f"CASE WHEN {one_of('e.event', sorted(users))} "
+                    f"THEN coalesce({sql}, FALSE) END AS c{bit}"
+                )
+        key = " + ".join(
+            ["n.base"] + [f"CAST(c{bit} AS INTEGER) * {1 << i}" for bit, i in slot.items()]
         )
-        if wide and bits:
-            bits = f"CASE WHEN {one_of('e.event', wide)} THEN 0 ELSE {bits} END"
-        columns.append(f"{bits or '0'} AS bits")
-        after = [f"{self._step_sql('ts_us')} AS step"]
+        columns.append(f"{key} AS k")
+        after = [f"{div('ts_us', step_us)} AS step"]
         if shared is not None and shared != step_us:
-            after.append(f"pyro_fdiv(ts_us, {shared}) AS win")
-        # The bin of the event's one capped rule, as a shift (0 without one: one bin).
-        after.append(f"width * CAST(pyro_fmod({generic_window}, bins) AS INTEGER) AS shift")
+            after.append(f"{div('ts_us', shared)} AS win")
+        bin_sql = (
+            f"({generic_window} % bins)" if nonnegative else f"pyro_fmod({generic_window}, bins)"
+        )
+        # The bin of the event's one capped rule, as what it adds to its word.
+        after.append(f"one << (width * CAST({bin_sql} AS INTEGER)) AS unit")
         return _Pass1(
             columns,
             after,
@@ -495,27 +546,30 @@ class DuckDBBatchScorer:
         """
         layout = compiled.layout
         factor = self._factor_sql("step", as_of_us)
-        words = "".join(f", sum({v}) AS x{w}" for w, v in enumerate(compiled.words))
+        words = "".join(f", {v} AS x{w}" for w, v in enumerate(compiled.words))
         proven = layout.proven_sql(
             [f"coalesce(x{w}, CAST(0 AS HUGEINT))" for w in range(layout.words)],
             f"(counted >> {TALLY_AT})",
         )
+        events_sql = f"CAST(counted & {(1 << TALLY_AT) - 1} AS BIGINT)"
         return f"""
             SELECT lead_id, coalesce(engagement, 0.0) AS engagement,
-                   CAST(counted & {(1 << TALLY_AT) - 1} AS BIGINT) AS events, last_us,
-                   lead_id IS NULL OR lead_id = '' OR isnan(engagement) AS invalid,
+                   {events_sql} AS events, last_us,
+                   lead_id IS NULL OR lead_id = '' OR isnan(engagement)
+                       OR timed < {events_sql} AS invalid,
                    NOT {proven} AS redo
             FROM (
                 SELECT lead_id,
-                       sum(({compiled.points}) * coalesce({factor}, {NAN})) AS engagement{words},
-                       sum({compiled.count}) AS counted, max(ts_us) AS last_us
+                       sum(({compiled.points}) * {factor}) AS engagement{words},
+                       sum({compiled.count}) AS counted, max(ts_us) AS last_us,
+                       count(ts_us) AS timed
                 FROM (
-                    SELECT e.*, n.* EXCLUDE (bits), {", ".join(compiled.after)}
+                    SELECT e.* EXCLUDE (k), k.* EXCLUDE (k), {", ".join(compiled.after)}
                     FROM (
                         SELECT e.lead_id, e.event, e.ts_us, {", ".join(compiled.columns)}
-                        FROM {events.sql} e
+                        FROM {events.sql} e JOIN pyro_names n ON e.event = n.raw_event
                         WHERE (e.ts_us <= {as_of_us} OR e.ts_us IS NULL) {lead_filter}
-                    ) e JOIN pyro_names n ON e.event = n.raw_event AND e.bits = n.bits
+                    ) e JOIN pyro_keys k ON e.k = k.k
                 )
                 GROUP BY lead_id
             )
@@ -600,7 +654,12 @@ class DuckDBBatchScorer:
             self._invalid(events, counts[None])
         raw_names = [name for name in counts if name is not None]
         match = self._load_rules(events, raw_names)  # for the sample and pass 2b
-        compiled = self._load_names(events, raw_names, self._sample_weights(events, match))
+        compiled = self._load_names(
+            events,
+            raw_names,
+            self._sample_weights(events, match),
+            nonnegative=(self._earliest(events) or 0) >= 0,
+        )
         slices = self._slices(events)
         for k in range(slices):
             say(f"Scoring events ({k + 1}/{slices})" if slices > 1 else "Scoring events")

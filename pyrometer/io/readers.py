@@ -245,15 +245,23 @@ def open_events(
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW pyro_events AS SELECT {select} FROM {raw} WHERE {filter_sql}"
     )
-    rows = None
+    rows = earliest = None
     if source.path.suffix.lower() in {".parquet", ".pq"}:  # from the footer, no scan
         counted = con.execute(f"SELECT count(*) FROM {raw}").fetchone()
         rows = int(counted[0]) if counted else None
+        kind = exprs["timestamp_type"].upper()
+        if kind.startswith("TIMESTAMP") or kind == "DATE":  # times in the order of values
+            column = exprs["timestamp"]
+            first = con.execute(
+                f"SELECT {_timestamp_sql(f'min({column})', kind)} FROM {raw}"
+            ).fetchone()
+            earliest = int(first[0]) if first and first[0] is not None else None
     return EventTable(
         "pyro_events",
         {name: quote_ident("p_" + name) for name in props},
         diagnose=lambda: _check(con, source, checks, filter_sql),
         rows=rows,
+        earliest_us=earliest,
     )
 
 
