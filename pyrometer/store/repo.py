@@ -49,12 +49,27 @@ assert set(_LEAD_COLUMNS) == {c.name for c in leads.columns} - {"lead_id"}
 _JSON_COLUMNS = {c.name for c in leads.columns if isinstance(c.type, sa.JSON)}
 
 
-# SQLite: the lead UPDATE as driver SQL, run with executemany, without SQLAlchemy's
-# per-row work, which cost more than the statement itself. JSON columns get JSON text (as
-# SQLAlchemy's JSON type would write it).
-_UPDATE_LEAD_SQL = (
-    f"UPDATE leads SET {', '.join(f'{name} = ?' for name in _LEAD_COLUMNS)} WHERE lead_id = ?"
-)
+# Lead columns with an index of their own. SQLite updates an index whenever its column is
+# SET, even to the value it had, which cost about half of a lead's UPDATE: save_rows
+# leaves out the indexed columns a row does not change.
+_INDEXED = tuple(name for name in _LEAD_COLUMNS if any(name in ix.columns for ix in leads.indexes))
+_ROW_AT = {name: 1 + n for n, name in enumerate(_LEAD_COLUMNS)}  # position in a LeadRow
+_UPDATE_SQL: dict[tuple[str, ...], tuple[str, list[int]]] = {}
+
+
+def _update_lead_sql(changed: tuple[str, ...]) -> tuple[str, list[int]]:
+    """SQLite: the lead UPDATE setting every column but the indexed ones not in
+    ``changed``, as driver SQL run with executemany (without SQLAlchemy's per-row work,
+    which cost more than the statement itself), and the LeadRow positions of its
+    parameters. JSON columns get JSON text, as SQLAlchemy's JSON type would write it."""
+    found = _UPDATE_SQL.get(changed)
+    if found is None:
+        names = [n for n in _LEAD_COLUMNS if n not in _INDEXED or n in changed]
+        sql = f"UPDATE leads SET {', '.join(f'{n} = ?' for n in names)} WHERE lead_id = ?"
+        found = _UPDATE_SQL[changed] = (sql, [_ROW_AT[n] for n in names] + [0])
+    return found
+
+
 # PostgreSQL: one statement per request for each kind of row (see pyrometer.store.pg_bulk).
 _PG_INSERT_LEADS = bulk_insert(
     leads, ("lead_id", *_LEAD_COLUMNS), " ON CONFLICT (lead_id) DO NOTHING RETURNING lead_id"
@@ -178,6 +193,7 @@ _RECORD_COLUMNS = (
     "stage",
     "decay_checked_us",
     "next_decay_us",
+    "last_activity_us",  # not part of the record (the state has it): for save_rows
 )
 
 
@@ -198,6 +214,8 @@ def _read_sql(dialect: str, count: int, lock: bool) -> str:
 
 
 RawLead = tuple[Any, ...]
+_RAW_AT = {name: n for n, name in enumerate(_RECORD_COLUMNS)}  # position in a RawLead
+assert set(_INDEXED) <= set(_RAW_AT)
 
 
 def read_leads_raw(conn: Connection, lead_ids: Iterable[str], lock: bool) -> dict[str, RawLead]:
@@ -248,7 +266,7 @@ def _json(value: Any) -> Any:
 
 def record_of_raw(row: RawLead) -> LeadRecord:
     (lead_id, attributes, source, owner, consent, created, updated, version, state) = row[:9]
-    temperature, stage, checked, next_decay = row[9:]
+    temperature, stage, checked, next_decay = row[9:13]
     return LeadRecord(
         lead_id=lead_id,
         attributes=_json(attributes) or {},
@@ -380,16 +398,32 @@ def save_rows(
     inserts: Sequence[LeadRow],
     transition_rows: Sequence[TransitionRow],
     recorded_us: int,
+    stored: Mapping[str, RawLead] | None = None,
 ) -> None:
-    """Update and insert lead rows (:func:`lead_row`) and append transitions."""
+    """Update and insert lead rows (:func:`lead_row`) and append transitions.
+
+    ``stored``: the updated leads' rows as this transaction read them
+    (:func:`read_leads_raw`), if known; SQLite then leaves the indexes of the columns a
+    row does not change alone.
+    """
     timed = [(*row, recorded_us) for row in transition_rows]
     if is_postgres(conn):
+        # An UPDATE there writes a new row version into every index anyway.
         _PG_UPDATE_LEADS.run(conn, updates)
         _PG_INSERT_LEADS.run(conn, inserts)
         _PG_INSERT_TRANSITIONS.run(conn, timed)
         return
-    if updates:
-        conn.exec_driver_sql(_UPDATE_LEAD_SQL, [(*row[1:], row[0]) for row in updates])
+    groups: dict[tuple[str, ...], list[LeadRow]] = {}
+    for row in updates:
+        old = stored.get(row[0]) if stored is not None else None
+        if old is None:
+            changed = _INDEXED
+        else:
+            changed = tuple(n for n in _INDEXED if row[_ROW_AT[n]] != old[_RAW_AT[n]])
+        groups.setdefault(changed, []).append(row)
+    for changed, rows in groups.items():
+        sql, positions = _update_lead_sql(changed)
+        conn.exec_driver_sql(sql, [tuple(row[i] for i in positions) for row in rows])
     for chunk in _chunks(inserts, 200):
         sql = _insert_leads_sql(len(chunk), returning=False)
         conn.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
