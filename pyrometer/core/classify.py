@@ -24,18 +24,28 @@ def temperature_of(playbook: Playbook, score: float) -> Temperature:
 
 def is_marketing_qualified(playbook: Playbook, fit: float, engagement: float) -> bool:
     """Whether the lifecycle's ``mql`` conditions hold for these scores."""
-    values = {
-        Metric.SCORE: round(fit + engagement, CLASSIFY_DECIMALS),
-        Metric.FIT: round(fit, CLASSIFY_DECIMALS),
-        Metric.ENGAGEMENT: round(engagement, CLASSIFY_DECIMALS),
-    }
-    return all(_within(cond, values[metric]) for metric, cond in playbook.lifecycle.mql.items())
+    for metric, gt, gte, lt, lte in playbook.lifecycle.mql_bounds:
+        if metric is Metric.SCORE:
+            value = round(fit + engagement, CLASSIFY_DECIMALS)
+        elif metric is Metric.FIT:
+            value = round(fit, CLASSIFY_DECIMALS)
+        else:
+            value = round(engagement, CLASSIFY_DECIMALS)
+        # _within, inlined: this runs several times for every event the service scores.
+        if not (
+            (gt is None or value > gt)
+            and (gte is None or value >= gte)
+            and (lt is None or value < lt)
+            and (lte is None or value <= lte)
+        ):
+            return False
+    return True
 
 
 def _within(cond: Condition, value: float) -> bool:
     """A score against ``gt``/``gte``/``lt``/``lte`` (the only tests a playbook allows on
-    scores): the same answer as ``cond.matches(value)``, without reading it as text, which
-    matters in the incremental scorer's inner loop."""
+    scores): the same answer as ``cond.matches(value)``, without reading it as text.
+    :func:`is_marketing_qualified` runs the same tests inline on ``Lifecycle.mql_bounds``."""
     return (
         (cond.gt is None or value > cond.gt)
         and (cond.gte is None or value >= cond.gte)
@@ -52,6 +62,38 @@ def stage_of(playbook: Playbook, fit: float, engagement: float, explicit: Stage 
     if explicit is not None and explicit is not Stage.LEAD:
         return explicit
     return Stage.MQL if is_marketing_qualified(playbook, fit, engagement) else Stage.LEAD
+
+
+def classes_of(
+    playbook: Playbook, fit: float, engagement: float, explicit: Stage | None
+) -> tuple[Temperature, Stage]:
+    """``temperature_of(fit + engagement)`` and ``stage_of`` at once, the score rounded
+    once: the incremental scorer classifies several times per event."""
+    score = round(fit + engagement, CLASSIFY_DECIMALS)
+    thresholds = playbook.temperature
+    if score >= thresholds.hot:
+        temperature = Temperature.HOT
+    elif score >= thresholds.warm:
+        temperature = Temperature.WARM
+    else:
+        temperature = Temperature.COLD
+    if explicit is not None and explicit is not Stage.LEAD:
+        return temperature, explicit
+    for metric, gt, gte, lt, lte in playbook.lifecycle.mql_bounds:
+        if metric is Metric.SCORE:
+            value = score
+        elif metric is Metric.FIT:
+            value = round(fit, CLASSIFY_DECIMALS)
+        else:
+            value = round(engagement, CLASSIFY_DECIMALS)
+        if not (
+            (gt is None or value > gt)
+            and (gte is None or value >= gte)
+            and (lt is None or value < lt)
+            and (lte is None or value <= lte)
+        ):
+            return temperature, Stage.LEAD
+    return temperature, Stage.MQL
 
 
 def funnel_of(playbook: Playbook, stage: Stage) -> str:

@@ -22,11 +22,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pyrometer.core.classify import CLASSIFY_DECIMALS, funnel_of, stage_of, temperature_of
+from pyrometer.core.classify import (
+    CLASSIFY_DECIMALS,
+    classes_of,
+    funnel_of,
+    stage_of,
+    temperature_of,
+)
 from pyrometer.core.fit import fit_lines, suppressed_by_attributes
 from pyrometer.core.model import EngagementLine, Event, ScoredLead, Transition
 from pyrometer.core.playbook import Metric, Playbook, Stage, Temperature
 
+_TOLERANCE = 10**-CLASSIFY_DECIMALS
 WindowKey = tuple[str, int]
 Member = tuple[int, str, str]  # (ts_us, event_id, event name): sorts in event order
 
@@ -127,10 +134,8 @@ Classes = tuple[Temperature, Stage]
 
 
 def _classes(playbook: Playbook, state: LeadState, engagement: float) -> Classes:
-    return (
-        temperature_of(playbook, state.fit + engagement),
-        stage_of(playbook, state.fit, engagement, state.explicit_stage),
-    )
+    lifecycle = state.lifecycle
+    return classes_of(playbook, state.fit, engagement, lifecycle[2] if lifecycle else None)
 
 
 def _transitions(
@@ -151,20 +156,19 @@ def apply_event(playbook: Playbook, state: LeadState, event: Event) -> Step:
     event_step = decay.step_of(event.ts_us)
     transitions: list[Transition] = []
 
-    if state.anchor_step is None:
-        state = replace(state, anchor_step=event_step, engagement_at_anchor=0.0)
-    elif event_step > state.anchor_step:
-        transitions += decay_transitions(playbook, state, event.ts_us)
-        state = replace(
-            state,
-            anchor_step=event_step,
-            engagement_at_anchor=state.engagement_at(playbook, event_step),
-        )
-    assert state.anchor_step is not None
+    # The anchor moves to the event's step if it is newer (engagement decayed to it); the
+    # new state is built once, at the end (this function is the service's inner loop).
     anchor = state.anchor_step
-    before = _classes(playbook, state, state.engagement_at_anchor)
+    if anchor is None:
+        anchor, engagement = event_step, 0.0
+    elif event_step > anchor:
+        transitions += decay_transitions(playbook, state, event.ts_us)
+        engagement = state.engagement_at(playbook, event_step)
+        anchor = event_step
+    else:
+        engagement = state.engagement_at_anchor
+    before = _classes(playbook, state, engagement)  # reads only fit and the explicit stage
 
-    engagement = state.engagement_at_anchor
     windows = state.windows
     lines: list[EngagementLine] = []
 
@@ -209,6 +213,7 @@ def apply_event(playbook: Playbook, state: LeadState, event: Event) -> Step:
     last = state.last_activity_us
     state = replace(
         state,
+        anchor_step=anchor,
         engagement_at_anchor=engagement,
         windows=windows,
         lifecycle=lifecycle,
@@ -276,18 +281,18 @@ def _crossing_steps(playbook: Playbook, state: LeadState) -> list[int]:
     e = state.engagement_at_anchor
     if e == 0 or state.anchor_step is None:
         return []
-    thresholds = [playbook.temperature.hot - state.fit, playbook.temperature.warm - state.fit]
-    for metric, cond in playbook.lifecycle.mql.items():
-        shift = {Metric.SCORE: state.fit, Metric.ENGAGEMENT: 0.0}.get(metric)
-        if shift is None:
+    fit = state.fit
+    thresholds = [playbook.temperature.hot - fit, playbook.temperature.warm - fit]
+    for metric, *bounds in playbook.lifecycle.mql_bounds:
+        if metric is Metric.FIT:
             continue
-        thresholds += [
-            bound - shift for bound in (cond.gt, cond.gte, cond.lt, cond.lte) if bound is not None
-        ]
+        shift = fit if metric is Metric.SCORE else 0.0
+        thresholds += [bound - shift for bound in bounds if bound is not None]
     half_life = playbook.decay.half_life_steps
+    reach = abs(e) + _TOLERANCE
     steps: set[int] = set()
     for theta in thresholds:
-        if theta == 0 or (theta > 0) != (e > 0) or abs(theta) >= abs(e) + 10**-CLASSIFY_DECIMALS:
+        if theta == 0 or (theta > 0) != (e > 0) or abs(theta) >= reach:
             continue
         k = half_life * math.log2(e / theta) if abs(theta) < abs(e) else 0.0
         base = math.floor(k)

@@ -130,23 +130,23 @@ class EngagementRule(_Strict):
         assert self.event is not None
         return (Alternative(event=self.event, where=self.where or Where()),)
 
-    @property
+    @cached_property
     def limited(self) -> bool:
         return self.once or self.cap is not None
 
-    @property
+    @cached_property
     def cap_points(self) -> float:
         """Absolute points this rule may give per window (``once`` gives one event's worth)."""
         if self.cap is not None:
             return self.cap.points
         return abs(self.points) if self.once else math.inf
 
-    @property
+    @cached_property
     def window_us(self) -> int | None:
         """Cap window length; ``None`` is the lead's whole life."""
         return self.cap.per_us if self.cap is not None else None
 
-    @property
+    @cached_property
     def slots(self) -> int:
         """How many events of one window can get points: the rest of the window gets 0."""
         if not self.limited:
@@ -194,7 +194,7 @@ class Decay(_Strict):
             raise ValueError("step must not be longer than half_life")
         return self
 
-    @property
+    @cached_property
     def half_life_steps(self) -> float:
         return self.half_life_us / self.step_us
 
@@ -247,6 +247,10 @@ DEFAULT_FUNNEL: dict[Stage, str] = {
 }
 
 
+Bound = float | None
+ScoreBounds = tuple[Metric, Bound, Bound, Bound, Bound]  # metric, gt, gte, lt, lte
+
+
 class Lifecycle(_Strict):
     """Stages: ``mql`` from scores; sales stages from explicit events; funnel from stage."""
 
@@ -273,6 +277,13 @@ class Lifecycle(_Strict):
     @classmethod
     def _complete(cls, value: dict[Stage, str]) -> dict[Stage, str]:
         return {**DEFAULT_FUNNEL, **value}
+
+    @cached_property
+    def mql_bounds(self) -> tuple[ScoreBounds, ...]:
+        """``mql`` as ``(metric, gt, gte, lt, lte)`` rows: classifying is the incremental
+        scorer's inner loop, and reading the conditions' fields each time cost more than
+        the comparisons."""
+        return tuple((m, c.gt, c.gte, c.lt, c.lte) for m, c in self.mql.items())
 
 
 class Suppression(_Strict):
@@ -332,6 +343,10 @@ class Playbook(_Strict):
                 index.setdefault(name, []).append((rule, tuple(wheres)))
         return {name: tuple(rules) for name, rules in index.items()}
 
+    @cached_property
+    def _missing_set(self) -> frozenset[str]:
+        return frozenset(self.missing_values)
+
     def rules_matching(
         self, event_name: str, properties: Mapping[str, Any]
     ) -> list[EngagementRule]:
@@ -342,7 +357,7 @@ class Playbook(_Strict):
         return [
             rule
             for rule, wheres in self._rules_by_event.get(event_name, ())
-            if any(where.matches(properties, self.missing_values) for where in wheres)
+            if any(where.matches(properties, self._missing_set) for where in wheres)
         ]
 
     def to_yaml_dict(self) -> dict[str, Any]:

@@ -209,7 +209,7 @@ def _write_scored_ahead(
                 raise _Fallback()  # published since: the general path uses the new book
         fresh = _events_by_lead(fresh_rows)[lead_id] if fresh_rows else []
         again.append(_score(conn, book, version, record, None, fresh, None, now))
-    repo.save_rows(conn, updates, inserts, transitions, now)
+    repo.save_rows(conn, updates, inserts, transitions, now, stored=locked)
     repo.save_changes(conn, again, now)
     return new_ids
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pyrometer.core.classify import stage_of, temperature_of
+from pyrometer.core.classify import classes_of
 from pyrometer.core.conditions import normalize_record
 from pyrometer.core.incremental import (
     LeadState,
@@ -144,10 +144,8 @@ def classes_now(playbook: Playbook, state: LeadState, now_us: int) -> tuple[str,
     """The lead's temperature and stage as of now: :func:`current`'s, without the rest
     of the snapshot (this runs for every lead ingest stores)."""
     engagement = state.engagement_at(playbook, playbook.decay.step_of(as_of(state, now_us)))
-    return (
-        str(temperature_of(playbook, state.fit + engagement)),
-        str(stage_of(playbook, state.fit, engagement, state.explicit_stage)),
-    )
+    temperature, stage = classes_of(playbook, state.fit, engagement, state.explicit_stage)
+    return str(temperature), str(stage)
 
 
 def _finish(

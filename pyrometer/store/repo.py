@@ -19,9 +19,9 @@ from pyrometer.core.incremental import LeadState
 from pyrometer.core.model import Event, Transition
 from pyrometer.service.scoring import Change, LeadRecord
 from pyrometer.store.engine import is_postgres, json_loads
+from pyrometer.store.pg_bulk import bulk_insert, bulk_update
 from pyrometer.store.tables import events, identities, leads, transitions
 
-_TUPLES_OK = 2  # libpq PGRES_TUPLES_OK: a result with rows
 _CHUNK = 500  # rows per IN (...) list: well under every driver's parameter limit
 
 
@@ -49,19 +49,32 @@ assert set(_LEAD_COLUMNS) == {c.name for c in leads.columns} - {"lead_id"}
 _JSON_COLUMNS = {c.name for c in leads.columns if isinstance(c.type, sa.JSON)}
 
 
-def _update_lead_sql(dialect: str) -> str:
-    """The lead UPDATE as driver SQL: executemany without SQLAlchemy's per-row work, which
-    cost more than the statement itself. JSON columns get JSON text (as SQLAlchemy's JSON
-    type would write it); PostgreSQL is told it is ``json``."""
-    mark = "?" if dialect == "sqlite" else "%s"
-    json_mark = mark if dialect == "sqlite" else "CAST(%s AS json)"
-    sets = ", ".join(
-        f"{name} = {json_mark if name in _JSON_COLUMNS else mark}" for name in _LEAD_COLUMNS
-    )
-    return f"UPDATE leads SET {sets} WHERE lead_id = {mark}"
+# Lead columns with an index of their own. SQLite updates an index whenever its column is
+# SET, even to the value it had, which cost about half of a lead's UPDATE: save_rows
+# leaves out the indexed columns a row does not change.
+_INDEXED = tuple(name for name in _LEAD_COLUMNS if any(name in ix.columns for ix in leads.indexes))
+_ROW_AT = {name: 1 + n for n, name in enumerate(_LEAD_COLUMNS)}  # position in a LeadRow
+_UPDATE_SQL: dict[tuple[str, ...], tuple[str, list[int]]] = {}
 
 
-_UPDATE_LEAD_SQL = {name: _update_lead_sql(name) for name in ("sqlite", "postgresql")}
+def _update_lead_sql(changed: tuple[str, ...]) -> tuple[str, list[int]]:
+    """SQLite: the lead UPDATE setting every column but the indexed ones not in
+    ``changed``, as driver SQL run with executemany (without SQLAlchemy's per-row work,
+    which cost more than the statement itself), and the LeadRow positions of its
+    parameters. JSON columns get JSON text, as SQLAlchemy's JSON type would write it."""
+    found = _UPDATE_SQL.get(changed)
+    if found is None:
+        names = [n for n in _LEAD_COLUMNS if n not in _INDEXED or n in changed]
+        sql = f"UPDATE leads SET {', '.join(f'{n} = ?' for n in names)} WHERE lead_id = ?"
+        found = _UPDATE_SQL[changed] = (sql, [_ROW_AT[n] for n in names] + [0])
+    return found
+
+
+# PostgreSQL: one statement per request for each kind of row (see pyrometer.store.pg_bulk).
+_PG_INSERT_LEADS = bulk_insert(
+    leads, ("lead_id", *_LEAD_COLUMNS), " ON CONFLICT (lead_id) DO NOTHING RETURNING lead_id"
+)
+_PG_UPDATE_LEADS = bulk_update(leads, "lead_id", _LEAD_COLUMNS)
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -116,37 +129,14 @@ def _lead_params(record: LeadRecord) -> tuple[Any, ...]:
     )
 
 
-def _insert_leads_sql(dialect: str, count: int, returning: bool) -> str:
-    mark = "?" if dialect == "sqlite" else "%s"
-    json_mark = mark if dialect == "sqlite" else "CAST(%s AS json)"
-    one = (
-        f"({mark}, "
-        + ", ".join(json_mark if n in _JSON_COLUMNS else mark for n in _LEAD_COLUMNS)
-        + ")"
-    )
+def _insert_leads_sql(count: int, returning: bool) -> str:
+    """SQLite: one multi-row INSERT of leads."""
+    one = "(" + ", ".join(["?"] * (1 + len(_LEAD_COLUMNS))) + ")"
     tail = " ON CONFLICT (lead_id) DO NOTHING RETURNING lead_id" if returning else ""
     return (
         f"INSERT INTO leads (lead_id, {', '.join(_LEAD_COLUMNS)}) "
         f"VALUES {', '.join([one] * count)}{tail}"
     )
-
-
-def _pg_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
-    """PostgreSQL: one statement for many rows in psycopg's pipeline (prepared once, one
-    round trip, run in order), with every row's RETURNING rows."""
-    out: list[Any] = []
-    if not rows:
-        return out
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    with driver.cursor() as cursor:
-        cursor.executemany(sql, rows, returning=True)
-        while True:
-            if cursor.pgresult is not None and cursor.pgresult.status == _TUPLES_OK:
-                out.extend(cursor.fetchall())
-            if not cursor.nextset():
-                break
-    return out
 
 
 LeadRow = tuple[Any, ...]  # lead_id, then the values of _LEAD_COLUMNS
@@ -167,11 +157,10 @@ def create_lead_rows(conn: Connection, rows: Sequence[LeadRow]) -> set[str]:
     """:func:`create_leads` for rows already made by :func:`lead_row`."""
     ordered = sorted(rows, key=lambda row: row[0])
     if is_postgres(conn):
-        sql = _insert_leads_sql("postgresql", 1, returning=True)
-        return {row[0] for row in _pg_many(conn, sql, ordered)}
+        return {row[0] for row in _PG_INSERT_LEADS.run(conn, ordered)}
     created: set[str] = set()
     for chunk in _chunks(ordered, 200):
-        sql = _insert_leads_sql(conn.dialect.name, len(chunk), returning=True)
+        sql = _insert_leads_sql(len(chunk), returning=True)
         params = tuple(v for row in chunk for v in row)
         created.update(row[0] for row in conn.exec_driver_sql(sql, params))
     return created
@@ -181,7 +170,7 @@ def existing_leads(conn: Connection, lead_ids: Iterable[str]) -> set[str]:
     """Which of these leads exist (no lock taken)."""
     ids = sorted(set(lead_ids))
     if is_postgres(conn):
-        sql = "SELECT lead_id FROM leads WHERE lead_id = ANY(%s)"
+        sql = "SELECT lead_id FROM leads WHERE lead_id = ANY(%b)"
         return {row[0] for row in conn.exec_driver_sql(sql, (ids,))}
     found: set[str] = set()
     for chunk in _chunks(ids):
@@ -204,6 +193,7 @@ _RECORD_COLUMNS = (
     "stage",
     "decay_checked_us",
     "next_decay_us",
+    "last_activity_us",  # not part of the record (the state has it): for save_rows
 )
 
 
@@ -215,7 +205,7 @@ def _read_sql(dialect: str, count: int, lock: bool) -> str:
     """
     if dialect == "postgresql":
         columns = [f"{c}::text" if c in _JSON_COLUMNS else c for c in _RECORD_COLUMNS]
-        where = "lead_id = ANY(%s)"  # one text for any number of ids: prepared once
+        where = "lead_id = ANY(%b)"  # one text for any number of ids: prepared once
     else:
         columns = list(_RECORD_COLUMNS)
         where = f"lead_id IN ({', '.join(['?'] * count)})"
@@ -224,6 +214,8 @@ def _read_sql(dialect: str, count: int, lock: bool) -> str:
 
 
 RawLead = tuple[Any, ...]
+_RAW_AT = {name: n for n, name in enumerate(_RECORD_COLUMNS)}  # position in a RawLead
+assert set(_INDEXED) <= set(_RAW_AT)
 
 
 def read_leads_raw(conn: Connection, lead_ids: Iterable[str], lock: bool) -> dict[str, RawLead]:
@@ -274,7 +266,7 @@ def _json(value: Any) -> Any:
 
 def record_of_raw(row: RawLead) -> LeadRecord:
     (lead_id, attributes, source, owner, consent, created, updated, version, state) = row[:9]
-    temperature, stage, checked, next_decay = row[9:]
+    temperature, stage, checked, next_decay = row[9:13]
     return LeadRecord(
         lead_id=lead_id,
         attributes=_json(attributes) or {},
@@ -317,15 +309,19 @@ def resolve_subjects(conn: Connection, subjects: Iterable[str]) -> dict[str, str
 _EVENT_COLUMNS = ("event_id", "lead_id", "subject", "name", "ts_us", "properties", "received_us")
 
 
-def _insert_events_sql(dialect: str, count: int) -> str:
-    """One multi-row INSERT as driver SQL (half the cost of SQLAlchemy's per-row work)."""
-    mark = "?" if dialect == "sqlite" else "%s"
-    json_mark = mark if dialect == "sqlite" else "CAST(%s AS json)"
-    one = "(" + ", ".join(json_mark if c == "properties" else mark for c in _EVENT_COLUMNS) + ")"
+def _insert_events_sql(count: int) -> str:
+    """SQLite: one multi-row INSERT as driver SQL (half the cost of SQLAlchemy's per-row
+    work)."""
+    one = "(" + ", ".join(["?"] * len(_EVENT_COLUMNS)) + ")"
     return (
         f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES {', '.join([one] * count)} "
         "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
     )
+
+
+_PG_INSERT_EVENTS = bulk_insert(
+    events, _EVENT_COLUMNS, " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
 
 
 def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
@@ -343,10 +339,10 @@ def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[st
         for row in rows
     ]
     if is_postgres(conn):
-        return {r[0] for r in _pg_many(conn, _insert_events_sql("postgresql", 1), params)}
+        return {r[0] for r in _PG_INSERT_EVENTS.run(conn, params)}
     new: set[str] = set()
     for chunk in _chunks(params):
-        sql = _insert_events_sql(conn.dialect.name, len(chunk))
+        sql = _insert_events_sql(len(chunk))
         flat = tuple(value for row in chunk for value in row)
         new.update(r[0] for r in conn.exec_driver_sql(sql, flat))
     return new
@@ -402,25 +398,45 @@ def save_rows(
     inserts: Sequence[LeadRow],
     transition_rows: Sequence[TransitionRow],
     recorded_us: int,
+    stored: Mapping[str, RawLead] | None = None,
 ) -> None:
-    """Update and insert lead rows (:func:`lead_row`) and append transitions."""
-    if updates:
-        conn.exec_driver_sql(
-            _UPDATE_LEAD_SQL[conn.dialect.name], [(*row[1:], row[0]) for row in updates]
-        )
+    """Update and insert lead rows (:func:`lead_row`) and append transitions.
+
+    ``stored``: the updated leads' rows as this transaction read them
+    (:func:`read_leads_raw`), if known; SQLite then leaves the indexes of the columns a
+    row does not change alone.
+    """
+    timed = [(*row, recorded_us) for row in transition_rows]
+    if is_postgres(conn):
+        # An UPDATE there writes a new row version into every index anyway.
+        _PG_UPDATE_LEADS.run(conn, updates)
+        _PG_INSERT_LEADS.run(conn, inserts)
+        _PG_INSERT_TRANSITIONS.run(conn, timed)
+        return
+    groups: dict[tuple[str, ...], list[LeadRow]] = {}
+    for row in updates:
+        old = stored.get(row[0]) if stored is not None else None
+        if old is None:
+            changed = _INDEXED
+        else:
+            changed = tuple(n for n in _INDEXED if row[_ROW_AT[n]] != old[_RAW_AT[n]])
+        groups.setdefault(changed, []).append(row)
+    for changed, rows in groups.items():
+        sql, positions = _update_lead_sql(changed)
+        conn.exec_driver_sql(sql, [tuple(row[i] for i in positions) for row in rows])
     for chunk in _chunks(inserts, 200):
-        sql = _insert_leads_sql(conn.dialect.name, len(chunk), returning=False)
+        sql = _insert_leads_sql(len(chunk), returning=False)
         conn.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
-    if transition_rows:
-        mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    if timed:
         conn.exec_driver_sql(
             f"INSERT INTO transitions ({', '.join(_TRANSITION_COLUMNS)}) "
-            f"VALUES ({', '.join([mark] * len(_TRANSITION_COLUMNS))})",
-            [(*row, recorded_us) for row in transition_rows],
+            f"VALUES ({', '.join(['?'] * len(_TRANSITION_COLUMNS))})",
+            timed,
         )
 
 
 _TRANSITION_COLUMNS = ("lead_id", "at_us", "kind", '"old"', '"new"', "cause", "recorded_us")
+_PG_INSERT_TRANSITIONS = bulk_insert(transitions, [name.strip('"') for name in _TRANSITION_COLUMNS])
 
 
 def append_transitions(conn: Connection, items: Sequence[Transition], recorded_us: int) -> None:

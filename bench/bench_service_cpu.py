@@ -1,0 +1,168 @@
+"""CPU per event of ``pyrometer serve``'s batch ingest, per process: the server process,
+its scoring processes, PostgreSQL's own, and this client.
+
+Throughput on a shared 2-core machine moves with whatever else runs; the CPU time each
+process spends per event moves much less, so changes are compared by it (same machine,
+same moment, A and B one after the other). Drives the server exactly as
+``bench_service.py``'s batch phase does (4 clients, batches of 500 events over 20,000
+leads, the same bodies), reading user+system time from ``/proc`` (Linux) before and
+after. PostgreSQL's share is every ``postgres`` process on the machine. Usage:
+
+    python bench/bench_service_cpu.py sqlite|postgres [--batches 160]
+        [--scoring-processes N] [--clients 4] [--label TEXT]
+
+``REPO=/path/to/checkout`` measures another checkout's code with this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(os.environ.get("REPO") or Path(__file__).resolve().parents[1])
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_service as bs  # noqa: E402
+
+from pyrometer.service.keys import Scope, create_key  # noqa: E402
+from pyrometer.service.runtime import Service  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = _stat(pid)
+    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def children(pid: int) -> list[int]:
+    return [p for p in _pids() if (fields := _stat(p)) is not None and int(fields[1]) == pid]
+
+
+def postgres_pids() -> list[int]:
+    found = []
+    for pid in _pids():
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() == "postgres":
+                    found.append(pid)
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def snapshot(server: int) -> dict[str, float]:
+    return {
+        "server": cpu_seconds(server),
+        "scoring": sum(cpu_seconds(pid) for pid in children(server)),
+        "postgres": sum(cpu_seconds(pid) for pid in postgres_pids()),
+        "client": sum(os.times()[:2]),
+    }
+
+
+def start_server(url: str, port: int, scoring: int | None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYROMETER_DATABASE_URL": url}
+    command = [sys.executable, "-m", "pyrometer.cli.app", "serve", "--port", str(port)]
+    if scoring is not None:
+        command += ["--scoring-processes", str(scoring)]
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the server did not start")
+
+
+def measure(url: str, args: argparse.Namespace) -> None:
+    service = Service.open(url)
+    key = create_key(service, Scope.INGEST, "bench")
+    service.close()
+    port = bs.free_port()
+    server = start_server(url, port, args.scoring_processes)
+    try:
+        rng = random.Random(1)  # bench_service.py's batch bodies
+        bodies = [
+            json.dumps(
+                {"batch": [bs._track(rng, f"lead-{rng.randrange(20_000)}") for _ in range(500)]}
+            ).encode()
+            for _ in range(args.batches)
+        ]
+        before = snapshot(server.pid)
+        start = time.perf_counter()
+        rate = bs._post_all(port, key, args.clients, 1e9, "/v1/batch", bodies, 500)
+        after = snapshot(server.pid)
+        wall = time.perf_counter() - start
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    events = args.batches * 500
+    us = {name: (after[name] - before[name]) / events * 1e6 for name in before}
+    total = us["server"] + us["scoring"] + us["postgres"]
+    print(
+        f"{args.label:10s} {args.store:8s} CPU µs/event: server {us['server']:5.1f}  "
+        f"scoring {us['scoring']:5.1f}  postgres {us['postgres']:5.1f}  = {total:5.1f}  "
+        f"(client {us['client']:.1f})   {rate:,.0f} events/s in {wall:.1f} s, "
+        f"load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("store", choices=["sqlite", "postgres"])
+    parser.add_argument("--batches", type=int, default=160)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--scoring-processes", type=int, default=None)
+    parser.add_argument("--label", default="")
+    args = parser.parse_args()
+    if args.store == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            measure(f"sqlite:///{folder}/bench.db", args)
+        return
+    import sqlalchemy as sa
+
+    schema = f"pyro_bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(bs.PG_SERVER)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        measure(f"{bs.PG_SERVER}?options=-csearch_path%3D{schema}", args)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
