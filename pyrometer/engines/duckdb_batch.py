@@ -3,11 +3,12 @@
 The playbook is compiled to SQL with the meaning :mod:`pyrometer.core.reference` defines.
 
 * **Pass 1**, one narrow hash aggregate per lead over one row per event: decayed points as
-  if nothing were capped, events, latest activity, and a proof, in one or two integers, that
-  no ``once`` rule or cap bit (:mod:`pyrometer.engines.cap_proof`). Per-name constants come
-  from a small table joined on the raw event name; property conditions are compiled per
-  name.
-* **Pass 2a**, over the few events that move a lifecycle stage or suppress a lead.
+  if nothing were capped, events, latest activity, and a proof, in a few integers, that no
+  cap bit (:mod:`pyrometer.engines.cap_proof`). Events join a small table on the raw event
+  name alone; the property conditions set bits of a key into a second small table of
+  per-event constants (points, count, cap bins), so no ``CASE`` runs per row.
+* **Pass 2a**, over the few events that move a lifecycle stage, suppress a lead or earn a
+  ``once`` rule, read with the leads to redo in one more scan.
 * **Pass 2b**, only for the leads the proof does not clear: per cap window, the earliest
   events that can earn points (``min(x, n)``) get their rank's points. Nothing is sorted.
 
