@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -193,27 +193,21 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def start_server(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYROMETER_DATABASE_URL": url}
+def start_server(
+    url: str, port: int, options: Sequence[str] = (), repo: Path = REPO
+) -> subprocess.Popen[bytes]:
+    """``pyrometer serve`` of the checkout ``repo`` on 127.0.0.1:``port`` with ``options``,
+    once it answers ``/health``."""
+    env = {**os.environ, "PYTHONPATH": str(repo), "PYROMETER_DATABASE_URL": url}
+    command = [sys.executable, "-m", "pyrometer.cli.app", "serve", "--host", "127.0.0.1"]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pyrometer.cli.app",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        cwd=REPO,
+        [*command, "--port", str(port), *options],
+        cwd=repo,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
@@ -232,7 +226,7 @@ def bench_store(name: str, url: str, args: argparse.Namespace) -> dict[str, floa
     read_key = create_key(service, Scope.READ, "bench")
     service.close()
     port = free_port()
-    server = start_server(url, port, args.workers)
+    server = start_server(url, port, ["--workers", str(args.workers)])
     try:
         batch_rate = bench_batches(port, ingest_key, args.clients, args.seconds, args.max_batches)
         single_rate = bench_singles(

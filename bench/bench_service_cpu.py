@@ -17,12 +17,10 @@ after. PostgreSQL's share is every ``postgres`` process on the machine. Usage:
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -83,33 +81,17 @@ def snapshot(server: int) -> dict[str, float]:
     }
 
 
-def start_server(url: str, port: int, scoring: int | None) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYROMETER_DATABASE_URL": url}
-    command = [sys.executable, "-m", "pyrometer.cli.app", "serve", "--port", str(port)]
-    if scoring is not None:
-        command += ["--scoring-processes", str(scoring)]
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
-                return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the server did not start")
-
-
 def measure(url: str, args: argparse.Namespace) -> None:
     service = Service.open(url)
     key = create_key(service, Scope.INGEST, "bench")
     service.close()
     port = bs.free_port()
-    server = start_server(url, port, args.scoring_processes)
+    options = (
+        []
+        if args.scoring_processes is None
+        else ["--scoring-processes", str(args.scoring_processes)]
+    )
+    server = bs.start_server(url, port, options, repo=REPO)
     try:
         rng = random.Random(1)  # bench_service.py's batch bodies
         bodies = [

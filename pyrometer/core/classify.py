@@ -7,31 +7,40 @@ floating-point sums differ in the last bit still agree on a lead sitting on a th
 
 from __future__ import annotations
 
-from pyrometer.core.conditions import Condition
 from pyrometer.core.playbook import Metric, Playbook, Stage, Temperature
 
 CLASSIFY_DECIMALS = 6
 
 
 def temperature_of(playbook: Playbook, score: float) -> Temperature:
-    score = round(score, CLASSIFY_DECIMALS)
-    if score >= playbook.temperature.hot:
+    return _temperature(playbook, round(score, CLASSIFY_DECIMALS))
+
+
+def _temperature(playbook: Playbook, rounded_score: float) -> Temperature:
+    if rounded_score >= playbook.temperature.hot:
         return Temperature.HOT
-    if score >= playbook.temperature.warm:
+    if rounded_score >= playbook.temperature.warm:
         return Temperature.WARM
     return Temperature.COLD
 
 
 def is_marketing_qualified(playbook: Playbook, fit: float, engagement: float) -> bool:
     """Whether the lifecycle's ``mql`` conditions hold for these scores."""
+    return _qualified(playbook, round(fit + engagement, CLASSIFY_DECIMALS), fit, engagement)
+
+
+def _qualified(playbook: Playbook, rounded_score: float, fit: float, engagement: float) -> bool:
+    """The ``mql`` bounds (``gt``/``gte``/``lt``/``lte``, the only tests a playbook allows
+    on scores) against the rounded scores, compared as numbers, never read as text: this
+    runs several times for every event the service scores. The SQL twin is
+    :func:`pyrometer.engines.sql_conditions.bounds_sql`."""
     for metric, gt, gte, lt, lte in playbook.lifecycle.mql_bounds:
         if metric is Metric.SCORE:
-            value = round(fit + engagement, CLASSIFY_DECIMALS)
+            value = rounded_score
         elif metric is Metric.FIT:
             value = round(fit, CLASSIFY_DECIMALS)
         else:
             value = round(engagement, CLASSIFY_DECIMALS)
-        # _within, inlined: this runs several times for every event the service scores.
         if not (
             (gt is None or value > gt)
             and (gte is None or value >= gte)
@@ -40,18 +49,6 @@ def is_marketing_qualified(playbook: Playbook, fit: float, engagement: float) ->
         ):
             return False
     return True
-
-
-def _within(cond: Condition, value: float) -> bool:
-    """A score against ``gt``/``gte``/``lt``/``lte`` (the only tests a playbook allows on
-    scores): the same answer as ``cond.matches(value)``, without reading it as text.
-    :func:`is_marketing_qualified` runs the same tests inline on ``Lifecycle.mql_bounds``."""
-    return (
-        (cond.gt is None or value > cond.gt)
-        and (cond.gte is None or value >= cond.gte)
-        and (cond.lt is None or value < cond.lt)
-        and (cond.lte is None or value <= cond.lte)
-    )
 
 
 def stage_of(playbook: Playbook, fit: float, engagement: float, explicit: Stage | None) -> Stage:
@@ -70,30 +67,11 @@ def classes_of(
     """``temperature_of(fit + engagement)`` and ``stage_of`` at once, the score rounded
     once: the incremental scorer classifies several times per event."""
     score = round(fit + engagement, CLASSIFY_DECIMALS)
-    thresholds = playbook.temperature
-    if score >= thresholds.hot:
-        temperature = Temperature.HOT
-    elif score >= thresholds.warm:
-        temperature = Temperature.WARM
-    else:
-        temperature = Temperature.COLD
+    temperature = _temperature(playbook, score)
     if explicit is not None and explicit is not Stage.LEAD:
         return temperature, explicit
-    for metric, gt, gte, lt, lte in playbook.lifecycle.mql_bounds:
-        if metric is Metric.SCORE:
-            value = score
-        elif metric is Metric.FIT:
-            value = round(fit, CLASSIFY_DECIMALS)
-        else:
-            value = round(engagement, CLASSIFY_DECIMALS)
-        if not (
-            (gt is None or value > gt)
-            and (gte is None or value >= gte)
-            and (lt is None or value < lt)
-            and (lte is None or value <= lte)
-        ):
-            return temperature, Stage.LEAD
-    return temperature, Stage.MQL
+    qualified = _qualified(playbook, score, fit, engagement)
+    return temperature, Stage.MQL if qualified else Stage.LEAD
 
 
 def funnel_of(playbook: Playbook, stage: Stage) -> str:

@@ -79,7 +79,6 @@ WEIGHT_SAMPLE_ROWS = 100_000
 KEY_CONDITIONS = 8  # property conditions with a bit of the join key; more: computed per row
 TALLY_AT = 32  # pass 1 counts events below this bit and the cap proof's tally above it
 PROOF_WORDS = 3
-NAN = "CAST('NaN' AS DOUBLE)"
 
 OUTPUT_COLUMNS = (
     "lead_id",
@@ -328,6 +327,12 @@ class DuckDBBatchScorer:
         keyed = set(slot) | {bit for bit, of in negates.items() if of in slot}
         key_bits = len(slot)
 
+        def holds(bit: int, combo: int) -> bool:
+            """Whether condition ``bit`` holds for an event whose key bits are ``combo``."""
+            if bit in negates:
+                return not holds(negates[bit], combo)
+            return bool(combo >> slot[bit] & 1)
+
         def window(rule: EngagementRule) -> str:
             if rule.window_us is None:
                 return "0"
@@ -361,15 +366,10 @@ class DuckDBBatchScorer:
                     keys.append((k, wide, None, None, 0, 1, None, 0, -1))
                     continue
 
-                def holds(bit: int, combo: int = combo) -> bool:
-                    if bit in negates:
-                        return not holds(negates[bit])
-                    return bool(combo >> slot[bit] & 1)
-
                 matched = [
                     t
                     for t in name_terms
-                    if t.match_sql == "TRUE" or holds(conditions[t.match_sql][0])
+                    if t.match_sql == "TRUE" or holds(conditions[t.match_sql][0], combo)
                 ]
                 binned = [b for t in matched if (b := layout.of(t.rule_id)) is not None]
                 pts = math.nan if bad else float(sum(rules[t.rule_id].points for t in matched))

@@ -134,7 +134,7 @@ def condition_sql(cond: Condition, expr: str, missing_values: Iterable[str]) -> 
 
 def bounds_sql(cond: Condition, expr: str) -> str:
     """A score (never NULL) against ``gt``/``gte``/``lt``/``lte``, the only tests a playbook
-    allows on scores: the SQL twin of :func:`pyrometer.core.classify._within`, without
+    allows on scores: the SQL twin of :func:`pyrometer.core.classify._qualified`, without
     reading the number as text."""
     tests = [
         f"{expr} {op} {number_literal(bound)}"
