@@ -9,7 +9,7 @@ leads, the same bodies), reading user+system time from ``/proc`` (Linux) before 
 after. PostgreSQL's share is every ``postgres`` process on the machine. Usage:
 
     python bench/bench_service_cpu.py sqlite|postgres [--batches 160]
-        [--scoring-processes N] [--clients 4] [--label TEXT]
+        [--scoring-processes N] [--workers N] [--clients 4] [--label TEXT]
 
 ``REPO=/path/to/checkout`` measures another checkout's code with this script.
 """
@@ -72,10 +72,14 @@ def postgres_pids() -> list[int]:
     return found
 
 
-def snapshot(server: int) -> dict[str, float]:
+def snapshot(server: int, workers: int) -> dict[str, float]:
+    """CPU seconds so far; with ``workers`` > 1 the server processes are uvicorn's
+    supervisor and its workers, and the scoring processes are the workers' children."""
+    servers = [server] if workers == 1 else [server, *children(server)]
+    scoring = [pid for parent in servers for pid in children(parent) if pid not in servers]
     return {
-        "server": cpu_seconds(server),
-        "scoring": sum(cpu_seconds(pid) for pid in children(server)),
+        "server": sum(cpu_seconds(pid) for pid in servers),
+        "scoring": sum(cpu_seconds(pid) for pid in scoring),
         "postgres": sum(cpu_seconds(pid) for pid in postgres_pids()),
         "client": sum(os.times()[:2]),
     }
@@ -86,11 +90,9 @@ def measure(url: str, args: argparse.Namespace) -> None:
     key = create_key(service, Scope.INGEST, "bench")
     service.close()
     port = bs.free_port()
-    options = (
-        []
-        if args.scoring_processes is None
-        else ["--scoring-processes", str(args.scoring_processes)]
-    )
+    options = ["--workers", str(args.workers)]
+    if args.scoring_processes is not None:
+        options += ["--scoring-processes", str(args.scoring_processes)]
     server = bs.start_server(url, port, options, repo=REPO)
     try:
         rng = random.Random(1)  # bench_service.py's batch bodies
@@ -100,10 +102,10 @@ def measure(url: str, args: argparse.Namespace) -> None:
             ).encode()
             for _ in range(args.batches)
         ]
-        before = snapshot(server.pid)
+        before = snapshot(server.pid, args.workers)
         start = time.perf_counter()
         rate = bs._post_all(port, key, args.clients, 1e9, "/v1/batch", bodies, 500)
-        after = snapshot(server.pid)
+        after = snapshot(server.pid, args.workers)
         wall = time.perf_counter() - start
     finally:
         server.send_signal(signal.SIGTERM)
@@ -126,6 +128,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=160)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--scoring-processes", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=1, help="Server processes.")
     parser.add_argument("--label", default="")
     args = parser.parse_args()
     if args.store == "sqlite":

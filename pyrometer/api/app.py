@@ -39,13 +39,14 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if scoring_processes > 0:
             service.scoring_pool = ScoringPool(service, scoring_processes)
-        scheduler = DecayScheduler(service) if background else None
+        # The scheduler's leader (one process of ``serve --workers N``) resumes the
+        # rescore jobs a stopped server left running.
+        scheduler = DecayScheduler(service, lambda: resume_jobs(service)) if background else None
         checkpointer = WalCheckpointer(service.engine)
         checkpointer.start()
         committer.start()
         if scheduler is not None:
             scheduler.start()
-            resume_jobs(service)
         try:
             yield
         finally:
@@ -66,9 +67,10 @@ def create_app(
     app.state.service = service
     app.state.keys = KeyChecker(service)
     app.state.background = background
-    # Two group-commit threads: one can be scoring its group ahead while the other writes
-    # (on SQLite the writes themselves still take turns).
-    committer = GroupCommitter(service, writers=2)
+    # Group-commit threads: one per scoring process (each waits for its group) and one
+    # more gathering the next group meanwhile; without scoring processes, one can score
+    # its group ahead while another writes (on SQLite the writes still take turns).
+    committer = GroupCommitter(service, writers=max(2, scoring_processes + 1))
     app.state.committer = committer
     for module in (routes_ingest, routes_leads, routes_playbook, routes_reports):
         app.include_router(module.router)

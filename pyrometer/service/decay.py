@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -146,10 +147,16 @@ def seconds_until_next(service: Service) -> float:
 
 
 class DecayScheduler:
-    """A daemon thread running :func:`run_due` whenever a lead's time comes."""
+    """A daemon thread running :func:`run_due` whenever a lead's time comes.
 
-    def __init__(self, service: Service) -> None:
+    ``on_lead`` runs each time this scheduler takes the lead (at start, or on taking over
+    from a process that ended): the server resumes the rescore jobs a stopped process
+    left running there, so that with N processes one of them does, not all N.
+    """
+
+    def __init__(self, service: Service, on_lead: Callable[[], object] | None = None) -> None:
         self._service = service
+        self._on_lead = on_lead
         self._lock = SchedulerLock(service)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pyrometer-decay", daemon=True)
@@ -167,13 +174,18 @@ class DecayScheduler:
         return self._lock.try_acquire()
 
     def _run(self) -> None:
+        leading = False
         try:
             while not self._stop.is_set():
                 try:
                     if self._lock.try_acquire():
+                        if not leading and self._on_lead is not None:
+                            self._on_lead()
+                        leading = True
                         run_all_due(self._service)
                         wait = seconds_until_next(self._service)
                     else:  # another process schedules; take over if it goes away
+                        leading = False
                         wait = POLL_SECONDS
                 except Exception:  # a database blip must not kill the scheduler for good
                     wait = POLL_SECONDS

@@ -72,11 +72,22 @@ def ingest_many(service: Service, parts: Sequence[Part]) -> list[IngestResult]:
 
 def _store(service: Service, tracks: Sequence[Track], identifies: Sequence[Identify]) -> set[str]:
     if len(tracks) >= SCORE_AHEAD_MIN and not identifies and all(t.user_id for t in tracks):
-        try:
-            return _store_scored_ahead(service, tracks)
-        except _Fallback:
-            pass  # nothing of it was committed: take the general path
+        pool = service.scoring_pool
+        if pool is not None:  # the whole group, to a scoring process of its own
+            new_ids: set[str] = pool.store(tracks, service.clock())
+            return new_ids
+        return store_ahead(service, tracks, service.clock())
     return service.write(lambda conn: _ingest(service, conn, tracks, identifies))
+
+
+def store_ahead(service: Service, tracks: Sequence[Track], now: int) -> set[str]:
+    """Tracks that all name their lead by ``userId``: scored ahead of their write
+    transaction (:func:`_store_scored_ahead`), else by the general path. Returns the ids
+    of the events that were new. This is what a scoring process runs for a group."""
+    try:
+        return _store_scored_ahead(service, tracks, now)
+    except _Fallback:  # nothing of it was committed: take the general path
+        return service.write(lambda conn: _ingest(service, conn, tracks, (), now))
 
 
 class _Fallback(Exception):
@@ -89,8 +100,7 @@ EventRow = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class ScoredAhead:
-    """Leads scored from their committed rows, before the write: plain values only, so a
-    scoring process can hand it over cheaply (see :class:`ScoringPool`)."""
+    """Leads scored from their committed rows, before the write."""
 
     version: int  # the playbook version scored under
     seen: dict[str, repo.RawLead]  # the rows scored from (a lead not there was new)
@@ -98,7 +108,7 @@ class ScoredAhead:
     transitions: dict[str, list[repo.TransitionRow]]
 
 
-def score_ahead(service: Service, rows: Sequence[EventRow], now: int) -> ScoredAhead | None:
+def _score_ahead(service: Service, rows: Sequence[EventRow], now: int) -> ScoredAhead | None:
     """Score events (all new, as far as anyone knows yet) into their leads' committed
     rows, outside any write transaction; ``None``: only the general path can do it."""
     by_lead = _events_by_lead(rows)
@@ -130,21 +140,19 @@ def _events_by_lead(rows: Sequence[EventRow]) -> dict[str, list[Event]]:
     return by_lead
 
 
-def _store_scored_ahead(service: Service, tracks: Sequence[Track]) -> set[str]:
+def _store_scored_ahead(service: Service, tracks: Sequence[Track], now: int) -> set[str]:
     """Events of leads named by ``userId``, scored before the write transaction.
 
-    The scoring, most of the work, runs outside any lock (in a scoring process of its
-    own when the server has one), so it runs in parallel with other requests' writes and
-    only the short write transaction is one at a time. The write then locks the leads as
+    The scoring, most of the work, runs outside any lock, so it runs in parallel with
+    other groups' writes and only the short write transaction is one at a time (on
+    SQLite). The write then locks the leads as
     the general path does and compares each row with the one scored from: a lead another
     writer changed meanwhile, or whose events turn out not all new (another request
     stored one first), is scored again there, under its lock, from what is committed.
     What is stored is what the general path would store.
     """
-    now = service.clock()
     rows = _event_rows(tracks, lambda t: t.user_id, now)
-    pool = service.scoring_pool
-    ahead = pool.score(rows, now) if pool is not None else score_ahead(service, rows, now)
+    ahead = _score_ahead(service, rows, now)
     if ahead is None:
         raise _Fallback()
     by_lead: dict[str, list[EventRow]] = defaultdict(list)
@@ -215,10 +223,15 @@ def _write_scored_ahead(
 
 
 def _ingest(
-    service: Service, conn: Connection, tracks: Sequence[Track], identifies: Sequence[Identify]
+    service: Service,
+    conn: Connection,
+    tracks: Sequence[Track],
+    identifies: Sequence[Identify],
+    now: int | None = None,
 ) -> set[str]:
     """One transaction; returns the ids of the events that were new."""
-    now = service.clock()
+    if now is None:
+        now = service.clock()
     version, book = service.playbooks.recent(conn)
 
     new_links = _links_of(identifies)

@@ -1,11 +1,16 @@
-"""A scoring process beside the server process: ingest's scoring runs on another core.
+"""Scoring processes beside the server process: ingest's heavy work runs on other cores.
 
-The server process parses requests, validates them and writes; scoring groups of events
-ahead of their write (:func:`pyrometer.service.ingest.score_ahead`, the bulk of the
-work) is handed to a process of its own, which reads the leads' committed rows itself
-and hands back plain rows. Python runs one thread at a time per process, so this is
-what lets one server process use two cores. It only reads: everything is still written
-(and checked under the locks) by the server process, in one transaction per group.
+The server process parses and validates requests and groups them (see
+:mod:`pyrometer.service.grouping`); a group of events that all name their lead by
+``userId`` is then stored by a scoring process, whole, in one transaction of its own:
+read the leads' committed rows, score ahead of the write, write under the locks
+(:func:`pyrometer.service.ingest.store_ahead`). Python runs one thread at a time per
+process, and the server process, which every request passes through, would otherwise do
+all the writing too; this way it keeps only what cannot move, and the scoring and the
+writes spread over the cores. Writers of several processes take turns on SQLite's
+write lock, a lock on a file beside the database (:class:`WriterLock`), and lock the
+leads they change on PostgreSQL, as the server process's own writers do. The group's
+answer is the set of event ids that were new; the server process answers the requests.
 """
 
 from __future__ import annotations
@@ -19,9 +24,14 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from pyrometer.service.inputs import Track
 from pyrometer.service.runtime import Service
 
 _SERVICE: Service | None = None  # in the scoring process
+
+# A track as a plain tuple: pickled in C, where a frozen dataclass pickles field by field
+# in Python, on the server process's clock.
+TrackTuple = tuple[str, str, int, str | None, Any]
 
 
 def _start(url: str, parent: int) -> None:
@@ -43,11 +53,12 @@ def _ready() -> bool:
     return _SERVICE is not None
 
 
-def _score(rows: Sequence[dict[str, Any]], now: int) -> Any:
-    from pyrometer.service.ingest import score_ahead
+def _store(rows: Sequence[TrackTuple], now: int) -> set[str]:
+    from pyrometer.service.ingest import store_ahead
 
     assert _SERVICE is not None
-    return score_ahead(_SERVICE, rows, now)
+    tracks = [Track(m, name, ts, user, properties=props) for m, name, ts, user, props in rows]
+    return store_ahead(_SERVICE, tracks, now)
 
 
 class ScoringPool:
@@ -58,6 +69,10 @@ class ScoringPool:
         self._url = service.engine.url.render_as_string(hide_password=False)
         self._processes = processes
         self._executor = self._new_executor()
+
+    @property
+    def processes(self) -> int:
+        return self._processes
 
     def _new_executor(self) -> ProcessPoolExecutor:
         executor = ProcessPoolExecutor(
@@ -70,28 +85,20 @@ class ScoringPool:
             future.result(timeout=120)  # started and imported before serving
         return executor
 
-    def score(self, rows: Sequence[dict[str, Any]], now: int) -> Any:
-        """:func:`score_ahead` in the scoring processes, the group's leads shared out
-        among them (here, if one died)."""
-        from pyrometer.service.ingest import ScoredAhead, score_ahead
+    def store(self, tracks: Sequence[Track], now: int) -> set[str]:
+        """:func:`store_ahead` of ``tracks`` (all with a ``userId``) in a scoring process;
+        here if the pool broke (a scoring process died: its transaction, if it had not
+        committed, is rolled back, and events it did commit count once however often
+        they are stored)."""
+        from pyrometer.service.ingest import store_ahead
 
-        parts: list[list[dict[str, Any]]] = [[] for _ in range(self._processes)]
-        for row in rows:  # all of a lead's events to the same process
-            parts[hash(row["lead_id"]) % self._processes].append(row)
+        rows = [(t.message_id, t.name, t.ts_us, t.user_id, t.properties) for t in tracks]
         try:
-            futures = [self._executor.submit(_score, part, now) for part in parts if part]
-            results = [future.result() for future in futures]
+            new_ids: set[str] = self._executor.submit(_store, rows, now).result()
+            return new_ids
         except BrokenProcessPool:
             self._executor = self._new_executor()  # for the next group
-            return score_ahead(self._service, rows, now)
-        if any(r is None for r in results) or len({r.version for r in results}) != 1:
-            return None  # a part needs the general path, or a publish came between
-        merged = ScoredAhead(results[0].version, {}, {}, {})
-        for result in results:
-            merged.seen.update(result.seen)
-            merged.rows.update(result.rows)
-            merged.transitions.update(result.transitions)
-        return merged
+            return store_ahead(self._service, tracks, now)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -175,3 +175,32 @@ def test_one_scheduler_per_store_however_many_processes(service: Service, store_
         first._lock.release()
         second._lock.release()
         other.close()
+
+
+def test_only_the_leading_process_resumes_rescore_jobs(service: Service, store_url: str) -> None:
+    # Each server process of `serve --workers N` has a scheduler; the one that takes the
+    # lead resumes the rescore jobs a stopped server left, and a process taking over from
+    # one that ended resumes them again. The others leave them alone.
+    other = Service.open(store_url)
+    calls: list[str] = []
+    first = DecayScheduler(service, lambda: calls.append("first"))
+    second = DecayScheduler(other, lambda: calls.append("second"))
+
+    def wait_for(expected: list[str]) -> None:
+        deadline = time.monotonic() + 5
+        while calls != expected and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert calls == expected
+
+    try:
+        first.start()
+        wait_for(["first"])
+        second.start()
+        time.sleep(1.5)  # the second polls the lock every second and stays behind
+        assert calls == ["first"]
+        first.stop()  # its process ends: the lock is released
+        wait_for(["first", "second"])
+    finally:
+        first.stop()
+        second.stop()
+        other.close()
