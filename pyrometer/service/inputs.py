@@ -4,19 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+_NO_PROPERTIES: Mapping[str, Any] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class Track:
-    """Something a person did. ``user_id`` names the lead; without it, ``anonymous_id``."""
+class Track(NamedTuple):
+    """Something a person did. ``user_id`` names the lead; without it, ``anonymous_id``.
+
+    A named tuple, not a frozen dataclass: a 500-event batch makes 500 of them in the
+    server process and hands them to a scoring process, and a tuple is built and
+    pickled in C (a frozen dataclass sets and pickles field by field in Python).
+    """
 
     message_id: str
     name: str  # normalised event name
     ts_us: int
     user_id: str | None = None
     anonymous_id: str | None = None
-    properties: Mapping[str, Any] = field(default_factory=dict)  # normalised keys
+    # Normalised keys. Never changed in place, so one empty default serves all (a
+    # read-only view would not pickle).
+    properties: Mapping[str, Any] = _NO_PROPERTIES
 
 
 @dataclass(frozen=True, slots=True)

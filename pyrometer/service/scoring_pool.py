@@ -22,16 +22,11 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
 
 from pyrometer.service.inputs import Track
 from pyrometer.service.runtime import Service
 
 _SERVICE: Service | None = None  # in the scoring process
-
-# A track as a plain tuple: pickled in C, where a frozen dataclass pickles field by field
-# in Python, on the server process's clock.
-TrackTuple = tuple[str, str, int, str | None, Any]
 
 
 def _start(url: str, parent: int) -> None:
@@ -53,11 +48,10 @@ def _ready() -> bool:
     return _SERVICE is not None
 
 
-def _store(rows: Sequence[TrackTuple], now: int) -> set[str]:
+def _store(tracks: Sequence[Track], now: int) -> set[str]:
     from pyrometer.service.ingest import store_ahead
 
     assert _SERVICE is not None
-    tracks = [Track(m, name, ts, user, properties=props) for m, name, ts, user, props in rows]
     return store_ahead(_SERVICE, tracks, now)
 
 
@@ -92,9 +86,8 @@ class ScoringPool:
         they are stored)."""
         from pyrometer.service.ingest import store_ahead
 
-        rows = [(t.message_id, t.name, t.ts_us, t.user_id, t.properties) for t in tracks]
         try:
-            new_ids: set[str] = self._executor.submit(_store, rows, now).result()
+            new_ids: set[str] = self._executor.submit(_store, tracks, now).result()
             return new_ids
         except BrokenProcessPool:
             self._executor = self._new_executor()  # for the next group
