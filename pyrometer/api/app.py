@@ -67,10 +67,11 @@ def create_app(
     app.state.service = service
     app.state.keys = KeyChecker(service)
     app.state.background = background
-    # Group-commit threads: one per scoring process (each waits for its group) and one
-    # more gathering the next group meanwhile; without scoring processes, one can score
-    # its group ahead while another writes (on SQLite the writes still take turns).
-    committer = GroupCommitter(service, writers=max(2, scoring_processes + 1))
+    # Two group-commit threads: with two scoring processes each keeps one busy; without,
+    # one can score its group ahead while the other writes (on SQLite the writes still
+    # take turns). More threads make smaller groups of single events: 20% fewer of
+    # those per second with three.
+    committer = GroupCommitter(service, writers=2)
     app.state.committer = committer
     for module in (routes_ingest, routes_leads, routes_playbook, routes_reports):
         app.include_router(module.router)
