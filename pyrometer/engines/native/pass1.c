@@ -1,0 +1,320 @@
+/* pyro_pass1: the batch engine's pass 1 as one DuckDB aggregate (see duckdb_batch.py).
+ *
+ *   pyro_pass1(k INTEGER, ts_us BIGINT, spec VARCHAR) -> STRUCT(engagement DOUBLE,
+ *       counted BIGINT, last_us BIGINT, timed BIGINT, x0 .. x7 BIGINT)
+ *
+ * The SQL pass 1 runs seven aggregates per lead (decayed points, three proof words, the
+ * count and tally, the latest time, the timed rows) over per-row columns read from a join
+ * on the event's key `k`; DuckDB pays for each aggregate and each per-row expression over
+ * every event. Here one update reads two columns, looks the key up in a small table and
+ * does all of it: the same numbers with a quarter fewer instructions.
+ *
+ * `spec` (the same constant on every row) describes the playbook, as text:
+ *   step_us as_of_step half_life nkeys
+ *   then per key k = 0 .. nkeys-1:  points count nbins, then nbins times:
+ *                                    word one width bins win_us
+ * (doubles in C99 hex notation, so exact). Per event of key k:
+ *   engagement += points * 2 ** (-(as_of_step - floor(ts / step_us)) / half_life)
+ *   counted    += count          (1 + the proof's tally << 32, as the SQL's sum(count))
+ *   x[word]    += one << (width * (floor(ts / win_us) mod bins))  per bin (win_us 0: window 0)
+ * Rows without a time add only `count` (as in SQL, where the other terms are NULL).
+ * Words are summed modulo 2**64: the proof only reads their low 63 bits.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "duckdb_capi.h"
+
+#define MAX_WORDS 8
+#define MEMO 4096 /* decay factors of the last MEMO steps (days) are computed once per thread */
+
+void *pyro_api[PYRO_API_USED];
+
+typedef struct {
+    double engagement;
+    int64_t counted, last_us, timed;
+    uint64_t words[MAX_WORDS];
+    int8_t engaged, timed_any;
+} state_t;
+
+typedef struct {
+    int32_t word, width, bins;
+    int64_t one, win_us;
+} bin_t;
+
+typedef struct {
+    double points;
+    int64_t count;
+    int32_t nbins, first; /* its bins are bins[first .. first + nbins) */
+} key_t_;
+
+typedef struct {
+    char *text; /* the spec it was parsed from */
+    uint32_t len;
+    int64_t step_us, as_of_step;
+    double half_life;
+    int32_t nkeys;
+    key_t_ *keys;
+    bin_t *bins;
+    double memo[MEMO]; /* memo[age]: decay factor of an event `age` steps old; < 0: not yet */
+} spec_t;
+
+/* One parsed spec per DuckDB worker thread, so that no lock is needed; re-parsed when a
+ * query passes another spec. Freed when replaced (a thread's last one lives as long as the
+ * thread: a few KB). */
+static _Thread_local spec_t *current;
+
+static void free_spec(spec_t *s) {
+    if (s) {
+        free(s->text);
+        free(s->keys);
+        free(s->bins);
+        free(s);
+    }
+}
+
+static int next_int(char **p, int64_t *out) {
+    char *end;
+    *out = strtoll(*p, &end, 10);
+    if (end == *p) return 0;
+    *p = end;
+    return 1;
+}
+
+static int next_double(char **p, double *out) {
+    char *end;
+    *out = strtod(*p, &end);
+    if (end == *p) return 0;
+    *p = end;
+    return 1;
+}
+
+static spec_t *parse_spec(const char *text, uint32_t len) {
+    spec_t *s = calloc(1, sizeof(spec_t));
+    int64_t nkeys, v;
+    int nbins = 0, cap = 0;
+    if (!s || !(s->text = malloc(len + 1))) goto fail;
+    memcpy(s->text, text, len);
+    s->text[len] = 0;
+    s->len = len;
+    char *p = s->text;
+    if (!next_int(&p, &s->step_us) || !next_int(&p, &s->as_of_step) ||
+        !next_double(&p, &s->half_life) || !next_int(&p, &nkeys) || s->step_us <= 0 ||
+        nkeys < 0 || nkeys > (1 << 24))
+        goto fail;
+    s->nkeys = (int32_t)nkeys;
+    if (!(s->keys = calloc(nkeys + 1, sizeof(key_t_)))) goto fail;
+    for (int32_t k = 0; k < s->nkeys; k++) {
+        key_t_ *key = &s->keys[k];
+        if (!next_double(&p, &key->points) || !next_int(&p, &key->count) || !next_int(&p, &v) ||
+            v < 0 || v > MAX_WORDS * 64)
+            goto fail;
+        key->nbins = (int32_t)v;
+        key->first = nbins;
+        for (int32_t b = 0; b < key->nbins; b++) {
+            if (nbins == cap) {
+                cap = cap ? 2 * cap : 64;
+                bin_t *grown = realloc(s->bins, cap * sizeof(bin_t));
+                if (!grown) goto fail;
+                s->bins = grown;
+            }
+            bin_t *bin = &s->bins[nbins++];
+            int64_t word, width, bins;
+            if (!next_int(&p, &word) || !next_int(&p, &bin->one) || !next_int(&p, &width) ||
+                !next_int(&p, &bins) || !next_int(&p, &bin->win_us) || word < 0 ||
+                word >= MAX_WORDS || width < 0 || width > 63 || bins < 1 || bin->win_us < 0 ||
+                width * (bins - 1) > 63) /* the shift below stays within a word */
+                goto fail;
+            bin->word = (int32_t)word;
+            bin->width = (int32_t)width;
+            bin->bins = (int32_t)bins;
+        }
+    }
+    for (int i = 0; i < MEMO; i++) s->memo[i] = -1.0;
+    return s;
+fail:
+    free_spec(s);
+    return NULL;
+}
+
+/* Floored division and modulo: times before 1970 are negative. */
+static inline int64_t floor_div(int64_t a, int64_t b) {
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static inline int64_t floor_mod(int64_t a, int64_t b) {
+    int64_t r = a % b;
+    return (r != 0 && (r < 0) != (b < 0)) ? r + b : r;
+}
+
+/* The SQL path's pow(2.0, -(as_of_step - step) / half_life), bit for bit (same libm pow). */
+static inline double decay(spec_t *s, int64_t step) {
+    int64_t age = s->as_of_step - step;
+    if (age >= 0 && age < MEMO) {
+        if (s->memo[age] < 0) s->memo[age] = pow(2.0, (double)(-age) / s->half_life);
+        return s->memo[age];
+    }
+    return pow(2.0, (double)(-age) / s->half_life);
+}
+
+static inline int is_valid(const uint64_t *validity, idx_t row) {
+    return !validity || (validity[row >> 6] >> (row & 63)) & 1;
+}
+
+static idx_t state_size(duckdb_function_info info) {
+    (void)info;
+    return sizeof(state_t);
+}
+
+static void state_init(duckdb_function_info info, duckdb_aggregate_state state) {
+    (void)info;
+    memset(state, 0, sizeof(state_t));
+}
+
+static void update(duckdb_function_info info, duckdb_data_chunk input,
+                   duckdb_aggregate_state *states) {
+    idx_t n = duckdb_data_chunk_get_size(input);
+    if (n == 0) return;
+    duckdb_vector key_vec = duckdb_data_chunk_get_vector(input, 0);
+    duckdb_vector ts_vec = duckdb_data_chunk_get_vector(input, 1);
+    duckdb_vector spec_vec = duckdb_data_chunk_get_vector(input, 2);
+    const int32_t *keys = duckdb_vector_get_data(key_vec);
+    const int64_t *ts = duckdb_vector_get_data(ts_vec);
+    const uint64_t *key_ok = duckdb_vector_get_validity(key_vec);
+    const uint64_t *ts_ok = duckdb_vector_get_validity(ts_vec);
+    duckdb_string_t *spec_text = duckdb_vector_get_data(spec_vec);
+    if (!is_valid(duckdb_vector_get_validity(spec_vec), 0)) {
+        duckdb_aggregate_function_set_error(info, "pyro_pass1: the spec is NULL");
+        return;
+    }
+    uint32_t len = duckdb_string_t_length(spec_text[0]);
+    const char *text = duckdb_string_t_data(&spec_text[0]);
+    spec_t *s = current;
+    if (!s || s->len != len || memcmp(s->text, text, len) != 0) {
+        free_spec(s);
+        s = current = parse_spec(text, len);
+        if (!s) {
+            duckdb_aggregate_function_set_error(info, "pyro_pass1: malformed spec");
+            return;
+        }
+    }
+    for (idx_t i = 0; i < n; i++) {
+        if (!is_valid(key_ok, i)) continue; /* as the SQL's inner join on the key */
+        int32_t k = keys[i];
+        if (k < 0 || k >= s->nkeys) {
+            duckdb_aggregate_function_set_error(info, "pyro_pass1: key out of range");
+            return;
+        }
+        state_t *st = (state_t *)states[i];
+        const key_t_ *key = &s->keys[k];
+        st->counted += key->count;
+        if (!is_valid(ts_ok, i)) continue;
+        int64_t t = ts[i];
+        if (!st->timed_any || t > st->last_us) st->last_us = t;
+        st->timed_any = 1;
+        st->timed++;
+        st->engagement += key->points * decay(s, floor_div(t, s->step_us));
+        st->engaged = 1;
+        for (int32_t b = 0; b < key->nbins; b++) {
+            const bin_t *bin = &s->bins[key->first + b];
+            int64_t window = bin->win_us ? floor_div(t, bin->win_us) : 0;
+            st->words[bin->word] += (uint64_t)bin->one << (bin->width * floor_mod(window, bin->bins));
+        }
+    }
+}
+
+static void combine(duckdb_function_info info, duckdb_aggregate_state *source,
+                    duckdb_aggregate_state *target, idx_t count) {
+    (void)info;
+    for (idx_t i = 0; i < count; i++) {
+        const state_t *a = (const state_t *)source[i];
+        state_t *b = (state_t *)target[i];
+        b->engagement += a->engagement;
+        b->engaged |= a->engaged;
+        b->counted += a->counted;
+        b->timed += a->timed;
+        if (a->timed_any && (!b->timed_any || a->last_us > b->last_us)) b->last_us = a->last_us;
+        b->timed_any |= a->timed_any;
+        for (int w = 0; w < MAX_WORDS; w++) b->words[w] += a->words[w];
+    }
+}
+
+static void finalize(duckdb_function_info info, duckdb_aggregate_state *source,
+                     duckdb_vector result, idx_t count, idx_t offset) {
+    (void)info;
+    duckdb_vector child[4 + MAX_WORDS];
+    for (int c = 0; c < 4 + MAX_WORDS; c++) child[c] = duckdb_struct_vector_get_child(result, c);
+    duckdb_vector_ensure_validity_writable(child[0]);
+    duckdb_vector_ensure_validity_writable(child[2]);
+    uint64_t *engagement_ok = duckdb_vector_get_validity(child[0]);
+    uint64_t *last_ok = duckdb_vector_get_validity(child[2]);
+    double *engagement = duckdb_vector_get_data(child[0]);
+    int64_t *counted = duckdb_vector_get_data(child[1]);
+    int64_t *last_us = duckdb_vector_get_data(child[2]);
+    int64_t *timed = duckdb_vector_get_data(child[3]);
+    int64_t *words[MAX_WORDS];
+    for (int w = 0; w < MAX_WORDS; w++) words[w] = duckdb_vector_get_data(child[4 + w]);
+    for (idx_t i = 0; i < count; i++) {
+        const state_t *st = (const state_t *)source[i];
+        idx_t row = offset + i;
+        /* NULL where SQL's sum and max are NULL: no row had a time */
+        engagement[row] = st->engagement;
+        if (!st->engaged) duckdb_validity_set_row_invalid(engagement_ok, row);
+        last_us[row] = st->last_us;
+        if (!st->timed_any) duckdb_validity_set_row_invalid(last_ok, row);
+        counted[row] = st->counted;
+        timed[row] = st->timed;
+        for (int w = 0; w < MAX_WORDS; w++) words[w][row] = (int64_t)(st->words[w] & INT64_MAX);
+    }
+}
+
+static bool register_pass1(duckdb_connection con) {
+    duckdb_logical_type integer = duckdb_create_logical_type(DUCKDB_TYPE_INTEGER);
+    duckdb_logical_type bigint = duckdb_create_logical_type(DUCKDB_TYPE_BIGINT);
+    duckdb_logical_type dbl = duckdb_create_logical_type(DUCKDB_TYPE_DOUBLE);
+    duckdb_logical_type varchar = duckdb_create_logical_type(DUCKDB_TYPE_VARCHAR);
+    duckdb_logical_type types[4 + MAX_WORDS] = {dbl, bigint, bigint, bigint};
+    const char *names[4 + MAX_WORDS] = {"engagement", "counted", "last_us", "timed",
+                                        "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7"};
+    for (int w = 0; w < MAX_WORDS; w++) types[4 + w] = bigint;
+    duckdb_logical_type out = duckdb_create_struct_type(types, names, 4 + MAX_WORDS);
+
+    duckdb_aggregate_function f = duckdb_create_aggregate_function();
+    duckdb_aggregate_function_set_name(f, "pyro_pass1");
+    duckdb_aggregate_function_add_parameter(f, integer);
+    duckdb_aggregate_function_add_parameter(f, bigint);
+    duckdb_aggregate_function_add_parameter(f, varchar);
+    duckdb_aggregate_function_set_return_type(f, out);
+    duckdb_aggregate_function_set_functions(f, state_size, state_init, update, combine, finalize);
+    /* NULL inputs reach update(), which treats them as the SQL path does */
+    duckdb_aggregate_function_set_special_handling(f);
+    duckdb_state registered = duckdb_register_aggregate_function(con, f);
+
+    duckdb_destroy_aggregate_function(&f);
+    duckdb_destroy_logical_type(&out);
+    duckdb_destroy_logical_type(&integer);
+    duckdb_destroy_logical_type(&bigint);
+    duckdb_destroy_logical_type(&dbl);
+    duckdb_destroy_logical_type(&varchar);
+    return registered == DuckDBSuccess;
+}
+
+/* The entry point DuckDB looks for in <name>.duckdb_extension: <name>_init_c_api. */
+__attribute__((visibility("default"))) bool pyro_native_init_c_api(
+    duckdb_extension_info info, struct duckdb_extension_access *access) {
+    void *const *api = access->get_api(info, PYRO_CAPI_VERSION);
+    if (!api) return false; /* DuckDB has set the error */
+    memcpy(pyro_api, api, sizeof(pyro_api));
+    duckdb_database *db = access->get_database(info);
+    duckdb_connection con;
+    if (!db || duckdb_connect(*db, &con) == DuckDBError) {
+        access->set_error(info, "pyro_native: cannot connect to the database");
+        return false;
+    }
+    bool ok = register_pass1(con);
+    duckdb_disconnect(&con);
+    if (!ok) access->set_error(info, "pyro_native: cannot register pyro_pass1");
+    return ok;
+}
