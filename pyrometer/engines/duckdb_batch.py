@@ -32,6 +32,7 @@ from pyrometer.core.fit import fit_lines, suppressed_by_attributes
 from pyrometer.core.model import EngagementLine, FitLine, ScoredLead
 from pyrometer.core.playbook import EngagementRule, Metric, Playbook, Stage, Temperature
 from pyrometer.core.timeutil import to_us
+from pyrometer.engines import native as native_ext
 from pyrometer.engines.cap_proof import (
     LimitedRule,
     ProofLayout,
@@ -108,6 +109,10 @@ class _Pass1:
     count: str
     """1 per event, plus from bit :data:`TALLY_AT` the units it adds to the proof words."""
     layout: ProofLayout
+    native_keys: list[str] | None = None
+    """Per key, what :mod:`pyrometer.engines.native` needs to know of it (``pts count nbins``
+    and per bin ``word one width bins win_us``); ``None`` when it cannot score this playbook
+    (conditions beyond the key's bits, or more proof words than it keeps)."""
 
 
 @dataclass(frozen=True)
@@ -126,10 +131,20 @@ class DuckDBBatchScorer:
         playbook: Playbook,
         con: duckdb.DuckDBPyConnection | None = None,
         slices: int | None = None,
+        native: bool | None = None,
     ):
+        """``native``: run pass 1 as pyrometer's C aggregate (:mod:`pyrometer.engines.native`);
+        ``None`` when it loads on ``con`` (made by :func:`pyrometer.engines.native.connect`,
+        or any connection allowing unsigned extensions), else the same pass in SQL."""
         self.playbook = playbook
         self.slices = slices  # None: chosen from the table's size
-        self.con = con if con is not None else duckdb.connect()
+        self.con = con if con is not None else native_ext.connect()
+        if native is False:
+            self.native = False
+        else:
+            self.native = native_ext.load(self.con)
+            if native and not self.native:
+                raise RuntimeError(f"native pass 1 unavailable: {native_ext.last_error}")
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute(
             "CREATE OR REPLACE TEMP MACRO pyro_fdiv(a, b) AS "
@@ -345,6 +360,7 @@ class DuckDBBatchScorer:
         branches: dict[int, tuple[str, list[str], str]] = {}
         names = []
         keys = []
+        native_keys: list[str] | None = [] if layout.words <= native_ext.MAX_WORDS else None
         for nid, raw in enumerate(raw_names):
             name = normalize_name(raw)
             stage, suppress, bad = self._meaning(raw)
@@ -364,6 +380,7 @@ class DuckDBBatchScorer:
                 if wide is not None:
                     # pts, count, width, bins, win_us, one, word: all from the branch
                     keys.append((k, wide, None, None, 0, 1, None, 0, -1))
+                    native_keys = None
                     continue
 
                 matched = [
@@ -395,6 +412,17 @@ class DuckDBBatchScorer:
                         str(count),
                     )
                 keys.append((k, branch, pts, count, width, nbins, win_us, one, word))
+                if native_keys is not None:
+                    native_keys.append(
+                        " ".join(
+                            [float(pts).hex(), str(count), str(len(binned))]
+                            + [
+                                f"{b.word} {1 << b.offset} {b.width} {b.bins} "
+                                f"{rules[b.rule_id].window_us or 0}"
+                                for b in binned
+                            ]
+                        )
+                    )
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE pyro_names (raw_event VARCHAR, base INTEGER, "
             "rare BOOLEAN, stage VARCHAR, suppress BOOLEAN, bad BOOLEAN)"
@@ -469,6 +497,7 @@ class DuckDBBatchScorer:
             words,
             per_row(lambda b: b[2], "count"),
             layout,
+            native_keys,
         )
 
     def _branch_sql(
@@ -546,34 +575,62 @@ class DuckDBBatchScorer:
         blank name: their points are NaN) or without an id.
         """
         layout = compiled.layout
-        factor = self._factor_sql("step", as_of_us)
-        words = "".join(f", {v} AS x{w}" for w, v in enumerate(compiled.words))
         proven = layout.proven_sql(
             [f"coalesce(x{w}, CAST(0 AS HUGEINT))" for w in range(layout.words)],
             f"(counted >> {TALLY_AT})",
         )
         events_sql = f"CAST(counted & {(1 << TALLY_AT) - 1} AS BIGINT)"
+        rows = f"""
+            SELECT e.lead_id, e.event, e.ts_us, {", ".join(compiled.columns)}
+            FROM {events.sql} e JOIN pyro_names n ON e.event = n.raw_event
+            WHERE (e.ts_us <= {as_of_us} OR e.ts_us IS NULL) {lead_filter}
+        """
+        if self.native and compiled.native_keys is not None:
+            # The same per-lead columns from one C aggregate, which looks the key up itself.
+            decay = self.playbook.decay
+            spec = " ".join(
+                [
+                    str(decay.step_us),
+                    str(decay.step_of(as_of_us)),
+                    float(decay.half_life_steps).hex(),
+                    str(len(compiled.native_keys)),
+                    *compiled.native_keys,
+                ]
+            )
+            parts = ", ".join(
+                f"a.{c} AS {c}"
+                for c in ["engagement", "counted", "last_us", "timed"]
+                + [f"x{w}" for w in range(layout.words)]
+            )
+            per_lead = f"""
+                SELECT lead_id, {parts}
+                FROM (
+                    SELECT lead_id, {native_ext.FUNCTION}(k, ts_us, '{spec}') AS a
+                    FROM ({rows})
+                    GROUP BY lead_id
+                )
+            """
+        else:
+            factor = self._factor_sql("step", as_of_us)
+            sums = "".join(f", {v} AS x{w}" for w, v in enumerate(compiled.words))
+            per_lead = f"""
+                SELECT lead_id,
+                       sum(({compiled.points}) * {factor}) AS engagement{sums},
+                       sum({compiled.count}) AS counted, max(ts_us) AS last_us,
+                       count(ts_us) AS timed
+                FROM (
+                    SELECT e.* EXCLUDE (k), k.* EXCLUDE (k), {", ".join(compiled.after)}
+                    FROM ({rows}) e JOIN pyro_keys k ON e.k = k.k
+                )
+                GROUP BY lead_id
+            """
         return f"""
             SELECT lead_id, coalesce(engagement, 0.0) AS engagement,
                    {events_sql} AS events, last_us,
                    lead_id IS NULL OR lead_id = '' OR isnan(engagement)
                        OR timed < {events_sql} AS invalid,
                    NOT {proven} AS redo
-            FROM (
-                SELECT lead_id,
-                       sum(({compiled.points}) * {factor}) AS engagement{words},
-                       sum({compiled.count}) AS counted, max(ts_us) AS last_us,
-                       count(ts_us) AS timed
-                FROM (
-                    SELECT e.* EXCLUDE (k), k.* EXCLUDE (k), {", ".join(compiled.after)}
-                    FROM (
-                        SELECT e.lead_id, e.event, e.ts_us, {", ".join(compiled.columns)}
-                        FROM {events.sql} e JOIN pyro_names n ON e.event = n.raw_event
-                        WHERE (e.ts_us <= {as_of_us} OR e.ts_us IS NULL) {lead_filter}
-                    ) e JOIN pyro_keys k ON e.k = k.k
-                )
-                GROUP BY lead_id
-            )
+            FROM ({per_lead})
         """
 
     def _rare_sql(self, events: EventTable, as_of_us: int, raw_names: Sequence[str]) -> str:

@@ -69,9 +69,7 @@ def source_hash() -> str:
 
 def extension_path(platform: str, duckdb_version: str) -> Path:
     """Path of the extension for this DuckDB, built first if missing."""
-    key = hashlib.sha256(
-        f"{source_hash()} {duckdb_version} {platform}".encode()
-    ).hexdigest()[:16]
+    key = hashlib.sha256(f"{source_hash()} {duckdb_version} {platform}".encode()).hexdigest()[:16]
     target = cache_dir() / key / f"{NAME}.duckdb_extension"
     if target.exists():
         return target
