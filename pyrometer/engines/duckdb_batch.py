@@ -73,6 +73,12 @@ class LeadTable:
     attributes: Mapping[str, str] = field(default_factory=dict)
 
 
+def connect(database: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection for the engine: one on which pass 1 can run natively (see
+    :mod:`pyrometer.engines.native`). Every connection pyrometer makes comes from here."""
+    return native_ext.connect(database, read_only)
+
+
 # Tables over this many events are scored in slices of leads, one pass over the file each,
 # so that the per-lead hash table stays within memory.
 EVENTS_PER_SLICE = 60_000_000
@@ -138,7 +144,7 @@ class DuckDBBatchScorer:
         or any connection allowing unsigned extensions), else the same pass in SQL."""
         self.playbook = playbook
         self.slices = slices  # None: chosen from the table's size
-        self.con = con if con is not None else native_ext.connect()
+        self.con = con if con is not None else connect()
         if native is False:
             self.native = False
         else:
