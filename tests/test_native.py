@@ -6,8 +6,11 @@ import math
 
 import duckdb
 import pytest
+from conftest import PASS1, batch_score
 
+from pyrometer.core.model import Event
 from pyrometer.core.playbook import default_playbook
+from pyrometer.core.reference import score_reference
 from pyrometer.engines import native
 from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, EventTable
 from pyrometer.engines.native.build import compiler, footer
@@ -118,3 +121,34 @@ def test_rows_without_a_time_are_refused_as_by_sql(bad: str) -> None:
             scorer.score(events, None, END_US)
         errors.append(str(error.value))
     assert errors[0] == errors[1]
+
+
+@pytest.mark.parametrize("native_pass", PASS1)
+def test_lifecycle_events_at_the_same_time_follow_the_event_id(native_pass: bool) -> None:
+    """The native pass leaves such ties to SQL, which orders them by event id."""
+    t = END_US - 3 * DAY_US
+    events = [
+        Event.create("a", "purchase", t, "e1"),
+        Event.create("a", "sales_accepted", t, "e2"),
+        Event.create("d", "sales_accepted", t, "e1"),  # the same names, the other way round
+        Event.create("d", "purchase", t, "e2"),
+        Event.create("b", "purchase", t, "e1"),
+        Event.create("b", "won", t, "e2"),  # the same stage: no tie to break
+        Event.create("b", "lost", t - DAY_US, "e3"),
+        Event.create("c", "newsletter_signup", t - 2 * DAY_US, "e4"),
+        Event.create("c", "newsletter_signup", t - DAY_US, "e5"),
+        Event.create("c", "unsubscribe", t, "e6"),
+    ]
+    playbook = default_playbook()
+    expected = score_reference(playbook, events, {}, END_US)
+    got = batch_score(playbook, events, {}, END_US, native=native_pass)
+    assert {lead: s.stage for lead, s in got.items()} == {
+        "a": "sql",
+        "b": "customer",
+        "c": "lead",
+        "d": "customer",
+    }
+    for lead, want in expected.items():
+        assert got[lead].stage == want.stage
+        assert got[lead].suppressed == want.suppressed
+        assert math.isclose(got[lead].engagement, want.engagement, rel_tol=1e-12)

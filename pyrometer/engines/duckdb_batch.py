@@ -116,9 +116,18 @@ class _Pass1:
     """1 per event, plus from bit :data:`TALLY_AT` the units it adds to the proof words."""
     layout: ProofLayout
     native_keys: list[str] | None = None
-    """Per key, what :mod:`pyrometer.engines.native` needs to know of it (``pts count nbins``
-    and per bin ``word one width bins win_us``); ``None`` when it cannot score this playbook
-    (conditions beyond the key's bits, or more proof words than it keeps)."""
+    """Per key, what :mod:`pyrometer.engines.native` needs to know of it (``pts count stage
+    suppress once_mask nbins`` and per bin ``word one width bins win_us``); ``None`` when it
+    cannot score this playbook (conditions beyond the key's bits, or more proof words than
+    it keeps)."""
+    native_rare: bool = False
+    """Whether the native aggregate also takes the rare events (stages, suppression, first
+    events of ``once`` rules without conditions, at most :data:`native_ext.MAX_ONCE`)."""
+    stages: tuple[str, ...] = ()
+    """Lifecycle stages by the index the native aggregate returns."""
+    once_rules: tuple[int, ...] = ()
+    """``once`` rules by the index of their first time (``o0``, ``o1``...) in the native
+    aggregate's result."""
 
 
 @dataclass(frozen=True)
@@ -367,11 +376,27 @@ class DuckDBBatchScorer:
         names = []
         keys = []
         native_keys: list[str] | None = [] if layout.words <= native_ext.MAX_WORDS else None
+        once_rules = tuple(i for i, rule in enumerate(rules) if rule.once)
+        # Rare events in the native aggregate: their meaning must follow from the name alone.
+        native_rare = len(once_rules) <= native_ext.MAX_ONCE and all(
+            t.match_sql == "TRUE" for ts in terms.values() for t in ts if rules[t.rule_id].once
+        )
+        stages = tuple(dict.fromkeys(str(s) for s in self.playbook.lifecycle.events.values()))
         for nid, raw in enumerate(raw_names):
             name = normalize_name(raw)
             stage, suppress, bad = self._meaning(raw)
             rare = stage is not None or suppress or name in once_names
             names.append((raw, nid << key_bits, rare, stage, suppress, bad))
+            once_mask = sum(
+                1 << j
+                for j, i in enumerate(once_rules)
+                if any(t.rule_id == i for t in terms.get(name, []))
+            )
+            meaning = (
+                f"{stages.index(stage) if stage is not None else -1} {int(suppress)} {once_mask}"
+                if native_rare
+                else "-1 0 0"
+            )
             name_terms = [t for t in terms.get(name, []) if not rules[t.rule_id].once]
             own_bits = {conditions[t.match_sql][0] for t in name_terms if t.match_sql in conditions}
             wide = None
@@ -421,7 +446,7 @@ class DuckDBBatchScorer:
                 if native_keys is not None:
                     native_keys.append(
                         " ".join(
-                            [float(pts).hex(), str(count), str(len(binned))]
+                            [float(pts).hex(), str(count), meaning, str(len(binned))]
                             + [
                                 f"{b.word} {1 << b.offset} {b.width} {b.bins} "
                                 f"{rules[b.rule_id].window_us or 0}"
@@ -504,6 +529,9 @@ class DuckDBBatchScorer:
             per_row(lambda b: b[2], "count"),
             layout,
             native_keys,
+            native_rare,
+            stages,
+            once_rules,
         )
 
     def _branch_sql(
@@ -586,6 +614,7 @@ class DuckDBBatchScorer:
             f"(counted >> {TALLY_AT})",
         )
         events_sql = f"CAST(counted & {(1 << TALLY_AT) - 1} AS BIGINT)"
+        extra = ""  # the rare events' columns, when the native aggregate takes them
         rows = f"""
             SELECT e.lead_id, e.event, e.ts_us, {", ".join(compiled.columns)}
             FROM {events.sql} e JOIN pyro_names n ON e.event = n.raw_event
@@ -600,6 +629,7 @@ class DuckDBBatchScorer:
                     str(decay.step_of(as_of_us)),
                     float(decay.half_life_steps).hex(),
                     str(len(compiled.native_keys)),
+                    str(len(compiled.once_rules)),
                     *compiled.native_keys,
                 ]
             )
@@ -608,6 +638,20 @@ class DuckDBBatchScorer:
                 for c in ["engagement", "counted", "last_us", "timed"]
                 + [f"x{w}" for w in range(layout.words)]
             )
+            if compiled.native_rare:
+                # Pass 2a's columns, as _rare_sql computes them.
+                stages = ", ".join(quote_literal(stage) for stage in compiled.stages)
+                once = "".join(
+                    f" + coalesce({number_literal(self.playbook.engagement[i].points)} * "
+                    f"{self._factor_sql(self._step_sql(f'a.o{j}'), as_of_us)}, 0.0)"
+                    for j, i in enumerate(compiled.once_rules)
+                )
+                parts += (
+                    f", {f'[{stages}][a.stage + 1]' if stages else 'CAST(NULL AS VARCHAR)'} "
+                    f"AS explicit_stage, a.tie AS tie, a.suppressed AS suppressed_by_event, "
+                    f"0.0{once} AS once_points"
+                )
+                extra = ", explicit_stage, tie, suppressed_by_event, once_points"
             per_lead = f"""
                 SELECT lead_id, {parts}
                 FROM (
@@ -635,7 +679,7 @@ class DuckDBBatchScorer:
                    {events_sql} AS events, last_us,
                    lead_id IS NULL OR lead_id = '' OR isnan(engagement)
                        OR timed < {events_sql} AS invalid,
-                   NOT {proven} AS redo
+                   NOT {proven} AS redo{extra}
             FROM ({per_lead})
         """
 
@@ -743,21 +787,31 @@ class DuckDBBatchScorer:
         )
         redo = self.con.execute("SELECT count(*) FROM pyro_redo").fetchone()
         has_redo = bool(redo and redo[0])
+        native_rare = self.native and compiled.native_keys is not None and compiled.native_rare
+        if native_rare:
+            # Lifecycle events at the same time with different stages: the event id decides,
+            # which only the SQL pass reads.
+            ties = self.con.execute("SELECT count(*) FILTER (WHERE tie) FROM pyro_pass1").fetchone()
+            native_rare = not (ties and ties[0])
         rare = self.con.execute("SELECT count(*) FROM pyro_names WHERE rare").fetchone()
-        has_rare = bool(rare and rare[0])
+        has_rare = bool(rare and rare[0]) and not native_rare
         second = events
         if has_rare or has_redo:
             # One more pass over the file keeps the rows pass 2 needs: events that move a
-            # stage, suppress or earn a `once` rule, and every event of the leads to redo.
+            # stage, suppress or earn a `once` rule (unless the native pass 1 took them), and
+            # every event of the leads to redo.
             wanted = " OR ".join(
                 (["n.rare"] if has_rare else [])
                 + (["e.lead_id IN (SELECT lead_id FROM pyro_redo)"] if has_redo else [])
             )
+            names = (
+                "JOIN (SELECT DISTINCT raw_event, rare FROM pyro_names) n ON e.event = n.raw_event"
+                if has_rare
+                else ""
+            )
             self.con.execute(f"""
                 CREATE OR REPLACE TEMP TABLE pyro_second AS
-                SELECT e.* FROM {events.sql} e
-                     JOIN (SELECT DISTINCT raw_event, rare FROM pyro_names) n
-                     ON e.event = n.raw_event
+                SELECT e.* FROM {events.sql} e {names}
                 WHERE e.ts_us <= {as_of_us} AND ({wanted})
             """)
             second = replace(events, sql="pyro_second", rows=None)
@@ -775,15 +829,22 @@ class DuckDBBatchScorer:
                 + self._exact_windows_sql(joined, as_of_us)
             )
         correction = "x.correction" if has_redo else "NULL"
+        if native_rare:
+            once, stage, suppressed = "a.once_points", "a.explicit_stage", "a.suppressed_by_event"
+        elif has_rare:
+            once, stage, suppressed = (
+                "coalesce(r.once_points, 0.0)",
+                "r.lifecycle.s",
+                "coalesce(r.suppressed, FALSE)",
+            )
+        else:
+            once, stage, suppressed = "0.0", "CAST(NULL AS VARCHAR)", "FALSE"
         self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE pyro_act AS
             SELECT a.lead_id,
-                   a.engagement + coalesce({correction}, 0.0)
-                       + {"coalesce(r.once_points, 0.0)" if has_rare else "0.0"} AS engagement,
-                   a.events, a.last_us,
-                   {"r.lifecycle.s" if has_rare else "CAST(NULL AS VARCHAR)"} AS explicit_stage,
-                   {"coalesce(r.suppressed, FALSE)" if has_rare else "FALSE"}
-                       AS suppressed_by_event
+                   a.engagement + coalesce({correction}, 0.0) + {once} AS engagement,
+                   a.events, a.last_us, {stage} AS explicit_stage,
+                   {suppressed} AS suppressed_by_event
             FROM pyro_pass1 a
             {"LEFT JOIN pyro_rare r ON a.lead_id = r.lead_id" if has_rare else ""}
             {"LEFT JOIN pyro_exact x ON a.lead_id = x.lead_id" if has_redo else ""}

@@ -16,6 +16,7 @@
 typedef uint64_t idx_t;
 typedef enum { DuckDBSuccess = 0, DuckDBError = 1 } duckdb_state;
 typedef enum {
+    DUCKDB_TYPE_BOOLEAN = 1,
     DUCKDB_TYPE_INTEGER = 4,
     DUCKDB_TYPE_BIGINT = 5,
     DUCKDB_TYPE_DOUBLE = 11,

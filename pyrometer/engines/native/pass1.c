@@ -1,7 +1,8 @@
 /* pyro_pass1: the batch engine's pass 1 as one DuckDB aggregate (see duckdb_batch.py).
  *
  *   pyro_pass1(k INTEGER, ts_us BIGINT, spec VARCHAR) -> STRUCT(engagement DOUBLE,
- *       counted BIGINT, last_us BIGINT, timed BIGINT, x0 .. x7 BIGINT)
+ *       counted BIGINT, last_us BIGINT, timed BIGINT, x0 .. x7 BIGINT,
+ *       stage INTEGER, tie BOOLEAN, suppressed BOOLEAN, o0 .. o7 BIGINT)
  *
  * The SQL pass 1 runs seven aggregates per lead (decayed points, three proof words, the
  * count and tally, the latest time, the timed rows) over per-row columns read from a join
@@ -9,16 +10,25 @@
  * every event. Here one update reads two columns, looks the key up in a small table and
  * does all of it: the same numbers with a quarter fewer instructions.
  *
+ * It also takes the rare events that pass 2a would read in a second scan: the stage of the
+ * latest lifecycle event, whether an event suppresses the lead, and the time of the first
+ * event of each `once` rule (o0 ..: the engine turns them into points, as in SQL).
+ *
  * `spec` (the same constant on every row) describes the playbook, as text:
- *   step_us as_of_step half_life nkeys
- *   then per key k = 0 .. nkeys-1:  points count nbins, then nbins times:
- *                                    word one width bins win_us
+ *   step_us as_of_step half_life nkeys nonce
+ *   then per key k = 0 .. nkeys-1:  points count stage suppress once_mask nbins,
+ *                                    then nbins times: word one width bins win_us
  * (doubles in C99 hex notation, so exact). Per event of key k:
  *   engagement += points * 2 ** (-(as_of_step - floor(ts / step_us)) / half_life)
  *   counted    += count          (1 + the proof's tally << 32, as the SQL's sum(count))
  *   x[word]    += one << (width * (floor(ts / win_us) mod bins))  per bin (win_us 0: window 0)
+ *   stage      := the key's stage (>= 0) if the event is the latest with a stage
+ *   suppressed |= suppress;  first[i] := min(first[i], ts) for each bit i of once_mask
  * Rows without a time add only `count` (as in SQL, where the other terms are NULL).
  * Words are summed modulo 2**64: the proof only reads their low 63 bits.
+ * Two lifecycle events at the same latest time with different stages set `tie`: SQL
+ * orders them by event id, which this aggregate does not read, so the engine then takes
+ * the rare events in SQL.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -27,6 +37,7 @@
 #include "duckdb_capi.h"
 
 #define MAX_WORDS 8
+#define MAX_ONCE 8
 #define MEMO 4096 /* decay factors of the last MEMO steps (days) are computed once per thread */
 
 void *pyro_api[PYRO_API_USED];
@@ -35,7 +46,11 @@ typedef struct {
     double engagement;
     int64_t counted, last_us, timed;
     uint64_t words[MAX_WORDS];
-    int8_t engaged, timed_any;
+    int64_t stage_us;           /* time of the latest lifecycle event */
+    int64_t first[MAX_ONCE];    /* time of each once rule's first event */
+    int32_t stage;              /* its stage; -1: none yet */
+    uint16_t once_seen;         /* bit i: first[i] is set */
+    int8_t engaged, timed_any, tie, suppressed;
 } state_t;
 
 typedef struct {
@@ -47,6 +62,9 @@ typedef struct {
     double points;
     int64_t count;
     int32_t nbins, first; /* its bins are bins[first .. first + nbins) */
+    int32_t stage;        /* -1: not a lifecycle event */
+    int32_t once_mask;
+    int8_t suppress;
 } key_t_;
 
 typedef struct {
@@ -54,7 +72,7 @@ typedef struct {
     uint32_t len;
     int64_t step_us, as_of_step;
     double half_life;
-    int32_t nkeys;
+    int32_t nkeys, nonce;
     key_t_ *keys;
     bin_t *bins;
     double memo[MEMO]; /* memo[age]: decay factor of an event `age` steps old; < 0: not yet */
@@ -92,7 +110,7 @@ static int next_double(char **p, double *out) {
 
 static spec_t *parse_spec(const char *text, uint32_t len) {
     spec_t *s = calloc(1, sizeof(spec_t));
-    int64_t nkeys, v;
+    int64_t nkeys, nonce, v, stage, suppress, mask;
     int nbins = 0, cap = 0;
     if (!s || !(s->text = malloc(len + 1))) goto fail;
     memcpy(s->text, text, len);
@@ -100,16 +118,22 @@ static spec_t *parse_spec(const char *text, uint32_t len) {
     s->len = len;
     char *p = s->text;
     if (!next_int(&p, &s->step_us) || !next_int(&p, &s->as_of_step) ||
-        !next_double(&p, &s->half_life) || !next_int(&p, &nkeys) || s->step_us <= 0 ||
-        nkeys < 0 || nkeys > (1 << 24))
+        !next_double(&p, &s->half_life) || !next_int(&p, &nkeys) || !next_int(&p, &nonce) ||
+        s->step_us <= 0 || nkeys < 0 || nkeys > (1 << 24) || nonce < 0 || nonce > MAX_ONCE)
         goto fail;
     s->nkeys = (int32_t)nkeys;
+    s->nonce = (int32_t)nonce;
     if (!(s->keys = calloc(nkeys + 1, sizeof(key_t_)))) goto fail;
     for (int32_t k = 0; k < s->nkeys; k++) {
         key_t_ *key = &s->keys[k];
-        if (!next_double(&p, &key->points) || !next_int(&p, &key->count) || !next_int(&p, &v) ||
-            v < 0 || v > MAX_WORDS * 64)
+        if (!next_double(&p, &key->points) || !next_int(&p, &key->count) ||
+            !next_int(&p, &stage) || !next_int(&p, &suppress) || !next_int(&p, &mask) ||
+            !next_int(&p, &v) || stage < -1 || stage > 1000 || mask < 0 ||
+            mask >= (1 << s->nonce) || v < 0 || v > MAX_WORDS * 64)
             goto fail;
+        key->stage = (int32_t)stage;
+        key->suppress = suppress != 0;
+        key->once_mask = (int32_t)mask;
         key->nbins = (int32_t)v;
         key->first = nbins;
         for (int32_t b = 0; b < key->nbins; b++) {
@@ -163,6 +187,17 @@ static inline int is_valid(const uint64_t *validity, idx_t row) {
     return !validity || (validity[row >> 6] >> (row & 63)) & 1;
 }
 
+/* A lifecycle event (or another thread's latest one) at time t with stage `stage`. */
+static inline void take_stage(state_t *st, int64_t t, int32_t stage, int8_t tie) {
+    if (st->stage < 0 || t > st->stage_us) {
+        st->stage_us = t;
+        st->stage = stage;
+        st->tie = tie;
+    } else if (t == st->stage_us) {
+        st->tie |= tie | (stage != st->stage);
+    }
+}
+
 static idx_t state_size(duckdb_function_info info) {
     (void)info;
     return sizeof(state_t);
@@ -171,6 +206,7 @@ static idx_t state_size(duckdb_function_info info) {
 static void state_init(duckdb_function_info info, duckdb_aggregate_state state) {
     (void)info;
     memset(state, 0, sizeof(state_t));
+    ((state_t *)state)->stage = -1;
 }
 
 static void update(duckdb_function_info info, duckdb_data_chunk input,
@@ -222,6 +258,12 @@ static void update(duckdb_function_info info, duckdb_data_chunk input,
             int64_t window = bin->win_us ? floor_div(t, bin->win_us) : 0;
             st->words[bin->word] += (uint64_t)bin->one << (bin->width * floor_mod(window, bin->bins));
         }
+        if (key->stage >= 0) take_stage(st, t, key->stage, 0);
+        st->suppressed |= key->suppress;
+        for (int32_t mask = key->once_mask, i = 0; mask; mask >>= 1, i++) {
+            if ((mask & 1) && (!(st->once_seen >> i & 1) || t < st->first[i])) st->first[i] = t;
+            st->once_seen |= (uint16_t)((mask & 1) << i);
+        }
     }
 }
 
@@ -238,14 +280,35 @@ static void combine(duckdb_function_info info, duckdb_aggregate_state *source,
         if (a->timed_any && (!b->timed_any || a->last_us > b->last_us)) b->last_us = a->last_us;
         b->timed_any |= a->timed_any;
         for (int w = 0; w < MAX_WORDS; w++) b->words[w] += a->words[w];
+        if (a->stage >= 0) take_stage(b, a->stage_us, a->stage, a->tie);
+        b->suppressed |= a->suppressed;
+        for (int i = 0; i < MAX_ONCE; i++) {
+            if ((a->once_seen >> i & 1) && (!(b->once_seen >> i & 1) || a->first[i] < b->first[i]))
+                b->first[i] = a->first[i];
+        }
+        b->once_seen |= a->once_seen;
     }
 }
+
+#define FIELDS (4 + MAX_WORDS + 3 + MAX_ONCE)
 
 static void finalize(duckdb_function_info info, duckdb_aggregate_state *source,
                      duckdb_vector result, idx_t count, idx_t offset) {
     (void)info;
-    duckdb_vector child[4 + MAX_WORDS];
-    for (int c = 0; c < 4 + MAX_WORDS; c++) child[c] = duckdb_struct_vector_get_child(result, c);
+    duckdb_vector child[FIELDS];
+    for (int c = 0; c < FIELDS; c++) child[c] = duckdb_struct_vector_get_child(result, c);
+    duckdb_vector_ensure_validity_writable(child[4 + MAX_WORDS]);
+    uint64_t *stage_ok = duckdb_vector_get_validity(child[4 + MAX_WORDS]);
+    int32_t *stage = duckdb_vector_get_data(child[4 + MAX_WORDS]);
+    bool *tie = duckdb_vector_get_data(child[5 + MAX_WORDS]);
+    bool *suppressed = duckdb_vector_get_data(child[6 + MAX_WORDS]);
+    uint64_t *first_ok[MAX_ONCE];
+    int64_t *first[MAX_ONCE];
+    for (int i = 0; i < MAX_ONCE; i++) {
+        duckdb_vector_ensure_validity_writable(child[7 + MAX_WORDS + i]);
+        first_ok[i] = duckdb_vector_get_validity(child[7 + MAX_WORDS + i]);
+        first[i] = duckdb_vector_get_data(child[7 + MAX_WORDS + i]);
+    }
     duckdb_vector_ensure_validity_writable(child[0]);
     duckdb_vector_ensure_validity_writable(child[2]);
     uint64_t *engagement_ok = duckdb_vector_get_validity(child[0]);
@@ -267,6 +330,14 @@ static void finalize(duckdb_function_info info, duckdb_aggregate_state *source,
         counted[row] = st->counted;
         timed[row] = st->timed;
         for (int w = 0; w < MAX_WORDS; w++) words[w][row] = (int64_t)(st->words[w] & INT64_MAX);
+        stage[row] = st->stage;
+        if (st->stage < 0) duckdb_validity_set_row_invalid(stage_ok, row);
+        tie[row] = st->tie;
+        suppressed[row] = st->suppressed;
+        for (int i = 0; i < MAX_ONCE; i++) {
+            first[i][row] = st->first[i];
+            if (!(st->once_seen >> i & 1)) duckdb_validity_set_row_invalid(first_ok[i], row);
+        }
     }
 }
 
@@ -275,11 +346,17 @@ static bool register_pass1(duckdb_connection con) {
     duckdb_logical_type bigint = duckdb_create_logical_type(DUCKDB_TYPE_BIGINT);
     duckdb_logical_type dbl = duckdb_create_logical_type(DUCKDB_TYPE_DOUBLE);
     duckdb_logical_type varchar = duckdb_create_logical_type(DUCKDB_TYPE_VARCHAR);
-    duckdb_logical_type types[4 + MAX_WORDS] = {dbl, bigint, bigint, bigint};
-    const char *names[4 + MAX_WORDS] = {"engagement", "counted", "last_us", "timed",
-                                        "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7"};
+    duckdb_logical_type boolean = duckdb_create_logical_type(DUCKDB_TYPE_BOOLEAN);
+    duckdb_logical_type types[FIELDS] = {dbl, bigint, bigint, bigint};
+    const char *names[FIELDS] = {"engagement", "counted", "last_us", "timed", "x0", "x1",
+                                 "x2", "x3", "x4", "x5", "x6", "x7", "stage", "tie",
+                                 "suppressed", "o0", "o1", "o2", "o3", "o4", "o5", "o6", "o7"};
     for (int w = 0; w < MAX_WORDS; w++) types[4 + w] = bigint;
-    duckdb_logical_type out = duckdb_create_struct_type(types, names, 4 + MAX_WORDS);
+    types[4 + MAX_WORDS] = integer;
+    types[5 + MAX_WORDS] = boolean;
+    types[6 + MAX_WORDS] = boolean;
+    for (int i = 0; i < MAX_ONCE; i++) types[7 + MAX_WORDS + i] = bigint;
+    duckdb_logical_type out = duckdb_create_struct_type(types, names, FIELDS);
 
     duckdb_aggregate_function f = duckdb_create_aggregate_function();
     duckdb_aggregate_function_set_name(f, "pyro_pass1");
@@ -298,6 +375,7 @@ static bool register_pass1(duckdb_connection con) {
     duckdb_destroy_logical_type(&bigint);
     duckdb_destroy_logical_type(&dbl);
     duckdb_destroy_logical_type(&varchar);
+    duckdb_destroy_logical_type(&boolean);
     return registered == DuckDBSuccess;
 }
 
