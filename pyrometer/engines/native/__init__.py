@@ -17,7 +17,7 @@ import duckdb
 from pyrometer.engines.native.build import BuildError, extension_path
 
 FUNCTION = "pyro_pass1"
-MAX_WORDS = 8  # proof words pyro_pass1 keeps (MAX_WORDS in pass1.c)
+MAX_WORDS = 4  # proof words pyro_pass1 keeps (MAX_WORDS in pass1.c)
 MAX_ONCE = 8  # `once` rules whose first events it finds (MAX_ONCE in pass1.c)
 CONFIG = {"allow_unsigned_extensions": "true"}
 MIN_DUCKDB = (2, 0)
@@ -44,16 +44,15 @@ def _duckdb_version() -> tuple[int, ...]:
     return tuple(parts)
 
 
-def _has_function(con: duckdb.DuckDBPyConnection) -> bool:
-    row = con.execute(
-        "SELECT count(*) FROM duckdb_functions() WHERE function_name = ?", [FUNCTION]
-    ).fetchone()
-    return bool(row and row[0])
+_PLATFORM: str | None = None
 
 
 def load(con: duckdb.DuckDBPyConnection) -> bool:
-    """Make ``pyro_pass1`` callable on ``con``; whether it is (else see :data:`last_error`)."""
-    global last_error
+    """Make ``pyro_pass1`` callable on ``con``; whether it is (else see :data:`last_error`).
+
+    ``LOAD`` of an extension the database has already loaded returns at once.
+    """
+    global last_error, _PLATFORM
     last_error = None
     if not enabled():
         last_error = "PYROMETER_NATIVE=0"
@@ -62,18 +61,16 @@ def load(con: duckdb.DuckDBPyConnection) -> bool:
         last_error = f"DuckDB {duckdb.__version__} is older than 2.0"
         return False
     try:
-        if _has_function(con):
-            return True
         allowed = con.execute("SELECT current_setting('allow_unsigned_extensions')").fetchone()
         if not (allowed and allowed[0]):
             last_error = "the connection does not allow unsigned extensions"
             return False
-        platform = con.execute("PRAGMA platform").fetchone()
-        path = extension_path(str(platform[0]) if platform else "", duckdb.__version__)
+        if _PLATFORM is None:
+            platform = con.execute("PRAGMA platform").fetchone()
+            _PLATFORM = str(platform[0]) if platform else ""
+        path = extension_path(_PLATFORM, duckdb.__version__)
         con.execute(f"LOAD '{str(path).replace(chr(39), chr(39) * 2)}'")
-        if _has_function(con):
-            return True
-        last_error = f"{path} loaded without {FUNCTION}"
+        return True
     except (BuildError, OSError, duckdb.Error) as error:
         last_error = str(error)
     return False

@@ -31,12 +31,13 @@
  * the rare events in SQL.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "duckdb_capi.h"
 
-#define MAX_WORDS 8
+#define MAX_WORDS 4
 #define MAX_ONCE 8
 #define MEMO 4096 /* decay factors of the last MEMO steps (days) are computed once per thread */
 
@@ -348,9 +349,17 @@ static bool register_pass1(duckdb_connection con) {
     duckdb_logical_type varchar = duckdb_create_logical_type(DUCKDB_TYPE_VARCHAR);
     duckdb_logical_type boolean = duckdb_create_logical_type(DUCKDB_TYPE_BOOLEAN);
     duckdb_logical_type types[FIELDS] = {dbl, bigint, bigint, bigint};
-    const char *names[FIELDS] = {"engagement", "counted", "last_us", "timed", "x0", "x1",
-                                 "x2", "x3", "x4", "x5", "x6", "x7", "stage", "tie",
-                                 "suppressed", "o0", "o1", "o2", "o3", "o4", "o5", "o6", "o7"};
+    char labels[FIELDS][16];
+    const char *names[FIELDS];
+    const char *fixed[] = {"engagement", "counted", "last_us", "timed"};
+    const char *rare[] = {"stage", "tie", "suppressed"};
+    for (int c = 0; c < FIELDS; c++) {
+        if (c < 4) snprintf(labels[c], sizeof labels[c], "%s", fixed[c]);
+        else if (c < 4 + MAX_WORDS) snprintf(labels[c], sizeof labels[c], "x%d", c - 4);
+        else if (c < 7 + MAX_WORDS) snprintf(labels[c], sizeof labels[c], "%s", rare[c - 4 - MAX_WORDS]);
+        else snprintf(labels[c], sizeof labels[c], "o%d", c - 7 - MAX_WORDS);
+        names[c] = labels[c];
+    }
     for (int w = 0; w < MAX_WORDS; w++) types[4 + w] = bigint;
     types[4 + MAX_WORDS] = integer;
     types[5 + MAX_WORDS] = boolean;
