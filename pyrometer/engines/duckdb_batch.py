@@ -6,7 +6,10 @@ The playbook is compiled to SQL with the meaning :mod:`pyrometer.core.reference`
   if nothing were capped, events, latest activity, and a proof, in a few integers, that no
   cap bit (:mod:`pyrometer.engines.cap_proof`). Events join a small table on the raw event
   name alone; the property conditions set bits of a key into a second small table of
-  per-event constants (points, count, cap bins), so no ``CASE`` runs per row.
+  per-event constants (points, count, cap bins), so no ``CASE`` runs per row. Where it
+  loads, this pass is one aggregate in C instead (:mod:`pyrometer.engines.native`): it
+  reads the key and the time, holds the key's constants itself, and also takes pass 2a's
+  rare events; same results, about 40 % fewer instructions over all passes.
 * **Pass 2a**, over the few events that move a lifecycle stage, suppress a lead or earn a
   ``once`` rule, read with the leads to redo in one more scan.
 * **Pass 2b**, only for the leads the proof does not clear: per cap window, the earliest
@@ -18,6 +21,7 @@ The inputs are DuckDB relations with canonical columns (see :class:`EventTable`)
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -378,6 +382,8 @@ class DuckDBBatchScorer:
         names = []
         keys = []
         native_keys: list[str] | None = [] if layout.words <= native_ext.MAX_WORDS else None
+        if len(raw_names) << key_bits > native_ext.MAX_KEYS:
+            native_keys = None  # a spec of megabytes: the SQL pass joins a table instead
         once_rules = tuple(i for i, rule in enumerate(rules) if rule.once)
         # Rare events in the native aggregate: their meaning must follow from the name alone.
         native_rare = len(once_rules) <= native_ext.MAX_ONCE and all(
@@ -620,7 +626,8 @@ class DuckDBBatchScorer:
         Per lead: decayed points as if nothing were capped, events, latest activity, and
         the cap proof's words (:mod:`pyrometer.engines.cap_proof`). ``redo`` marks the
         leads the proof does not clear; ``invalid`` the leads with a bad row (no time,
-        blank name: their points are NaN) or without an id.
+        blank name: their points are NaN) or without an id. The native aggregate, when
+        used, also gives pass 2a's columns when it can (``compiled.native_rare``).
         """
         layout = compiled.layout
         proven = layout.proven_sql(
@@ -650,6 +657,8 @@ class DuckDBBatchScorer:
                     *compiled.native_keys,
                 ]
             )
+            # Led by a hash of itself, which the aggregate compares instead of the whole text.
+            spec = hashlib.sha256(spec.encode()).hexdigest()[: native_ext.SPEC_ID] + " " + spec
             parts = ", ".join(
                 f"a.{c} AS {c}"
                 for c in ["engagement", "counted", "last_us", "timed"]

@@ -19,6 +19,8 @@ from pyrometer.engines.native.build import BuildError, extension_path
 FUNCTION = "pyro_pass1"
 MAX_WORDS = 4  # proof words pyro_pass1 keeps (MAX_WORDS in pass1.c)
 MAX_ONCE = 8  # `once` rules whose first events it finds (MAX_ONCE in pass1.c)
+MAX_KEYS = 1 << 16  # keys (event names x combinations of conditions) it is given, at most
+SPEC_ID = 32  # characters that identify a spec (ID_LEN in pass1.c)
 CONFIG = {"allow_unsigned_extensions": "true"}
 MIN_DUCKDB = (2, 0)
 
