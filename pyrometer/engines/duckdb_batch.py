@@ -454,7 +454,8 @@ class DuckDBBatchScorer:
                 if native_keys is not None:
                     native_keys.append(
                         " ".join(
-                            [float(pts).hex(), str(count), meaning, str(len(binned))]
+                            [str(native_ext.double_bits(pts)), str(count), meaning]
+                            + [str(len(binned))]
                             + [
                                 f"{b.word} {1 << b.offset} {b.width} {b.bins} "
                                 f"{rules[b.rule_id].window_us or 0}"
@@ -651,7 +652,7 @@ class DuckDBBatchScorer:
                 [
                     str(decay.step_us),
                     str(decay.step_of(as_of_us)),
-                    float(decay.half_life_steps).hex(),
+                    str(native_ext.double_bits(decay.half_life_steps)),
                     str(len(compiled.native_keys)),
                     str(len(compiled.once_rules)),
                     *compiled.native_keys,

@@ -11,6 +11,7 @@ with the same results.
 from __future__ import annotations
 
 import os
+import struct
 
 import duckdb
 
@@ -31,6 +32,11 @@ last_error: str | None = None
 def connect(database: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection on which the extension can be loaded (unsigned: built here)."""
     return duckdb.connect(database, read_only=read_only, config=dict(CONFIG))
+
+
+def double_bits(value: float) -> int:
+    """The 64 bits of a double as an integer: how the spec passes doubles, exactly."""
+    return int(struct.unpack("<q", struct.pack("<d", float(value)))[0])
 
 
 def enabled() -> bool:
