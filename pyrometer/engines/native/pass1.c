@@ -266,9 +266,9 @@ static void update(duckdb_function_info info, duckdb_data_chunk input,
         }
         if (key->stage >= 0) take_stage(st, t, key->stage, 0);
         st->suppressed |= key->suppress;
-        for (int32_t mask = key->once_mask, i = 0; mask; mask >>= 1, i++) {
-            if ((mask & 1) && (!(st->once_seen >> i & 1) || t < st->first[i])) st->first[i] = t;
-            st->once_seen |= (uint16_t)((mask & 1) << i);
+        for (int32_t mask = key->once_mask, j = 0; mask; mask >>= 1, j++) {
+            if ((mask & 1) && (!(st->once_seen >> j & 1) || t < st->first[j])) st->first[j] = t;
+            st->once_seen |= (uint16_t)((mask & 1) << j);
         }
     }
 }
