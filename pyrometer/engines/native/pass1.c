@@ -288,9 +288,9 @@ static void combine(duckdb_function_info info, duckdb_aggregate_state *source,
         for (int w = 0; w < MAX_WORDS; w++) b->words[w] += a->words[w];
         if (a->stage >= 0) take_stage(b, a->stage_us, a->stage, a->tie);
         b->suppressed |= a->suppressed;
-        for (int i = 0; i < MAX_ONCE; i++) {
-            if ((a->once_seen >> i & 1) && (!(b->once_seen >> i & 1) || a->first[i] < b->first[i]))
-                b->first[i] = a->first[i];
+        for (int j = 0; j < MAX_ONCE; j++) {
+            if ((a->once_seen >> j & 1) && (!(b->once_seen >> j & 1) || a->first[j] < b->first[j]))
+                b->first[j] = a->first[j];
         }
         b->once_seen |= a->once_seen;
     }
@@ -340,9 +340,9 @@ static void finalize(duckdb_function_info info, duckdb_aggregate_state *source,
         if (st->stage < 0) duckdb_validity_set_row_invalid(stage_ok, row);
         tie[row] = st->tie;
         suppressed[row] = st->suppressed;
-        for (int i = 0; i < MAX_ONCE; i++) {
-            first[i][row] = st->first[i];
-            if (!(st->once_seen >> i & 1)) duckdb_validity_set_row_invalid(first_ok[i], row);
+        for (int j = 0; j < MAX_ONCE; j++) {
+            first[j][row] = st->first[j];
+            if (!(st->once_seen >> j & 1)) duckdb_validity_set_row_invalid(first_ok[j], row);
         }
     }
 }
