@@ -4,7 +4,9 @@
  * Python package, so the types and the positions of the functions used are copied here
  * from DuckDB 2.0.0's headers. A loadable C extension gets its functions from DuckDB as
  * one struct of function pointers, `duckdb_ext_api_v1`, which only ever grows at the end:
- * a function's position (its index below) never changes for API v1.
+ * a function's position (its index below) never changes for API v1. To check them against
+ * another DuckDB's duckdb_extension.h: a function's index is its position among the
+ * `(*name)(` members of `duckdb_ext_api_v1` (counted from 0).
  */
 #ifndef PYRO_DUCKDB_CAPI_H
 #define PYRO_DUCKDB_CAPI_H
