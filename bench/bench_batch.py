@@ -63,14 +63,13 @@ def run_hand_sql(path: str) -> dict[str, float]:
 
 
 def run_pyrometer(path: str) -> dict[str, float]:
-    import duckdb
 
     from pyrometer.core.playbook import default_playbook
     from pyrometer.core.timeutil import to_us
-    from pyrometer.engines.duckdb_batch import DuckDBBatchScorer
+    from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, connect
     from pyrometer.io.readers import open_events
 
-    con = duckdb.connect()
+    con = connect()
     con.execute("SET enable_progress_bar = false")
     start = time.perf_counter()
     events = open_events(con, path)

@@ -15,12 +15,25 @@ from hypothesis import settings
 from pyrometer.core.conditions import normalize_record
 from pyrometer.core.model import Event, ScoredLead
 from pyrometer.core.playbook import Playbook
+from pyrometer.engines import native as native_ext
 from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, EventTable, LeadTable
+from pyrometer.engines.native.build import compiler
 from pyrometer.engines.sql_conditions import quote_ident
 
 settings.register_profile("ci", max_examples=150, deadline=None)
 settings.register_profile("dev", max_examples=60, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+# Both ways of running pass 1: in SQL, and as pyrometer's C aggregate (skipped only when
+# there is no C compiler; a build or load failure then fails the tests).
+PASS1 = [
+    pytest.param(False, id="sql"),
+    pytest.param(
+        True,
+        id="native",
+        marks=pytest.mark.skipif(compiler() is None, reason="no C compiler for the native pass"),
+    ),
+]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -78,12 +91,14 @@ def batch_score(
     as_of_us: int,
     explain: bool = False,
     slices: int | None = None,
+    native: bool = False,
 ) -> dict[str, ScoredLead]:
-    con = duckdb.connect()
+    """``native``: pass 1 as the C aggregate (an error when it does not load)."""
+    con = native_ext.connect() if native else duckdb.connect()
     events = list(events)
     table = event_table(con, events) if events else None
     leads_t = lead_table(con, leads)
-    scorer = DuckDBBatchScorer(playbook, con, slices=slices)
+    scorer = DuckDBBatchScorer(playbook, con, slices=slices, native=native)
     if explain:
         ids = sorted({e.lead_id for e in events if e.ts_us <= as_of_us} | set(leads))
         return scorer.explain(table, leads_t, as_of_us, ids)

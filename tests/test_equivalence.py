@@ -7,7 +7,8 @@ import random
 from dataclasses import replace
 from typing import Any
 
-from conftest import batch_score
+import pytest
+from conftest import PASS1, batch_score
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -180,15 +181,20 @@ def assert_same(expected: ScoredLead, actual: ScoredLead, engine: str) -> None:
     seed=st.integers(0, 2**16),
     slices=st.sampled_from([None, 2, 3]),
 )
-def test_incremental_and_batch_equal_reference(playbook, stream, as_of_days, seed, slices) -> None:
+@pytest.mark.parametrize("native", PASS1)
+def test_incremental_and_batch_equal_reference(
+    playbook, stream, as_of_days, seed, slices, native
+) -> None:
     events, leads = stream
     as_of_us = START_US + as_of_days * DAY_US // 2
     expected = score_reference(playbook, events, leads, as_of_us)
 
-    batch = batch_score(playbook, events, leads, as_of_us, slices=slices)
+    batch = batch_score(playbook, events, leads, as_of_us, slices=slices, native=native)
     assert set(batch) == set(expected)
     for lead, want in expected.items():
         assert_same(want, batch[lead], "batch")
+    if native:
+        return  # the incremental engine does not depend on how the batch runs pass 1
 
     incremental = incremental_score(playbook, events, leads, as_of_us, random.Random(seed))
     for lead, want in expected.items():
@@ -204,14 +210,15 @@ def test_incremental_and_batch_equal_reference(playbook, stream, as_of_days, see
 
 @settings(suppress_health_check=[HealthCheck.too_slow], max_examples=60)
 @given(playbook=playbooks(), stream=streams(), as_of_days=st.integers(0, 420))
-def test_events_around_1970_score_as_reference(playbook, stream, as_of_days) -> None:
+@pytest.mark.parametrize("native", PASS1)
+def test_events_around_1970_score_as_reference(playbook, stream, as_of_days, native) -> None:
     """Times before the epoch: days and cap windows must floor, not truncate towards 0
     (the batch engine divides plainly only when no event is older than 1970)."""
     shift = START_US + 10 * DAY_US + DAY_US // 3  # the streams now straddle 1970-01-01
     events = [replace(event, ts_us=event.ts_us - shift) for event in stream[0]]
     as_of_us = START_US + as_of_days * DAY_US // 2 - shift
     expected = score_reference(playbook, events, stream[1], as_of_us)
-    batch = batch_score(playbook, events, stream[1], as_of_us)
+    batch = batch_score(playbook, events, stream[1], as_of_us, native=native)
     assert set(batch) == set(expected)
     for lead, want in expected.items():
         assert_same(want, batch[lead], "batch")
@@ -264,7 +271,8 @@ def test_scores_read_later_have_decayed_and_past_is_unchanged(playbook, stream, 
     ),
     sections=st.sampled_from([3, 12, 40]),
 )
-def test_many_conditions_on_one_event_name(paths, sections) -> None:
+@pytest.mark.parametrize("native", PASS1)
+def test_many_conditions_on_one_event_name(paths, sections, native) -> None:
     """More conditions on one name than get a table row per combination, or than the
     engine has bits for: same scores."""
     playbook = Playbook.model_validate(
@@ -293,7 +301,7 @@ def test_many_conditions_on_one_event_name(paths, sections) -> None:
     ]
     as_of_us = START_US + 12 * DAY_US
     expected = score_reference(playbook, events, {}, as_of_us)
-    batch = batch_score(playbook, events, {}, as_of_us)
+    batch = batch_score(playbook, events, {}, as_of_us, native=native)
     assert set(batch) == set(expected)
     for lead, want in expected.items():
         assert_same(want, batch[lead], "batch")

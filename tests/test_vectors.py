@@ -16,6 +16,7 @@ from pyrometer.core.model import Event, ScoredLead
 from pyrometer.core.playbook import Playbook, default_playbook
 from pyrometer.core.reference import score_reference
 from pyrometer.core.timeutil import to_us
+from pyrometer.engines.native.build import compiler
 
 VECTORS = sorted((Path(__file__).parent / "vectors").glob("*.yaml"))
 
@@ -57,12 +58,17 @@ ENGINES = {
         pb, leads, random.Random(3).sample(events, len(events)), t
     ),
     "duckdb batch": lambda pb, leads, events, t: batch_score(pb, events, leads, t),
+    "duckdb batch, native": lambda pb, leads, events, t: batch_score(
+        pb, events, leads, t, native=True
+    ),
 }
 
 
 @pytest.mark.parametrize("engine", list(ENGINES))
 @pytest.mark.parametrize("vector", VECTORS, ids=[v.stem for v in VECTORS])
 def test_vector(vector: Path, engine: str) -> None:
+    if engine.endswith("native") and compiler() is None:
+        pytest.skip("no C compiler for the native pass")
     playbook, leads, events, checks = load(vector)
     for check in checks:
         as_of_us = to_us(check["as_of"])

@@ -19,7 +19,7 @@ from rich.table import Table
 from pyrometer.cli.progress import duckdb_progress
 from pyrometer.core.playbook import Playbook, PlaybookError, default_playbook_text, load_playbook
 from pyrometer.core.timeutil import iso, parse_timestamp, to_us
-from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, EventTable, LeadTable
+from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, EventTable, LeadTable, connect
 from pyrometer.io.readers import InputError, open_events, open_leads
 from pyrometer.io.writers import iso_sql, write_query
 
@@ -107,7 +107,7 @@ def score_command(
     with user_errors():
         book = load_playbook(playbook)
         as_of_us = parse_as_of(as_of)
-        con = duckdb.connect()
+        con = connect()
         event_table, lead_table = _open(con, book, events, leads, strict)
         scorer = DuckDBBatchScorer(book, con)
         with duckdb_progress(con, err, "Scoring") as bar:
@@ -207,7 +207,7 @@ def explain_command(
     with user_errors():
         book = load_playbook(playbook)
         as_of_us = parse_as_of(as_of)
-        con = duckdb.connect()
+        con = connect()
         event_table, lead_table = _open(con, book, events, leads, strict=False)
         found = DuckDBBatchScorer(book, con).explain(event_table, lead_table, as_of_us, [lead_id])
         if lead_id not in found:

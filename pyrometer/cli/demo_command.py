@@ -15,7 +15,7 @@ from pyrometer.cli.progress import duckdb_progress
 from pyrometer.core.playbook import load_playbook
 from pyrometer.core.timeutil import from_us, iso, to_us
 from pyrometer.demo.synth import generate
-from pyrometer.engines.duckdb_batch import DuckDBBatchScorer
+from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, connect
 from pyrometer.io.readers import open_events, open_leads
 from pyrometer.io.writers import write_query
 
@@ -51,7 +51,7 @@ def demo_command(
             f"{len(company.events)} events to {events_path}"
         )
 
-        con = duckdb.connect()
+        con = connect()
         events = open_events(con, events_path)
         lead_table = open_leads(con, leads_path)
         scorer = DuckDBBatchScorer(book, con)

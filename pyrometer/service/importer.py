@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 
 from pyrometer.core.conditions import normalize_name
+from pyrometer.engines.duckdb_batch import connect
 from pyrometer.io.readers import InputError, open_events, open_leads
 from pyrometer.service.ingest import ingest
 from pyrometer.service.inputs import Identify, IngestResult, Track
@@ -26,7 +27,7 @@ Progress = Callable[[int, int], None]  # (rows done, rows in all)
 
 def detect_kind(path: Path) -> str:
     """``events`` when the file has an event column, else ``leads``."""
-    con = duckdb.connect()
+    con = connect()
     try:
         open_events(con, path)
         return "events"
@@ -47,7 +48,7 @@ def _chunks(cursor: duckdb.DuckDBPyConnection) -> Any:
 
 
 def import_events(service: Service, path: Path, progress: Progress | None = None) -> IngestResult:
-    con = duckdb.connect()
+    con = connect()
     table = open_events(con, path)
     if table.diagnose is not None:
         table.diagnose()  # names the first row without a lead, an event or a time
@@ -87,7 +88,7 @@ def import_events(service: Service, path: Path, progress: Progress | None = None
 
 def import_leads(service: Service, path: Path, progress: Progress | None = None) -> int:
     """Every lead's attributes merged in (fit rescored); returns the number of rows."""
-    con = duckdb.connect()
+    con = connect()
     table = open_leads(con, path)
     names = list(table.attributes)
     total = con.execute(f"SELECT count(*) FROM {table.sql}").fetchone()[0]  # type: ignore[index]
