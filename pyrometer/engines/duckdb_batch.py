@@ -123,9 +123,9 @@ class _Pass1:
     layout: ProofLayout
     native_keys: list[str] | None = None
     """Per key, what :mod:`pyrometer.engines.native` needs to know of it (``pts count stage
-    suppress once_mask nbins`` and per bin ``word one width bins win_us``); ``None`` when it
-    cannot score this playbook (conditions beyond the key's bits, or more proof words than
-    it keeps)."""
+    suppress once_mask nbins`` and per bin ``word one width bins win_us``); ``None``: pass 1
+    runs in SQL (the native pass did not load, or cannot score this playbook: conditions
+    beyond the key's bits, more proof words than it keeps, too many keys)."""
     native_rare: bool = False
     """Whether the native aggregate also takes the rare events (stages, suppression, first
     events of ``once`` rules without conditions, at most :data:`native_ext.MAX_ONCE`)."""
@@ -381,9 +381,15 @@ class DuckDBBatchScorer:
         branches: dict[int, tuple[str, list[str], str]] = {}
         names = []
         keys = []
-        native_keys: list[str] | None = [] if layout.words <= native_ext.MAX_WORDS else None
-        if len(raw_names) << key_bits > native_ext.MAX_KEYS:
-            native_keys = None  # a spec of megabytes: the SQL pass joins a table instead
+        # None: pass 1 runs in SQL (the native pass did not load, keeps fewer words, or
+        # would get a spec of megabytes where the SQL pass joins a table instead).
+        native_keys: list[str] | None = (
+            []
+            if self.native
+            and layout.words <= native_ext.MAX_WORDS
+            and len(raw_names) << key_bits <= native_ext.MAX_KEYS
+            else None
+        )
         once_rules = tuple(i for i, rule in enumerate(rules) if rule.once)
         # Rare events in the native aggregate: their meaning must follow from the name alone.
         native_rare = len(once_rules) <= native_ext.MAX_ONCE and all(
@@ -637,7 +643,7 @@ class DuckDBBatchScorer:
         )
         events_sql = f"CAST(counted & {(1 << TALLY_AT) - 1} AS BIGINT)"
         extra = ""  # the rare events' columns, when the native aggregate takes them
-        native = self.native and compiled.native_keys is not None
+        native = compiled.native_keys is not None
         columns = [*compiled.columns[:-1], compiled.native_key] if native else compiled.columns
         rows = f"""
             SELECT e.lead_id, e.event, e.ts_us, {", ".join(columns)}
@@ -814,7 +820,7 @@ class DuckDBBatchScorer:
         )
         redo = self.con.execute("SELECT count(*) FROM pyro_redo").fetchone()
         has_redo = bool(redo and redo[0])
-        native_rare = self.native and compiled.native_keys is not None and compiled.native_rare
+        native_rare = compiled.native_keys is not None and compiled.native_rare
         if native_rare:
             # Lifecycle events at the same time with different stages: the event id decides,
             # which only the SQL pass reads.

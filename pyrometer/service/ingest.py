@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
@@ -32,6 +32,9 @@ from pyrometer.service.scoring import (
 from pyrometer.store import repo
 from pyrometer.store.engine import is_postgres
 from pyrometer.store.tables import events, identities, leads, transitions
+
+if TYPE_CHECKING:  # the pool imports this module in its processes
+    from pyrometer.service.scoring_pool import ScoringPool
 
 # Groups at least this large are scored before their write transaction; for smaller ones
 # the extra read costs more than the time it saves under the locks.
@@ -72,10 +75,9 @@ def ingest_many(service: Service, parts: Sequence[Part]) -> list[IngestResult]:
 
 def _store(service: Service, tracks: Sequence[Track], identifies: Sequence[Identify]) -> set[str]:
     if len(tracks) >= SCORE_AHEAD_MIN and not identifies and all(t.user_id for t in tracks):
-        pool = service.scoring_pool
+        pool: ScoringPool | None = service.scoring_pool
         if pool is not None:  # the whole group, to a scoring process of its own
-            new_ids: set[str] = pool.store(tracks, service.clock())
-            return new_ids
+            return pool.store(tracks, service.clock())
         return store_ahead(service, tracks, service.clock())
     return service.write(lambda conn: _ingest(service, conn, tracks, identifies))
 

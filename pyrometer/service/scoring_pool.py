@@ -64,10 +64,6 @@ class ScoringPool:
         self._processes = processes
         self._executor = self._new_executor()
 
-    @property
-    def processes(self) -> int:
-        return self._processes
-
     def _new_executor(self) -> ProcessPoolExecutor:
         executor = ProcessPoolExecutor(
             self._processes,
