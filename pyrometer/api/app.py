@@ -6,7 +6,7 @@ their own; ``background=False`` leaves the decay scheduler and rescoring jobs to
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse
 
 from pyrometer.api import availability, routes_ingest, routes_leads, routes_playbook, routes_reports
 from pyrometer.api.convert import FieldErrors
+from pyrometer.api.cors import cors_origins_from_env, install_cors
+from pyrometer.api.docs import docs_from_env, install_docs
 from pyrometer.api.limits import DEFAULT_MAX_BODY, BodyLimit
 from pyrometer.service.decay import DecayScheduler
 from pyrometer.service.grouping import MAX_QUEUED_MESSAGES, GroupCommitter
@@ -33,12 +35,21 @@ def create_app(
     scoring_processes: int = 0,
     request_timeout: float | None = None,
     max_queued_messages: int = MAX_QUEUED_MESSAGES,
+    cors_origins: Sequence[str] | None = None,
+    docs: bool | None = None,
 ) -> FastAPI:
     """``scoring_processes``: processes that score ingest groups ahead of their write
     (:mod:`pyrometer.service.scoring_pool`); 0 scores in this process.
     ``request_timeout``: seconds before a request the store has not answered gets 503
     (default ``$PYROMETER_REQUEST_TIMEOUT``, else 30); ``max_queued_messages``: ingest
-    messages waiting for a commit past which ingest answers 503."""
+    messages waiting for a commit past which ingest answers 503. ``cors_origins``:
+    origins allowed cross-origin requests (default ``$PYROMETER_CORS_ORIGINS``, else
+    none); ``docs``: serve ``/docs`` and ``/openapi.json`` (default: unless
+    ``PYROMETER_DOCS=off``)."""
+    if cors_origins is None:
+        cors_origins = cors_origins_from_env()
+    if docs is None:
+        docs = docs_from_env()
     if request_timeout is None:
         request_timeout = availability.request_timeout_from_env()
     monitor = StoreMonitor(service, timeout=min(5.0, request_timeout))
@@ -72,7 +83,12 @@ def create_app(
         version="0.1.0",
         description="Lead scoring: Segment-compatible ingest, live explained scores.",
         lifespan=lifespan,
+        docs_url=None,  # served from installed files by install_docs, not from a CDN
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
     )
+    if docs:
+        install_docs(app)
     app.state.service = service
     app.state.keys = KeyChecker(service)
     app.state.background = background
@@ -91,4 +107,5 @@ def create_app(
 
     availability.install(app, monitor, request_timeout)
     app.add_middleware(BodyLimit, max_bytes=max_body)
+    install_cors(app, cors_origins)  # outermost: preflights and 503s carry its headers
     return app
