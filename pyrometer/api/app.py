@@ -61,6 +61,7 @@ def create_app(
         # The scheduler's leader (one process of ``serve --workers N``) resumes the
         # rescore jobs a stopped server left running.
         scheduler = DecayScheduler(service, lambda: resume_jobs(service)) if background else None
+        monitor.probe()  # so /health knows the store's state from the start
         checkpointer = WalCheckpointer(service.engine)
         checkpointer.start()
         committer.start()

@@ -23,7 +23,7 @@ SUPERVISOR_VARIABLE = "PYROMETER_SUPERVISOR_PID"
 
 def app_from_env() -> FastAPI:
     supervisor = os.environ.get(SUPERVISOR_VARIABLE)
-    if supervisor:
+    if supervisor and int(supervisor) != os.getpid():  # a worker of ``serve --workers N``
         die_with_parent(int(supervisor))
     processes = int(os.environ.get(SCORING_VARIABLE, SCORING_PROCESSES))
     return create_app(Service.open(), scoring_processes=processes)

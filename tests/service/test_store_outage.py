@@ -223,7 +223,8 @@ def test_overloaded_names_the_limit(service: Service) -> None:
 
 
 def test_health_is_cheap_and_ready_checks_the_store(client: TestClient) -> None:
-    assert client.get("/health").json() == {"ok": True, "store": "unknown"}
+    health = client.get("/health").json()
+    assert health["ok"] is True and health["store"] in ("ok", "unknown")  # probed at start
     ready = client.get("/ready")
     assert ready.status_code == 200 and ready.json() == {"ready": True, "store": "ok"}
     assert client.get("/health").json()["store"] == "ok"
