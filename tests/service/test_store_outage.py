@@ -228,3 +228,16 @@ def test_health_is_cheap_and_ready_checks_the_store(client: TestClient) -> None:
     ready = client.get("/ready")
     assert ready.status_code == 200 and ready.json() == {"ready": True, "store": "ok"}
     assert client.get("/health").json()["store"] == "ok"
+
+
+def test_a_store_error_is_503_with_retry_after(
+    client: TestClient, keys: Keys, service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(*_args: object, **_kwargs: object) -> object:
+        raise sa.exc.OperationalError("SELECT", {}, Exception("connection refused\nmore"))
+
+    monkeypatch.setattr(service, "read", refused)
+    answer = client.get("/v1/leads", headers=Keys.bearer(keys.read))
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "5"
+    assert answer.json()["detail"] == "the store did not answer: connection refused"
