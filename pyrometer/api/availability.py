@@ -16,7 +16,6 @@ Three parts:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import os
@@ -79,6 +78,8 @@ class StoreDeadline:
             return
         started = False
         abandoned = False
+        refusal: asyncio.Task[None] | None = None
+        loop = asyncio.get_running_loop()
 
         async def guarded(message: Message) -> None:
             nonlocal started
@@ -87,16 +88,29 @@ class StoreDeadline:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        task = asyncio.ensure_future(self.app(scope, receive, guarded))
-        done, _ = await asyncio.wait({task}, timeout=self.timeout)
-        if task in done or started:  # answered in time, or already answering: let it end
-            await task
-            return
-        abandoned = True
-        task.add_done_callback(_forget)
-        task.cancel()
-        self.monitor.probe()
-        await self._refuse(send, f"the store did not answer within {self.timeout:g} s")
+        def expire() -> None:
+            nonlocal abandoned, refusal
+            if started:  # already answering: let it end
+                return
+            abandoned = True
+            self.monitor.probe()
+            message = f"the store did not answer within {self.timeout:g} s"
+            refusal = loop.create_task(self._refuse(send, message))
+
+        # A timer, not a task per request: this costs about a microsecond when the
+        # answer comes in time. The work goes on after a 503; an ingest that commits
+        # later was not acknowledged, and its messageId makes a resend count once.
+        timer = loop.call_later(self.timeout, expire)
+        try:
+            await self.app(scope, receive, guarded)
+        except Exception:
+            if not abandoned:
+                raise
+            # Answered 503 already; the work failing later is the same outage.
+        finally:
+            timer.cancel()
+            if refusal is not None:
+                await refusal
 
     async def _refuse(self, send: Send, message: str) -> None:
         body = _unavailable_body(message)
@@ -112,12 +126,6 @@ class StoreDeadline:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-def _forget(task: asyncio.Future[Any]) -> None:
-    """Collect an abandoned request's outcome, so it is not reported as never retrieved."""
-    with contextlib.suppress(BaseException):
-        task.exception()
 
 
 def install(app: FastAPI, monitor: StoreMonitor, timeout: float) -> None:
