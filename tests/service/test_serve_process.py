@@ -60,15 +60,20 @@ def _stop(process: subprocess.Popen[str]) -> None:
             process.wait()
 
 
-def test_the_address_is_announced_once_it_answers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("docs", [True, False])
+def test_the_address_is_announced_once_it_answers(tmp_path: Path, docs: bool) -> None:
     port = free_port()
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    process = _serve(["--port", str(port), "--database", url], tmp_path, _env())
+    args = ["--port", str(port), "--database", url] + ([] if docs else ["--no-docs"])
+    process = _serve(args, tmp_path, _env())
     try:
         lines = _lines_until_announced(process)
-        assert lines[-1] == f"Pyrometer on http://127.0.0.1:{port} (API docs at /docs)"
+        where = f"Pyrometer on http://127.0.0.1:{port}"
+        assert lines[-1] == (f"{where} (API docs at /docs)" if docs else where)
         # No retry: whoever reads the line can connect at once.
         assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+        page = httpx.get(f"http://127.0.0.1:{port}/docs", timeout=5)
+        assert page.status_code == (200 if docs else 404)
     finally:
         _stop(process)
 
