@@ -6,22 +6,24 @@ their own; ``background=False`` leaves the decay scheduler and rescoring jobs to
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from pyrometer.api import routes_ingest, routes_leads, routes_playbook, routes_reports
+from pyrometer.api import availability, routes_ingest, routes_leads, routes_playbook, routes_reports
 from pyrometer.api.convert import FieldErrors
+from pyrometer.api.cors import cors_origins_from_env, install_cors
+from pyrometer.api.docs import docs_from_env, install_docs
 from pyrometer.api.limits import DEFAULT_MAX_BODY, BodyLimit
 from pyrometer.service.decay import DecayScheduler
-from pyrometer.service.grouping import GroupCommitter
+from pyrometer.service.grouping import MAX_QUEUED_MESSAGES, GroupCommitter
 from pyrometer.service.keys import KeyChecker
 from pyrometer.service.rescore import resume_jobs
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring_pool import ScoringPool
+from pyrometer.service.store_health import StoreMonitor
 from pyrometer.store.engine import WalCheckpointer
 
 
@@ -31,9 +33,26 @@ def create_app(
     background: bool = True,
     max_body: int = DEFAULT_MAX_BODY,
     scoring_processes: int = 0,
+    request_timeout: float | None = None,
+    max_queued_messages: int = MAX_QUEUED_MESSAGES,
+    cors_origins: Sequence[str] | None = None,
+    docs: bool | None = None,
 ) -> FastAPI:
     """``scoring_processes``: processes that score ingest groups ahead of their write
-    (:mod:`pyrometer.service.scoring_pool`); 0 scores in this process."""
+    (:mod:`pyrometer.service.scoring_pool`); 0 scores in this process.
+    ``request_timeout``: seconds before a request the store has not answered gets 503
+    (default ``$PYROMETER_REQUEST_TIMEOUT``, else 30); ``max_queued_messages``: ingest
+    messages waiting for a commit past which ingest answers 503. ``cors_origins``:
+    origins allowed cross-origin requests (default ``$PYROMETER_CORS_ORIGINS``, else
+    none); ``docs``: serve ``/docs`` and ``/openapi.json`` (default: unless
+    ``PYROMETER_DOCS=off``)."""
+    if cors_origins is None:
+        cors_origins = cors_origins_from_env()
+    if docs is None:
+        docs = docs_from_env()
+    if request_timeout is None:
+        request_timeout = availability.request_timeout_from_env()
+    monitor = StoreMonitor(service, timeout=min(5.0, request_timeout))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,6 +61,7 @@ def create_app(
         # The scheduler's leader (one process of ``serve --workers N``) resumes the
         # rescore jobs a stopped server left running.
         scheduler = DecayScheduler(service, lambda: resume_jobs(service)) if background else None
+        monitor.probe()  # so /health knows the store's state from the start
         checkpointer = WalCheckpointer(service.engine)
         checkpointer.start()
         committer.start()
@@ -57,13 +77,19 @@ def create_app(
             pool, service.scoring_pool = service.scoring_pool, None
             if pool is not None:
                 pool.close()
+            monitor.close()
 
     app = FastAPI(
         title="Pyrometer",
         version="0.1.0",
         description="Lead scoring: Segment-compatible ingest, live explained scores.",
         lifespan=lifespan,
+        docs_url=None,  # served from installed files by install_docs, not from a CDN
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
     )
+    if docs:
+        install_docs(app)
     app.state.service = service
     app.state.keys = KeyChecker(service)
     app.state.background = background
@@ -71,7 +97,7 @@ def create_app(
     # one can score its group ahead while the other writes (on SQLite the writes still
     # take turns). More threads make smaller groups of single events: 20% fewer of
     # those per second with three.
-    committer = GroupCommitter(service, writers=2)
+    committer = GroupCommitter(service, writers=2, max_queued=max_queued_messages)
     app.state.committer = committer
     for module in (routes_ingest, routes_leads, routes_playbook, routes_reports):
         app.include_router(module.router)
@@ -80,10 +106,7 @@ def create_app(
     async def field_errors(_request: Request, exc: FieldErrors) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": exc.errors})
 
-    @app.get("/health", tags=["health"])
-    def health() -> dict[str, Any]:
-        """Liveness: answers without a key."""
-        return {"ok": True}
-
+    availability.install(app, monitor, request_timeout)
     app.add_middleware(BodyLimit, max_bytes=max_body)
+    install_cors(app, cors_origins)  # outermost: preflights and 503s carry its headers
     return app

@@ -44,6 +44,15 @@ def serve_command(
         typer.Option("--demo", help="Load a synthetic company into an empty store; print keys."),
     ] = False,
     demo_leads: Annotated[int, typer.Option("--demo-leads", min=10)] = 500,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Where --demo keeps its store and keys (default: $PYROMETER_DATA_DIR, "
+            "else ~/.local/share/pyrometer).",
+            show_default=False,
+        ),
+    ] = None,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
     workers: Annotated[
         int,
@@ -58,47 +67,84 @@ def serve_command(
             "write, on other cores (default 2; 0: score in the server process).",
         ),
     ] = None,
+    no_docs: Annotated[
+        bool,
+        typer.Option("--no-docs", help="Serve no /docs or /openapi.json (PYROMETER_DOCS=off)."),
+    ] = False,
+    header_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--header-timeout",
+            min=0.1,
+            help="Seconds a client may take to send a request's headers (default 10).",
+        ),
+    ] = None,
+    body_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--body-timeout",
+            min=0.1,
+            help="Seconds a client may take to send a request's body (default 30).",
+        ),
+    ] = None,
 ) -> None:
     """Run the REST API (OpenAPI at /docs) with the decay scheduler."""
-    import uvicorn
-
-    from pyrometer.api.app import create_app
+    from pyrometer.api import server
+    from pyrometer.api.docs import DOCS_VARIABLE
     from pyrometer.api.factory import SCORING_PROCESSES, SCORING_VARIABLE
+    from pyrometer.api.settings import check_settings
+    from pyrometer.api.slow_clients import (
+        BODY_TIMEOUT_VARIABLE,
+        HEADER_TIMEOUT_VARIABLE,
+        GuardedHttpToolsProtocol,
+    )
+    from pyrometer.cli import data_dir as data
 
     if scoring_processes is None:
         scoring_processes = SCORING_PROCESSES
+    # Settings travel in the environment, so that every worker process has them.
+    if no_docs:
+        os.environ[DOCS_VARIABLE] = "off"
+    for variable, seconds in (
+        (HEADER_TIMEOUT_VARIABLE, header_timeout),
+        (BODY_TIMEOUT_VARIABLE, body_timeout),
+    ):
+        if seconds is not None:
+            os.environ[variable] = str(seconds)
 
     with user_errors():
+        docs = check_settings()  # a bad setting is one line now, not a worker's traceback
+        sock = server.bind(host, port)  # before anything starts: a port in use stops here
+        folder = None
+        if demo and database is None and not os.environ.get(URL_VARIABLE):
+            folder = data.prepare(data.data_dir(data_dir))
+            database = data.demo_database_url(folder)
         service = _open(database)
         if demo:
             _load_demo(service, demo_leads)
-            for scope in (Scope.ADMIN, Scope.INGEST):
-                out.print(
-                    f"{scope.value} key: {create_key(service, scope, 'demo')}", highlight=False
-                )
-        out.print(f"Pyrometer on http://{host}:{port} (API docs at /docs)", highlight=False)
-    log_level = "info" if access_log else "warning"
+            keys = data.demo_keys(
+                service, folder or data.prepare(data.data_dir(data_dir)), database_url(database)
+            )
+            for scope, key in keys.items():
+                out.print(f"{scope.value} key: {key}", highlight=False)
+    where = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    line = f"Pyrometer on {where}" + (" (API docs at /docs)" if docs else "")
+    server.announce_when_ready(host, port, lambda: out.print(line, highlight=False))
+    options = {
+        "access_log": access_log,
+        "log_level": "info" if access_log else "warning",
+        "http": GuardedHttpToolsProtocol,
+    }
     if workers == 1:
-        uvicorn.run(
-            create_app(service, scoring_processes=scoring_processes),
-            host=host,
-            port=port,
-            access_log=access_log,
-            log_level=log_level,
-        )
+        from pyrometer.api.app import create_app
+
+        app = create_app(service, scoring_processes=scoring_processes)
+        server.run(app, sock, 1, **options)
         return
     service.close()
     os.environ[URL_VARIABLE] = database_url(database)
     os.environ[SCORING_VARIABLE] = str(scoring_processes)
-    uvicorn.run(
-        "pyrometer.api.factory:app_from_env",
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port,
-        access_log=access_log,
-        log_level=log_level,
-    )
+    server.run("pyrometer.api.factory:app_from_env", sock, workers, factory=True, **options)
 
 
 def _load_demo(service: Service, n_leads: int) -> None:

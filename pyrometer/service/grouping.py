@@ -6,6 +6,10 @@ has one writer at a time anyway. A writer thread takes whatever requests are wai
 stores them in one transaction and wakes them all, so many single-event requests cost
 about one commit between them. A group that fails is retried request by request, so one
 request's problem is never another's: each is still accepted whole or rejected whole.
+
+The queue is bounded (``max_queued`` messages waiting or being stored): past it a request
+is refused at once with :class:`Overloaded` (the API answers 503 with ``Retry-After``)
+rather than queued behind a store that has stopped answering.
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ from pyrometer.service.inputs import Identify, IngestResult, Track
 from pyrometer.service.runtime import Service
 
 MAX_GROUP_MESSAGES = 5000
+MAX_QUEUED_MESSAGES = 50_000
+
+
+class Overloaded(Exception):
+    """The ingest queue is full: the request was not queued; send it again later."""
 
 
 @dataclass
@@ -45,9 +54,13 @@ class _Pending:
 class GroupCommitter:
     """``submit`` blocks until the request's messages are committed (or refused)."""
 
-    def __init__(self, service: Service, writers: int = 1) -> None:
+    def __init__(
+        self, service: Service, writers: int = 1, max_queued: int = MAX_QUEUED_MESSAGES
+    ) -> None:
         self._service = service
         self._writers = writers
+        self._max_queued = max_queued
+        self._queued = 0  # messages submitted and not yet answered
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -76,7 +89,7 @@ class GroupCommitter:
     def submit(self, tracks: Sequence[Track], identifies: Sequence[Identify]) -> IngestResult:
         self.start()
         pending = _Pending(tracks, identifies)
-        self._queue.put(pending)
+        self._enqueue(pending)
         pending.done.wait()
         if pending.error is not None:
             raise pending.error
@@ -95,12 +108,27 @@ class GroupCommitter:
             loop.call_soon_threadsafe(lambda: future.done() or future.set_result(None))
 
         pending = _Pending(tracks, identifies, on_done=wake)
-        self._queue.put(pending)
+        self._enqueue(pending)
         await future
         if pending.error is not None:
             raise pending.error
         assert pending.result is not None
         return pending.result
+
+    @property
+    def queued(self) -> int:
+        """Messages waiting for, or in, a commit."""
+        return self._queued
+
+    def _enqueue(self, pending: _Pending) -> None:
+        with self._lock:
+            if self._queued and self._queued + pending.size > self._max_queued:
+                raise Overloaded(
+                    f"{self._queued} messages are waiting to be stored (at most "
+                    f"{self._max_queued}); send again later"
+                )
+            self._queued += pending.size
+        self._queue.put(pending)
 
     def _run(self) -> None:
         while True:
@@ -120,7 +148,11 @@ class GroupCommitter:
                     break
                 group.append(more)
                 size += more.size
-            self._commit(group)
+            try:
+                self._commit(group)
+            finally:
+                with self._lock:
+                    self._queued -= size
             if stopping:
                 return
 

@@ -9,6 +9,10 @@ transaction across a killed process; only a power cut can lose the last ones.
 Copying the WAL back into the database (a checkpoint) is left to a background thread
 (:class:`WalCheckpointer`) in the server, so a request does not pay for it; the
 connections' own automatic checkpoint stays on as a safety net at a larger size.
+
+Every connection has time-outs (:class:`StoreTimeouts`), so a database that stops
+answering (a partitioned network, a long lock) fails a request instead of holding it
+for good: the API answers those with 503 and ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -38,27 +43,133 @@ def json_loads(text: str | bytes) -> Any:
         return json.loads(text)
 
 
+CONNECT_TIMEOUT_VARIABLE = "PYROMETER_DB_CONNECT_TIMEOUT"
+STATEMENT_TIMEOUT_VARIABLE = "PYROMETER_DB_STATEMENT_TIMEOUT"
+SUPPORTED_URLS = "sqlite:///FILE, postgresql://... or postgres://... (driver psycopg)"
+# Scheme as written -> the SQLAlchemy driver name used.
+_DRIVERS = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+}
+
+
+class UnsupportedURL(ValueError):
+    """A store URL Pyrometer cannot use; the message names the supported ones."""
+
+
+@dataclass(frozen=True)
+class StoreTimeouts:
+    """How long the store may take, in seconds (0: no limit).
+
+    ``connect``: opening a connection (PostgreSQL's ``connect_timeout``; libpq counts
+    whole seconds, at least 2). ``statement``: one statement (PostgreSQL's
+    ``statement_timeout``, and the TCP time-outs that notice a silent peer), also how
+    long an SQLite writer waits for the lock (``busy_timeout``) and a request for a
+    pooled connection.
+    """
+
+    connect: float = 5.0
+    statement: float = 30.0
+
+    @classmethod
+    def from_env(cls) -> StoreTimeouts:
+        return cls(
+            connect=_seconds(CONNECT_TIMEOUT_VARIABLE, cls.connect),
+            statement=_seconds(STATEMENT_TIMEOUT_VARIABLE, cls.statement),
+        )
+
+
+def _seconds(variable: str, default: float) -> float:
+    text = os.environ.get(variable)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{variable}: expected seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"{variable}: expected seconds (0 or more), got {text!r}")
+    return value
+
+
 def database_url(url: str | None = None) -> str:
     """The URL given, else ``PYROMETER_DATABASE_URL``, else ``pyrometer.db`` here."""
     return url or os.environ.get(URL_VARIABLE) or DEFAULT_URL
 
 
-def create_store_engine(url: str | None = None) -> Engine:
-    url = database_url(url)
-    parsed = sa.make_url(url)
+def parse_store_url(url: str | None = None) -> sa.URL:
+    """The store's URL with the driver Pyrometer uses (``postgres://`` and
+    ``postgresql://`` are psycopg); anything else is an :class:`UnsupportedURL` naming
+    what is supported, so the CLI prints one line instead of a driver's traceback."""
+    text = database_url(url)
+    try:
+        parsed = sa.make_url(text)
+    except sa.exc.ArgumentError:
+        raise UnsupportedURL(
+            f"the store URL {text.split('://')[0][:40]!r}... is not a URL; use {SUPPORTED_URLS}"
+        ) from None
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise UnsupportedURL(
+            f"unsupported store URL scheme {parsed.drivername!r}; use {SUPPORTED_URLS}"
+        )
+    return parsed.set(drivername=driver)
+
+
+def create_store_engine(url: str | None = None, timeouts: StoreTimeouts | None = None) -> Engine:
+    timeouts = timeouts or StoreTimeouts.from_env()
+    parsed = parse_store_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url)
-    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
-        url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(False))
-    return sa.create_engine(url, pool_size=10, max_overflow=20, json_deserializer=json_loads)
+        return _sqlite_engine(parsed.render_as_string(hide_password=False), timeouts)
+    return sa.create_engine(
+        _with_pg_timeouts(parsed, timeouts),
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=timeouts.statement or 30.0,
+        json_deserializer=json_loads,
+    )
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _with_pg_timeouts(url: sa.URL, timeouts: StoreTimeouts) -> sa.URL:
+    """libpq's time-outs added to the URL's query, unless the URL sets them itself.
+
+    ``statement_timeout`` ends a statement the server is stuck on (a lock wait);
+    ``tcp_user_timeout`` and the keepalives end a connection whose peer went silent (a
+    partition: the server never sees the statement, so its own time-out cannot help).
+    """
+    query: dict[str, str | tuple[str, ...]] = dict(url.query)
+    extra: dict[str, str] = {}
+    if timeouts.connect:
+        extra["connect_timeout"] = str(max(2, round(timeouts.connect)))
+    if timeouts.statement:
+        millis = round(timeouts.statement * 1000)
+        extra.update(
+            tcp_user_timeout=str(millis),
+            keepalives="1",
+            keepalives_idle=str(max(1, round(timeouts.statement / 2))),
+            keepalives_interval="2",
+            keepalives_count="3",
+        )
+        options = query.get("options", "")
+        options = " ".join(options) if isinstance(options, tuple) else options
+        if "statement_timeout" not in options:
+            query["options"] = f"{options} -c statement_timeout={millis}".strip()
+    for name, value in extra.items():
+        query.setdefault(name, value)
+    return url.set(query=query)
+
+
+def _sqlite_engine(url: str, timeouts: StoreTimeouts) -> Engine:
+    busy = timeouts.statement or 3600.0
     engine = sa.create_engine(
         url,
-        connect_args={"check_same_thread": False, "timeout": 60},
+        connect_args={"check_same_thread": False, "timeout": busy},
         pool_size=8,
         max_overflow=8,
+        pool_timeout=busy,
         json_deserializer=json_loads,
         poolclass=sa.pool.QueuePool,
     )
@@ -70,7 +181,7 @@ def _sqlite_engine(url: str) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute(f"PRAGMA busy_timeout={round(busy * 1000)}")
         cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
         cursor.close()
 

@@ -30,6 +30,9 @@ def upgrade(engine: Engine) -> None:
         conn.execution_options(**{WRITE: True})
         with conn.begin():
             if is_postgres(conn):
+                # A migration of a large table may take longer than a request's statement
+                # time-out (engine.StoreTimeouts): this transaction has none.
+                conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
                 conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_LOCK_ID})"))
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
