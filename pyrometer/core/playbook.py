@@ -487,11 +487,14 @@ def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
         raise PlaybookError(source, [(where, f"not valid YAML: {exc}")]) from None
     if not isinstance(data, dict):
         raise PlaybookError(source, [("", "a playbook must be a mapping of sections")])
+    duplicates = _duplicate_names(data, node)
     try:
-        return Playbook.model_validate(data)
+        book = Playbook.model_validate(data)
     except ValidationError as exc:
-        problems = []
+        problems = list(duplicates)
         for error in exc.errors():
+            if duplicates and _DUPLICATE in error["msg"]:
+                continue  # already named above, at the duplicate's line
             loc = [part for part in error["loc"] if part not in ("fields",)]
             path = _format_loc(loc)
             line = _line_of(node, loc)
@@ -500,6 +503,37 @@ def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
             message = error["msg"].removeprefix("Value error, ")
             problems.append((path, message))
         raise PlaybookError(source, problems) from None
+    if duplicates:
+        raise PlaybookError(source, duplicates)
+    return book
+
+
+_DUPLICATE = "is used twice"
+
+
+def _duplicate_names(data: Mapping[str, Any], node: yaml.Node | None) -> list[tuple[str, str]]:
+    """Each rule whose name an earlier rule of its section already has, at its own line
+    (the model's check cannot say where: it sees the parsed rules, not the file)."""
+    problems = []
+    for section in ("engagement", "fit"):
+        rules = data.get(section)
+        if not isinstance(rules, list):
+            continue
+        first: dict[str, int] = {}
+        for i, rule in enumerate(rules):
+            name = rule.get("name") if isinstance(rule, dict) else None
+            if not isinstance(name, str):
+                continue
+            if name not in first:
+                first[name] = i
+                continue
+            loc: list[Any] = [section, i, "name"]
+            line = _line_of(node, loc)
+            earlier = _line_of(node, [section, first[name], "name"])
+            path = _format_loc(loc) + (f" (line {line})" if line is not None else "")
+            where = f" (first at line {earlier})" if earlier is not None else ""
+            problems.append((path, f"rule name {name!r} {_DUPLICATE}{where}"))
+    return problems
 
 
 def load_playbook(path: str | Path | None = None) -> Playbook:

@@ -159,6 +159,7 @@ class DuckDBBatchScorer:
         or any connection allowing unsigned extensions), else the same pass in SQL."""
         self.playbook = playbook
         self.slices = slices  # None: chosen from the table's size
+        self.last_name_counts: dict[str | None, int] = {}
         self.con = con if con is not None else connect()
         if native is False:
             self.native = False
@@ -174,6 +175,11 @@ class DuckDBBatchScorer:
         self.con.execute("CREATE OR REPLACE TEMP MACRO pyro_fmod(a, b) AS ((a % b) + b) % b")
 
     # -- compiled pieces -------------------------------------------------------------
+
+    def name_counts(self, events: EventTable) -> dict[str | None, int]:
+        """Rows per event name as spelled in the data; after scoring, ``last_name_counts``
+        holds those of the table just scored (what reports of unknown events count)."""
+        return self._name_counts(events)
 
     def _name_counts(self, events: EventTable) -> dict[str | None, int]:
         """Rows per event name as spelled in the data (``None``: rows without a name).
@@ -799,6 +805,7 @@ class DuckDBBatchScorer:
         the file each, so that every slice's hash table stays small enough for the memory.
         """
         counts = self._name_counts(events)
+        self.last_name_counts = counts
         if counts.get(None):
             self._invalid(events, counts[None])
         raw_names = [name for name in counts if name is not None]
