@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from pyrometer.core.playbook import default_playbook_text
 from service.conftest import Keys
 
 
@@ -35,3 +36,36 @@ def test_segment_names_and_nested_traits_in_the_service(client: TestClient, keys
         ("demo_requested", "demo_request"),
         ("order_completed", "purchase"),
     }
+
+
+def test_unknown_events_report(client: TestClient, keys: Keys) -> None:
+    ingest, read, admin = Keys.bearer(keys.ingest), Keys.bearer(keys.read), Keys.bearer(keys.admin)
+    sent = [
+        ("pgae_view", "2026-11-22T08:00:00Z"),
+        ("Pgae View", "2026-11-23T07:00:00Z"),
+        ("foo", "2026-11-21T08:00:00Z"),
+        ("Order Completed", "2026-11-23T08:00:00Z"),
+        ("demo_request", "2026-11-23T08:00:00Z"),
+    ]
+    batch = [
+        {"type": "track", "userId": "ann", "event": name, "messageId": f"m{i}", "timestamp": ts}
+        for i, (name, ts) in enumerate(sent)
+    ]
+    assert client.post("/v1/batch", json={"batch": batch}, headers=ingest).status_code == 200
+    assert client.get("/v1/reports/unknown-events", headers=ingest).status_code == 403
+    report = client.get("/v1/reports/unknown-events", headers=read).json()
+    assert report["total"] == 3 and report["names"] == 2 and report["playbook_version"] == 1
+    assert [(e["event"], e["count"]) for e in report["events"]] == [("pgae_view", 2), ("foo", 1)]
+    assert report["events"][0]["first_seen"] == "2026-11-22T08:00:00Z"
+    assert report["events"][0]["last_seen"] == "2026-11-23T07:00:00Z"
+    limited = client.get("/v1/reports/unknown-events?limit=1", headers=read).json()
+    assert len(limited["events"]) == 1 and limited["total"] == 3
+    # Publishing an alias makes the name known at once.
+    text = default_playbook_text().replace(
+        "    demo_request: [Demo Requested]",
+        "    demo_request: [Demo Requested]\n    page_view: [pgae_view]",
+    )
+    assert client.post("/v1/playbook", json={"yaml": text}, headers=admin).status_code == 202
+    report = client.get("/v1/reports/unknown-events", headers=read).json()
+    assert report["playbook_version"] == 2
+    assert [(e["event"], e["count"]) for e in report["events"]] == [("foo", 1)]
