@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 
 from pyrometer.api.auth import require
 from pyrometer.api.deps import not_found, service_of
@@ -89,16 +89,27 @@ def playbook_validate(body: PlaybookIn) -> dict[str, Any]:
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[Depends(require(Scope.ADMIN))],
 )
-def playbook_publish(body: PlaybookIn, request: Request) -> dict[str, Any]:
-    """Publish a new version; every lead is rescored in the background (see the job)."""
+def playbook_publish(body: PlaybookIn, request: Request, response: Response) -> dict[str, Any]:
+    """Publish a new version; every lead is rescored in the background (see the job).
+
+    The same content as the version in force (comments and layout aside) is no new
+    version: 200 with that version, `"changed": false` and no job.
+    """
     service = service_of(request)
     try:
         created = publish(service, body.yaml)
     except PlaybookError as exc:
         raise HTTPException(status_code=422, detail=_problems(exc)) from None
+    if not created["changed"]:
+        response.status_code = status.HTTP_200_OK
+        return {"version": created["version"], "changed": False, "job": None}
     if request.app.state.background:
         start_job(service, created["job_id"])
-    return {"version": created["version"], "job": job_view(service, created["job_id"])}
+    return {
+        "version": created["version"],
+        "changed": True,
+        "job": job_view(service, created["job_id"]),
+    }
 
 
 @router.get("/jobs/{job_id}", dependencies=[Depends(require(Scope.READ))])
