@@ -88,6 +88,7 @@ def playbook_validate(body: PlaybookIn) -> dict[str, Any]:
     "/playbook",
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[Depends(require(Scope.ADMIN))],
+    responses={200: {"description": "The content in force already: nothing published"}},
 )
 def playbook_publish(body: PlaybookIn, request: Request, response: Response) -> dict[str, Any]:
     """Publish a new version; every lead is rescored in the background (see the job).
