@@ -8,16 +8,25 @@ from typing import Any
 
 import pytest
 from conftest import PASS1, batch_score
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyrometer.core.incremental import apply_attributes, apply_event, new_state, snapshot
 from pyrometer.core.model import Event, ScoredLead
-from pyrometer.core.playbook import PlaybookError, default_playbook, parse_playbook
+from pyrometer.core.playbook import (
+    PlaybookError,
+    default_playbook,
+    default_playbook_text,
+    parse_playbook,
+)
 from pyrometer.core.reference import score_reference
 from pyrometer.core.timeutil import to_us
 from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, connect
+from pyrometer.engines.native.build import compiler
 from pyrometer.io.readers import open_events, open_leads
 
 AS_OF = to_us("2026-11-23T18:00:00Z")
+PASS1_VALUES = [False] + ([True] if compiler() is not None else [])
 # (Segment spec name, the default playbook's name), one lead per pair: same score expected.
 PAIRS = [
     ("Demo Requested", "demo_request"),
@@ -95,6 +104,39 @@ def test_segment_event_names_score_as_the_default_names_in_batch(native: bool) -
     assert {line.rule for line in batch["s7"].engagement_lines} == {"purchase"}
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]),
+            st.integers(0, len(PAIRS) - 1),
+            st.booleans(),
+            st.integers(0, 40 * 24),
+        ),
+        max_size=40,
+    ),
+    st.sampled_from(PASS1_VALUES),
+)
+def test_random_streams_with_segment_names_agree_in_every_engine(
+    draws: list[tuple[str, int, bool, int]], native: bool
+) -> None:
+    """Each event sent under its Segment name or the playbook's: every engine gives the
+    scores the reference gives the same stream under the playbook's names."""
+    book = default_playbook()
+    sent, plain = [], []
+    for i, (lead, pair, segment, hours) in enumerate(draws):
+        ts = AS_OF - hours * 3_600_000_000
+        sent.append(Event.create(lead, PAIRS[pair][0 if segment else 1], ts, f"e{i:03d}"))
+        plain.append(Event.create(lead, PAIRS[pair][1], ts, f"e{i:03d}"))
+    expected = score_reference(book, plain, {}, AS_OF)
+    assert score_reference(book, sent, {}, AS_OF).keys() == expected.keys()
+    batch = batch_score(book, sent, {}, AS_OF, native=native)
+    for lead, scored in expected.items():
+        _same(score_reference(book, sent, {}, AS_OF)[lead], scored)
+        _same(batch[lead], scored)
+        _same(_incremental([e for e in sent if e.lead_id == lead], lead), scored)
+
+
 def test_identify_traits_give_fit_through_aliases_and_nested_objects() -> None:
     book = default_playbook()
     ref = score_reference(book, [], {"ann": TRAITS}, AS_OF)["ann"]
@@ -154,8 +196,6 @@ def test_a_team_edits_the_aliases() -> None:
 
 
 def default_playbook_text_with(aliases: str) -> str:
-    from pyrometer.core.playbook import default_playbook_text
-
     text = default_playbook_text()
     return text[: text.index("\naliases:")] + "\n" + aliases
 
