@@ -14,7 +14,8 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, 
 from pyrometer.api.auth import require
 from pyrometer.api.deps import not_found, service_of
 from pyrometer.api.schemas import PlaybookIn
-from pyrometer.core.playbook import PlaybookError, parse_playbook
+from pyrometer.core.playbook import PlaybookError
+from pyrometer.core.playbook_check import check_playbook
 from pyrometer.core.timeutil import iso
 from pyrometer.service.keys import Scope
 from pyrometer.service.rescore import job_view, publish, start_job
@@ -76,12 +77,17 @@ def playbook_version(version: Number, request: Request) -> dict[str, Any]:
 
 @router.post("/playbook/validate", dependencies=[Depends(require(Scope.READ))])
 def playbook_validate(body: PlaybookIn) -> dict[str, Any]:
-    """Check a playbook without publishing it: `valid` and the problems, each with its path."""
+    """Check a playbook without publishing it: `valid` and the problems, each with its path;
+    `warnings` as `pyrometer playbook check` gives them (events in no vocabulary...)."""
     try:
-        parse_playbook(body.yaml, source="playbook")
+        _, warnings = check_playbook(body.yaml, source="playbook")
     except PlaybookError as exc:
-        return {"valid": False, "problems": _problems(exc)}
-    return {"valid": True, "problems": []}
+        return {"valid": False, "problems": _problems(exc), "warnings": []}
+    return {
+        "valid": True,
+        "problems": [],
+        "warnings": [{"path": path, "msg": message} for path, message in warnings],
+    }
 
 
 @router.post(

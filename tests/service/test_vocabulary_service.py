@@ -69,3 +69,13 @@ def test_unknown_events_report(client: TestClient, keys: Keys) -> None:
     report = client.get("/v1/reports/unknown-events", headers=read).json()
     assert report["playbook_version"] == 2
     assert [(e["event"], e["count"]) for e in report["events"]] == [("foo", 1)]
+
+
+def test_validate_warns_about_an_event_in_no_vocabulary(client: TestClient, keys: Keys) -> None:
+    text = default_playbook_text().replace("    event: product_page_view", "    event: pgae_view")
+    checked = client.post(
+        "/v1/playbook/validate", json={"yaml": text}, headers=Keys.bearer(keys.read)
+    ).json()
+    assert checked["valid"] is True
+    assert checked["warnings"][0]["path"].startswith("engagement[2].event (line ")
+    assert "did you mean 'page_view'?" in checked["warnings"][0]["msg"]
