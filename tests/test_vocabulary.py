@@ -205,7 +205,7 @@ def default_playbook_text_with(aliases: str) -> str:
     [
         (
             "aliases:\n  events:\n    demo_request: [Booked]\n    form_submit: [Booked]\n",
-            "'Booked' is an alias of both 'demo_request' and 'form_submit'",
+            "'booked' is an alias of both 'demo_request' and 'form_submit'",
         ),
         (
             "aliases:\n  events:\n    demo_request: [Page View]\n",

@@ -84,11 +84,11 @@ def vocabulary_warnings(book: Playbook, text: str | None = None) -> list[Problem
             )
         )
     for name, others in book.aliases.events.items():
-        if others and normalize_name(name) not in book.own_events:
+        if others and name not in book.own_events:
             warnings.append(
                 (
                     _path(node, ["aliases", "events", name]),
-                    f"no rule, lifecycle or suppression event is {normalize_name(name)!r}: "
+                    f"no rule, lifecycle or suppression event is {name!r}: "
                     "its aliases mean nothing",
                 )
             )

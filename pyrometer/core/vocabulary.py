@@ -123,26 +123,39 @@ class Aliases(BaseModel):
             }
         return value
 
+    @field_validator("events", "attributes")
+    @classmethod
+    def _normalize(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        """Names are matched loosely, so they are kept normalised (as rule events are)."""
+        out: dict[str, tuple[str, ...]] = {}
+        for name, others in value.items():
+            key = normalize_name(name)
+            if not key:
+                raise ValueError(f"{name!r}: a name needs at least one letter or digit")
+            normal = []
+            for other in others:
+                alias = normalize_name(other)
+                if not alias:
+                    raise ValueError(f"{name}: alias {other!r} needs a letter or digit")
+                if alias != key and alias not in normal:
+                    normal.append(alias)
+            out[key] = (*out.get(key, ()), *(a for a in normal if a not in out.get(key, ())))
+        return out
+
     @model_validator(mode="after")
     def _consistent(self) -> Aliases:
         for section, table in (("events", self.events), ("attributes", self.attributes)):
             owner: dict[str, str] = {}
             for name, others in table.items():
-                if not normalize_name(name):
-                    raise ValueError(f"{section}: a name needs at least one letter or digit")
-                for other in others:
-                    alias = normalize_name(other)
-                    if not alias:
-                        raise ValueError(f"{section}.{name}: an alias needs a letter or digit")
-                    if alias in owner and owner[alias] != normalize_name(name):
+                for alias in others:
+                    if alias in owner and owner[alias] != name:
                         raise ValueError(
-                            f"{section}: {other!r} is an alias of both {owner[alias]!r} "
-                            f"and {normalize_name(name)!r}"
+                            f"{section}: {alias!r} is an alias of both {owner[alias]!r} "
+                            f"and {name!r}"
                         )
-                    owner[alias] = normalize_name(name)
-            names = {normalize_name(k) for k in table}
+                    owner[alias] = name
             for alias, name in owner.items():
-                if alias != name and alias in names:
+                if alias in table:
                     raise ValueError(
                         f"{section}: {alias!r} is an alias of {name!r} and has aliases of its "
                         "own; give every alias to the name it finally means"
@@ -151,22 +164,13 @@ class Aliases(BaseModel):
 
     @cached_property
     def event_map(self) -> dict[str, str]:
-        """Normalised alias → the event name it means (aliases of a name to itself dropped)."""
-        return {
-            normalize_name(other): normalize_name(name)
-            for name, others in self.events.items()
-            for other in others
-            if normalize_name(other) != normalize_name(name)
-        }
+        """Alias → the event name it means (all normalised)."""
+        return {alias: name for name, others in self.events.items() for alias in others}
 
     @cached_property
     def attribute_map(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """``(attribute, its aliases in order)`` pairs, all normalised."""
-        return tuple(
-            (normalize_name(name), tuple(normalize_name(o) for o in others))
-            for name, others in self.attributes.items()
-            if others
-        )
+        return tuple((name, others) for name, others in self.attributes.items() if others)
 
     def named_events(self) -> frozenset[str]:
         """Every event name the section mentions, aliases and the names they mean."""

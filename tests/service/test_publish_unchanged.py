@@ -33,6 +33,11 @@ def test_an_identical_playbook_is_not_published_again(
     shuffled = yaml.safe_dump(dict(reversed(list(data.items()))), default_flow_style=True)
     relaid = client.post("/v1/playbook", json={"yaml": shuffled}, headers=admin)
     assert relaid.status_code == 200 and relaid.json()["changed"] is False
+    respelled = default_playbook_text().replace("[Order Completed]", "[order-completed]")
+    respelled = respelled.replace("event: demo_request", "event: Demo Request")
+    assert "order-completed" in respelled and "Demo Request" in respelled
+    same = client.post("/v1/playbook", json={"yaml": respelled}, headers=admin)
+    assert same.status_code == 200 and same.json()["changed"] is False
     assert _count(service, playbooks) == 1 and _count(service, jobs) == 0
 
     changed = default_playbook_text().replace("hot: 50", "hot: 45")
