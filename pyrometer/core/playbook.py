@@ -64,6 +64,13 @@ def _duration(value: Any) -> int:
     return parse_duration_us(value)
 
 
+def _event_name(value: str) -> str:
+    name = normalize_name(value)
+    if not name:
+        raise ValueError("an event name needs at least one letter or digit")
+    return name
+
+
 class Alternative(_Strict):
     """One way an event can match a rule: its name and, optionally, conditions on properties."""
 
@@ -73,10 +80,7 @@ class Alternative(_Strict):
     @field_validator("event")
     @classmethod
     def _normalize(cls, value: str) -> str:
-        name = normalize_name(value)
-        if not name:
-            raise ValueError("an event name needs at least one letter or digit")
-        return name
+        return _event_name(value)
 
 
 class Cap(_Strict):
@@ -111,6 +115,12 @@ class EngagementRule(_Strict):
         if not math.isfinite(value):
             raise ValueError("points must be a finite number")
         return value
+
+    @field_validator("event")
+    @classmethod
+    def _normal_event(cls, value: str | None) -> str | None:
+        """Kept as matched (``Demo Request`` is ``demo_request``), as in ``match``."""
+        return None if value is None else _event_name(value)
 
     @model_validator(mode="after")
     def _one_way_to_match(self) -> EngagementRule:
