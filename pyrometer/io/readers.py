@@ -367,7 +367,7 @@ def _flat_traits(type_text: str, sql: str, prefix: str = "") -> Iterator[tuple[s
     for key, field_type in _struct_fields(type_text):
         name = normalize_name(f"{prefix} {key}") if prefix else normalize_name(key)
         field_sql = f"{sql}.{quote_ident(key)}"
-        if field_type.upper().startswith("STRUCT("):
+        if field_type.upper().startswith("STRUCT(") and field_type.endswith(")"):
             yield from _flat_traits(field_type, field_sql, name)
         else:
             yield name, field_sql
