@@ -221,12 +221,13 @@ def test_strict_names_the_unknown_event(tmp_path: Path) -> None:
     file = write(
         tmp_path / "e.csv",
         "lead_id,event,timestamp\na,demo_request,2026-11-22\n"
-        "a,Demo Requested,2026-11-22\na,webinar,2026-11-22\n",
+        "a,Demo Booked,2026-11-22\na,webinar,2026-11-22\na,Demo Requested,2026-11-22\n",
     )
     assert run("score", str(file), "--as-of", AS_OF)[0] == 0
     code, _, err = run("score", str(file), "--as-of", AS_OF, "--strict")
     assert code == 2
-    assert "row 2, column 'event': unknown event 'Demo Requested'" in err
+    assert "row 2, column 'event': unknown event 'Demo Booked'" in err
+    assert "2 unknown names in all" in err  # Demo Requested: an alias of demo_request
 
 
 def test_bad_leads_and_playbook(tmp_path: Path) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 
 from pyrometer.api.auth import require
 from pyrometer.api.deps import not_found, service_of
 from pyrometer.api.schemas import PlaybookIn
-from pyrometer.core.playbook import PlaybookError, parse_playbook
+from pyrometer.core.playbook import PlaybookError
+from pyrometer.core.playbook_check import check_playbook
 from pyrometer.core.timeutil import iso
 from pyrometer.service.keys import Scope
 from pyrometer.service.rescore import job_view, publish, start_job
@@ -76,29 +77,46 @@ def playbook_version(version: Number, request: Request) -> dict[str, Any]:
 
 @router.post("/playbook/validate", dependencies=[Depends(require(Scope.READ))])
 def playbook_validate(body: PlaybookIn) -> dict[str, Any]:
-    """Check a playbook without publishing it: `valid` and the problems, each with its path."""
+    """Check a playbook without publishing it: `valid` and the problems, each with its path;
+    `warnings` as `pyrometer playbook check` gives them (events in no vocabulary...)."""
     try:
-        parse_playbook(body.yaml, source="playbook")
+        _, warnings = check_playbook(body.yaml, source="playbook")
     except PlaybookError as exc:
-        return {"valid": False, "problems": _problems(exc)}
-    return {"valid": True, "problems": []}
+        return {"valid": False, "problems": _problems(exc), "warnings": []}
+    return {
+        "valid": True,
+        "problems": [],
+        "warnings": [{"path": path, "msg": message} for path, message in warnings],
+    }
 
 
 @router.post(
     "/playbook",
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[Depends(require(Scope.ADMIN))],
+    responses={200: {"description": "The content in force already: nothing published"}},
 )
-def playbook_publish(body: PlaybookIn, request: Request) -> dict[str, Any]:
-    """Publish a new version; every lead is rescored in the background (see the job)."""
+def playbook_publish(body: PlaybookIn, request: Request, response: Response) -> dict[str, Any]:
+    """Publish a new version; every lead is rescored in the background (see the job).
+
+    The same content as the version in force (comments and layout aside) is no new
+    version: 200 with that version, `"changed": false` and no job.
+    """
     service = service_of(request)
     try:
         created = publish(service, body.yaml)
     except PlaybookError as exc:
         raise HTTPException(status_code=422, detail=_problems(exc)) from None
+    if not created["changed"]:
+        response.status_code = status.HTTP_200_OK
+        return {"version": created["version"], "changed": False, "job": None}
     if request.app.state.background:
         start_job(service, created["job_id"])
-    return {"version": created["version"], "job": job_view(service, created["job_id"])}
+    return {
+        "version": created["version"],
+        "changed": True,
+        "job": job_view(service, created["job_id"]),
+    }
 
 
 @router.get("/jobs/{job_id}", dependencies=[Depends(require(Scope.READ))])

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from pyrometer.api.auth import require
 from pyrometer.api.deps import service_of, unprocessable
 from pyrometer.core.timeutil import to_us
 from pyrometer.service.keys import Scope
 from pyrometer.service.reports import summary
+from pyrometer.service.unknown_events import unknown_events_report
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 DAY_US = 86_400_000_000
@@ -30,3 +31,12 @@ def report_summary(
     if since_us >= until_us:
         raise unprocessable(["query", "since"], "must be before 'until'")
     return summary(service, since_us, until_us)
+
+
+@router.get("/unknown-events", dependencies=[Depends(require(Scope.READ))])
+def report_unknown_events(
+    request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> dict[str, Any]:
+    """Stored events that no rule, stage or suppression of the playbook in force knows
+    (worth 0 points): per name, how many and when first and last seen."""
+    return unknown_events_report(service_of(request), limit)

@@ -129,6 +129,24 @@ def score_command(
             sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
         elif output is None:
             _print_summary(con, top, as_of_us)
+        _warn_unknown(book, scorer.last_name_counts)
+
+
+def _warn_unknown(book: Playbook, counts: dict[str | None, int]) -> None:
+    """Events no rule knows are worth 0: say how many, never silently (stderr, so that
+    ``--json`` and ``-o -`` stay one JSON array)."""
+    from pyrometer.core.playbook_check import describe_unknown, unknown_events
+
+    unknown = unknown_events(book, counts)
+    if unknown:
+        err.print(
+            f"unknown events: {describe_unknown(unknown)}: no rule, stage or suppression "
+            "knows them (map them under aliases.events; see `pyrometer playbook check "
+            "PLAYBOOK --events EVENTS`)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _attach_model(
@@ -263,14 +281,62 @@ def explain_command(
 
 def playbook_check(
     file: Annotated[Path, typer.Argument(help="Playbook YAML to check.", show_default=False)],
+    events: Annotated[
+        Path | None,
+        typer.Option(
+            "--events", help="A sample of events: count those no rule, stage or alias knows."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Validate a playbook; errors name the path inside the file and its line."""
+    """Validate a playbook; errors name the path inside the file and its line.
+
+    Warnings (exit code 0): events in no vocabulary (probable typos, with the nearest known
+    name), aliases of events nothing uses; with --events, the sample's unknown events.
+    """
+    from pyrometer.core.playbook_check import (
+        check_playbook,
+        describe_unknown,
+        unknown_events,
+    )
+
     with user_errors():
-        book = load_playbook(file)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"{file}: cannot read: {exc.strerror or exc}") from None
+        book, warnings = check_playbook(text, str(file))
+        counts: dict[str | None, int] | None = None
+        if events is not None:
+            con = connect()
+            counts = DuckDBBatchScorer(book, con).name_counts(open_events(con, events))
+        unknown = unknown_events(book, counts or {})
+        if as_json:
+            report: dict[str, Any] = {
+                "file": str(file),
+                "valid": True,
+                "warnings": [{"path": path, "message": msg} for path, msg in warnings],
+            }
+            if counts is not None:
+                report["events"] = sum(counts.values())
+                report["unknown_events"] = dict(unknown.most_common())
+            sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
+            return
+        for path, message in warnings:
+            err.print(
+                f"[yellow]warning:[/] {file}: {path}: {message}",
+                highlight=False,
+                soft_wrap=True,
+            )
         out.print(
             f"{file}: ok — {len(book.engagement)} engagement rules, {len(book.fit)} fit "
-            f"rules, hot at {book.temperature.hot:g}, warm at {book.temperature.warm:g}"
+            f"rules, hot at {book.temperature.hot:g}, warm at {book.temperature.warm:g}",
+            highlight=False,
         )
+        if counts is not None:
+            total = sum(counts.values())
+            found = f"unknown events: {describe_unknown(unknown)}" if unknown else "all known"
+            out.print(f"{events}: {total} events; {found}", highlight=False, soft_wrap=True)
 
 
 def playbook_show(

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pyrometer.core.conditions import normalize_record
 from pyrometer.core.model import FitLine
 from pyrometer.core.playbook import Playbook
 
 
 def fit_lines(playbook: Playbook, attributes: Mapping[str, Any]) -> tuple[FitLine, ...]:
-    """Every fit rule that matches the attributes (any spelling of their names)."""
-    attributes = normalize_record(attributes)
+    """Every fit rule that matches the attributes (any spelling of their names, nested
+    objects flattened, the playbook's aliases)."""
+    attributes = playbook.lead_attributes(attributes)
     return tuple(
         FitLine(rule=rule.name, points=rule.points)
         for rule in playbook.fit
@@ -22,7 +22,7 @@ def fit_lines(playbook: Playbook, attributes: Mapping[str, Any]) -> tuple[FitLin
 
 def suppressed_by_attributes(playbook: Playbook, attributes: Mapping[str, Any]) -> bool:
     """Whether an attribute (``Do Not Email: Yes``...) marks the lead do-not-contact."""
-    attributes = normalize_record(attributes)
+    attributes = playbook.lead_attributes(attributes)
     return any(
         where.matches(attributes, playbook.missing_values)
         for where in playbook.suppression.attributes

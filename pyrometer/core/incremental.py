@@ -204,11 +204,11 @@ def apply_event(playbook: Playbook, state: LeadState, event: Event) -> Step:
         )
 
     lifecycle = state.lifecycle
-    stage = playbook.lifecycle.events.get(event.name)
+    stage = playbook.stage_event(event.name)
     if stage is not None and (lifecycle is None or event.order_key >= lifecycle[:2]):
         lifecycle = (event.ts_us, event.event_id, stage)
     suppressed_at = state.suppressed_at_us
-    if event.name in playbook.suppression.events:
+    if playbook.suppresses(event.name):
         suppressed_at = event.ts_us if suppressed_at is None else min(suppressed_at, event.ts_us)
     last = state.last_activity_us
     state = replace(

@@ -28,6 +28,7 @@ from pydantic import (
 
 from pyrometer.core.conditions import DEFAULT_MISSING_VALUES, Condition, Where, normalize_name
 from pyrometer.core.timeutil import format_duration_us, parse_duration_us
+from pyrometer.core.vocabulary import Aliases, flatten_record
 
 
 class Stage(StrEnum):
@@ -63,6 +64,13 @@ def _duration(value: Any) -> int:
     return parse_duration_us(value)
 
 
+def _event_name(value: str) -> str:
+    name = normalize_name(value)
+    if not name:
+        raise ValueError("an event name needs at least one letter or digit")
+    return name
+
+
 class Alternative(_Strict):
     """One way an event can match a rule: its name and, optionally, conditions on properties."""
 
@@ -72,10 +80,7 @@ class Alternative(_Strict):
     @field_validator("event")
     @classmethod
     def _normalize(cls, value: str) -> str:
-        name = normalize_name(value)
-        if not name:
-            raise ValueError("an event name needs at least one letter or digit")
-        return name
+        return _event_name(value)
 
 
 class Cap(_Strict):
@@ -110,6 +115,12 @@ class EngagementRule(_Strict):
         if not math.isfinite(value):
             raise ValueError("points must be a finite number")
         return value
+
+    @field_validator("event")
+    @classmethod
+    def _normal_event(cls, value: str | None) -> str | None:
+        """Kept as matched (``Demo Request`` is ``demo_request``), as in ``match``."""
+        return None if value is None else _event_name(value)
 
     @model_validator(mode="after")
     def _one_way_to_match(self) -> EngagementRule:
@@ -310,6 +321,7 @@ class Playbook(_Strict):
     temperature: Thresholds
     lifecycle: Lifecycle
     suppression: Suppression = Field(default_factory=Suppression)
+    aliases: Aliases = Field(default_factory=Aliases)
 
     @field_validator("missing_values")
     @classmethod
@@ -326,11 +338,64 @@ class Playbook(_Strict):
                 seen.add(rule.name)
         return self
 
+    @model_validator(mode="after")
+    def _aliases_are_other_names(self) -> Playbook:
+        used = self.own_events
+        for alias, name in self.aliases.event_map.items():
+            if alias in used:
+                raise ValueError(
+                    f"aliases.events: {alias!r} is named by the playbook's own rules, so it "
+                    f"cannot also be another name for {name!r}"
+                )
+        return self
+
     @cached_property
-    def known_events(self) -> frozenset[str]:
-        """Every event name the playbook gives meaning to (for ``--strict``)."""
+    def own_events(self) -> frozenset[str]:
+        """The event names rules, lifecycle and suppression name (aliases not included)."""
         names = {alt.event for rule in self.engagement for alt in rule.alternatives}
         return frozenset(names | set(self.lifecycle.events) | set(self.suppression.events))
+
+    @cached_property
+    def known_events(self) -> frozenset[str]:
+        """Every event name the playbook gives meaning to, aliases included: an event with
+        another name earns nothing and moves nothing (``--strict`` refuses it)."""
+        own = self.own_events
+        return own | {alias for alias, name in self.aliases.event_map.items() if name in own}
+
+    def event_name(self, name: str) -> str:
+        """What a normalised event name means here: the name its alias stands for, or itself.
+
+        Every engine matches events through this (or the lookups below, which include the
+        aliases), so ``Order Completed`` is a purchase in all of them.
+        """
+        return self.aliases.event_map.get(name, name)
+
+    @cached_property
+    def _stage_events(self) -> dict[str, Stage]:
+        stages = dict(self.lifecycle.events)
+        for alias, name in self.aliases.event_map.items():
+            if name in stages:
+                stages[alias] = stages[name]
+        return stages
+
+    @cached_property
+    def _suppressing_events(self) -> frozenset[str]:
+        return frozenset(
+            name for name in self.known_events if self.event_name(name) in self.suppression.events
+        )
+
+    def stage_event(self, name: str) -> Stage | None:
+        """The stage a (normalised) event name moves a lead to, if it is a lifecycle event."""
+        return self._stage_events.get(name)
+
+    def suppresses(self, name: str) -> bool:
+        """Whether a (normalised) event name makes the lead do-not-contact."""
+        return name in self._suppressing_events
+
+    def lead_attributes(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """A lead's attributes as the rules read them: names normalised, nested objects
+        flattened (``company.industry`` → ``company_industry``), aliases resolved."""
+        return self.aliases.resolve_attributes(flatten_record(record))
 
     @cached_property
     def _rules_by_event(self) -> dict[str, tuple[tuple[EngagementRule, tuple[Where, ...]], ...]]:
@@ -341,6 +406,9 @@ class Playbook(_Strict):
                 by_name.setdefault(alt.event, []).append(alt.where)
             for name, wheres in by_name.items():
                 index.setdefault(name, []).append((rule, tuple(wheres)))
+        for alias, name in self.aliases.event_map.items():
+            if name in index:
+                index[alias] = index[name]
         return {name: tuple(rules) for name, rules in index.items()}
 
     @cached_property
@@ -352,7 +420,8 @@ class Playbook(_Strict):
     ) -> list[EngagementRule]:
         """The engagement rules an event (normalised name and properties) earns points from.
 
-        A rule counts once per event even when several of its ``match`` entries fit.
+        A rule counts once per event even when several of its ``match`` entries fit; an
+        alias earns what the name it stands for earns.
         """
         return [
             rule
@@ -428,11 +497,14 @@ def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
         raise PlaybookError(source, [(where, f"not valid YAML: {exc}")]) from None
     if not isinstance(data, dict):
         raise PlaybookError(source, [("", "a playbook must be a mapping of sections")])
+    duplicates = _duplicate_names(data, node)
     try:
-        return Playbook.model_validate(data)
+        book = Playbook.model_validate(data)
     except ValidationError as exc:
-        problems = []
+        problems = list(duplicates)
         for error in exc.errors():
+            if duplicates and _DUPLICATE in error["msg"]:
+                continue  # already named above, at the duplicate's line
             loc = [part for part in error["loc"] if part not in ("fields",)]
             path = _format_loc(loc)
             line = _line_of(node, loc)
@@ -441,6 +513,37 @@ def parse_playbook(text: str, source: str = "<playbook>") -> Playbook:
             message = error["msg"].removeprefix("Value error, ")
             problems.append((path, message))
         raise PlaybookError(source, problems) from None
+    if duplicates:
+        raise PlaybookError(source, duplicates)
+    return book
+
+
+_DUPLICATE = "is used twice"
+
+
+def _duplicate_names(data: Mapping[str, Any], node: yaml.Node | None) -> list[tuple[str, str]]:
+    """Each rule whose name an earlier rule of its section already has, at its own line
+    (the model's check cannot say where: it sees the parsed rules, not the file)."""
+    problems = []
+    for section in ("engagement", "fit"):
+        rules = data.get(section)
+        if not isinstance(rules, list):
+            continue
+        first: dict[str, int] = {}
+        for i, rule in enumerate(rules):
+            name = rule.get("name") if isinstance(rule, dict) else None
+            if not isinstance(name, str):
+                continue
+            if name not in first:
+                first[name] = i
+                continue
+            loc: list[Any] = [section, i, "name"]
+            line = _line_of(node, loc)
+            earlier = _line_of(node, [section, first[name], "name"])
+            path = _format_loc(loc) + (f" (line {line})" if line is not None else "")
+            where = f" (first at line {earlier})" if earlier is not None else ""
+            problems.append((path, f"rule name {name!r} {_DUPLICATE}{where}"))
+    return problems
 
 
 def load_playbook(path: str | Path | None = None) -> Playbook:

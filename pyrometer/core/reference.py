@@ -60,10 +60,10 @@ def score_lead_reference(
             lines.append(
                 EngagementLine(rule.name, event.event_id, event.name, event.ts_us, points, value)
             )
-        stage = playbook.lifecycle.events.get(event.name)
+        stage = playbook.stage_event(event.name)
         if stage is not None and (explicit is None or event.order_key >= explicit[0]):
             explicit = (event.order_key, stage)
-        if event.name in playbook.suppression.events:
+        if playbook.suppresses(event.name):
             suppressed = True
 
     fits = fit_lines(playbook, attributes)

@@ -159,6 +159,7 @@ class DuckDBBatchScorer:
         or any connection allowing unsigned extensions), else the same pass in SQL."""
         self.playbook = playbook
         self.slices = slices  # None: chosen from the table's size
+        self.last_name_counts: dict[str | None, int] = {}
         self.con = con if con is not None else connect()
         if native is False:
             self.native = False
@@ -174,6 +175,11 @@ class DuckDBBatchScorer:
         self.con.execute("CREATE OR REPLACE TEMP MACRO pyro_fmod(a, b) AS ((a % b) + b) % b")
 
     # -- compiled pieces -------------------------------------------------------------
+
+    def name_counts(self, events: EventTable) -> dict[str | None, int]:
+        """Rows per event name as spelled in the data; after scoring, ``last_name_counts``
+        holds those of the table just scored (what reports of unknown events count)."""
+        return self._name_counts(events)
 
     def _name_counts(self, events: EventTable) -> dict[str | None, int]:
         """Rows per event name as spelled in the data (``None``: rows without a name).
@@ -213,10 +219,18 @@ class DuckDBBatchScorer:
 
     def _meaning(self, raw: str) -> tuple[str | None, bool, bool]:
         """What a raw name means besides points: (lifecycle stage, suppresses, bad)."""
-        name = normalize_name(raw)
-        lifecycle = self.playbook.lifecycle.events
-        stage = str(lifecycle[name]) if name in lifecycle else None
-        return stage, name in self.playbook.suppression.events, raw.strip() == ""
+        name = self._name(raw)
+        stage = self.playbook.stage_event(name)
+        return (
+            None if stage is None else str(stage),
+            self.playbook.suppresses(name),
+            raw.strip() == "",
+        )
+
+    def _name(self, raw: str) -> str:
+        """What an event name as spelled in the data means: normalised, aliases resolved
+        (the ledger still shows the name as sent)."""
+        return self.playbook.event_name(normalize_name(raw))
 
     def _load_rules(self, events: EventTable, raw_names: Sequence[str]) -> str:
         """Register ``pyro_rules``: one row per (raw event name, rule that may match it).
@@ -232,7 +246,7 @@ class DuckDBBatchScorer:
         rules = self.playbook.engagement
         rows = []
         for raw in raw_names:
-            name = normalize_name(raw)
+            name = self._name(raw)
             meaning = self._meaning(raw)
             for cand, term in enumerate(terms.get(name, [])):
                 cond_id = condition_ids.setdefault(term.match_sql, len(condition_ids))
@@ -331,7 +345,7 @@ class DuckDBBatchScorer:
         step_us = self.playbook.decay.step_us
         spellings: dict[str, list[str]] = defaultdict(list)
         for raw in raw_names:
-            spellings[normalize_name(raw)].append(raw)
+            spellings[self._name(raw)].append(raw)
 
         def div(expr: str, by: int | str) -> str:
             return f"({expr} // {by})" if nonnegative else f"pyro_fdiv({expr}, {by})"
@@ -397,7 +411,7 @@ class DuckDBBatchScorer:
         )
         stages = tuple(dict.fromkeys(str(s) for s in self.playbook.lifecycle.events.values()))
         for nid, raw in enumerate(raw_names):
-            name = normalize_name(raw)
+            name = self._name(raw)
             stage, suppress, bad = self._meaning(raw)
             rare = stage is not None or suppress or name in once_names
             names.append((raw, nid << key_bits, rare, stage, suppress, bad))
@@ -723,7 +737,7 @@ class DuckDBBatchScorer:
         missing = self.playbook.missing_values
         spellings: dict[str, list[str]] = defaultdict(list)
         for raw in raw_names:
-            spellings[normalize_name(raw)].append(raw)
+            spellings[self._name(raw)].append(raw)
         firsts: list[str] = []
         points: list[str] = []
         for i, rule in enumerate(self.playbook.engagement):
@@ -791,6 +805,7 @@ class DuckDBBatchScorer:
         the file each, so that every slice's hash table stays small enough for the memory.
         """
         counts = self._name_counts(events)
+        self.last_name_counts = counts
         if counts.get(None):
             self._invalid(events, counts[None])
         raw_names = [name for name in counts if name is not None]
@@ -897,16 +912,20 @@ class DuckDBBatchScorer:
             return 1
         return max(1, -(-events.rows // EVENTS_PER_SLICE))
 
+    def _attributes(self, leads: LeadTable) -> dict[str, str]:
+        """The lead columns as the rules read them: the playbook's attribute aliases
+        resolved, as :meth:`Playbook.lead_attributes` does for one lead's record."""
+        return self.playbook.aliases.resolve_attributes(leads.attributes)
+
     def _fit_sql(self, leads: LeadTable) -> str:
         missing = self.playbook.missing_values
+        attributes = self._attributes(leads)
         terms = [
-            f"CASE WHEN {where_sql(rule.where, leads.attributes, missing)} "
+            f"CASE WHEN {where_sql(rule.where, attributes, missing)} "
             f"THEN {number_literal(rule.points)} ELSE 0.0 END"
             for rule in self.playbook.fit
         ]
-        supp = [
-            where_sql(w, leads.attributes, missing) for w in self.playbook.suppression.attributes
-        ]
+        supp = [where_sql(w, attributes, missing) for w in self.playbook.suppression.attributes]
         return f"""
             SELECT lead_id, {" + ".join(terms) if terms else "0.0"} AS fit,
                    {" OR ".join(supp) if supp else "FALSE"} AS suppressed_by_attr
@@ -1077,8 +1096,9 @@ class DuckDBBatchScorer:
         if leads is None or not wanted:
             return {}
         missing = self.playbook.missing_values
+        attributes = self._attributes(leads)
         cols = ", ".join(
-            f"{where_sql(rule.where, leads.attributes, missing)} AS {quote_ident('r' + str(i))}"
+            f"{where_sql(rule.where, attributes, missing)} AS {quote_ident('r' + str(i))}"
             for i, rule in enumerate(self.playbook.fit)
         )
         if not cols:

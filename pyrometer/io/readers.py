@@ -9,7 +9,7 @@ scoring starts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -334,9 +334,14 @@ def _segment_exprs(source: Source) -> tuple[dict[str, str], dict[str, str], str]
 
 def _struct_keys(type_text: str) -> list[str]:
     """Field names of a DuckDB ``STRUCT(a VARCHAR, "b c" BIGINT)`` type's top level."""
+    return [key for key, _ in _struct_fields(type_text)]
+
+
+def _struct_fields(type_text: str) -> list[tuple[str, str]]:
+    """``(name, type)`` of each field of a DuckDB ``STRUCT(...)`` type's top level."""
     if not type_text.upper().startswith("STRUCT("):
         return []
-    body, depth, keys, part = type_text[7:-1], 0, [], ""
+    body, depth, fields, part = type_text[7:-1], 0, [], ""
     for ch in body + ",":
         if ch == "(":
             depth += 1
@@ -345,13 +350,27 @@ def _struct_keys(type_text: str) -> list[str]:
         if ch == "," and depth == 0:
             name = part.strip()
             if name.startswith('"'):
-                keys.append(name[1 : name.index('"', 1)])
+                end = name.index('"', 1)
+                fields.append((name[1:end], name[end + 1 :].strip()))
             elif name:
-                keys.append(name.split(" ", 1)[0])
+                key, _, rest = name.partition(" ")
+                fields.append((key, rest.strip()))
             part = ""
         else:
             part += ch
-    return keys
+    return fields
+
+
+def _flat_traits(type_text: str, sql: str, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """``(normalised name, SQL)`` of every leaf of a traits struct: a nested ``company``
+    object gives ``company_name``, ``company_employee_count``... as the service does."""
+    for key, field_type in _struct_fields(type_text):
+        name = normalize_name(f"{prefix} {key}") if prefix else normalize_name(key)
+        field_sql = f"{sql}.{quote_ident(key)}"
+        if field_type.upper().startswith("STRUCT(") and field_type.endswith(")"):
+            yield from _flat_traits(field_type, field_sql, name)
+        else:
+            yield name, field_sql
 
 
 def _check(
@@ -390,8 +409,8 @@ def open_leads(con: duckdb.DuckDBPyConnection, path: str | Path) -> LeadTable:
             + ", ".join(quote_ident(c) for c in ("userId", "anonymousId") if c in columns)
             + ") AS VARCHAR)"
         )
-        for key in _struct_keys(source.type_of("traits")):
-            attributes.setdefault(normalize_name(key), f'"traits".{quote_ident(key)}')
+        for name, sql in _flat_traits(source.type_of("traits"), '"traits"'):
+            attributes.setdefault(name, sql)
         filter_sql = "\"type\" = 'identify'" if "type" in columns else "TRUE"
     else:
         found = _find(columns, LEAD_ALIASES)

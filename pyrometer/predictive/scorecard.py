@@ -21,6 +21,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from pyrometer.core.conditions import normalize_name
 from pyrometer.core.playbook import Playbook, default_playbook
+from pyrometer.predictive.evaluate import HOT_SHARE, WARM_SHARE
 from pyrometer.predictive.event_features import PREFIX
 from pyrometer.predictive.features import Schema, category_key
 from pyrometer.predictive.loading import ColumnKind, to_numbers
@@ -179,7 +180,32 @@ class Scorecard:
                 b.rate = float(column_rates[position])
                 position += 1
         self.base_rate = float(y.mean())
+        self.thresholds, self.band_rates = self._temperature(self.points(cleaned), y)
         return self
+
+    @staticmethod
+    def _temperature(
+        totals: np.ndarray, y: np.ndarray
+    ) -> tuple[dict[str, int], dict[str, tuple[int, float]]]:
+        """Hot and warm on the scorecard's own scale, by capacity: ``hot`` is the lowest
+        total that keeps at most the top 20% of the history's leads hot, ``warm`` at most the
+        top 50% warm or hot (the bands ``evaluate`` sets on probabilities). The default
+        playbook's 50/20 belong to its hand-set points, not to learned ones that run to 100.
+        Also returns each band's leads and conversion rate in the history."""
+        candidates = np.unique(np.append(totals, totals.max() + 1)) if totals.size else [1]
+
+        def lowest(share: float) -> int:
+            return int(next(t for t in candidates if np.mean(totals >= t) <= share + 1e-12))
+
+        hot = lowest(HOT_SHARE)
+        warm = min(lowest(HOT_SHARE + WARM_SHARE), hot - 1)
+        labels = np.where(totals >= hot, "hot", np.where(totals >= warm, "warm", "cold"))
+        rates = {
+            band: (int((labels == band).sum()), float(y[labels == band].mean()))
+            for band in ("hot", "warm", "cold")
+            if (labels == band).any()
+        }
+        return {"hot": hot, "warm": warm}, rates
 
     def points(self, cleaned: pd.DataFrame) -> np.ndarray:
         """Total points per row, computed from the bins directly (not through a playbook)."""
@@ -219,13 +245,22 @@ class Scorecard:
         base = default_playbook().to_yaml_dict()
         base["name"] = "learned-scorecard"
         doubling = self.factor * math.log(2)
+        hot, warm = self.thresholds["hot"], self.thresholds["warm"]
+        bands = "; ".join(
+            f"{band} {n} leads, {rate:.0%} converted" for band, (n, rate) in self.band_rates.items()
+        )
         base["description"] = (
             f"Fit points learned by `pyrometer train --scorecard` from {source}; "
             f"about {doubling:.0f} points double a lead's odds of converting. "
-            "Engagement, temperature and lifecycle are the default playbook's."
+            f"Hot at {hot} points (the top {HOT_SHARE:.0%} of the history's leads on fit "
+            f"alone), warm at {warm} (the next {WARM_SHARE:.0%}); in the history: {bands}. "
+            "Engagement rules and stages are the default playbook's, on top of fit."
         )
         base["missing_values"] = list(schema.placeholders)
         base["fit"] = self.fit_rules()
+        base["temperature"] = {"hot": hot, "warm": warm}
+        # MQL sits a third of the way from warm to hot, as the default's 30 between 20 and 50.
+        base["lifecycle"]["mql"]["score"] = {"gte": warm + round((hot - warm) / 3)}
         Playbook.model_validate(base)  # fail here, not in the team's hands
         return base
 

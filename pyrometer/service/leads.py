@@ -81,7 +81,7 @@ def move_stage(service: Service, lead_id: str, stage_event: str, at_us: int | No
 
     def check(conn: Connection) -> None:
         _, book = service.playbooks.active(conn)
-        if name not in book.lifecycle.events:
+        if book.stage_event(name) is None:
             raise NotInPlaybook(
                 f"the playbook has no lifecycle event {name!r} "
                 f"(it has: {', '.join(sorted(book.lifecycle.events))})"

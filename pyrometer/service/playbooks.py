@@ -16,6 +16,11 @@ from pyrometer.core.playbook import Playbook, default_playbook_text, parse_playb
 from pyrometer.store.tables import playbooks
 
 
+def same_content(a: Playbook, b: Playbook) -> bool:
+    """Whether two playbooks say the same, whatever their YAML's comments and layout."""
+    return a is b or a.to_yaml_dict() == b.to_yaml_dict()
+
+
 class PlaybookRegistry:
     def __init__(self, max_age: float = 1.0) -> None:
         self._parsed: dict[int, Playbook] = {}

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from pyrometer.core.playbook import parse_playbook
 from pyrometer.core.timeutil import iso
+from pyrometer.service.playbooks import same_content
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import replay
 from pyrometer.store import repo
@@ -25,11 +26,19 @@ CHUNK = 100
 
 
 def publish(service: Service, text: str) -> dict[str, Any]:
-    """Validate (raises ``PlaybookError``), store as the next version, create its job."""
-    parse_playbook(text, source="playbook")
+    """Validate (raises ``PlaybookError``), store as the next version, create its job.
+
+    A playbook whose content (parsed and normalised: comments, layout, key order and name
+    spellings aside) is the one in force changes nothing: no version, no rescore; the
+    answer is the version in force with ``changed: False`` and no job.
+    """
+    book = parse_playbook(text, source="playbook")
     now = service.clock()
 
     def work(conn: Connection) -> dict[str, Any]:
+        current, in_force = service.playbooks.active(conn)
+        if same_content(book, in_force):
+            return {"version": current, "job_id": None, "changed": False}
         version = service.playbooks.publish(conn, text, now)
         total = conn.execute(sa.select(sa.func.count()).select_from(leads)).scalar_one()
         job_id = conn.execute(
@@ -44,7 +53,7 @@ def publish(service: Service, text: str) -> dict[str, Any]:
             )
             .returning(jobs.c.id)
         ).scalar_one()
-        return {"version": version, "job_id": job_id}
+        return {"version": version, "job_id": job_id, "changed": True}
 
     return service.write(work)
 

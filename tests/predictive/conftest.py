@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = REPO / ".." / "shared" / "data"
+DATA = Path(os.environ.get("PYROMETER_SHARED_DATA", REPO / ".." / "shared" / "data"))
 
 
 def make_history(n: int = 400, seed: int = 0) -> pd.DataFrame:
