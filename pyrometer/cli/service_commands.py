@@ -2,21 +2,27 @@
 
 They all open the store named by ``--database`` or ``PYROMETER_DATABASE_URL`` (default:
 ``pyrometer.db`` here), migrating it to the newest schema first.
+
+SQLAlchemy, FastAPI and uvicorn are imported when a command runs; without the
+``service`` extra each command says which extra to install.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pyrometer.cli.commands import UserError, err, out, user_errors
-from pyrometer.service.keys import Scope, create_key
-from pyrometer.service.runtime import Service
-from pyrometer.store.engine import URL_VARIABLE, database_url
+from pyrometer.cli.extras import needs_extra
+from pyrometer.service.scopes import Scope
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from pyrometer.service.runtime import Service
 
 DatabaseOpt = Annotated[
     str | None,
@@ -29,6 +35,8 @@ DatabaseOpt = Annotated[
 
 
 def _open(database: str | None) -> Service:
+    from pyrometer.service.runtime import Service
+
     try:
         return Service.open(database)
     except Exception as exc:  # a bad URL or an unreachable server: one line, not a trace
@@ -60,10 +68,13 @@ def serve_command(
     ] = None,
 ) -> None:
     """Run the REST API (OpenAPI at /docs) with the decay scheduler."""
-    import uvicorn
+    with needs_extra("service", "serve"):
+        import uvicorn
 
-    from pyrometer.api.app import create_app
-    from pyrometer.api.factory import SCORING_PROCESSES, SCORING_VARIABLE
+        from pyrometer.api.app import create_app
+        from pyrometer.api.factory import SCORING_PROCESSES, SCORING_VARIABLE
+        from pyrometer.service.keys import create_key
+        from pyrometer.store.engine import URL_VARIABLE, database_url
 
     if scoring_processes is None:
         scoring_processes = SCORING_PROCESSES
@@ -145,6 +156,14 @@ def _load_demo(service: Service, n_leads: int) -> None:
 
 
 def _bar() -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -168,7 +187,8 @@ def import_command(
     database: DatabaseOpt = None,
 ) -> None:
     """Load LEADS or EVENTS into the store; importing the same file again changes nothing."""
-    from pyrometer.service.importer import detect_kind, import_events, import_leads
+    with needs_extra("service", "import"):
+        from pyrometer.service.importer import detect_kind, import_events, import_leads
 
     with user_errors():
         if kind not in ("auto", "leads", "events"):
@@ -203,6 +223,9 @@ def keys_create(
     database: DatabaseOpt = None,
 ) -> None:
     """Create an API key; it is printed once, as the last line (only its hash is stored)."""
+    with needs_extra("service", "keys create"):
+        from pyrometer.service.keys import create_key
+
     with user_errors():
         service = _open(database)
         key = create_key(service, scope, name)
