@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pyrometer.cli.output import print_table, stdout_console
@@ -72,7 +73,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except (UserError, ValueError, OSError) as exc:  # InputError, PlaybookError: ValueErrors
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
     except Exception as exc:
         duckdb = sys.modules.get("duckdb")  # loaded by the command if it got that far

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 # The top-level modules each extra brings (pyproject.toml's optional dependencies).
 EXTRA_MODULES: dict[str, frozenset[str]] = {
@@ -51,7 +52,7 @@ def needs_extra(extra: str, command: str) -> Iterator[None]:
         if top not in EXTRA_MODULES[extra]:
             raise
         Console(stderr=True).print(
-            f"[bold red]error:[/] {missing_extra_message(extra, command, top)}",
+            f"[bold red]error:[/] {escape(missing_extra_message(extra, command, top))}",
             highlight=False,
             soft_wrap=True,
         )
