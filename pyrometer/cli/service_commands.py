@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pyrometer.cli.commands import UserError, err, out, user_errors
+from pyrometer.cli.commands import EncodingOpt, UserError, err, out, user_errors
 from pyrometer.cli.extras import needs_extra
 from pyrometer.service.scopes import Scope
 
@@ -185,6 +185,7 @@ def import_command(
         typer.Option("--kind", help="leads, events, or auto (events if it has an event column)."),
     ] = "auto",
     database: DatabaseOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Load LEADS or EVENTS into the store; importing the same file again changes nothing."""
     with needs_extra("service", "import"):
@@ -196,7 +197,7 @@ def import_command(
         if not file.exists():
             raise UserError(f"{file}: no such file")
         service = _open(database)
-        chosen = detect_kind(file) if kind == "auto" else kind
+        chosen = detect_kind(file, encoding) if kind == "auto" else kind
         with _bar() as bar:
             task = bar.add_task(f"Importing {chosen}", total=None)
 
@@ -204,7 +205,7 @@ def import_command(
                 bar.update(task, completed=done, total=total)
 
             if chosen == "events":
-                result = import_events(service, file, progress)
+                result = import_events(service, file, progress, encoding)
                 out.print(
                     f"imported {result.accepted} new events from {file} "
                     f"({result.duplicates} already in the store)",
@@ -212,7 +213,7 @@ def import_command(
                     soft_wrap=True,
                 )
             else:
-                rows = import_leads(service, file, progress)
+                rows = import_leads(service, file, progress, encoding)
                 out.print(f"imported {rows} leads from {file}", highlight=False, soft_wrap=True)
         service.close()
 
