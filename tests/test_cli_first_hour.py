@@ -28,7 +28,19 @@ from pyrometer.demo.synth import generate
 
 AS_OF = "2026-11-23T00:00:00Z"
 REPO = Path(__file__).resolve().parents[1]
-HEAVY = ("lightgbm", "sklearn", "pandas", "scipy", "numpy", "duckdb", "pyarrow", "fastapi")
+HEAVY = (
+    "lightgbm",
+    "sklearn",
+    "pandas",
+    "scipy",
+    "numpy",
+    "duckdb",
+    "pyarrow",
+    "fastapi",
+    "sqlalchemy",
+    "uvicorn",
+    "pydantic",
+)
 PREDICTIVE = ("lightgbm", "sklearn", "pandas", "scipy", "fastapi", "sqlalchemy")
 runner = CliRunner()
 
