@@ -39,7 +39,6 @@ HEAVY = (
     "fastapi",
     "sqlalchemy",
     "uvicorn",
-    "pydantic",
 )
 PREDICTIVE = ("lightgbm", "sklearn", "pandas", "scipy", "fastapi", "sqlalchemy")
 runner = CliRunner()
