@@ -14,6 +14,7 @@ import codecs
 import gzip
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -62,12 +63,15 @@ def check_encoding(encoding: str) -> str:
         ) from None
 
 
-class NotUtf8(Exception):
-    """Where a file stops being UTF-8: its 1-based line, the byte, and a likely encoding."""
+@dataclass(frozen=True)
+class NotUtf8:
+    """Where a file stops being UTF-8: its 1-based line, the byte, the encoding the file
+    looks like, and that line as it reads in that encoding."""
 
-    def __init__(self, line: int, byte: int, guess: str, sample: str) -> None:
-        self.line, self.byte, self.guess, self.sample = line, byte, guess, sample
-        super().__init__(f"line {line}: byte 0x{byte:02x} is not UTF-8")
+    line: int
+    byte: int
+    guess: str
+    sample: str
 
 
 def first_non_utf8(path: Path) -> NotUtf8 | None:

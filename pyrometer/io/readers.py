@@ -18,9 +18,7 @@ import duckdb
 from pyrometer.core.conditions import normalize_name
 from pyrometer.engines.duckdb_batch import EventTable, LeadTable
 from pyrometer.engines.sql_conditions import quote_ident, quote_literal
-from pyrometer.io.files import UTF8, as_utf8, check_encoding, data_suffix, file_format
-from pyrometer.io.files import first_non_utf8 as _first_non_utf8
-from pyrometer.io.files import is_gzip as _is_gzip
+from pyrometer.io import files
 
 EVENT_ALIASES = {
     "lead_id": ("lead_id", "leadid", "user_id", "userid", "contact_id", "contactid"),
@@ -80,8 +78,8 @@ def _reader_sql(path: Path, read: Path) -> tuple[str, str]:
     """The DuckDB table function for ``path`` (read from ``read``: the file itself or its
     UTF-8 copy) and the SQL of its 1-based row number. DuckDB decompresses ``.gz``."""
     literal = quote_literal(str(read))
-    kind = file_format(path)
-    if kind == "parquet" and not _is_gzip(path):
+    kind = files.file_format(path)
+    if kind == "parquet" and not files.is_gzip(path):
         return f"read_parquet({literal}, file_row_number = true)", "file_row_number + 1"
     if kind == "json":
         return (
@@ -95,9 +93,11 @@ def _reader_sql(path: Path, read: Path) -> tuple[str, str]:
             f"read_csv({literal}, all_varchar = true, header = true)",
             "row_number() OVER ()",
         )
+    if kind == "parquet":
+        raise InputError(path, "a gzipped Parquet file: unzip it (Parquet is compressed inside)")
     raise InputError(
         path,
-        f"unknown file type {data_suffix(path) or path.suffix!r}: use .csv, .parquet or "
+        f"unknown file type {files.data_suffix(path) or path.suffix!r}: use .csv, .parquet or "
         ".jsonl (text formats may be gzipped: .csv.gz, .jsonl.gz)",
     )
 
@@ -106,14 +106,14 @@ def _utf8(path: Path, encoding: str | None) -> Path:
     """The UTF-8 file DuckDB reads for ``path``: itself when it is UTF-8, a decoded copy
     with ``encoding``; a file that is not UTF-8 without ``encoding`` is an error naming
     the line and the encoding it looks like."""
-    if file_format(path) not in ("csv", "json"):
+    if files.file_format(path) not in ("csv", "json"):
         return path
-    if encoding is not None and check_encoding(encoding) not in UTF8:
+    if encoding is not None and files.check_encoding(encoding) not in files.UTF8:
         try:
-            return as_utf8(path, encoding)
+            return files.as_utf8(path, encoding)
         except UnicodeDecodeError as exc:
             raise InputError(path, f"is not {encoding}: {exc.reason} at byte {exc.start}") from None
-    bad = _first_non_utf8(path)
+    bad = files.first_non_utf8(path)
     if bad is not None:
         raise InputError(
             path,
@@ -291,7 +291,7 @@ def open_events(
     )
     table = "pyro_events"
     rows = earliest = None
-    if file_format(source.path) != "parquet":
+    if files.file_format(source.path) != "parquet":
         table, rows, earliest = _parsed_once(con)
     elif source.path.suffix.lower() in {".parquet", ".pq"}:  # from the footer, no scan
         counted = con.execute(f"SELECT count(*) FROM {raw}").fetchone()
