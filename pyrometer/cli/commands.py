@@ -179,7 +179,7 @@ def score_command(
             relation = scorer.score_relation(event_table, lead_table, as_of_us, progress=phase)
             con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_scored AS {relation.sql_query()}")
         if model is not None:
-            _attach_model(con, book, model, leads, events)
+            _attach_model(con, book, model, leads, events, id_column)
         query = "SELECT * FROM pyro_scored ORDER BY score DESC, lead_id"
         if output is not None:
             write_query(con, query, output)
@@ -197,6 +197,7 @@ def _attach_model(
     model: Path,
     leads: Path | None,
     events: Path | None,
+    id_column: str | None = None,
 ) -> None:
     if leads is None:
         raise UserError("--model needs --leads: the model predicts from lead attributes")
@@ -207,7 +208,7 @@ def _attach_model(
             "--model needs the predictive extra: pip install 'pyrometer[predict]'"
         ) from None
     with err.status("Predicting p_convert..."):
-        attach_predictions(con, "pyro_scored", book, model, leads, events)
+        attach_predictions(con, "pyro_scored", book, model, leads, events, id_column)
 
 
 def _count(con: duckdb.DuckDBPyConnection) -> int:
