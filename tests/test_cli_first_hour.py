@@ -309,3 +309,16 @@ def test_text_events_are_parsed_once(company) -> None:
         f"SELECT table_type FROM information_schema.tables WHERE table_name = '{table.sql}'"
     ).fetchone()
     assert kind is not None and kind[0] == "LOCAL TEMPORARY"
+
+
+def test_large_text_files_stay_views(company, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the size parsed into memory, CSV is read as it is scanned: the same scores."""
+    from pyrometer.engines.duckdb_batch import connect
+    from pyrometer.io import readers
+
+    leads, events, _ = company
+    args = ["score", str(events), "--leads", str(leads), "--as-of", AS_OF, "--json"]
+    parsed = _scores(run(*args)[1])
+    monkeypatch.setattr(readers, "PARSE_ONCE_BYTES", 100)
+    assert readers.open_events(connect(), events).sql == "pyro_events"
+    assert _scores(run(*args)[1]) == parsed

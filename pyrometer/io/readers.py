@@ -43,6 +43,7 @@ NUMERIC_TYPES = frozenset(
     }
 )
 SEGMENT_TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
+PARSE_ONCE_BYTES = 2 << 30  # text files up to this size are parsed once, into memory
 
 
 class InputError(ValueError):
@@ -291,7 +292,7 @@ def open_events(
     )
     table = "pyro_events"
     rows = earliest = None
-    if files.file_format(source.path) != "parquet":
+    if files.file_format(source.path) != "parquet" and _small_enough(source.path):
         table, rows, earliest = _parsed_once(con)
     elif source.path.suffix.lower() in {".parquet", ".pq"}:  # from the footer, no scan
         counted = con.execute(f"SELECT count(*) FROM {raw}").fetchone()
@@ -310,6 +311,14 @@ def open_events(
         rows=rows,
         earliest_us=earliest,
     )
+
+
+def _small_enough(path: Path) -> bool:
+    """Whether text input is parsed once into memory: up to about 30 M events (2 GB of
+    CSV, a gzipped file counted at five times its size); larger files stay views, read
+    as they are scanned, so that memory stays bounded."""
+    size = path.stat().st_size * (5 if files.is_gzip(path) else 1)
+    return size <= PARSE_ONCE_BYTES
 
 
 def _parsed_once(con: duckdb.DuckDBPyConnection) -> tuple[str, int, int | None]:
