@@ -2,7 +2,10 @@
 
 Readers accept what marketing tools export: CSV (any common delimiter), Parquet and JSON
 Lines, plus Segment / RudderStack ``track``, ``page`` and ``identify`` messages as they are
-sent. Each file becomes a DuckDB view with canonical columns; nothing is loaded into Python.
+sent. Each file becomes a DuckDB view with canonical columns (CSV and JSON Lines up to
+2 GB are then parsed once into a DuckDB table); nothing is loaded into Python. Text files
+may be gzipped, and in another encoding than UTF-8 when it is named
+(:mod:`pyrometer.io.files`).
 Bad input raises :class:`InputError` naming the file, the row and the column, before any
 scoring starts.
 """
