@@ -1,10 +1,18 @@
-"""The ``pyrometer`` command: one Typer app, each group of commands in its own module."""
+"""The ``pyrometer`` command: one Typer app, each group of commands in its own module.
+
+Building the app imports no heavy library (DuckDB, pandas, scikit-learn, LightGBM,
+SQLAlchemy, FastAPI): each command imports what it uses when it runs, so ``--help`` and
+``--version`` start at once, and a command whose extra is not installed is still listed
+and says which extra to install (:mod:`pyrometer.cli.extras`).
+"""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from pyrometer.cli import commands
+from pyrometer.cli import commands, predictive_commands, service_commands
 
 app = typer.Typer(
     name="pyrometer",
@@ -13,19 +21,34 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"pyrometer {version('pyrometer')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            typer.echo("pyrometer (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Score leads: fit, decaying engagement, cold/warm/hot, explained."""
+
+
 commands.register(app)
-try:
-    from pyrometer.cli import predictive_commands
-except ImportError:  # the predictive extra (scikit-learn, LightGBM) is not installed
-    predictive_commands = None  # type: ignore[assignment]
-if predictive_commands is not None:
-    predictive_commands.register(app)
-try:
-    from pyrometer.cli import service_commands
-except ImportError:  # the service extra (SQLAlchemy, FastAPI...) is not installed
-    service_commands = None  # type: ignore[assignment]
-if service_commands is not None:
-    service_commands.register(app)
+predictive_commands.register(app)
+service_commands.register(app)
 
 
 def main() -> None:

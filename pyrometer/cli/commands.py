@@ -8,22 +8,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import duckdb
 import typer
-import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from pyrometer.cli.progress import duckdb_progress
-from pyrometer.core.playbook import Playbook, PlaybookError, default_playbook_text, load_playbook
+from pyrometer.cli.output import print_table, stdout_console
 from pyrometer.core.timeutil import iso, parse_timestamp, to_us
-from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, EventTable, LeadTable, connect
-from pyrometer.io.readers import InputError, open_events, open_leads
-from pyrometer.io.writers import iso_sql, write_query
 
-out = Console()
+if TYPE_CHECKING:  # imported where used: `pyrometer --help` loads neither DuckDB nor pydantic
+    import duckdb
+
+    from pyrometer.core.playbook import Playbook
+    from pyrometer.engines.duckdb_batch import EventTable, LeadTable
+
+out = stdout_console()
 err = Console(stderr=True)
 
 EventsArg = Annotated[
@@ -40,6 +41,26 @@ PlaybookOpt = Annotated[
 AsOfOpt = Annotated[
     str | None, typer.Option("--as-of", help="Score as of this ISO-8601 time; default: now.")
 ]
+IdOpt = Annotated[
+    str | None,
+    typer.Option("--id", help="The lead id column of EVENTS and LEADS; default: lead_id, user_id…"),
+]
+EncodingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--encoding", help="Text encoding of CSV / JSON Lines input (e.g. cp1252); default: UTF-8."
+    ),
+]
+
+
+# The phases of `score`, in order, with their share of the time (one bar across them).
+SCORE_PHASES = {
+    "Reading": 0.25,
+    "Scoring events": 0.45,
+    "Stages and caps": 0.15,
+    "Scoring fit": 0.05,
+    "Classifying": 0.10,
+}
 
 
 class UserError(Exception):
@@ -51,10 +72,13 @@ def user_errors() -> Iterator[None]:
     """Turn input problems into one red line on stderr and exit code 2."""
     try:
         yield
-    except (UserError, InputError, PlaybookError, ValueError, OSError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    except (UserError, ValueError, OSError) as exc:  # InputError, PlaybookError: ValueErrors
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
-    except duckdb.Error as exc:
+    except Exception as exc:
+        duckdb = sys.modules.get("duckdb")  # loaded by the command if it got that far
+        if duckdb is None or not isinstance(exc, duckdb.Error):
+            raise
         err.print(f"[bold red]error:[/] {str(exc).splitlines()[0]}", highlight=False)
         raise typer.Exit(code=2) from None
 
@@ -73,23 +97,54 @@ def parse_as_of(text: str | None) -> int:
 def _open(
     con: duckdb.DuckDBPyConnection,
     playbook: Playbook,
-    events: Path,
+    events: Path | None,
     leads: Path | None,
     strict: bool,
-) -> tuple[EventTable, LeadTable | None]:
-    event_table = open_events(con, events, playbook.known_events if strict else None)
-    lead_table = open_leads(con, leads) if leads is not None else None
+    id_column: str | None = None,
+    encoding: str | None = None,
+) -> tuple[EventTable | None, LeadTable | None]:
+    from pyrometer.io.readers import open_events, open_leads
+
+    event_table = (
+        open_events(
+            con,
+            events,
+            playbook.known_events if strict else None,
+            lead_id_column=id_column,
+            encoding=encoding,
+        )
+        if events is not None
+        else None
+    )
+    lead_table = (
+        open_leads(con, leads, lead_id_column=id_column, encoding=encoding)
+        if leads is not None
+        else None
+    )
     return event_table, lead_table
 
 
 def score_command(
-    events: EventsArg,
+    events: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="EVENTS",
+            help="Events: CSV, Parquet or JSON Lines (lead_id, event, timestamp, properties...); "
+            "without it, LEADS are scored on fit alone.",
+            show_default=False,
+        ),
+    ] = None,
     leads: LeadsOpt = None,
     playbook: PlaybookOpt = None,
     as_of: AsOfOpt = None,
     output: Annotated[
         Path | None,
-        typer.Option("-o", "--output", help="Write every lead to .csv, .parquet, .json or .jsonl."),
+        typer.Option(
+            "-o",
+            "--output",
+            help="Write every lead to .csv, .parquet, .json or .jsonl (.csv.gz, .jsonl.gz "
+            "compressed); '-' writes CSV to stdout.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array on stdout.")] = False,
     strict: Annotated[
@@ -102,28 +157,33 @@ def score_command(
             "--model", help="A model from `pyrometer train`: adds p_convert (needs --leads)."
         ),
     ] = None,
+    id_column: IdOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Score every lead in EVENTS (and LEADS) as of a time."""
+    from pyrometer.cli.progress import phased_progress
+    from pyrometer.core.playbook import load_playbook
+    from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, connect
+    from pyrometer.io.writers import write_query
+
     with user_errors():
+        if events is None and leads is None:
+            raise UserError("give EVENTS, --leads LEADS, or both")
         book = load_playbook(playbook)
         as_of_us = parse_as_of(as_of)
         con = connect()
-        event_table, lead_table = _open(con, book, events, leads, strict)
-        scorer = DuckDBBatchScorer(book, con)
-        with duckdb_progress(con, err, "Scoring") as bar:
-            relation = scorer.score_relation(
-                event_table,
-                lead_table,
-                as_of_us,
-                progress=lambda stage: bar.update(bar.task_ids[0], description=stage),
-            )
+        with phased_progress(con, err, SCORE_PHASES) as phase:
+            phase("Reading")
+            event_table, lead_table = _open(con, book, events, leads, strict, id_column, encoding)
+            scorer = DuckDBBatchScorer(book, con)
+            relation = scorer.score_relation(event_table, lead_table, as_of_us, progress=phase)
             con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_scored AS {relation.sql_query()}")
         if model is not None:
-            _attach_model(con, book, model, leads, events)
+            _attach_model(con, book, model, leads, events, id_column)
         query = "SELECT * FROM pyro_scored ORDER BY score DESC, lead_id"
         if output is not None:
             write_query(con, query, output)
-            err.print(f"wrote {_count(con)} leads to {output}")
+            err.print(f"wrote {_count(con)} leads to {'stdout' if str(output) == '-' else output}")
         if as_json:
             rows = _dicts(con, query)
             sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
@@ -150,7 +210,12 @@ def _warn_unknown(book: Playbook, counts: dict[str | None, int]) -> None:
 
 
 def _attach_model(
-    con: duckdb.DuckDBPyConnection, book: Playbook, model: Path, leads: Path | None, events: Path
+    con: duckdb.DuckDBPyConnection,
+    book: Playbook,
+    model: Path,
+    leads: Path | None,
+    events: Path | None,
+    id_column: str | None = None,
 ) -> None:
     if leads is None:
         raise UserError("--model needs --leads: the model predicts from lead attributes")
@@ -161,7 +226,7 @@ def _attach_model(
             "--model needs the predictive extra: pip install 'pyrometer[predict]'"
         ) from None
     with err.status("Predicting p_convert..."):
-        attach_predictions(con, "pyro_scored", book, model, leads, events)
+        attach_predictions(con, "pyro_scored", book, model, leads, events, id_column)
 
 
 def _count(con: duckdb.DuckDBPyConnection) -> int:
@@ -170,6 +235,8 @@ def _count(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _dicts(con: duckdb.DuckDBPyConnection, query: str) -> list[dict[str, Any]]:
+    from pyrometer.io.writers import iso_sql
+
     rel = con.sql(
         f"SELECT * REPLACE (round(score, 4) AS score, round(fit, 4) AS fit, "
         f"round(engagement, 4) AS engagement, {iso_sql('last_activity')} "
@@ -205,7 +272,7 @@ def _print_summary(con: duckdb.DuckDBPyConnection, top: int, as_of_us: int) -> N
             row["funnel"],
             (row["last_activity"] or "")[:16].replace("T", " "),
         )
-    out.print(table)
+    print_table(out, table)
     out.print(
         "  ".join(
             f"[{TEMPERATURE_STYLE[t]}]{t}[/]: {counts.get(t, 0)}" for t in ("hot", "warm", "cold")
@@ -220,13 +287,20 @@ def explain_command(
     playbook: PlaybookOpt = None,
     as_of: AsOfOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the ledger as JSON.")] = False,
+    id_column: IdOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Show every point of one lead's score: which events and rules gave what."""
+    from pyrometer.core.playbook import load_playbook
+    from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, connect
+
     with user_errors():
         book = load_playbook(playbook)
         as_of_us = parse_as_of(as_of)
         con = connect()
-        event_table, lead_table = _open(con, book, events, leads, strict=False)
+        event_table, lead_table = _open(
+            con, book, events, leads, False, id_column=id_column, encoding=encoding
+        )
         found = DuckDBBatchScorer(book, con).explain(event_table, lead_table, as_of_us, [lead_id])
         if lead_id not in found:
             raise UserError(
@@ -250,6 +324,7 @@ def explain_command(
             + ("  [red]suppressed[/]" if lead.suppressed else "")
             + f"  as of {iso(as_of_us)}",
             highlight=False,
+            soft_wrap=True,
         )
         table = Table(show_footer=True)
         for name, footer, justify in (
@@ -276,7 +351,7 @@ def explain_command(
                 f"{line.points:+g}{note}",
                 f"{line.value:.2f}",
             )
-        out.print(table)
+        print_table(out, table)
 
 
 def playbook_check(
@@ -299,6 +374,8 @@ def playbook_check(
         describe_unknown,
         unknown_events,
     )
+    from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, connect
+    from pyrometer.io.readers import open_events
 
     with user_errors():
         try:
@@ -345,6 +422,10 @@ def playbook_show(
     ] = None,
 ) -> None:
     """Print a playbook as YAML (the built-in one, with its comments, by default)."""
+    import yaml
+
+    from pyrometer.core.playbook import default_playbook_text, load_playbook
+
     with user_errors():
         if file is None:
             sys.stdout.write(default_playbook_text())

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import duckdb
 import typer
 from rich.table import Table
 
 from pyrometer.cli.commands import TEMPERATURE_STYLE, err, out, parse_as_of, user_errors
-from pyrometer.cli.progress import duckdb_progress
-from pyrometer.core.playbook import load_playbook
+from pyrometer.cli.output import print_table
+from pyrometer.cli.progress import phased_progress
 from pyrometer.core.timeutil import from_us, iso, to_us
-from pyrometer.demo.synth import generate
-from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, connect
-from pyrometer.io.readers import open_events, open_leads
-from pyrometer.io.writers import write_query
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def demo_command(
@@ -40,6 +38,12 @@ def demo_command(
     ] = 30,
 ) -> None:
     """Generate a synthetic company, score it, and show conversion by temperature."""
+    from pyrometer.core.playbook import load_playbook
+    from pyrometer.demo.synth import generate
+    from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, connect
+    from pyrometer.io.readers import open_events, open_leads
+    from pyrometer.io.writers import write_query
+
     with user_errors():
         book = load_playbook(playbook)
         end_us = parse_as_of(end)
@@ -56,9 +60,12 @@ def demo_command(
         lead_table = open_leads(con, leads_path)
         scorer = DuckDBBatchScorer(book, con)
         snapshot_us = to_us(from_us(end_us) - timedelta(days=horizon))
-        with duckdb_progress(con, err, "Scoring"):
+        before = f"Scoring {horizon} days ago"
+        with phased_progress(con, err, {"Scoring now": 1, before: 1}) as phase:
+            phase("Scoring now")
             now = scorer.score_relation(events, lead_table, end_us)
             con.execute(f"CREATE TEMP TABLE demo_now AS {now.sql_query()}")
+            phase(before)
             then = scorer.score_relation(events, lead_table, snapshot_us)
             con.execute(f"CREATE TEMP TABLE demo_then AS {then.sql_query()}")
         scores_path = folder / "scores.csv"
@@ -94,7 +101,7 @@ def demo_command(
             n, converted = by_temp.get(temp, (0, 0))
             rate = f"{converted / n:.1%}" if n else "-"
             table.add_row(f"[{TEMPERATURE_STYLE[temp]}]{temp}[/]", str(n), str(converted), rate)
-        out.print(table)
+        print_table(out, table)
         out.print(
             f"Next: pyrometer explain {_hottest(con)} {events_path} --leads {leads_path} "
             f"--as-of {iso(end_us)}",

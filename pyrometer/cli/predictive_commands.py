@@ -2,6 +2,9 @@
 
 User mistakes (a missing column, an ambiguous target, a bad file) end with one line on
 stderr naming the file, row or column, and exit code 2; never with a traceback.
+
+scikit-learn, LightGBM and pandas are imported when one of these commands runs, not
+when the command line is built; without the ``predict`` extra each command says so.
 """
 
 from __future__ import annotations
@@ -12,22 +15,19 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
-import pandas as pd
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
-from pyrometer.predictive import artifact, report, scorecard
-from pyrometer.predictive.artifact import ModelDirError
-from pyrometer.predictive.evaluate import cross_validate
-from pyrometer.predictive.features import SchemaError
-from pyrometer.predictive.loading import DataError, read_table
-from pyrometer.predictive.models import make_model
-from pyrometer.predictive.pipeline import Prepared, prepare
+from pyrometer.cli.extras import needs_extra
+from pyrometer.cli.output import print_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pyrometer.predictive.pipeline import Prepared
 
 _err = Console(stderr=True)
 
@@ -60,7 +60,12 @@ def _fail(message: str) -> typer.Exit:
 
 
 @contextmanager
-def _user_errors() -> Iterator[None]:
+def _user_errors(command: str) -> Iterator[None]:
+    """The predict extra's absence, and the user's mistakes, as one line each."""
+    with needs_extra("predict", command):
+        from pyrometer.predictive.artifact import ModelDirError
+        from pyrometer.predictive.features import SchemaError
+        from pyrometer.predictive.loading import DataError
     try:
         yield
     except (DataError, SchemaError, ModelDirError) as exc:
@@ -88,6 +93,8 @@ def _prepare(
     missing: list[str] | None,
     drop_leaky: bool,
 ) -> Prepared:
+    from pyrometer.predictive.pipeline import prepare
+
     prepared = prepare(
         history, target, id_column, positive, events, time, exclude, missing, drop_leaky, note=_warn
     )
@@ -100,6 +107,9 @@ def _prepare(
 def _summary(
     prepared: Prepared, folds: int, seed: int, with_scorecard: bool, progress: Callable[[str], None]
 ) -> dict[str, Any]:
+    from pyrometer.predictive import scorecard
+    from pyrometer.predictive.evaluate import cross_validate
+
     cv = cross_validate(prepared.X, prepared.y, folds, seed, progress)
     summary = cv.summary()
     summary["leaks"] = [leak.message() for leak in prepared.leaks]
@@ -128,8 +138,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
             f"{m['log_loss']:.4f}",
             f"{m['lift_top_decile']:.2f}",
         )
-    console = Console(width=100)
-    console.print(table)
+    console = Console()
+    print_table(console, table)
     if "scorecard" in summary:
         card = summary["scorecard"]
         console.print(
@@ -166,7 +176,12 @@ def train(
     seed: Seed = 0,
 ) -> None:
     """Learn conversion from past leads; write MODEL_DIR (model, schema, metrics)."""
-    with _user_errors(), _status("training") as progress:
+    with _user_errors("train"), _status("training") as progress:
+        import yaml
+
+        from pyrometer.predictive import artifact, scorecard
+        from pyrometer.predictive.models import make_model
+
         progress("reading")
         prepared = _prepare(
             history, target, id_column, positive, events, time, exclude, missing, drop_leaky
@@ -197,16 +212,40 @@ def train(
 
 
 def _write(frame: pd.DataFrame, output: Path | None) -> None:
-    if output is None:
+    """By the extension, as ``score -o`` writes: ``.json`` an array, ``.jsonl`` one object
+    a line, ``.gz`` compressed; ``-`` or none: CSV on stdout."""
+    from pyrometer.io.files import data_suffix, is_gzip
+
+    if output is None or str(output) == "-":
         frame.to_csv(sys.stdout, index=False)
         return
-    suffix = output.suffix.lower()
-    if suffix in (".parquet", ".pq"):
+    suffix = data_suffix(output)
+    compression = "gzip" if is_gzip(output) else None
+    if suffix in (".parquet", ".pq") and compression is None:
         frame.to_parquet(output, index=False)
-    elif suffix in (".jsonl", ".ndjson", ".json"):
-        frame.to_json(output, orient="records", lines=True)
+    elif suffix == ".json":
+        frame.to_json(output, orient="records", force_ascii=False, compression=compression)
+    elif suffix in (".jsonl", ".ndjson"):
+        frame.to_json(
+            output, orient="records", lines=True, force_ascii=False, compression=compression
+        )
+    elif suffix in (".csv", ".tsv", ".txt"):
+        frame.to_csv(output, index=False, compression=compression)
     else:
-        frame.to_csv(output, index=False)
+        raise _fail(
+            f"{output}: unknown output type; use .csv, .parquet, .json or .jsonl "
+            "(.csv.gz, .jsonl.gz compressed), or - for stdout"
+        )
+
+
+def _id_column(frame: pd.DataFrame, wanted: str | None) -> str | None:
+    """The column ``wanted`` names, as spelled or loosely (``LeadID`` for ``lead_id``)."""
+    from pyrometer.core.conditions import normalize_name
+
+    if wanted is None or wanted in frame.columns:
+        return wanted
+    loose = [c for c in frame.columns if normalize_name(c) == normalize_name(wanted)]
+    return loose[0] if loose else None
 
 
 def predict(
@@ -216,7 +255,10 @@ def predict(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Output file (.csv, .parquet, .jsonl); stdout if omitted."
+            "--output",
+            "-o",
+            help="Output file (.csv, .parquet, .json array, .jsonl; .csv.gz, .jsonl.gz); "
+            "CSV on stdout if omitted or -.",
         ),
     ] = None,
     explain: Annotated[
@@ -227,17 +269,23 @@ def predict(
     events: Events = None,
 ) -> None:
     """Write p_convert for every lead, in input order."""
-    with _user_errors():
+    with _user_errors("predict"):
+        import numpy as np
+        import pandas as pd
+
+        from pyrometer.predictive import artifact
+        from pyrometer.predictive.loading import DataError, read_table
+
         model = artifact.load_model(model_dir)
         frame = read_table(leads)
         frame.columns = [str(c) for c in frame.columns]
-        id_name = id_column or model.id_column
-        if id_column is not None and id_column not in frame.columns:
+        id_name = _id_column(frame, id_column or model.id_column)
+        if id_column is not None and id_name is None:
             raise DataError(f"{leads}: --id column {id_column!r} not found")
         log = read_table(events) if events is not None else None
         p = model.predict_proba(frame, log, source=str(leads))
         out = pd.DataFrame(index=range(len(frame)))
-        if id_name is not None and id_name in frame.columns:
+        if id_name is not None:
             out[id_name] = frame[id_name].to_numpy()
         out["p_convert"] = np.round(p, 6)
         if explain:
@@ -268,7 +316,9 @@ def evaluate(
     ] = False,
 ) -> None:
     """Cross-validated ROC AUC, PR AUC, Brier, log loss, lift, calibration and bands."""
-    with _user_errors(), _status("evaluating") as progress:
+    with _user_errors("evaluate"), _status("evaluating") as progress:
+        from pyrometer.predictive import report
+
         prepared = _prepare(
             history, target, id_column, positive, events, time, exclude, missing, drop_leaky
         )

@@ -2,21 +2,27 @@
 
 They all open the store named by ``--database`` or ``PYROMETER_DATABASE_URL`` (default:
 ``pyrometer.db`` here), migrating it to the newest schema first.
+
+SQLAlchemy, FastAPI and uvicorn are imported when a command runs; without the
+``service`` extra each command says which extra to install.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pyrometer.cli.commands import UserError, err, out, user_errors
-from pyrometer.service.keys import Scope, create_key
-from pyrometer.service.runtime import Service
-from pyrometer.store.engine import URL_VARIABLE, database_url
+from pyrometer.cli.commands import EncodingOpt, UserError, err, out, user_errors
+from pyrometer.cli.extras import needs_extra
+from pyrometer.service.scopes import Scope
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from pyrometer.service.runtime import Service
 
 DatabaseOpt = Annotated[
     str | None,
@@ -29,6 +35,8 @@ DatabaseOpt = Annotated[
 
 
 def _open(database: str | None) -> Service:
+    from pyrometer.service.runtime import Service
+
     try:
         return Service.open(database)
     except Exception as exc:  # a bad URL or an unreachable server: one line, not a trace
@@ -89,16 +97,18 @@ def serve_command(
     ] = None,
 ) -> None:
     """Run the REST API (OpenAPI at /docs) with the decay scheduler."""
-    from pyrometer.api import server
-    from pyrometer.api.docs import DOCS_VARIABLE
-    from pyrometer.api.factory import SCORING_PROCESSES, SCORING_VARIABLE
-    from pyrometer.api.settings import check_settings
-    from pyrometer.api.slow_clients import (
-        BODY_TIMEOUT_VARIABLE,
-        HEADER_TIMEOUT_VARIABLE,
-        GuardedHttpToolsProtocol,
-    )
-    from pyrometer.cli import data_dir as data
+    with needs_extra("service", "serve"):
+        from pyrometer.api import server
+        from pyrometer.api.docs import DOCS_VARIABLE
+        from pyrometer.api.factory import SCORING_PROCESSES, SCORING_VARIABLE
+        from pyrometer.api.settings import check_settings
+        from pyrometer.api.slow_clients import (
+            BODY_TIMEOUT_VARIABLE,
+            HEADER_TIMEOUT_VARIABLE,
+            GuardedHttpToolsProtocol,
+        )
+        from pyrometer.cli import data_dir as data
+        from pyrometer.store.engine import URL_VARIABLE, database_url
 
     if scoring_processes is None:
         scoring_processes = SCORING_PROCESSES
@@ -191,6 +201,14 @@ def _load_demo(service: Service, n_leads: int) -> None:
 
 
 def _bar() -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -212,9 +230,11 @@ def import_command(
         typer.Option("--kind", help="leads, events, or auto (events if it has an event column)."),
     ] = "auto",
     database: DatabaseOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Load LEADS or EVENTS into the store; importing the same file again changes nothing."""
-    from pyrometer.service.importer import detect_kind, import_events, import_leads
+    with needs_extra("service", "import"):
+        from pyrometer.service.importer import detect_kind, import_events, import_leads
 
     with user_errors():
         if kind not in ("auto", "leads", "events"):
@@ -222,7 +242,7 @@ def import_command(
         if not file.exists():
             raise UserError(f"{file}: no such file")
         service = _open(database)
-        chosen = detect_kind(file) if kind == "auto" else kind
+        chosen = detect_kind(file, encoding) if kind == "auto" else kind
         with _bar() as bar:
             task = bar.add_task(f"Importing {chosen}", total=None)
 
@@ -230,7 +250,7 @@ def import_command(
                 bar.update(task, completed=done, total=total)
 
             if chosen == "events":
-                result = import_events(service, file, progress)
+                result = import_events(service, file, progress, encoding)
                 out.print(
                     f"imported {result.accepted} new events from {file} "
                     f"({result.duplicates} already in the store)",
@@ -238,7 +258,7 @@ def import_command(
                     soft_wrap=True,
                 )
             else:
-                rows = import_leads(service, file, progress)
+                rows = import_leads(service, file, progress, encoding)
                 out.print(f"imported {rows} leads from {file}", highlight=False, soft_wrap=True)
         service.close()
 
@@ -249,6 +269,9 @@ def keys_create(
     database: DatabaseOpt = None,
 ) -> None:
     """Create an API key; it is printed once, as the last line (only its hash is stored)."""
+    with needs_extra("service", "keys create"):
+        from pyrometer.service.keys import create_key
+
     with user_errors():
         service = _open(database)
         key = create_key(service, scope, name)

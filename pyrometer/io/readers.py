@@ -2,7 +2,10 @@
 
 Readers accept what marketing tools export: CSV (any common delimiter), Parquet and JSON
 Lines, plus Segment / RudderStack ``track``, ``page`` and ``identify`` messages as they are
-sent. Each file becomes a DuckDB view with canonical columns; nothing is loaded into Python.
+sent. Each file becomes a DuckDB view with canonical columns (CSV and JSON Lines up to
+2 GB are then parsed once into a DuckDB table); nothing is loaded into Python. Text files
+may be gzipped, and in another encoding than UTF-8 when it is named
+(:mod:`pyrometer.io.files`).
 Bad input raises :class:`InputError` naming the file, the row and the column, before any
 scoring starts.
 """
@@ -18,6 +21,7 @@ import duckdb
 from pyrometer.core.conditions import normalize_name
 from pyrometer.engines.duckdb_batch import EventTable, LeadTable
 from pyrometer.engines.sql_conditions import quote_ident, quote_literal
+from pyrometer.io import files
 
 EVENT_ALIASES = {
     "lead_id": ("lead_id", "leadid", "user_id", "userid", "contact_id", "contactid"),
@@ -42,6 +46,7 @@ NUMERIC_TYPES = frozenset(
     }
 )
 SEGMENT_TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
+PARSE_ONCE_BYTES = 2 << 30  # text files up to this size are parsed once, into memory
 
 
 class InputError(ValueError):
@@ -73,31 +78,65 @@ class Source:
         return self.types[self.columns.index(column)]
 
 
-def _reader_sql(path: Path) -> tuple[str, str]:
-    """The DuckDB table function for ``path`` and the SQL of its 1-based row number."""
-    literal = quote_literal(str(path))
-    suffix = path.suffix.lower()
-    if suffix in {".parquet", ".pq"}:
+def _reader_sql(path: Path, read: Path) -> tuple[str, str]:
+    """The DuckDB table function for ``path`` (read from ``read``: the file itself or its
+    UTF-8 copy) and the SQL of its 1-based row number. DuckDB decompresses ``.gz``."""
+    literal = quote_literal(str(read))
+    kind = files.file_format(path)
+    if kind == "parquet" and not files.is_gzip(path):
         return f"read_parquet({literal}, file_row_number = true)", "file_row_number + 1"
-    if suffix in {".jsonl", ".ndjson", ".json"}:
+    if kind == "json":
         return (
             f"read_json({literal}, format = 'newline_delimited', sample_size = -1)",
             "row_number() OVER ()",
         )
-    if suffix in {".csv", ".tsv", ".txt"}:
+    if kind == "csv":
+        # DuckDB's own sniffer on its default sample: a whole-file sample (-1) was read
+        # again at every scan of the view, five times slower than Parquet.
         return (
-            f"read_csv({literal}, all_varchar = true, header = true, sample_size = -1)",
+            f"read_csv({literal}, all_varchar = true, header = true)",
             "row_number() OVER ()",
         )
-    raise InputError(path, f"unknown file type {suffix!r}: use .csv, .parquet or .jsonl")
+    if kind == "parquet":
+        raise InputError(path, "a gzipped Parquet file: unzip it (Parquet is compressed inside)")
+    raise InputError(
+        path,
+        f"unknown file type {files.data_suffix(path) or path.suffix!r}: use .csv, .parquet or "
+        ".jsonl (text formats may be gzipped: .csv.gz, .jsonl.gz)",
+    )
 
 
-def register(con: duckdb.DuckDBPyConnection, path: str | Path, view: str) -> Source:
-    """Register ``path`` as view ``view``; the file must exist and hold at least one row."""
+def _utf8(path: Path, encoding: str | None) -> Path:
+    """The UTF-8 file DuckDB reads for ``path``: itself when it is UTF-8, a decoded copy
+    with ``encoding``; a file that is not UTF-8 without ``encoding`` is an error naming
+    the line and the encoding it looks like."""
+    if files.file_format(path) not in ("csv", "json"):
+        return path
+    if encoding is not None and files.check_encoding(encoding) not in files.UTF8:
+        try:
+            return files.as_utf8(path, encoding)
+        except UnicodeDecodeError as exc:
+            raise InputError(path, f"is not {encoding}: {exc.reason} at byte {exc.start}") from None
+    bad = files.first_non_utf8(path)
+    if bad is not None:
+        raise InputError(
+            path,
+            f"line {bad.line} is not UTF-8 (byte 0x{bad.byte:02x}: {bad.sample!r}); the file "
+            f"looks like {bad.guess}: run again with --encoding {bad.guess}",
+        )
+    return path
+
+
+def register(
+    con: duckdb.DuckDBPyConnection, path: str | Path, view: str, encoding: str | None = None
+) -> Source:
+    """Register ``path`` as view ``view``; the file must exist and hold at least one row.
+
+    CSV and JSON Lines are UTF-8 unless ``encoding`` names another encoding."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such file")
-    reader, row_number = _reader_sql(path)
+    reader, row_number = _reader_sql(path, _utf8(path, encoding))
     try:
         con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(view)} AS SELECT * FROM {reader}")
         rel = con.sql(f"SELECT * FROM {quote_ident(view)} LIMIT 0")
@@ -171,13 +210,17 @@ def open_events(
     con: duckdb.DuckDBPyConnection,
     path: str | Path,
     known_events: Iterable[str] | None = None,
+    *,
+    lead_id_column: str | None = None,
+    encoding: str | None = None,
 ) -> EventTable:
     """Events from ``path`` as an :class:`EventTable`, checked row by row.
 
-    With ``known_events`` (``--strict``), an event the playbook does not know is an error.
+    With ``known_events`` (``--strict``), an event the playbook does not know is an error;
+    ``lead_id_column`` names the lead id column (``--id``) instead of the usual spellings.
     """
     con.execute("SET TimeZone = 'UTC'")
-    source = register(con, path, "pyro_events_raw")
+    source = register(con, path, "pyro_events_raw", encoding)
     raw = quote_ident(source.view)
     columns = source.columns
     props: dict[str, str] = {}
@@ -187,6 +230,9 @@ def open_events(
     else:
         exprs = {}
         for canonical in ("lead_id", "event", "timestamp"):
+            if canonical == "lead_id" and lead_id_column is not None:
+                exprs[canonical] = quote_ident(_named_column(source, lead_id_column))
+                continue
             found = _find(columns, EVENT_ALIASES[canonical])
             if found is None:
                 raise InputError(
@@ -195,7 +241,9 @@ def open_events(
                     column=canonical,
                 )
             exprs[canonical] = quote_ident(found)
-        found_id = _find(columns, EVENT_ALIASES["event_id"])
+        found_id = _find(
+            [c for c in columns if quote_ident(c) != exprs["lead_id"]], EVENT_ALIASES["event_id"]
+        )
         # Without an id column the row number orders ties: it is never turned into text,
         # which would cost more than the scoring itself on a large Parquet file.
         exprs["event_id"] = quote_ident(found_id) if found_id else source.row_number_sql
@@ -245,8 +293,11 @@ def open_events(
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW pyro_events AS SELECT {select} FROM {raw} WHERE {filter_sql}"
     )
+    table = "pyro_events"
     rows = earliest = None
-    if source.path.suffix.lower() in {".parquet", ".pq"}:  # from the footer, no scan
+    if files.file_format(source.path) != "parquet" and _small_enough(source.path):
+        table, rows, earliest = _parsed_once(con)
+    elif source.path.suffix.lower() in {".parquet", ".pq"}:  # from the footer, no scan
         counted = con.execute(f"SELECT count(*) FROM {raw}").fetchone()
         rows = int(counted[0]) if counted else None
         kind = exprs["timestamp_type"].upper()
@@ -257,12 +308,44 @@ def open_events(
             ).fetchone()
             earliest = int(first[0]) if first and first[0] is not None else None
     return EventTable(
-        "pyro_events",
+        table,
         {name: quote_ident("p_" + name) for name in props},
         diagnose=lambda: _check(con, source, checks, filter_sql),
         rows=rows,
         earliest_us=earliest,
     )
+
+
+def _small_enough(path: Path) -> bool:
+    """Whether text input is parsed once into memory: up to about 30 M events (2 GB of
+    CSV, a gzipped file counted at five times its size); larger files stay views, read
+    as they are scanned, so that memory stays bounded."""
+    size = path.stat().st_size * (5 if files.is_gzip(path) else 1)
+    return size <= PARSE_ONCE_BYTES
+
+
+def _parsed_once(con: duckdb.DuckDBPyConnection) -> tuple[str, int, int | None]:
+    """Text input (CSV, JSON Lines) parsed once into a temporary table, with its row count
+    and earliest time: the scorer reads the events four or five times, and each read of
+    the view would parse the text and its timestamps again."""
+    con.execute("CREATE OR REPLACE TEMP TABLE pyro_events_parsed AS SELECT * FROM pyro_events")
+    row = con.execute("SELECT count(*), min(ts_us) FROM pyro_events_parsed").fetchone()
+    assert row is not None
+    return "pyro_events_parsed", int(row[0]), None if row[1] is None else int(row[1])
+
+
+def _named_column(source: Source, name: str) -> str:
+    """The column ``--id`` names: as spelled, else the one it names loosely (``Lead ID``)."""
+    if name in source.columns:
+        return name
+    found = _find(source.columns, [normalize_name(name)])
+    if found is None:
+        raise InputError(
+            source.path,
+            f"--id: no column {name!r} (columns found: {', '.join(source.columns)})",
+            column=name,
+        )
+    return found
 
 
 def _as_text(column_sql: str, source: Source) -> str:
@@ -397,13 +480,25 @@ def _check(
             raise InputError(source.path, f"{message}{shown}{more}", row=row, column=column)
 
 
-def open_leads(con: duckdb.DuckDBPyConnection, path: str | Path) -> LeadTable:
-    """Leads from ``path``: an id column plus attributes; Segment ``identify`` traits work too."""
-    source = register(con, path, "pyro_leads_raw")
+def open_leads(
+    con: duckdb.DuckDBPyConnection,
+    path: str | Path,
+    *,
+    lead_id_column: str | None = None,
+    encoding: str | None = None,
+) -> LeadTable:
+    """Leads from ``path``: an id column plus attributes; Segment ``identify`` traits work too.
+
+    ``lead_id_column`` names the id column (``--id``) instead of the usual spellings."""
+    source = register(con, path, "pyro_leads_raw", encoding)
     raw = quote_ident(source.view)
     columns = source.columns
     attributes: dict[str, str] = {}
-    if "traits" in columns and ("userId" in columns or "anonymousId" in columns):
+    if (
+        lead_id_column is None
+        and "traits" in columns
+        and ("userId" in columns or "anonymousId" in columns)
+    ):
         lead_sql = (
             "CAST(coalesce("
             + ", ".join(quote_ident(c) for c in ("userId", "anonymousId") if c in columns)
@@ -413,7 +508,11 @@ def open_leads(con: duckdb.DuckDBPyConnection, path: str | Path) -> LeadTable:
             attributes.setdefault(name, sql)
         filter_sql = "\"type\" = 'identify'" if "type" in columns else "TRUE"
     else:
-        found = _find(columns, LEAD_ALIASES)
+        found = (
+            _named_column(source, lead_id_column)
+            if lead_id_column is not None
+            else _find(columns, LEAD_ALIASES)
+        )
         if found is None:
             raise InputError(
                 path,

@@ -29,11 +29,13 @@ def attach_predictions(
     model_dir: Path,
     leads: Path,
     events: Path | None,
+    lead_id_column: str | None = None,
 ) -> None:
-    """Add ``p_convert`` to ``table`` (which has ``lead_id``), in place."""
+    """Add ``p_convert`` to ``table`` (which has ``lead_id``), in place; ``lead_id_column``
+    names LEADS' id column (``score --id``) instead of the usual spellings."""
     model = load_model(model_dir)
     frame = read_table(leads)
-    id_column = _lead_id_column(frame, leads)
+    id_column = _lead_id_column(frame, leads, lead_id_column)
     log = read_table(events) if events is not None and model.events is not None else None
     probabilities = model.predict_proba(frame, log, source=str(leads))
     predicted = pd.DataFrame(
@@ -54,8 +56,14 @@ def attach_predictions(
         )
 
 
-def _lead_id_column(frame: pd.DataFrame, path: Path) -> str:
+def _lead_id_column(frame: pd.DataFrame, path: Path, named: str | None = None) -> str:
     by_name = {normalize_name(str(column)): str(column) for column in frame.columns}
+    if named is not None:
+        if named in frame.columns:
+            return named
+        if normalize_name(named) in by_name:
+            return by_name[normalize_name(named)]
+        raise InputError(path, f"--id: no column {named!r}", column=named)
     for alias in LEAD_ALIASES:
         if alias in by_name:
             return by_name[alias]

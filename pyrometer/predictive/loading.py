@@ -9,6 +9,7 @@ placeholder is ``None``, so every later step sees one notion of "missing".
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import re
 from collections.abc import Iterable
@@ -50,7 +51,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{file}: no such file")
     if file.is_dir():
         raise DataError(f"{file}: is a folder, expected a CSV, Parquet or JSON Lines file")
-    suffix = "".join(file.suffixes[-2:]).lower()
+    suffix = "".join(file.suffixes[-2:]).lower().removesuffix(".gz")  # text may be gzipped
     if suffix.endswith((".parquet", ".pq")):
         try:
             return pd.read_parquet(file)
@@ -63,6 +64,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 def _read_text(file: Path) -> str:
     raw = file.read_bytes()
+    if file.suffix.lower() == ".gz":
+        raw = gzip.decompress(raw)
     for encoding in ("utf-8-sig", "cp1252", "latin-1"):
         try:
             return raw.decode(encoding)

@@ -25,11 +25,11 @@ CHUNK = 1000
 Progress = Callable[[int, int], None]  # (rows done, rows in all)
 
 
-def detect_kind(path: Path) -> str:
+def detect_kind(path: Path, encoding: str | None = None) -> str:
     """``events`` when the file has an event column, else ``leads``."""
     con = connect()
     try:
-        open_events(con, path)
+        open_events(con, path, encoding=encoding)
         return "events"
     except InputError as exc:
         if exc.column == "event" or exc.column == "timestamp":
@@ -47,9 +47,11 @@ def _chunks(cursor: duckdb.DuckDBPyConnection) -> Any:
         yield rows
 
 
-def import_events(service: Service, path: Path, progress: Progress | None = None) -> IngestResult:
+def import_events(
+    service: Service, path: Path, progress: Progress | None = None, encoding: str | None = None
+) -> IngestResult:
     con = connect()
-    table = open_events(con, path)
+    table = open_events(con, path, encoding=encoding)
     if table.diagnose is not None:
         table.diagnose()  # names the first row without a lead, an event or a time
     id_type = con.execute(f"SELECT typeof(event_id) FROM {table.sql} LIMIT 1").fetchone()
@@ -86,10 +88,12 @@ def import_events(service: Service, path: Path, progress: Progress | None = None
     return IngestResult(accepted, duplicates)
 
 
-def import_leads(service: Service, path: Path, progress: Progress | None = None) -> int:
+def import_leads(
+    service: Service, path: Path, progress: Progress | None = None, encoding: str | None = None
+) -> int:
     """Every lead's attributes merged in (fit rescored); returns the number of rows."""
     con = connect()
-    table = open_leads(con, path)
+    table = open_leads(con, path, encoding=encoding)
     names = list(table.attributes)
     total = con.execute(f"SELECT count(*) FROM {table.sql}").fetchone()[0]  # type: ignore[index]
     columns = ", ".join(["lead_id"] + [table.attributes[n] for n in names])

@@ -11,20 +11,14 @@ import hashlib
 import secrets
 import threading
 import time
-from enum import StrEnum
 
 import sqlalchemy as sa
 
 from pyrometer.service.runtime import Service
+from pyrometer.service.scopes import Scope
 from pyrometer.store.tables import api_keys
 
 CACHE_SECONDS = 30.0
-
-
-class Scope(StrEnum):
-    INGEST = "ingest"  # track, identify, batch
-    READ = "read"  # leads, playbook, reports
-    ADMIN = "admin"  # everything, including changes
 
 
 def allows(granted: str, needed: Scope) -> bool:

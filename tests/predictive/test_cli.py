@@ -128,3 +128,35 @@ def test_too_few_outcomes_is_a_clear_error(tmp_path: Path) -> None:
         "train", str(tmp_path / "h.csv"), "--target", "Converted", "-o", str(tmp_path / "m")
     )
     assert code == 2 and "3 converted and 57 other" in err and "at least" in err
+
+
+def test_predict_json_is_an_array_and_keeps_the_id_under_any_spelling(
+    trained: Path, tmp_path: Path
+) -> None:
+    """The model learned ``Lead ID``; an export that spells it ``lead_id`` keeps its ids,
+    and ``-o x.json`` is one JSON array, as ``score -o x.json`` writes."""
+    leads = make_history(30, seed=4).drop(columns=["Converted"])
+    leads.rename(columns={"Lead ID": "lead_id"}).to_csv(tmp_path / "leads.csv", index=False)
+    out = tmp_path / "out.json"
+    code, _, err = run(
+        "predict", str(trained / "model"), str(tmp_path / "leads.csv"), "-o", str(out)
+    )
+    assert code == 0, err
+    rows = json.loads(out.read_text())
+    assert isinstance(rows, list) and len(rows) == 30
+    assert [row["lead_id"] for row in rows] == leads["Lead ID"].tolist()
+    assert all(0 <= row["p_convert"] <= 1 for row in rows)
+
+
+def test_predict_writes_gzip_and_stdout(trained: Path, tmp_path: Path) -> None:
+    leads = make_history(12, seed=5).drop(columns=["Converted"])
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    model, source = str(trained / "model"), str(tmp_path / "leads.csv")
+    code, _, err = run("predict", model, source, "-o", str(tmp_path / "p.jsonl.gz"))
+    assert code == 0, err
+    lines = pd.read_json(tmp_path / "p.jsonl.gz", lines=True)
+    assert lines["Lead ID"].tolist() == leads["Lead ID"].tolist()
+    code, out, err = run("predict", model, source, "-o", "-")
+    assert code == 0, err
+    assert out.splitlines()[0] == "Lead ID,p_convert" and len(out.splitlines()) == 13
+    assert not Path("-").exists()

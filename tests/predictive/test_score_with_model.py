@@ -81,3 +81,29 @@ def test_score_with_a_model_adds_p_convert_and_bands(tmp_path: Path) -> None:
         app, ["score", str(events), "--as-of", AS_OF, "--model", str(tmp_path / "model")]
     )
     assert no_leads.exit_code == 2 and "--model needs --leads" in no_leads.stderr
+
+    # Files whose id column has another name: --id names it for the scorer and the model.
+    renamed = []
+    for source in (leads, events):
+        target = tmp_path / f"ref-{source.name}"
+        text = source.read_text()
+        target.write_text(text.replace("lead_id", "Contact Ref", 1))
+        renamed.append(target)
+    by_ref = runner.invoke(
+        app,
+        [
+            "score",
+            str(renamed[1]),
+            "--leads",
+            str(renamed[0]),
+            "--id",
+            "Contact Ref",
+            "--as-of",
+            AS_OF,
+            "--json",
+            "--model",
+            str(tmp_path / "model"),
+        ],
+    )
+    assert by_ref.exit_code == 0, by_ref.stderr
+    assert json.loads(by_ref.stdout) == rows
