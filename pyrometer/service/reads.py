@@ -187,12 +187,14 @@ def list_leads(service: Service, query: LeadQuery) -> dict[str, Any]:
         for row in rows:
             record = repo.record_of(row)
             items.append(lead_summary(record, current(book, record.state, now)))
-        next_cursor = None
+        following = None
         if more and rows:
             last = rows[-1]
-            next_cursor = encode_cursor(
-                service, {"t": now, "v": last.sort_key, "id": last.lead_id, "s": query.sort}
-            )
-        return {"as_of": iso(now), "items": items, "next_cursor": next_cursor}
+            following = {"t": now, "v": last.sort_key, "id": last.lead_id, "s": query.sort}
+        return {"as_of": iso(now), "items": items, "next_cursor": following}
 
-    return service.read(work)
+    page = service.read(work)
+    # Signed after the read: the first signature ever made writes the store's key.
+    if page["next_cursor"] is not None:
+        page["next_cursor"] = encode_cursor(service, page["next_cursor"])
+    return page
