@@ -133,3 +133,32 @@ def test_segment_ids_and_parquet_ids_are_normalised(tmp_path: Path) -> None:
     code, out, err = run("score", str(parquet), "--as-of", AS_OF, "--json")
     assert code == 0, err
     assert [(row["lead_id"], row["events"]) for row in json.loads(out)] == [("\u1e8b", 2)]
+
+
+_SPELLINGS = {
+    "Jos\u00e9": ["Jos\u00e9", " Jose\u0301", "Jos\u00e9\u00a0", "\u3000Jose\u0301\t"],
+    "ann": ["ann", " ann", "ann\u2003"],
+    "\u1e8b": ["\u1e8b", "x\u0307", " x\u0307 "],
+}
+
+
+def test_scores_of_any_spelling_equal_those_of_the_normal_ids(tmp_path: Path) -> None:
+    """The engine scores the ids as written and, seeing a lead id not in normal form,
+    scores again with every row's id normalised: the same scores as a clean file."""
+    events = ["demo_request", "pricing_page_view", "webinar_attended", "page_view"]
+    messy, clean = [], []
+    for i in range(40):
+        lead = list(_SPELLINGS)[i % 3]
+        spelling = _SPELLINGS[lead][i % len(_SPELLINGS[lead])]
+        stamp = f"2026-11-{10 + i % 12:02d}T{i % 24:02d}:00:00Z"
+        messy.append((f'"{spelling}"', events[i % 4], stamp))
+        clean.append((lead, events[i % 4], stamp))
+    answers = []
+    for name, rows in (("messy.csv", messy), ("clean.csv", clean)):
+        code, out, err = run(
+            "score", str(_events(tmp_path / name, rows)), "--as-of", AS_OF, "--json"
+        )
+        assert code == 0, err
+        answers.append(json.loads(out))
+    assert answers[0] == answers[1]
+    assert {row["lead_id"] for row in answers[0]} == set(_SPELLINGS)
