@@ -80,8 +80,8 @@ def lead_id_sql(text_sql: str) -> str:
     trimmed (an id that is only white space becomes ``''``, which the checks refuse).
 
     An id that starts and ends with printable ASCII (nearly all) has no white space to
-    trim, even after NFC (no composition yields white space or ends on an ASCII character),
-    so only the rest pays for the trim, which costs about ten times the normalisation.
+    trim, even after NFC (which never makes white space and leaves a final ASCII character
+    in place), so only the rest pays for the trim, about ten times the normalisation.
     """
     edges = f"ascii({text_sql}) BETWEEN 33 AND 126 AND ascii({text_sql}[-1]) BETWEEN 33 AND 126"
     normal = f"nfc_normalize({text_sql})"

@@ -230,3 +230,30 @@ def test_any_number_or_text_anywhere_is_never_a_500(
     if answer.status_code == 422:
         assert answer.json()["detail"][0]["loc"][0] == "body"
     assert client.get("/v1/leads", headers=Keys.bearer(keys.read)).status_code == 200
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    template=st.sampled_from(
+        [
+            ("PATCH", "/v1/leads/ann", '{"attributes": {"k": @}}'),
+            ("PATCH", "/v1/leads/ann", '{"owner": @, "consent": @}'),
+            ("POST", "/v1/leads/ann/stage", '{"stage": "won", "at": @}'),
+            ("POST", "/v1/identify", '{"userId": "ann", "traits": {"k": [@]}}'),
+        ]
+    ),
+    token=_TOKENS,
+)
+def test_any_number_or_text_in_a_change_is_never_a_500(
+    client: TestClient, keys: Keys, template: tuple[str, str, str], token: str
+) -> None:
+    admin = keys.admin
+    assert _raw(client, admin, "POST", "/v1/track", '{"userId": "ann", "event": "x"}').is_success
+    method, path, body = template
+    answer = _raw(client, admin, method, path, body.replace("@", token))
+    assert answer.status_code in {200, 422}, answer.text
+    assert client.get("/v1/leads/ann", headers=Keys.bearer(keys.read)).status_code == 200
