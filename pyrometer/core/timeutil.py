@@ -18,11 +18,11 @@ US_PER_SECOND = 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # The accepted range of times: 1900-01-01T00:00:00Z up to 2199-12-31T23:59:59.999999Z.
-# It holds any real event or CRM history and any as-of time, and keeps two centuries of
-# headroom on each side of what Python's datetime, PostgreSQL and DuckDB can all read
-# back (years 1 to 9999): an offset (``0001-01-01T00:00:00+14:00`` is year 0 in UTC), a
-# 30-day report period before it, or a decay horizon after it still lands on a time
-# every store and engine renders. Times before 1970 are negative microseconds, which
+# It holds any real event or CRM history and any as-of time, and stays far inside what
+# Python's datetime, PostgreSQL and DuckDB all read back (years 1 to 9999): an offset
+# (``0001-01-01T00:00:00+14:00`` is year 0 in UTC), a 30-day report period before a
+# time, or a decay horizon after it, still lands on a time every store and engine
+# renders. Times before 1970 are negative microseconds, which
 # every engine floors alike (see tests/test_cli.py).
 MIN_US = -2_208_988_800 * US_PER_SECOND  # 1900-01-01T00:00:00Z
 MAX_US = 7_258_118_400 * US_PER_SECOND - 1  # 2199-12-31T23:59:59.999999Z
