@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from pyrometer.api import availability, routes_ingest, routes_leads, routes_playbook, routes_reports
 from pyrometer.api.convert import FieldErrors
 from pyrometer.api.cors import cors_origins_from_env, install_cors
 from pyrometer.api.docs import docs_from_env, install_docs
+from pyrometer.api.errors import safe_errors, validation_error
 from pyrometer.api.limits import DEFAULT_MAX_BODY, BodyLimit
 from pyrometer.service.decay import DecayScheduler
 from pyrometer.service.grouping import MAX_QUEUED_MESSAGES, GroupCommitter
@@ -104,7 +106,10 @@ def create_app(
 
     @app.exception_handler(FieldErrors)
     async def field_errors(_request: Request, exc: FieldErrors) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": exc.errors})
+        return JSONResponse(status_code=422, content={"detail": safe_errors(exc.errors)})
+
+    # Names the field and shows an excerpt, never the whole input (pyrometer.api.errors).
+    app.add_exception_handler(RequestValidationError, validation_error)
 
     availability.install(app, monitor, request_timeout)
     app.add_middleware(BodyLimit, max_bytes=max_body)

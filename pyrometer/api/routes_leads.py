@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import AfterValidator
 
 from pyrometer.api.auth import require
 from pyrometer.api.deps import not_found, service_of, unprocessable
-from pyrometer.api.schemas import MAX_ID, LeadUpdate, StageMove, _check_text
+from pyrometer.api.schemas import MAX_ID, LeadUpdate, StageMove, _check_text, _lead_id
 from pyrometer.core.playbook import Stage, Temperature
 from pyrometer.core.timeutil import to_us
 from pyrometer.service import leads as lead_changes
@@ -19,7 +19,12 @@ from pyrometer.service.reads import BadCursor, LeadQuery, get_lead, list_leads
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"])
 
-LeadId = Annotated[str, Path(min_length=1, max_length=MAX_ID), AfterValidator(_check_text)]
+LeadId = Annotated[
+    str,
+    Path(min_length=1, max_length=MAX_ID),
+    AfterValidator(_check_text),
+    AfterValidator(_lead_id),  # trimmed, NFC: the id ingest stored
+]
 Text = Annotated[
     str | None, Query(max_length=MAX_ID), AfterValidator(lambda v: v and _check_text(v))
 ]
@@ -60,7 +65,8 @@ def leads_list(
     try:
         return list_leads(service_of(request), query)
     except BadCursor as exc:
-        raise unprocessable(["query", "cursor"], str(exc)) from None
+        detail = [{"loc": ["query", "cursor"], "msg": str(exc), "type": "bad_cursor"}]
+        raise HTTPException(status_code=400, detail=detail) from None
 
 
 @router.get("/{lead_id}", dependencies=[Depends(require(Scope.READ))])

@@ -4,7 +4,10 @@ Ingest speaks Segment's message format (``type``, ``userId``, ``anonymousId``, `
 ``properties``, ``traits``, ``timestamp``, ``messageId``...), so a Segment or RudderStack
 forwarder works unchanged; fields Pyrometer does not use (``context``, ``integrations``)
 are accepted and ignored. Text the databases cannot store (NUL characters, unpaired
-surrogates, NaN) is refused here rather than failing in the store.
+surrogates, NaN) is refused here rather than failing in the store, and so are times outside
+the accepted range (:data:`pyrometer.core.timeutil.MIN_US` .. ``MAX_US``). Lead ids
+(``userId``, ``anonymousId``, ``previousId``) arrive in their normal form
+(:func:`pyrometer.core.ids.normalize_lead_id`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from pyrometer.core.ids import normalize_lead_id
+from pyrometer.core.timeutil import check_us, to_us
 
 MAX_ID = 200
 MAX_BATCH = 2500
@@ -48,21 +54,57 @@ def _check_json(value: Any, depth: int = 0) -> Any:
     return value
 
 
+def _finite(value: Any) -> Any:
+    """Numbers are taken as text for ids (``coerce_numbers_to_str``), but not NaN or
+    infinity: ``userId: 1e400`` must not become a lead called ``inf``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be text or a finite number, not NaN or infinity")
+    return value
+
+
+def _lead_id(value: str) -> str:
+    normal = normalize_lead_id(value)  # EmptyLeadId is a ValueError: a 422 naming the field
+    if len(normal) > MAX_ID:
+        raise ValueError(f"must have at most {MAX_ID} characters")
+    return normal
+
+
+def _check_time(value: datetime | None) -> datetime | None:
+    if value is not None:
+        check_us(to_us(value))  # TimeRangeError is a ValueError: a 422 naming the field
+    return value
+
+
 SafeText = Annotated[str, AfterValidator(_check_text)]
-Id = Annotated[str, Field(min_length=1, max_length=MAX_ID), AfterValidator(_check_text)]
+Id = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_ID),
+    BeforeValidator(_finite),
+    AfterValidator(_check_text),
+]
+# A lead's id (userId, anonymousId, previousId, a lead in a path): normalised.
+LeadIdText = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_ID),
+    BeforeValidator(_finite),
+    AfterValidator(_check_text),
+    AfterValidator(_lead_id),
+]
+# Every time in a request: in the accepted range.
+Timestamp = Annotated[datetime, AfterValidator(_check_time)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(_check_json)]
 
 
 class _Message(BaseModel):
     model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
 
-    userId: Id | None = None
-    anonymousId: Id | None = None
+    userId: LeadIdText | None = None
+    anonymousId: LeadIdText | None = None
     messageId: Id | None = None
-    timestamp: datetime | None = None
-    originalTimestamp: datetime | None = None
-    sentAt: datetime | None = None
-    receivedAt: datetime | None = None
+    timestamp: Timestamp | None = None
+    originalTimestamp: Timestamp | None = None
+    sentAt: Timestamp | None = None
+    receivedAt: Timestamp | None = None
     context: JsonObject | None = None
 
     @model_validator(mode="after")
@@ -80,7 +122,12 @@ class TrackIn(_Message):
     """Something a person did: ``event`` with ``properties``."""
 
     type: Literal["track"] = "track"
-    event: Annotated[str, Field(min_length=1, max_length=MAX_ID), AfterValidator(_check_text)]
+    event: Annotated[
+        str,
+        Field(min_length=1, max_length=MAX_ID),
+        BeforeValidator(_finite),
+        AfterValidator(_check_text),
+    ]
     properties: JsonObject = Field(default_factory=dict)
 
 
@@ -88,7 +135,12 @@ class PageIn(_Message):
     """A page view: a ``page_view`` event with the page's ``url``."""
 
     type: Literal["page"] = "page"
-    name: Annotated[str, Field(max_length=MAX_ID), AfterValidator(_check_text)] | None = None
+    name: (
+        Annotated[
+            str, Field(max_length=MAX_ID), BeforeValidator(_finite), AfterValidator(_check_text)
+        ]
+        | None
+    ) = None
     properties: JsonObject = Field(default_factory=dict)
 
 
@@ -104,10 +156,10 @@ class AliasIn(BaseModel):
 
     model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
     type: Literal["alias"] = "alias"
-    userId: Id
-    previousId: Id
+    userId: LeadIdText
+    previousId: LeadIdText
     messageId: Id | None = None
-    timestamp: datetime | None = None
+    timestamp: Timestamp | None = None
 
 
 class OtherIn(BaseModel):
@@ -151,7 +203,7 @@ class StageMove(BaseModel):
     stage: Literal[
         "sales_accepted", "opportunity_created", "won", "lost", "disqualified", "recycled"
     ]
-    at: datetime | None = None
+    at: Timestamp | None = None
 
 
 class PlaybookIn(BaseModel):

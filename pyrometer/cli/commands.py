@@ -16,7 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from pyrometer.cli.output import print_table, stdout_console
-from pyrometer.core.timeutil import iso, parse_timestamp, to_us
+from pyrometer.core.ids import EmptyLeadId, normalize_lead_id
+from pyrometer.core.timeutil import TimeRangeError, iso, parse_time_us, to_us
 
 if TYPE_CHECKING:  # imported where used: `pyrometer --help` loads neither DuckDB nor pydantic
     import duckdb
@@ -83,15 +84,26 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(code=2) from None
 
 
-def parse_as_of(text: str | None) -> int:
+def parse_as_of(text: str | None, option: str = "--as-of") -> int:
+    """The time ``option`` gives (default: now), in the accepted range of times."""
     if text is None:
         return to_us(datetime.now(UTC))
     try:
-        return to_us(parse_timestamp(text))
+        return parse_time_us(text)
+    except TimeRangeError as exc:
+        raise UserError(f"{option}: {text!r} {exc}") from None
     except ValueError:
         raise UserError(
-            f"--as-of: {text!r} is not an ISO-8601 time such as 2026-11-23T10:00:00Z"
+            f"{option}: {text!r} is not an ISO-8601 time such as 2026-11-23T10:00:00Z"
         ) from None
+
+
+def lead_argument(text: str, argument: str = "LEAD") -> str:
+    """A lead id given on the command line, in the normal form the files' ids take."""
+    try:
+        return normalize_lead_id(text)
+    except EmptyLeadId as exc:
+        raise UserError(f"{argument}: {exc}") from None
 
 
 def _open(
@@ -297,6 +309,7 @@ def explain_command(
     with user_errors():
         book = load_playbook(playbook)
         as_of_us = parse_as_of(as_of)
+        lead_id = lead_argument(lead_id)
         con = connect()
         event_table, lead_table = _open(
             con, book, events, leads, False, id_column=id_column, encoding=encoding

@@ -46,7 +46,7 @@ def demo_command(
 
     with user_errors():
         book = load_playbook(playbook)
-        end_us = parse_as_of(end)
+        end_us = parse_as_of(end, "--end")
         with err.status(f"Generating {leads} leads..."):
             company = generate(leads, seed=seed, end=from_us(end_us))
             leads_path, events_path = company.write(folder)

@@ -67,6 +67,10 @@ class EventTable:
     """How many rows, when the reader knows cheaply (Parquet metadata)."""
     earliest_us: int | None = None
     """The earliest time, when the reader knows cheaply (Parquet statistics)."""
+    normal_lead_id: Callable[[str], str] | None = field(default=None, compare=False)
+    """When ``lead_id`` may not be in normal form (:mod:`pyrometer.core.ids`): the SQL of
+    an id expression's normal form. Scoring then checks the scored leads' ids (one per
+    lead, cheap) and scores again with every row's id normalised only if one is not."""
 
 
 @dataclass(frozen=True)
@@ -981,6 +985,8 @@ class DuckDBBatchScorer:
         say = progress or (lambda _stage: None)
         if events is not None:
             self._score_events(events, as_of_us, say)
+            if self._ids_not_normal(events):
+                self._score_events(_normal_ids(events), as_of_us, say)
         else:
             self.con.execute(
                 "CREATE OR REPLACE TEMP TABLE pyro_act (lead_id VARCHAR, engagement DOUBLE, "
@@ -1022,6 +1028,16 @@ class DuckDBBatchScorer:
             FROM (SELECT *, {temperature} AS temperature, {stage} AS stage FROM ({base}))
         """)
 
+    def _ids_not_normal(self, events: EventTable) -> bool:
+        """Whether a lead scored in ``pyro_act`` has an id not in normal form."""
+        if events.normal_lead_id is None:
+            return False
+        normal = events.normal_lead_id("lead_id")
+        row = self.con.execute(
+            f"SELECT count(*) FROM pyro_act WHERE lead_id IS DISTINCT FROM {normal}"
+        ).fetchone()
+        return bool(row and row[0])
+
     def _default_fit(self) -> tuple[float, bool]:
         """Fit and suppression of a lead with no attributes (rules on ``missing`` match)."""
         return (
@@ -1045,6 +1061,16 @@ class DuckDBBatchScorer:
     ) -> dict[str, ScoredLead]:
         """Scores of ``lead_ids`` with their full ledgers (every rule, every event)."""
         wanted = ", ".join(quote_literal(lead) for lead in lead_ids)
+        if events is not None and events.normal_lead_id is not None:
+            # The leads' rows, found by their ids' normal form, once (a few rows).
+            normal = events.normal_lead_id("lead_id")
+            self.con.execute(
+                "CREATE OR REPLACE TEMP TABLE pyro_explained AS SELECT * REPLACE "
+                f"({normal} AS lead_id) FROM {events.sql} WHERE {normal} IN ({wanted or 'NULL'})"
+            )
+            events = replace(
+                events, sql="pyro_explained", rows=None, earliest_us=None, normal_lead_id=None
+            )
         lead_filter = f"AND e.lead_id IN ({wanted})" if lead_ids else "AND FALSE"
         scored = {
             lead: lead_score
@@ -1130,6 +1156,17 @@ def _reuse(sql: str, part: str, column: str) -> tuple[str, bool]:
             out += column + piece
             found = True
     return out, found
+
+
+def _normal_ids(events: EventTable) -> EventTable:
+    """``events`` with every row's lead id in normal form."""
+    assert events.normal_lead_id is not None
+    normal = events.normal_lead_id("lead_id")
+    return replace(
+        events,
+        sql=f"(SELECT * REPLACE ({normal} AS lead_id) FROM {events.sql})",
+        normal_lead_id=None,
+    )
 
 
 def _only(table: _Table | None, wanted: str) -> _Table | None:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pyrometer.core.conditions import normalize_name
+from pyrometer.core.ids import EmptyLeadId, normalize_lead_id
 from pyrometer.predictive.loading import DataError, clean_missing, to_datetimes
 
 WINDOWS_DAYS = (7, 30, 90)
@@ -76,6 +77,16 @@ def configure(events: pd.DataFrame, source: str, lead_id_column: str | None) -> 
     return config
 
 
+def _lead_key(value: object) -> str | None:
+    """A lead id in its normal form (trimmed, NFC) to join on; blank ids join nothing."""
+    if value is None:
+        return None
+    try:
+        return normalize_lead_id(str(value))
+    except EmptyLeadId:
+        return None
+
+
 def compute(
     config: EventConfig,
     events: pd.DataFrame,
@@ -95,14 +106,14 @@ def compute(
         )
     frame = pd.DataFrame(
         {
-            "lead": log[config.id_column].map(lambda v: None if v is None else str(v)).to_numpy(),
+            "lead": log[config.id_column].map(_lead_key).to_numpy(),
             "type": log[config.name_column].map(lambda v: normalize_name(str(v))).to_numpy(),
             "ts": stamps.to_numpy(),
         }
     ).dropna()
     leads = pd.DataFrame(
         {
-            "lead": [None if v is None else str(v) for v in lead_ids.tolist()],
+            "lead": [_lead_key(v) for v in lead_ids.tolist()],
             "decision": to_datetimes(decision_times).to_numpy(),
             "row": np.arange(len(lead_ids)),
         }

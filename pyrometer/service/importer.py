@@ -58,7 +58,8 @@ def import_events(
     numbered = id_type is not None and id_type[0] != "VARCHAR"
     total = con.execute(f"SELECT count(*) FROM {table.sql}").fetchone()[0]  # type: ignore[index]
     props = list(table.properties.items())
-    select = ", ".join(["lead_id", "event", "ts_us", "event_id"] + [sql for _, sql in props])
+    lead_sql = table.normal_lead_id("lead_id") if table.normal_lead_id else "lead_id"
+    select = ", ".join([lead_sql, "event", "ts_us", "event_id"] + [sql for _, sql in props])
     cursor = con.execute(f"SELECT {select} FROM {table.sql}")
     accepted = duplicates = done = 0
     for rows in _chunks(cursor):

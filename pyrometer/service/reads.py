@@ -7,8 +7,6 @@ filtering and sorting a list, with the same formula so both agree.
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,6 +18,7 @@ from pyrometer.core.ledger import in_event_order, revalue
 from pyrometer.core.model import ScoredLead
 from pyrometer.core.playbook import Playbook
 from pyrometer.core.timeutil import iso
+from pyrometer.service.cursors import BadCursor, decode_cursor, encode_cursor
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import LeadRecord, as_of, current, replay
 from pyrometer.store import repo
@@ -119,27 +118,16 @@ class LeadQuery:
     cursor: str | None = None
 
 
-class BadCursor(ValueError):
-    pass
-
-
-def _decode(cursor: str) -> dict[str, Any]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor.encode() + b"==").decode())
-        if not isinstance(data, dict) or not {"t", "v", "id", "s"} <= set(data):
-            raise ValueError
-        return data
-    except (ValueError, UnicodeDecodeError):
-        raise BadCursor("not a cursor this API gave out") from None
-
-
-def _encode(data: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+def _decode(service: Service, cursor: str) -> dict[str, Any]:
+    data = decode_cursor(service, cursor)  # signed: only this server's cursors get here
+    if not {"t", "v", "id", "s"} <= set(data):
+        raise BadCursor("not a cursor of the lead list")
+    return data
 
 
 def list_leads(service: Service, query: LeadQuery) -> dict[str, Any]:
     """A page of leads; ``next_cursor`` continues it, all pages scored at the same time."""
-    state = _decode(query.cursor) if query.cursor else None
+    state = _decode(service, query.cursor) if query.cursor else None
     if state is not None and state["s"] != query.sort:
         raise BadCursor("the cursor belongs to another sort order")
     now = int(state["t"]) if state else service.clock()
@@ -199,12 +187,14 @@ def list_leads(service: Service, query: LeadQuery) -> dict[str, Any]:
         for row in rows:
             record = repo.record_of(row)
             items.append(lead_summary(record, current(book, record.state, now)))
-        next_cursor = None
+        following = None
         if more and rows:
             last = rows[-1]
-            next_cursor = _encode(
-                {"t": now, "v": last.sort_key, "id": last.lead_id, "s": query.sort}
-            )
-        return {"as_of": iso(now), "items": items, "next_cursor": next_cursor}
+            following = {"t": now, "v": last.sort_key, "id": last.lead_id, "s": query.sort}
+        return {"as_of": iso(now), "items": items, "next_cursor": following}
 
-    return service.read(work)
+    page = service.read(work)
+    # Signed after the read: the first signature ever made writes the store's key.
+    if page["next_cursor"] is not None:
+        page["next_cursor"] = encode_cursor(service, page["next_cursor"])
+    return page

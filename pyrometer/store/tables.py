@@ -129,3 +129,13 @@ jobs = sa.Table(
     sa.Column("finished_us", sa.BigInteger),
     sa.Column("error", sa.Text),
 )
+
+# Secrets the server makes for itself once and every process shares, such as the key that
+# signs list cursors (pyrometer.store.secrets).
+server_secrets = sa.Table(
+    "server_secrets",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+)

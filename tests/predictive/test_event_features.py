@@ -102,3 +102,20 @@ def test_training_with_events_uses_them(tmp_path: Path) -> None:
     assert name in prepared.schema.columns
     counts = prepared.X[name].to_numpy()
     assert counts[won.to_numpy()].mean() > counts[~won.to_numpy()].mean() + 1
+
+
+def test_lead_ids_join_in_their_normal_form() -> None:
+    """Events and leads spelled differently (white space, composed or not) are one lead."""
+    log = _log(
+        [
+            (" Jose\u0301", "page_view", T0 - pd.Timedelta(days=1)),
+            ("Jos\u00e9\t", "page_view", T0 - pd.Timedelta(days=2)),
+            ("   ", "page_view", T0 - pd.Timedelta(days=2)),  # no lead: joins nothing
+        ]
+    )
+    config = event_features.configure(log, "events", None)
+    leads = pd.Series(["Jos\u00e9 ", " "], dtype=object)
+    times = pd.Series([T0.isoformat()] * 2, dtype=object)
+    f = event_features.compute(config, log, leads, times)
+    p = event_features.PREFIX
+    assert f[f"{p}page_view in 7d"].tolist() == [2, 0]

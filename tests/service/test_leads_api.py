@@ -158,7 +158,7 @@ def test_list_filters_sorts_and_pages_with_a_cursor(client: TestClient, keys: Ke
     recent = client.get("/v1/leads", params={"sort": "-last_activity", "limit": 3}, headers=auth)
     assert [x["lead_id"] for x in recent.json()["items"]] == ["L01", "L02", "L03"]
     bad = client.get("/v1/leads", params={"cursor": "garbage"}, headers=auth)
-    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "cursor"]
+    assert bad.status_code == 400 and bad.json()["detail"][0]["loc"] == ["query", "cursor"]
 
 
 def test_sales_stage_moves_and_attribute_updates(
