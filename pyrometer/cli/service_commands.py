@@ -1,4 +1,4 @@
-"""Service commands: ``serve``, ``import`` and ``keys create``.
+"""Service commands: ``serve``, ``import`` and ``keys create|list|revoke``.
 
 They all open the store named by ``--database`` or ``PYROMETER_DATABASE_URL`` (default:
 ``pyrometer.db`` here), migrating it to the newest schema first.
@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pyrometer.cli.commands import UserError, err, out, user_errors
-from pyrometer.service.keys import Scope, create_key
+from pyrometer.service.keys import Scope, create_key, list_keys, revoke_key
 from pyrometer.service.runtime import Service
 from pyrometer.store.engine import URL_VARIABLE, database_url
 
@@ -211,9 +211,46 @@ def keys_create(
     print(key)
 
 
+def keys_list(
+    all_keys: Annotated[
+        bool, typer.Option("--all/--active", help="Include revoked keys (default) or not.")
+    ] = True,
+    database: DatabaseOpt = None,
+) -> None:
+    """List the API keys: id, scope, name, first characters, created, revoked (never a key)."""
+    from pyrometer.cli.keys_table import keys_table
+
+    with user_errors():
+        service = _open(database)
+        infos = list_keys(service, include_revoked=all_keys)
+        service.close()
+    print(keys_table(infos))
+
+
+def keys_revoke(
+    key_id: Annotated[int, typer.Argument(help="The key's id, from `pyrometer keys list`.")],
+    database: DatabaseOpt = None,
+) -> None:
+    """Revoke a key: every server refuses it from its next request on."""
+    with user_errors():
+        service = _open(database)
+        info = revoke_key(service, key_id)
+        service.close()
+        if info is None:
+            raise UserError(f"KEY_ID: there is no key {key_id} (see `pyrometer keys list`)")
+    out.print(
+        f"revoked key {info.id} ({info.scope}, {info.name!r})",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve_command)
     app.command("import")(import_command)
     keys_app = typer.Typer(help="API keys for the service.", no_args_is_help=True)
     keys_app.command("create")(keys_create)
+    keys_app.command("list")(keys_list)
+    keys_app.command("revoke")(keys_revoke)
     app.add_typer(keys_app, name="keys")

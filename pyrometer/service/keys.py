@@ -1,24 +1,23 @@
 """API keys: created once and shown once, stored only as a SHA-256 hash.
 
 Keys are long random tokens, so a plain fast hash is enough (no password stretching) and
-lets a request's key be found by an indexed lookup. Checked keys are cached briefly so
-ingest does not pay a query per request; a revoked key stops working within the TTL.
+lets a request's key be found by an indexed lookup. Every request looks its key up in
+the store (:mod:`pyrometer.store.key_lookup`, a few µs on SQLite, one round trip on
+PostgreSQL): a revoked key fails on the very next request, in every server process.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
-import time
+from dataclasses import dataclass
 from enum import StrEnum
 
 import sqlalchemy as sa
 
 from pyrometer.service.runtime import Service
+from pyrometer.store.key_lookup import KeyLookup
 from pyrometer.store.tables import api_keys
-
-CACHE_SECONDS = 30.0
 
 
 class Scope(StrEnum):
@@ -35,56 +34,103 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def create_key(service: Service, scope: Scope, name: str = "") -> str:
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What may be shown about a key: never the key, never its hash.
+
+    ``prefix`` is the key's first 16 characters (``pyro_read_Uphya``), enough to tell
+    keys apart and far too little to use one.
+    """
+
+    id: int
+    scope: str
+    name: str
+    prefix: str
+    created_us: int
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """A key just created: ``key`` is known only now."""
+
+    info: KeyInfo
+    key: str
+
+
+def new_key(service: Service, scope: Scope, name: str = "") -> NewKey:
     """A new key with ``scope``; the only time the key itself is known."""
     key = f"pyro_{scope.value}_{secrets.token_urlsafe(24)}"
-    service.write(
-        lambda conn: conn.execute(
-            api_keys.insert().values(
-                key_hash=_hash(key),
-                prefix=key[:16],
-                scope=scope.value,
-                name=name or scope.value,
-                created_us=service.clock(),
-                revoked=False,
-            )
-        )
+    created = service.clock()
+    values = {
+        "key_hash": _hash(key),
+        "prefix": key[:16],
+        "scope": scope.value,
+        "name": name or scope.value,
+        "created_us": created,
+        "revoked": False,
+    }
+    key_id = service.write(
+        lambda conn: conn.execute(api_keys.insert().values(**values)).inserted_primary_key[0]
     )
-    return key
+    info = KeyInfo(int(key_id), scope.value, values["name"], key[:16], created, False)
+    return NewKey(info, key)
+
+
+def create_key(service: Service, scope: Scope, name: str = "") -> str:
+    """A new key with ``scope``, as text (see :func:`new_key`)."""
+    return new_key(service, scope, name).key
+
+
+_COLUMNS = (
+    api_keys.c.id,
+    api_keys.c.scope,
+    api_keys.c.name,
+    api_keys.c.prefix,
+    api_keys.c.created_us,
+    api_keys.c.revoked,
+)
+
+
+def _info(row: sa.Row[tuple[int, str, str, str, int, bool]]) -> KeyInfo:
+    return KeyInfo(int(row.id), row.scope, row.name, row.prefix, int(row.created_us), row.revoked)
+
+
+def list_keys(service: Service, include_revoked: bool = True) -> list[KeyInfo]:
+    """Every key, oldest first, without its secret."""
+    query = sa.select(*_COLUMNS).order_by(api_keys.c.id)
+    if not include_revoked:
+        query = query.where(api_keys.c.revoked.is_(False))
+    return [_info(row) for row in service.read(lambda conn: conn.execute(query).all())]
+
+
+def revoke_key(service: Service, key_id: int) -> KeyInfo | None:
+    """Revoke the key ``key_id`` (again is fine); None when there is no such key.
+
+    Committed before this returns, and keys are checked in the store on every request,
+    so the next request with the key is refused by every server process.
+    """
+
+    def work(conn: sa.Connection) -> KeyInfo | None:
+        conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(revoked=True))
+        row = conn.execute(sa.select(*_COLUMNS).where(api_keys.c.id == key_id)).first()
+        return None if row is None else _info(row)
+
+    return service.write(work)
 
 
 class KeyChecker:
-    """Scope of a presented key (``None``: unknown or revoked), with a short cache."""
+    """Scope of a presented key (``None``: unknown or revoked), asked of the store each time."""
 
     def __init__(self, service: Service) -> None:
-        self._service = service
-        self._cache: dict[str, tuple[float, str | None]] = {}
-        self._lock = threading.Lock()
+        self._lookup = KeyLookup(service.engine)
 
-    def cached(self, key: str) -> tuple[bool, str | None]:
-        """``(True, scope)`` when the cache knows the key (scope ``None``: a bad key)."""
-        with self._lock:
-            hit = self._cache.get(_hash(key))
-        if hit is not None and hit[0] > time.monotonic():
-            return True, hit[1]
-        return False, None
+    async def scope_of_async(self, key: str) -> str | None:
+        """On the event loop; raises ``StoreUnreachable`` when the store does not answer."""
+        return await self._lookup.scope(_hash(key))
 
     def scope_of(self, key: str) -> str | None:
-        digest = _hash(key)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(digest)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        scope = self._service.read(
-            lambda conn: conn.execute(
-                sa.select(api_keys.c.scope).where(
-                    api_keys.c.key_hash == digest, api_keys.c.revoked.is_(False)
-                )
-            ).scalar()
-        )
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[digest] = (now + CACHE_SECONDS, scope)
-        return scope
+        return self._lookup.scope_sync(_hash(key))
+
+    def close(self) -> None:
+        self._lookup.close()
