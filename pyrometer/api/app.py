@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pyrometer.api import routes_ingest, routes_keys, routes_leads, routes_playbook, routes_reports
 from pyrometer.api.convert import FieldErrors
 from pyrometer.api.limits import DEFAULT_MAX_BODY, BodyLimit
+from pyrometer.api.request_context import RequestContext
 from pyrometer.service.decay import DecayScheduler
 from pyrometer.service.grouping import GroupCommitter
 from pyrometer.service.keys import KeyChecker
@@ -88,4 +89,5 @@ def create_app(
         return {"ok": True}
 
     app.add_middleware(BodyLimit, max_bytes=max_body)
+    app.add_middleware(RequestContext)  # outermost: ids and logs for every answer
     return app

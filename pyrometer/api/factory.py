@@ -12,6 +12,7 @@ import os
 from fastapi import FastAPI
 
 from pyrometer.api.app import create_app
+from pyrometer.api.logs import ACCESS_VARIABLE, FORMAT_VARIABLE, configure_logging
 from pyrometer.service.runtime import Service
 
 SCORING_PROCESSES = 2  # per server process: Python runs one thread at a time in each
@@ -19,5 +20,10 @@ SCORING_VARIABLE = "PYROMETER_SCORING_PROCESSES"
 
 
 def app_from_env() -> FastAPI:
+    # Spawned workers start with no logging set up: the format ``serve`` was given.
+    configure_logging(
+        "json" if os.environ.get(FORMAT_VARIABLE) == "json" else "text",
+        access_log=bool(os.environ.get(ACCESS_VARIABLE)),
+    )
     processes = int(os.environ.get(SCORING_VARIABLE, SCORING_PROCESSES))
     return create_app(Service.open(), scoring_processes=processes)

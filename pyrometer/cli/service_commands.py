@@ -45,6 +45,14 @@ def serve_command(
     ] = False,
     demo_leads: Annotated[int, typer.Option("--demo-leads", min=10)] = 500,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format",
+            help="Log lines on stderr: text, or json (one object per line). "
+            "Never a request's body, traits or properties.",
+        ),
+    ] = "text",
     workers: Annotated[
         int,
         typer.Option("--workers", min=1, help="Server processes (on 2 cores, 1 is fastest)."),
@@ -64,11 +72,14 @@ def serve_command(
 
     from pyrometer.api.app import create_app
     from pyrometer.api.factory import SCORING_PROCESSES, SCORING_VARIABLE
+    from pyrometer.api.logs import ACCESS_VARIABLE, FORMAT_VARIABLE, FORMATS, configure_logging
 
     if scoring_processes is None:
         scoring_processes = SCORING_PROCESSES
 
     with user_errors():
+        if log_format not in FORMATS:
+            raise UserError(f"--log-format: expected text or json, got {log_format!r}")
         service = _open(database)
         if demo:
             _load_demo(service, demo_leads)
@@ -78,13 +89,19 @@ def serve_command(
                 )
         out.print(f"Pyrometer on http://{host}:{port} (API docs at /docs)", highlight=False)
     log_level = "info" if access_log else "warning"
+    # Our handler and formats for every logger, uvicorn's too; requests are logged by
+    # pyrometer.api.request_context (route templates, request ids), not uvicorn's access log.
+    configure_logging("json" if log_format == "json" else "text", access_log)
+    os.environ[FORMAT_VARIABLE] = log_format
+    os.environ[ACCESS_VARIABLE] = "1" if access_log else ""
     if workers == 1:
         uvicorn.run(
             create_app(service, scoring_processes=scoring_processes),
             host=host,
             port=port,
-            access_log=access_log,
+            access_log=False,
             log_level=log_level,
+            log_config=None,
         )
         return
     service.close()
@@ -96,8 +113,9 @@ def serve_command(
         workers=workers,
         host=host,
         port=port,
-        access_log=access_log,
+        access_log=False,
         log_level=log_level,
+        log_config=None,
     )
 
 
