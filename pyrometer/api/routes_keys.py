@@ -38,13 +38,15 @@ def _view(info: KeyInfo) -> dict[str, Any]:
         "name": info.name,
         "prefix": info.prefix,
         "created": iso(info.created_us),
+        "last_used": None if info.last_used_us is None else iso(info.last_used_us),
         "revoked": info.revoked,
     }
 
 
 @router.get("/keys")
 def keys_list(request: Request) -> dict[str, Any]:
-    """Every key, oldest first: id, scope, name, first characters, created, revoked."""
+    """Every key, oldest first: id, scope, name, first characters, created, last used (to
+    the minute; null: never), revoked."""
     return {"items": [_view(info) for info in list_keys(service_of(request))]}
 
 

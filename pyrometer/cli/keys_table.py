@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pyrometer.core.timeutil import iso
 from pyrometer.service.keys import KeyInfo
 
-HEADER = ("id", "scope", "name", "prefix", "created", "revoked")
+HEADER = ("id", "scope", "name", "prefix", "created", "last_used", "revoked")
 
 
 def keys_table(infos: Sequence[KeyInfo]) -> str:
@@ -23,6 +23,7 @@ def keys_table(infos: Sequence[KeyInfo]) -> str:
             _one_line(info.name),
             info.prefix + "…",
             iso(info.created_us),
+            "never" if info.last_used_us is None else iso(info.last_used_us),
             "yes" if info.revoked else "no",
         )
         for info in infos

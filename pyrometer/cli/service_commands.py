@@ -235,7 +235,10 @@ def keys_list(
     ] = True,
     database: DatabaseOpt = None,
 ) -> None:
-    """List the API keys: id, scope, name, first characters, created, revoked (never a key)."""
+    """List the API keys: id, scope, name, first characters, created, last used, revoked.
+
+    Never a key itself: only its hash is stored.
+    """
     from pyrometer.cli.keys_table import keys_table
 
     with user_errors():

@@ -4,12 +4,15 @@ Keys are long random tokens, so a plain fast hash is enough (no password stretch
 lets a request's key be found by an indexed lookup. Every request looks its key up in
 the store (:mod:`pyrometer.store.key_lookup`, a few µs on SQLite, one round trip on
 PostgreSQL): a revoked key fails on the very next request, in every server process.
+When a key was last used is noted in memory and written once a minute.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
+import threading
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -18,6 +21,8 @@ import sqlalchemy as sa
 from pyrometer.service.runtime import Service
 from pyrometer.store.key_lookup import KeyLookup
 from pyrometer.store.tables import api_keys
+
+LAST_USED_FLUSH_SECONDS = 60.0
 
 
 class Scope(StrEnum):
@@ -38,6 +43,8 @@ def _hash(key: str) -> str:
 class KeyInfo:
     """What may be shown about a key: never the key, never its hash.
 
+    ``last_used_us``: when a server last let it in, to within a minute (None: never).
+
     ``prefix`` is the key's first 16 characters (``pyro_read_Uphya``), enough to tell
     keys apart and far too little to use one.
     """
@@ -48,6 +55,7 @@ class KeyInfo:
     prefix: str
     created_us: int
     revoked: bool
+    last_used_us: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +97,20 @@ _COLUMNS = (
     api_keys.c.prefix,
     api_keys.c.created_us,
     api_keys.c.revoked,
+    api_keys.c.last_used_us,
 )
 
 
-def _info(row: sa.Row[tuple[int, str, str, str, int, bool]]) -> KeyInfo:
-    return KeyInfo(int(row.id), row.scope, row.name, row.prefix, int(row.created_us), row.revoked)
+def _info(row: sa.Row[tuple[int, str, str, str, int, bool, int | None]]) -> KeyInfo:
+    return KeyInfo(
+        int(row.id),
+        row.scope,
+        row.name,
+        row.prefix,
+        int(row.created_us),
+        row.revoked,
+        None if row.last_used_us is None else int(row.last_used_us),
+    )
 
 
 def list_keys(service: Service, include_revoked: bool = True) -> list[KeyInfo]:
@@ -120,17 +137,84 @@ def revoke_key(service: Service, key_id: int) -> KeyInfo | None:
 
 
 class KeyChecker:
-    """Scope of a presented key (``None``: unknown or revoked), asked of the store each time."""
+    """Scope of a presented key (``None``: unknown or revoked), asked of the store each time.
 
-    def __init__(self, service: Service) -> None:
+    Also notes when each key was let in, and writes that down once a minute
+    (``last_used_us``, the latest time wins across processes) from a background thread:
+    a request pays a dictionary assignment, not a write.
+    """
+
+    def __init__(self, service: Service, flush_seconds: float = LAST_USED_FLUSH_SECONDS) -> None:
+        self._service = service
         self._lookup = KeyLookup(service.engine)
+        self._flush_seconds = flush_seconds
+        self._used: dict[int, int] = {}
+        self._used_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
 
     async def scope_of_async(self, key: str) -> str | None:
         """On the event loop; raises ``StoreUnreachable`` when the store does not answer."""
-        return await self._lookup.scope(_hash(key))
+        return self._note(await self._lookup.scope(_hash(key)))
 
     def scope_of(self, key: str) -> str | None:
-        return self._lookup.scope_sync(_hash(key))
+        return self._note(self._lookup.scope_sync(_hash(key)))
+
+    def _note(self, found: tuple[int, str] | None) -> str | None:
+        if found is None:
+            return None
+        key_id, scope = found
+        now = self._service.clock()
+        with self._used_lock:
+            self._used[key_id] = now
+            if self._flusher is None and not self._stop.is_set():
+                self._flusher = threading.Thread(
+                    target=self._flush_every, name="pyrometer-key-use", daemon=True
+                )
+                self._flusher.start()
+        return scope
+
+    def _flush_every(self) -> None:
+        while not self._stop.wait(self._flush_seconds):
+            with contextlib.suppress(Exception):  # a database blip: the times wait a round
+                self.flush()
+
+    def flush(self) -> None:
+        """Write the noted use times now (a later time never goes back)."""
+        with self._used_lock:
+            used, self._used = self._used, {}
+        if not used:
+            return
+        try:
+            record_use(self._service, used)
+        except Exception:
+            with self._used_lock:
+                for key_id, at in used.items():
+                    self._used[key_id] = max(at, self._used.get(key_id, at))
+            raise
 
     def close(self) -> None:
+        """Stop the writer, write what is noted, close the lookup's connections."""
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout=10)
+        with contextlib.suppress(Exception):  # closing anyway; at most a minute of use lost
+            self.flush()
         self._lookup.close()
+
+
+def record_use(service: Service, used: dict[int, int]) -> None:
+    """``used``: key id -> when it was let in; written only where it is later."""
+    statement = (
+        api_keys.update()
+        .where(api_keys.c.id == sa.bindparam("key_id"))
+        .where(
+            sa.or_(
+                api_keys.c.last_used_us.is_(None),
+                api_keys.c.last_used_us < sa.bindparam("used_us"),
+            )
+        )
+        .values(last_used_us=sa.bindparam("used_us"))
+    )
+    rows = [{"key_id": key_id, "used_us": at} for key_id, at in sorted(used.items())]
+    service.write(lambda conn: conn.execute(statement, rows))

@@ -26,8 +26,9 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-_SQLITE = "SELECT scope FROM api_keys WHERE key_hash = ? AND NOT revoked"
-_POSTGRES = "SELECT scope FROM api_keys WHERE key_hash = %s AND NOT revoked"
+_SQLITE = "SELECT id, scope FROM api_keys WHERE key_hash = ? AND NOT revoked"
+_POSTGRES = "SELECT id, scope FROM api_keys WHERE key_hash = %s AND NOT revoked"
+Found = tuple[int, str]  # the key's id and scope
 POSTGRES_CONNECTIONS = 4  # per server process; lookups beyond wait their turn
 CONNECT_TIMEOUT_SECONDS = 5
 
@@ -37,7 +38,8 @@ class StoreUnreachable(Exception):
 
 
 class KeyLookup:
-    """``scope(digest)``: the scope of an unrevoked key with that SHA-256 hash, else None."""
+    """``scope(digest)``: the id and scope of an unrevoked key with that SHA-256 hash, else
+    None."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -51,19 +53,19 @@ class KeyLookup:
         self._sqlite_lock = threading.Lock()
         self._pg = _PostgresConnections(engine) if self._postgres else None
 
-    async def scope(self, digest: str) -> str | None:
+    async def scope(self, digest: str) -> Found | None:
         if self._pg is not None:
             return await self._pg.scope(digest)
         return self.scope_sync(digest)
 
-    def scope_sync(self, digest: str) -> str | None:
+    def scope_sync(self, digest: str) -> Found | None:
         """SQLite on this thread; PostgreSQL (for callers outside a loop) through the pool."""
         if self._postgres or self._via_pool:
             with self._engine.connect() as conn:
                 row = conn.exec_driver_sql(
                     _POSTGRES if self._postgres else _SQLITE, (digest,)
                 ).first()
-            return None if row is None else str(row[0])
+            return None if row is None else (int(row[0]), str(row[1]))
         with self._sqlite_lock:
             for attempt in range(2):
                 try:
@@ -72,7 +74,7 @@ class KeyLookup:
                     # fetchall: the statement finishes, so no read transaction stays open
                     # (one would hold back the WAL checkpoint).
                     rows = self._sqlite.execute(_SQLITE, (digest,)).fetchall()
-                    return str(rows[0][0]) if rows else None
+                    return (int(rows[0][0]), str(rows[0][1])) if rows else None
                 except sqlite3.Error as exc:
                     self._close_sqlite()
                     if attempt == 1:
@@ -119,7 +121,7 @@ class _PostgresConnections:
         self._idle: list[Any] = []
         self._slots: asyncio.Semaphore | None = None
 
-    async def scope(self, digest: str) -> str | None:
+    async def scope(self, digest: str) -> Found | None:
         loop = asyncio.get_running_loop()
         if loop is not self._loop or self._slots is None:
             self.drop()
@@ -140,7 +142,7 @@ class _PostgresConnections:
                         raise StoreUnreachable(type(exc).__name__) from exc
                     continue
                 self._idle.append(conn)
-                return None if row is None else str(row[0])
+                return None if row is None else (int(row[0]), str(row[1]))
         raise AssertionError("unreachable")
 
     async def _connect(self) -> Any:

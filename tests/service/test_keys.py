@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from pyrometer.api.app import create_app
 from pyrometer.cli.app import app as cli
-from pyrometer.service.keys import KeyChecker, Scope, _hash, create_key, new_key
+from pyrometer.core.timeutil import iso
+from pyrometer.service.keys import KeyChecker, Scope, _hash, create_key, new_key, record_use
 from pyrometer.service.runtime import Service
 from pyrometer.store.tables import api_keys
 from service.conftest import Clock, Keys, free_port
@@ -80,7 +81,7 @@ def test_keys_are_listed_created_and_revoked_over_the_api(
     assert listing.status_code == 200
     items = listing.json()["items"]
     assert [item["name"] for item in items] == ["admin", "ingest", "read", "website"]
-    assert set(items[0]) == {"id", "scope", "name", "prefix", "created", "revoked"}
+    assert set(items[0]) == {"id", "scope", "name", "prefix", "created", "last_used", "revoked"}
     text = listing.text
     for key in (secret, keys.admin, keys.ingest, keys.read):
         assert key not in text and _hash(key) not in text  # neither the key nor its hash
@@ -127,9 +128,9 @@ def test_keys_list_and_revoke_from_the_cli(
     listed = runner.invoke(cli, ["keys", "list", "--database", store_url])
     assert listed.exit_code == 0, listed.output
     lines = listed.output.splitlines()
-    assert lines[0].split() == ["id", "scope", "name", "prefix", "created", "revoked"]
+    assert lines[0].split() == ["id", "scope", "name", "prefix", "created", "last_used", "revoked"]
     row = next(line for line in lines if line.startswith(f"{key_id} "))
-    assert "bi tool" in row and row.split()[1] == "read" and row.endswith("no")
+    assert "bi tool" in row and row.split()[1] == "read" and row.split()[-2:] == ["never", "no"]
     for key in (secret, keys.admin, keys.ingest, keys.read):
         assert key not in listed.output and _hash(key) not in listed.output
 
@@ -142,6 +143,31 @@ def test_keys_list_and_revoke_from_the_cli(
     assert not any(line.startswith(f"{key_id} ") for line in active.output.splitlines())
     unknown = runner.invoke(cli, ["keys", "revoke", "4242", "--database", store_url])
     assert unknown.exit_code == 2 and "4242" in unknown.output
+
+
+def test_keys_show_when_they_were_last_used(
+    client: TestClient, service: Service, store_url: str, clock: Clock, keys: Keys
+) -> None:
+    admin = Keys.bearer(keys.admin)
+
+    def last_used() -> dict[str, str | None]:
+        items = client.get("/v1/keys", headers=admin).json()["items"]
+        return {item["name"]: item["last_used"] for item in items}
+
+    checker: KeyChecker = client.app.state.keys  # type: ignore[attr-defined]
+    checker.flush()
+    assert last_used()["read"] is None  # never used
+    assert client.get("/v1/leads", headers=Keys.bearer(keys.read)).status_code == 200
+    clock.advance(3600)
+    assert client.get("/v1/leads", headers=Keys.bearer(keys.read)).status_code == 200
+    checker.flush()
+    seen = last_used()
+    assert seen["read"] == iso(clock.now_us) and seen["ingest"] is None
+    # Another process writing an older time does not move it back.
+    record_use(service, {_key_id(service, keys.read): clock.now_us - 10_000_000})
+    assert last_used()["read"] == iso(clock.now_us)
+    listed = CliRunner().invoke(cli, ["keys", "list", "--database", store_url])
+    assert iso(clock.now_us) in listed.output
 
 
 def test_a_store_that_does_not_answer_gives_503_not_401(client: TestClient, keys: Keys) -> None:
