@@ -19,9 +19,11 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from pyrometer.api.logs import JsonFormatter, TextFormatter, configure_logging
 from pyrometer.api.request_context import request_id_from
+from pyrometer.cli.app import app as cli
 from pyrometer.service.keys import Scope, create_key
 from pyrometer.service.runtime import Service
 from service.conftest import Keys, free_port
@@ -235,3 +237,11 @@ def test_request_ids_are_always_sane(value: bytes) -> None:
     chosen = request_id_from([(b"x-request-id", value)])
     assert SANE.fullmatch(chosen)
     assert (chosen == value.decode("latin-1")) == bool(SANE.fullmatch(value.decode("latin-1")))
+
+
+def test_an_unknown_log_format_is_one_clear_error(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'never.db'}"
+    result = CliRunner().invoke(cli, ["serve", "--log-format", "xml", "--database", database])
+    assert result.exit_code == 2
+    assert "--log-format" in result.output and "xml" in result.output
+    assert not (tmp_path / "never.db").exists()  # refused before anything was opened
