@@ -2,8 +2,9 @@
 
 Keys are looked up in the store on every request (so a revocation counts at once, in
 every process): this times :meth:`KeyChecker.scope_of_async`, as the auth dependency
-calls it on the event loop, on a fresh SQLite file and a fresh PostgreSQL schema.
-Wall time includes PostgreSQL's round trip; CPU is this process's only. Usage:
+calls it on the event loop (uvloop when installed, as ``serve`` runs), on a fresh SQLite
+file and a fresh PostgreSQL schema. Wall time includes PostgreSQL's round trip; CPU is
+this process's only. Usage:
 
     python bench/bench_key_check.py [--checks 5000] [--stores sqlite,postgres]
 """
@@ -48,7 +49,12 @@ def measure(url: str, checks: int) -> tuple[float, float]:
         )
 
     try:
-        return asyncio.run(run())
+        try:
+            import uvloop
+
+            return uvloop.run(run())
+        except ImportError:
+            return asyncio.run(run())
     finally:
         checker.close()
         service.close()
