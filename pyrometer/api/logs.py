@@ -6,8 +6,8 @@ longer and read by more people than the store. Two rules make sure of it:
 - The server's own lines (:mod:`pyrometer.api.request_context`) carry only ids, types,
   sizes and times: the request id, method, route template (``/v1/leads/{lead_id}``, not
   the lead's id, which is often an e-mail address), status and duration.
-- An exception is written as its types and stack frames only (:func:`describe`,
-  :func:`safe_traceback`), never its message: a database error's message holds the
+- An exception is written as its types and stack frames only
+  (:mod:`pyrometer.service.redact`), never its message: a database error's message holds the
   statement's parameters, which is the event itself. This holds for every logger that
   goes through the handler set up here (uvicorn's included) and for uncaught exceptions
   in threads.
@@ -23,12 +23,12 @@ import contextvars
 import logging
 import sys
 import threading
-import traceback
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, Literal
 
 import orjson
+
+from pyrometer.service.redact import describe, safe_traceback
 
 LogFormat = Literal["text", "json"]
 FORMATS: tuple[LogFormat, ...] = ("text", "json")
@@ -43,59 +43,6 @@ REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 REQUEST_FIELDS = ("method", "path", "status", "duration_ms", "body_bytes", "error", "sqlstate")
 ACCESS_LOGGER = "pyrometer.access"
 ERROR_LOGGER = "pyrometer.error"
-
-
-def describe(exc: BaseException) -> str:
-    """An exception by its types only: ``IntegrityError <- UniqueViolation``.
-
-    The chain (``raise ... from``, or raised while handling) is followed so the root
-    cause is named; messages and arguments are left out on purpose.
-    """
-    names: list[str] = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen and len(names) < 8:
-        seen.add(id(current))
-        names.append(_type_name(current))
-        current = current.__cause__ or current.__context__
-    return " <- ".join(names)
-
-
-def sqlstate(exc: BaseException) -> str | None:
-    """A database error's SQLSTATE code (safe to log, and says what went wrong)."""
-    orig = getattr(exc, "orig", None)
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    return str(code) if code else None
-
-
-def safe_traceback(
-    kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-) -> str:
-    """Where an exception went, frame by frame, with each exception's type but never its
-    message (nor the source lines' variables: none are printed)."""
-    if exc is None:
-        return ""
-    lines: list[str] = []
-    chain: list[BaseException] = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen and len(chain) < 8:
-        seen.add(id(current))
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    for depth, item in enumerate(reversed(chain)):
-        if depth:
-            lines.append("which led to:")
-        lines.append(f"{_type_name(item)} (message withheld)")
-        for frame in traceback.extract_tb(item.__traceback__):
-            lines.append(f'  File "{frame.filename}", line {frame.lineno}, in {frame.name}')
-    return "\n".join(lines)
-
-
-def _type_name(exc: BaseException) -> str:
-    kind = type(exc)
-    module = kind.__module__
-    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
 
 
 def _time(record: logging.LogRecord) -> str:

@@ -27,14 +27,8 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pyrometer.api.logs import (
-    ACCESS_LOGGER,
-    ERROR_LOGGER,
-    REQUEST_ID,
-    describe,
-    safe_traceback,
-    sqlstate,
-)
+from pyrometer.api.logs import ACCESS_LOGGER, ERROR_LOGGER, REQUEST_ID
+from pyrometer.service.redact import describe, safe_traceback, sqlstate
 
 _HEADER = b"x-request-id"
 _SANE = re.compile(rb"[A-Za-z0-9._:=+/-]{1,128}")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,8 +25,10 @@ from typer.testing import CliRunner
 from pyrometer.api.logs import JsonFormatter, TextFormatter, configure_logging
 from pyrometer.api.request_context import request_id_from
 from pyrometer.cli.app import app as cli
+from pyrometer.service import rescore
 from pyrometer.service.keys import Scope, create_key
 from pyrometer.service.runtime import Service
+from pyrometer.store.tables import jobs
 from service.conftest import Keys, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -245,3 +248,31 @@ def test_an_unknown_log_format_is_one_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "--log-format" in result.output and "xml" in result.output
     assert not (tmp_path / "never.db").exists()  # refused before anything was opened
+
+
+def test_a_failed_job_keeps_and_logs_only_the_error_type(
+    service: Service, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rescore job's error is shown by ``GET /v1/jobs/{id}``: not the data either."""
+    job_id = service.write(
+        lambda conn: conn.execute(
+            jobs.insert()
+            .values(kind="rescore", status="running", done=0, total=1, created_us=1)
+            .returning(jobs.c.id)
+        ).scalar_one()
+    )
+
+    def fail(*_args: object) -> bool:
+        params = [{"attributes": {"email": EMAIL, "phone": PHONE}}]
+        raise sa.exc.IntegrityError("UPDATE leads SET ...", params, ValueError(EMAIL))
+
+    monkeypatch.setattr(rescore, "rescore_step", fail)
+    caplog.set_level(logging.INFO)
+    rescore.run_job(service, job_id)
+    row = service.read(lambda conn: conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one())
+    assert row.status == "failed"
+    assert row.error == "sqlalchemy.exc.IntegrityError <- ValueError"
+    rendered = [caplog.text] + [TextFormatter().format(record) for record in caplog.records]
+    assert any("rescore job" in text and "IntegrityError" in text for text in rendered)
+    for text in rendered:
+        assert EMAIL not in text and PHONE not in text
