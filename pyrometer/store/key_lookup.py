@@ -16,7 +16,8 @@ lookup on SQLite, 166 on PostgreSQL, plus 80 for a hop to a worker thread):
   process for the round trip.
 
 A connection that fails is dropped and the lookup runs once more on a new one; a store
-that cannot be reached raises :class:`StoreUnreachable`.
+that cannot be reached, or (PostgreSQL) does not answer within
+:data:`LOOKUP_TIMEOUT_SECONDS`, raises :class:`StoreUnreachable`.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ import threading
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 _SQLITE = "SELECT id, scope FROM api_keys WHERE key_hash = ? AND NOT revoked"
 _POSTGRES = "SELECT id, scope FROM api_keys WHERE key_hash = %s AND NOT revoked"
 Found = tuple[int, str]  # the key's id and scope
 POSTGRES_CONNECTIONS = 4  # per server process; lookups beyond wait their turn
 CONNECT_TIMEOUT_SECONDS = 5
+LOOKUP_TIMEOUT_SECONDS = 5.0  # the whole lookup, connecting included, on PostgreSQL
 
 
 class StoreUnreachable(Exception):
@@ -78,7 +81,7 @@ class KeyLookup:
                     # (one would hold back the WAL checkpoint).
                     rows = self._sqlite.execute(_SQLITE, (digest,)).fetchall()
                     return (int(rows[0][0]), str(rows[0][1])) if rows else None
-                except sqlite3.Error as exc:
+                except (sqlite3.Error, DBAPIError) as exc:  # DBAPIError: opening it failed
                     self._close_sqlite()
                     if attempt == 1:
                         raise StoreUnreachable(type(exc).__name__) from exc
@@ -131,24 +134,35 @@ class _PostgresConnections:
             self._loop = loop
             self._slots = asyncio.Semaphore(POSTGRES_CONNECTIONS)
         async with self._slots:
-            for attempt in range(2):
-                # A connection and its cursor, reused: a new cursor per lookup costs more.
-                pair = self._idle.pop() if self._idle else None
-                try:
-                    if pair is None:
-                        conn = await self._connect()
-                        pair = (conn, conn.cursor())
-                    cursor = pair[1]
-                    await cursor.execute(_POSTGRES, (digest,), prepare=True)
-                    row = await cursor.fetchone()
-                except Exception as exc:  # psycopg.Error or OSError: a dead or absent server
-                    if pair is not None:
+            try:
+                async with asyncio.timeout(LOOKUP_TIMEOUT_SECONDS):
+                    return await self._lookup(digest)
+            except TimeoutError as exc:  # a partitioned or hung server: 503, not a hang
+                raise StoreUnreachable("TimeoutError") from exc
+
+    async def _lookup(self, digest: str) -> Found | None:
+        for attempt in range(2):
+            # A connection and its cursor, reused: a new cursor per lookup costs more.
+            pair = self._idle.pop() if self._idle else None
+            answered = False
+            try:
+                if pair is None:
+                    conn = await self._connect()
+                    pair = (conn, conn.cursor())
+                await pair[1].execute(_POSTGRES, (digest,), prepare=True)
+                row = await pair[1].fetchone()
+                answered = True
+            except Exception as exc:  # psycopg.Error or OSError: a dead or absent server
+                if attempt == 1:
+                    raise StoreUnreachable(type(exc).__name__) from exc
+                continue
+            finally:  # also on a time-out's cancellation: a connection mid-query is dropped
+                if pair is not None:
+                    if answered:
+                        self._idle.append(pair)
+                    else:
                         _finish(pair[0])
-                    if attempt == 1:
-                        raise StoreUnreachable(type(exc).__name__) from exc
-                    continue
-                self._idle.append(pair)
-                return None if row is None else (int(row[0]), str(row[1]))
+            return None if row is None else (int(row[0]), str(row[1]))
         raise AssertionError("unreachable")
 
     async def _connect(self) -> Any:

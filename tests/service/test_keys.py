@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -20,6 +22,7 @@ from pyrometer.cli.app import app as cli
 from pyrometer.core.timeutil import iso
 from pyrometer.service.keys import KeyChecker, Scope, _hash, create_key, new_key, record_use
 from pyrometer.service.runtime import Service
+from pyrometer.store import key_lookup
 from pyrometer.store.tables import api_keys
 from service.conftest import Clock, Keys, free_port
 
@@ -175,6 +178,23 @@ def test_a_store_that_does_not_answer_gives_503_not_401(client: TestClient, keys
     client.app.state.keys = KeyChecker(dead)  # type: ignore[attr-defined]
     answer = client.get("/v1/leads", headers=Keys.bearer(keys.read))
     assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
+
+
+def test_a_store_that_hangs_gives_503_within_the_time_out(
+    client: TestClient, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that accepts the connection and then says nothing (a partition)."""
+    monkeypatch.setattr(key_lookup, "LOOKUP_TIMEOUT_SECONDS", 0.5)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nobody ever answers
+        port = silent.getsockname()[1]
+        hung = Service(sa.create_engine(f"postgresql+psycopg://nobody@127.0.0.1:{port}/x"))
+        client.app.state.keys = KeyChecker(hung)  # type: ignore[attr-defined]
+        started = time.monotonic()
+        answer = client.get("/v1/leads", headers=Keys.bearer(keys.read))
+        assert answer.status_code == 503
+        assert time.monotonic() - started < 3
 
 
 def _wait_until_up(process: subprocess.Popen[bytes], port: int) -> None:
