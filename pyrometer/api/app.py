@@ -13,12 +13,20 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from pyrometer.api import availability, routes_ingest, routes_leads, routes_playbook, routes_reports
+from pyrometer.api import (
+    availability,
+    routes_ingest,
+    routes_keys,
+    routes_leads,
+    routes_playbook,
+    routes_reports,
+)
 from pyrometer.api.convert import FieldErrors
 from pyrometer.api.cors import cors_origins_from_env, install_cors
 from pyrometer.api.docs import docs_from_env, install_docs
 from pyrometer.api.errors import safe_errors, validation_error
 from pyrometer.api.limits import DEFAULT_MAX_BODY, BodyLimit
+from pyrometer.api.request_context import RequestContext
 from pyrometer.service.decay import DecayScheduler
 from pyrometer.service.grouping import MAX_QUEUED_MESSAGES, GroupCommitter
 from pyrometer.service.keys import KeyChecker
@@ -80,6 +88,7 @@ def create_app(
             if pool is not None:
                 pool.close()
             monitor.close()
+            app.state.keys.close()
 
     app = FastAPI(
         title="Pyrometer",
@@ -103,6 +112,7 @@ def create_app(
     app.state.committer = committer
     for module in (routes_ingest, routes_leads, routes_playbook, routes_reports):
         app.include_router(module.router)
+    app.include_router(routes_keys.router)
 
     @app.exception_handler(FieldErrors)
     async def field_errors(_request: Request, exc: FieldErrors) -> JSONResponse:
@@ -113,5 +123,6 @@ def create_app(
 
     availability.install(app, monitor, request_timeout)
     app.add_middleware(BodyLimit, max_bytes=max_body)
-    install_cors(app, cors_origins)  # outermost: preflights and 503s carry its headers
+    install_cors(app, cors_origins)  # outside all but the ids: preflights and 503s carry it
+    app.add_middleware(RequestContext)  # outermost: ids and logs for every answer
     return app

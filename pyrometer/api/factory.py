@@ -13,6 +13,7 @@ import os
 from fastapi import FastAPI
 
 from pyrometer.api.app import create_app
+from pyrometer.api.logs import ACCESS_VARIABLE, FORMAT_VARIABLE, configure_logging
 from pyrometer.service.lifeline import die_with_parent
 from pyrometer.service.runtime import Service
 
@@ -25,5 +26,10 @@ def app_from_env() -> FastAPI:
     supervisor = os.environ.get(SUPERVISOR_VARIABLE)
     if supervisor and int(supervisor) != os.getpid():  # a worker of ``serve --workers N``
         die_with_parent(int(supervisor))
+    # Spawned workers start with no logging set up: the format ``serve`` was given.
+    configure_logging(
+        "json" if os.environ.get(FORMAT_VARIABLE) == "json" else "text",
+        access_log=bool(os.environ.get(ACCESS_VARIABLE)),
+    )
     processes = int(os.environ.get(SCORING_VARIABLE, SCORING_PROCESSES))
     return create_app(Service.open(), scoring_processes=processes)

@@ -1,4 +1,4 @@
-"""Service commands: ``serve``, ``import`` and ``keys create``.
+"""Service commands: ``serve``, ``import`` and ``keys create|list|revoke``.
 
 They all open the store named by ``--database`` or ``PYROMETER_DATABASE_URL`` (default:
 ``pyrometer.db`` here), migrating it to the newest schema first.
@@ -62,6 +62,14 @@ def serve_command(
         ),
     ] = None,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format",
+            help="Log lines on stderr: text, or json (one object per line). "
+            "Never a request's body, traits or properties.",
+        ),
+    ] = "text",
     workers: Annotated[
         int,
         typer.Option("--workers", min=1, help="Server processes (on 2 cores, 1 is fastest)."),
@@ -101,6 +109,7 @@ def serve_command(
         from pyrometer.api import server
         from pyrometer.api.docs import DOCS_VARIABLE
         from pyrometer.api.factory import SCORING_PROCESSES, SCORING_VARIABLE
+        from pyrometer.api.logs import ACCESS_VARIABLE, FORMAT_VARIABLE, FORMATS, configure_logging
         from pyrometer.api.settings import check_settings
         from pyrometer.api.slow_clients import (
             BODY_TIMEOUT_VARIABLE,
@@ -123,6 +132,8 @@ def serve_command(
             os.environ[variable] = str(seconds)
 
     with user_errors():
+        if log_format not in FORMATS:
+            raise UserError(f"--log-format: expected text or json, got {log_format!r}")
         docs = check_settings()  # a bad setting is one line now, not a worker's traceback
         sock = server.bind(host, port)  # before anything starts: a port in use stops here
         folder = None
@@ -140,9 +151,15 @@ def serve_command(
     where = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
     line = f"Pyrometer on {where}" + (" (API docs at /docs)" if docs else "")
     server.announce_when_ready(host, port, lambda: out.print(line, highlight=False))
+    # Our handler and formats for every logger, uvicorn's too; requests are logged by
+    # pyrometer.api.request_context (route templates, request ids), not uvicorn's access log.
+    configure_logging("json" if log_format == "json" else "text", access_log)
+    os.environ[FORMAT_VARIABLE] = log_format
+    os.environ[ACCESS_VARIABLE] = "1" if access_log else ""
     options = {
-        "access_log": access_log,
+        "access_log": False,
         "log_level": "info" if access_log else "warning",
+        "log_config": None,
         "http": GuardedHttpToolsProtocol,
     }
     if workers == 1:
@@ -280,9 +297,54 @@ def keys_create(
     print(key)
 
 
+def keys_list(
+    all_keys: Annotated[
+        bool, typer.Option("--all/--active", help="Include revoked keys (default) or not.")
+    ] = True,
+    database: DatabaseOpt = None,
+) -> None:
+    """List the API keys: id, scope, name, first characters, created, last used, revoked.
+
+    Never a key itself: only its hash is stored.
+    """
+    with needs_extra("service", "keys list"):
+        from pyrometer.cli.keys_table import keys_table
+        from pyrometer.service.keys import list_keys
+
+    with user_errors():
+        service = _open(database)
+        infos = list_keys(service, include_revoked=all_keys)
+        service.close()
+    print(keys_table(infos))
+
+
+def keys_revoke(
+    key_id: Annotated[int, typer.Argument(help="The key's id, from `pyrometer keys list`.")],
+    database: DatabaseOpt = None,
+) -> None:
+    """Revoke a key: every server refuses it from its next request on."""
+    with needs_extra("service", "keys revoke"):
+        from pyrometer.service.keys import revoke_key
+
+    with user_errors():
+        service = _open(database)
+        info = revoke_key(service, key_id)
+        service.close()
+        if info is None:
+            raise UserError(f"KEY_ID: there is no key {key_id} (see `pyrometer keys list`)")
+    out.print(
+        f"revoked key {info.id} ({info.scope}, {info.name!r})",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve_command)
     app.command("import")(import_command)
     keys_app = typer.Typer(help="API keys for the service.", no_args_is_help=True)
     keys_app.command("create")(keys_create)
+    keys_app.command("list")(keys_list)
+    keys_app.command("revoke")(keys_revoke)
     app.add_typer(keys_app, name="keys")

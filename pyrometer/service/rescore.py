@@ -8,6 +8,7 @@ arrives or someone reads it, so the job only does that work ahead of time.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -17,12 +18,14 @@ from sqlalchemy.engine import Connection
 from pyrometer.core.playbook import parse_playbook
 from pyrometer.core.timeutil import iso
 from pyrometer.service.playbooks import same_content
+from pyrometer.service.redact import describe, safe_traceback, sqlstate
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import replay
 from pyrometer.store import repo
 from pyrometer.store.tables import jobs, leads
 
 CHUNK = 100
+_log = logging.getLogger("pyrometer.error")
 
 
 def publish(service: Service, text: str) -> dict[str, Any]:
@@ -105,7 +108,14 @@ def run_job(service: Service, job_id: int) -> None:
         while rescore_step(service, job_id):
             pass
     except Exception as exc:  # recorded for the API; the lazy replay keeps scores right
-        message = str(exc)[:2000]
+        # By type only: a database error's message holds the leads' data.
+        message = describe(exc) + (f" (SQLSTATE {code})" if (code := sqlstate(exc)) else "")
+        _log.error(
+            "rescore job %d failed: %s",
+            job_id,
+            message,
+            extra={"stack": safe_traceback(type(exc), exc, exc.__traceback__)},
+        )
         service.write(
             lambda conn: conn.execute(
                 jobs.update()

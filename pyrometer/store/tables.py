@@ -113,6 +113,9 @@ api_keys = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("created_us", sa.BigInteger, nullable=False),
     sa.Column("revoked", sa.Boolean, nullable=False),
+    # When a server last let the key in, to the minute (each process writes it once a
+    # minute); NULL: never used.
+    sa.Column("last_used_us", sa.BigInteger),
 )
 
 # Background work (rescoring after a publish), with progress readable through the API.
