@@ -1,4 +1,5 @@
-"""Leads: a filtered, sorted, paginated list; one lead explained; sales changes."""
+"""Leads: a filtered, sorted, paginated list; one lead explained, its ledger and events
+a page at a time; sales changes; erasure and export (GDPR)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,24 @@ from pydantic import AfterValidator
 
 from pyrometer.api.auth import require
 from pyrometer.api.deps import not_found, service_of, unprocessable
+from pyrometer.api.query_check import no_unknown_query
 from pyrometer.api.schemas import MAX_ID, LeadUpdate, StageMove, _check_text
 from pyrometer.core.playbook import Stage, Temperature
 from pyrometer.core.timeutil import to_us
+from pyrometer.service import lead_pages
 from pyrometer.service import leads as lead_changes
 from pyrometer.service.keys import Scope
-from pyrometer.service.reads import BadCursor, LeadQuery, get_lead, list_leads
+from pyrometer.service.reads import (
+    BadCursor,
+    BadFilter,
+    LeadQuery,
+    get_lead,
+    lead_event_page,
+    lead_ledger,
+    list_leads,
+)
 
-router = APIRouter(prefix="/v1/leads", tags=["leads"])
+router = APIRouter(prefix="/v1/leads", tags=["leads"], dependencies=[Depends(no_unknown_query)])
 
 LeadId = Annotated[str, Path(min_length=1, max_length=MAX_ID), AfterValidator(_check_text)]
 Text = Annotated[
@@ -26,30 +37,50 @@ Text = Annotated[
 Score = Annotated[float | None, Query(allow_inf_nan=False)]
 
 
+Many = Annotated[
+    list[str] | None,
+    Query(max_length=MAX_ID),
+    AfterValidator(lambda v: v and [_check_text(x) for x in v]),
+]
+PageLimit = Annotated[int, Query(ge=1, le=lead_pages.MAX_LIMIT)]
+Cursor = Annotated[str | None, Query(max_length=2000)]
+
+
 @router.get("", dependencies=[Depends(require(Scope.READ))])
 def leads_list(
     request: Request,
-    temperature: Temperature | None = None,
-    stage: Stage | None = None,
-    owner: Text = None,
-    source: Text = None,
+    temperature: Annotated[list[Temperature] | None, Query()] = None,
+    stage: Annotated[list[Stage] | None, Query()] = None,
+    funnel: Many = None,
+    owner: Many = None,
+    source: Many = None,
+    suppressed: bool | None = None,
+    open: Annotated[
+        bool | None,
+        Query(description="true: not a customer, not disqualified, not suppressed"),
+    ] = None,
     min_score: Score = None,
     max_score: Score = None,
     q: Annotated[
         str | None,
-        Query(max_length=MAX_ID, description="Text in the lead id or attributes"),
+        Query(max_length=MAX_ID, description="Text in the lead id or an attribute value"),
         AfterValidator(lambda v: v and _check_text(v)),
     ] = None,
     sort: Literal["score", "-score", "last_activity", "-last_activity"] = "-score",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
-    """Leads scored as of now; pass `next_cursor` back as `cursor` for the next page."""
+    """Leads scored as of now; pass `next_cursor` back as `cursor` for the next page.
+
+    A filter given more than once (`stage=sql&stage=mql`) matches any of its values."""
     query = LeadQuery(
-        temperature=temperature.value if temperature else None,
-        stage=stage.value if stage else None,
-        owner=owner,
-        source=source,
+        temperature=tuple(t.value for t in temperature or ()),
+        stage=tuple(s.value for s in stage or ()),
+        funnel=tuple(funnel or ()),
+        owner=tuple(owner or ()),
+        source=tuple(source or ()),
+        suppressed=suppressed,
+        open=open,
         min_score=min_score,
         max_score=max_score,
         q=q,
@@ -61,12 +92,56 @@ def leads_list(
         return list_leads(service_of(request), query)
     except BadCursor as exc:
         raise unprocessable(["query", "cursor"], str(exc)) from None
+    except BadFilter as exc:
+        raise unprocessable(["query", exc.field], str(exc)) from None
 
 
 @router.get("/{lead_id}", dependencies=[Depends(require(Scope.READ))])
-def lead_detail(lead_id: LeadId, request: Request) -> dict[str, Any]:
-    """Score, fit, engagement, temperature, stage, ledger, transitions and events."""
-    found = get_lead(service_of(request), lead_id)
+def lead_detail(
+    lead_id: LeadId,
+    request: Request,
+    ledger_limit: PageLimit = lead_pages.DEFAULT_LIMIT,
+    events_limit: PageLimit = lead_pages.DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    """Score, fit, engagement, temperature, stage, transitions, and the first page of the
+    ledger and of the events (newest first): `ledger_next` and `events_next` continue them
+    at `/v1/leads/{lead_id}/ledger` and `/events`."""
+    found = get_lead(service_of(request), lead_id, ledger_limit, events_limit)
+    if found is None:
+        raise not_found(f"lead {lead_id!r}")
+    return found
+
+
+@router.get("/{lead_id}/ledger", dependencies=[Depends(require(Scope.READ))])
+def lead_ledger_page(
+    lead_id: LeadId,
+    request: Request,
+    cursor: Cursor = None,
+    limit: PageLimit = lead_pages.DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    """A page of the lead's ledger, newest event first (the first page starts with the fit
+    lines); all pages are valued as of the first page's time."""
+    try:
+        found = lead_ledger(service_of(request), lead_id, cursor, limit)
+    except BadCursor as exc:
+        raise unprocessable(["query", "cursor"], str(exc)) from None
+    if found is None:
+        raise not_found(f"lead {lead_id!r}")
+    return found
+
+
+@router.get("/{lead_id}/events", dependencies=[Depends(require(Scope.READ))])
+def lead_events_page(
+    lead_id: LeadId,
+    request: Request,
+    cursor: Cursor = None,
+    limit: PageLimit = lead_pages.DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    """A page of the lead's events, newest first."""
+    try:
+        found = lead_event_page(service_of(request), lead_id, cursor, limit)
+    except BadCursor as exc:
+        raise unprocessable(["query", "cursor"], str(exc)) from None
     if found is None:
         raise not_found(f"lead {lead_id!r}")
     return found
@@ -90,7 +165,7 @@ def lead_update(lead_id: LeadId, body: LeadUpdate, request: Request) -> dict[str
         )
     except lead_changes.UnknownLead:
         raise not_found(f"lead {lead_id!r}") from None
-    return lead_detail(lead_id, request)
+    return lead_detail(lead_id, request, lead_pages.DEFAULT_LIMIT, lead_pages.DEFAULT_LIMIT)
 
 
 @router.post("/{lead_id}/stage", dependencies=[Depends(require(Scope.ADMIN))])
@@ -102,9 +177,14 @@ def lead_stage(lead_id: LeadId, body: StageMove, request: Request) -> dict[str, 
     if at_us is not None and at_us > service.clock():
         raise unprocessable(["body", "at"], "must not be in the future")
     try:
-        lead_changes.move_stage(service, lead_id, body.stage, at_us)
+        moved = lead_changes.move_stage(service, lead_id, body.stage, at_us)
     except lead_changes.UnknownLead:
         raise not_found(f"lead {lead_id!r}") from None
     except lead_changes.NotInPlaybook as exc:
         raise unprocessable(["body", "stage"], str(exc)) from None
-    return lead_detail(lead_id, request)
+    # A move dated before a later lifecycle event is history, not the stage of today.
+    detail = lead_detail(lead_id, request, lead_pages.DEFAULT_LIMIT, lead_pages.DEFAULT_LIMIT)
+    answer = {"effective": moved.effective, **detail}
+    if moved.reason is not None:
+        answer["reason"] = moved.reason
+    return answer

@@ -9,23 +9,24 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pyrometer.core.fit import fit_lines
-from pyrometer.core.ledger import in_event_order, revalue
-from pyrometer.core.model import ScoredLead
+from pyrometer.core.ledger import revalue
+from pyrometer.core.model import Event, ScoredLead
 from pyrometer.core.playbook import Playbook
 from pyrometer.core.timeutil import iso
+from pyrometer.service import lead_pages
+from pyrometer.service.lead_filters import lead_filters
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import LeadRecord, as_of, current, replay
 from pyrometer.store import repo
+from pyrometer.store.pages import Position
 from pyrometer.store.tables import leads
-
-EVENTS_SHOWN = 500
 
 
 def lead_summary(record: LeadRecord, scored: ScoredLead) -> dict[str, Any]:
@@ -40,47 +41,128 @@ def lead_summary(record: LeadRecord, scored: ScoredLead) -> dict[str, Any]:
     }
 
 
-def get_lead(service: Service, lead_id: str) -> dict[str, Any] | None:
-    """Everything about one lead: scores, ledger, transitions, attributes and events."""
+def get_lead(
+    service: Service,
+    lead_id: str,
+    ledger_limit: int = lead_pages.DEFAULT_LIMIT,
+    events_limit: int = lead_pages.DEFAULT_LIMIT,
+) -> dict[str, Any] | None:
+    """One lead: scores, attributes, transitions, and the first page of its ledger and of
+    its events (newest first; ``ledger_next`` and ``events_next`` continue them)."""
     now = service.clock()
 
     def work(conn: Connection) -> dict[str, Any] | None:
-        record = repo.read_lead(conn, lead_id)
-        if record is None:
+        found = _current_record(service, conn, lead_id, now)
+        if found is None:
             return None
-        version, book = service.playbooks.active(conn)
-        # The ledger is the event log replayed (what ingest scored, line by line); a lead
-        # that rescoring after a publish has not reached yet is replayed under the new
-        # version here, record and all.
-        log = repo.lead_events(conn, lead_id)
-        change = replay(book, version, record, log, now, "read")
-        if record.playbook_version != version:
-            record = change.record
-        lines = list(change.lines)
+        record, book = found
         scored = current(book, record.state, now)
         at = as_of(record.state, now)
-        valued = in_event_order(revalue(book, lines, at))
-        explained = replace(
-            scored, engagement_lines=tuple(valued), fit_lines=fit_lines(book, record.attributes)
-        )
-        shown = log[: -EVENTS_SHOWN - 1 : -1]  # newest first: the log is in event order
+        lines, ledger_next = lead_pages.ledger_page(conn, book, record.state, ledger_limit)
+        shown, events_next = lead_pages.events_page(conn, lead_id, events_limit)
+        ledger = [line.to_dict() for line in fit_lines(book, record.attributes)]
+        ledger += [line.to_dict() for line in revalue(book, lines, at)]
         return {
             **lead_summary(record, scored),
             "as_of": iso(at),
             "attributes": dict(record.attributes),
             "playbook_version": record.playbook_version,
             "next_decay_change": iso(record.next_decay_us),
-            "ledger": explained.to_dict(ledger=True)["ledger"],
+            "ledger": ledger,
+            "ledger_next": _page_cursor(at, ledger_next, "ledger"),
             "transitions": [t.to_dict() for t in repo.lead_transitions(conn, lead_id)],
-            "events": [
-                {
-                    "event_id": e.event_id,
-                    "event": e.name,
-                    "timestamp": iso(e.ts_us),
-                    "properties": dict(e.properties),
-                }
-                for e in shown
-            ],
+            "events": [_event_dict(e) for e in shown],
+            "events_next": _page_cursor(at, events_next, "events"),
+        }
+
+    return service.read(work)
+
+
+def _current_record(
+    service: Service, conn: Connection, lead_id: str, now: int
+) -> tuple[LeadRecord, Playbook] | None:
+    """The lead's record under the playbook in force. A lead that rescoring after a
+    publish has not reached yet is replayed under the new version here (the one read
+    that costs the whole log, and only until the rescoring job gets to it)."""
+    record = repo.read_lead(conn, lead_id)
+    if record is None:
+        return None
+    version, book = service.playbooks.active(conn)
+    if record.playbook_version != version:
+        log = repo.lead_events(conn, lead_id)
+        record = replay(book, version, record, log, now, "read").record
+    return record, book
+
+
+def _event_dict(event: Event) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "event": event.name,
+        "timestamp": iso(event.ts_us),
+        "properties": dict(event.properties),
+    }
+
+
+def _page_cursor(at_us: int, position: Position | None, kind: str) -> str | None:
+    """A cursor of a lead's ledger or events (the lead list's cursor helper, so cursors
+    are made and checked in one place): values as of ``at_us``, from ``position`` on."""
+    if position is None:
+        return None
+    return _encode({"t": at_us, "v": position.ts_us, "id": position.event_id, "s": kind})
+
+
+def _page_position(cursor: str | None, kind: str) -> tuple[int | None, Position | None]:
+    if cursor is None:
+        return None, None
+    data = _decode(cursor)
+    if data["s"] != kind or not isinstance(data["v"], int) or not isinstance(data["id"], str):
+        raise BadCursor(f"not a cursor of a lead's {kind}")
+    return int(data["t"]), Position(data["v"], data["id"])
+
+
+def lead_ledger(
+    service: Service, lead_id: str, cursor: str | None, limit: int
+) -> dict[str, Any] | None:
+    """A page of the lead's ledger (engagement lines, newest event first; the first page
+    starts with the fit lines), valued as of the first page's time."""
+    at_us, before = _page_position(cursor, "ledger")
+    now = service.clock()
+
+    def work(conn: Connection) -> dict[str, Any] | None:
+        found = _current_record(service, conn, lead_id, now)
+        if found is None:
+            return None
+        record, book = found
+        at = at_us if at_us is not None else as_of(record.state, now)
+        lines, position = lead_pages.ledger_page(conn, book, record.state, limit, before)
+        items = [] if before else [line.to_dict() for line in fit_lines(book, record.attributes)]
+        items += [line.to_dict() for line in revalue(book, lines, at)]
+        return {
+            "lead_id": lead_id,
+            "as_of": iso(at),
+            "items": items,
+            "next_cursor": _page_cursor(at, position, "ledger"),
+        }
+
+    return service.read(work)
+
+
+def lead_event_page(
+    service: Service, lead_id: str, cursor: str | None, limit: int
+) -> dict[str, Any] | None:
+    """A page of the lead's events, newest first."""
+    at_us, before = _page_position(cursor, "events")
+    now = service.clock()
+
+    def work(conn: Connection) -> dict[str, Any] | None:
+        if repo.read_lead(conn, lead_id) is None:
+            return None
+        shown, position = lead_pages.events_page(conn, lead_id, limit, before)
+        at = at_us if at_us is not None else now
+        return {
+            "lead_id": lead_id,
+            "items": [_event_dict(e) for e in shown],
+            "next_cursor": _page_cursor(at, position, "events"),
         }
 
     return service.read(work)
@@ -107,16 +189,29 @@ def score_sql(book: Playbook, now_us: int) -> sa.ColumnElement[float]:
 
 @dataclass(frozen=True)
 class LeadQuery:
-    temperature: str | None = None
-    stage: str | None = None
-    owner: str | None = None
-    source: str | None = None
+    """Filters of the lead list; a filter given several values matches any of them."""
+
+    temperature: tuple[str, ...] = ()
+    stage: tuple[str, ...] = ()
+    funnel: tuple[str, ...] = ()
+    owner: tuple[str, ...] = ()
+    source: tuple[str, ...] = ()
+    suppressed: bool | None = None
+    open: bool | None = None  # not a customer, not disqualified, not suppressed
     min_score: float | None = None
     max_score: float | None = None
     q: str | None = None
     sort: str = "-score"  # score, -score, last_activity, -last_activity
     limit: int = 50
     cursor: str | None = None
+
+
+class BadFilter(ValueError):
+    """A filter value the playbook does not know (``field`` names the parameter)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class BadCursor(ValueError):
@@ -154,31 +249,11 @@ def list_leads(service: Service, query: LeadQuery) -> dict[str, Any]:
         )
         descending = query.sort.startswith("-")
         select = sa.select(leads, score.label("score_now"), key.label("sort_key"))
-        for column, value in (
-            (leads.c.temperature, query.temperature),
-            (leads.c.stage, query.stage),
-            (leads.c.owner, query.owner),
-            (leads.c.source, query.source),
-        ):
-            if value is not None:
-                select = select.where(column == value)
+        select = select.where(*lead_filters(book, query, conn.dialect.name))
         if query.min_score is not None:
             select = select.where(score >= query.min_score)
         if query.max_score is not None:
             select = select.where(score <= query.max_score)
-        if query.q:
-            needle = (
-                "%"
-                + query.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                + "%"
-            )
-            text = sa.func.lower(sa.cast(leads.c.attributes, sa.String))
-            select = select.where(
-                sa.or_(
-                    sa.func.lower(leads.c.lead_id).like(needle, escape="\\"),
-                    text.like(needle, escape="\\"),
-                )
-            )
         if state is not None:
             value, last_id = state["v"], state["id"]
             if descending:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import unicodedata
 from typing import Any
 
 import orjson
@@ -36,6 +37,12 @@ def json_loads(text: str | bytes) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text)
+
+
+def _fold(text: Any) -> Any:
+    """SQLite's ``pyro_fold``: NFC and lower case, for searching beyond ASCII (SQLite's
+    own ``lower`` and ``LIKE`` fold ASCII letters only)."""
+    return unicodedata.normalize("NFC", text).lower() if isinstance(text, str) else text
 
 
 def database_url(url: str | None = None) -> str:
@@ -73,6 +80,7 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
         cursor.close()
+        dbapi_connection.create_function("pyro_fold", 1, _fold, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

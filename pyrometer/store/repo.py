@@ -104,12 +104,12 @@ def record_of(row: Any) -> LeadRecord:
 def _lead_params(record: LeadRecord) -> tuple[Any, ...]:
     """A lead's values in :data:`_LEAD_COLUMNS` order, JSON columns as JSON text.
 
-    The state is the store's own document and goes through orjson; the attributes keep
-    the standard library's text (``GET /v1/leads?q=`` searches it).
+    The state is the store's own document and goes through orjson; the attributes are
+    the standard library's text, as real UTF-8 (``ensure_ascii=False``).
     """
     state = record.state
     return (
-        json.dumps(dict(record.attributes)) if record.attributes else "{}",
+        json.dumps(dict(record.attributes), ensure_ascii=False) if record.attributes else "{}",
         record.source,
         record.owner,
         record.consent,
@@ -243,9 +243,9 @@ def json_text(value: Any) -> str:
     try:
         text = orjson.dumps(value)
     except TypeError:  # integers past 64 bits, keys that are not text...
-        return json.dumps(value)
+        return json.dumps(value, ensure_ascii=False)
     if b"null" in text and _has_nan(value):  # orjson writes NaN and infinities as null
-        return json.dumps(value)
+        return json.dumps(value, ensure_ascii=False)
     return text.decode()
 
 

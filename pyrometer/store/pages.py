@@ -1,0 +1,77 @@
+"""One lead's event log read a page at a time, newest first, with SQL ``LIMIT``.
+
+A lead page must cost the same whatever the lead's history: these reads walk the
+``(lead_id, ts_us)`` index from a position backwards and stop after a page, instead of
+loading the whole log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pyrometer.core.model import Event
+from pyrometer.store.tables import events
+
+
+class Position(NamedTuple):
+    """An event's place in a lead's log: its time, then its id (the core's event order)."""
+
+    ts_us: int
+    event_id: str
+
+
+def events_before(
+    conn: Connection,
+    lead_id: str,
+    limit: int,
+    before: Position | None = None,
+    names: Collection[str] | None = None,
+) -> list[Event]:
+    """Up to ``limit`` of the lead's events, newest first, strictly before ``before``
+    (from the newest when ``None``); ``names``: only events of these names."""
+    query = sa.select(
+        events.c.lead_id, events.c.name, events.c.ts_us, events.c.event_id, events.c.properties
+    ).where(events.c.lead_id == lead_id)
+    if before is not None:
+        query = query.where(
+            sa.or_(
+                events.c.ts_us < before.ts_us,
+                sa.and_(events.c.ts_us == before.ts_us, events.c.event_id < before.event_id),
+            )
+        )
+    if names is not None:
+        query = query.where(events.c.name.in_(sorted(names)))
+    query = query.order_by(events.c.ts_us.desc(), events.c.event_id.desc()).limit(limit)
+    return [
+        Event(row.lead_id, row.name, row.ts_us, row.event_id, row.properties or {})
+        for row in conn.execute(query)
+    ]
+
+
+def events_between(
+    conn: Connection, lead_id: str, start_us: int | None, end_us: int | None, names: Collection[str]
+) -> list[Event]:
+    """The lead's events of these names in ``[start_us, end_us)``, oldest first (a cap
+    window, read when the stored state does not hold its ranks)."""
+    query = sa.select(
+        events.c.lead_id, events.c.name, events.c.ts_us, events.c.event_id, events.c.properties
+    ).where(events.c.lead_id == lead_id, events.c.name.in_(sorted(names)))
+    if start_us is not None:
+        query = query.where(events.c.ts_us >= start_us)
+    if end_us is not None:
+        query = query.where(events.c.ts_us < end_us)
+    query = query.order_by(events.c.ts_us, events.c.event_id)
+    return [
+        Event(row.lead_id, row.name, row.ts_us, row.event_id, row.properties or {})
+        for row in conn.execute(query)
+    ]
+
+
+def event_name(conn: Connection, event_id: str) -> str | None:
+    """The name of the event with this id, if stored."""
+    query = sa.select(events.c.name).where(events.c.event_id == event_id)
+    return conn.execute(query).scalar_one_or_none()
