@@ -11,6 +11,7 @@ from pydantic import AfterValidator
 
 from pyrometer.api.auth import require
 from pyrometer.api.deps import not_found, service_of, unprocessable
+from pyrometer.api.fast_json import JSONBytes
 from pyrometer.api.query_check import no_unknown_query
 from pyrometer.api.schemas import MAX_ID, LeadUpdate, StageMove, _check_text
 from pyrometer.core.playbook import Stage, Temperature
@@ -102,10 +103,19 @@ def lead_detail(
     request: Request,
     ledger_limit: PageLimit = lead_pages.DEFAULT_LIMIT,
     events_limit: PageLimit = lead_pages.DEFAULT_LIMIT,
-) -> dict[str, Any]:
+) -> JSONBytes:
     """Score, fit, engagement, temperature, stage, transitions, and the first page of the
     ledger and of the events (newest first): `ledger_next` and `events_next` continue them
     at `/v1/leads/{lead_id}/ledger` and `/events`."""
+    return JSONBytes(_lead(request, lead_id, ledger_limit, events_limit))
+
+
+def _lead(
+    request: Request,
+    lead_id: str,
+    ledger_limit: int = lead_pages.DEFAULT_LIMIT,
+    events_limit: int = lead_pages.DEFAULT_LIMIT,
+) -> dict[str, Any]:
     found = get_lead(service_of(request), lead_id, ledger_limit, events_limit)
     if found is None:
         raise not_found(f"lead {lead_id!r}")
@@ -118,7 +128,7 @@ def lead_ledger_page(
     request: Request,
     cursor: Cursor = None,
     limit: PageLimit = lead_pages.DEFAULT_LIMIT,
-) -> dict[str, Any]:
+) -> JSONBytes:
     """A page of the lead's ledger, newest event first (the first page starts with the fit
     lines); all pages are valued as of the first page's time."""
     try:
@@ -127,7 +137,7 @@ def lead_ledger_page(
         raise unprocessable(["query", "cursor"], str(exc)) from None
     if found is None:
         raise not_found(f"lead {lead_id!r}")
-    return found
+    return JSONBytes(found)
 
 
 @router.get("/{lead_id}/events", dependencies=[Depends(require(Scope.READ))])
@@ -136,7 +146,7 @@ def lead_events_page(
     request: Request,
     cursor: Cursor = None,
     limit: PageLimit = lead_pages.DEFAULT_LIMIT,
-) -> dict[str, Any]:
+) -> JSONBytes:
     """A page of the lead's events, newest first."""
     try:
         found = lead_event_page(service_of(request), lead_id, cursor, limit)
@@ -144,7 +154,7 @@ def lead_events_page(
         raise unprocessable(["query", "cursor"], str(exc)) from None
     if found is None:
         raise not_found(f"lead {lead_id!r}")
-    return found
+    return JSONBytes(found)
 
 
 @router.patch("/{lead_id}", dependencies=[Depends(require(Scope.ADMIN))])
@@ -165,7 +175,7 @@ def lead_update(lead_id: LeadId, body: LeadUpdate, request: Request) -> dict[str
         )
     except lead_changes.UnknownLead:
         raise not_found(f"lead {lead_id!r}") from None
-    return lead_detail(lead_id, request, lead_pages.DEFAULT_LIMIT, lead_pages.DEFAULT_LIMIT)
+    return _lead(request, lead_id)
 
 
 @router.post("/{lead_id}/stage", dependencies=[Depends(require(Scope.ADMIN))])
@@ -183,8 +193,7 @@ def lead_stage(lead_id: LeadId, body: StageMove, request: Request) -> dict[str, 
     except lead_changes.NotInPlaybook as exc:
         raise unprocessable(["body", "stage"], str(exc)) from None
     # A move dated before a later lifecycle event is history, not the stage of today.
-    detail = lead_detail(lead_id, request, lead_pages.DEFAULT_LIMIT, lead_pages.DEFAULT_LIMIT)
-    answer = {"effective": moved.effective, **detail}
+    answer = {"effective": moved.effective, **_lead(request, lead_id)}
     if moved.reason is not None:
         answer["reason"] = moved.reason
     return answer

@@ -16,27 +16,68 @@ windows), the window's own events are read to rank them: still a window, not the
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from pyrometer.core.incremental import LeadState, WindowKey
+from pyrometer.core.incremental import LeadState, Member, WindowKey
 from pyrometer.core.model import EngagementLine, Event
 from pyrometer.core.playbook import EngagementRule, Playbook
-from pyrometer.store import pages
+from pyrometer.service.scoring import LeadRecord
+from pyrometer.store import pages, repo
 from pyrometer.store.pages import Position
 
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 1000
-# A ledger page reads at most this many pages' worth of events (events no rule gives
-# points to are skipped in SQL, but a rule's property conditions are checked here): a
-# page may then hold fewer lines than asked, with a cursor to go on.
+# A ledger page reads at most this many pages' worth of events (an event no rule gives
+# points to has no line): a page may then hold fewer lines than asked, with a cursor to
+# go on.
 _SCAN_PAGES = 10
 
 
-def rule_event_names(book: Playbook) -> frozenset[str]:
-    """The event names some engagement rule may give points to."""
-    return frozenset(alt.event for rule in book.engagement for alt in rule.alternatives)
+class StoredWindows(Mapping[WindowKey, tuple[Member, ...]]):
+    """A stored state's cap windows, each turned into tuples only when asked for: a long
+    history keeps thousands of them (turning all into tuples took most of a page's time
+    at 50,000 events), a page needs a few."""
+
+    def __init__(self, stored: Sequence[Any]) -> None:
+        self._stored = stored
+        self._index: dict[WindowKey, Any] | None = None
+        self._made: dict[WindowKey, tuple[Member, ...]] = {}
+
+    def _by_key(self) -> dict[WindowKey, Any]:
+        if self._index is None:
+            self._index = {(rule, int(window)): keys for rule, window, keys in self._stored}
+        return self._index
+
+    def __getitem__(self, key: WindowKey) -> tuple[Member, ...]:
+        found = self._made.get(key)
+        if found is None:
+            keys = self._by_key()[key]
+            found = tuple((int(ts), str(eid), str(name)) for ts, eid, name in keys)
+            self._made[key] = found
+        return found
+
+    def __iter__(self) -> Iterator[WindowKey]:
+        return iter(self._by_key())
+
+    def __len__(self) -> int:
+        return len(self._stored)
+
+
+def read_lead(conn: Connection, lead_id: str) -> LeadRecord | None:
+    """The lead's record for reading a page: its state's cap windows left as stored
+    (:class:`StoredWindows`)."""
+    row = pages.lead_row(conn, lead_id)
+    if row is None:
+        return None
+    data = dict(row._mapping["state"])
+    stored = data.get("windows") or []
+    data["windows"] = []
+    state = replace(LeadState.from_dict(data), windows=StoredWindows(stored))
+    return repo.record_of(row, state)
 
 
 class LedgerOfEvents:
@@ -91,17 +132,24 @@ def ledger_page(
     state: LeadState,
     limit: int,
     before: Position | None = None,
+    newest: Sequence[Event] | None = None,
 ) -> tuple[list[EngagementLine], Position | None]:
     """Engagement lines of the lead's events before ``before``, newest event first, up
     to ``limit`` lines (an event's lines stay on one page), and where the next page
-    starts (``None``: this was the last)."""
+    starts (``None``: this was the last).
+
+    ``newest``: the lead's newest events, already read by the caller (at least
+    ``limit + 1`` of them, or all), for the first page.
+    """
     derive = LedgerOfEvents(conn, book, state)
-    names = rule_event_names(book)
     lines: list[EngagementLine] = []
     position = before
     budget = limit * _SCAN_PAGES
+    size = limit + 1  # one more than a page: a full page knows whether more follow
+    chunk = newest if newest is not None and before is None else None
     while True:
-        chunk = pages.events_before(conn, state.lead_id, limit, position, names)
+        if chunk is None:
+            chunk = pages.events_before(conn, state.lead_id, size, position)
         for event in chunk:
             new = derive.lines(event)
             if lines and len(lines) + len(new) > limit:
@@ -111,16 +159,24 @@ def ledger_page(
             budget -= 1
             if budget <= 0:
                 return lines, position
-        if len(chunk) < limit:
+        if len(chunk) < size:
             return lines, None
+        chunk = None
 
 
 def events_page(
-    conn: Connection, lead_id: str, limit: int, before: Position | None = None
+    conn: Connection,
+    lead_id: str,
+    limit: int,
+    before: Position | None = None,
+    newest: Sequence[Event] | None = None,
 ) -> tuple[Sequence[Event], Position | None]:
     """Up to ``limit`` events of the lead before ``before``, newest first, and where the
-    next page starts."""
-    found = pages.events_before(conn, lead_id, limit + 1, before)
+    next page starts (``newest`` as for :func:`ledger_page`)."""
+    if newest is not None and before is None:
+        found = newest[: limit + 1]
+    else:
+        found = pages.events_before(conn, lead_id, limit + 1, before)
     if len(found) <= limit:
         return found, None
     shown = found[:limit]

@@ -24,7 +24,7 @@ from pyrometer.service import lead_pages
 from pyrometer.service.lead_filters import lead_filters
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import LeadRecord, as_of, current, replay
-from pyrometer.store import repo
+from pyrometer.store import pages, repo
 from pyrometer.store.pages import Position
 from pyrometer.store.tables import leads
 
@@ -58,8 +58,12 @@ def get_lead(
         record, book = found
         scored = current(book, record.state, now)
         at = as_of(record.state, now)
-        lines, ledger_next = lead_pages.ledger_page(conn, book, record.state, ledger_limit)
-        shown, events_next = lead_pages.events_page(conn, lead_id, events_limit)
+        # The ledger's first page and the events' are of the same newest events: one read.
+        newest = pages.events_before(conn, lead_id, max(ledger_limit, events_limit) + 1)
+        lines, ledger_next = lead_pages.ledger_page(
+            conn, book, record.state, ledger_limit, newest=newest
+        )
+        shown, events_next = lead_pages.events_page(conn, lead_id, events_limit, newest=newest)
         ledger = [line.to_dict() for line in fit_lines(book, record.attributes)]
         ledger += [line.to_dict() for line in revalue(book, lines, at)]
         return {
@@ -84,7 +88,7 @@ def _current_record(
     """The lead's record under the playbook in force. A lead that rescoring after a
     publish has not reached yet is replayed under the new version here (the one read
     that costs the whole log, and only until the rescoring job gets to it)."""
-    record = repo.read_lead(conn, lead_id)
+    record = lead_pages.read_lead(conn, lead_id)
     if record is None:
         return None
     version, book = service.playbooks.active(conn)

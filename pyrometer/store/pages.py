@@ -8,13 +8,13 @@ loading the whole log.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pyrometer.core.model import Event
-from pyrometer.store.tables import events
+from pyrometer.store.tables import events, leads
 
 
 class Position(NamedTuple):
@@ -25,26 +25,25 @@ class Position(NamedTuple):
 
 
 def events_before(
-    conn: Connection,
-    lead_id: str,
-    limit: int,
-    before: Position | None = None,
-    names: Collection[str] | None = None,
+    conn: Connection, lead_id: str, limit: int, before: Position | None = None
 ) -> list[Event]:
     """Up to ``limit`` of the lead's events, newest first, strictly before ``before``
-    (from the newest when ``None``); ``names``: only events of these names."""
+    (from the newest when ``None``).
+
+    Written so that any plan walks the ``(lead_id, ts_us)`` index backwards and stops
+    after ``limit`` rows: no other filter (PostgreSQL's generic plan of a prepared
+    statement, made with the average lead's row count, chose to read all of a heavy
+    lead's rows and sort them when the names were filtered here too), and the position
+    as a bound on ``ts_us`` the index can use.
+    """
     query = sa.select(
         events.c.lead_id, events.c.name, events.c.ts_us, events.c.event_id, events.c.properties
     ).where(events.c.lead_id == lead_id)
     if before is not None:
         query = query.where(
-            sa.or_(
-                events.c.ts_us < before.ts_us,
-                sa.and_(events.c.ts_us == before.ts_us, events.c.event_id < before.event_id),
-            )
+            events.c.ts_us <= before.ts_us,
+            sa.or_(events.c.ts_us < before.ts_us, events.c.event_id < before.event_id),
         )
-    if names is not None:
-        query = query.where(events.c.name.in_(sorted(names)))
     query = query.order_by(events.c.ts_us.desc(), events.c.event_id.desc()).limit(limit)
     return [
         Event(row.lead_id, row.name, row.ts_us, row.event_id, row.properties or {})
@@ -75,3 +74,8 @@ def event_name(conn: Connection, event_id: str) -> str | None:
     """The name of the event with this id, if stored."""
     query = sa.select(events.c.name).where(events.c.event_id == event_id)
     return conn.execute(query).scalar_one_or_none()
+
+
+def lead_row(conn: Connection, lead_id: str) -> sa.Row[Any] | None:
+    """The lead's row, as SQLAlchemy reads it (JSON columns decoded)."""
+    return conn.execute(sa.select(leads).where(leads.c.lead_id == lead_id)).first()

@@ -82,7 +82,8 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[start : start + size]
 
 
-def record_of(row: Any) -> LeadRecord:
+def record_of(row: Any, state: LeadState | None = None) -> LeadRecord:
+    """A lead row as a record; ``state``: the row's state, already read by the caller."""
     m = row._mapping
     return LeadRecord(
         lead_id=m["lead_id"],
@@ -93,7 +94,7 @@ def record_of(row: Any) -> LeadRecord:
         created_us=m["created_us"],
         updated_us=m["updated_us"],
         playbook_version=m["playbook_version"],
-        state=LeadState.from_dict(m["state"]),
+        state=state if state is not None else LeadState.from_dict(m["state"]),
         temperature=m["temperature"],
         stage=m["stage"],
         decay_checked_us=m["decay_checked_us"],
