@@ -9,14 +9,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AfterValidator
 
-from pyrometer.api.auth import require
+from pyrometer.api.auth import presented_key, require
 from pyrometer.api.deps import not_found, service_of, unprocessable
 from pyrometer.api.fast_json import JSONBytes
 from pyrometer.api.query_check import no_unknown_query
 from pyrometer.api.schemas import MAX_ID, LeadUpdate, StageMove, _check_text
 from pyrometer.core.playbook import Stage, Temperature
 from pyrometer.core.timeutil import to_us
-from pyrometer.service import lead_pages
+from pyrometer.service import erasure, lead_pages
 from pyrometer.service import leads as lead_changes
 from pyrometer.service.keys import Scope
 from pyrometer.service.reads import (
@@ -197,3 +197,29 @@ def lead_stage(lead_id: LeadId, body: StageMove, request: Request) -> dict[str, 
     if moved.reason is not None:
         answer["reason"] = moved.reason
     return answer
+
+
+@router.delete("/{lead_id}", dependencies=[Depends(require(Scope.ADMIN))])
+def lead_erase(lead_id: LeadId, request: Request) -> dict[str, Any]:
+    """Erase the lead (GDPR): its row, events, linked anonymous ids and history, in one
+    transaction. The answer is the tombstone kept: when, which key asked, how many rows
+    went; never who the lead was. A later event for the same id starts a new lead."""
+    key = presented_key(request.headers.get("authorization"))
+    try:
+        tombstone = erasure.erase_lead(service_of(request), lead_id, "api", key)
+    except lead_changes.UnknownLead:
+        raise not_found(f"lead {lead_id!r}") from None
+    return {"erased": True, "tombstone": tombstone.to_dict()}
+
+
+@router.get("/{lead_id}/export", dependencies=[Depends(require(Scope.READ))])
+def lead_export(lead_id: LeadId, request: Request) -> JSONBytes:
+    """Everything stored about the lead, for the person's right of access: attributes,
+    events with their properties (oldest first), linked anonymous ids, the history of its
+    temperature and stage, and its scores now."""
+    found = erasure.export_lead(service_of(request), lead_id)
+    if found is None:
+        raise not_found(f"lead {lead_id!r}")
+    filename = "".join(c if c.isalnum() or c in "._-" else "_" for c in lead_id)[:100]
+    disposition = f'attachment; filename="lead-{filename}.json"'
+    return JSONBytes(found, headers={"Content-Disposition": disposition})

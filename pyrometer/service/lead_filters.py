@@ -79,12 +79,18 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+# PostgreSQL cannot turn a JSON text with an escaped NUL or unpaired surrogate into
+# values (an older version may have stored one: the input refuses them now), and one
+# such row must not break every search: its raw text is searched instead.
+_PG_UNREADABLE = "attributes::text ~ '\\\\u(0000|[dD][89abAB])'"
 _VALUE_MATCH = {
     "sqlite": "EXISTS (SELECT 1 FROM json_tree(leads.attributes) AS t WHERE t.atom IS NOT NULL "
-    "AND pyro_fold(CAST(t.atom AS TEXT)) LIKE :q_pattern ESCAPE '\\')",
-    "postgresql": "EXISTS (SELECT 1 FROM jsonb_path_query(leads.attributes::jsonb, 'strict $.**') "
+    "AND pyro_fold(CAST(t.atom AS BLOB)) LIKE :q_pattern ESCAPE '\\')",
+    "postgresql": f"CASE WHEN {_PG_UNREADABLE} "
+    "THEN lower(attributes::text) LIKE :q_pattern ESCAPE '\\' "
+    "ELSE EXISTS (SELECT 1 FROM jsonb_path_query(leads.attributes::jsonb, 'strict $.**') "
     "AS v WHERE jsonb_typeof(v) IN ('string', 'number', 'boolean') "
-    "AND lower(normalize(v #>> '{}', NFC)) LIKE :q_pattern ESCAPE '\\')",
+    "AND lower(normalize(v #>> '{}', NFC)) LIKE :q_pattern ESCAPE '\\') END",
 }
 
 

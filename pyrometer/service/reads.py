@@ -52,7 +52,7 @@ def get_lead(
     now = service.clock()
 
     def work(conn: Connection) -> dict[str, Any] | None:
-        found = _current_record(service, conn, lead_id, now)
+        found = current_record(service, conn, lead_id, now)
         if found is None:
             return None
         record, book = found
@@ -82,7 +82,7 @@ def get_lead(
     return service.read(work)
 
 
-def _current_record(
+def current_record(
     service: Service, conn: Connection, lead_id: str, now: int
 ) -> tuple[LeadRecord, Playbook] | None:
     """The lead's record under the playbook in force. A lead that rescoring after a
@@ -133,7 +133,7 @@ def lead_ledger(
     now = service.clock()
 
     def work(conn: Connection) -> dict[str, Any] | None:
-        found = _current_record(service, conn, lead_id, now)
+        found = current_record(service, conn, lead_id, now)
         if found is None:
             return None
         record, book = found

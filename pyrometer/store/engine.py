@@ -41,7 +41,10 @@ def json_loads(text: str | bytes) -> Any:
 
 def _fold(text: Any) -> Any:
     """SQLite's ``pyro_fold``: NFC and lower case, for searching beyond ASCII (SQLite's
-    own ``lower`` and ``LIKE`` fold ASCII letters only)."""
+    own ``lower`` and ``LIKE`` fold ASCII letters only). Bytes are read as UTF-8, an
+    invalid sequence (an unpaired surrogate in old JSON) as U+FFFD: it must not raise."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
     return unicodedata.normalize("NFC", text).lower() if isinstance(text, str) else text
 
 
