@@ -119,7 +119,11 @@ def _page_position(cursor: str | None, kind: str) -> tuple[int | None, Position 
     if cursor is None:
         return None, None
     data = _decode(cursor)
-    if data["s"] != kind or not isinstance(data["v"], int) or not isinstance(data["id"], str):
+    if (
+        data["s"] != kind
+        or not all(isinstance(data[n], int) and not isinstance(data[n], bool) for n in "tv")
+        or not isinstance(data["id"], str)
+    ):
         raise BadCursor(f"not a cursor of a lead's {kind}")
     return int(data["t"]), Position(data["v"], data["id"])
 
