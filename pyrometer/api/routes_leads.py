@@ -19,9 +19,9 @@ from pyrometer.core.timeutil import to_us
 from pyrometer.service import erasure, lead_pages
 from pyrometer.service import leads as lead_changes
 from pyrometer.service.keys import Scope
+from pyrometer.service.lead_filters import BadFilter
 from pyrometer.service.reads import (
     BadCursor,
-    BadFilter,
     LeadQuery,
     get_lead,
     lead_event_page,

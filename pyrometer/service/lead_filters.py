@@ -26,6 +26,14 @@ if TYPE_CHECKING:
 CLOSED_STAGES = (Stage.CUSTOMER.value, Stage.DISQUALIFIED.value)
 
 
+class BadFilter(ValueError):
+    """A filter value the playbook does not know (``field`` names the parameter)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def fold(text: str) -> str:
     """Text as ``q`` compares it: NFC, lower case (SQLite's ``pyro_fold``)."""
     return unicodedata.normalize("NFC", text).lower()
@@ -33,8 +41,6 @@ def fold(text: str) -> str:
 
 def lead_filters(book: Playbook, query: LeadQuery, dialect: str) -> list[sa.ColumnElement[bool]]:
     """The WHERE conditions of ``query`` (scores aside: they need the read time)."""
-    from pyrometer.service.reads import BadFilter
-
     out: list[sa.ColumnElement[bool]] = []
     for column, values in (
         (leads.c.temperature, query.temperature),

@@ -214,14 +214,6 @@ class LeadQuery:
     cursor: str | None = None
 
 
-class BadFilter(ValueError):
-    """A filter value the playbook does not know (``field`` names the parameter)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
 class BadCursor(ValueError):
     pass
 
