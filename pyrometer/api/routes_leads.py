@@ -26,6 +26,7 @@ from pyrometer.service.reads import (
     get_lead,
     lead_event_page,
     lead_ledger,
+    lead_transition_page,
     list_leads,
 )
 
@@ -103,11 +104,13 @@ def lead_detail(
     request: Request,
     ledger_limit: PageLimit = lead_pages.DEFAULT_LIMIT,
     events_limit: PageLimit = lead_pages.DEFAULT_LIMIT,
+    transitions_limit: PageLimit = lead_pages.DEFAULT_LIMIT,
 ) -> JSONBytes:
-    """Score, fit, engagement, temperature, stage, transitions, and the first page of the
-    ledger and of the events (newest first): `ledger_next` and `events_next` continue them
-    at `/v1/leads/{lead_id}/ledger` and `/events`."""
-    return JSONBytes(_lead(request, lead_id, ledger_limit, events_limit))
+    """Score, fit, engagement, temperature, stage, and the first page of the ledger and
+    of the events (newest first) and of the transitions (the latest, in time order):
+    `ledger_next`, `events_next` and `transitions_before` continue them at
+    `/v1/leads/{lead_id}/ledger`, `/events` and `/transitions`."""
+    return JSONBytes(_lead(request, lead_id, ledger_limit, events_limit, transitions_limit))
 
 
 def _lead(
@@ -115,8 +118,9 @@ def _lead(
     lead_id: str,
     ledger_limit: int = lead_pages.DEFAULT_LIMIT,
     events_limit: int = lead_pages.DEFAULT_LIMIT,
+    transitions_limit: int = lead_pages.DEFAULT_LIMIT,
 ) -> dict[str, Any]:
-    found = get_lead(service_of(request), lead_id, ledger_limit, events_limit)
+    found = get_lead(service_of(request), lead_id, ledger_limit, events_limit, transitions_limit)
     if found is None:
         raise not_found(f"lead {lead_id!r}")
     return found
@@ -150,6 +154,24 @@ def lead_events_page(
     """A page of the lead's events, newest first."""
     try:
         found = lead_event_page(service_of(request), lead_id, cursor, limit)
+    except BadCursor as exc:
+        raise unprocessable(["query", "cursor"], str(exc)) from None
+    if found is None:
+        raise not_found(f"lead {lead_id!r}")
+    return JSONBytes(found)
+
+
+@router.get("/{lead_id}/transitions", dependencies=[Depends(require(Scope.READ))])
+def lead_transitions_page(
+    lead_id: LeadId,
+    request: Request,
+    cursor: Cursor = None,
+    limit: PageLimit = lead_pages.DEFAULT_LIMIT,
+) -> JSONBytes:
+    """The lead's transitions before the cursor's (the latest without one), in time
+    order; `next_cursor` continues with older ones."""
+    try:
+        found = lead_transition_page(service_of(request), lead_id, cursor, limit)
     except BadCursor as exc:
         raise unprocessable(["query", "cursor"], str(exc)) from None
     if found is None:

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from pyrometer.core.incremental import LeadState, Member, WindowKey
-from pyrometer.core.model import EngagementLine, Event
+from pyrometer.core.model import EngagementLine, Event, Transition
 from pyrometer.core.playbook import EngagementRule, Playbook
 from pyrometer.service.scoring import LeadRecord
 from pyrometer.store import pages, repo
@@ -181,3 +181,17 @@ def events_page(
         return found, None
     shown = found[:limit]
     return shown, Position(shown[-1].ts_us, shown[-1].event_id)
+
+
+def transitions_page(
+    conn: Connection, lead_id: str, limit: int, before: tuple[int, int] | None = None
+) -> tuple[list[Transition], tuple[int, int] | None]:
+    """The lead's ``limit`` transitions before ``before`` (the latest when ``None``), in
+    time order, and where the page before them starts (``None``: none are older)."""
+    found = pages.transitions_before(conn, lead_id, limit + 1, before)
+    shown = found[:limit]
+    older = None
+    if len(found) > limit:
+        row_id, oldest = shown[-1]
+        older = (oldest.at_us, row_id)
+    return [t for _, t in reversed(shown)], older

@@ -46,9 +46,11 @@ def get_lead(
     lead_id: str,
     ledger_limit: int = lead_pages.DEFAULT_LIMIT,
     events_limit: int = lead_pages.DEFAULT_LIMIT,
+    transitions_limit: int = lead_pages.DEFAULT_LIMIT,
 ) -> dict[str, Any] | None:
-    """One lead: scores, attributes, transitions, and the first page of its ledger and of
-    its events (newest first; ``ledger_next`` and ``events_next`` continue them)."""
+    """One lead: scores, attributes, and the first page of its ledger and of its events
+    (newest first; ``ledger_next`` and ``events_next`` continue them) and its latest
+    transitions (in time order; ``transitions_before`` continues with older ones)."""
     now = service.clock()
 
     def work(conn: Connection) -> dict[str, Any] | None:
@@ -64,6 +66,7 @@ def get_lead(
             conn, book, record.state, ledger_limit, newest=newest
         )
         shown, events_next = lead_pages.events_page(conn, lead_id, events_limit, newest=newest)
+        changes, older = lead_pages.transitions_page(conn, lead_id, transitions_limit)
         ledger = [line.to_dict() for line in fit_lines(book, record.attributes)]
         ledger += [line.to_dict() for line in revalue(book, lines, at)]
         return {
@@ -74,7 +77,8 @@ def get_lead(
             "next_decay_change": iso(record.next_decay_us),
             "ledger": ledger,
             "ledger_next": _page_cursor(at, ledger_next, "ledger"),
-            "transitions": [t.to_dict() for t in repo.lead_transitions(conn, lead_id)],
+            "transitions": [t.to_dict() for t in changes],
+            "transitions_before": _page_cursor(at, older, "transitions"),
             "events": [_event_dict(e) for e in shown],
             "events_next": _page_cursor(at, events_next, "events"),
         }
@@ -107,15 +111,16 @@ def _event_dict(event: Event) -> dict[str, Any]:
     }
 
 
-def _page_cursor(at_us: int, position: Position | None, kind: str) -> str | None:
-    """A cursor of a lead's ledger or events (the lead list's cursor helper, so cursors
-    are made and checked in one place): values as of ``at_us``, from ``position`` on."""
+def _page_cursor(at_us: int, position: tuple[int, str | int] | None, kind: str) -> str | None:
+    """A cursor of a lead's ledger, events or transitions (the lead list's cursor helper,
+    so cursors are made and checked in one place): as of ``at_us``, from ``position`` (a
+    time and an event or row id) on."""
     if position is None:
         return None
-    return _encode({"t": at_us, "v": position.ts_us, "id": position.event_id, "s": kind})
+    return _encode({"t": at_us, "v": position[0], "id": str(position[1]), "s": kind})
 
 
-def _page_position(cursor: str | None, kind: str) -> tuple[int | None, Position | None]:
+def _page_position(cursor: str | None, kind: str) -> tuple[int | None, tuple[int, str] | None]:
     if cursor is None:
         return None, None
     data = _decode(cursor)
@@ -125,7 +130,12 @@ def _page_position(cursor: str | None, kind: str) -> tuple[int | None, Position 
         or not isinstance(data["id"], str)
     ):
         raise BadCursor(f"not a cursor of a lead's {kind}")
-    return int(data["t"]), Position(data["v"], data["id"])
+    return int(data["t"]), (int(data["v"]), data["id"])
+
+
+def _event_position(cursor: str | None, kind: str) -> tuple[int | None, Position | None]:
+    at_us, found = _page_position(cursor, kind)
+    return at_us, Position(*found) if found is not None else None
 
 
 def lead_ledger(
@@ -133,7 +143,7 @@ def lead_ledger(
 ) -> dict[str, Any] | None:
     """A page of the lead's ledger (engagement lines, newest event first; the first page
     starts with the fit lines), valued as of the first page's time."""
-    at_us, before = _page_position(cursor, "ledger")
+    at_us, before = _event_position(cursor, "ledger")
     now = service.clock()
 
     def work(conn: Connection) -> dict[str, Any] | None:
@@ -159,11 +169,11 @@ def lead_event_page(
     service: Service, lead_id: str, cursor: str | None, limit: int
 ) -> dict[str, Any] | None:
     """A page of the lead's events, newest first."""
-    at_us, before = _page_position(cursor, "events")
+    at_us, before = _event_position(cursor, "events")
     now = service.clock()
 
     def work(conn: Connection) -> dict[str, Any] | None:
-        if repo.read_lead(conn, lead_id) is None:
+        if not repo.existing_leads(conn, [lead_id]):
             return None
         shown, position = lead_pages.events_page(conn, lead_id, limit, before)
         at = at_us if at_us is not None else now
@@ -171,6 +181,30 @@ def lead_event_page(
             "lead_id": lead_id,
             "items": [_event_dict(e) for e in shown],
             "next_cursor": _page_cursor(at, position, "events"),
+        }
+
+    return service.read(work)
+
+
+def lead_transition_page(
+    service: Service, lead_id: str, cursor: str | None, limit: int
+) -> dict[str, Any] | None:
+    """The lead's transitions before the cursor's (the latest without one), in time
+    order; ``next_cursor`` continues with older ones."""
+    at_us, found = _page_position(cursor, "transitions")
+    if found is not None and not (found[1].isascii() and found[1].isdigit() and len(found[1]) < 19):
+        raise BadCursor("not a cursor of a lead's transitions")
+    before = (found[0], int(found[1])) if found is not None else None
+    now = service.clock()
+
+    def work(conn: Connection) -> dict[str, Any] | None:
+        if not repo.existing_leads(conn, [lead_id]):
+            return None
+        changes, older = lead_pages.transitions_page(conn, lead_id, limit, before)
+        return {
+            "lead_id": lead_id,
+            "items": [t.to_dict() for t in changes],
+            "next_cursor": _page_cursor(at_us if at_us is not None else now, older, "transitions"),
         }
 
     return service.read(work)

@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pyrometer.core.model import Event
-from pyrometer.store.tables import events, leads
+from pyrometer.core.model import Event, Transition
+from pyrometer.store.tables import events, leads, transitions
 
 
 class Position(NamedTuple):
@@ -79,3 +79,22 @@ def event_name(conn: Connection, event_id: str) -> str | None:
 def lead_row(conn: Connection, lead_id: str) -> sa.Row[Any] | None:
     """The lead's row, as SQLAlchemy reads it (JSON columns decoded)."""
     return conn.execute(sa.select(leads).where(leads.c.lead_id == lead_id)).first()
+
+
+def transitions_before(
+    conn: Connection, lead_id: str, limit: int, before: tuple[int, int] | None = None
+) -> list[tuple[int, Transition]]:
+    """Up to ``limit`` of the lead's transitions with their row ids, newest first,
+    strictly before ``before`` (a time and a row id)."""
+    query = sa.select(transitions).where(transitions.c.lead_id == lead_id)
+    if before is not None:
+        at_us, row_id = before
+        query = query.where(
+            transitions.c.at_us <= at_us,
+            sa.or_(transitions.c.at_us < at_us, transitions.c.id < row_id),
+        )
+    query = query.order_by(transitions.c.at_us.desc(), transitions.c.id.desc()).limit(limit)
+    return [
+        (r.id, Transition(r.lead_id, r.at_us, r.kind, r.old, r.new, r.cause))
+        for r in conn.execute(query)
+    ]

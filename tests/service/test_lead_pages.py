@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from pyrometer.core.model import Event
+from pyrometer.core.model import Event, Transition
 from pyrometer.core.playbook import default_playbook
 from pyrometer.core.reference import score_lead_reference
 from pyrometer.service.ingest import ingest
@@ -161,3 +161,31 @@ def test_a_cursor_of_one_kind_is_refused_by_the_other(
     assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"] == ["query", "cursor"]
     gone = client.get("/v1/leads/nobody/events", headers=Keys.bearer(keys.read))
     assert gone.status_code == 404
+
+
+def test_transitions_come_latest_first_a_page_at_a_time(
+    service: Service, client: TestClient, keys: Keys, clock: Clock
+) -> None:
+    _load(service, _history(clock, 5))
+    made = [
+        Transition("ann", clock.now_us - (400 - n) * 60_000_000, "temperature", "a", "b", f"t{n}")
+        for n in range(330)
+    ]
+    service.write(lambda conn: repo.append_transitions(conn, made, clock.now_us))
+    stored = service.read(lambda conn: repo.lead_transitions(conn, "ann"))
+    lead = client.get(
+        "/v1/leads/ann", params={"transitions_limit": 100}, headers=Keys.bearer(keys.read)
+    ).json()
+    assert [t["cause"] for t in lead["transitions"]] == [t.cause for t in stored[-100:]]
+    pages = [lead["transitions"]]
+    cursor = lead["transitions_before"]
+    while cursor:
+        page = client.get(
+            "/v1/leads/ann/transitions",
+            params={"cursor": cursor, "limit": 70},
+            headers=Keys.bearer(keys.read),
+        ).json()
+        pages.append(page["items"])
+        cursor = page["next_cursor"]
+    walked = [t["cause"] for page in reversed(pages) for t in page]
+    assert walked == [t.cause for t in stored] and len(walked) == len(stored) >= 330
