@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import AfterValidator
+from pydantic import AfterValidator, StringConstraints
 
 from pyrometer.api.auth import presented_key, require
 from pyrometer.api.deps import not_found, service_of, unprocessable
@@ -33,17 +33,10 @@ from pyrometer.service.reads import (
 router = APIRouter(prefix="/v1/leads", tags=["leads"], dependencies=[Depends(no_unknown_query)])
 
 LeadId = Annotated[str, Path(min_length=1, max_length=MAX_ID), AfterValidator(_check_text)]
-Text = Annotated[
-    str | None, Query(max_length=MAX_ID), AfterValidator(lambda v: v and _check_text(v))
-]
 Score = Annotated[float | None, Query(allow_inf_nan=False)]
-
-
-Many = Annotated[
-    list[str] | None,
-    Query(max_length=MAX_ID),
-    AfterValidator(lambda v: v and [_check_text(x) for x in v]),
-]
+MAX_VALUES = 100  # values of one repeated filter
+Value = Annotated[str, StringConstraints(max_length=MAX_ID), AfterValidator(_check_text)]
+Many = Annotated[list[Value] | None, Query(max_length=MAX_VALUES)]
 PageLimit = Annotated[int, Query(ge=1, le=lead_pages.MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=2000)]
 
@@ -51,15 +44,15 @@ Cursor = Annotated[str | None, Query(max_length=2000)]
 @router.get("", dependencies=[Depends(require(Scope.READ))])
 def leads_list(
     request: Request,
-    temperature: Annotated[list[Temperature] | None, Query()] = None,
-    stage: Annotated[list[Stage] | None, Query()] = None,
+    temperature: Annotated[list[Temperature] | None, Query(max_length=MAX_VALUES)] = None,
+    stage: Annotated[list[Stage] | None, Query(max_length=MAX_VALUES)] = None,
     funnel: Many = None,
     owner: Many = None,
     source: Many = None,
     suppressed: bool | None = None,
-    open: Annotated[
+    open_: Annotated[
         bool | None,
-        Query(description="true: not a customer, not disqualified, not suppressed"),
+        Query(alias="open", description="true: not a customer, not disqualified, not suppressed"),
     ] = None,
     min_score: Score = None,
     max_score: Score = None,
@@ -82,7 +75,7 @@ def leads_list(
         owner=tuple(owner or ()),
         source=tuple(source or ()),
         suppressed=suppressed,
-        open=open,
+        open=open_,
         min_score=min_score,
         max_score=max_score,
         q=q,

@@ -11,7 +11,7 @@ from pyrometer.cli.commands import UserError, out, user_errors
 
 
 def erase_command(
-    lead: Annotated[str, typer.Argument(help="The lead's id.", show_default=False)],
+    lead: Annotated[str, typer.Argument(help="The lead's id.", show_default=False, metavar="LEAD")],
     by: Annotated[
         str | None,
         typer.Option("--by", help="Who asked (a name or ticket); default: your user name."),
