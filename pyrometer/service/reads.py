@@ -126,11 +126,16 @@ def _page_position(cursor: str | None, kind: str) -> tuple[int | None, tuple[int
     data = _decode(cursor)
     if (
         data["s"] != kind
-        or not all(isinstance(data[n], int) and not isinstance(data[n], bool) for n in "tv")
+        or not all(_is_time(data[n]) for n in "tv")
         or not isinstance(data["id"], str)
     ):
         raise BadCursor(f"not a cursor of a lead's {kind}")
     return int(data["t"]), (int(data["v"]), data["id"])
+
+
+def _is_time(value: Any) -> bool:
+    """An integer time the store can compare with (a BIGINT on PostgreSQL)."""
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**62
 
 
 def _event_position(cursor: str | None, kind: str) -> tuple[int | None, Position | None]:
