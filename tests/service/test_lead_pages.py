@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from pyrometer.core.incremental import apply_event, new_state
 from pyrometer.core.model import Event, Transition
 from pyrometer.core.playbook import default_playbook
 from pyrometer.core.reference import score_lead_reference
@@ -189,3 +192,39 @@ def test_transitions_come_latest_first_a_page_at_a_time(
         cursor = page["next_cursor"]
     walked = [t["cause"] for page in reversed(pages) for t in page]
     assert walked == [t.cause for t in stored] and len(walked) == len(stored) >= 330
+
+
+_STEP = 3_600_000_000  # an hour: events fall on a few days, so caps decide
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from((*NAMES, "social_follow", "unsubscribe")),
+            st.integers(0, 96),
+            st.sampled_from(["/pricing", "/blog", "/pricing/b"]),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_ledger_of_events_is_the_reference_ledger_in_any_arrival_order(
+    rows: list[tuple[str, int, str]], rng: random.Random
+) -> None:
+    """Each event's lines from the state's windows alone are the reference's lines."""
+    book = default_playbook()
+    log = [
+        Event("ann", name, hour * _STEP, f"e{n:03d}", {"url": url} if name == "page_view" else {})
+        for n, (name, hour, url) in enumerate(rows)
+    ]
+    arrival = list(log)
+    rng.shuffle(arrival)
+    state = new_state("ann")
+    for event in arrival:
+        state = apply_event(book, state, event).state
+    derive = LedgerOfEvents(None, book, state)  # type: ignore[arg-type]  # no SQL needed
+    got = sorted((x.rule, x.event_id, x.points) for e in log for x in derive.lines(e))
+    expected = score_lead_reference(book, "ann", log, {}, 200 * _STEP)
+    assert got == sorted((x.rule, x.event_id, x.points) for x in expected.engagement_lines)
