@@ -16,9 +16,8 @@ windows), the window's own events are read to rank them: still a window, not the
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
 
 from sqlalchemy.engine import Connection
 
@@ -38,45 +37,51 @@ _SCAN_PAGES = 10
 
 
 class StoredWindows(Mapping[WindowKey, tuple[Member, ...]]):
-    """A stored state's cap windows, each turned into tuples only when asked for: a long
-    history keeps thousands of them (turning all into tuples took most of a page's time
-    at 50,000 events), a page needs a few."""
+    """A stored state's cap windows, read from the database only when asked for: a long
+    history keeps thousands of them (reading them all took most of a page's time at
+    50,000 events), a page needs a few. :meth:`fetch` reads many in one query."""
 
-    def __init__(self, stored: Sequence[Any]) -> None:
-        self._stored = stored
-        self._index: dict[WindowKey, Any] | None = None
-        self._made: dict[WindowKey, tuple[Member, ...]] = {}
+    def __init__(self, conn: Connection, lead_id: str) -> None:
+        self._conn = conn
+        self._lead_id = lead_id
+        self._read: dict[WindowKey, tuple[Member, ...] | None] = {}
 
-    def _by_key(self) -> dict[WindowKey, Any]:
-        if self._index is None:
-            self._index = {(rule, int(window)): keys for rule, window, keys in self._stored}
-        return self._index
+    def fetch(self, keys: Iterable[WindowKey]) -> None:
+        missing = {key for key in keys if key not in self._read}
+        if not missing:
+            return
+        found = pages.state_windows(self._conn, self._lead_id, missing)
+        for key in missing:
+            members = found.get(key)
+            self._read[key] = (
+                None
+                if members is None
+                else tuple((int(ts), str(eid), str(name)) for ts, eid, name in members)
+            )
 
     def __getitem__(self, key: WindowKey) -> tuple[Member, ...]:
-        found = self._made.get(key)
+        self.fetch((key,))
+        found = self._read[key]
         if found is None:
-            keys = self._by_key()[key]
-            found = tuple((int(ts), str(eid), str(name)) for ts, eid, name in keys)
-            self._made[key] = found
+            raise KeyError(key)
         return found
 
     def __iter__(self) -> Iterator[WindowKey]:
-        return iter(self._by_key())
+        raise TypeError("the stored windows are read by key only")
 
     def __len__(self) -> int:
-        return len(self._stored)
+        raise TypeError("the stored windows are read by key only")
 
 
 def read_lead(conn: Connection, lead_id: str) -> LeadRecord | None:
-    """The lead's record for reading a page: its state's cap windows left as stored
-    (:class:`StoredWindows`)."""
+    """The lead's record for reading a page: its state's cap windows left in the
+    database until asked for (:class:`StoredWindows`)."""
     row = pages.lead_row(conn, lead_id)
     if row is None:
         return None
     data = dict(row._mapping["state"])
-    stored = data.get("windows") or []
     data["windows"] = []
-    state = replace(LeadState.from_dict(data), windows=StoredWindows(stored))
+    state = replace(LeadState.from_dict(data), windows=StoredWindows(conn, lead_id))
     return repo.record_of(row, state)
 
 
@@ -89,6 +94,18 @@ class LedgerOfEvents:
         self._book = book
         self._state = state
         self._ranked: dict[WindowKey, list[tuple[int, str]]] = {}
+
+    def prefetch(self, chunk: Sequence[Event]) -> None:
+        """Read the cap windows these events need in one query (stored windows only)."""
+        windows = self._state.windows
+        if not isinstance(windows, StoredWindows):
+            return
+        windows.fetch(
+            (rule.name, e.ts_us // rule.window_us if rule.window_us else 0)
+            for e in chunk
+            for rule in self._book.rules_matching(e.name, e.properties)
+            if rule.limited
+        )
 
     def lines(self, event: Event) -> list[EngagementLine]:
         out = []
@@ -150,6 +167,7 @@ def ledger_page(
     while True:
         if chunk is None:
             chunk = pages.events_before(conn, state.lead_id, size, position)
+        derive.prefetch(chunk)
         for event in chunk:
             new = derive.lines(event)
             if lines and len(lines) + len(new) > limit:

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pyrometer.core.model import Event, Transition
+from pyrometer.store.engine import is_postgres, json_loads
 from pyrometer.store.tables import events, leads, transitions
 
 
@@ -77,8 +78,56 @@ def event_name(conn: Connection, event_id: str) -> str | None:
 
 
 def lead_row(conn: Connection, lead_id: str) -> sa.Row[Any] | None:
-    """The lead's row, as SQLAlchemy reads it (JSON columns decoded)."""
-    return conn.execute(sa.select(leads).where(leads.c.lead_id == lead_id)).first()
+    """The lead's row, its state without the cap windows (:func:`state_windows` reads
+    those asked for). A long history keeps thousands of windows; turning them all into
+    Python objects cost most of a page's time, holding the GIL that ingest in the same
+    process needs, while the database drops them in C (SQLite releases the GIL meanwhile,
+    PostgreSQL does it in its own process)."""
+    if is_postgres(conn):
+        state: Any = sa.literal_column(
+            "(SELECT json_object_agg(s.key, s.value) FROM json_each(leads.state) AS s "
+            "WHERE s.key <> 'windows')"
+        )
+    else:
+        state = sa.func.json_remove(leads.c.state, "$.windows")
+    columns = [c for c in leads.c if c.name != "state"]
+    query = sa.select(*columns, sa.type_coerce(state, sa.JSON).label("state"))
+    return conn.execute(query.where(leads.c.lead_id == lead_id)).first()
+
+
+_WINDOWS_SQL = {
+    "sqlite": "SELECT json_extract(w.value, '$[0]'), json_extract(w.value, '$[1]'), "
+    "json_extract(w.value, '$[2]') FROM leads, json_each(leads.state, '$.windows') AS w "
+    "WHERE leads.lead_id = :lead_id AND json_extract(w.value, '$[0]') IN :rules "
+    "AND json_extract(w.value, '$[1]') IN :windows",
+    "postgresql": "SELECT w ->> 0, (w ->> 1)::bigint, (w -> 2)::text "
+    "FROM leads, json_array_elements(leads.state -> 'windows') AS w "
+    "WHERE leads.lead_id = :lead_id AND w ->> 0 IN :rules AND (w ->> 1)::bigint IN :windows",
+}
+
+
+def state_windows(
+    conn: Connection, lead_id: str, keys: Collection[tuple[str, int]]
+) -> dict[tuple[str, int], list[list[Any]]]:
+    """These cap windows of the lead's stored state, as stored (``[ts, id, name]`` lists);
+    a window the state does not hold is not in the answer."""
+    if not keys:
+        return {}
+    query = sa.text(_WINDOWS_SQL[conn.dialect.name]).bindparams(
+        sa.bindparam("rules", expanding=True), sa.bindparam("windows", expanding=True)
+    )
+    params = {
+        "lead_id": lead_id,
+        "rules": sorted({rule for rule, _ in keys}),
+        "windows": sorted({window for _, window in keys}),
+    }
+    wanted = set(keys)
+    out = {}
+    for rule, window, members in conn.execute(query, params):
+        key = (str(rule), int(window))
+        if key in wanted:
+            out[key] = json_loads(members)
+    return out
 
 
 def transitions_before(
