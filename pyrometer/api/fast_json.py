@@ -13,11 +13,11 @@ import json
 from typing import Any
 
 import orjson
-from fastapi import Response
+from fastapi.responses import JSONResponse
 
 
-class JSONBytes(Response):
-    media_type = "application/json"
+class JSONBytes(JSONResponse):
+    """A JSON answer (described as one in the OpenAPI document) written by orjson."""
 
     def render(self, content: Any) -> bytes:
         try:

@@ -91,7 +91,12 @@ def leads_list(
         raise unprocessable(["query", exc.field], str(exc)) from None
 
 
-@router.get("/{lead_id}", dependencies=[Depends(require(Scope.READ))])
+@router.get(
+    "/{lead_id}",
+    response_class=JSONBytes,
+    response_model=None,
+    dependencies=[Depends(require(Scope.READ))],
+)
 def lead_detail(
     lead_id: LeadId,
     request: Request,
@@ -119,7 +124,12 @@ def _lead(
     return found
 
 
-@router.get("/{lead_id}/ledger", dependencies=[Depends(require(Scope.READ))])
+@router.get(
+    "/{lead_id}/ledger",
+    response_class=JSONBytes,
+    response_model=None,
+    dependencies=[Depends(require(Scope.READ))],
+)
 def lead_ledger_page(
     lead_id: LeadId,
     request: Request,
@@ -137,7 +147,12 @@ def lead_ledger_page(
     return JSONBytes(found)
 
 
-@router.get("/{lead_id}/events", dependencies=[Depends(require(Scope.READ))])
+@router.get(
+    "/{lead_id}/events",
+    response_class=JSONBytes,
+    response_model=None,
+    dependencies=[Depends(require(Scope.READ))],
+)
 def lead_events_page(
     lead_id: LeadId,
     request: Request,
@@ -154,7 +169,12 @@ def lead_events_page(
     return JSONBytes(found)
 
 
-@router.get("/{lead_id}/transitions", dependencies=[Depends(require(Scope.READ))])
+@router.get(
+    "/{lead_id}/transitions",
+    response_class=JSONBytes,
+    response_model=None,
+    dependencies=[Depends(require(Scope.READ))],
+)
 def lead_transitions_page(
     lead_id: LeadId,
     request: Request,
@@ -227,7 +247,12 @@ def lead_erase(lead_id: LeadId, request: Request) -> dict[str, Any]:
     return {"erased": True, "tombstone": tombstone.to_dict()}
 
 
-@router.get("/{lead_id}/export", dependencies=[Depends(require(Scope.READ))])
+@router.get(
+    "/{lead_id}/export",
+    response_class=JSONBytes,
+    response_model=None,
+    dependencies=[Depends(require(Scope.READ))],
+)
 def lead_export(lead_id: LeadId, request: Request) -> JSONBytes:
     """Everything stored about the lead, for the person's right of access: attributes,
     events with their properties (oldest first), linked anonymous ids, the history of its

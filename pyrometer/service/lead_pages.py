@@ -7,7 +7,9 @@ its rank among the rule's events of its window, and the stored state keeps, per 
 the earliest events that can still earn points (``LeadState.windows``, kept exact by
 ingest in any arrival order): an event among them has its rank there, any other has used
 up the cap. So one page of events, read newest first with SQL ``LIMIT``, gives its ledger
-lines directly, at a cost that does not grow with the history.
+lines directly, at a cost that does not grow with the history. The windows themselves
+stay in the database until a page asks for the few its events fall in
+(:class:`StoredWindows`): a lead with a year of history keeps thousands.
 
 Where the state holds no ranks for a window (a state written by a version that bounds its
 windows), the window's own events are read to rank them: still a window, not the log.
