@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 
 from pyrometer.cli.app import app
 from pyrometer.core.timeutil import iso
+from pyrometer.service.erasure import erase_lead
 from pyrometer.service.runtime import Service
+from pyrometer.store import erasure as erasure_rows
 from pyrometer.store.tables import erasures, events, identities, leads, transitions
 from service.conftest import START, Keys
 
@@ -128,3 +130,22 @@ def test_erase_from_the_command_line(
     assert stored["requested_by"] == "ticket 42" and stored["key_id"] is None
     unknown = runner.invoke(app, ["erase", "nobody", "--database", store_url])
     assert unknown.exit_code == 2 and "no lead 'nobody'" in unknown.output
+
+
+def test_an_erasure_that_fails_midway_erases_nothing(
+    service: Service, client: TestClient, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _ann_with_history(client, keys)
+    before = _rows_about(service, "ann@example.com")
+
+    def broken(*_: object) -> int:
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(erasure_rows, "add_tombstone", broken)
+    with pytest.raises(RuntimeError):
+        erase_lead(service, "ann@example.com", "test")
+    assert _rows_about(service, "ann@example.com") == before  # rows and tombstone: all or none
+    tombstones = service.read(
+        lambda conn: conn.execute(sa.select(sa.func.count()).select_from(erasures)).scalar_one()
+    )
+    assert tombstones == 0
