@@ -1,4 +1,5 @@
-"""Leads: a filtered, sorted, paginated list; one lead explained; sales changes."""
+"""Leads: a filtered, sorted, paginated list; one lead explained, its ledger and events
+a page at a time; sales changes; erasure and export (GDPR)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,30 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from pydantic import AfterValidator
+from pydantic import AfterValidator, StringConstraints
 
-from pyrometer.api.auth import require
+from pyrometer.api.auth import presented_key, require
 from pyrometer.api.deps import not_found, service_of, unprocessable
+from pyrometer.api.fast_json import JSONBytes
+from pyrometer.api.query_check import no_unknown_query
 from pyrometer.api.schemas import MAX_ID, LeadUpdate, StageMove, _check_text, _lead_id
 from pyrometer.core.playbook import Stage, Temperature
 from pyrometer.core.timeutil import to_us
+from pyrometer.service import erasure, lead_pages
 from pyrometer.service import leads as lead_changes
 from pyrometer.service.keys import Scope
-from pyrometer.service.reads import BadCursor, LeadQuery, get_lead, list_leads
+from pyrometer.service.lead_filters import BadFilter
+from pyrometer.service.reads import (
+    BadCursor,
+    LeadQuery,
+    get_lead,
+    lead_event_page,
+    lead_ledger,
+    lead_transition_page,
+    list_leads,
+)
 
-router = APIRouter(prefix="/v1/leads", tags=["leads"])
+router = APIRouter(prefix="/v1/leads", tags=["leads"], dependencies=[Depends(no_unknown_query)])
 
 LeadId = Annotated[
     str,
@@ -29,32 +42,48 @@ Text = Annotated[
     str | None, Query(max_length=MAX_ID), AfterValidator(lambda v: v and _check_text(v))
 ]
 Score = Annotated[float | None, Query(allow_inf_nan=False)]
+MAX_VALUES = 100  # values of one repeated filter
+Value = Annotated[str, StringConstraints(max_length=MAX_ID), AfterValidator(_check_text)]
+Many = Annotated[list[Value] | None, Query(max_length=MAX_VALUES)]
+PageLimit = Annotated[int, Query(ge=1, le=lead_pages.MAX_LIMIT)]
+Cursor = Annotated[str | None, Query(max_length=2000)]
 
 
 @router.get("", dependencies=[Depends(require(Scope.READ))])
 def leads_list(
     request: Request,
-    temperature: Temperature | None = None,
-    stage: Stage | None = None,
-    owner: Text = None,
-    source: Text = None,
+    temperature: Annotated[list[Temperature] | None, Query(max_length=MAX_VALUES)] = None,
+    stage: Annotated[list[Stage] | None, Query(max_length=MAX_VALUES)] = None,
+    funnel: Many = None,
+    owner: Many = None,
+    source: Many = None,
+    suppressed: bool | None = None,
+    open_: Annotated[
+        bool | None,
+        Query(alias="open", description="true: not a customer, not disqualified, not suppressed"),
+    ] = None,
     min_score: Score = None,
     max_score: Score = None,
     q: Annotated[
         str | None,
-        Query(max_length=MAX_ID, description="Text in the lead id or attributes"),
+        Query(max_length=MAX_ID, description="Text in the lead id or an attribute value"),
         AfterValidator(lambda v: v and _check_text(v)),
     ] = None,
     sort: Literal["score", "-score", "last_activity", "-last_activity"] = "-score",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
-    """Leads scored as of now; pass `next_cursor` back as `cursor` for the next page."""
+    """Leads scored as of now; pass `next_cursor` back as `cursor` for the next page.
+
+    A filter given more than once (`stage=sql&stage=mql`) matches any of its values."""
     query = LeadQuery(
-        temperature=temperature.value if temperature else None,
-        stage=stage.value if stage else None,
-        owner=owner,
-        source=source,
+        temperature=tuple(t.value for t in temperature or ()),
+        stage=tuple(s.value for s in stage or ()),
+        funnel=tuple(funnel or ()),
+        owner=tuple(owner or ()),
+        source=tuple(source or ()),
+        suppressed=suppressed,
+        open=open_,
         min_score=min_score,
         max_score=max_score,
         q=q,
@@ -67,15 +96,109 @@ def leads_list(
     except BadCursor as exc:
         detail = [{"loc": ["query", "cursor"], "msg": str(exc), "type": "bad_cursor"}]
         raise HTTPException(status_code=400, detail=detail) from None
+    except BadFilter as exc:
+        raise unprocessable(["query", exc.field], str(exc)) from None
 
 
-@router.get("/{lead_id}", dependencies=[Depends(require(Scope.READ))])
-def lead_detail(lead_id: LeadId, request: Request) -> dict[str, Any]:
-    """Score, fit, engagement, temperature, stage, ledger, transitions and events."""
-    found = get_lead(service_of(request), lead_id)
+@router.get(
+    "/{lead_id}",
+    response_class=JSONBytes,
+    response_model=None,
+    dependencies=[Depends(require(Scope.READ))],
+)
+def lead_detail(
+    lead_id: LeadId,
+    request: Request,
+    ledger_limit: PageLimit = lead_pages.DEFAULT_LIMIT,
+    events_limit: PageLimit = lead_pages.DEFAULT_LIMIT,
+    transitions_limit: PageLimit = lead_pages.DEFAULT_LIMIT,
+) -> JSONBytes:
+    """Score, fit, engagement, temperature, stage, and the first page of the ledger and
+    of the events (newest first) and of the transitions (the latest, in time order):
+    `ledger_next`, `events_next` and `transitions_before` continue them at
+    `/v1/leads/{lead_id}/ledger`, `/events` and `/transitions`."""
+    return JSONBytes(_lead(request, lead_id, ledger_limit, events_limit, transitions_limit))
+
+
+def _lead(
+    request: Request,
+    lead_id: str,
+    ledger_limit: int = lead_pages.DEFAULT_LIMIT,
+    events_limit: int = lead_pages.DEFAULT_LIMIT,
+    transitions_limit: int = lead_pages.DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    found = get_lead(service_of(request), lead_id, ledger_limit, events_limit, transitions_limit)
     if found is None:
         raise not_found(f"lead {lead_id!r}")
     return found
+
+
+@router.get(
+    "/{lead_id}/ledger",
+    response_class=JSONBytes,
+    response_model=None,
+    dependencies=[Depends(require(Scope.READ))],
+)
+def lead_ledger_page(
+    lead_id: LeadId,
+    request: Request,
+    cursor: Cursor = None,
+    limit: PageLimit = lead_pages.DEFAULT_LIMIT,
+) -> JSONBytes:
+    """A page of the lead's ledger, newest event first (the first page starts with the fit
+    lines); all pages are valued as of the first page's time."""
+    try:
+        found = lead_ledger(service_of(request), lead_id, cursor, limit)
+    except BadCursor as exc:
+        raise unprocessable(["query", "cursor"], str(exc)) from None
+    if found is None:
+        raise not_found(f"lead {lead_id!r}")
+    return JSONBytes(found)
+
+
+@router.get(
+    "/{lead_id}/events",
+    response_class=JSONBytes,
+    response_model=None,
+    dependencies=[Depends(require(Scope.READ))],
+)
+def lead_events_page(
+    lead_id: LeadId,
+    request: Request,
+    cursor: Cursor = None,
+    limit: PageLimit = lead_pages.DEFAULT_LIMIT,
+) -> JSONBytes:
+    """A page of the lead's events, newest first."""
+    try:
+        found = lead_event_page(service_of(request), lead_id, cursor, limit)
+    except BadCursor as exc:
+        raise unprocessable(["query", "cursor"], str(exc)) from None
+    if found is None:
+        raise not_found(f"lead {lead_id!r}")
+    return JSONBytes(found)
+
+
+@router.get(
+    "/{lead_id}/transitions",
+    response_class=JSONBytes,
+    response_model=None,
+    dependencies=[Depends(require(Scope.READ))],
+)
+def lead_transitions_page(
+    lead_id: LeadId,
+    request: Request,
+    cursor: Cursor = None,
+    limit: PageLimit = lead_pages.DEFAULT_LIMIT,
+) -> JSONBytes:
+    """The lead's transitions before the cursor's (the latest without one), in time
+    order; `next_cursor` continues with older ones."""
+    try:
+        found = lead_transition_page(service_of(request), lead_id, cursor, limit)
+    except BadCursor as exc:
+        raise unprocessable(["query", "cursor"], str(exc)) from None
+    if found is None:
+        raise not_found(f"lead {lead_id!r}")
+    return JSONBytes(found)
 
 
 @router.patch("/{lead_id}", dependencies=[Depends(require(Scope.ADMIN))])
@@ -96,7 +219,7 @@ def lead_update(lead_id: LeadId, body: LeadUpdate, request: Request) -> dict[str
         )
     except lead_changes.UnknownLead:
         raise not_found(f"lead {lead_id!r}") from None
-    return lead_detail(lead_id, request)
+    return _lead(request, lead_id)
 
 
 @router.post("/{lead_id}/stage", dependencies=[Depends(require(Scope.ADMIN))])
@@ -108,9 +231,44 @@ def lead_stage(lead_id: LeadId, body: StageMove, request: Request) -> dict[str, 
     if at_us is not None and at_us > service.clock():
         raise unprocessable(["body", "at"], "must not be in the future")
     try:
-        lead_changes.move_stage(service, lead_id, body.stage, at_us)
+        moved = lead_changes.move_stage(service, lead_id, body.stage, at_us)
     except lead_changes.UnknownLead:
         raise not_found(f"lead {lead_id!r}") from None
     except lead_changes.NotInPlaybook as exc:
         raise unprocessable(["body", "stage"], str(exc)) from None
-    return lead_detail(lead_id, request)
+    # A move dated before a later lifecycle event is history, not the stage of today.
+    answer = {"effective": moved.effective, **_lead(request, lead_id)}
+    if moved.reason is not None:
+        answer["reason"] = moved.reason
+    return answer
+
+
+@router.delete("/{lead_id}", dependencies=[Depends(require(Scope.ADMIN))])
+def lead_erase(lead_id: LeadId, request: Request) -> dict[str, Any]:
+    """Erase the lead (GDPR): its row, events, linked anonymous ids and history, in one
+    transaction. The answer is the tombstone kept: when, which key asked, how many rows
+    went; never who the lead was. A later event for the same id starts a new lead."""
+    key = presented_key(request.headers.get("authorization"))
+    try:
+        tombstone = erasure.erase_lead(service_of(request), lead_id, "api", key)
+    except lead_changes.UnknownLead:
+        raise not_found(f"lead {lead_id!r}") from None
+    return {"erased": True, "tombstone": tombstone.to_dict()}
+
+
+@router.get(
+    "/{lead_id}/export",
+    response_class=JSONBytes,
+    response_model=None,
+    dependencies=[Depends(require(Scope.READ))],
+)
+def lead_export(lead_id: LeadId, request: Request) -> JSONBytes:
+    """Everything stored about the lead, for the person's right of access: attributes,
+    events with their properties (oldest first), linked anonymous ids, the history of its
+    temperature and stage, and its scores now."""
+    found = erasure.export_lead(service_of(request), lead_id)
+    if found is None:
+        raise not_found(f"lead {lead_id!r}")
+    filename = "".join(c if c.isalnum() or c in "._-" else "_" for c in lead_id)[:100]
+    disposition = f'attachment; filename="lead-{filename}.json"'
+    return JSONBytes(found, headers={"Content-Disposition": disposition})

@@ -1,4 +1,4 @@
-"""Service commands: ``serve``, ``import`` and ``keys create|list|revoke``.
+"""Service commands: ``serve``, ``import``, ``erase`` and ``keys create|list|revoke``.
 
 They all open the store named by ``--database`` or ``PYROMETER_DATABASE_URL`` (default:
 ``pyrometer.db`` here), migrating it to the newest schema first.
@@ -341,8 +341,11 @@ def keys_revoke(
 
 
 def register(app: typer.Typer) -> None:
+    from pyrometer.cli.erase_command import erase_command
+
     app.command("serve")(serve_command)
     app.command("import")(import_command)
+    app.command("erase")(erase_command)
     keys_app = typer.Typer(help="API keys for the service.", no_args_is_help=True)
     keys_app.command("create")(keys_create)
     keys_app.command("list")(keys_list)

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from pyrometer.core.conditions import normalize_name
+from pyrometer.core.timeutil import iso
 from pyrometer.service.ingest import ingest
 from pyrometer.service.inputs import Track
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import Change, replay, set_attributes
-from pyrometer.store import repo
+from pyrometer.store import pages, repo
 
 SALES_STAGE_EVENTS = (
     "sales_accepted",
@@ -75,8 +76,20 @@ def update_lead(
     service.write(work)
 
 
-def move_stage(service: Service, lead_id: str, stage_event: str, at_us: int | None = None) -> str:
-    """Record a sales stage event for the lead; returns the event id."""
+@dataclass(frozen=True)
+class StageMove:
+    """What a stage move did: ``effective`` is false when a later lifecycle event (the
+    move's ``at`` lies before it) decides the stage, which ``reason`` names."""
+
+    event_id: str
+    effective: bool
+    reason: str | None = None
+
+
+def move_stage(
+    service: Service, lead_id: str, stage_event: str, at_us: int | None = None
+) -> StageMove:
+    """Record a sales stage event for the lead and say whether it decides the stage."""
     name = normalize_name(stage_event)
 
     def check(conn: Connection) -> None:
@@ -93,4 +106,19 @@ def move_stage(service: Service, lead_id: str, stage_event: str, at_us: int | No
     event_id = f"stage-{uuid.uuid4().hex}"
     when = at_us if at_us is not None else service.clock()
     ingest(service, [Track(event_id, name, when, user_id=lead_id)], [])
-    return event_id
+    return service.read(lambda conn: _outcome(conn, lead_id, event_id))
+
+
+def _outcome(conn: Connection, lead_id: str, event_id: str) -> StageMove:
+    record = repo.read_lead(conn, lead_id)
+    lifecycle = record.state.lifecycle if record is not None else None
+    if lifecycle is None or lifecycle[1] == event_id:
+        return StageMove(event_id, True)
+    ts_us, deciding, stage = lifecycle
+    found = pages.event_name(conn, deciding)
+    return StageMove(
+        event_id,
+        False,
+        f"a later lifecycle event ({found or deciding} at {iso(ts_us)}) decides the stage "
+        f"({stage}); this move is in the lead's history but does not change its stage",
+    )

@@ -7,24 +7,25 @@ filtering and sorting a list, with the same formula so both agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pyrometer.core.fit import fit_lines
-from pyrometer.core.ledger import in_event_order, revalue
-from pyrometer.core.model import ScoredLead
+from pyrometer.core.ledger import revalue
+from pyrometer.core.model import Event, ScoredLead
 from pyrometer.core.playbook import Playbook
 from pyrometer.core.timeutil import iso
+from pyrometer.service import lead_pages
 from pyrometer.service.cursors import BadCursor, decode_cursor, encode_cursor
+from pyrometer.service.lead_filters import lead_filters
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import LeadRecord, as_of, current, replay
-from pyrometer.store import repo
+from pyrometer.store import pages, repo
+from pyrometer.store.pages import Position
 from pyrometer.store.tables import leads
-
-EVENTS_SHOWN = 500
 
 
 def lead_summary(record: LeadRecord, scored: ScoredLead) -> dict[str, Any]:
@@ -39,50 +40,197 @@ def lead_summary(record: LeadRecord, scored: ScoredLead) -> dict[str, Any]:
     }
 
 
-def get_lead(service: Service, lead_id: str) -> dict[str, Any] | None:
-    """Everything about one lead: scores, ledger, transitions, attributes and events."""
+def get_lead(
+    service: Service,
+    lead_id: str,
+    ledger_limit: int = lead_pages.DEFAULT_LIMIT,
+    events_limit: int = lead_pages.DEFAULT_LIMIT,
+    transitions_limit: int = lead_pages.DEFAULT_LIMIT,
+) -> dict[str, Any] | None:
+    """One lead: scores, attributes, and the first page of its ledger and of its events
+    (newest first; ``ledger_next`` and ``events_next`` continue them) and its latest
+    transitions (in time order; ``transitions_before`` continues with older ones)."""
     now = service.clock()
 
     def work(conn: Connection) -> dict[str, Any] | None:
-        record = repo.read_lead(conn, lead_id)
-        if record is None:
+        found = current_record(service, conn, lead_id, now)
+        if found is None:
             return None
-        version, book = service.playbooks.active(conn)
-        # The ledger is the event log replayed (what ingest scored, line by line); a lead
-        # that rescoring after a publish has not reached yet is replayed under the new
-        # version here, record and all.
-        log = repo.lead_events(conn, lead_id)
-        change = replay(book, version, record, log, now, "read")
-        if record.playbook_version != version:
-            record = change.record
-        lines = list(change.lines)
+        record, book = found
         scored = current(book, record.state, now)
         at = as_of(record.state, now)
-        valued = in_event_order(revalue(book, lines, at))
-        explained = replace(
-            scored, engagement_lines=tuple(valued), fit_lines=fit_lines(book, record.attributes)
+        # The ledger's first page and the events' are of the same newest events: one read.
+        newest = pages.events_before(conn, lead_id, max(ledger_limit, events_limit) + 1)
+        lines, ledger_next = lead_pages.ledger_page(
+            conn, book, record.state, ledger_limit, newest=newest
         )
-        shown = log[: -EVENTS_SHOWN - 1 : -1]  # newest first: the log is in event order
+        shown, events_next = lead_pages.events_page(conn, lead_id, events_limit, newest=newest)
+        changes, older = lead_pages.transitions_page(conn, lead_id, transitions_limit)
+        ledger = [line.to_dict() for line in fit_lines(book, record.attributes)]
+        ledger += [line.to_dict() for line in revalue(book, lines, at)]
         return {
             **lead_summary(record, scored),
             "as_of": iso(at),
             "attributes": dict(record.attributes),
             "playbook_version": record.playbook_version,
             "next_decay_change": iso(record.next_decay_us),
-            "ledger": explained.to_dict(ledger=True)["ledger"],
-            "transitions": [t.to_dict() for t in repo.lead_transitions(conn, lead_id)],
-            "events": [
-                {
-                    "event_id": e.event_id,
-                    "event": e.name,
-                    "timestamp": iso(e.ts_us),
-                    "properties": dict(e.properties),
-                }
-                for e in shown
-            ],
+            "ledger": ledger,
+            "ledger_next": _page_cursor(at, ledger_next, "ledger"),
+            "transitions": [t.to_dict() for t in changes],
+            "transitions_before": _page_cursor(at, older, "transitions"),
+            "events": [_event_dict(e) for e in shown],
+            "events_next": _page_cursor(at, events_next, "events"),
         }
 
-    return service.read(work)
+    lead = service.read(work)
+    if lead is not None:  # signed after the read: the first signature writes the key
+        for name in ("ledger_next", "transitions_before", "events_next"):
+            if lead[name] is not None:
+                lead[name] = encode_cursor(service, lead[name])
+    return lead
+
+
+def current_record(
+    service: Service, conn: Connection, lead_id: str, now: int
+) -> tuple[LeadRecord, Playbook] | None:
+    """The lead's record under the playbook in force. A lead that rescoring after a
+    publish has not reached yet is replayed under the new version here (the one read
+    that costs the whole log, and only until the rescoring job gets to it)."""
+    record = lead_pages.read_lead(conn, lead_id)
+    if record is None:
+        return None
+    version, book = service.playbooks.active(conn)
+    if record.playbook_version != version:
+        log = repo.lead_events(conn, lead_id)
+        record = replay(book, version, record, log, now, "read").record
+    return record, book
+
+
+def _event_dict(event: Event) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "event": event.name,
+        "timestamp": iso(event.ts_us),
+        "properties": dict(event.properties),
+    }
+
+
+def _page_cursor(
+    at_us: int, position: tuple[int, str | int] | None, kind: str
+) -> dict[str, Any] | None:
+    """What a cursor of a lead's ledger, events or transitions says (signed by
+    :func:`_signed` after the read, as the lead list's are): as of ``at_us``, from
+    ``position`` (a time and an event or row id) on."""
+    if position is None:
+        return None
+    return {"t": at_us, "v": position[0], "id": str(position[1]), "s": kind}
+
+
+def _signed(service: Service, page: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``page`` with its cursor signed, after the read transaction: the first signature
+    ever made writes the store's key."""
+    if page is not None and page["next_cursor"] is not None:
+        page["next_cursor"] = encode_cursor(service, page["next_cursor"])
+    return page
+
+
+def _page_position(
+    service: Service, cursor: str | None, kind: str
+) -> tuple[int | None, tuple[int, str] | None]:
+    if cursor is None:
+        return None, None
+    data = _decode(service, cursor)
+    if (
+        data["s"] != kind
+        or not all(_is_time(data[n]) for n in "tv")
+        or not isinstance(data["id"], str)
+    ):
+        raise BadCursor(f"not a cursor of a lead's {kind}")
+    return int(data["t"]), (int(data["v"]), data["id"])
+
+
+def _is_time(value: Any) -> bool:
+    """An integer time the store can compare with (a BIGINT on PostgreSQL)."""
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**62
+
+
+def _event_position(
+    service: Service, cursor: str | None, kind: str
+) -> tuple[int | None, Position | None]:
+    at_us, found = _page_position(service, cursor, kind)
+    return at_us, Position(*found) if found is not None else None
+
+
+def lead_ledger(
+    service: Service, lead_id: str, cursor: str | None, limit: int
+) -> dict[str, Any] | None:
+    """A page of the lead's ledger (engagement lines, newest event first; the first page
+    starts with the fit lines), valued as of the first page's time."""
+    at_us, before = _event_position(service, cursor, "ledger")
+    now = service.clock()
+
+    def work(conn: Connection) -> dict[str, Any] | None:
+        found = current_record(service, conn, lead_id, now)
+        if found is None:
+            return None
+        record, book = found
+        at = at_us if at_us is not None else as_of(record.state, now)
+        lines, position = lead_pages.ledger_page(conn, book, record.state, limit, before)
+        items = [] if before else [line.to_dict() for line in fit_lines(book, record.attributes)]
+        items += [line.to_dict() for line in revalue(book, lines, at)]
+        return {
+            "lead_id": lead_id,
+            "as_of": iso(at),
+            "items": items,
+            "next_cursor": _page_cursor(at, position, "ledger"),
+        }
+
+    return _signed(service, service.read(work))
+
+
+def lead_event_page(
+    service: Service, lead_id: str, cursor: str | None, limit: int
+) -> dict[str, Any] | None:
+    """A page of the lead's events, newest first."""
+    at_us, before = _event_position(service, cursor, "events")
+    now = service.clock()
+
+    def work(conn: Connection) -> dict[str, Any] | None:
+        if not repo.existing_leads(conn, [lead_id]):
+            return None
+        shown, position = lead_pages.events_page(conn, lead_id, limit, before)
+        at = at_us if at_us is not None else now
+        return {
+            "lead_id": lead_id,
+            "items": [_event_dict(e) for e in shown],
+            "next_cursor": _page_cursor(at, position, "events"),
+        }
+
+    return _signed(service, service.read(work))
+
+
+def lead_transition_page(
+    service: Service, lead_id: str, cursor: str | None, limit: int
+) -> dict[str, Any] | None:
+    """The lead's transitions before the cursor's (the latest without one), in time
+    order; ``next_cursor`` continues with older ones."""
+    at_us, found = _page_position(service, cursor, "transitions")
+    if found is not None and not (found[1].isascii() and found[1].isdigit() and len(found[1]) < 19):
+        raise BadCursor("not a cursor of a lead's transitions")
+    before = (found[0], int(found[1])) if found is not None else None
+    now = service.clock()
+
+    def work(conn: Connection) -> dict[str, Any] | None:
+        if not repo.existing_leads(conn, [lead_id]):
+            return None
+        changes, older = lead_pages.transitions_page(conn, lead_id, limit, before)
+        return {
+            "lead_id": lead_id,
+            "items": [t.to_dict() for t in changes],
+            "next_cursor": _page_cursor(at_us if at_us is not None else now, older, "transitions"),
+        }
+
+    return _signed(service, service.read(work))
 
 
 def score_sql(book: Playbook, now_us: int) -> sa.ColumnElement[float]:
@@ -106,10 +254,15 @@ def score_sql(book: Playbook, now_us: int) -> sa.ColumnElement[float]:
 
 @dataclass(frozen=True)
 class LeadQuery:
-    temperature: str | None = None
-    stage: str | None = None
-    owner: str | None = None
-    source: str | None = None
+    """Filters of the lead list; a filter given several values matches any of them."""
+
+    temperature: tuple[str, ...] = ()
+    stage: tuple[str, ...] = ()
+    funnel: tuple[str, ...] = ()
+    owner: tuple[str, ...] = ()
+    source: tuple[str, ...] = ()
+    suppressed: bool | None = None
+    open: bool | None = None  # not a customer, not disqualified, not suppressed
     min_score: float | None = None
     max_score: float | None = None
     q: str | None = None
@@ -142,31 +295,11 @@ def list_leads(service: Service, query: LeadQuery) -> dict[str, Any]:
         )
         descending = query.sort.startswith("-")
         select = sa.select(leads, score.label("score_now"), key.label("sort_key"))
-        for column, value in (
-            (leads.c.temperature, query.temperature),
-            (leads.c.stage, query.stage),
-            (leads.c.owner, query.owner),
-            (leads.c.source, query.source),
-        ):
-            if value is not None:
-                select = select.where(column == value)
+        select = select.where(*lead_filters(book, query, conn.dialect.name))
         if query.min_score is not None:
             select = select.where(score >= query.min_score)
         if query.max_score is not None:
             select = select.where(score <= query.max_score)
-        if query.q:
-            needle = (
-                "%"
-                + query.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                + "%"
-            )
-            text = sa.func.lower(sa.cast(leads.c.attributes, sa.String))
-            select = select.where(
-                sa.or_(
-                    sa.func.lower(leads.c.lead_id).like(needle, escape="\\"),
-                    text.like(needle, escape="\\"),
-                )
-            )
         if state is not None:
             value, last_id = state["v"], state["id"]
             if descending:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +94,15 @@ def _seconds(variable: str, default: float) -> float:
     if not value >= 0 or value == float("inf"):
         raise ValueError(f"{variable}: expected seconds (0 or more), got {text!r}")
     return value
+
+
+def _fold(text: Any) -> Any:
+    """SQLite's ``pyro_fold``: NFC and lower case, for searching beyond ASCII (SQLite's
+    own ``lower`` and ``LIKE`` fold ASCII letters only). Bytes are read as UTF-8, an
+    invalid sequence (an unpaired surrogate in old JSON) as U+FFFD: it must not raise."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    return unicodedata.normalize("NFC", text).lower() if isinstance(text, str) else text
 
 
 def database_url(url: str | None = None) -> str:
@@ -184,6 +194,7 @@ def _sqlite_engine(url: str, timeouts: StoreTimeouts) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={round(busy * 1000)}")
         cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
         cursor.close()
+        dbapi_connection.create_function("pyro_fold", 1, _fold, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

@@ -82,7 +82,8 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[start : start + size]
 
 
-def record_of(row: Any) -> LeadRecord:
+def record_of(row: Any, state: LeadState | None = None) -> LeadRecord:
+    """A lead row as a record; ``state``: the row's state, already read by the caller."""
     m = row._mapping
     return LeadRecord(
         lead_id=m["lead_id"],
@@ -93,7 +94,7 @@ def record_of(row: Any) -> LeadRecord:
         created_us=m["created_us"],
         updated_us=m["updated_us"],
         playbook_version=m["playbook_version"],
-        state=LeadState.from_dict(m["state"]),
+        state=state if state is not None else LeadState.from_dict(m["state"]),
         temperature=m["temperature"],
         stage=m["stage"],
         decay_checked_us=m["decay_checked_us"],
@@ -104,12 +105,12 @@ def record_of(row: Any) -> LeadRecord:
 def _lead_params(record: LeadRecord) -> tuple[Any, ...]:
     """A lead's values in :data:`_LEAD_COLUMNS` order, JSON columns as JSON text.
 
-    The state is the store's own document and goes through orjson; the attributes keep
-    the standard library's text (``GET /v1/leads?q=`` searches it).
+    The state is the store's own document and goes through orjson; the attributes are
+    the standard library's text, as real UTF-8 (``ensure_ascii=False``).
     """
     state = record.state
     return (
-        json.dumps(dict(record.attributes)) if record.attributes else "{}",
+        json.dumps(dict(record.attributes), ensure_ascii=False) if record.attributes else "{}",
         record.source,
         record.owner,
         record.consent,
@@ -243,9 +244,9 @@ def json_text(value: Any) -> str:
     try:
         text = orjson.dumps(value)
     except TypeError:  # integers past 64 bits, keys that are not text...
-        return json.dumps(value)
+        return json.dumps(value, ensure_ascii=False)
     if b"null" in text and _has_nan(value):  # orjson writes NaN and infinities as null
-        return json.dumps(value)
+        return json.dumps(value, ensure_ascii=False)
     return text.decode()
 
 

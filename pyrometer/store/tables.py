@@ -118,6 +118,20 @@ api_keys = sa.Table(
     sa.Column("last_used_us", sa.BigInteger),
 )
 
+# A lead erased on request (GDPR): when, who asked and how much went, never who it was
+# (no id, no hash of one: a hash of an e-mail address can be matched against a list).
+erasures = sa.Table(
+    "erasures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("erased_us", sa.BigInteger, nullable=False),
+    sa.Column("key_id", sa.Integer),  # the API key that asked; NULL from the command line
+    sa.Column("requested_by", sa.String(200), nullable=False),
+    sa.Column("events", sa.Integer, nullable=False),
+    sa.Column("identities", sa.Integer, nullable=False),
+    sa.Column("transitions", sa.Integer, nullable=False),
+)
+
 # Background work (rescoring after a publish), with progress readable through the API.
 jobs = sa.Table(
     "jobs",
