@@ -262,6 +262,8 @@ def open_events(
         diagnose=lambda: _check(con, source, checks, filter_sql),
         rows=rows,
         earliest_us=earliest,
+        # Row numbers never repeat; a file's own ids may (the scorer keeps the first).
+        unique_ids=exprs["event_id"] == source.row_number_sql,
     )
 
 

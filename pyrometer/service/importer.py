@@ -61,8 +61,12 @@ def import_events(service: Service, path: Path, progress: Progress | None = None
     accepted = duplicates = done = 0
     for rows in _chunks(cursor):
         tracks = []
-        for row in rows:
+        for position, row in enumerate(rows, done + 1):
             lead_id, event, ts_us, event_id = row[:4]
+            if event_id is None:  # a row without an id stays an event of its own
+                event_id, numbered_row = position, True
+            else:
+                numbered_row = numbered
             properties = {
                 name: value
                 for (name, _), value in zip(props, row[4:], strict=True)
@@ -70,7 +74,7 @@ def import_events(service: Service, path: Path, progress: Progress | None = None
             }
             tracks.append(
                 Track(
-                    message_id=f"{path.name}#{event_id}" if numbered else str(event_id),
+                    message_id=f"{path.name}#{event_id}" if numbered_row else str(event_id),
                     name=normalize_name(str(event)),
                     ts_us=int(ts_us),
                     user_id=str(lead_id),
