@@ -35,6 +35,7 @@ from pyrometer.core.conditions import normalize_name
 from pyrometer.core.fit import fit_lines, suppressed_by_attributes
 from pyrometer.core.model import EngagementLine, FitLine, ScoredLead
 from pyrometer.core.playbook import EngagementRule, Metric, Playbook, Stage, Temperature
+from pyrometer.core.stitching import Stitching
 from pyrometer.core.timeutil import to_us
 from pyrometer.engines import native as native_ext
 from pyrometer.engines.cap_proof import (
@@ -70,6 +71,11 @@ class EventTable:
     unique_ids: bool = False
     """Whether no ``event_id`` repeats, as the reader knows (ids are row numbers); else the
     scorer looks, and keeps one event per id (:meth:`DuckDBBatchScorer.distinct`)."""
+    traits: LeadTable | None = None
+    """Attributes the events file itself gives its leads (Segment ``identify`` traits)."""
+    identities: Stitching | None = None
+    """The file's Segment ``identify`` and ``alias`` calls, stitched; its events are
+    already under the leads they belong to."""
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,10 @@ from pathlib import Path
 import duckdb
 
 from pyrometer.core.conditions import normalize_name
+from pyrometer.core.stitching import Stitching
 from pyrometer.engines.duckdb_batch import EventTable, LeadTable
 from pyrometer.engines.sql_conditions import quote_ident, quote_literal
+from pyrometer.io.segment import LINKS_TABLE, linked_lead_sql, read_identities
 
 EVENT_ALIASES = {
     "lead_id": ("lead_id", "leadid", "user_id", "userid", "contact_id", "contactid"),
@@ -217,6 +219,7 @@ def open_events(
         ) from None
     lead_sql = _as_text(exprs["lead_id"], source)
     event_sql = _as_text(exprs["event"], source)
+    identities = _segment_identities(con, source, ts_sql) if _is_segment(columns) else None
     checks = [
         ("lead_id", f"{lead_sql} IS NULL OR {lead_sql} = ''", lead_sql, "lead_id is empty"),
         ("event", f"{event_sql} IS NULL OR trim({event_sql}) = ''", event_sql, "event is empty"),
@@ -233,6 +236,17 @@ def open_events(
 
     # The scoring pass counts rows without a lead, event or time; only then does
     # diagnose() look for the first of them, so a good file is read once.
+    numbered = exprs["event_id"] == source.row_number_sql
+    from_sql, order_sql = raw, ""
+    if identities is not None and identities[0].links:
+        # Visitors' events under their leads; the row number is taken before the join.
+        lead_sql = linked_lead_sql(columns)
+        from_sql = (
+            f"(SELECT *, {source.row_number_sql} AS pyro_rn FROM {raw}) "
+            f"LEFT JOIN {LINKS_TABLE} l ON {_column_text('anonymousId', columns)} = l.pyro_anon"
+        )
+        order_sql = " ORDER BY pyro_rn"
+        exprs["event_id"] = "pyro_rn" if numbered else exprs["event_id"]
     select = ", ".join(
         [
             f"{lead_sql} AS lead_id",
@@ -243,7 +257,8 @@ def open_events(
         + [f"{sql} AS {quote_ident('p_' + name)}" for name, sql in props.items()]
     )
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW pyro_events AS SELECT {select} FROM {raw} WHERE {filter_sql}"
+        f"CREATE OR REPLACE TEMP VIEW pyro_events AS SELECT {select} FROM {from_sql} "
+        f"WHERE {filter_sql}{order_sql}"
     )
     rows = earliest = None
     if source.path.suffix.lower() in {".parquet", ".pq"}:  # from the footer, no scan
@@ -263,7 +278,22 @@ def open_events(
         rows=rows,
         earliest_us=earliest,
         # Row numbers never repeat; a file's own ids may (the scorer keeps the first).
-        unique_ids=exprs["event_id"] == source.row_number_sql,
+        unique_ids=numbered,
+        traits=identities[1] if identities else None,
+        identities=identities[0] if identities else None,
+    )
+
+
+def _column_text(name: str, columns: Sequence[str]) -> str:
+    return f"CAST({quote_ident(name)} AS VARCHAR)" if name in columns else "NULL"
+
+
+def _segment_identities(
+    con: duckdb.DuckDBPyConnection, source: Source, ts_sql: str
+) -> tuple[Stitching, LeadTable | None] | None:
+    """The file's ``identify`` and ``alias`` calls, stitched (:mod:`pyrometer.io.segment`)."""
+    return read_identities(
+        con, source.view, source.columns, source.types, source.row_number_sql, ts_sql
     )
 
 
