@@ -75,7 +75,7 @@ def stitch(calls: Iterable[IdentityCall], first_named: Mapping[str, int]) -> Sti
             and visitor is not None
             and visitor != call.lead_id
             and visitor not in links
-            and first_named.get(visitor, math.inf) >= call.row
+            and first_named.get(visitor, math.inf) > call.row
         )
         merged = traits.setdefault(call.lead_id, {})
         if link:

@@ -416,6 +416,14 @@ def open_leads(con: duckdb.DuckDBPyConnection, path: str | Path) -> LeadTable:
     raw = quote_ident(source.view)
     columns = source.columns
     attributes: dict[str, str] = {}
+    if "traits" in columns and "type" in columns and "userId" in columns:
+        # Segment calls: a person's identify calls merged, visitors folded in, as in EVENTS.
+        found = read_identities(
+            con, source.view, columns, source.types, source.row_number_sql, "NULL", "pyro_ltr_"
+        )
+        if found is None or found[1] is None:
+            raise InputError(path, "no identify call with traits", column="traits")
+        return found[1]
     if "traits" in columns and ("userId" in columns or "anonymousId" in columns):
         lead_sql = (
             "CAST(coalesce("

@@ -22,8 +22,7 @@ from pyrometer.engines.sql_conditions import quote_ident, quote_literal
 
 __all__ = ["LINKS_TABLE", "linked_lead_sql", "read_identities", "with_traits"]
 
-LINKS_TABLE = "pyro_links"
-TRAITS_VIEW = "pyro_traits"
+LINKS_TABLE = "pyro_links"  # the events file's links (prefix pyro_)
 
 
 def _column(columns: tuple[str, ...], name: str) -> str:
@@ -37,12 +36,14 @@ def read_identities(
     types: tuple[str, ...],
     row_number_sql: str,
     ts_sql: str,
+    prefix: str = "pyro_",
 ) -> tuple[Stitching, LeadTable | None] | None:
     """The calls of the Segment messages in ``view`` (``None``: there are none).
 
-    Registers :data:`LINKS_TABLE` (``pyro_anon``, ``pyro_lead``) when calls link visitors,
-    and :data:`TRAITS_VIEW` when they give traits (returned as a lead table, else
-    ``None``). ``ts_sql`` reads a message's time.
+    Registers ``{prefix}links`` (``pyro_anon``, ``pyro_lead``) when calls link visitors,
+    and ``{prefix}traits`` when they give traits (returned as a lead table, else ``None``);
+    a LEADS file read beside the events takes another prefix. ``ts_sql`` reads a
+    message's time.
     """
     if "type" not in columns:
         return None
@@ -85,14 +86,13 @@ def read_identities(
                 )
             )
     visitors = sorted({c.visitor for c in calls if c.visitor is not None})
-    first_named = _first_named(con, raw, columns, row_number_sql, visitors)
+    first_named = _first_named(con, raw, columns, row_number_sql, visitors, prefix)
     stitching = stitch(calls, first_named)
     if stitching.links:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {LINKS_TABLE} (pyro_anon VARCHAR, pyro_lead VARCHAR)"
-        )
-        con.executemany(f"INSERT INTO {LINKS_TABLE} VALUES (?, ?)", list(stitching.links.items()))
-    return stitching, _traits_table(con, raw, row_number_sql, keys, stitching)
+        links = f"{prefix}links"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {links} (pyro_anon VARCHAR, pyro_lead VARCHAR)")
+        con.executemany(f"INSERT INTO {links} VALUES (?, ?)", list(stitching.links.items()))
+    return stitching, _traits_table(con, raw, row_number_sql, keys, stitching, prefix)
 
 
 def linked_lead_sql(columns: tuple[str, ...]) -> str:
@@ -116,16 +116,18 @@ def _first_named(
     columns: tuple[str, ...],
     row_number_sql: str,
     ids: list[str],
+    prefix: str,
 ) -> dict[str, int]:
     """The first row where each of ``ids`` is a message's ``userId``."""
     if not ids or "userId" not in columns:
         return {}
-    con.execute("CREATE OR REPLACE TEMP TABLE pyro_visitors (id VARCHAR PRIMARY KEY)")
-    con.executemany("INSERT INTO pyro_visitors VALUES (?)", [(i,) for i in ids])
+    visitors = f"{prefix}visitors"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {visitors} (id VARCHAR PRIMARY KEY)")
+    con.executemany(f"INSERT INTO {visitors} VALUES (?)", [(i,) for i in ids])
     found = con.execute(f"""
         SELECT uid, min(rn) FROM (
             SELECT CAST("userId" AS VARCHAR) AS uid, {row_number_sql} AS rn FROM {raw})
-        WHERE uid IN (SELECT id FROM pyro_visitors)
+        WHERE uid IN (SELECT id FROM {visitors})
         GROUP BY uid
     """).fetchall()
     return {str(uid): int(rn) for uid, rn in found}
@@ -137,6 +139,7 @@ def _traits_table(
     row_number_sql: str,
     keys: list[str],
     stitching: Stitching,
+    prefix: str,
 ) -> LeadTable | None:
     """Each lead's merged traits as a view, each value read from the call that gave it
     (so it keeps the file's type, as a LEADS file of identify calls does)."""
@@ -152,23 +155,24 @@ def _traits_table(
         for name, row in given.items()
         if name in names
     ]
+    winning, view = f"{prefix}trait_rows", f"{prefix}traits"
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE pyro_trait_rows (lead_id VARCHAR, name VARCHAR, rn BIGINT)"
+        f"CREATE OR REPLACE TEMP TABLE {winning} (lead_id VARCHAR, name VARCHAR, rn BIGINT)"
     )
-    con.executemany("INSERT INTO pyro_trait_rows VALUES (?, ?, ?)", rows)
+    con.executemany(f"INSERT INTO {winning} VALUES (?, ?, ?)", rows)
     picks = ", ".join(
         f'max(CASE WHEN w.name = {quote_literal(name)} THEN r."traits".{quote_ident(key)} END) '
         f"AS {quote_ident('a_' + name)}"
         for name, key in names.items()
     )
     con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW {TRAITS_VIEW} AS
+        CREATE OR REPLACE TEMP VIEW {view} AS
         SELECT w.lead_id, {picks}
-        FROM pyro_trait_rows w
+        FROM {winning} w
              JOIN (SELECT *, {row_number_sql} AS pyro_rn FROM {raw}) r ON r.pyro_rn = w.rn
         GROUP BY w.lead_id
     """)
-    return LeadTable(TRAITS_VIEW, {name: quote_ident("a_" + name) for name in names})
+    return LeadTable(view, {name: quote_ident("a_" + name) for name in names})
 
 
 def _winning_rows(stitching: Stitching) -> dict[str, dict[str, int]]:
