@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from pyrometer.cli.app import app
@@ -30,6 +31,7 @@ from pyrometer.io.readers import open_events
 from pyrometer.io.segment import with_traits
 from pyrometer.service.reads import get_lead
 from pyrometer.service.runtime import Service
+from pyrometer.store import tables
 from service.conftest import Clock
 
 DAY = 86_400_000_000
@@ -193,3 +195,37 @@ def test_one_file_one_answer_everywhere(
             assert get_lead(service, visitor) is None
     finally:
         service.close()
+
+
+def test_a_segment_export_imported_twice_changes_nothing(
+    store_url: str, tmp_path: Path, clock: Clock
+) -> None:
+    path, _, _ = _segment(tmp_path, clock)
+    runner = CliRunner()
+    snapshots = []
+    for _ in range(2):
+        result = runner.invoke(app, ["import", str(path), "--database", store_url])
+        assert result.exit_code == 0, result.output
+        service = Service.open(store_url, clock)
+        try:
+            snapshots.append(
+                service.read(
+                    lambda conn: {
+                        t.name: conn.execute(sa.select(t).order_by(*t.primary_key.columns)).all()
+                        for t in (
+                            tables.events,
+                            tables.leads,
+                            tables.transitions,
+                            tables.identities,
+                        )
+                    }
+                )
+            )
+        finally:
+            service.close()
+    assert "imported 0 new events" in result.output
+    assert snapshots[0] == snapshots[1]
+    assert {row.anonymous_id: row.lead_id for row in snapshots[0]["identities"]} == {
+        "v1": "ann@acme.example",
+        "v2": "dan@corp.example",
+    }
