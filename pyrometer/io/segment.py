@@ -13,6 +13,8 @@ messages as one struct type): both leave the lead's value as it was.
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
 from pyrometer.core.conditions import normalize_name, normalize_record
@@ -89,9 +91,11 @@ def read_identities(
     first_named = _first_named(con, raw, columns, row_number_sql, visitors, prefix)
     stitching = stitch(calls, first_named)
     if stitching.links:
-        links = f"{prefix}links"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {links} (pyro_anon VARCHAR, pyro_lead VARCHAR)")
-        con.executemany(f"INSERT INTO {links} VALUES (?, ?)", list(stitching.links.items()))
+        _table(
+            con,
+            f"{prefix}links",
+            {"pyro_anon": list(stitching.links), "pyro_lead": list(stitching.links.values())},
+        )
     return stitching, _traits_table(con, raw, row_number_sql, keys, stitching, prefix)
 
 
@@ -100,6 +104,14 @@ def linked_lead_sql(columns: tuple[str, ...]) -> str:
     ``userId``, else its visitor's lead, else its ``anonymousId``."""
     parts = [_column(columns, "userId"), "l.pyro_lead", _column(columns, "anonymousId")]
     return f"coalesce({', '.join(p for p in parts if p != 'NULL')})"
+
+
+def _table(con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, list[Any]]) -> None:
+    """A temp table from Python lists, in one statement (one ``INSERT`` per row costs about
+    a millisecond each in DuckDB: a minute for a file of 20,000 people)."""
+    values = list(columns.values())
+    select = ", ".join(f"unnest(${i + 1}) AS {quote_ident(c)}" for i, c in enumerate(columns))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select}", values)
 
 
 def _trait_keys(columns: tuple[str, ...], types: tuple[str, ...]) -> list[str]:
@@ -122,8 +134,7 @@ def _first_named(
     if not ids or "userId" not in columns:
         return {}
     visitors = f"{prefix}visitors"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {visitors} (id VARCHAR PRIMARY KEY)")
-    con.executemany(f"INSERT INTO {visitors} VALUES (?)", [(i,) for i in ids])
+    _table(con, visitors, {"id": ids})
     found = con.execute(f"""
         SELECT uid, min(rn) FROM (
             SELECT CAST("userId" AS VARCHAR) AS uid, {row_number_sql} AS rn FROM {raw})
@@ -155,11 +166,18 @@ def _traits_table(
         for name, row in given.items()
         if name in names
     ]
+    if not rows:
+        return None
     winning, view = f"{prefix}trait_rows", f"{prefix}traits"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {winning} (lead_id VARCHAR, name VARCHAR, rn BIGINT)"
+    _table(
+        con,
+        winning,
+        {
+            "lead_id": [lead for lead, _, _ in rows],
+            "name": [name for _, name, _ in rows],
+            "rn": [row for _, _, row in rows],
+        },
     )
-    con.executemany(f"INSERT INTO {winning} VALUES (?, ?, ?)", rows)
     picks = ", ".join(
         f'max(CASE WHEN w.name = {quote_literal(name)} THEN r."traits".{quote_ident(key)} END) '
         f"AS {quote_ident('a_' + name)}"
