@@ -99,15 +99,16 @@ def _import_identities(service: Service, path: Path, stitching: Stitching) -> in
     """A Segment file's calls, in file order, with the links :func:`stitch` made (a call
     whose link it refused, one that would merge two known leads, gives its traits only).
 
-    Calls go in groups that the service reads as the file does: a group ends before a
-    call for a lead that an earlier call of the group linked as a visitor (in one request
-    the service would follow that chain; across requests, as here, it does not)."""
+    Calls go in groups of at most :data:`CHUNK` that the service reads as the file does: a
+    group ends before a call for a lead that an earlier call of the group linked as a
+    visitor (in one request the service would follow that chain; across requests, as
+    here, it does not)."""
     now = service.clock()
     group: list[Identify] = []
     visitors: set[str] = set()
     sent = 0
     for call, linked in zip(stitching.calls, stitching.linked, strict=True):
-        if call.lead_id in visitors:
+        if call.lead_id in visitors or len(group) >= CHUNK:
             ingest(service, [], group)
             group, visitors = [], set()
         group.append(
