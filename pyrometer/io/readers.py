@@ -301,8 +301,18 @@ def _segment_identities(
         con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_messages AS SELECT * FROM {view}")
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM pyro_messages")
     return read_identities(
-        con, source.view, source.columns, source.types, source.row_number_sql, ts_sql
+        con, source.view, source.columns, source.row_number_sql, ts_sql, _traits_of(source)
     )
+
+
+def _traits_of(source: Source) -> list[tuple[str, str]]:
+    """Each trait's normalised name and the SQL reading it from a message."""
+    if "traits" not in source.columns:
+        return []
+    return [
+        (normalize_name(key), f'"traits".{quote_ident(key)}')
+        for key in _struct_keys(source.type_of("traits"))
+    ]
 
 
 def _as_text(column_sql: str, source: Source) -> str:
@@ -427,7 +437,13 @@ def open_leads(con: duckdb.DuckDBPyConnection, path: str | Path) -> LeadTable:
     if "traits" in columns and "type" in columns and "userId" in columns:
         # Segment calls: a person's identify calls merged, visitors folded in, as in EVENTS.
         found = read_identities(
-            con, source.view, columns, source.types, source.row_number_sql, "NULL", "pyro_ltr_"
+            con,
+            source.view,
+            columns,
+            source.row_number_sql,
+            "NULL",
+            _traits_of(source),
+            "pyro_ltr_",
         )
         if found is None or found[1] is None:
             raise InputError(path, "no identify call with traits", column="traits")

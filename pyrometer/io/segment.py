@@ -13,11 +13,11 @@ messages as one struct type): both leave the lead's value as it was.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import duckdb
 
-from pyrometer.core.conditions import normalize_name, normalize_record
 from pyrometer.core.stitching import IdentityCall, Stitching, stitch
 from pyrometer.engines.duckdb_batch import LeadTable
 from pyrometer.engines.sql_conditions import quote_ident, quote_literal
@@ -35,9 +35,9 @@ def read_identities(
     con: duckdb.DuckDBPyConnection,
     view: str,
     columns: tuple[str, ...],
-    types: tuple[str, ...],
     row_number_sql: str,
     ts_sql: str,
+    traits: Sequence[tuple[str, str]],
     prefix: str = "pyro_",
 ) -> tuple[Stitching, LeadTable | None] | None:
     """The calls of the Segment messages in ``view`` (``None``: there are none).
@@ -45,16 +45,18 @@ def read_identities(
     Registers ``{prefix}links`` (``pyro_anon``, ``pyro_lead``) when calls link visitors,
     and ``{prefix}traits`` when they give traits (returned as a lead table, else ``None``);
     a LEADS file read beside the events takes another prefix. ``ts_sql`` reads a
-    message's time.
+    message's time; ``traits`` gives each attribute's normalised name and the SQL that
+    reads it from a message (the first of a name counts).
     """
     if "type" not in columns:
         return None
     raw = quote_ident(view)
-    keys = _trait_keys(columns, types)
+    readers = dict(reversed(traits))  # normalised name -> SQL, the first of a name
+    names = list(readers)
     packed = ", ".join(
-        f'{quote_ident("t" + str(i))} := "traits".{quote_ident(k)}' for i, k in enumerate(keys)
+        f"{quote_ident('t' + str(i))} := {readers[name]}" for i, name in enumerate(names)
     )
-    trait_sql = f"struct_pack({packed})" if keys else "NULL"
+    trait_sql = f"struct_pack({packed})" if names else "NULL"
     rows = con.execute(f"""
         SELECT rn, "type", uid, aid, pid, mid, ts, tr FROM (
             SELECT {row_number_sql} AS rn, "type", {_column(columns, "userId")} AS uid,
@@ -74,9 +76,7 @@ def read_identities(
             if mid in seen:  # a resent call is one call, the first (as events are)
                 continue
             seen.add(mid)
-        given = normalize_record(
-            {keys[i]: v for i, v in enumerate((tr or {}).values()) if v is not None}
-        )
+        given = {names[i]: v for i, v in enumerate((tr or {}).values()) if v is not None}
         when = None if ts is None else int(ts)
         if kind == "alias" and uid is not None and pid is not None:
             calls.append(IdentityCall(int(rn), uid, pid, message_id=mid, ts_us=when))
@@ -96,7 +96,7 @@ def read_identities(
             f"{prefix}links",
             {"pyro_anon": list(stitching.links), "pyro_lead": list(stitching.links.values())},
         )
-    return stitching, _traits_table(con, raw, row_number_sql, keys, stitching, prefix)
+    return stitching, _traits_table(con, raw, row_number_sql, readers, stitching, prefix)
 
 
 def linked_lead_sql(columns: tuple[str, ...]) -> str:
@@ -112,14 +112,6 @@ def _table(con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, list[An
     values = list(columns.values())
     select = ", ".join(f"unnest(${i + 1}) AS {quote_ident(c)}" for i, c in enumerate(columns))
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select}", values)
-
-
-def _trait_keys(columns: tuple[str, ...], types: tuple[str, ...]) -> list[str]:
-    from pyrometer.io.readers import _struct_keys  # the readers import this module
-
-    if "traits" not in columns:
-        return []
-    return _struct_keys(types[columns.index("traits")])
 
 
 def _first_named(
@@ -148,7 +140,7 @@ def _traits_table(
     con: duckdb.DuckDBPyConnection,
     raw: str,
     row_number_sql: str,
-    keys: list[str],
+    readers: Mapping[str, str],
     stitching: Stitching,
     prefix: str,
 ) -> LeadTable | None:
@@ -156,15 +148,12 @@ def _traits_table(
     (so it keeps the file's type, as a LEADS file of identify calls does)."""
     if not stitching.traits:
         return None
-    names: dict[str, str] = {}  # normalised attribute name -> raw trait key
-    for key in keys:
-        names.setdefault(normalize_name(key), key)
     winners = _winning_rows(stitching)
     rows = [
         (lead, name, row)
         for lead, given in winners.items()
         for name, row in given.items()
-        if name in names
+        if name in readers
     ]
     if not rows:
         return None
@@ -179,9 +168,9 @@ def _traits_table(
         },
     )
     picks = ", ".join(
-        f'max(CASE WHEN w.name = {quote_literal(name)} THEN r."traits".{quote_ident(key)} END) '
+        f"any_value({sql}) FILTER (WHERE w.name = {quote_literal(name)}) "
         f"AS {quote_ident('a_' + name)}"
-        for name, key in names.items()
+        for name, sql in readers.items()
     )
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW {view} AS
@@ -190,7 +179,7 @@ def _traits_table(
              JOIN (SELECT *, {row_number_sql} AS pyro_rn FROM {raw}) r ON r.pyro_rn = w.rn
         GROUP BY w.lead_id
     """)
-    return LeadTable(view, {name: quote_ident("a_" + name) for name in names})
+    return LeadTable(view, {name: quote_ident("a_" + name) for name in readers})
 
 
 def _winning_rows(stitching: Stitching) -> dict[str, dict[str, int]]:
