@@ -294,9 +294,11 @@ def _segment_identities(
     """The file's ``identify`` and ``alias`` calls, stitched (:mod:`pyrometer.io.segment`).
 
     Messages of a JSON file that may hold calls are parsed once, into a table: the calls,
-    the links and every scoring pass read it instead of parsing the text again each time.
+    the links and every scoring pass read it instead of parsing the text again each time
+    (up to 2 GB of text, so that memory stays bounded).
     """
-    if "type" in source.columns and source.path.suffix.lower() not in {".parquet", ".pq"}:
+    text = source.path.suffix.lower() not in {".parquet", ".pq"}
+    if "type" in source.columns and text and source.path.stat().st_size <= 2 << 30:
         view = quote_ident(source.view)
         con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_messages AS SELECT * FROM {view}")
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM pyro_messages")
