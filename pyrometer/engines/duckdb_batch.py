@@ -1069,10 +1069,10 @@ class DuckDBBatchScorer:
         lead_ids: Sequence[str],
     ) -> dict[str, ScoredLead]:
         """Scores of ``lead_ids`` with their full ledgers (every rule, every event)."""
-        wanted = ", ".join(quote_literal(lead) for lead in lead_ids)
-        lead_filter = f"AND e.lead_id IN ({wanted})" if lead_ids else "AND FALSE"
         # One event per id over the whole table, before keeping some leads' events.
         events = self.distinct(events) if events is not None else None
+        wanted = ", ".join(quote_literal(lead) for lead in lead_ids)
+        lead_filter = f"AND e.lead_id IN ({wanted})" if lead_ids else "AND FALSE"
         scored = {
             lead: lead_score
             for lead, lead_score in self.score(

@@ -19,7 +19,7 @@ from pyrometer.core.conditions import normalize_name
 from pyrometer.core.stitching import Stitching
 from pyrometer.engines.duckdb_batch import EventTable, LeadTable
 from pyrometer.engines.sql_conditions import quote_ident, quote_literal
-from pyrometer.io.segment import LINKS_TABLE, linked_lead_sql, read_identities
+from pyrometer.io.segment import linked_messages_sql, read_identities
 
 EVENT_ALIASES = {
     "lead_id": ("lead_id", "leadid", "user_id", "userid", "contact_id", "contactid"),
@@ -238,14 +238,9 @@ def open_events(
     # diagnose() look for the first of them, so a good file is read once.
     numbered = exprs["event_id"] == source.row_number_sql
     from_sql, order_sql = raw, ""
-    if identities is not None and identities[0].links:
-        # Visitors' events under their leads; the row number is taken before the join.
-        lead_sql = linked_lead_sql(columns)
-        from_sql = (
-            f"(SELECT *, {source.row_number_sql} AS pyro_rn FROM {raw}) "
-            f"LEFT JOIN {LINKS_TABLE} l ON {_column_text('anonymousId', columns)} = l.pyro_anon"
-        )
-        order_sql = " ORDER BY pyro_rn"
+    if identities is not None and identities[0].links and "anonymousId" in columns:
+        # Visitors' events under their leads, in file order (numbered before the join).
+        from_sql, order_sql = linked_messages_sql(raw, source.row_number_sql), " ORDER BY pyro_rn"
         exprs["event_id"] = "pyro_rn" if numbered else exprs["event_id"]
     select = ", ".join(
         [
@@ -282,10 +277,6 @@ def open_events(
         traits=identities[1] if identities else None,
         identities=identities[0] if identities else None,
     )
-
-
-def _column_text(name: str, columns: Sequence[str]) -> str:
-    return f"CAST({quote_ident(name)} AS VARCHAR)" if name in columns else "NULL"
 
 
 def _segment_identities(

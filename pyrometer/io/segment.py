@@ -22,7 +22,7 @@ from pyrometer.core.stitching import IdentityCall, Stitching, stitch
 from pyrometer.engines.duckdb_batch import LeadTable
 from pyrometer.engines.sql_conditions import quote_ident, quote_literal
 
-__all__ = ["LINKS_TABLE", "linked_lead_sql", "read_identities", "with_traits"]
+__all__ = ["LINKS_TABLE", "linked_messages_sql", "read_identities", "with_traits"]
 
 LINKS_TABLE = "pyro_links"  # the events file's links (prefix pyro_)
 
@@ -99,11 +99,14 @@ def read_identities(
     return stitching, _traits_table(con, raw, row_number_sql, readers, stitching, prefix)
 
 
-def linked_lead_sql(columns: tuple[str, ...]) -> str:
-    """A message's lead once visitors are linked (``pyro_links`` joined as ``l``): its
-    ``userId``, else its visitor's lead, else its ``anonymousId``."""
-    parts = [_column(columns, "userId"), "l.pyro_lead", _column(columns, "anonymousId")]
-    return f"coalesce({', '.join(p for p in parts if p != 'NULL')})"
+def linked_messages_sql(raw: str, row_number_sql: str) -> str:
+    """The messages of ``raw`` with a visitor's lead as the ``userId`` of its messages that
+    have none (:data:`LINKS_TABLE` joined), each numbered ``pyro_rn`` in file order."""
+    return (
+        '(SELECT r.* REPLACE (coalesce(CAST(r."userId" AS VARCHAR), l.pyro_lead) AS "userId") '
+        f"FROM (SELECT *, {row_number_sql} AS pyro_rn FROM {raw}) r "
+        f'LEFT JOIN {LINKS_TABLE} l ON CAST(r."anonymousId" AS VARCHAR) = l.pyro_anon)'
+    )
 
 
 def _table(con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, list[Any]]) -> None:
