@@ -21,7 +21,6 @@ from pyrometer.core.playbook import Playbook, PlaybookError, default_playbook_te
 from pyrometer.core.timeutil import iso, parse_timestamp, to_us
 from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, EventTable, LeadTable, connect
 from pyrometer.io.readers import InputError, open_events, open_leads
-from pyrometer.io.segment import with_traits
 from pyrometer.io.writers import iso_sql, write_query
 
 out = Console()
@@ -80,6 +79,8 @@ def _open(
 ) -> tuple[EventTable, LeadTable | None]:
     event_table = open_events(con, events, playbook.known_events if strict else None)
     lead_table = open_leads(con, leads) if leads is not None else None
+    from pyrometer.io.segment import with_traits
+
     # Segment identify traits in EVENTS fill in what LEADS does not give.
     return event_table, with_traits(con, lead_table, event_table.traits)
 

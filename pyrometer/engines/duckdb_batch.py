@@ -62,12 +62,6 @@ class EventTable:
 
     sql: str
     properties: Mapping[str, str] = field(default_factory=dict)
-    diagnose: Callable[[], None] | None = field(default=None, compare=False)
-    """Called when rows lack a lead, event or time; raises an error naming the first."""
-    rows: int | None = None
-    """How many rows, when the reader knows cheaply (Parquet metadata)."""
-    earliest_us: int | None = None
-    """The earliest time, when the reader knows cheaply (Parquet statistics)."""
     unique_ids: bool = False
     """Whether no ``event_id`` repeats, as the reader knows (ids are row numbers); else the
     scorer looks, and keeps one event per id (:meth:`DuckDBBatchScorer.distinct`)."""
@@ -76,6 +70,12 @@ class EventTable:
     identities: Stitching | None = None
     """The file's Segment ``identify`` and ``alias`` calls, stitched; its events are
     already under the leads they belong to."""
+    diagnose: Callable[[], None] | None = field(default=None, compare=False)
+    """Called when rows lack a lead, event or time; raises an error naming the first."""
+    rows: int | None = None
+    """How many rows, when the reader knows cheaply (Parquet metadata)."""
+    earliest_us: int | None = None
+    """The earliest time, when the reader knows cheaply (Parquet statistics)."""
 
 
 @dataclass(frozen=True)

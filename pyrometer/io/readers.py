@@ -219,7 +219,6 @@ def open_events(
         ) from None
     lead_sql = _as_text(exprs["lead_id"], source)
     event_sql = _as_text(exprs["event"], source)
-    identities = _segment_identities(con, source, ts_sql) if _is_segment(columns) else None
     checks = [
         ("lead_id", f"{lead_sql} IS NULL OR {lead_sql} = ''", lead_sql, "lead_id is empty"),
         ("event", f"{event_sql} IS NULL OR trim({event_sql}) = ''", event_sql, "event is empty"),
@@ -236,6 +235,7 @@ def open_events(
 
     # The scoring pass counts rows without a lead, event or time; only then does
     # diagnose() look for the first of them, so a good file is read once.
+    identities = _segment_identities(con, source, ts_sql) if _is_segment(columns) else None
     numbered = exprs["event_id"] == source.row_number_sql
     from_sql, order_sql = raw, ""
     if identities is not None and identities[0].links and "anonymousId" in columns:
@@ -269,43 +269,14 @@ def open_events(
     return EventTable(
         "pyro_events",
         {name: quote_ident("p_" + name) for name in props},
-        diagnose=lambda: _check(con, source, checks, filter_sql),
-        rows=rows,
-        earliest_us=earliest,
         # Row numbers never repeat; a file's own ids may (the scorer keeps the first).
         unique_ids=numbered,
         traits=identities[1] if identities else None,
         identities=identities[0] if identities else None,
+        diagnose=lambda: _check(con, source, checks, filter_sql),
+        rows=rows,
+        earliest_us=earliest,
     )
-
-
-def _segment_identities(
-    con: duckdb.DuckDBPyConnection, source: Source, ts_sql: str
-) -> tuple[Stitching, LeadTable | None] | None:
-    """The file's ``identify`` and ``alias`` calls, stitched (:mod:`pyrometer.io.segment`).
-
-    Messages of a JSON file that may hold calls are parsed once, into a table: the calls,
-    the links and every scoring pass read it instead of parsing the text again each time
-    (up to 2 GB of text, so that memory stays bounded).
-    """
-    text = source.path.suffix.lower() not in {".parquet", ".pq"}
-    if "type" in source.columns and text and source.path.stat().st_size <= 2 << 30:
-        view = quote_ident(source.view)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_messages AS SELECT * FROM {view}")
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM pyro_messages")
-    return read_identities(
-        con, source.view, source.columns, source.row_number_sql, ts_sql, _traits_of(source)
-    )
-
-
-def _traits_of(source: Source) -> list[tuple[str, str]]:
-    """Each trait's normalised name and the SQL reading it from a message."""
-    if "traits" not in source.columns:
-        return []
-    return [
-        (normalize_name(key), f'"traits".{quote_ident(key)}')
-        for key in _struct_keys(source.type_of("traits"))
-    ]
 
 
 def _as_text(column_sql: str, source: Source) -> str:
@@ -426,7 +397,6 @@ def open_leads(con: duckdb.DuckDBPyConnection, path: str | Path) -> LeadTable:
     source = register(con, path, "pyro_leads_raw")
     raw = quote_ident(source.view)
     columns = source.columns
-    attributes: dict[str, str] = {}
     if "traits" in columns and "type" in columns and "userId" in columns:
         # Segment calls: a person's identify calls merged, visitors folded in, as in EVENTS.
         found = read_identities(
@@ -441,6 +411,7 @@ def open_leads(con: duckdb.DuckDBPyConnection, path: str | Path) -> LeadTable:
         if found is None or found[1] is None:
             raise InputError(path, "no identify call with traits", column="traits")
         return found[1]
+    attributes: dict[str, str] = {}
     if "traits" in columns and ("userId" in columns or "anonymousId" in columns):
         lead_sql = (
             "CAST(coalesce("
@@ -495,3 +466,32 @@ def open_leads(con: duckdb.DuckDBPyConnection, path: str | Path) -> LeadTable:
         f"CREATE OR REPLACE TEMP VIEW pyro_leads AS SELECT {select} FROM {raw} WHERE {filter_sql}"
     )
     return LeadTable("pyro_leads", {name: quote_ident("a_" + name) for name in attributes})
+
+
+def _segment_identities(
+    con: duckdb.DuckDBPyConnection, source: Source, ts_sql: str
+) -> tuple[Stitching, LeadTable | None] | None:
+    """The file's ``identify`` and ``alias`` calls, stitched (:mod:`pyrometer.io.segment`).
+
+    Messages of a JSON file that may hold calls are parsed once, into a table: the calls,
+    the links and every scoring pass read it instead of parsing the text again each time
+    (up to 2 GB of text, so that memory stays bounded).
+    """
+    text = source.path.suffix.lower() not in {".parquet", ".pq"}
+    if "type" in source.columns and text and source.path.stat().st_size <= 2 << 30:
+        view = quote_ident(source.view)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_messages AS SELECT * FROM {view}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM pyro_messages")
+    return read_identities(
+        con, source.view, source.columns, source.row_number_sql, ts_sql, _traits_of(source)
+    )
+
+
+def _traits_of(source: Source) -> list[tuple[str, str]]:
+    """Each trait's normalised name and the SQL reading it from a message."""
+    if "traits" not in source.columns:
+        return []
+    return [
+        (normalize_name(key), f'"traits".{quote_ident(key)}')
+        for key in _struct_keys(source.type_of("traits"))
+    ]

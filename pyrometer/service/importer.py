@@ -58,12 +58,12 @@ def import_events(service: Service, path: Path, progress: Progress | None = None
     total = con.execute(f"SELECT count(*) FROM {table.sql}").fetchone()[0]  # type: ignore[index]
     props = list(table.properties.items())
     select = ", ".join(["lead_id", "event", "ts_us", "event_id"] + [sql for _, sql in props])
+    cursor = con.execute(f"SELECT {select} FROM {table.sql}")
     accepted = duplicates = done = 0
     if table.identities is not None:
         # Segment identify and alias calls first, as score stitches them: the events that
         # follow are then already under their leads.
         _import_identities(service, path, table.identities)
-    cursor = con.execute(f"SELECT {select} FROM {table.sql}")
     for rows in _chunks(cursor):
         tracks = []
         for position, row in enumerate(rows, done + 1):
@@ -93,6 +93,33 @@ def import_events(service: Service, path: Path, progress: Progress | None = None
         if progress:
             progress(done, total)
     return IngestResult(accepted, duplicates)
+
+
+def import_leads(service: Service, path: Path, progress: Progress | None = None) -> int:
+    """Every lead's attributes merged in (fit rescored); returns the number of rows."""
+    con = connect()
+    table = open_leads(con, path)
+    names = list(table.attributes)
+    total = con.execute(f"SELECT count(*) FROM {table.sql}").fetchone()[0]  # type: ignore[index]
+    columns = ", ".join(["lead_id"] + [table.attributes[n] for n in names])
+    cursor = con.execute(f"SELECT {columns} FROM {table.sql}")
+    done = 0
+    now = service.clock()
+    for rows in _chunks(cursor):
+        identifies = [
+            Identify(
+                message_id=f"{path.name}#{row[0]}",
+                user_id=str(row[0]),
+                ts_us=now,
+                traits={n: v for n, v in zip(names, row[1:], strict=True) if v is not None},
+            )
+            for row in rows
+        ]
+        ingest(service, [], identifies)
+        done += len(rows)
+        if progress:
+            progress(done, total)
+    return done
 
 
 def _import_identities(service: Service, path: Path, stitching: Stitching) -> int:
@@ -126,30 +153,3 @@ def _import_identities(service: Service, path: Path, stitching: Stitching) -> in
     if group:
         ingest(service, [], group)
     return sent
-
-
-def import_leads(service: Service, path: Path, progress: Progress | None = None) -> int:
-    """Every lead's attributes merged in (fit rescored); returns the number of rows."""
-    con = connect()
-    table = open_leads(con, path)
-    names = list(table.attributes)
-    total = con.execute(f"SELECT count(*) FROM {table.sql}").fetchone()[0]  # type: ignore[index]
-    columns = ", ".join(["lead_id"] + [table.attributes[n] for n in names])
-    cursor = con.execute(f"SELECT {columns} FROM {table.sql}")
-    done = 0
-    now = service.clock()
-    for rows in _chunks(cursor):
-        identifies = [
-            Identify(
-                message_id=f"{path.name}#{row[0]}",
-                user_id=str(row[0]),
-                ts_us=now,
-                traits={n: v for n, v in zip(names, row[1:], strict=True) if v is not None},
-            )
-            for row in rows
-        ]
-        ingest(service, [], identifies)
-        done += len(rows)
-        if progress:
-            progress(done, total)
-    return done
