@@ -3,8 +3,9 @@
 The service links an anonymous visitor to a known lead when an ``identify`` names both
 (``userId`` and ``anonymousId``) or an ``alias`` names both (``userId`` and
 ``previousId``): the visitor's events, before and after, are the lead's. A file of
-Segment messages holds the same calls, so scoring it must link the same visitors, and this
-module is that rule, pure, for the file readers (:mod:`pyrometer.io.segment`):
+Segment messages holds the same calls, so scoring it must link the visitors the service
+would link were the messages sent one by one in file order; this module is that rule,
+pure, for the file readers (:mod:`pyrometer.io.segment`):
 
 * An id is *known* once a message has named it as its ``userId`` (a ``track``, ``page``,
   ``identify`` or ``alias``). Only an id not known yet, a visitor, is folded into a lead:
