@@ -48,9 +48,17 @@ def repeated(draw: st.DrawFn) -> tuple[list[Event], dict]:
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow], max_examples=80)
-@given(playbook=playbooks(), stream=repeated(), as_of_days=st.integers(0, 420), seed=st.integers())
+@given(
+    playbook=playbooks(),
+    stream=repeated(),
+    as_of_days=st.integers(0, 420),
+    seed=st.integers(),
+    slices=st.sampled_from([None, 2]),
+)
 @pytest.mark.parametrize("native", PASS1)
-def test_repeated_ids_score_once_everywhere(playbook, stream, as_of_days, seed, native) -> None:
+def test_repeated_ids_score_once_everywhere(
+    playbook, stream, as_of_days, seed, slices, native
+) -> None:
     events, leads = stream
     as_of_us = START_US + as_of_days * DAY_US // 2
     firsts: dict[str, Event] = {}
@@ -59,7 +67,7 @@ def test_repeated_ids_score_once_everywhere(playbook, stream, as_of_days, seed, 
     expected = score_reference(playbook, list(firsts.values()), leads, as_of_us)
     assert score_reference(playbook, events, leads, as_of_us) == expected
 
-    batch = batch_score(playbook, events, leads, as_of_us, native=native)
+    batch = batch_score(playbook, events, leads, as_of_us, slices=slices, native=native)
     assert set(batch) == set(expected)
     for lead, want in expected.items():
         assert_same(want, batch[lead], "batch")
