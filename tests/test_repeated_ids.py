@@ -78,3 +78,20 @@ def test_repeated_ids_score_once_everywhere(
     incremental = incremental_score(playbook, logged, leads, as_of_us, random.Random(seed))
     for lead, want in expected.items():
         assert_same(want, incremental[lead][0], "incremental")
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=40)
+@given(playbook=playbooks(), stream=repeated(), as_of_days=st.integers(0, 420))
+def test_explain_shows_each_repeated_id_once(playbook, stream, as_of_days) -> None:
+    """The ledger of ``explain`` has one line per (rule, event id), as the reference's."""
+    events, leads = stream
+    as_of_us = START_US + as_of_days * DAY_US // 2
+    expected = score_reference(playbook, events, leads, as_of_us)
+    explained = batch_score(playbook, events, leads, as_of_us, explain=True)
+    assert set(explained) == set(expected)
+    for lead, want in expected.items():
+        got = explained[lead]
+        assert sorted((x.rule, x.event_id, x.points) for x in got.engagement_lines) == sorted(
+            (x.rule, x.event_id, x.points) for x in want.engagement_lines
+        )
+        assert_same(want, got, "explain")
