@@ -130,11 +130,11 @@ def test_lifecycle_events_at_the_same_time_follow_the_event_id(native_pass: bool
     events = [
         Event.create("a", "purchase", t, "e1"),
         Event.create("a", "sales_accepted", t, "e2"),
-        Event.create("d", "sales_accepted", t, "e1"),  # the same names, the other way round
-        Event.create("d", "purchase", t, "e2"),
-        Event.create("b", "purchase", t, "e1"),
-        Event.create("b", "won", t, "e2"),  # the same stage: no tie to break
-        Event.create("b", "lost", t - DAY_US, "e3"),
+        Event.create("d", "sales_accepted", t, "f1"),  # the same names, the other way round
+        Event.create("d", "purchase", t, "f2"),
+        Event.create("b", "purchase", t, "g1"),
+        Event.create("b", "won", t, "g2"),  # the same stage: no tie to break
+        Event.create("b", "lost", t - DAY_US, "g3"),
         Event.create("c", "newsletter_signup", t - 2 * DAY_US, "e4"),
         Event.create("c", "newsletter_signup", t - DAY_US, "e5"),
         Event.create("c", "unsubscribe", t, "e6"),

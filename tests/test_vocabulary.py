@@ -52,7 +52,8 @@ TRAITS: dict[str, Any] = {
 
 def _events(lead: str, name: str) -> list[Event]:
     return [
-        Event.create(lead, name, f"2026-11-2{day}T10:00:00Z", f"{lead}-{day}") for day in (1, 2, 2)
+        Event.create(lead, name, f"2026-11-2{day}T10:00:00Z", f"{lead}-{k}")
+        for k, day in enumerate((1, 2, 2))
     ]
 
 

@@ -133,7 +133,11 @@ def _open(
         if leads is not None
         else None
     )
-    return event_table, lead_table
+    from pyrometer.io.segment import with_traits
+
+    # Segment identify traits in EVENTS fill in what LEADS does not give.
+    traits = event_table.traits if event_table is not None else None
+    return event_table, with_traits(con, lead_table, traits)
 
 
 def score_command(

@@ -12,6 +12,10 @@ and the points that moved are corrected: every event's line is re-emitted with i
 points, so a stored ledger stays exact.
 
 Everything here is pure: functions return new states and never touch their inputs.
+
+Each event is applied once: the state keeps no set of the ids it has seen, so the caller
+gives every event id once (the service's event log keeps the first message with an id;
+:func:`pyrometer.core.events.distinct_events` does the same for events in memory).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ scorer (:mod:`pyrometer.core.incremental`) and the DuckDB batch engine
 attributes, playbook and as-of time. It is quadratic in places and never used in
 production.
 
+An event id seen twice is one event, the first seen (:mod:`pyrometer.core.events`).
 For one lead, as of time ``T``:
 
 1. Only events at or before ``T`` count.
@@ -30,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pyrometer.core.classify import funnel_of, stage_of, temperature_of
+from pyrometer.core.events import distinct_events
 from pyrometer.core.fit import fit_lines, suppressed_by_attributes
 from pyrometer.core.model import EngagementLine, Event, ScoredLead
 from pyrometer.core.playbook import Playbook, Stage
@@ -44,7 +46,9 @@ def score_lead_reference(
 ) -> ScoredLead:
     decay = playbook.decay
     now_step = decay.step_of(as_of_us)
-    counted = sorted((e for e in events if e.ts_us <= as_of_us), key=lambda e: e.order_key)
+    counted = sorted(
+        (e for e in distinct_events(events) if e.ts_us <= as_of_us), key=lambda e: e.order_key
+    )
 
     rank_in_window: dict[tuple[str, int], int] = defaultdict(int)
     lines: list[EngagementLine] = []
@@ -91,9 +95,12 @@ def score_reference(
     leads: Mapping[str, Mapping[str, Any]],
     as_of_us: int,
 ) -> dict[str, ScoredLead]:
-    """Every lead that has attributes or events at or before ``as_of_us``, scored then."""
+    """Every lead that has attributes or events at or before ``as_of_us``, scored then.
+
+    An event id repeated (even under another lead) is the first event with that id only.
+    """
     by_lead: dict[str, list[Event]] = defaultdict(list)
-    for event in events:
+    for event in distinct_events(events):
         if event.ts_us <= as_of_us:
             by_lead[event.lead_id].append(event)
     lead_ids = sorted(set(by_lead) | set(leads))

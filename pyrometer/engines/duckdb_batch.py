@@ -35,6 +35,7 @@ from pyrometer.core.conditions import normalize_name
 from pyrometer.core.fit import fit_lines, suppressed_by_attributes
 from pyrometer.core.model import EngagementLine, FitLine, ScoredLead
 from pyrometer.core.playbook import EngagementRule, Metric, Playbook, Stage, Temperature
+from pyrometer.core.stitching import Stitching
 from pyrometer.core.timeutil import to_us
 from pyrometer.engines import native as native_ext
 from pyrometer.engines.cap_proof import (
@@ -61,6 +62,14 @@ class EventTable:
 
     sql: str
     properties: Mapping[str, str] = field(default_factory=dict)
+    unique_ids: bool = False
+    """Whether no ``event_id`` repeats, as the reader knows (ids are row numbers); else the
+    scorer looks, and keeps one event per id (:meth:`DuckDBBatchScorer.distinct`)."""
+    traits: LeadTable | None = None
+    """Attributes the events file itself gives its leads (Segment ``identify`` traits)."""
+    identities: Stitching | None = None
+    """The file's Segment ``identify`` and ``alias`` calls, stitched; its events are
+    already under the leads they belong to."""
     diagnose: Callable[[], None] | None = field(default=None, compare=False)
     """Called when rows lack a lead, event or time; raises an error naming the first."""
     rows: int | None = None
@@ -802,12 +811,47 @@ class DuckDBBatchScorer:
             GROUP BY lead_id
         """
 
+    def distinct(self, events: EventTable) -> EventTable:
+        """The table with one event per id: the first row of an id in the table's order
+        (a file's order), as the service keeps the first message stored with a
+        ``messageId`` (:mod:`pyrometer.core.events`). Rows without an id all stay.
+
+        Only a table whose ids repeat is copied; otherwise this costs one hash aggregate
+        over the ids' 64-bit hashes, half that of one over the ids themselves (not run when
+        the reader knows them unique). Distinct hashes prove distinct ids; a repeated hash
+        (a repeated id, or for a million ids with a chance of 3 in 10^8, a collision) takes
+        the exact path, which keeps every event of distinct ids.
+        """
+        if events.unique_ids:
+            return events
+        repeated = self.con.execute(
+            f"SELECT 1 FROM {events.sql} WHERE event_id IS NOT NULL "
+            "GROUP BY hash(event_id) HAVING count(*) > 1 LIMIT 1"
+        ).fetchone()
+        if repeated is None:
+            return replace(events, unique_ids=True)
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE pyro_distinct AS
+            SELECT * EXCLUDE (pyro_rn)
+            FROM (SELECT *, row_number() OVER () AS pyro_rn FROM {events.sql})
+            QUALIFY event_id IS NULL
+                 OR row_number() OVER (PARTITION BY event_id ORDER BY pyro_rn) = 1
+            ORDER BY pyro_rn
+        """)
+        counted = self.con.execute("SELECT count(*) FROM pyro_distinct").fetchone()
+        # The earliest time can only be later without the repeats: the reader's stays a
+        # lower bound, which is all it is used for.
+        return replace(
+            events, sql="pyro_distinct", unique_ids=True, rows=int(counted[0]) if counted else None
+        )
+
     def _score_events(self, events: EventTable, as_of_us: int, say: Callable[[str], None]) -> None:
         """Fill ``pyro_act``: per lead, engagement and activity, exactly.
 
         Large tables are scored in slices of leads (by a hash of the lead id), one pass over
         the file each, so that every slice's hash table stays small enough for the memory.
         """
+        events = self.distinct(events)
         counts = self._name_counts(events)
         self.last_name_counts = counts
         if counts.get(None):
@@ -1060,6 +1104,8 @@ class DuckDBBatchScorer:
         lead_ids: Sequence[str],
     ) -> dict[str, ScoredLead]:
         """Scores of ``lead_ids`` with their full ledgers (every rule, every event)."""
+        # One event per id over the whole table, before keeping some leads' events.
+        events = self.distinct(events) if events is not None else None
         wanted = ", ".join(quote_literal(lead) for lead in lead_ids)
         if events is not None and events.normal_lead_id is not None:
             # The leads' rows, found by their ids' normal form, once (a few rows).

@@ -20,10 +20,12 @@ import duckdb
 
 from pyrometer.core.conditions import normalize_name
 from pyrometer.core.ids import WHITESPACE
+from pyrometer.core.stitching import Stitching
 from pyrometer.core.timeutil import MAX_US, MIN_US, TIME_RANGE
 from pyrometer.engines.duckdb_batch import EventTable, LeadTable
 from pyrometer.engines.sql_conditions import quote_ident, quote_literal
 from pyrometer.io import files
+from pyrometer.io.segment import linked_messages_sql, read_identities
 
 EVENT_ALIASES = {
     "lead_id": ("lead_id", "leadid", "user_id", "userid", "contact_id", "contactid"),
@@ -315,6 +317,13 @@ def open_events(
 
     # The scoring pass counts rows without a lead, event or time; only then does
     # diagnose() look for the first of them, so a good file is read once.
+    identities = _segment_identities(con, source, ts_sql) if _is_segment(columns) else None
+    numbered = exprs["event_id"] == source.row_number_sql
+    from_sql, order_sql = raw, ""
+    if identities is not None and identities[0].links and "anonymousId" in columns:
+        # Visitors' events under their leads, in file order (numbered before the join).
+        from_sql, order_sql = linked_messages_sql(raw, source.row_number_sql), " ORDER BY pyro_rn"
+        exprs["event_id"] = "pyro_rn" if numbered else exprs["event_id"]
     select = ", ".join(
         [
             f"{raw_lead_sql} AS lead_id",
@@ -325,7 +334,8 @@ def open_events(
         + [f"{sql} AS {quote_ident('p_' + name)}" for name, sql in props.items()]
     )
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW pyro_events AS SELECT {select} FROM {raw} WHERE {filter_sql}"
+        f"CREATE OR REPLACE TEMP VIEW pyro_events AS SELECT {select} FROM {from_sql} "
+        f"WHERE {filter_sql}{order_sql}"
     )
     table = "pyro_events"
     rows = earliest = None
@@ -344,6 +354,10 @@ def open_events(
     return EventTable(
         table,
         {name: quote_ident("p_" + name) for name in props},
+        # Row numbers never repeat; a file's own ids may (the scorer keeps the first).
+        unique_ids=numbered,
+        traits=identities[1] if identities else None,
+        identities=identities[0] if identities else None,
         diagnose=lambda: _check(con, source, checks, filter_sql),
         rows=rows,
         earliest_us=earliest,
@@ -528,6 +542,20 @@ def open_leads(
     source = register(con, path, "pyro_leads_raw", encoding)
     raw = quote_ident(source.view)
     columns = source.columns
+    if "traits" in columns and "type" in columns and "userId" in columns:
+        # Segment calls: a person's identify calls merged, visitors folded in, as in EVENTS.
+        found = read_identities(
+            con,
+            source.view,
+            columns,
+            source.row_number_sql,
+            "NULL",
+            _traits_of(source),
+            "pyro_ltr_",
+        )
+        if found is None or found[1] is None:
+            raise InputError(path, "no identify call with traits", column="traits")
+        return found[1]
     attributes: dict[str, str] = {}
     if (
         lead_id_column is None
@@ -592,3 +620,29 @@ def open_leads(
         f"CREATE OR REPLACE TEMP VIEW pyro_leads AS SELECT {select} FROM {raw} WHERE {filter_sql}"
     )
     return LeadTable("pyro_leads", {name: quote_ident("a_" + name) for name in attributes})
+
+
+def _segment_identities(
+    con: duckdb.DuckDBPyConnection, source: Source, ts_sql: str
+) -> tuple[Stitching, LeadTable | None] | None:
+    """The file's ``identify`` and ``alias`` calls, stitched (:mod:`pyrometer.io.segment`).
+
+    Messages of a JSON file that may hold calls are parsed once, into a table: the calls,
+    the links and every scoring pass read it instead of parsing the text again each time
+    (up to 2 GB of text, so that memory stays bounded).
+    """
+    text = source.path.suffix.lower() not in {".parquet", ".pq"}
+    if "type" in source.columns and text and source.path.stat().st_size <= 2 << 30:
+        view = quote_ident(source.view)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_messages AS SELECT * FROM {view}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM pyro_messages")
+    return read_identities(
+        con, source.view, source.columns, source.row_number_sql, ts_sql, _traits_of(source)
+    )
+
+
+def _traits_of(source: Source) -> list[tuple[str, str]]:
+    """Each trait's normalised name and the SQL reading it from a message."""
+    if "traits" not in source.columns:
+        return []
+    return list(_flat_traits(source.type_of("traits"), '"traits"'))

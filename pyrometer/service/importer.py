@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 
 from pyrometer.core.conditions import normalize_name
+from pyrometer.core.stitching import Stitching
 from pyrometer.engines.duckdb_batch import connect
 from pyrometer.io.readers import InputError, open_events, open_leads
 from pyrometer.service.ingest import ingest
@@ -62,10 +63,18 @@ def import_events(
     select = ", ".join([lead_sql, "event", "ts_us", "event_id"] + [sql for _, sql in props])
     cursor = con.execute(f"SELECT {select} FROM {table.sql}")
     accepted = duplicates = done = 0
+    if table.identities is not None:
+        # Segment identify and alias calls first, as score stitches them: the events that
+        # follow are then already under their leads.
+        _import_identities(service, path, table.identities)
     for rows in _chunks(cursor):
         tracks = []
-        for row in rows:
+        for position, row in enumerate(rows, done + 1):
             lead_id, event, ts_us, event_id = row[:4]
+            if event_id is None:  # a row without an id stays an event of its own
+                event_id, numbered_row = position, True
+            else:
+                numbered_row = numbered
             properties = {
                 name: value
                 for (name, _), value in zip(props, row[4:], strict=True)
@@ -73,7 +82,7 @@ def import_events(
             }
             tracks.append(
                 Track(
-                    message_id=f"{path.name}#{event_id}" if numbered else str(event_id),
+                    message_id=f"{path.name}#{event_id}" if numbered_row else str(event_id),
                     name=normalize_name(str(event)),
                     ts_us=int(ts_us),
                     user_id=str(lead_id),
@@ -116,3 +125,36 @@ def import_leads(
         if progress:
             progress(done, total)
     return done
+
+
+def _import_identities(service: Service, path: Path, stitching: Stitching) -> int:
+    """A Segment file's calls, in file order, with the links :func:`stitch` made (a call
+    whose link it refused, one that would merge two known leads, gives its traits only).
+
+    Calls go in groups of at most :data:`CHUNK` that the service reads as the file does: a
+    group ends before a call for a lead that an earlier call of the group linked as a
+    visitor (in one request the service would follow that chain; across requests, as
+    here, it does not)."""
+    now = service.clock()
+    group: list[Identify] = []
+    visitors: set[str] = set()
+    sent = 0
+    for call, linked in zip(stitching.calls, stitching.linked, strict=True):
+        if call.lead_id in visitors or len(group) >= CHUNK:
+            ingest(service, [], group)
+            group, visitors = [], set()
+        group.append(
+            Identify(
+                message_id=call.message_id or f"{path.name}#{call.row}",
+                user_id=call.lead_id,
+                ts_us=call.ts_us if call.ts_us is not None else now,
+                anonymous_id=call.visitor if linked else None,
+                traits=dict(call.traits),
+            )
+        )
+        if linked and call.visitor is not None:
+            visitors.add(call.visitor)
+        sent += 1
+    if group:
+        ingest(service, [], group)
+    return sent
