@@ -150,3 +150,24 @@ def test_a_leads_file_of_identify_calls_merges_each_persons_calls(tmp_path: Path
         "decision_maker",  # the later call's title
         "target_industry",
     }
+
+
+def test_visitor_and_lead_ids_stitch_in_their_normal_form(tmp_path: Path) -> None:
+    """A visitor spelled with spaces or a decomposed accent in one call and plainly in
+    another is one visitor, as in the service, where every id is trimmed and NFC."""
+    events = _write(
+        tmp_path / "events.jsonl",
+        [
+            {"type": "track", "anonymousId": " vi\u0301 ", "event": "Demo Request",
+             "messageId": "m1", "timestamp": "2026-11-20T09:00:00Z", "properties": {}},
+            {"type": "identify", "userId": "  ann ", "anonymousId": "ví", "messageId": "m2",
+             "timestamp": "2026-11-20T09:01:00Z", "traits": {"Job Title": "CEO"}},
+        ],
+    )  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["score", str(events), "--json", "--as-of", "2026-11-21T00:00:00Z"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [(row["lead_id"], row["events"]) for row in rows] == [("ann", 1)]
+    assert rows[0]["fit"] == 8.0  # the identify's traits reached the normalised lead

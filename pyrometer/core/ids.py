@@ -5,7 +5,7 @@ A CRM export, a Segment call and a sales rep typing a URL spell the same person 
 combining accent. Every path that takes a lead id (API ingest, identify and alias, lead
 reads and changes by id, the CLI's files and arguments) calls :func:`normalize_lead_id`, so
 they all name one lead. Files read in DuckDB use the same steps in SQL
-(:func:`pyrometer.io.readers.lead_id_sql`), built from :data:`WHITESPACE` here; a test
+(:func:`pyrometer.io.lead_ids.lead_id_sql`), built from :data:`WHITESPACE` here; a test
 checks that both agree.
 """
 

@@ -19,12 +19,12 @@ from pathlib import Path
 import duckdb
 
 from pyrometer.core.conditions import normalize_name
-from pyrometer.core.ids import WHITESPACE
 from pyrometer.core.stitching import Stitching
 from pyrometer.core.timeutil import MAX_US, MIN_US, TIME_RANGE
 from pyrometer.engines.duckdb_batch import EventTable, LeadTable
 from pyrometer.engines.sql_conditions import quote_ident, quote_literal
 from pyrometer.io import files
+from pyrometer.io.lead_ids import lead_id_sql
 from pyrometer.io.segment import linked_messages_sql, read_identities
 
 EVENT_ALIASES = {
@@ -80,19 +80,6 @@ class Source:
 
     def type_of(self, column: str) -> str:
         return self.types[self.columns.index(column)]
-
-
-def lead_id_sql(text_sql: str) -> str:
-    """:func:`pyrometer.core.ids.normalize_lead_id` in DuckDB SQL: NFC, then white space
-    trimmed (an id that is only white space becomes ``''``, which the checks refuse).
-
-    An id that starts and ends with printable ASCII (nearly all) has no white space to
-    trim, even after NFC (which never makes white space and leaves a final ASCII character
-    in place), so only the rest pays for the trim, about ten times the normalisation.
-    """
-    edges = f"ascii({text_sql}) BETWEEN 33 AND 126 AND ascii({text_sql}[-1]) BETWEEN 33 AND 126"
-    normal = f"nfc_normalize({text_sql})"
-    return f"CASE WHEN {edges} THEN {normal} ELSE trim({normal}, {quote_literal(WHITESPACE)}) END"
 
 
 def _reader_sql(path: Path, read: Path) -> tuple[str, str]:

@@ -21,6 +21,7 @@ import duckdb
 from pyrometer.core.stitching import IdentityCall, Stitching, stitch
 from pyrometer.engines.duckdb_batch import LeadTable
 from pyrometer.engines.sql_conditions import quote_ident, quote_literal
+from pyrometer.io.lead_ids import lead_id_sql
 
 __all__ = ["LINKS_TABLE", "linked_messages_sql", "read_identities", "with_traits"]
 
@@ -29,6 +30,11 @@ LINKS_TABLE = "pyro_links"  # the events file's links (prefix pyro_)
 
 def _column(columns: tuple[str, ...], name: str) -> str:
     return f"CAST({quote_ident(name)} AS VARCHAR)" if name in columns else "NULL"
+
+
+def _id_column(columns: tuple[str, ...], name: str) -> str:
+    """A lead or visitor id column in its normal form (NULL when absent or blank)."""
+    return f"nullif({lead_id_sql(_column(columns, name))}, '')" if name in columns else "NULL"
 
 
 def read_identities(
@@ -59,9 +65,9 @@ def read_identities(
     trait_sql = f"struct_pack({packed})" if names else "NULL"
     rows = con.execute(f"""
         SELECT rn, "type", uid, aid, pid, mid, ts, tr FROM (
-            SELECT {row_number_sql} AS rn, "type", {_column(columns, "userId")} AS uid,
-                   {_column(columns, "anonymousId")} AS aid,
-                   {_column(columns, "previousId")} AS pid,
+            SELECT {row_number_sql} AS rn, "type", {_id_column(columns, "userId")} AS uid,
+                   {_id_column(columns, "anonymousId")} AS aid,
+                   {_id_column(columns, "previousId")} AS pid,
                    {_column(columns, "messageId")} AS mid, {ts_sql} AS ts, {trait_sql} AS tr
             FROM {raw})
         WHERE "type" IN ('identify', 'alias')
@@ -102,10 +108,11 @@ def read_identities(
 def linked_messages_sql(raw: str, row_number_sql: str) -> str:
     """The messages of ``raw`` with a visitor's lead as the ``userId`` of its messages that
     have none (:data:`LINKS_TABLE` joined), each numbered ``pyro_rn`` in file order."""
+    visitor = lead_id_sql('CAST(r."anonymousId" AS VARCHAR)')
     return (
         '(SELECT r.* REPLACE (coalesce(CAST(r."userId" AS VARCHAR), l.pyro_lead) AS "userId") '
         f"FROM (SELECT *, {row_number_sql} AS pyro_rn FROM {raw}) r "
-        f'LEFT JOIN {LINKS_TABLE} l ON CAST(r."anonymousId" AS VARCHAR) = l.pyro_anon)'
+        f"LEFT JOIN {LINKS_TABLE} l ON {visitor} = l.pyro_anon)"
     )
 
 
@@ -132,7 +139,7 @@ def _first_named(
     _table(con, visitors, {"id": ids})
     found = con.execute(f"""
         SELECT uid, min(rn) FROM (
-            SELECT CAST("userId" AS VARCHAR) AS uid, {row_number_sql} AS rn FROM {raw})
+            SELECT {_id_column(columns, "userId")} AS uid, {row_number_sql} AS rn FROM {raw})
         WHERE uid IN (SELECT id FROM {visitors})
         GROUP BY uid
     """).fetchall()
