@@ -3,6 +3,7 @@ a page at a time; sales changes; erasure and export (GDPR)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -29,6 +30,7 @@ from pyrometer.service.reads import (
     lead_transition_page,
     list_leads,
 )
+from pyrometer.service.runtime import Service
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"], dependencies=[Depends(no_unknown_query)])
 
@@ -94,8 +96,7 @@ def leads_list(
     try:
         return list_leads(service_of(request), query)
     except BadCursor as exc:
-        detail = [{"loc": ["query", "cursor"], "msg": str(exc), "type": "bad_cursor"}]
-        raise HTTPException(status_code=400, detail=detail) from None
+        raise bad_cursor(exc) from None
     except BadFilter as exc:
         raise unprocessable(["query", exc.field], str(exc)) from None
 
@@ -133,6 +134,29 @@ def _lead(
     return found
 
 
+def bad_cursor(exc: BadCursor) -> HTTPException:
+    """400 naming the cursor: one this server did not sign, or one of another list."""
+    detail = [{"loc": ["query", "cursor"], "msg": str(exc), "type": "bad_cursor"}]
+    return HTTPException(status_code=400, detail=detail)
+
+
+def _page(
+    read: Callable[[Service, str, str | None, int], dict[str, Any] | None],
+    request: Request,
+    lead_id: str,
+    cursor: str | None,
+    limit: int,
+) -> JSONBytes:
+    """One page of a lead's ledger, events or transitions."""
+    try:
+        found = read(service_of(request), lead_id, cursor, limit)
+    except BadCursor as exc:
+        raise bad_cursor(exc) from None
+    if found is None:
+        raise not_found(f"lead {lead_id!r}")
+    return JSONBytes(found)
+
+
 @router.get(
     "/{lead_id}/ledger",
     response_class=JSONBytes,
@@ -147,13 +171,7 @@ def lead_ledger_page(
 ) -> JSONBytes:
     """A page of the lead's ledger, newest event first (the first page starts with the fit
     lines); all pages are valued as of the first page's time."""
-    try:
-        found = lead_ledger(service_of(request), lead_id, cursor, limit)
-    except BadCursor as exc:
-        raise unprocessable(["query", "cursor"], str(exc)) from None
-    if found is None:
-        raise not_found(f"lead {lead_id!r}")
-    return JSONBytes(found)
+    return _page(lead_ledger, request, lead_id, cursor, limit)
 
 
 @router.get(
@@ -169,13 +187,7 @@ def lead_events_page(
     limit: PageLimit = lead_pages.DEFAULT_LIMIT,
 ) -> JSONBytes:
     """A page of the lead's events, newest first."""
-    try:
-        found = lead_event_page(service_of(request), lead_id, cursor, limit)
-    except BadCursor as exc:
-        raise unprocessable(["query", "cursor"], str(exc)) from None
-    if found is None:
-        raise not_found(f"lead {lead_id!r}")
-    return JSONBytes(found)
+    return _page(lead_event_page, request, lead_id, cursor, limit)
 
 
 @router.get(
@@ -192,13 +204,7 @@ def lead_transitions_page(
 ) -> JSONBytes:
     """The lead's transitions before the cursor's (the latest without one), in time
     order; `next_cursor` continues with older ones."""
-    try:
-        found = lead_transition_page(service_of(request), lead_id, cursor, limit)
-    except BadCursor as exc:
-        raise unprocessable(["query", "cursor"], str(exc)) from None
-    if found is None:
-        raise not_found(f"lead {lead_id!r}")
-    return JSONBytes(found)
+    return _page(lead_transition_page, request, lead_id, cursor, limit)
 
 
 @router.patch("/{lead_id}", dependencies=[Depends(require(Scope.ADMIN))])

@@ -161,7 +161,17 @@ def test_a_cursor_of_one_kind_is_refused_by_the_other(
         params={"cursor": lead["events_next"]},
         headers=Keys.bearer(keys.read),
     )
-    assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"] == ["query", "cursor"]
+    assert wrong.status_code == 400 and wrong.json()["detail"][0]["loc"] == ["query", "cursor"]
+    # Page cursors are signed like the list's: an edited one is refused, never read.
+    forged = lead["events_next"][:-3] + (
+        "AAA" if not lead["events_next"].endswith("AAA") else "BBB"
+    )
+    for route in ("ledger", "events", "transitions"):
+        tampered = client.get(
+            f"/v1/leads/ann/{route}", params={"cursor": forged}, headers=Keys.bearer(keys.read)
+        )
+        assert tampered.status_code == 400, (route, tampered.text)
+        assert tampered.json()["detail"][0]["loc"] == ["query", "cursor"]
     gone = client.get("/v1/leads/nobody/events", headers=Keys.bearer(keys.read))
     assert gone.status_code == 404
 
