@@ -13,7 +13,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from pyrometer.api import routes_ingest, routes_leads, routes_playbook, routes_reports
+from pyrometer.api import (
+    routes_ingest,
+    routes_leads,
+    routes_merge,
+    routes_playbook,
+    routes_reports,
+)
 from pyrometer.api.convert import FieldErrors
 from pyrometer.api.limits import DEFAULT_MAX_BODY, BodyLimit
 from pyrometer.service.decay import DecayScheduler
@@ -75,6 +81,7 @@ def create_app(
     app.state.committer = committer
     for module in (routes_ingest, routes_leads, routes_playbook, routes_reports):
         app.include_router(module.router)
+    app.include_router(routes_merge.router)
 
     @app.exception_handler(FieldErrors)
     async def field_errors(_request: Request, exc: FieldErrors) -> JSONResponse:

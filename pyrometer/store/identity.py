@@ -100,6 +100,8 @@ def move_history(conn: Connection, from_id: str, into_id: str, now_us: int) -> N
     """``from_id`` was ``into_id`` all along: its events, transitions and links move over,
     its lead row goes, and ``from_id`` is linked to ``into_id`` from now on."""
     link = {"anonymous_id": from_id, "lead_id": into_id, "linked_us": now_us}
+    # An admin merge may fold a lead whose id was once linked elsewhere: the new link wins.
+    conn.execute(identities.delete().where(identities.c.anonymous_id == from_id))
     conn.execute(identities.insert().values(**link))
     conn.execute(events.update().where(events.c.lead_id == from_id).values(lead_id=into_id))
     conn.execute(
