@@ -11,6 +11,17 @@ most ``rule.slots`` of them). A late event that lands among them pushes the last
 and the points that moved are corrected: every event's line is re-emitted with its new
 points, so a stored ledger stays exact.
 
+Windows of caps with a period (``cap: {per: 1d}``) would pile up with the lead's history,
+and the state is read and written whole on every change. :func:`seal` drops the windows
+that ended more than :data:`SEAL_KEEP_US` before the lead's latest event, and records
+where it cut (``sealed_before_us``). Late events can still land in any window, so this is
+not a claim that old windows cannot change: an event that needs a dropped window makes
+:func:`apply_event` raise :class:`WindowsSealed`, and the caller, which has the event log,
+rebuilds exactly those windows (:func:`sealed_windows`, :func:`restore_windows`) first.
+The state then holds, per windowed rule, the windows of about the last week (plus any
+window a late event needed, until the next :func:`seal`), whatever the history's length,
+and scores stay exactly the unbounded state's.
+
 Everything here is pure: functions return new states and never touch their inputs.
 """
 
@@ -18,7 +29,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,9 +42,14 @@ from pyrometer.core.classify import (
 )
 from pyrometer.core.fit import fit_lines, suppressed_by_attributes
 from pyrometer.core.model import EngagementLine, Event, ScoredLead, Transition
-from pyrometer.core.playbook import Metric, Playbook, Stage, Temperature
+from pyrometer.core.playbook import EngagementRule, Metric, Playbook, Stage, Temperature
 
 _TOLERANCE = 10**-CLASSIFY_DECIMALS
+_DAY_US = 86_400 * 1_000_000
+# Cap windows that ended more than this before the lead's latest event leave the state:
+# late events are usually minutes or days late, and one later than this costs a read of
+# that window's events from the log, not a wrong score.
+SEAL_KEEP_US = 7 * _DAY_US
 WindowKey = tuple[str, int]
 Member = tuple[int, str, str]  # (ts_us, event_id, event name): sorts in event order
 
@@ -53,6 +69,9 @@ class LeadState:
     suppressed_at_us: int | None = None
     last_activity_us: int | None = None
     event_count: int = 0
+    # Windows of periodic caps that ended at or before this time are not held (unless a
+    # late event needed one restored): :func:`seal`. ``None``: every window is held.
+    sealed_before_us: int | None = None
 
     @property
     def explicit_stage(self) -> Stage | None:
@@ -87,6 +106,7 @@ class LeadState:
             "suppressed_at_us": self.suppressed_at_us,
             "last_activity_us": self.last_activity_us,
             "event_count": self.event_count,
+            "sealed_before_us": self.sealed_before_us,
         }
 
     @classmethod
@@ -109,6 +129,7 @@ class LeadState:
             suppressed_at_us=data["suppressed_at_us"],
             last_activity_us=data["last_activity_us"],
             event_count=data["event_count"],
+            sealed_before_us=data.get("sealed_before_us"),
         )
 
 
@@ -181,7 +202,16 @@ def apply_event(playbook: Playbook, state: LeadState, event: Event) -> Step:
         else:
             window = event.ts_us // rule.window_us if rule.window_us else 0
             key = (rule.name, window)
-            members = windows.get(key, ())
+            members = windows.get(key)
+            if members is None:
+                sealed = state.sealed_before_us
+                if (
+                    sealed is not None
+                    and rule.window_us
+                    and (window + 1) * rule.window_us <= sealed
+                ):
+                    raise WindowsSealed(state.lead_id, [key])
+                members = ()
             rank = bisect.bisect_left(members, event.order_key)
             points = rule.points_at_rank(rank)
             if rank < rule.slots:
@@ -227,6 +257,99 @@ def apply_event(playbook: Playbook, state: LeadState, event: Event) -> Step:
         playbook, state, before, after, state.last_activity_us, f"event:{event.event_id}"
     )
     return Step(state, tuple(lines), tuple(transitions))
+
+
+class WindowsSealed(LookupError):
+    """The event falls in cap windows :func:`seal` dropped from the state: restore them
+    from the event log (:func:`restore_windows`) and apply it again."""
+
+    def __init__(self, lead_id: str, keys: list[WindowKey]) -> None:
+        super().__init__(f"lead {lead_id}: cap windows {keys} were sealed; restore them first")
+        self.keys = keys
+
+
+def _window_end(rule: EngagementRule, window: int) -> int | None:
+    return (window + 1) * rule.window_us if rule.window_us else None
+
+
+def seal(playbook: Playbook, state: LeadState, keep_us: int = SEAL_KEEP_US) -> LeadState:
+    """Drop the cap windows that ended more than ``keep_us`` before the latest event
+    (the cut is at the start of a UTC day, so it moves at most once a day).
+
+    Windows of ``once`` rules and of caps without a period span the lead's life: kept.
+    """
+    last = state.last_activity_us
+    if last is None or not state.windows:
+        return state
+    horizon = (last - keep_us) // _DAY_US * _DAY_US
+    if state.sealed_before_us is not None:
+        horizon = max(horizon, state.sealed_before_us)
+    rules = _limited_rules(playbook)
+    kept: dict[WindowKey, tuple[Member, ...]] = {}
+    for key, members in state.windows.items():
+        rule = rules.get(key[0])
+        end = _window_end(rule, key[1]) if rule is not None else None
+        if end is None or end > horizon:
+            kept[key] = members
+    if len(kept) == len(state.windows) and horizon == state.sealed_before_us:
+        return state
+    return replace(state, windows=kept, sealed_before_us=horizon)
+
+
+def sealed_windows(
+    playbook: Playbook, state: LeadState, events: Iterable[Event]
+) -> list[tuple[WindowKey, int, int]]:
+    """The dropped windows these events need, each with its span ``[start_us, end_us)``."""
+    sealed = state.sealed_before_us
+    if sealed is None:
+        return []
+    found: dict[WindowKey, tuple[int, int]] = {}
+    for event in events:
+        for rule in playbook.rules_matching(event.name, event.properties):
+            if not rule.limited or not rule.window_us:
+                continue
+            window = event.ts_us // rule.window_us
+            key = (rule.name, window)
+            if (window + 1) * rule.window_us <= sealed and key not in state.windows:
+                found[key] = (window * rule.window_us, (window + 1) * rule.window_us)
+    return [(key, start, end) for key, (start, end) in sorted(found.items())]
+
+
+def restore_windows(
+    playbook: Playbook, state: LeadState, keys: Iterable[WindowKey], history: Iterable[Event]
+) -> LeadState:
+    """Rebuild dropped windows from the lead's events already scored into ``state`` (at
+    least all of those inside the windows' spans; others are ignored): each window holds
+    the earliest ``rule.slots`` events of its rule, exactly as if it had never been
+    dropped."""
+    wanted: dict[WindowKey, list[Member]] = {key: [] for key in keys}
+    if not wanted:
+        return state
+    for event in history:
+        for rule in playbook.rules_matching(event.name, event.properties):
+            if rule.limited and rule.window_us:
+                members = wanted.get((rule.name, event.ts_us // rule.window_us))
+                if members is not None:
+                    members.append((event.ts_us, event.event_id, event.name))
+    rules = _limited_rules(playbook)
+    restored = {
+        key: tuple(sorted(members)[: rules[key[0]].slots]) for key, members in wanted.items()
+    }
+    return replace(state, windows={**state.windows, **restored})
+
+
+_RULES: dict[int, tuple[Playbook, dict[str, EngagementRule]]] = {}
+
+
+def _limited_rules(playbook: Playbook) -> dict[str, EngagementRule]:
+    """The playbook's limited rules by name (cached per playbook object)."""
+    cached = _RULES.get(id(playbook))
+    if cached is None or cached[0] is not playbook:
+        rules = {rule.name: rule for rule in playbook.engagement if rule.limited}
+        if len(_RULES) > 64:
+            _RULES.clear()
+        cached = _RULES[id(playbook)] = (playbook, rules)
+    return cached[1]
 
 
 def apply_attributes(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
-from pyrometer.core.incremental import LeadState
+from pyrometer.core.incremental import LeadState, sealed_windows
 from pyrometer.core.model import Event
 from pyrometer.core.playbook import Playbook
 from pyrometer.service.inputs import Identify, IngestResult, Refusal, Track
@@ -31,6 +31,7 @@ from pyrometer.service.scoring import (
     replay,
     set_attributes,
 )
+from pyrometer.service.windows import restore_for
 from pyrometer.store import identity as identity_store
 from pyrometer.store import repo
 from pyrometer.store.engine import is_postgres
@@ -149,8 +150,8 @@ def _score_ahead(service: Service, rows: Sequence[EventRow], now: int) -> Scored
     for lead_id, lead_events in by_lead.items():
         raw = seen.get(lead_id)
         record = repo.record_of_raw(raw) if raw else blank_record(book, version, lead_id, {}, now)
-        if record.playbook_version != version:
-            return None
+        if record.playbook_version != version or sealed_windows(book, record.state, lead_events):
+            return None  # (late events in windows the state no longer holds: read the log)
         change = apply_events(book, record, lead_events, now)
         scored[lead_id] = repo.lead_row(change.record)
         transitions[lead_id] = [repo.transition_row(t) for t in change.transitions]
@@ -548,12 +549,17 @@ def _score(
             new_attributes = None
     if base is not None and replay_cause and record.playbook_version == version:
         state, moved = base  # a merge: the smaller sides' events folded in
-        return fold(book, record, state, [*moved, *fresh], now, replay_cause)
+        pending = [*moved, *fresh]
+        state = restore_for(conn, book, record.lead_id, state, pending)
+        return fold(book, record, state, pending, now, replay_cause)
     if replay_cause or record.playbook_version != version:
         cause = replay_cause or f"playbook:v{version}"
         return replay(book, version, record, repo.lead_events(conn, record.lead_id), now, cause)
     first = set_attributes(book, record, new_attributes, now) if new_attributes else Change(record)
-    second = apply_events(book, first.record, fresh, now)
+    start = first.record
+    if fresh and start.state.sealed_before_us is not None:
+        start = replace(start, state=restore_for(conn, book, start.lead_id, start.state, fresh))
+    second = apply_events(book, start, fresh, now)
     return Change(second.record, first.transitions + second.transitions)
 
 

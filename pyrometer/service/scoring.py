@@ -27,6 +27,7 @@ from pyrometer.core.incremental import (
     decay_transitions,
     new_state,
     next_decay_transition_us,
+    seal,
     snapshot,
 )
 from pyrometer.core.model import EngagementLine, Event, ScoredLead, Transition
@@ -151,6 +152,7 @@ def classes_now(playbook: Playbook, state: LeadState, now_us: int) -> tuple[str,
 def _finish(
     playbook: Playbook, record: LeadRecord, state: LeadState, checked_us: int, now_us: int
 ) -> LeadRecord:
+    state = seal(playbook, state)  # the stored state holds a bounded set of cap windows
     temperature, stage = classes_now(playbook, state, now_us)
     return LeadRecord(
         lead_id=record.lead_id,
