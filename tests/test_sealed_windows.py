@@ -59,7 +59,8 @@ def feed_bounded(
         if needed:
             restores += 1
             bounded = restore_windows(book, bounded, [key for key, _, _ in needed], taken)
-        bounded = seal(book, apply_event(book, bounded, event).state, keep_us)
+        # As the service does: restored windows are dropped again at once.
+        bounded = seal(book, apply_event(book, bounded, event).state, keep_us, force=bool(needed))
         taken.append(event)
     return unbounded, bounded, restores
 
@@ -113,7 +114,7 @@ def test_windows_stay_bounded_over_a_long_history() -> None:
     needed = sealed_windows(book, bounded, [late])
     assert [key for key, _, _ in needed] == [("pricing_page", (START_US + 10 * DAY_US) // DAY_US)]
     restored = restore_windows(book, bounded, [key for key, _, _ in needed], events)
-    after = seal(book, apply_event(book, restored, late).state)
+    after = seal(book, apply_event(book, restored, late).state, force=True)
     assert (
         after.engagement_at_anchor == apply_event(book, unbounded, late).state.engagement_at_anchor
     )

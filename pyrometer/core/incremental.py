@@ -272,17 +272,23 @@ def _window_end(rule: EngagementRule, window: int) -> int | None:
     return (window + 1) * rule.window_us if rule.window_us else None
 
 
-def seal(playbook: Playbook, state: LeadState, keep_us: int = SEAL_KEEP_US) -> LeadState:
+def seal(
+    playbook: Playbook, state: LeadState, keep_us: int = SEAL_KEEP_US, force: bool = False
+) -> LeadState:
     """Drop the cap windows that ended more than ``keep_us`` before the latest event
     (the cut is at the start of a UTC day, so it moves at most once a day).
 
     Windows of ``once`` rules and of caps without a period span the lead's life: kept.
+    The windows are looked at only when the cut moves (this runs for every lead stored);
+    after :func:`restore_windows`, ``force`` drops the restored windows again.
     """
     last = state.last_activity_us
     if last is None or not state.windows:
         return state
     horizon = (last - keep_us) // _DAY_US * _DAY_US
     if state.sealed_before_us is not None:
+        if horizon <= state.sealed_before_us and not force:
+            return state
         horizon = max(horizon, state.sealed_before_us)
     rules = _limited_rules(playbook)
     kept: dict[WindowKey, tuple[Member, ...]] = {}

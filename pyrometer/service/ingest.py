@@ -31,7 +31,7 @@ from pyrometer.service.scoring import (
     replay,
     set_attributes,
 )
-from pyrometer.service.windows import restore_for
+from pyrometer.service.windows import resealed, restore_for
 from pyrometer.store import identity as identity_store
 from pyrometer.store import repo
 from pyrometer.store.engine import is_postgres
@@ -550,16 +550,21 @@ def _score(
     if base is not None and replay_cause and record.playbook_version == version:
         state, moved = base  # a merge: the smaller sides' events folded in
         pending = [*moved, *fresh]
-        state = restore_for(conn, book, record.lead_id, state, pending)
-        return fold(book, record, state, pending, now, replay_cause)
+        restored = restore_for(conn, book, record.lead_id, state, pending)
+        change = fold(book, record, restored, pending, now, replay_cause)
+        return change if restored is state else resealed(book, change)
     if replay_cause or record.playbook_version != version:
         cause = replay_cause or f"playbook:v{version}"
         return replay(book, version, record, repo.lead_events(conn, record.lead_id), now, cause)
     first = set_attributes(book, record, new_attributes, now) if new_attributes else Change(record)
     start = first.record
-    if fresh and start.state.sealed_before_us is not None:
-        start = replace(start, state=restore_for(conn, book, start.lead_id, start.state, fresh))
-    second = apply_events(book, start, fresh, now)
+    restored = start.state
+    if fresh and restored.sealed_before_us is not None:
+        restored = restore_for(conn, book, start.lead_id, start.state, fresh)
+    if restored is start.state:
+        second = apply_events(book, start, fresh, now)
+    else:  # late events in windows the state had dropped: read back, then dropped again
+        second = resealed(book, apply_events(book, replace(start, state=restored), fresh, now))
     return Change(second.record, first.transitions + second.transitions)
 
 
