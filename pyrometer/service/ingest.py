@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
-from pyrometer.core.incremental import LeadState, sealed_windows
+from pyrometer.core.incremental import LeadState, WindowsSealed
 from pyrometer.core.model import Event
 from pyrometer.core.playbook import Playbook
 from pyrometer.service.inputs import Identify, IngestResult, Refusal, Track
@@ -150,9 +150,12 @@ def _score_ahead(service: Service, rows: Sequence[EventRow], now: int) -> Scored
     for lead_id, lead_events in by_lead.items():
         raw = seen.get(lead_id)
         record = repo.record_of_raw(raw) if raw else blank_record(book, version, lead_id, {}, now)
-        if record.playbook_version != version or sealed_windows(book, record.state, lead_events):
-            return None  # (late events in windows the state no longer holds: read the log)
-        change = apply_events(book, record, lead_events, now)
+        if record.playbook_version != version:
+            return None
+        try:
+            change = apply_events(book, record, lead_events, now)
+        except WindowsSealed:  # late events in windows the state dropped: the log is needed
+            return None
         scored[lead_id] = repo.lead_row(change.record)
         transitions[lead_id] = [repo.transition_row(t) for t in change.transitions]
     return ScoredAhead(version, seen, scored, transitions)
@@ -558,12 +561,10 @@ def _score(
         return replay(book, version, record, repo.lead_events(conn, record.lead_id), now, cause)
     first = set_attributes(book, record, new_attributes, now) if new_attributes else Change(record)
     start = first.record
-    restored = start.state
-    if fresh and restored.sealed_before_us is not None:
-        restored = restore_for(conn, book, start.lead_id, start.state, fresh)
-    if restored is start.state:
+    try:
         second = apply_events(book, start, fresh, now)
-    else:  # late events in windows the state had dropped: read back, then dropped again
+    except WindowsSealed:  # late events in windows the state dropped: read back, drop again
+        restored = restore_for(conn, book, start.lead_id, start.state, fresh)
         second = resealed(book, apply_events(book, replace(start, state=restored), fresh, now))
     return Change(second.record, first.transitions + second.transitions)
 
