@@ -132,14 +132,22 @@ async def page(message: PageIn, request: Request) -> Response:
     return await ingest(request, [to_track(message, service_of(request).clock())], [])
 
 
-@router.post("/identify", response_model=IngestOut)
+_MERGE_REFUSED = {
+    409: {
+        "description": "The call would merge two known leads (`merge_refused`, naming the "
+        "field); nothing of it was stored"
+    }
+}
+
+
+@router.post("/identify", response_model=IngestOut, responses=_MERGE_REFUSED)
 async def identify(message: IdentifyIn, request: Request) -> Response:
     """Set a lead's traits; with `anonymousId`, that visitor's events become the lead's."""
     identify = to_identify(message, service_of(request).clock())
     return await ingest(request, [], [identify], [["body", "anonymousId"]])
 
 
-@router.post("/alias", response_model=IngestOut)
+@router.post("/alias", response_model=IngestOut, responses=_MERGE_REFUSED)
 async def alias(message: AliasIn, request: Request) -> Response:
     """`previousId` was `userId` all along: its events become the lead's, as with identify."""
     aliased = alias_to_identify(message, service_of(request).clock())
