@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from test_equivalence import DAY_US, START_US, assert_same, playbooks
 
 from pyrometer.core.incremental import (
+    MAX_WINDOWS,
     LeadState,
     WindowsSealed,
     apply_attributes,
@@ -44,7 +45,7 @@ def histories(draw: st.DrawFn) -> list[Event]:
 
 
 def feed_bounded(
-    book: Playbook, arrivals: list[Event], keep_us: int
+    book: Playbook, arrivals: list[Event], max_windows: int = MAX_WINDOWS
 ) -> tuple[LeadState, LeadState, int]:
     """The same arrivals into an unbounded state and into one sealed after every event
     (restoring what a late event needs from the events it already took); returns both and
@@ -59,8 +60,7 @@ def feed_bounded(
         if needed:
             restores += 1
             bounded = restore_windows(book, bounded, [key for key, _, _ in needed], taken)
-        # As the service does: restored windows are dropped again at once.
-        bounded = seal(book, apply_event(book, bounded, event).state, keep_us, force=bool(needed))
+        bounded = seal(book, apply_event(book, bounded, event).state, max_windows)
         taken.append(event)
     return unbounded, bounded, restores
 
@@ -70,14 +70,14 @@ def feed_bounded(
     book=playbooks(),
     events=histories(),
     seed=st.integers(0, 2**16),
-    keep_days=st.sampled_from([0, 1, 7]),
+    max_windows=st.sampled_from([1, 2, 4, 8]),
 )
 def test_a_sealed_state_scores_as_the_unbounded_one_and_the_reference(
-    book: Playbook, events: list[Event], seed: int, keep_days: int
+    book: Playbook, events: list[Event], seed: int, max_windows: int
 ) -> None:
     arrivals = list(events)
     random.Random(seed).shuffle(arrivals)  # out of order, late by up to 120 days
-    unbounded, bounded, _ = feed_bounded(book, arrivals, keep_days * DAY_US)
+    unbounded, bounded, _ = feed_bounded(book, arrivals, max_windows)
     # Every number the score comes from is the same, bit for bit (same events, same order).
     assert bounded.engagement_at_anchor == unbounded.engagement_at_anchor
     assert bounded.anchor_step == unbounded.anchor_step
@@ -101,11 +101,11 @@ def test_windows_stay_bounded_over_a_long_history() -> None:
         for n in range(3000)  # 1,000 days, three events a day
         for name in ("pricing_page_view", "page_view", "email_open")
     ]
-    unbounded, bounded, restores = feed_bounded(book, events, 7 * DAY_US)
+    unbounded, bounded, restores = feed_bounded(book, events)
     assert restores == 0  # in order: nothing late
     per_rule = Counter(rule for rule, _ in bounded.windows)
     assert len(unbounded.windows) > 2500
-    assert max(per_rule.values()) <= 9  # a week of daily windows, and today's
+    assert max(per_rule.values()) <= MAX_WINDOWS
     assert bounded.engagement_at_anchor == unbounded.engagement_at_anchor
     # A late event in a dropped window needs it back, and then scores as before.
     late = Event.create("x", "pricing_page_view", START_US + 10 * DAY_US + 1, "late", {})
@@ -114,25 +114,26 @@ def test_windows_stay_bounded_over_a_long_history() -> None:
     needed = sealed_windows(book, bounded, [late])
     assert [key for key, _, _ in needed] == [("pricing_page", (START_US + 10 * DAY_US) // DAY_US)]
     restored = restore_windows(book, bounded, [key for key, _, _ in needed], events)
-    after = seal(book, apply_event(book, restored, late).state, force=True)
+    after = seal(book, apply_event(book, restored, late).state)
     assert (
         after.engagement_at_anchor == apply_event(book, unbounded, late).state.engagement_at_anchor
     )
-    assert len(after.windows) == len(bounded.windows)  # sealed again
+    assert max(Counter(rule for rule, _ in after.windows).values()) <= MAX_WINDOWS
 
 
 def test_a_state_stored_before_sealing_reads_back_and_seals() -> None:
     book = default_playbook()
     events = [
-        Event.create("x", "pricing_page_view", START_US + n * DAY_US, f"e{n}") for n in range(30)
+        Event.create("x", "pricing_page_view", START_US + n * DAY_US, f"e{n}") for n in range(40)
     ]
     state = apply_attributes(book, new_state("x"), {}, START_US).state
     for event in events:
         state = apply_event(book, state, event).state
     old = state.to_dict()
-    del old["sealed_before_us"]  # as stored by earlier versions
+    del old["sealed"]  # as stored by earlier versions
     read = LeadState.from_dict(old)
-    assert read.sealed_before_us is None and len(read.windows) == 30
+    assert not read.sealed and len(read.windows) == 40
     sealed = seal(book, read)
-    assert len(sealed.windows) == 8 and sealed.sealed_before_us is not None
+    assert len(sealed.windows) == MAX_WINDOWS * 3 // 4
+    assert sealed.sealed == {"pricing_page": (START_US + 16 * DAY_US) // DAY_US * DAY_US}
     assert LeadState.from_dict(sealed.to_dict()) == sealed

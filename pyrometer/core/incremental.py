@@ -11,16 +11,17 @@ most ``rule.slots`` of them). A late event that lands among them pushes the last
 and the points that moved are corrected: every event's line is re-emitted with its new
 points, so a stored ledger stays exact.
 
-Windows of caps with a period (``cap: {per: 1d}``) would pile up with the lead's history,
-and the state is read and written whole on every change. :func:`seal` drops the windows
-that ended more than :data:`SEAL_KEEP_US` before the lead's latest event, and records
-where it cut (``sealed_before_us``). Late events can still land in any window, so this is
-not a claim that old windows cannot change: an event that needs a dropped window makes
-:func:`apply_event` raise :class:`WindowsSealed`, and the caller, which has the event log,
-rebuilds exactly those windows (:func:`sealed_windows`, :func:`restore_windows`) first.
-The state then holds, per windowed rule, the windows of about the last week (plus any
-window a late event needed, until the next :func:`seal`), whatever the history's length,
-and scores stay exactly the unbounded state's.
+Windows of caps with a period (``cap: {per: 1d}``) would pile up with the lead's history
+(a lead active every day for a year: 365 per such rule), and the state is read and written
+whole on every change. A window whose period is over is not settled: an event may arrive
+late, for any past window, and move its ranks. So :func:`seal` keeps, per such rule, its
+:data:`MAX_WINDOWS` most recent windows (down to three quarters of that when there are
+more), and records up to where it dropped (``sealed``). An event that needs a dropped
+window makes :func:`apply_event` raise :class:`WindowsSealed`; the caller, which has the
+event log, rebuilds exactly those windows (:func:`sealed_windows`, :func:`restore_windows`)
+and applies it again. The bound is by count, not age, so the leads most have (a few dozen
+active days) never drop a window and never pay a read of the log, however late their
+events come; scores stay exactly the unbounded state's.
 
 Everything here is pure: functions return new states and never touch their inputs.
 """
@@ -45,11 +46,10 @@ from pyrometer.core.model import EngagementLine, Event, ScoredLead, Transition
 from pyrometer.core.playbook import EngagementRule, Metric, Playbook, Stage, Temperature
 
 _TOLERANCE = 10**-CLASSIFY_DECIMALS
-_DAY_US = 86_400 * 1_000_000
-# Cap windows that ended more than this before the lead's latest event leave the state:
-# late events are usually minutes or days late, and one later than this costs a read of
-# that window's events from the log, not a wrong score.
-SEAL_KEEP_US = 7 * _DAY_US
+# Windows kept per capped rule with a period: a month of daily caps of a lead active every
+# day. Past it, the oldest are dropped down to three quarters of it, so dropping happens
+# once per eight new windows, not with every one.
+MAX_WINDOWS = 32
 WindowKey = tuple[str, int]
 Member = tuple[int, str, str]  # (ts_us, event_id, event name): sorts in event order
 
@@ -69,9 +69,9 @@ class LeadState:
     suppressed_at_us: int | None = None
     last_activity_us: int | None = None
     event_count: int = 0
-    # Windows of periodic caps that ended at or before this time are not held (unless a
-    # late event needed one restored): :func:`seal`. ``None``: every window is held.
-    sealed_before_us: int | None = None
+    # Per rule: its windows that ended at or before this time may have been dropped
+    # (:func:`seal`); a window held is complete either way.
+    sealed: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def explicit_stage(self) -> Stage | None:
@@ -106,7 +106,7 @@ class LeadState:
             "suppressed_at_us": self.suppressed_at_us,
             "last_activity_us": self.last_activity_us,
             "event_count": self.event_count,
-            "sealed_before_us": self.sealed_before_us,
+            "sealed": dict(self.sealed),
         }
 
     @classmethod
@@ -129,7 +129,7 @@ class LeadState:
             suppressed_at_us=data["suppressed_at_us"],
             last_activity_us=data["last_activity_us"],
             event_count=data["event_count"],
-            sealed_before_us=data.get("sealed_before_us"),
+            sealed={str(rule): int(end) for rule, end in (data.get("sealed") or {}).items()},
         )
 
 
@@ -204,12 +204,8 @@ def apply_event(playbook: Playbook, state: LeadState, event: Event) -> Step:
             key = (rule.name, window)
             members = windows.get(key)
             if members is None:
-                sealed = state.sealed_before_us
-                if (
-                    sealed is not None
-                    and rule.window_us
-                    and (window + 1) * rule.window_us <= sealed
-                ):
+                sealed = state.sealed.get(rule.name) if state.sealed else None
+                if sealed is not None and (window + 1) * (rule.window_us or 0) <= sealed:
                     raise WindowsSealed(state.lead_id, [key])
                 members = ()
             rank = bisect.bisect_left(members, event.order_key)
@@ -272,47 +268,49 @@ def _window_end(rule: EngagementRule, window: int) -> int | None:
     return (window + 1) * rule.window_us if rule.window_us else None
 
 
-def seal(
-    playbook: Playbook, state: LeadState, keep_us: int = SEAL_KEEP_US, force: bool = False
-) -> LeadState:
-    """Drop the cap windows that ended more than ``keep_us`` before the latest event
-    (the cut is at the start of a UTC day, so it moves at most once a day).
+def seal(playbook: Playbook, state: LeadState, max_windows: int = MAX_WINDOWS) -> LeadState:
+    """Drop the oldest windows of each capped rule with a period that holds more than
+    ``max_windows`` of them, keeping its ``max_windows * 3 // 4`` most recent.
 
     Windows of ``once`` rules and of caps without a period span the lead's life: kept.
-    The windows are looked at only when the cut moves (this runs for every lead stored);
-    after :func:`restore_windows`, ``force`` drops the restored windows again.
+    Costs nothing while the state holds ``max_windows`` windows or fewer in all.
     """
-    last = state.last_activity_us
-    if last is None or not state.windows:
+    windows = state.windows
+    if len(windows) <= max_windows:
         return state
-    horizon = (last - keep_us) // _DAY_US * _DAY_US
-    if state.sealed_before_us is not None:
-        if horizon <= state.sealed_before_us and not force:
-            return state
-        horizon = max(horizon, state.sealed_before_us)
     rules = _limited_rules(playbook)
-    kept: dict[WindowKey, tuple[Member, ...]] = {}
-    for key, members in state.windows.items():
-        rule = rules.get(key[0])
-        end = _window_end(rule, key[1]) if rule is not None else None
-        if end is None or end > horizon:
-            kept[key] = members
-    if len(kept) == len(state.windows) and horizon == state.sealed_before_us:
+    by_rule: dict[str, list[int]] = {}
+    for name, window in windows:
+        rule = rules.get(name)
+        if rule is not None and rule.window_us:
+            by_rule.setdefault(name, []).append(window)
+    keep = max(1, max_windows * 3 // 4)
+    dropped: set[WindowKey] = set()
+    sealed = dict(state.sealed)
+    for name, held in by_rule.items():
+        if len(held) > max_windows:
+            held.sort()
+            cut = held[: len(held) - keep]
+            dropped.update((name, window) for window in cut)
+            end = (cut[-1] + 1) * (rules[name].window_us or 0)
+            sealed[name] = max(sealed.get(name, end), end)
+    if not dropped:
         return state
-    return replace(state, windows=kept, sealed_before_us=horizon)
+    kept = {key: members for key, members in windows.items() if key not in dropped}
+    return replace(state, windows=kept, sealed=sealed)
 
 
 def sealed_windows(
     playbook: Playbook, state: LeadState, events: Iterable[Event]
 ) -> list[tuple[WindowKey, int, int]]:
     """The dropped windows these events need, each with its span ``[start_us, end_us)``."""
-    sealed = state.sealed_before_us
-    if sealed is None:
+    if not state.sealed:
         return []
     found: dict[WindowKey, tuple[int, int]] = {}
     for event in events:
         for rule in playbook.rules_matching(event.name, event.properties):
-            if not rule.limited or not rule.window_us:
+            sealed = state.sealed.get(rule.name)
+            if sealed is None or not rule.window_us:
                 continue
             window = event.ts_us // rule.window_us
             key = (rule.name, window)

@@ -31,7 +31,7 @@ from pyrometer.service.scoring import (
     replay,
     set_attributes,
 )
-from pyrometer.service.windows import resealed, restore_for
+from pyrometer.service.windows import restore_for
 from pyrometer.store import identity as identity_store
 from pyrometer.store import repo
 from pyrometer.store.engine import is_postgres
@@ -131,7 +131,7 @@ class ScoredAhead:
 
     version: int  # the playbook version scored under
     seen: dict[str, repo.RawLead]  # the rows scored from (a lead not there was new)
-    rows: dict[str, repo.LeadRow]  # each lead's row as scored
+    rows: dict[str, repo.LeadRow]  # each lead's row as scored (not all: see _score_ahead)
     transitions: dict[str, list[repo.TransitionRow]]
 
 
@@ -154,8 +154,8 @@ def _score_ahead(service: Service, rows: Sequence[EventRow], now: int) -> Scored
             return None
         try:
             change = apply_events(book, record, lead_events, now)
-        except WindowsSealed:  # late events in windows the state dropped: the log is needed
-            return None
+        except WindowsSealed:  # late events in windows the state dropped: this lead is
+            continue  # scored under its lock, with those windows read back from the log
         scored[lead_id] = repo.lead_row(change.record)
         transitions[lead_id] = [repo.transition_row(t) for t in change.transitions]
     return ScoredAhead(version, seen, scored, transitions)
@@ -243,7 +243,7 @@ def _write_scored_ahead(
             raw = locked[lead_id]
             if not fresh_rows:
                 continue  # every event of it was known already: nothing changes
-            if as_scored and raw == seen.get(lead_id):
+            if as_scored and raw == seen.get(lead_id) and lead_id in ahead.rows:
                 updates.append(ahead.rows[lead_id])
                 transitions += ahead.transitions[lead_id]
                 continue
@@ -553,9 +553,8 @@ def _score(
     if base is not None and replay_cause and record.playbook_version == version:
         state, moved = base  # a merge: the smaller sides' events folded in
         pending = [*moved, *fresh]
-        restored = restore_for(conn, book, record.lead_id, state, pending)
-        change = fold(book, record, restored, pending, now, replay_cause)
-        return change if restored is state else resealed(book, change)
+        state = restore_for(conn, book, record.lead_id, state, pending)
+        return fold(book, record, state, pending, now, replay_cause)
     if replay_cause or record.playbook_version != version:
         cause = replay_cause or f"playbook:v{version}"
         return replay(book, version, record, repo.lead_events(conn, record.lead_id), now, cause)
@@ -563,9 +562,9 @@ def _score(
     start = first.record
     try:
         second = apply_events(book, start, fresh, now)
-    except WindowsSealed:  # late events in windows the state dropped: read back, drop again
+    except WindowsSealed:  # late events in windows the state dropped: read them back
         restored = restore_for(conn, book, start.lead_id, start.state, fresh)
-        second = resealed(book, apply_events(book, replace(start, state=restored), fresh, now))
+        second = apply_events(book, replace(start, state=restored), fresh, now)
     return Change(second.record, first.transitions + second.transitions)
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import fold, replay
-from pyrometer.service.windows import resealed, restore_for
+from pyrometer.service.windows import restore_for
 from pyrometer.store import identity as identity_store
 from pyrometer.store import repo
 from pyrometer.store.tables import api_keys
@@ -107,8 +107,6 @@ def merge_leads(service: Service, lead_id: str, from_id: str, actor: str) -> Mer
         if into.playbook_version == other.playbook_version == version:
             state = restore_for(conn, book, lead_id, base.state, moved)
             change = fold(book, record, state, moved, now, cause)
-            if state is not base.state:
-                change = resealed(book, change)
         else:  # a side not rescored under the playbook in force yet: replay all
             events = repo.lead_events(conn, lead_id)
             change = replay(book, version, record, events, now, cause)

@@ -9,14 +9,12 @@ windows' spans, so it costs what the late events touch, never the whole history.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from sqlalchemy.engine import Connection
 
-from pyrometer.core.incremental import LeadState, restore_windows, seal, sealed_windows
+from pyrometer.core.incremental import LeadState, restore_windows, sealed_windows
 from pyrometer.core.model import Event
 from pyrometer.core.playbook import Playbook
-from pyrometer.service.scoring import Change
 from pyrometer.store.history import lead_events_in
 
 
@@ -38,12 +36,3 @@ def restore_for(
         if event.event_id not in waiting
     ]
     return restore_windows(book, state, [key for key, _, _ in needed], history)
-
-
-def resealed(book: Playbook, change: Change) -> Change:
-    """``change`` with the windows :func:`restore_for` brought back dropped again, so the
-    stored state stays bounded however many late events a lead gets."""
-    state = seal(book, change.record.state, force=True)
-    if state is change.record.state:
-        return change
-    return replace(change, record=replace(change.record, state=state))
