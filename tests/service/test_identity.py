@@ -4,15 +4,22 @@ message type is deduplicated by messageId, and a duplicate never creates a lead.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from pyrometer.core.reference import score_lead_reference
 from pyrometer.core.timeutil import iso
+from pyrometer.service.ingest import ingest
+from pyrometer.service.inputs import Identify, IngestResult, Track
 from pyrometer.service.runtime import Service
 from pyrometer.store import repo
+from pyrometer.store.tables import events, identity_messages, leads
 from service.conftest import START, Keys
+from service.test_races import _together
 
 
 def _send(client: TestClient, key: str, path: str, body: dict[str, Any]) -> Any:
@@ -208,3 +215,57 @@ def test_an_admin_merges_two_known_leads_audited(
     _ok(client, keys, "/v1/track", later)
     lead = _lead(client, keys, "victim@corp.example")
     assert lead is not None and lead["event_count"] == 6
+
+
+def test_the_same_message_id_raced_with_other_user_ids_counts_once(service: Service) -> None:
+    """Concurrent resends of one identify and one track, each with another userId: one of
+    each is applied, the others are duplicates, and no other lead is created."""
+    results: list[IngestResult] = []
+    lock = threading.Lock()
+
+    def send(n: int) -> Callable[[], None]:
+        def run() -> None:
+            user = f"u{n}"
+            identify = Identify("same-identify", user, START, traits={"n": n})
+            track = Track("same-track", "demo_request", START, user_id=user)
+            result = ingest(service, [track], [identify])
+            with lock:
+                results.append(result)
+
+        return run
+
+    _together(*(send(n) for n in range(6)))
+    assert sum(r.accepted for r in results) == 2 and sum(r.duplicates for r in results) == 10
+    with service.engine.connect() as conn:
+        owners = conn.execute(sa.select(leads.c.lead_id)).scalars().all()
+        tracked = conn.execute(sa.select(events.c.lead_id)).scalars().all()
+        identified = conn.execute(sa.select(identity_messages.c.lead_id)).scalars().all()
+    assert len(identified) == 1 and len(tracked) == 1
+    assert set(owners) == set(identified) | set(tracked)  # nobody else
+
+
+def test_a_visitor_named_by_a_user_id_meanwhile_is_never_folded(service: Service) -> None:
+    """An identify folding visitor V races a track naming V by userId: either the fold
+    happened first (V's history is the lead's, V is linked) or it is refused; V's events
+    are never split and V never both stays known and moves."""
+    for n in range(3):
+        ingest(service, [Track(f"v{n}", "pricing_page_view", START - n, anonymous_id="V")], [])
+    outcome: list[IngestResult] = []
+
+    def fold() -> None:
+        outcome.append(ingest(service, [], [Identify("fold", "taker", START, anonymous_id="V")]))
+
+    def name() -> None:
+        ingest(service, [Track("named", "demo_request", START, user_id="V")], [])
+
+    _together(fold, name)
+    with service.engine.connect() as conn:
+        by_lead = dict(
+            conn.execute(
+                sa.select(events.c.lead_id, sa.func.count()).group_by(events.c.lead_id)
+            ).all()
+        )
+    if outcome[0].refused:  # V was known first: nothing moved
+        assert by_lead == {"V": 4}
+    else:  # folded first: the visitor's history is the taker's; "named" went to V anew
+        assert by_lead == {"taker": 3, "V": 1}
