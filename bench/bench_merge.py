@@ -4,7 +4,9 @@ anonymous visitor (a few events) into a lead with 50,000 events, on a fresh SQLi
 
 The figure is the wall time of the whole ``ingest`` call (its one write transaction,
 under the store's write lock), median of ``--repeat`` merges, each into the same big lead
-with a new visitor. Usage:
+with a new visitor. Meanwhile a thread stores single events of other leads, one after
+the other, and their latencies while the merges run are reported too (p50, p99: what a
+merge makes other writers wait). Usage:
 
     python bench/bench_merge.py [--events 50000] [--repeat 5] [--stores sqlite postgres]
 
@@ -19,6 +21,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -61,14 +64,40 @@ def _merge_once(service: Service, lead: str, now_us: int) -> float:
     return time.perf_counter() - started
 
 
-def run(url: str, events: int, repeat: int) -> list[float]:
+def run(url: str, events: int, repeat: int) -> tuple[list[float], list[float]]:
+    """Merge times, and the latencies of other leads' single events meanwhile."""
     now_us = int(time.time() * 1_000_000)
     service = Service.open(url, lambda: now_us)
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def others() -> None:
+        n = 0
+        while not stop.is_set():
+            track = Track(f"other-{n}", "email_click", now_us - n, user_id=f"other-{n % 500}")
+            started = time.perf_counter()
+            ingest(service, [track], [])
+            latencies.append(time.perf_counter() - started)
+            n += 1
+            time.sleep(0.002)
+
     try:
         _history(service, "big", events, now_us - DAY_US)
-        return [_merge_once(service, "big", now_us) for _ in range(repeat)]
+        writer = threading.Thread(target=others, daemon=True)
+        writer.start()
+        time.sleep(0.5)
+        latencies.clear()  # only those while merges run
+        times = [_merge_once(service, "big", now_us) for _ in range(repeat)]
+        stop.set()
+        writer.join()
+        return times, latencies
     finally:
         service.close()
+
+
+def _p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
 
 
 def main() -> None:
@@ -81,14 +110,15 @@ def main() -> None:
     for store in args.stores:
         if store == "sqlite":
             with tempfile.TemporaryDirectory() as folder:
-                times = run(f"sqlite:///{folder}/merge.db", args.events, args.repeat)
+                times, others = run(f"sqlite:///{folder}/merge.db", args.events, args.repeat)
         else:
             schema = f"bench_merge_{uuid.uuid4().hex[:8]}"
             admin = sa.create_engine(PG)
             with admin.begin() as conn:
                 conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
             try:
-                times = run(f"{PG}?options=-csearch_path%3D{schema}", args.events, args.repeat)
+                url = f"{PG}?options=-csearch_path%3D{schema}"
+                times, others = run(url, args.events, args.repeat)
             finally:
                 with admin.begin() as conn:
                     conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -96,7 +126,9 @@ def main() -> None:
         ms = [t * 1000 for t in times]
         print(
             f"{store:10} median {statistics.median(ms):8.1f} ms   "
-            f"min {min(ms):8.1f} ms   max {max(ms):8.1f} ms   ({len(ms)} merges)"
+            f"min {min(ms):8.1f} ms   max {max(ms):8.1f} ms   ({len(ms)} merges); "
+            f"other leads' events meanwhile p50 {_p(others, 0.5):.1f} ms, "
+            f"p99 {_p(others, 0.99):.1f} ms ({len(others)})"
         )
 
 
