@@ -18,6 +18,7 @@ from pyrometer.api import (
     routes_ingest,
     routes_keys,
     routes_leads,
+    routes_merge,
     routes_playbook,
     routes_reports,
 )
@@ -113,6 +114,7 @@ def create_app(
     for module in (routes_ingest, routes_leads, routes_playbook, routes_reports):
         app.include_router(module.router)
     app.include_router(routes_keys.router)
+    app.include_router(routes_merge.router)
 
     @app.exception_handler(FieldErrors)
     async def field_errors(_request: Request, exc: FieldErrors) -> JSONResponse:

@@ -109,6 +109,7 @@ def to_identify(message: IdentifyIn, now_us: int, loc: Loc = ("body",)) -> Ident
         ts_us=_time(message, now_us, loc),
         anonymous_id=message.anonymousId if message.userId else None,
         traits=normalize_record(message.traits),
+        anonymous=message.userId is None,
     )
 
 

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any, get_type_hints
 
+import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
@@ -22,7 +23,7 @@ from pyrometer.api.convert import alias_to_identify, split_batch, to_identify, t
 from pyrometer.api.deps import service_of
 from pyrometer.api.schemas import AliasIn, BatchIn, IdentifyIn, IngestOut, PageIn, TrackIn
 from pyrometer.service.grouping import GroupCommitter
-from pyrometer.service.inputs import Identify, IngestResult, Track
+from pyrometer.service.inputs import Identify, IngestResult, Refusal, Track
 from pyrometer.service.keys import Scope
 
 
@@ -62,19 +63,61 @@ router = APIRouter(
 )
 
 
-async def ingest(request: Request, tracks: list[Track], identifies: list[Identify]) -> Response:
+Loc = list[str | int]
+
+
+async def ingest(
+    request: Request,
+    tracks: list[Track],
+    identifies: list[Identify],
+    locs: list[Loc] | None = None,
+    batch: bool = False,
+) -> Response:
     """Through the app's group committer: requests arriving together share a commit.
 
     The handlers are ``async``: the wait for the commit holds no thread, and the answer,
     three numbers, is written directly (its schema is ``IngestOut``).
+
+    An identify or alias that would merge two known leads is refused on its own (``locs``:
+    the field of each of ``identifies`` that names the other lead): a single call answers
+    ``409``; a batch stores its other messages and answers ``200`` with ``refused``.
     """
     committer: GroupCommitter = request.app.state.committer
     result: IngestResult = await committer.submit_async(tracks, identifies)
+    if result.refused:
+        return _refused(result, identifies, locs or [], batch)
     body = b'{"success":true,"accepted":%d,"duplicates":%d}' % (
         result.accepted,
         result.duplicates,
     )
     return Response(content=body, media_type="application/json")
+
+
+def _refused(
+    result: IngestResult, identifies: list[Identify], locs: list[Loc], batch: bool
+) -> Response:
+    where: dict[str, Loc] = {}
+    for ident, loc in zip(identifies, locs, strict=False):
+        where.setdefault(ident.message_id, loc)
+
+    def problem(refusal: Refusal) -> dict[str, object]:
+        return {
+            "loc": where.get(refusal.message_id, ["body"]),
+            "messageId": refusal.message_id,
+            "msg": refusal.reason,
+            "type": "merge_refused",
+        }
+
+    problems = [problem(refusal) for refusal in result.refused]
+    if not batch:
+        return Response(orjson.dumps({"detail": problems}), 409, media_type="application/json")
+    body = {
+        "success": True,
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "refused": problems,
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @router.post("/track", response_model=IngestOut)
@@ -89,20 +132,37 @@ async def page(message: PageIn, request: Request) -> Response:
     return await ingest(request, [to_track(message, service_of(request).clock())], [])
 
 
-@router.post("/identify", response_model=IngestOut)
+_MERGE_REFUSED = {
+    409: {
+        "description": "The call would merge two known leads (`merge_refused`, naming the "
+        "field); nothing of it was stored"
+    }
+}
+
+
+@router.post("/identify", response_model=IngestOut, responses=_MERGE_REFUSED)
 async def identify(message: IdentifyIn, request: Request) -> Response:
     """Set a lead's traits; with `anonymousId`, that visitor's events become the lead's."""
-    return await ingest(request, [], [to_identify(message, service_of(request).clock())])
+    identify = to_identify(message, service_of(request).clock())
+    return await ingest(request, [], [identify], [["body", "anonymousId"]])
 
 
-@router.post("/alias", response_model=IngestOut)
+@router.post("/alias", response_model=IngestOut, responses=_MERGE_REFUSED)
 async def alias(message: AliasIn, request: Request) -> Response:
     """`previousId` was `userId` all along: its events become the lead's, as with identify."""
-    return await ingest(request, [], [alias_to_identify(message, service_of(request).clock())])
+    aliased = alias_to_identify(message, service_of(request).clock())
+    return await ingest(request, [], [aliased], [["body", "previousId"]])
 
 
 @router.post("/batch", response_model=IngestOut)
 async def batch(body: BatchIn, request: Request) -> Response:
-    """Many messages (`{"batch": [...]}`), accepted whole or rejected whole."""
+    """Many messages (`{"batch": [...]}`), accepted whole or rejected whole; only an
+    identify or alias that would merge two known leads is refused on its own (listed in
+    `refused`, the batch's other messages stored)."""
     tracks, identifies = split_batch(body.batch, service_of(request).clock())
-    return await ingest(request, tracks, identifies)
+    locs: list[Loc] = [
+        ["body", "batch", index, "previousId" if isinstance(item, AliasIn) else "anonymousId"]
+        for index, item in enumerate(body.batch)
+        if isinstance(item, IdentifyIn | AliasIn)
+    ]
+    return await ingest(request, tracks, identifies, locs, batch=True)

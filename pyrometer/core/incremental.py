@@ -11,6 +11,18 @@ most ``rule.slots`` of them). A late event that lands among them pushes the last
 and the points that moved are corrected: every event's line is re-emitted with its new
 points, so a stored ledger stays exact.
 
+Windows of caps with a period (``cap: {per: 1d}``) would pile up with the lead's history
+(a lead active every day for a year: 365 per such rule), and the state is read and written
+whole on every change. A window whose period is over is not settled: an event may arrive
+late, for any past window, and move its ranks. So :func:`seal` keeps, per such rule, its
+:data:`MAX_WINDOWS` most recent windows (down to three quarters of that when there are
+more), and records up to where it dropped (``sealed``). An event that needs a dropped
+window makes :func:`apply_event` raise :class:`WindowsSealed`; the caller, which has the
+event log, rebuilds exactly those windows (:func:`sealed_windows`, :func:`restore_windows`)
+and applies it again. The bound is by count, not age, so the leads most have (a few dozen
+active days) never drop a window and never pay a read of the log, however late their
+events come; scores stay exactly the unbounded state's.
+
 Everything here is pure: functions return new states and never touch their inputs.
 
 Each event is applied once: the state keeps no set of the ids it has seen, so the caller
@@ -22,7 +34,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -35,9 +47,13 @@ from pyrometer.core.classify import (
 )
 from pyrometer.core.fit import fit_lines, suppressed_by_attributes
 from pyrometer.core.model import EngagementLine, Event, ScoredLead, Transition
-from pyrometer.core.playbook import Metric, Playbook, Stage, Temperature
+from pyrometer.core.playbook import EngagementRule, Metric, Playbook, Stage, Temperature
 
 _TOLERANCE = 10**-CLASSIFY_DECIMALS
+# Windows kept per capped rule with a period: a month of daily caps of a lead active every
+# day. Past it, the oldest are dropped down to three quarters of it, so dropping happens
+# once per eight new windows, not with every one.
+MAX_WINDOWS = 32
 WindowKey = tuple[str, int]
 Member = tuple[int, str, str]  # (ts_us, event_id, event name): sorts in event order
 
@@ -57,6 +73,9 @@ class LeadState:
     suppressed_at_us: int | None = None
     last_activity_us: int | None = None
     event_count: int = 0
+    # Per rule: its windows that ended at or before this time may have been dropped
+    # (:func:`seal`); a window held is complete either way.
+    sealed: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def explicit_stage(self) -> Stage | None:
@@ -91,6 +110,7 @@ class LeadState:
             "suppressed_at_us": self.suppressed_at_us,
             "last_activity_us": self.last_activity_us,
             "event_count": self.event_count,
+            "sealed": dict(self.sealed),
         }
 
     @classmethod
@@ -113,6 +133,7 @@ class LeadState:
             suppressed_at_us=data["suppressed_at_us"],
             last_activity_us=data["last_activity_us"],
             event_count=data["event_count"],
+            sealed={str(rule): int(end) for rule, end in (data.get("sealed") or {}).items()},
         )
 
 
@@ -185,7 +206,12 @@ def apply_event(playbook: Playbook, state: LeadState, event: Event) -> Step:
         else:
             window = event.ts_us // rule.window_us if rule.window_us else 0
             key = (rule.name, window)
-            members = windows.get(key, ())
+            members = windows.get(key)
+            if members is None:
+                sealed = state.sealed.get(rule.name) if state.sealed else None
+                if sealed is not None and (window + 1) * (rule.window_us or 0) <= sealed:
+                    raise WindowsSealed(state.lead_id, [key])
+                members = ()
             rank = bisect.bisect_left(members, event.order_key)
             points = rule.points_at_rank(rank)
             if rank < rule.slots:
@@ -231,6 +257,107 @@ def apply_event(playbook: Playbook, state: LeadState, event: Event) -> Step:
         playbook, state, before, after, state.last_activity_us, f"event:{event.event_id}"
     )
     return Step(state, tuple(lines), tuple(transitions))
+
+
+class WindowsSealed(LookupError):
+    """The event falls in cap windows :func:`seal` dropped from the state: restore them
+    from the event log (:func:`restore_windows`) and apply it again."""
+
+    def __init__(self, lead_id: str, keys: list[WindowKey]) -> None:
+        super().__init__(f"lead {lead_id}: cap windows {keys} were sealed; restore them first")
+        self.keys = keys
+
+
+def _window_end(rule: EngagementRule, window: int) -> int | None:
+    return (window + 1) * rule.window_us if rule.window_us else None
+
+
+def seal(playbook: Playbook, state: LeadState, max_windows: int = MAX_WINDOWS) -> LeadState:
+    """Drop the oldest windows of each capped rule with a period that holds more than
+    ``max_windows`` of them, keeping its ``max_windows * 3 // 4`` most recent.
+
+    Windows of ``once`` rules and of caps without a period span the lead's life: kept.
+    Costs nothing while the state holds ``max_windows`` windows or fewer in all.
+    """
+    windows = state.windows
+    if len(windows) <= max_windows:
+        return state
+    rules = _limited_rules(playbook)
+    by_rule: dict[str, list[int]] = {}
+    for name, window in windows:
+        rule = rules.get(name)
+        if rule is not None and rule.window_us:
+            by_rule.setdefault(name, []).append(window)
+    keep = max(1, max_windows * 3 // 4)
+    dropped: set[WindowKey] = set()
+    sealed = dict(state.sealed)
+    for name, held in by_rule.items():
+        if len(held) > max_windows:
+            held.sort()
+            cut = held[: len(held) - keep]
+            dropped.update((name, window) for window in cut)
+            end = (cut[-1] + 1) * (rules[name].window_us or 0)
+            sealed[name] = max(sealed.get(name, end), end)
+    if not dropped:
+        return state
+    kept = {key: members for key, members in windows.items() if key not in dropped}
+    return replace(state, windows=kept, sealed=sealed)
+
+
+def sealed_windows(
+    playbook: Playbook, state: LeadState, events: Iterable[Event]
+) -> list[tuple[WindowKey, int, int]]:
+    """The dropped windows these events need, each with its span ``[start_us, end_us)``."""
+    if not state.sealed:
+        return []
+    found: dict[WindowKey, tuple[int, int]] = {}
+    for event in events:
+        for rule in playbook.rules_matching(event.name, event.properties):
+            sealed = state.sealed.get(rule.name)
+            if sealed is None or not rule.window_us:
+                continue
+            window = event.ts_us // rule.window_us
+            key = (rule.name, window)
+            if (window + 1) * rule.window_us <= sealed and key not in state.windows:
+                found[key] = (window * rule.window_us, (window + 1) * rule.window_us)
+    return [(key, start, end) for key, (start, end) in sorted(found.items())]
+
+
+def restore_windows(
+    playbook: Playbook, state: LeadState, keys: Iterable[WindowKey], history: Iterable[Event]
+) -> LeadState:
+    """Rebuild dropped windows from the lead's events already scored into ``state`` (at
+    least all of those inside the windows' spans; others are ignored): each window holds
+    the earliest ``rule.slots`` events of its rule, exactly as if it had never been
+    dropped."""
+    wanted: dict[WindowKey, list[Member]] = {key: [] for key in keys}
+    if not wanted:
+        return state
+    for event in history:
+        for rule in playbook.rules_matching(event.name, event.properties):
+            if rule.limited and rule.window_us:
+                members = wanted.get((rule.name, event.ts_us // rule.window_us))
+                if members is not None:
+                    members.append((event.ts_us, event.event_id, event.name))
+    rules = _limited_rules(playbook)
+    restored = {
+        key: tuple(sorted(members)[: rules[key[0]].slots]) for key, members in wanted.items()
+    }
+    return replace(state, windows={**state.windows, **restored})
+
+
+_RULES: dict[int, tuple[Playbook, dict[str, EngagementRule]]] = {}
+
+
+def _limited_rules(playbook: Playbook) -> dict[str, EngagementRule]:
+    """The playbook's limited rules by name (cached per playbook object)."""
+    cached = _RULES.get(id(playbook))
+    if cached is None or cached[0] is not playbook:
+        rules = {rule.name: rule for rule in playbook.engagement if rule.limited}
+        if len(_RULES) > 64:
+            _RULES.clear()
+        cached = _RULES[id(playbook)] = (playbook, rules)
+    return cached[1]
 
 
 def apply_attributes(

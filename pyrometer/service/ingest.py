@@ -12,26 +12,29 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
+from pyrometer.core.incremental import LeadState, WindowsSealed
 from pyrometer.core.model import Event
 from pyrometer.core.playbook import Playbook
-from pyrometer.service.inputs import Identify, IngestResult, Track
+from pyrometer.service.inputs import Identify, IngestResult, Refusal, Track
 from pyrometer.service.runtime import Retry, Service
 from pyrometer.service.scoring import (
     Change,
     LeadRecord,
     apply_events,
     blank_record,
+    fold,
     replay,
     set_attributes,
 )
+from pyrometer.service.windows import restore_for
+from pyrometer.store import identity as identity_store
 from pyrometer.store import repo
 from pyrometer.store.engine import is_postgres
-from pyrometer.store.tables import events, identities, leads, transitions
 
 if TYPE_CHECKING:  # the pool imports this module in its processes
     from pyrometer.service.scoring_pool import ScoringPool
@@ -56,29 +59,51 @@ Part = tuple[Sequence[Track], Sequence[Identify]]
 def ingest_many(service: Service, parts: Sequence[Part]) -> list[IngestResult]:
     """Several requests' messages in one transaction, with each request's own counts.
 
-    A message id sent twice counts for the first request that carries it.
+    A message id sent twice counts for the first request that carries it. An identify
+    or alias that would merge two known leads is refused on its own: the request's other
+    messages are stored, and its result lists the refusal.
     """
     tracks = [track for part_tracks, _ in parts for track in part_tracks]
     identifies = [ident for _, part_identifies in parts for ident in part_identifies]
-    new_ids = _store(service, tracks, identifies) if tracks or identifies else set()
+    stored = _store(service, tracks, identifies) if tracks or identifies else Stored(set())
     results = []
     claimed: set[str] = set()
+    applied: set[str] = set()
     for part_tracks, part_identifies in parts:
         mine = 0
         for track in part_tracks:
-            if track.message_id in new_ids and track.message_id not in claimed:
+            if track.message_id in stored.events and track.message_id not in claimed:
                 claimed.add(track.message_id)
                 mine += 1
-        results.append(IngestResult(mine + len(part_identifies), len(part_tracks) - mine))
+        refused: list[Refusal] = []
+        for ident in part_identifies:
+            refusal = stored.refused.get(ident.message_id)
+            if refusal is not None:
+                refused.append(refusal)
+            elif ident.message_id in stored.identifies and ident.message_id not in applied:
+                applied.add(ident.message_id)
+                mine += 1
+        size = len(part_tracks) + len(part_identifies)
+        results.append(IngestResult(mine, size - mine - len(refused), tuple(refused)))
     return results
 
 
-def _store(service: Service, tracks: Sequence[Track], identifies: Sequence[Identify]) -> set[str]:
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What one transaction stored: the ids of the new events and of the identify and
+    alias calls applied, and the calls refused (by message id)."""
+
+    events: set[str]
+    identifies: set[str] = field(default_factory=set)
+    refused: dict[str, Refusal] = field(default_factory=dict)
+
+
+def _store(service: Service, tracks: Sequence[Track], identifies: Sequence[Identify]) -> Stored:
     if len(tracks) >= SCORE_AHEAD_MIN and not identifies and all(t.user_id for t in tracks):
         pool: ScoringPool | None = service.scoring_pool
         if pool is not None:  # the whole group, to a scoring process of its own
-            return pool.store(tracks, service.clock())
-        return store_ahead(service, tracks, service.clock())
+            return Stored(pool.store(tracks, service.clock()))
+        return Stored(store_ahead(service, tracks, service.clock()))
     return service.write(lambda conn: _ingest(service, conn, tracks, identifies))
 
 
@@ -89,7 +114,7 @@ def store_ahead(service: Service, tracks: Sequence[Track], now: int) -> set[str]
     try:
         return _store_scored_ahead(service, tracks, now)
     except _Fallback:  # nothing of it was committed: take the general path
-        return service.write(lambda conn: _ingest(service, conn, tracks, (), now))
+        return service.write(lambda conn: _ingest(service, conn, tracks, (), now)).events
 
 
 class _Fallback(Exception):
@@ -106,7 +131,7 @@ class ScoredAhead:
 
     version: int  # the playbook version scored under
     seen: dict[str, repo.RawLead]  # the rows scored from (a lead not there was new)
-    rows: dict[str, repo.LeadRow]  # each lead's row as scored
+    rows: dict[str, repo.LeadRow]  # each lead's row as scored (not all: see _score_ahead)
     transitions: dict[str, list[repo.TransitionRow]]
 
 
@@ -127,7 +152,10 @@ def _score_ahead(service: Service, rows: Sequence[EventRow], now: int) -> Scored
         record = repo.record_of_raw(raw) if raw else blank_record(book, version, lead_id, {}, now)
         if record.playbook_version != version:
             return None
-        change = apply_events(book, record, lead_events, now)
+        try:
+            change = apply_events(book, record, lead_events, now)
+        except WindowsSealed:  # late events in windows the state dropped: this lead is
+            continue  # scored under its lock, with those windows read back from the log
         scored[lead_id] = repo.lead_row(change.record)
         transitions[lead_id] = [repo.transition_row(t) for t in change.transitions]
     return ScoredAhead(version, seen, scored, transitions)
@@ -193,6 +221,7 @@ def _write_scored_ahead(
     inserts: list[repo.LeadRow] = []  # SQLite: leads still new, inserted as scored
     transitions: list[repo.TransitionRow] = []
     again: list[Change] = []  # scored again under the lock: updated
+    ghosts: list[str] = []  # created for events that turned out all known: not kept
     book = service.playbooks.get(conn, version)
     for lead_id, lead_rows in by_lead.items():
         fresh_rows = [row for row in lead_rows if row["event_id"] in new_ids]
@@ -203,6 +232,10 @@ def _write_scored_ahead(
                     inserts.append(ahead.rows[lead_id])
                 transitions += ahead.transitions[lead_id]
                 continue
+            if not fresh_rows:  # a duplicate never creates a lead
+                if lead_id in created:
+                    ghosts.append(lead_id)
+                continue
             record = blank_record(book, version, lead_id, {}, now)
             if lead_id not in created:  # inserted as it is now, updated below
                 inserts.append(repo.lead_row(record))
@@ -210,7 +243,7 @@ def _write_scored_ahead(
             raw = locked[lead_id]
             if not fresh_rows:
                 continue  # every event of it was known already: nothing changes
-            if as_scored and raw == seen.get(lead_id):
+            if as_scored and raw == seen.get(lead_id) and lead_id in ahead.rows:
                 updates.append(ahead.rows[lead_id])
                 transitions += ahead.transitions[lead_id]
                 continue
@@ -221,6 +254,9 @@ def _write_scored_ahead(
         again.append(_score(conn, book, version, record, None, fresh, None, now))
     repo.save_rows(conn, updates, inserts, transitions, now, stored=locked)
     repo.save_changes(conn, again, now)
+    identity_store.delete_leads(conn, ghosts)
+    # A userId named them (in a new message): known from now on.
+    identity_store.forget_visitors(conn, {r["lead_id"] for r in rows if r["event_id"] in new_ids})
     return new_ids
 
 
@@ -230,15 +266,19 @@ def _ingest(
     tracks: Sequence[Track],
     identifies: Sequence[Identify],
     now: int | None = None,
-) -> set[str]:
-    """One transaction; returns the ids of the events that were new."""
+) -> Stored:
+    """One transaction; returns what it stored and the identify calls it refused."""
     if now is None:
         now = service.clock()
     version, book = service.playbooks.recent(conn)
 
-    new_links = _links_of(identifies)
+    # Identify and alias calls applied before are duplicates: nothing of them happens.
+    identifies = _unapplied(conn, identifies)
     anonymous = {t.anonymous_id for t in tracks if not t.user_id and t.anonymous_id}
-    known = repo.resolve_subjects(conn, anonymous | set(new_links))
+    proposed = {i.anonymous_id for i in identifies if i.anonymous_id not in (None, i.user_id)}
+    known = repo.resolve_subjects(conn, anonymous | proposed)
+    identifies, refused = _refuse_known_merges(conn, tracks, identifies, known)
+    new_links = _links_of(identifies)
     links = {**new_links, **known}  # a link once made stays
 
     def lead_of(track: Track) -> str:
@@ -253,23 +293,34 @@ def _ingest(
         return new_links.get(ident.user_id, ident.user_id)
 
     needed = {lead_of(t) for t in tracks} | {person(i) for i in identifies} | set(merging)
-    records, new_leads = _lock_or_create(conn, needed, book, version, now)
+    records, new_leads, created = _lock_or_create(conn, needed, book, version, now)
     # Under the locks, check nobody merged a visitor or a lead away since we looked.
     if set(records) != needed:
         raise Retry()
     newest = max((r.playbook_version for r in records.values()), default=0)
     if newest > version:  # another process published since we looked
         version, book = service.playbooks.recent(conn, at_least=newest)
-    watched = anonymous | set(new_links)
+    watched = anonymous | proposed
     if watched and repo.resolve_subjects(conn, watched) != known:
+        raise Retry()
+    if merging:  # and that each visitor to fold in is still one (a userId may have named it)
+        born = new_leads | created
+        still = identity_store.visitors_among(conn, set(merging) - born)
+        if any(anon not in born and anon not in still for anon in merging):
+            raise Retry()
+    owners = {ident.message_id: person(ident) for ident in identifies}
+    applied = identity_store.claim_messages(conn, owners, now)
+    if applied != set(owners):  # another transaction applied one meanwhile
         raise Retry()
 
     replays: dict[str, str] = {}
     attributes: dict[str, dict[str, Any]] = defaultdict(dict)
+    folds = _fold_bases(conn, version, records, merging)
     for anon, lead in sorted(merging.items()):
-        _merge_visitor(conn, anon, lead, now)
+        identity_store.move_history(conn, anon, lead, now)
         visitor = records.pop(anon)
         new_leads.discard(anon)
+        created.discard(anon)  # move_history deleted its row
         attributes[lead] = {**visitor.attributes, **attributes[lead]}
         known_lead = records[lead]
         records[lead] = replace(
@@ -296,31 +347,126 @@ def _ingest(
             )
 
     touched = set(fresh) | set(attributes) | set(replays)
-    # New leads nothing happened to (their events were all known) are stored as they are.
-    changes = [Change(records[lead_id]) for lead_id in sorted(new_leads - touched)]
-    for lead_id in sorted(touched):
-        changes.append(
-            _score(
-                conn,
-                book,
-                version,
-                records[lead_id],
-                attributes.get(lead_id),
-                fresh[lead_id],
-                replays.get(lead_id),
-                now,
-            )
+    # A lead made for messages that all turned out to be duplicates is not kept.
+    ghosts = (new_leads | created) - touched
+    changes = [
+        _score(
+            conn,
+            book,
+            version,
+            records[lead_id],
+            attributes.get(lead_id),
+            fresh[lead_id],
+            replays.get(lead_id),
+            now,
+            folds.get(lead_id),
         )
-    repo.save_changes(conn, [c for c in changes if c is not None], now, new=new_leads)
-    return new_ids
+        for lead_id in sorted(touched)
+    ]
+    identity_store.delete_leads(conn, created & ghosts)
+    repo.save_changes(conn, [c for c in changes if c is not None], now, new=new_leads - ghosts)
+    # Leads only an anonymousId named are visitors; a userId makes a lead known.
+    named = {t.user_id for t in tracks if t.user_id and t.message_id in new_ids}
+    named |= {person(i) for i in identifies if not i.anonymous}
+    born = (new_leads | created) - ghosts
+    identity_store.add_visitors(conn, born - named)
+    identity_store.forget_visitors(conn, named & (touched - born))
+    return Stored(new_ids, applied, refused)
+
+
+def _unapplied(conn: Connection, identifies: Sequence[Identify]) -> list[Identify]:
+    """The first identify of each message id, if no identify with it was applied yet."""
+    if not identifies:
+        return []
+    done = identity_store.applied_messages(conn, {i.message_id for i in identifies})
+    out: dict[str, Identify] = {}
+    for ident in identifies:
+        if ident.message_id not in done and ident.message_id not in out:
+            out[ident.message_id] = ident
+    return list(out.values())
+
+
+MERGE_REFUSED = (
+    "names a lead that is already identified; identify and alias only fold an anonymous "
+    "visitor into a lead (an admin merges two known leads with POST /v1/leads/{id}/merge)"
+)
+
+
+def _refuse_known_merges(
+    conn: Connection,
+    tracks: Sequence[Track],
+    identifies: Sequence[Identify],
+    known: Mapping[str, str],
+) -> tuple[list[Identify], dict[str, Refusal]]:
+    """Identify and alias calls that would fold a known lead into another are refused.
+
+    A call's ``anonymousId`` (alias: ``previousId``) may be folded into its ``userId``
+    only if it is no lead yet, or a lead only anonymous ids have named (a visitor), and no
+    ``userId`` of this request names it (a track's, or an earlier call's in the request).
+    One already linked to a lead stays linked and folds nothing: it is never refused.
+    """
+    candidates = {
+        i.anonymous_id
+        for i in identifies
+        if i.anonymous_id and i.anonymous_id != i.user_id and i.anonymous_id not in known
+    }
+    if not candidates:
+        return list(identifies), {}
+    existing = repo.existing_leads(conn, candidates)
+    visiting = identity_store.visitors_among(conn, existing)
+    named = {t.user_id for t in tracks if t.user_id}
+    kept: list[Identify] = []
+    refused: dict[str, Refusal] = {}
+    for ident in identifies:
+        anon = ident.anonymous_id
+        if anon in candidates and (anon in named or (anon in existing and anon not in visiting)):
+            refusal = Refusal(ident.message_id, ident.user_id, anon, MERGE_REFUSED)
+            refused[ident.message_id] = refusal
+            continue
+        kept.append(ident)
+        if not ident.anonymous:
+            named.add(ident.user_id)
+    return kept, refused
+
+
+Fold = tuple[LeadState, list[Event]]
+
+
+def _fold_bases(
+    conn: Connection, version: int, records: Mapping[str, LeadRecord], merging: Mapping[str, str]
+) -> dict[str, Fold]:
+    """For each lead visitors fold into: the state the merged history starts from (the
+    side with the most events) and the events of the other sides, read before they move.
+
+    A merge then costs the events of the smaller sides, not the whole merged log. A side
+    scored under another playbook version leaves the lead to a full replay (no entry).
+    """
+    sides: dict[str, list[LeadRecord]] = defaultdict(list)
+    for anon, lead in merging.items():
+        sides[lead].append(records[anon])
+    out: dict[str, Fold] = {}
+    for lead, visitors in sides.items():
+        everyone = [records[lead], *visitors]
+        if any(r.playbook_version != version for r in everyone):
+            continue
+        base = max(everyone, key=lambda r: (r.state.event_count, r.lead_id == lead))
+        moved = [
+            event
+            for side in everyone
+            if side is not base and side.state.event_count
+            for event in repo.lead_events(conn, side.lead_id)
+        ]
+        out[lead] = (base.state, moved)
+    return out
 
 
 def _lock_or_create(
     conn: Connection, needed: set[str], book: Playbook, version: int, now: int
-) -> tuple[dict[str, LeadRecord], set[str]]:
+) -> tuple[dict[str, LeadRecord], set[str], set[str]]:
     """Lock (and read) the leads ``needed``, creating those that do not exist yet.
 
-    Returns the records and the ids of the leads still to be inserted at the end.
+    Returns the records, the ids of the leads still to be inserted at the end (SQLite)
+    and of those inserted already (PostgreSQL).
 
     SQLite: this transaction is the only writer, so a missing lead is made in memory and
     inserted once, with its final state, by :func:`repo.save_changes`.
@@ -337,13 +483,13 @@ def _lock_or_create(
         missing = needed - set(records)
         for lead in missing:
             records[lead] = blank_record(book, version, lead, {}, now)
-        return records, missing
+        return records, missing, set()
     missing = needed - repo.existing_leads(conn, needed)
     blanks = {lead: blank_record(book, version, lead, {}, now) for lead in missing}
     created = repo.create_leads(conn, list(blanks.values())) if blanks else set()
     records = repo.lock_leads(conn, needed - created)
     records.update((lead, blanks[lead]) for lead in created)
-    return records, set()
+    return records, set(), created
 
 
 def _links_of(identifies: Sequence[Identify]) -> dict[str, str]:
@@ -392,6 +538,7 @@ def _score(
     fresh: Sequence[Event],
     replay_cause: str | None,
     now: int,
+    base: Fold | None = None,
 ) -> Change | None:
     if new_attributes:
         merged = dict(record.attributes)
@@ -403,28 +550,22 @@ def _score(
         if replay_cause or record.playbook_version != version:
             record = replace(record, attributes=merged)
             new_attributes = None
+    if base is not None and replay_cause and record.playbook_version == version:
+        state, moved = base  # a merge: the smaller sides' events folded in
+        pending = [*moved, *fresh]
+        state = restore_for(conn, book, record.lead_id, state, pending)
+        return fold(book, record, state, pending, now, replay_cause)
     if replay_cause or record.playbook_version != version:
         cause = replay_cause or f"playbook:v{version}"
         return replay(book, version, record, repo.lead_events(conn, record.lead_id), now, cause)
     first = set_attributes(book, record, new_attributes, now) if new_attributes else Change(record)
-    second = apply_events(book, first.record, fresh, now)
+    start = first.record
+    try:
+        second = apply_events(book, start, fresh, now)
+    except WindowsSealed:  # late events in windows the state dropped: read them back
+        restored = restore_for(conn, book, start.lead_id, start.state, fresh)
+        second = apply_events(book, replace(start, state=restored), fresh, now)
     return Change(second.record, first.transitions + second.transitions)
-
-
-def _merge_visitor(conn: Connection, anonymous_id: str, lead_id: str, now: int) -> None:
-    """The visitor ``anonymous_id`` was ``lead_id`` all along: its history moves over."""
-    conn.execute(
-        identities.insert().values(anonymous_id=anonymous_id, lead_id=lead_id, linked_us=now)
-    )
-    conn.execute(events.update().where(events.c.lead_id == anonymous_id).values(lead_id=lead_id))
-    conn.execute(
-        transitions.update().where(transitions.c.lead_id == anonymous_id).values(lead_id=lead_id)
-    )
-    conn.execute(leads.delete().where(leads.c.lead_id == anonymous_id))
-    # Visitors linked to the visitor (never happens with Segment's ids, but stay consistent).
-    conn.execute(
-        identities.update().where(identities.c.lead_id == anonymous_id).values(lead_id=lead_id)
-    )
 
 
 def _trait_columns(record: LeadRecord, traits: Mapping[str, Any]) -> LeadRecord:

@@ -36,9 +36,23 @@ class Identify:
     ts_us: int
     anonymous_id: str | None = None
     traits: Mapping[str, Any] = field(default_factory=dict)  # normalised keys
+    # ``user_id`` is only an ``anonymousId`` (an identify without ``userId``): the lead
+    # stays an anonymous visitor.
+    anonymous: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An identify or alias refused: it would have merged two known leads."""
+
+    message_id: str
+    user_id: str
+    anonymous_id: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
-    accepted: int  # messages stored (tracks new to the store, and identifies)
-    duplicates: int  # tracks whose message id was already stored: no effect
+    accepted: int  # messages stored (tracks new to the store, and identifies applied)
+    duplicates: int  # messages whose message id was already stored: no effect
+    refused: tuple[Refusal, ...] = ()  # nothing of these was stored

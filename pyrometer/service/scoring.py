@@ -27,6 +27,7 @@ from pyrometer.core.incremental import (
     decay_transitions,
     new_state,
     next_decay_transition_us,
+    seal,
     snapshot,
 )
 from pyrometer.core.model import EngagementLine, Event, ScoredLead, Transition
@@ -151,6 +152,7 @@ def classes_now(playbook: Playbook, state: LeadState, now_us: int) -> tuple[str,
 def _finish(
     playbook: Playbook, record: LeadRecord, state: LeadState, checked_us: int, now_us: int
 ) -> LeadRecord:
+    state = seal(playbook, state)  # the stored state holds a bounded set of cap windows
     temperature, stage = classes_now(playbook, state, now_us)
     return LeadRecord(
         lead_id=record.lead_id,
@@ -249,6 +251,44 @@ def replay(
         if old != new
     ]
     return Change(updated, tuple(transitions), tuple(book.values()))
+
+
+def fold(
+    playbook: Playbook,
+    record: LeadRecord,
+    state: LeadState,
+    events: Iterable[Event],
+    now_us: int,
+    cause: str,
+) -> Change:
+    """A merge: the events of the lead that merged in, folded into ``state`` one by one.
+
+    ``record`` is the lead as it was before the merge (its attributes already merged);
+    ``state`` is where the merged history starts from: the lead's own state, or, when the
+    other side has more events, the other side's state under this lead's id (``events``
+    are then this lead's). :func:`apply_event` gives the same state for the same events
+    in any order, so this is :func:`replay` of the whole merged log, in time proportional
+    to the events folded in, not to the lead's history. Transitions as :func:`replay`'s:
+    one per class that differs from what the lead was, dated now.
+    """
+    if state.lead_id != record.lead_id:
+        state = replace(state, lead_id=record.lead_id)
+    state = apply_attributes(playbook, state, record.attributes, now_us).state
+    for event in sorted(events, key=lambda e: e.order_key):
+        if event.lead_id != record.lead_id:
+            event = replace(event, lead_id=record.lead_id)
+        state = apply_event(playbook, state, event).state
+    checked = max(now_us, state.last_activity_us or 0)
+    updated = _finish(playbook, record, state, checked, now_us)
+    transitions = [
+        Transition(record.lead_id, checked, kind, old, new, cause)
+        for kind, old, new in (
+            ("temperature", record.temperature, updated.temperature),
+            ("stage", record.stage, updated.stage),
+        )
+        if old != new
+    ]
+    return Change(updated, tuple(transitions))
 
 
 def advance_decay(playbook: Playbook, record: LeadRecord, now_us: int) -> Change:

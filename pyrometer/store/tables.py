@@ -156,3 +156,36 @@ server_secrets = sa.Table(
     sa.Column("value", sa.String(200), nullable=False),
     sa.Column("created_us", sa.BigInteger, nullable=False),
 )
+
+# Leads that only an ``anonymousId`` has named so far (a browser before it filled in a
+# form). Only these may be folded into another lead by ``identify``/``alias``; a lead any
+# ``userId`` has named is known, and merging two known leads is the admin's explicit call.
+# Leads of stores older than this table count as known (the safe side).
+visitors = sa.Table(
+    "visitors",
+    metadata,
+    sa.Column("lead_id", sa.String(200), primary_key=True),
+)
+
+# The message ids of ``identify`` and ``alias`` calls already applied (events keep theirs
+# in ``events.event_id``), so a resent one changes nothing.
+identity_messages = sa.Table(
+    "identity_messages",
+    metadata,
+    sa.Column("message_id", sa.String(200), primary_key=True),
+    sa.Column("lead_id", sa.String(200), nullable=False),
+    sa.Column("received_us", sa.BigInteger, nullable=False),
+)
+
+# Who asked for what, when: the admin's explicit merges of two known leads.
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.String(250), nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("lead_id", sa.String(200), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+    sa.Index(None, "lead_id", "at_us"),
+)
