@@ -10,7 +10,17 @@ from typing import NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pyrometer.store.tables import api_keys, erasures, events, identities, leads, transitions
+from pyrometer.store.tables import (
+    api_keys,
+    audit,
+    erasures,
+    events,
+    identities,
+    identity_messages,
+    leads,
+    transitions,
+    visitors,
+)
 
 
 class Removed(NamedTuple):
@@ -21,12 +31,24 @@ class Removed(NamedTuple):
 
 def delete_lead(conn: Connection, lead_id: str) -> Removed:
     """The lead's row, its events (its visitors' too: they are its events), the
-    anonymous ids linked to it and its transitions."""
+    anonymous ids linked to it, its transitions, the ids of its ``identify``/``alias``
+    calls, its mark as a visitor, and the audit of merges into it; an audit row of a
+    merge *from* it into another lead keeps the merge but no longer names it."""
     removed = Removed(
         conn.execute(sa.delete(events).where(events.c.lead_id == lead_id)).rowcount,
         conn.execute(sa.delete(identities).where(identities.c.lead_id == lead_id)).rowcount,
         conn.execute(sa.delete(transitions).where(transitions.c.lead_id == lead_id)).rowcount,
     )
+    conn.execute(sa.delete(identity_messages).where(identity_messages.c.lead_id == lead_id))
+    conn.execute(sa.delete(visitors).where(visitors.c.lead_id == lead_id))
+    conn.execute(sa.delete(audit).where(audit.c.lead_id == lead_id))
+    # Merges are an admin's rare act: the few rows are checked here, not by a JSON query
+    # that SQLite and PostgreSQL would spell differently.
+    merges = conn.execute(sa.select(audit.c.id, audit.c.detail).where(audit.c.action == "merge"))
+    for row_id, detail in merges.all():
+        if isinstance(detail, dict) and detail.get("from") == lead_id:
+            redacted = {**detail, "from": None, "from_erased": True}
+            conn.execute(audit.update().where(audit.c.id == row_id).values(detail=redacted))
     conn.execute(sa.delete(leads).where(leads.c.lead_id == lead_id))
     return removed
 

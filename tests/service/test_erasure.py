@@ -15,7 +15,16 @@ from pyrometer.core.timeutil import iso
 from pyrometer.service.erasure import erase_lead
 from pyrometer.service.runtime import Service
 from pyrometer.store import erasure as erasure_rows
-from pyrometer.store.tables import erasures, events, identities, leads, transitions
+from pyrometer.store.tables import (
+    audit,
+    erasures,
+    events,
+    identities,
+    identity_messages,
+    leads,
+    transitions,
+    visitors,
+)
 from service.conftest import START, Keys
 
 
@@ -43,7 +52,15 @@ def _rows_about(service: Service, lead: str) -> dict[str, int]:
             table.name: conn.execute(
                 sa.select(sa.func.count()).select_from(table).where(table.c.lead_id == lead)
             ).scalar_one()
-            for table in (leads, events, identities, transitions)
+            for table in (
+                leads,
+                events,
+                identities,
+                transitions,
+                identity_messages,
+                visitors,
+                audit,
+            )
         }
 
     return service.read(count)
@@ -78,7 +95,8 @@ def test_erasure_removes_every_row_and_keeps_a_tombstone(
     assert (tombstone["events"], tombstone["identities"]) == (3, 1)
     assert tombstone["transitions"] >= 1
     assert _rows_about(service, "ann@example.com") == dict.fromkeys(
-        ("leads", "events", "identities", "transitions"), 0
+        ("leads", "events", "identities", "transitions", "identity_messages", "visitors", "audit"),
+        0,
     )
     assert _rows_about(service, "bob")["events"] == 1  # nobody else's data goes
     # The tombstone knows when, who asked, how much; nothing of who Ann was.
@@ -95,6 +113,37 @@ def test_erasure_removes_every_row_and_keeps_a_tombstone(
     assert gone.status_code == 404
     again = client.delete("/v1/leads/ann@example.com", headers=Keys.bearer(keys.admin))
     assert again.status_code == 404
+
+
+def test_erasure_leaves_no_trace_in_merges_and_identity_calls(
+    service: Service, client: TestClient, keys: Keys
+) -> None:
+    """Ann took over a second address by an admin merge, and was herself merged into
+    Carol's record: erasing Ann removes her merge audit and her identify's id, and Carol's
+    audit keeps the merge without naming her."""
+    _ann_with_history(client, keys)
+    _send(client, keys, "/v1/track", {"userId": "ann2", "event": "demo_request", "messageId": "x1"})
+    merged = client.post(
+        "/v1/leads/ann@example.com/merge", json={"from": "ann2"}, headers=Keys.bearer(keys.admin)
+    )
+    assert merged.status_code == 200, merged.text
+    _send(
+        client, keys, "/v1/track", {"userId": "carol", "event": "demo_request", "messageId": "c1"}
+    )
+    into_carol = client.post(
+        "/v1/leads/carol/merge", json={"from": "ann@example.com"}, headers=Keys.bearer(keys.admin)
+    )
+    assert into_carol.status_code == 200, into_carol.text
+    _ann_with_history(client, keys)  # she comes back (messages resent count once)
+    _send(client, keys, "/v1/identify", {"userId": "ann@example.com", "messageId": "i2"})
+    rows = _rows_about(service, "ann@example.com")
+    assert rows["identity_messages"] >= 1
+    answer = client.delete("/v1/leads/ann@example.com", headers=Keys.bearer(keys.admin))
+    assert answer.status_code == 200, answer.text
+    assert set(_rows_about(service, "ann@example.com").values()) == {0}
+    details = service.read(lambda conn: [r.detail for r in conn.execute(sa.select(audit))])
+    assert all("ann@example.com" not in str(detail) for detail in details), details
+    assert any(detail.get("from_erased") for detail in details)
 
 
 def test_a_later_event_for_an_erased_id_starts_a_new_lead(client: TestClient, keys: Keys) -> None:
