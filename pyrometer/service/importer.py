@@ -150,6 +150,7 @@ def _import_identities(service: Service, path: Path, stitching: Stitching) -> in
                 ts_us=call.ts_us if call.ts_us is not None else now,
                 anonymous_id=call.visitor if linked else None,
                 traits=dict(call.traits),
+                anonymous=not call.named,  # an identify with only an anonymousId
             )
         )
         if linked and call.visitor is not None:

@@ -94,6 +94,13 @@ def _segment(tmp: Path, clock: Clock) -> tuple[Path, list[Event], dict[str, dict
          "timestamp": t[1], "properties": {}},
         {"type": "alias", "userId": "dan@corp.example", "previousId": "v2", "messageId": "m9",
          "timestamp": t[3]},
+        # A visitor identified without a userId stays a visitor: a later identify folds it.
+        {"type": "identify", "anonymousId": "v3", "messageId": "m10", "timestamp": t[0],
+         "traits": {"industry": "Software"}},
+        {"type": "track", "anonymousId": "v3", "event": "Webinar Attended", "messageId": "m11",
+         "timestamp": t[1], "properties": {}},
+        {"type": "identify", "userId": "eve@corp.example", "anonymousId": "v3",
+         "messageId": "m12", "timestamp": t[3], "traits": {"Job Title": "CTO"}},
         # m2 resent under another lead: one event, the first.
         {"type": "track", "userId": "dan@corp.example", "event": "Demo Request",
          "messageId": "m2", "timestamp": t[5], "properties": {}},
@@ -107,10 +114,12 @@ def _segment(tmp: Path, clock: Clock) -> tuple[Path, list[Event], dict[str, dict
         Event.create("ann@acme.example", "case_study_download", t[4], "m5"),
         Event.create("bob@corp.example", "demo_request", t[0], "m6"),
         Event.create("dan@corp.example", "contact_sales", t[1], "m8"),
+        Event.create("eve@corp.example", "webinar_attended", t[1], "m11"),
     ]
     attributes = {
         "ann@acme.example": {"job_title": "VP Sales", "company_size": 250},
         "carl@corp.example": {"job_title": "CEO"},
+        "eve@corp.example": {"industry": "Software", "job_title": "CTO"},
     }
     return path, expected, attributes
 
@@ -191,7 +200,7 @@ def test_one_file_one_answer_everywhere(
             assert got is not None, lead
             assert _summary(got) == summary, lead
             assert got["attributes"] == leads.get(lead, {}), lead
-        for visitor in ("v1", "v2"):  # folded into their leads
+        for visitor in ("v1", "v2", "v3"):  # folded into their leads
             assert get_lead(service, visitor) is None
     finally:
         service.close()
@@ -228,4 +237,5 @@ def test_a_segment_export_imported_twice_changes_nothing(
     assert {row.anonymous_id: row.lead_id for row in snapshots[0]["identities"]} == {
         "v1": "ann@acme.example",
         "v2": "dan@corp.example",
+        "v3": "eve@corp.example",
     }
