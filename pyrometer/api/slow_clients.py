@@ -58,6 +58,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._in_headers = False  # a request has begun and its headers are not all here
         self._header_bytes = 0
+        self._tail = b""  # the last bytes of the headers so far: their end may be split
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -69,7 +70,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._in_headers:
-            self._header_bytes += len(data)
+            # Only the bytes up to the blank line that ends the headers count: a client
+            # may send a large body in the same packet as its headers.
+            window = self._tail + data
+            end = window.find(b"\r\n\r\n")
+            if end < 0:
+                self._header_bytes += len(data)
+                self._tail = window[-3:]
+            else:
+                self._header_bytes += max(0, end + 4 - len(self._tail))
+                self._tail = b""
             if self._header_bytes > MAX_HEADER_BYTES:
                 self._refuse(b"431 Request Header Fields Too Large", b"headers too large")
                 return
@@ -93,6 +103,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _start_headers(self) -> None:
         self._in_headers = True
         self._header_bytes = 0
+        self._tail = b""
         self._cancel()
         self._timer = self.loop.call_later(self._header_timeout, self._too_slow, b"headers")
 

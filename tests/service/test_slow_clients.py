@@ -3,6 +3,7 @@ and its connection closed, instead of being held open as long as the client like
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -112,3 +113,33 @@ def test_a_second_request_on_a_kept_alive_connection_is_timed_too(
         took, received = _closed_within(sock, TIMEOUT + SLACK + 3)
     assert received.startswith(b"HTTP/1.1 200")
     assert took < TIMEOUT + SLACK
+
+
+def test_a_large_body_sent_with_its_headers_is_no_header_overflow(
+    guarded_url: tuple[str, int], keys: Keys
+) -> None:
+    """A batch of a few hundred KB in the packet that carries its headers is read; only
+    headers over 64 KiB are refused (431)."""
+    _, port = guarded_url
+    messages = [
+        {"type": "track", "userId": f"u{i}", "event": "page_view", "messageId": f"big-{i}",
+         "properties": {"url": "https://acme.example/" + "x" * 200}}
+        for i in range(1000)
+    ]  # fmt: skip
+    body = json.dumps({"batch": messages}).encode()
+    assert len(body) > 2 * 64 * 1024
+    head = (
+        f"POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {keys.ingest}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head + body)  # one write: the headers and the body arrive together
+        _, received = _closed_within(sock, 30)
+    assert received.startswith(b"HTTP/1.1 200"), received[:200]
+    assert b'"accepted":1000' in received
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        huge = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * (70 * 1024) + b"\r\n\r\n"
+        sock.sendall(huge)
+        _, received = _closed_within(sock, 10)
+    assert received.startswith(b"HTTP/1.1 431"), received[:200]
