@@ -179,6 +179,15 @@ def test_piped_tables_keep_every_value_whole(tmp_path: Path) -> None:
     assert any(lead in line and "2026-11-20 10:00" in line for line in scored.stdout.splitlines())
 
 
+def test_piped_lines_are_not_broken_at_eighty_columns(tmp_path: Path) -> None:
+    """The demo's closing hint is a command to copy: into a pipe it stays one line."""
+    folder = tmp_path / ("a-folder-name-long-enough-to-push-the-hint-past-eighty-columns" * 2)
+    done = pyrometer("demo", "--dir", str(folder), "--leads", "60", "--end", AS_OF)
+    assert done.returncode == 0, done.stderr
+    hint = next(line for line in done.stdout.splitlines() if line.startswith("Next: "))
+    assert len(hint) > 80 and hint.endswith(f"--as-of {AS_OF}"), hint
+
+
 # -- files ----------------------------------------------------------------------------
 
 

@@ -106,6 +106,7 @@ def demo_command(
             f"Next: pyrometer explain {_hottest(con)} {events_path} --leads {leads_path} "
             f"--as-of {iso(end_us)}",
             highlight=False,
+            soft_wrap=True,  # a command to copy: never broken over two lines
         )
 
 

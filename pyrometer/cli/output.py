@@ -15,8 +15,11 @@ UNLIMITED = 1_000_000
 
 
 def stdout_console() -> Console:
-    """The console for results on stdout."""
-    return Console()
+    """The console for results on stdout; into a pipe or a file a long line stays one
+    line (no newline is inserted at column 80), as tables stay whole."""
+    console = Console()
+    console.soft_wrap = not console.is_terminal
+    return console
 
 
 def print_table(console: Console, table: Table) -> None:
