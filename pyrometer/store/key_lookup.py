@@ -9,11 +9,15 @@ lookup on SQLite, 166 on PostgreSQL, plus 80 for a hop to a worker thread):
 - **SQLite**: one connection in autocommit mode, queried on the caller's thread (the
   event loop): an indexed read of a local file, about 3 µs. Readers never wait for the
   writer in WAL mode.
-- **PostgreSQL**: a few asynchronous connections (psycopg) in autocommit mode, on the
+- **PostgreSQL**: an asynchronous connection (psycopg) in autocommit mode, on the
   event loop, so the round trip holds no thread (nor the loop, however far the database
-  is): about 25 µs of CPU per lookup with uvloop (as ``serve`` runs), 40 with asyncio's
+  is): about 25 µs of CPU per query with uvloop (as ``serve`` runs), 40 with asyncio's
   own loop. A blocking query would cost 12 µs, but would stall every request of the
-  process for the round trip.
+  process for the round trip. Lookups go in rounds: the requests that arrive while one
+  round's query is out are answered together by the next, one query for all their keys
+  (most carry the same few keys). Every request is still answered by a query that began
+  after it arrived, so a revocation committed before a request is always seen by it;
+  under load, the store answers one query per round trip instead of one per request.
 
 A connection that fails is dropped and the lookup runs once more on a new one; a store
 that cannot be reached, or (PostgreSQL) does not answer within
@@ -33,8 +37,9 @@ from sqlalchemy.exc import DBAPIError
 
 _SQLITE = "SELECT id, scope FROM api_keys WHERE key_hash = ? AND NOT revoked"
 _POSTGRES = "SELECT id, scope FROM api_keys WHERE key_hash = %s AND NOT revoked"
+_POSTGRES_MANY = "SELECT key_hash, id, scope FROM api_keys WHERE key_hash = ANY(%s) AND NOT revoked"
 Found = tuple[int, str]  # the key's id and scope
-POSTGRES_CONNECTIONS = 4  # per server process; lookups beyond wait their turn
+ROUND_KEYS = 256  # distinct keys asked in one query at most
 CONNECT_TIMEOUT_SECONDS = 5
 LOOKUP_TIMEOUT_SECONDS = 5.0  # the whole lookup, connecting included, on PostgreSQL
 
@@ -111,10 +116,11 @@ class KeyLookup:
 
 
 class _PostgresConnections:
-    """A few autocommit psycopg ``AsyncConnection`` s of the event loop that uses them.
+    """An autocommit psycopg ``AsyncConnection`` of the event loop that uses it, asked in
+    rounds (see the module's docstring).
 
-    Connections belong to one loop: if another loop calls (a test client's new portal),
-    the old ones are dropped and new ones made.
+    The connection belongs to one loop: if another loop calls (a test client's new
+    portal), the old one is dropped and a new one made.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -125,22 +131,56 @@ class _PostgresConnections:
         self._kwargs: dict[str, Any] = kwargs
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: list[tuple[Any, Any]] = []  # (AsyncConnection, AsyncCursor)
-        self._slots: asyncio.Semaphore | None = None
+        # Digest -> the futures of the requests waiting for the next round.
+        self._waiting: dict[str, list[asyncio.Future[Found | None]]] = {}
+        self._rounds: asyncio.Task[None] | None = None
 
     async def scope(self, digest: str) -> Found | None:
         loop = asyncio.get_running_loop()
-        if loop is not self._loop or self._slots is None:
+        if loop is not self._loop:
             self.drop()
             self._loop = loop
-            self._slots = asyncio.Semaphore(POSTGRES_CONNECTIONS)
-        async with self._slots:
+            self._waiting = {}
+            self._rounds = None
+        answer: asyncio.Future[Found | None] = loop.create_future()
+        self._waiting.setdefault(digest, []).append(answer)
+        if self._rounds is None or self._rounds.done():
+            self._rounds = loop.create_task(self._run_rounds())
+        try:
+            async with asyncio.timeout(LOOKUP_TIMEOUT_SECONDS):
+                return await asyncio.shield(answer)
+        except TimeoutError as exc:  # a partitioned or hung server: 503, not a hang
+            raise StoreUnreachable("TimeoutError") from exc
+
+    async def _run_rounds(self) -> None:
+        """Ask for the waiting keys, round after round, until nobody waits."""
+        while self._waiting:
+            digests = list(self._waiting)[:ROUND_KEYS]
+            batch = {digest: self._waiting.pop(digest) for digest in digests}
             try:
                 async with asyncio.timeout(LOOKUP_TIMEOUT_SECONDS):
-                    return await self._lookup(digest)
-            except TimeoutError as exc:  # a partitioned or hung server: 503, not a hang
-                raise StoreUnreachable("TimeoutError") from exc
+                    found = await self._lookup(digests)
+            except BaseException as exc:
+                failure = (
+                    StoreUnreachable("TimeoutError")
+                    if isinstance(exc, TimeoutError)
+                    else exc
+                    if isinstance(exc, StoreUnreachable)
+                    else StoreUnreachable(type(exc).__name__)
+                )
+                for futures in batch.values():
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(failure)
+                if not isinstance(exc, Exception):
+                    raise  # cancelled: the loop is going away
+                continue
+            for digest, futures in batch.items():
+                for future in futures:
+                    if not future.done():
+                        future.set_result(found.get(digest))
 
-    async def _lookup(self, digest: str) -> Found | None:
+    async def _lookup(self, digests: list[str]) -> dict[str, Found]:
         for attempt in range(2):
             # A connection and its cursor, reused: a new cursor per lookup costs more.
             pair = self._idle.pop() if self._idle else None
@@ -149,8 +189,8 @@ class _PostgresConnections:
                 if pair is None:
                     conn = await self._connect()
                     pair = (conn, conn.cursor())
-                await pair[1].execute(_POSTGRES, (digest,), prepare=True)
-                row = await pair[1].fetchone()
+                await pair[1].execute(_POSTGRES_MANY, (digests,), prepare=True)
+                rows = await pair[1].fetchall()
                 answered = True
             except Exception as exc:  # psycopg.Error or OSError: a dead or absent server
                 if attempt == 1:
@@ -162,7 +202,7 @@ class _PostgresConnections:
                         self._idle.append(pair)
                     else:
                         _finish(pair[0])
-            return None if row is None else (int(row[0]), str(row[1]))
+            return {str(row[0]): (int(row[1]), str(row[2])) for row in rows}
         raise AssertionError("unreachable")
 
     async def _connect(self) -> Any:

@@ -247,3 +247,56 @@ def test_revocation_reaches_every_server_process_at_once(store_url: str) -> None
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+
+
+def test_postgres_lookups_go_in_rounds_that_begin_after_each_request(service: Service) -> None:
+    """Concurrent requests share a query, and never one that began before them: a key
+    revoked while a round is out is refused to every request that arrived after it."""
+    if service.engine.dialect.name != "postgresql":
+        pytest.skip("rounds are PostgreSQL's; SQLite asks per request on the loop")
+    import asyncio
+
+    made = new_key(service, Scope.INGEST, "rounds")
+    digest = _hash(made.key)
+    lookup = key_lookup.KeyLookup(service.engine)
+    pg = lookup._pg
+    assert pg is not None
+    real = pg._lookup
+    queries: list[list[str]] = []
+    first_answered = asyncio.Event()
+    release = asyncio.Event()
+
+    async def counted(digests: list[str]) -> dict[str, key_lookup.Found]:
+        queries.append(list(digests))
+        found = await real(digests)
+        if len(queries) == 1:  # the first round has its answer, from before the revoke
+            first_answered.set()
+            await release.wait()
+        return found
+
+    pg._lookup = counted  # type: ignore[method-assign]
+
+    async def scenario() -> tuple[object, list[object], list[object]]:
+        early = asyncio.ensure_future(lookup.scope(digest))
+        await first_answered.wait()
+        await asyncio.to_thread(
+            service.write,
+            lambda conn: conn.execute(
+                api_keys.update().where(api_keys.c.id == made.info.id).values(revoked=True)
+            ),
+        )
+        late = [asyncio.ensure_future(lookup.scope(digest)) for _ in range(50)]
+        await asyncio.sleep(0.05)
+        release.set()
+        others = await asyncio.gather(*(lookup.scope(_hash(f"nope-{i}")) for i in range(20)))
+        return await early, list(await asyncio.gather(*late)), list(others)
+
+    try:
+        early, late, others = asyncio.run(scenario())
+    finally:
+        lookup.close()
+    assert early == (made.info.id, "ingest")  # its round began before the revoke
+    assert late == [None] * 50  # all arrived after: refused, whatever round was out
+    assert others == [None] * 20
+    # 71 lookups, a handful of queries: the 50 shared one round, the 20 at most two.
+    assert len(queries) <= 4, queries
