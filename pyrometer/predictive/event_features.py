@@ -16,6 +16,7 @@ import pandas as pd
 
 from pyrometer.core.conditions import normalize_name
 from pyrometer.core.ids import EmptyLeadId, normalize_lead_id
+from pyrometer.core.timeutil import MAX_US, MIN_US, TIME_RANGE
 from pyrometer.predictive.loading import DataError, clean_missing, to_datetimes
 
 WINDOWS_DAYS = (7, 30, 90)
@@ -103,6 +104,15 @@ def compute(
         value = log[config.time_column].iloc[row - 1]
         raise DataError(
             f"{source}: row {row}, column {config.time_column!r}: {value!r} is not a date/time"
+        )
+    # The accepted range of times, as everywhere (pyrometer.core.timeutil).
+    ts_us = stamps.to_numpy(dtype="datetime64[us]").astype("int64")
+    outside = stamps.notna().to_numpy() & ((ts_us < MIN_US) | (ts_us > MAX_US))
+    if outside.any():
+        row = int(np.flatnonzero(outside)[0]) + 1
+        value = log[config.time_column].iloc[row - 1]
+        raise DataError(
+            f"{source}: row {row}, column {config.time_column!r}: {value!r} must be {TIME_RANGE}"
         )
     frame = pd.DataFrame(
         {

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyrometer.predictive import event_features
+from pyrometer.predictive.loading import DataError
 from pyrometer.predictive.pipeline import prepare
 
 from .conftest import make_history
@@ -119,3 +121,18 @@ def test_lead_ids_join_in_their_normal_form() -> None:
     f = event_features.compute(config, log, leads, times)
     p = event_features.PREFIX
     assert f[f"{p}page_view in 7d"].tolist() == [2, 0]
+
+
+def test_an_event_time_outside_the_accepted_range_names_row_and_column() -> None:
+    """The same range of times as every other input (pyrometer.core.timeutil)."""
+    log = _log(
+        [
+            ("a", "page_view", T0 - pd.Timedelta(days=1)),
+            ("a", "page_view", pd.Timestamp("1850-06-01")),  # pandas reads it; we do not
+        ]
+    )
+    config = event_features.configure(log, "events", None)
+    leads = pd.Series(["a"], dtype=object)
+    times = pd.Series([T0.isoformat()], dtype=object)
+    with pytest.raises(DataError, match=r"events: row 2, column 'timestamp': .*1900-01-01"):
+        event_features.compute(config, log, leads, times)
