@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
-import os
 import time
 from typing import Any
 
@@ -27,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pyrometer.envconfig import seconds_from_env
 from pyrometer.service.grouping import Overloaded
 from pyrometer.service.store_health import StoreMonitor, StoreState
 
@@ -38,16 +37,7 @@ _FREE_PATHS = ("/health", "/ready", "/docs", "/openapi.json", "/redoc", "/static
 
 
 def request_timeout_from_env() -> float:
-    text = os.environ.get(REQUEST_TIMEOUT_VARIABLE)
-    if not text:
-        return DEFAULT_REQUEST_TIMEOUT
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value < math.inf:
-        raise ValueError(f"{REQUEST_TIMEOUT_VARIABLE}: expected seconds over 0, got {text!r}")
-    return value
+    return seconds_from_env(REQUEST_TIMEOUT_VARIABLE, DEFAULT_REQUEST_TIMEOUT)
 
 
 def _unavailable_body(message: str) -> bytes:

@@ -15,11 +15,11 @@ processes of ``serve --workers N`` get the same settings.
 from __future__ import annotations
 
 import asyncio
-import math
-import os
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from pyrometer.envconfig import seconds_from_env
 
 HEADER_TIMEOUT_VARIABLE = "PYROMETER_HEADER_TIMEOUT"
 BODY_TIMEOUT_VARIABLE = "PYROMETER_BODY_TIMEOUT"
@@ -29,16 +29,7 @@ MAX_HEADER_BYTES = 64 * 1024
 
 
 def timeout_from_env(variable: str, default: float) -> float:
-    text = os.environ.get(variable)
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value < math.inf:
-        raise ValueError(f"{variable}: expected seconds over 0, got {text!r}")
-    return value
+    return seconds_from_env(variable, default)
 
 
 def _answer(status: bytes, message: bytes) -> bytes:

@@ -29,6 +29,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from pyrometer.envconfig import seconds_from_env
+
 DEFAULT_URL = "sqlite:///pyrometer.db"
 URL_VARIABLE = "PYROMETER_DATABASE_URL"
 WRITE = "pyrometer_write"  # execution option: this connection's transactions write
@@ -78,22 +80,9 @@ class StoreTimeouts:
     @classmethod
     def from_env(cls) -> StoreTimeouts:
         return cls(
-            connect=_seconds(CONNECT_TIMEOUT_VARIABLE, cls.connect),
-            statement=_seconds(STATEMENT_TIMEOUT_VARIABLE, cls.statement),
+            connect=seconds_from_env(CONNECT_TIMEOUT_VARIABLE, cls.connect, allow_zero=True),
+            statement=seconds_from_env(STATEMENT_TIMEOUT_VARIABLE, cls.statement, allow_zero=True),
         )
-
-
-def _seconds(variable: str, default: float) -> float:
-    text = os.environ.get(variable)
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{variable}: expected seconds, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise ValueError(f"{variable}: expected seconds (0 or more), got {text!r}")
-    return value
 
 
 def _fold(text: Any) -> Any:
