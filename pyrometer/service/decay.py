@@ -89,6 +89,11 @@ class SchedulerLock:
     def release(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(sa.exc.DBAPIError):
+                # Unlocked before the close returns: a closed session's locks are freed
+                # only once the server has ended it, which a process taking over at once
+                # could beat. (A dead connection fails here; its end frees them.)
+                self._conn.exec_driver_sql("SELECT pg_advisory_unlock_all()")
+            with contextlib.suppress(sa.exc.DBAPIError):
                 self._conn.close()  # ends the session, and with it the advisory lock
             self._conn = None
         if self._file is not None:
