@@ -309,6 +309,54 @@ class Suppression(_Strict):
         return tuple(normalize_name(name) for name in value)
 
 
+class OnBreach(StrEnum):
+    """What happens when a routed lead is not touched within the SLA."""
+
+    NOTIFY = "notify"
+    REASSIGN = "reassign"
+
+
+class RouteWhen(_Strict):
+    """One transition that routes a lead: ``{temperature: hot}`` or ``{stage: sql}``.
+
+    One key per entry, so a list reads as "any of these", the way a sales manager says it.
+    """
+
+    temperature: Temperature | None = None
+    stage: Stage | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RouteWhen:
+        if (self.temperature is None) == (self.stage is None):
+            raise ValueError("give one of 'temperature' or 'stage', e.g. {temperature: hot}")
+        return self
+
+
+def _default_when() -> tuple[RouteWhen, ...]:
+    return (RouteWhen(temperature=Temperature.HOT), RouteWhen(stage=Stage.SQL))
+
+
+class Routing(_Strict):
+    """Who gets a lead when it turns hot, and how fast they must answer (issue #12).
+
+    The defaults are the documents' (DOMAIN.md): a hot lead is assigned to a rep at once,
+    work is spread evenly, answered within 5 minutes; 30 leads per 30 days is Odoo's
+    default capacity. The decisions themselves live in :mod:`pyrometer.routing`.
+    """
+
+    when: tuple[RouteWhen, ...] = Field(default_factory=_default_when)
+    sla_us: int = Field(default=300_000_000, alias="sla")
+    sla_working_hours: bool = False
+    on_breach: OnBreach = OnBreach.NOTIFY
+    capacity_window_us: int = Field(default=30 * 86_400_000_000, alias="capacity_window")
+    default_capacity: int = Field(default=30, ge=1)
+
+    @field_validator("sla_us", "capacity_window_us", mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        return _duration(value)
+
+
 class Playbook(_Strict):
     """A team's whole scoring policy."""
 
@@ -322,6 +370,7 @@ class Playbook(_Strict):
     lifecycle: Lifecycle
     suppression: Suppression = Field(default_factory=Suppression)
     aliases: Aliases = Field(default_factory=Aliases)
+    routing: Routing = Field(default_factory=Routing)
 
     @field_validator("missing_values")
     @classmethod
@@ -443,6 +492,8 @@ class Playbook(_Strict):
                     "points": rule.cap.points,
                     "per": format_duration_us(per) if per else "ever",
                 }
+        data["routing"]["sla"] = format_duration_us(self.routing.sla_us)
+        data["routing"]["capacity_window"] = format_duration_us(self.routing.capacity_window_us)
         return _unwrap_where(data)
 
 
@@ -570,6 +621,8 @@ _ALIASES = {
     "per_us": "per",
     "half_life_us": "half_life",
     "step_us": "step",
+    "sla_us": "sla",
+    "capacity_window_us": "capacity_window",
     "in_": "in",
     "not_": "not",
 }
