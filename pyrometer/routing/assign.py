@@ -128,10 +128,11 @@ def choose_rep(
             return Assignment(rep.id, f"{why}; {load(rep)}", Rule.FALLBACK)
         why = "round-robin, no territory matched"
         return Assignment(rep.id, f"{why}; {load(rep)}", Rule.ROUND_ROBIN)
-    return Assignment(None, _why_nobody(policy, reps, used, now_us), Rule.UNASSIGNED)
+    return Assignment(None, _why_nobody(reps, now_us), Rule.UNASSIGNED)
 
 
-def _why_nobody(policy: Routing, reps: Sequence[Rep], used: Any, now_us: int) -> str:
+def _why_nobody(reps: Sequence[Rep], now_us: int) -> str:
+    """Why nobody could take the lead (reps are only ever closed for these reasons)."""
     present = [rep for rep in reps if not rep.away]
     if not reps:
         return "no reps: unassigned queue"

@@ -85,7 +85,7 @@ class Rep(BaseModel):
     round-robin only.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str
     name: str
@@ -143,6 +143,23 @@ class Rep(BaseModel):
     def _territory(cls, value: Where | None) -> Where | None:
         """An empty territory would match every lead: it is no territory."""
         return value if value is not None and value.fields else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data :func:`parse_rep` reads back to an equal rep (for a store or JSON)."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "email": self.email,
+            "capacity": self.capacity,
+            "territory": None,
+            "timezone": self.timezone,
+            "hours": None if self.hours is None else str(self.hours),
+            "away": self.away,
+        }
+        if self.territory is not None:
+            dumped = self.territory.model_dump(mode="json", by_alias=True, exclude_none=True)
+            data["territory"] = dumped["fields"]
+        return data
 
     @property
     def zone(self) -> ZoneInfo:

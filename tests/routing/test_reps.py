@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -25,6 +27,18 @@ def test_a_rep_with_every_field_parses() -> None:
     assert kim.hours == WorkingHours(start=9 * 3600, end=17 * 3600)
     assert kim.covers({"country": "lt"}) and not kim.covers({"country": "DE"})
     assert not kim.covers({})
+
+
+def test_a_rep_round_trips_through_plain_data() -> None:
+    kim = rep(
+        capacity=40,
+        territory={"country": ["LT", "LV"], "company_size": {"gte": 500, "not": {"missing": True}}},
+        timezone="America/New_York",
+        hours="22:00-24:00",
+        away=True,
+    )
+    assert parse_rep(json.loads(json.dumps(kim.to_dict()))) == kim
+    assert parse_rep(rep().to_dict()) == rep()
 
 
 def test_bad_fields_are_named() -> None:
