@@ -11,12 +11,17 @@ from starlette.concurrency import run_in_threadpool
 
 from pyrometer.api.auth import presented_key, require
 from pyrometer.api.deps import service_of, unprocessable
+from pyrometer.api.query_check import no_unknown_query
 from pyrometer.api.schemas import MAX_ID, _check_text
 from pyrometer.core.timeutil import iso
 from pyrometer.service import merge
 from pyrometer.service.keys import Scope
 
-router = APIRouter(prefix="/v1/leads", tags=["leads"], dependencies=[Depends(require(Scope.ADMIN))])
+router = APIRouter(
+    prefix="/v1/leads",
+    tags=["leads"],
+    dependencies=[Depends(require(Scope.ADMIN)), Depends(no_unknown_query)],
+)
 
 LeadId = Annotated[str, Path(min_length=1, max_length=MAX_ID), AfterValidator(_check_text)]
 
