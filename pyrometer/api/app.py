@@ -26,6 +26,7 @@ from pyrometer.api.convert import FieldErrors
 from pyrometer.api.cors import cors_origins_from_env, install_cors
 from pyrometer.api.docs import docs_from_env, install_docs
 from pyrometer.api.errors import safe_errors, validation_error
+from pyrometer.api.lead_paths import LeadPathIds
 from pyrometer.api.limits import DEFAULT_MAX_BODY, BodyLimit
 from pyrometer.api.request_context import RequestContext
 from pyrometer.service.decay import DecayScheduler
@@ -125,6 +126,7 @@ def create_app(
 
     availability.install(app, monitor, request_timeout)
     app.add_middleware(BodyLimit, max_bytes=max_body)
+    app.add_middleware(LeadPathIds)  # before routing: a lead id may hold an encoded /
     install_cors(app, cors_origins)  # outside all but the ids: preflights and 503s carry it
     app.add_middleware(RequestContext)  # outermost: ids and logs for every answer
     return app

@@ -45,16 +45,20 @@ class FieldErrors(ValueError):
         super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
 
 
+_TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")  # first set wins
+
+
 def _time(message: TrackIn | PageIn | IdentifyIn, now_us: int, loc: Loc) -> int:
     when: datetime | None = message.when
     if when is None:
         return now_us
     ts = to_us(when)
     if ts > now_us + FUTURE_SLACK_US:
+        field = next(name for name in _TIME_FIELDS if getattr(message, name) is not None)
         raise FieldErrors(
             [
                 {
-                    "loc": [*loc, "timestamp"],
+                    "loc": [*loc, field],  # the field the time came from
                     "msg": "is more than a day in the future",
                     "type": "value_error",
                 }

@@ -22,6 +22,7 @@ import logging
 import re
 import time
 import uuid
+import weakref
 from typing import Any
 
 import orjson
@@ -48,12 +49,37 @@ def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
 
 
 def route_path(scope: Scope) -> str:
-    """The matched route's template, else the raw path (cut to 200 characters)."""
+    """The matched route's template, else the path with only the API's own words kept.
+
+    A path no route matches (a typo'd route, or a lead id holding ``/``: ``%2F`` is
+    decoded before routing) may hold a lead id, often an e-mail address: each segment
+    that is not a literal segment of some route (``v1``, ``leads``, ``export``) is
+    logged as ``{?}`` (``/v1/lead/ann@x.example`` is ``/v1/{?}/{?}``).
+    """
     route = scope.get("route")
     template = getattr(route, "path", None)
     if isinstance(template, str):
         return template
-    return str(scope.get("path", ""))[:200]
+    words = _route_words(scope.get("app"))
+    segments = str(scope.get("path", "")).split("/")
+    return "/".join(s if not s or s in words else "{?}" for s in segments)[:200]
+
+
+_WORDS: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+def _route_words(app: Any) -> frozenset[str]:
+    """The literal segments of ``app``'s API paths, from its OpenAPI description (built
+    once, also when ``/openapi.json`` is not served); none if it has none."""
+    try:
+        words = _WORDS.get(app)
+        if words is None:
+            paths = app.openapi()["paths"]
+            found = {s for path in paths for s in path.split("/") if s and s[0] != "{"}
+            words = _WORDS.setdefault(app, frozenset(found))
+        return words
+    except Exception:  # not a FastAPI app: keep no segment, which is always safe
+        return frozenset()
 
 
 def _with_request_id(body: bytes, request_id: str) -> bytes | None:

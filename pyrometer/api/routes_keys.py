@@ -14,11 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pyrometer.api.auth import require
 from pyrometer.api.deps import not_found, service_of
+from pyrometer.api.query_check import no_unknown_query
 from pyrometer.api.schemas import SafeText
 from pyrometer.core.timeutil import iso
 from pyrometer.service.keys import KeyInfo, Scope, list_keys, new_key, revoke_key
 
-router = APIRouter(prefix="/v1", tags=["keys"], dependencies=[Depends(require(Scope.ADMIN))])
+router = APIRouter(
+    prefix="/v1",
+    tags=["keys"],
+    dependencies=[Depends(require(Scope.ADMIN)), Depends(no_unknown_query)],
+)
 KeyId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 

@@ -8,11 +8,12 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, StringConstraints
 
 from pyrometer.api.auth import presented_key, require
 from pyrometer.api.deps import not_found, service_of, unprocessable
 from pyrometer.api.fast_json import JSONBytes
+from pyrometer.api.lead_paths import restore_slashes
 from pyrometer.api.query_check import no_unknown_query
 from pyrometer.api.schemas import MAX_ID, LeadUpdate, StageMove, _check_text, _lead_id
 from pyrometer.core.playbook import Stage, Temperature
@@ -37,6 +38,7 @@ router = APIRouter(prefix="/v1/leads", tags=["leads"], dependencies=[Depends(no_
 LeadId = Annotated[
     str,
     Path(min_length=1, max_length=MAX_ID),
+    BeforeValidator(restore_slashes),  # an encoded "/" in the id (pyrometer.api.lead_paths)
     AfterValidator(_check_text),
     AfterValidator(_lead_id),  # trimmed, NFC: the id ingest stored
 ]

@@ -6,19 +6,32 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from pyrometer.api.auth import presented_key, require
 from pyrometer.api.deps import service_of, unprocessable
-from pyrometer.api.schemas import MAX_ID, _check_text
+from pyrometer.api.lead_paths import restore_slashes
+from pyrometer.api.query_check import no_unknown_query
+from pyrometer.api.schemas import MAX_ID, _check_text, _lead_id
 from pyrometer.core.timeutil import iso
 from pyrometer.service import merge
 from pyrometer.service.keys import Scope
 
-router = APIRouter(prefix="/v1/leads", tags=["leads"], dependencies=[Depends(require(Scope.ADMIN))])
+router = APIRouter(
+    prefix="/v1/leads",
+    tags=["leads"],
+    dependencies=[Depends(require(Scope.ADMIN)), Depends(no_unknown_query)],
+)
 
-LeadId = Annotated[str, Path(min_length=1, max_length=MAX_ID), AfterValidator(_check_text)]
+# Trimmed and NFC, as on every /v1/leads/{lead_id} route: the id ingest stored.
+LeadId = Annotated[
+    str,
+    Path(min_length=1, max_length=MAX_ID),
+    BeforeValidator(restore_slashes),  # an encoded "/" (pyrometer.api.lead_paths)
+    AfterValidator(_check_text),
+    AfterValidator(_lead_id),
+]
 
 
 class MergeIn(BaseModel):
@@ -26,7 +39,10 @@ class MergeIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     from_: Annotated[
-        str, Field(alias="from", min_length=1, max_length=MAX_ID), AfterValidator(_check_text)
+        str,
+        Field(alias="from", min_length=1, max_length=MAX_ID),
+        AfterValidator(_check_text),
+        AfterValidator(_lead_id),
     ]
 
 

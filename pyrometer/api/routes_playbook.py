@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, 
 
 from pyrometer.api.auth import require
 from pyrometer.api.deps import not_found, service_of
+from pyrometer.api.query_check import no_unknown_query
 from pyrometer.api.schemas import PlaybookIn
 from pyrometer.core.playbook import PlaybookError
 from pyrometer.core.playbook_check import check_playbook
@@ -21,7 +22,7 @@ from pyrometer.service.keys import Scope
 from pyrometer.service.rescore import job_view, publish, start_job
 from pyrometer.store.tables import playbooks
 
-router = APIRouter(prefix="/v1", tags=["playbook"])
+router = APIRouter(prefix="/v1", tags=["playbook"], dependencies=[Depends(no_unknown_query)])
 Number = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from pyrometer.api.auth import require
 from pyrometer.api.deps import service_of, unprocessable
+from pyrometer.api.query_check import no_unknown_query
 from pyrometer.api.schemas import Timestamp
 from pyrometer.core.timeutil import MIN_US, to_us
 from pyrometer.service.keys import Scope
 from pyrometer.service.reports import summary
 from pyrometer.service.unknown_events import unknown_events_report
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"])
+router = APIRouter(prefix="/v1/reports", tags=["reports"], dependencies=[Depends(no_unknown_query)])
 DAY_US = 86_400_000_000
 
 

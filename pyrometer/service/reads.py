@@ -7,6 +7,7 @@ filtering and sorting a list, with the same formula so both agree.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,11 +76,11 @@ def get_lead(
             "playbook_version": record.playbook_version,
             "next_decay_change": iso(record.next_decay_us),
             "ledger": ledger,
-            "ledger_next": _page_cursor(at, ledger_next, "ledger"),
+            "ledger_next": _page_cursor(lead_id, at, ledger_next, "ledger"),
             "transitions": [t.to_dict() for t in changes],
-            "transitions_before": _page_cursor(at, older, "transitions"),
+            "transitions_before": _page_cursor(lead_id, at, older, "transitions"),
             "events": [_event_dict(e) for e in shown],
-            "events_next": _page_cursor(at, events_next, "events"),
+            "events_next": _page_cursor(lead_id, at, events_next, "events"),
         }
 
     lead = service.read(work)
@@ -116,14 +117,26 @@ def _event_dict(event: Event) -> dict[str, Any]:
 
 
 def _page_cursor(
-    at_us: int, position: tuple[int, str | int] | None, kind: str
+    lead_id: str, at_us: int, position: tuple[int, str | int] | None, kind: str
 ) -> dict[str, Any] | None:
     """What a cursor of a lead's ledger, events or transitions says (signed by
     :func:`_signed` after the read, as the lead list's are): as of ``at_us``, from
-    ``position`` (a time and an event or row id) on."""
+    ``position`` (a time and an event or row id) on, for this lead only."""
     if position is None:
         return None
-    return {"t": at_us, "v": position[0], "id": str(position[1]), "s": kind}
+    return {
+        "t": at_us,
+        "v": position[0],
+        "id": str(position[1]),
+        "s": kind,
+        "l": _lead_tag(lead_id),
+    }
+
+
+def _lead_tag(lead_id: str) -> str:
+    """Binds a page cursor to its lead (on another lead's route it would start at a
+    foreign position and time) without spelling the id, often an e-mail, into a URL."""
+    return hashlib.sha256(lead_id.encode()).hexdigest()[:16]
 
 
 def _signed(service: Service, page: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -135,11 +148,13 @@ def _signed(service: Service, page: dict[str, Any] | None) -> dict[str, Any] | N
 
 
 def _page_position(
-    service: Service, cursor: str | None, kind: str
+    service: Service, lead_id: str, cursor: str | None, kind: str
 ) -> tuple[int | None, tuple[int, str] | None]:
     if cursor is None:
         return None, None
     data = _decode(service, cursor)
+    if data.get("l") != _lead_tag(lead_id):
+        raise BadCursor("not a cursor of this lead")
     if (
         data["s"] != kind
         or not all(_is_time(data[n]) for n in "tv")
@@ -155,9 +170,9 @@ def _is_time(value: Any) -> bool:
 
 
 def _event_position(
-    service: Service, cursor: str | None, kind: str
+    service: Service, lead_id: str, cursor: str | None, kind: str
 ) -> tuple[int | None, Position | None]:
-    at_us, found = _page_position(service, cursor, kind)
+    at_us, found = _page_position(service, lead_id, cursor, kind)
     return at_us, Position(*found) if found is not None else None
 
 
@@ -166,7 +181,7 @@ def lead_ledger(
 ) -> dict[str, Any] | None:
     """A page of the lead's ledger (engagement lines, newest event first; the first page
     starts with the fit lines), valued as of the first page's time."""
-    at_us, before = _event_position(service, cursor, "ledger")
+    at_us, before = _event_position(service, lead_id, cursor, "ledger")
     now = service.clock()
 
     def work(conn: Connection) -> dict[str, Any] | None:
@@ -182,7 +197,7 @@ def lead_ledger(
             "lead_id": lead_id,
             "as_of": iso(at),
             "items": items,
-            "next_cursor": _page_cursor(at, position, "ledger"),
+            "next_cursor": _page_cursor(lead_id, at, position, "ledger"),
         }
 
     return _signed(service, service.read(work))
@@ -192,7 +207,7 @@ def lead_event_page(
     service: Service, lead_id: str, cursor: str | None, limit: int
 ) -> dict[str, Any] | None:
     """A page of the lead's events, newest first."""
-    at_us, before = _event_position(service, cursor, "events")
+    at_us, before = _event_position(service, lead_id, cursor, "events")
     now = service.clock()
 
     def work(conn: Connection) -> dict[str, Any] | None:
@@ -203,7 +218,7 @@ def lead_event_page(
         return {
             "lead_id": lead_id,
             "items": [_event_dict(e) for e in shown],
-            "next_cursor": _page_cursor(at, position, "events"),
+            "next_cursor": _page_cursor(lead_id, at, position, "events"),
         }
 
     return _signed(service, service.read(work))
@@ -214,7 +229,7 @@ def lead_transition_page(
 ) -> dict[str, Any] | None:
     """The lead's transitions before the cursor's (the latest without one), in time
     order; ``next_cursor`` continues with older ones."""
-    at_us, found = _page_position(service, cursor, "transitions")
+    at_us, found = _page_position(service, lead_id, cursor, "transitions")
     if found is not None and not (found[1].isascii() and found[1].isdigit() and len(found[1]) < 19):
         raise BadCursor("not a cursor of a lead's transitions")
     before = (found[0], int(found[1])) if found is not None else None
@@ -227,7 +242,9 @@ def lead_transition_page(
         return {
             "lead_id": lead_id,
             "items": [t.to_dict() for t in changes],
-            "next_cursor": _page_cursor(at_us if at_us is not None else now, older, "transitions"),
+            "next_cursor": _page_cursor(
+                lead_id, at_us if at_us is not None else now, older, "transitions"
+            ),
         }
 
     return _signed(service, service.read(work))

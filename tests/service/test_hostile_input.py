@@ -75,6 +75,26 @@ def test_times_outside_the_range_are_refused_naming_the_field(
     assert client.get("/v1/leads", headers=Keys.bearer(keys.read)).status_code == 200
 
 
+@pytest.mark.parametrize("field", ["timestamp", "originalTimestamp", "sentAt", "receivedAt"])
+def test_a_time_too_far_in_the_future_names_the_field_that_was_sent(
+    client: TestClient, keys: Keys, field: str
+) -> None:
+    """The time is the first of these fields that is set: the error names that one."""
+    later = "2199-01-01T00:00:00Z"  # in the range, far past the day of slack
+    for path, body, loc in [
+        ("/v1/track", _track(**{field: later}), ["body", field]),
+        ("/v1/identify", {"userId": "ann", field: later}, ["body", field]),
+        (
+            "/v1/batch",
+            {"batch": [{"type": "page", "userId": "ann", field: later}]},
+            ["body", "batch", 0, field],
+        ),
+    ]:
+        answer = client.post(path, json=body, headers=Keys.bearer(keys.ingest))
+        assert answer.status_code == 422, answer.text
+        assert _locs(answer) == [loc] and "in the future" in answer.text
+
+
 def test_a_stage_move_and_a_report_with_a_time_outside_the_range(
     client: TestClient, keys: Keys
 ) -> None:

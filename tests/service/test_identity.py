@@ -217,6 +217,24 @@ def test_an_admin_merges_two_known_leads_audited(
     assert lead is not None and lead["event_count"] == 6
 
 
+def test_the_merge_routes_take_lead_ids_in_their_normal_form(
+    client: TestClient, keys: Keys
+) -> None:
+    """As on every /v1/leads/{lead_id} route and in ingest, ids are trimmed and NFC: a
+    decomposed ``José`` in the path and a padded ``from`` name the stored leads."""
+    _ok(client, keys, "/v1/track", {"userId": "José", "event": "demo_request"})
+    _ok(client, keys, "/v1/track", {"userId": "ann@corp.example", "event": "pricing_page_view"})
+    decomposed = "/v1/leads/Jose\u0301"
+    answer = _send(client, keys.admin, f"{decomposed}/merge", {"from": " ann@corp.example "})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["lead_id"] == "José"
+    assert answer.json()["merged_from"] == "ann@corp.example"
+    audit = client.get(f"{decomposed}/audit", headers=Keys.bearer(keys.admin)).json()
+    assert audit["lead_id"] == "José" and len(audit["items"]) == 1
+    blank = _send(client, keys.admin, f"{decomposed}/merge", {"from": "  "})
+    assert blank.status_code == 422 and blank.json()["detail"][0]["loc"] == ["body", "from"]
+
+
 def test_the_same_message_id_raced_with_other_user_ids_counts_once(service: Service) -> None:
     """Concurrent resends of one identify and one track, each with another userId: one of
     each is applied, the others are duplicates, and no other lead is created."""

@@ -176,6 +176,32 @@ def test_a_cursor_of_one_kind_is_refused_by_the_other(
     assert gone.status_code == 404
 
 
+def test_a_cursor_of_one_lead_is_refused_on_another(
+    service: Service, client: TestClient, keys: Keys, clock: Clock
+) -> None:
+    """A page cursor continues one lead's walk: on another lead it would start that
+    lead's pages at a foreign position and time, so it is a 400 like an edited one."""
+    tracks = _history(clock, 30)
+    _load(
+        service,
+        tracks + [t._replace(user_id="bob", message_id=f"b-{t.message_id}") for t in tracks],
+    )
+    read = Keys.bearer(keys.read)
+    limits = {"events_limit": 2, "ledger_limit": 2, "transitions_limit": 1}
+    ann = client.get("/v1/leads/ann", params=limits, headers=read).json()
+    for route, name in (
+        ("ledger", "ledger_next"),
+        ("events", "events_next"),
+        ("transitions", "transitions_before"),
+    ):
+        assert ann[name] is not None, name
+        own = client.get(f"/v1/leads/ann/{route}", params={"cursor": ann[name]}, headers=read)
+        assert own.status_code == 200, (route, own.text)
+        other = client.get(f"/v1/leads/bob/{route}", params={"cursor": ann[name]}, headers=read)
+        assert other.status_code == 400, (route, other.text)
+        assert other.json()["detail"][0]["loc"] == ["query", "cursor"]
+
+
 def test_transitions_come_latest_first_a_page_at_a_time(
     service: Service, client: TestClient, keys: Keys, clock: Clock
 ) -> None:

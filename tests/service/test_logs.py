@@ -278,3 +278,26 @@ def test_a_failed_job_keeps_and_logs_only_the_error_type(
     assert any("rescore job" in text and "IntegrityError" in text for text in rendered)
     for text in rendered:
         assert EMAIL not in text and PHONE not in text
+
+
+def test_a_path_no_route_matches_is_logged_without_its_segments(
+    client: TestClient, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A typo'd route, or a lead id holding ``/`` (``%2F`` is decoded before routing),
+    matches no route template: its raw path, an e-mail address in it, must not be logged."""
+    caplog.set_level(logging.INFO, logger="pyrometer.access")
+    auth = Keys.bearer(keys.admin)
+    for path in (
+        f"/v1/lead/{EMAIL}",
+        f"/v1/leads/{EMAIL.replace('@', '%2F@')}/export",
+        f"/v1/leads/x/{EMAIL}",
+    ):
+        assert client.get(path, headers=auth).status_code == 404
+    lines = [r for r in caplog.records if r.name == "pyrometer.access"]
+    assert len(lines) == 3
+    rendered = [caplog.text]
+    for formatter in (JsonFormatter(), TextFormatter()):
+        rendered += [formatter.format(record) for record in lines]
+    assert not any(EMAIL.split("@")[0] in text for text in rendered)
+    paths = [record.path for record in lines]  # type: ignore[attr-defined]
+    assert paths == ["/v1/{?}/{?}", "/v1/leads/{?}/{?}/export", "/v1/leads/{?}/{?}"]
