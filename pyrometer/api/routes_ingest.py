@@ -101,16 +101,21 @@ def _refused(
         where.setdefault(ident.message_id, loc)
 
     def problem(refusal: Refusal) -> dict[str, object]:
+        loc = where.get(refusal.message_id, ["body"])
+        if refusal.kind == "too_many_attributes":  # the traits, not the other lead's id
+            loc = [*list(loc)[:-1], "traits"] if len(loc) > 1 else ["body", "traits"]
         return {
-            "loc": where.get(refusal.message_id, ["body"]),
+            "loc": loc,
             "messageId": refusal.message_id,
             "msg": refusal.reason,
-            "type": "merge_refused",
+            "type": refusal.kind,
         }
 
     problems = [problem(refusal) for refusal in result.refused]
     if not batch:
-        return Response(orjson.dumps({"detail": problems}), 409, media_type="application/json")
+        merge = any(refusal.kind == "merge_refused" for refusal in result.refused)
+        status = 409 if merge else 422
+        return Response(orjson.dumps({"detail": problems}), status, media_type="application/json")
     body = {
         "success": True,
         "accepted": result.accepted,
@@ -136,7 +141,11 @@ _MERGE_REFUSED = {
     409: {
         "description": "The call would merge two known leads (`merge_refused`, naming the "
         "field); nothing of it was stored"
-    }
+    },
+    422: {
+        "description": "Bad input, or traits that would give the lead more than 1,000 "
+        "attributes (`too_many_attributes`, naming `traits`); nothing of it was stored"
+    },
 }
 
 
@@ -157,8 +166,9 @@ async def alias(message: AliasIn, request: Request) -> Response:
 @router.post("/batch", response_model=IngestOut)
 async def batch(body: BatchIn, request: Request) -> Response:
     """Many messages (`{"batch": [...]}`), accepted whole or rejected whole; only an
-    identify or alias that would merge two known leads is refused on its own (listed in
-    `refused`, the batch's other messages stored)."""
+    identify or alias that would merge two known leads, or give a lead more than 1,000
+    attributes, is refused on its own (listed in `refused`, the batch's other messages
+    stored)."""
     tracks, identifies = split_batch(body.batch, service_of(request).clock())
     locs: list[Loc] = [
         ["body", "batch", index, "previousId" if isinstance(item, AliasIn) else "anonymousId"]

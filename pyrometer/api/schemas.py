@@ -16,6 +16,7 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from pyrometer.core.ids import normalize_lead_id
@@ -92,7 +93,17 @@ LeadIdText = Annotated[
 ]
 # Every time in a request: in the accepted range.
 Timestamp = Annotated[datetime, AfterValidator(_check_time)]
-JsonObject = Annotated[dict[str, Any], AfterValidator(_check_json)]
+# Segment's own limit for one call: no lead's properties or traits grow by more at once.
+MAX_OBJECT_BYTES = 32 * 1024
+
+
+def _check_size(value: dict[str, Any]) -> dict[str, Any]:
+    if len(orjson.dumps(value)) > MAX_OBJECT_BYTES:
+        raise ValueError(f"must be at most {MAX_OBJECT_BYTES // 1024} KiB once encoded as JSON")
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_check_json), AfterValidator(_check_size)]
 
 
 class _Message(BaseModel):

@@ -278,6 +278,8 @@ def _ingest(
     proposed = {i.anonymous_id for i in identifies if i.anonymous_id not in (None, i.user_id)}
     known = repo.resolve_subjects(conn, anonymous | proposed)
     identifies, refused = _refuse_known_merges(conn, tracks, identifies, known)
+    identifies, too_many = _refuse_too_many_attributes(conn, identifies)
+    refused.update(too_many)
     new_links = _links_of(identifies)
     links = {**new_links, **known}  # a link once made stays
 
@@ -390,6 +392,47 @@ MERGE_REFUSED = (
     "names a lead that is already identified; identify and alias only fold an anonymous "
     "visitor into a lead (an admin merges two known leads with POST /v1/leads/{id}/merge)"
 )
+
+
+MAX_ATTRIBUTES = 1000  # per lead: what a lead page, a search and a rescore read whole
+TOO_MANY_ATTRIBUTES = (
+    f"would give the lead more than {MAX_ATTRIBUTES} attributes; send fewer traits, or "
+    "remove some with PATCH /v1/leads/{id} (an attribute set to null)"
+)
+
+
+def _refuse_too_many_attributes(
+    conn: Connection, identifies: Sequence[Identify]
+) -> tuple[list[Identify], dict[str, Refusal]]:
+    """Identify calls that would take their lead past :data:`MAX_ATTRIBUTES` are refused.
+
+    Traits accumulate (each call merges into the lead's attributes), so a per-message
+    size limit alone lets a caller grow one lead without end, and every read, search and
+    rescore of it with it. Checked before the locks, on what is stored: concurrent calls
+    can overshoot by at most what they carry (each at most 32 KiB), so a lead stays bounded.
+    """
+    with_traits = [i for i in identifies if i.traits]
+    if not with_traits:
+        return list(identifies), {}
+    keys = repo.attribute_keys(conn, {i.user_id for i in with_traits})
+    kept: list[Identify] = []
+    refused: dict[str, Refusal] = {}
+    for ident in identifies:
+        if ident.traits:
+            have = keys.setdefault(ident.user_id, set())
+            grown = have | set(ident.traits)
+            if len(grown) > MAX_ATTRIBUTES and len(grown) > len(have):
+                refused[ident.message_id] = Refusal(
+                    ident.message_id,
+                    ident.user_id,
+                    None,
+                    TOO_MANY_ATTRIBUTES,
+                    kind="too_many_attributes",
+                )
+                continue
+            keys[ident.user_id] = grown
+        kept.append(ident)
+    return kept, refused
 
 
 def _refuse_known_merges(

@@ -43,12 +43,15 @@ class Identify:
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """An identify or alias refused: it would have merged two known leads."""
+    """An identify or alias refused: it would have merged two known leads
+    (``merge_refused``), or given its lead more attributes than a lead may hold
+    (``too_many_attributes``)."""
 
     message_id: str
     user_id: str
-    anonymous_id: str
+    anonymous_id: str | None
     reason: str
+    kind: str = "merge_refused"
 
 
 @dataclass(frozen=True, slots=True)

@@ -295,6 +295,18 @@ def read_lead(conn: Connection, lead_id: str) -> LeadRecord | None:
     return record_of(row) if row is not None else None
 
 
+def attribute_keys(conn: Connection, lead_ids: Iterable[str]) -> dict[str, set[str]]:
+    """The names of the attributes each of these leads has (leads that do not exist are
+    left out; no lock taken)."""
+    ids = sorted(set(lead_ids))
+    out: dict[str, set[str]] = {}
+    for chunk in _chunks(ids):
+        query = sa.select(leads.c.lead_id, leads.c.attributes).where(leads.c.lead_id.in_(chunk))
+        for lead_id, attributes in conn.execute(query):
+            out[lead_id] = set(_json(attributes) or {})
+    return out
+
+
 def resolve_subjects(conn: Connection, subjects: Iterable[str]) -> dict[str, str]:
     """Anonymous ids that an identify call has linked to a lead, and that lead."""
     ids = sorted(set(subjects))
