@@ -380,6 +380,8 @@ def playbook_check(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    id_column: IdOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Validate a playbook; errors name the path inside the file and its line.
 
@@ -403,7 +405,8 @@ def playbook_check(
         counts: dict[str | None, int] | None = None
         if events is not None:
             con = connect()
-            counts = DuckDBBatchScorer(book, con).name_counts(open_events(con, events))
+            sample = open_events(con, events, lead_id_column=id_column, encoding=encoding)
+            counts = DuckDBBatchScorer(book, con).name_counts(sample)
         unknown = unknown_events(book, counts or {})
         if as_json:
             report: dict[str, Any] = {

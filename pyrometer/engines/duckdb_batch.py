@@ -190,9 +190,10 @@ class DuckDBBatchScorer:
     # -- compiled pieces -------------------------------------------------------------
 
     def name_counts(self, events: EventTable) -> dict[str | None, int]:
-        """Rows per event name as spelled in the data; after scoring, ``last_name_counts``
-        holds those of the table just scored (what reports of unknown events count)."""
-        return self._name_counts(events)
+        """Events per name as spelled in the data, an id seen twice counted once as scoring
+        counts it (:meth:`distinct`); after scoring, ``last_name_counts`` holds those of the
+        table just scored (what reports of unknown events count)."""
+        return self._name_counts(self.distinct(events))
 
     def _name_counts(self, events: EventTable) -> dict[str | None, int]:
         """Rows per event name as spelled in the data (``None``: rows without a name).
