@@ -137,6 +137,8 @@ main()
         ("service", ("fastapi",), ["serve", "--port", "1"]),
         ("service", ("sqlalchemy", "fastapi"), ["import", "events.csv"]),
         ("service", ("sqlalchemy", "fastapi"), ["keys", "create", "--scope", "admin"]),
+        ("service", ("sqlalchemy", "fastapi"), ["keys", "list"]),
+        ("service", ("sqlalchemy", "fastapi"), ["erase", "ann"]),
         ("predict", ("sklearn", "lightgbm"), ["train", "h.csv", "--target", "y", "-o", "m"]),
         ("predict", ("sklearn", "lightgbm"), ["evaluate", "h.csv", "--target", "y"]),
         ("predict", ("sklearn", "lightgbm", "pandas"), ["predict", "m", "leads.csv"]),
@@ -150,6 +152,19 @@ def test_a_command_without_its_extra_names_the_extra(
     assert f"pip install 'pyrometer[{extra}]'" in done.stderr
     assert "No such command" not in done.stderr and "Traceback" not in done.stderr
     assert not list(tmp_path.iterdir())  # nothing was created (no store, no model)
+
+
+def test_erase_takes_the_lead_id_in_its_normal_form(tmp_path: Path) -> None:
+    """`erase " Jose\u0301 "` erases `José` as every other path reads that id."""
+    events = tmp_path / "e.csv"
+    events.write_text("lead_id,event,timestamp\nJos\u00e9,demo_request,2026-11-20T10:00:00Z\n")
+    database = f"sqlite:///{tmp_path / 's.db'}"
+    assert run("import", str(events), "--database", database)[0] == 0
+    code, out, err = run("erase", " Jose\u0301 ", "--database", database, "--by", "test")
+    assert code == 0, err
+    assert "erased lead 'Jos\u00e9': 1 events" in out
+    code, _, err = run("erase", "  ", "--database", database)
+    assert code == 2 and "empty or only white space" in err
 
 
 # -- piped output ---------------------------------------------------------------------

@@ -134,11 +134,8 @@ def test_playbook_check_reads_a_sample_as_score_does_with_id_and_encoding(
 ) -> None:
     """The error on a cp1252 sample says `--encoding`: `playbook check` takes it, and `--id`."""
     sample = tmp_path / "e.csv"
-    sample.write_bytes(
-        "Contact Ref,event,timestamp\nMüller,foo,2026-11-22\nMüller,demo_request,2026-11-22\n".encode(
-            "cp1252"
-        )
-    )
+    text = "Contact Ref,event,timestamp\nMüller,foo,2026-11-22\nMüller,demo_request,2026-11-22\n"
+    sample.write_bytes(text.encode("cp1252"))
     playbook = tmp_path / "p.yaml"
     playbook.write_text(default_playbook_text())
     code, _, err = run("playbook", "check", str(playbook), "--events", str(sample))
