@@ -150,11 +150,56 @@ def register(
         raise InputError(path, f"cannot read: {_first_line(exc)}") from None
     if not has_rows:
         raise InputError(path, "the file is empty (no data rows)")
+    if files.file_format(path) == "json":
+        types = _ids_as_text(con, view, reader, columns, types)
     if "file_row_number" in columns:
         keep = [c for c in columns if c != "file_row_number"]
         types = tuple(t for c, t in zip(columns, types, strict=True) if c != "file_row_number")
         columns = tuple(keep)
     return Source(path, view, columns, types, row_number)
+
+
+# Id fields of JSON Lines (the usual spellings and Segment's), read as text whatever JSON
+# type a message gives them.
+_JSON_ID_NAMES = frozenset(
+    {*LEAD_ALIASES, *EVENT_ALIASES["lead_id"], *EVENT_ALIASES["event_id"]}
+    | {"anonymousid", "previousid"}
+)
+
+
+def _ids_as_text(
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    reader: str,
+    columns: tuple[str, ...],
+    types: tuple[str, ...],
+) -> tuple[str, ...]:
+    """Re-register a JSON Lines view with its id fields as text; the new column types.
+
+    JSON gives ids as numbers as often as text (``"userId": 12345``). DuckDB types a field
+    that is both as ``JSON``, whose text keeps a string's quotes (``"abc"`` would be the
+    lead ``\"abc\"``), and one that is only a number as ``BIGINT``, which cannot meet a
+    text ``anonymousId``. As text, ``12345`` and ``"12345"`` are the same id, as in CSV.
+    """
+    replace: list[str] = []
+    new_types = list(types)
+    for i, (column, kind) in enumerate(zip(columns, types, strict=True)):
+        if normalize_name(column) not in _JSON_ID_NAMES or kind == "VARCHAR":
+            continue
+        quoted = quote_ident(column)
+        text = (
+            f"json_extract_string({quoted}, '$')"
+            if kind == "JSON"
+            else f"CAST({quoted} AS VARCHAR)"
+        )
+        replace.append(f"{text} AS {quoted}")
+        new_types[i] = "VARCHAR"
+    if replace:
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {quote_ident(view)} AS "
+            f"SELECT * REPLACE ({', '.join(replace)}) FROM {reader}"
+        )
+    return tuple(new_types)
 
 
 def _first_line(exc: BaseException) -> str:
