@@ -260,7 +260,9 @@ def _in_range_sql(ts_sql: str) -> str:
 
 def _is_segment(columns: Sequence[str]) -> bool:
     names = set(columns)
-    return "event" in names and ("userId" in names or "anonymousId" in names)
+    # A file of `page` calls alone has no `event` field: its `type` says what it is.
+    kind = "event" in names or ("type" in names and _find(columns, EVENT_ALIASES["event"]) is None)
+    return kind and ("userId" in names or "anonymousId" in names)
 
 
 def open_events(
@@ -474,7 +476,7 @@ def _segment_exprs(source: Source) -> tuple[dict[str, str], dict[str, str], str]
     time_field = next((c for c in SEGMENT_TIME_FIELDS if c in columns), None)
     if time_field is None:
         raise InputError(source.path, "Segment messages need a 'timestamp'", column="timestamp")
-    event = quote_ident("event")
+    event = quote_ident("event") if "event" in columns else "NULL"
     if "type" in columns:
         page = "CASE WHEN \"type\" = 'page' THEN 'page_view' ELSE " + event + " END"
         event = page
@@ -493,7 +495,28 @@ def _segment_exprs(source: Source) -> tuple[dict[str, str], dict[str, str], str]
         ptype = source.type_of("properties")
         for key in _struct_keys(ptype):
             props.setdefault(normalize_name(key), f'"properties".{quote_ident(key)}')
+    if "type" in columns:
+        _page_fallbacks(source, props)
     return exprs, props, rest
+
+
+def _page_fallbacks(source: Source, props: dict[str, str]) -> None:
+    """A ``page`` call's ``url`` and ``name`` where ``/v1/page`` takes them: the page's
+    ``context.page.url`` when ``properties`` has no ``url``, its ``name`` when it has no
+    ``name`` (:func:`pyrometer.api.convert.to_track`), so a file scores as the service."""
+    fallbacks: dict[str, str] = {}
+    if "context" in source.columns:
+        page = dict(_struct_fields(source.type_of("context"))).get("page", "")
+        if "url" in dict(_struct_fields(page)):
+            fallbacks["url"] = '"context"."page"."url"'
+    if "name" in source.columns:
+        fallbacks["name"] = quote_ident("name")
+    for key, sql in fallbacks.items():
+        given = props.get(key, "NULL")
+        props[key] = (
+            f"CASE WHEN \"type\" = 'page' THEN coalesce(CAST({given} AS VARCHAR), "
+            f"CAST({sql} AS VARCHAR)) ELSE {given} END"
+        )
 
 
 def _struct_keys(type_text: str) -> list[str]:
