@@ -69,3 +69,27 @@ def test_a_numeric_segment_user_id_stitches_its_visitor(tmp_path: Path) -> None:
     with sqlite3.connect(database) as con:
         leads = {row[0] for row in con.execute("SELECT lead_id FROM events")}
     assert leads == {"12345"}
+
+
+def test_each_segment_message_takes_the_first_time_it_has(tmp_path: Path) -> None:
+    """As `/v1/track` reads it: `timestamp`, else `originalTimestamp`, `sentAt`,
+    `receivedAt`, per message (a file took the first field any message had, and a message
+    without it stopped the run as "timestamp is empty")."""
+    track = {"type": "track", "userId": "u", "event": "demo_request"}
+    events = _write(
+        tmp_path / "t.jsonl",
+        [
+            {**track, "messageId": "a", "originalTimestamp": "2026-11-20T09:00:00Z"},
+            {**track, "messageId": "b", "timestamp": "2026-11-20T10:00:00+02:00",
+             "sentAt": "2026-11-20T12:00:00Z"},
+            {**track, "messageId": "c", "sentAt": 1795172400},
+        ],
+    )  # fmt: skip
+    result = runner.invoke(app, ["explain", "u", str(events), "--as-of", AS_OF, "--json"])
+    assert result.exit_code == 0, result.stderr
+    times = {line["event_id"]: line["timestamp"] for line in json.loads(result.stdout)["ledger"]}
+    assert times == {
+        "a": "2026-11-20T09:00:00Z",
+        "b": "2026-11-20T08:00:00Z",
+        "c": "2026-11-20T11:00:00Z",
+    }

@@ -490,6 +490,15 @@ def _segment_exprs(source: Source) -> tuple[dict[str, str], dict[str, str], str]
         "timestamp_type": source.type_of(time_field),
         "event_id": quote_ident("messageId") if "messageId" in columns else source.row_number_sql,
     }
+    times = [c for c in SEGMENT_TIME_FIELDS if c in columns]
+    if len(times) > 1:
+        # Per message, the first time it has, as `/v1/track` reads it (`timestamp`, else
+        # `originalTimestamp`...); of one type when the fields share one, else as text.
+        types = {source.type_of(c) for c in times}
+        same = len(types) == 1
+        parts = [quote_ident(c) if same else f"CAST({quote_ident(c)} AS VARCHAR)" for c in times]
+        exprs["timestamp"] = f"coalesce({', '.join(parts)})"
+        exprs["timestamp_type"] = types.pop() if same else "VARCHAR"
     props: dict[str, str] = {}
     if "properties" in columns:
         ptype = source.type_of("properties")
