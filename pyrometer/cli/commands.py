@@ -166,7 +166,7 @@ def score_command(
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail on events the playbook does not know.")
     ] = False,
-    top: Annotated[int, typer.Option("--top", help="Rows in the table.")] = 20,
+    top: Annotated[int, typer.Option("--top", help="Rows in the table.", min=0)] = 20,
     model: Annotated[
         Path | None,
         typer.Option(
@@ -185,6 +185,8 @@ def score_command(
     with user_errors():
         if events is None and leads is None:
             raise UserError("give EVENTS, --leads LEADS, or both")
+        if as_json and output is not None and str(output) == "-":
+            raise UserError("-o - and --json both write to stdout: give one of them")
         book = load_playbook(playbook)
         as_of_us = parse_as_of(as_of)
         con = connect()
@@ -246,8 +248,10 @@ def _attach_model(
 
 
 def _count(con: duckdb.DuckDBPyConnection) -> int:
-    row = con.execute("SELECT count(*) FROM pyro_scored").fetchone()
-    return int(row[0]) if row else 0
+    # fetchall, not fetchone: DuckDB 2 keeps a result open until a fetch returns no rows,
+    # and refuses the next `con.sql` while it is (`-o FILE --json` stopped there).
+    rows = con.execute("SELECT count(*) FROM pyro_scored").fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 def _dicts(con: duckdb.DuckDBPyConnection, query: str) -> list[dict[str, Any]]:
