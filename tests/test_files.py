@@ -87,3 +87,26 @@ def test_the_guess_names_windows_1252_or_latin_1(tmp_path: Path) -> None:
     latin1.write_bytes(b"id\nM\xfcller\x81\n")  # 0x81 is not a Windows-1252 character
     found = files.first_non_utf8(latin1)
     assert found is not None and found.guess == "latin-1"
+
+
+@pytest.mark.parametrize(("encoding", "name"), [("utf-16", "u.csv"), ("utf-32", "u.csv.gz")])
+def test_a_file_with_a_utf16_or_utf32_mark_is_named_so(
+    tmp_path: Path, encoding: str, name: str
+) -> None:
+    """Excel's "Unicode text" is UTF-16 with a byte-order mark; it was called cp1252,
+    whose reading gives column names full of NUL characters."""
+    from typer.testing import CliRunner
+
+    from pyrometer.cli.app import app
+
+    data = "lead_id,event,timestamp\nMüller,demo_request,2026-11-20T10:00:00Z\n".encode(encoding)
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    found = files.first_non_utf8(path)
+    assert found is not None and (found.line, found.guess) == (1, encoding)
+    result = CliRunner().invoke(app, ["score", str(path), "--as-of", "2026-11-22T00:00:00Z"])
+    assert result.exit_code == 2 and f"run again with --encoding {encoding}" in result.stderr
+    args = ["score", str(path), "--as-of", "2026-11-22T00:00:00Z", "--encoding", encoding]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert "Müller" in result.stdout
