@@ -92,3 +92,29 @@ def test_score_import_and_the_reference_agree_on_chinese_names(tmp_path: Path) -
     with sqlite3.connect(database) as con:
         names = sorted(row[0] for row in con.execute("SELECT name FROM events"))
     assert names == sorted(["注册", "退订", "téléchargé"])
+
+
+def test_an_event_name_of_punctuation_alone_is_an_error_naming_its_row(tmp_path: Path) -> None:
+    """`/v1/track` refuses `"event": "!!!"`; a file scored it as a silent 0 (reported
+    nowhere) and `import` stored it under the empty name."""
+    events = tmp_path / "e.csv"
+    events.write_text(
+        "lead_id,event,timestamp\nb,demo_request,2026-11-20T10:00:00Z\na,!!!,2026-11-20T10:00:00Z\n"
+    )
+    playbook = tmp_path / "p.yaml"
+    playbook.write_text(default_playbook_text())
+    database = f"sqlite:///{tmp_path / 's.db'}"
+    for args in (
+        ["score", str(events), "--as-of", AS_OF],
+        ["explain", "a", str(events), "--as-of", AS_OF],
+        ["playbook", "check", str(playbook), "--events", str(events)],
+        ["import", str(events), "--database", database],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.stdout)
+        assert (
+            "e.csv, row 2, column 'event': an event name needs at least one letter or digit: '!!!'"
+            in result.stderr
+        ), args
+    with sqlite3.connect(tmp_path / "s.db") as con:
+        assert con.execute("SELECT count(*) FROM events").fetchone() == (0,)

@@ -410,6 +410,8 @@ def playbook_check(
         if events is not None:
             con = connect()
             sample = open_events(con, events, lead_id_column=id_column, encoding=encoding)
+            if sample.diagnose is not None:
+                sample.diagnose()  # a row `score` would stop at, named as `score` names it
             counts = DuckDBBatchScorer(book, con).name_counts(sample)
         unknown = unknown_events(book, counts or {})
         if as_json:

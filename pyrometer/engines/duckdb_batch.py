@@ -855,9 +855,10 @@ class DuckDBBatchScorer:
         events = self.distinct(events)
         counts = self._name_counts(events)
         self.last_name_counts = counts
-        if counts.get(None):
-            self._invalid(events, counts[None])
         raw_names = [name for name in counts if name is not None]
+        nameless = sum(counts[name] for name in raw_names if not normalize_name(name))
+        if counts.get(None) or nameless:  # no name, or one of punctuation alone ("!!!")
+            self._invalid(events, counts.get(None, 0) + nameless)
         match = self._load_rules(events, raw_names)  # for the sample and pass 2b
         compiled = self._load_names(
             events,

@@ -332,6 +332,12 @@ def open_events(
     checks = [
         ("lead_id", f"{lead_sql} IS NULL OR {lead_sql} = ''", raw_lead_sql, EMPTY_LEAD),
         ("event", f"{event_sql} IS NULL OR trim({event_sql}) = ''", event_sql, "event is empty"),
+        (  # as `/v1/track` refuses it: a name of punctuation alone means no event
+            "event",
+            f"NOT regexp_matches({event_sql}, '[\\pL\\pN\\pM]')",
+            event_sql,
+            "an event name needs at least one letter or digit",
+        ),
         ("timestamp", f"{exprs['timestamp']} IS NULL", "NULL", "timestamp is empty"),
         (
             "timestamp",
