@@ -346,3 +346,26 @@ def test_large_text_files_stay_views(company, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(readers, "PARSE_ONCE_BYTES", 100)
     assert readers.open_events(connect(), events).sql == "pyro_events"
     assert _scores(run(*args)[1]) == parsed
+
+
+def test_import_takes_the_id_column_as_score_does(tmp_path: Path) -> None:
+    """A file scored with `--id "Contact Ref"` could not be imported: no `--id` there."""
+    import sqlite3
+
+    events = tmp_path / "e.csv"
+    events.write_text("Contact Ref;Event Name;Occurred At\nC 1;Demo Request;2026-11-20T10:00:00Z\n")
+    leads = tmp_path / "l.csv"
+    leads.write_text("Contact Ref,Job Title\nC 1,CEO\nC 2,Student\n")
+    database = f"sqlite:///{tmp_path / 's.db'}"
+    for path in (events, leads):
+        code, _, err = run("import", str(path), "--id", "Contact Ref", "--database", database)
+        assert code == 0, err
+    with sqlite3.connect(tmp_path / "s.db") as con:
+        assert con.execute("SELECT lead_id, name FROM events").fetchall() == [
+            ("C 1", "demo_request")
+        ]
+        stored = con.execute("SELECT lead_id, attributes FROM leads ORDER BY lead_id").fetchall()
+    assert [(lead, json.loads(attrs)) for lead, attrs in stored] == [
+        ("C 1", {"job_title": "CEO"}),
+        ("C 2", {"job_title": "Student"}),
+    ]
