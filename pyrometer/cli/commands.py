@@ -324,6 +324,14 @@ def explain_command(
         )
         found = DuckDBBatchScorer(book, con).explain(event_table, lead_table, as_of_us, [lead_id])
         if lead_id not in found:
+            stitched = event_table.identities if event_table is not None else None
+            if stitched is not None and lead_id in stitched.links:
+                owner = stitched.links[lead_id]  # an identify or alias folded the visitor in
+                raise UserError(
+                    f"{lead_id!r} is an anonymous id of lead {owner!r} (an identify or alias "
+                    f"call in {events} links them): its events count for that lead; "
+                    f"run explain {owner!r}"
+                )
             raise UserError(
                 f"lead {lead_id!r} has no events at or before {iso(as_of_us)} in "
                 f"{events}" + (f" and is not in {leads}" if leads else "")
