@@ -116,12 +116,15 @@ def _utf8(path: Path, encoding: str | None) -> Path:
     the line and the encoding it looks like."""
     if files.file_format(path) not in ("csv", "json"):
         return path
-    if encoding is not None and files.check_encoding(encoding) not in files.UTF8:
+    bad = files.first_non_utf8(path)
+    # `--encoding` is for the files that are not UTF-8: events in UTF-8 beside a cp1252
+    # LEADS stay UTF-8 (decoded as cp1252, `Müller` became `MÃ¼ller`, another lead).
+    other = encoding is not None and files.check_encoding(encoding) not in files.UTF8
+    if bad is not None and encoding is not None and other:
         try:
             return files.as_utf8(path, encoding)
         except UnicodeDecodeError as exc:
             raise InputError(path, f"is not {encoding}: {exc.reason} at byte {exc.start}") from None
-    bad = files.first_non_utf8(path)
     if bad is not None:
         raise InputError(
             path,
