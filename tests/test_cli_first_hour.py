@@ -369,3 +369,25 @@ def test_import_takes_the_id_column_as_score_does(tmp_path: Path) -> None:
         ("C 1", {"job_title": "CEO"}),
         ("C 2", {"job_title": "Student"}),
     ]
+
+
+def test_a_reader_that_leaves_early_is_no_error(tmp_path: Path) -> None:
+    """`score -o - | head -1` printed "error: [Errno 32] Broken pipe" as if the input was bad."""
+    events = tmp_path / "e.csv"  # more output than a pipe holds
+    rows = (f"lead-{n:06d},demo_request,2026-11-20T10:00:00Z\n" for n in range(20000))
+    events.write_text("lead_id,event,timestamp\n" + "".join(rows))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    code = "from pyrometer.cli.app import main; main()"
+    args = ["score", str(events), "--as-of", AS_OF, "-o", "-"]
+    with subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().startswith(b"lead_id,")
+        proc.stdout.close()  # as `head -1` does
+        stderr = proc.stderr.read().decode()
+        proc.wait(timeout=300)
+    assert "error" not in stderr and "Traceback" not in stderr, stderr

@@ -73,6 +73,8 @@ def user_errors() -> Iterator[None]:
     """Turn input problems into one red line on stderr and exit code 2."""
     try:
         yield
+    except BrokenPipeError:  # the reader left (`| head`): click ends quietly (exit 1)
+        raise
     except (UserError, ValueError, OSError) as exc:  # InputError, PlaybookError: ValueErrors
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
