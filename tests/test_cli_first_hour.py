@@ -137,6 +137,8 @@ main()
         ("service", ("fastapi",), ["serve", "--port", "1"]),
         ("service", ("sqlalchemy", "fastapi"), ["import", "events.csv"]),
         ("service", ("sqlalchemy", "fastapi"), ["keys", "create", "--scope", "admin"]),
+        ("service", ("sqlalchemy", "fastapi"), ["keys", "list"]),
+        ("service", ("sqlalchemy", "fastapi"), ["erase", "ann"]),
         ("predict", ("sklearn", "lightgbm"), ["train", "h.csv", "--target", "y", "-o", "m"]),
         ("predict", ("sklearn", "lightgbm"), ["evaluate", "h.csv", "--target", "y"]),
         ("predict", ("sklearn", "lightgbm", "pandas"), ["predict", "m", "leads.csv"]),
@@ -150,6 +152,19 @@ def test_a_command_without_its_extra_names_the_extra(
     assert f"pip install 'pyrometer[{extra}]'" in done.stderr
     assert "No such command" not in done.stderr and "Traceback" not in done.stderr
     assert not list(tmp_path.iterdir())  # nothing was created (no store, no model)
+
+
+def test_erase_takes_the_lead_id_in_its_normal_form(tmp_path: Path) -> None:
+    """`erase " Jose\u0301 "` erases `José` as every other path reads that id."""
+    events = tmp_path / "e.csv"
+    events.write_text("lead_id,event,timestamp\nJos\u00e9,demo_request,2026-11-20T10:00:00Z\n")
+    database = f"sqlite:///{tmp_path / 's.db'}"
+    assert run("import", str(events), "--database", database)[0] == 0
+    code, out, err = run("erase", " Jose\u0301 ", "--database", database, "--by", "test")
+    assert code == 0, err
+    assert "erased lead 'Jos\u00e9': 1 events" in out
+    code, _, err = run("erase", "  ", "--database", database)
+    assert code == 2 and "empty or only white space" in err
 
 
 # -- piped output ---------------------------------------------------------------------
@@ -331,3 +346,48 @@ def test_large_text_files_stay_views(company, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(readers, "PARSE_ONCE_BYTES", 100)
     assert readers.open_events(connect(), events).sql == "pyro_events"
     assert _scores(run(*args)[1]) == parsed
+
+
+def test_import_takes_the_id_column_as_score_does(tmp_path: Path) -> None:
+    """A file scored with `--id "Contact Ref"` could not be imported: no `--id` there."""
+    import sqlite3
+
+    events = tmp_path / "e.csv"
+    events.write_text("Contact Ref;Event Name;Occurred At\nC 1;Demo Request;2026-11-20T10:00:00Z\n")
+    leads = tmp_path / "l.csv"
+    leads.write_text("Contact Ref,Job Title\nC 1,CEO\nC 2,Student\n")
+    database = f"sqlite:///{tmp_path / 's.db'}"
+    for path in (events, leads):
+        code, _, err = run("import", str(path), "--id", "Contact Ref", "--database", database)
+        assert code == 0, err
+    with sqlite3.connect(tmp_path / "s.db") as con:
+        assert con.execute("SELECT lead_id, name FROM events").fetchall() == [
+            ("C 1", "demo_request")
+        ]
+        stored = con.execute("SELECT lead_id, attributes FROM leads ORDER BY lead_id").fetchall()
+    assert [(lead, json.loads(attrs)) for lead, attrs in stored] == [
+        ("C 1", {"job_title": "CEO"}),
+        ("C 2", {"job_title": "Student"}),
+    ]
+
+
+def test_a_reader_that_leaves_early_is_no_error(tmp_path: Path) -> None:
+    """`score -o - | head -1` printed "error: [Errno 32] Broken pipe" as if the input was bad."""
+    events = tmp_path / "e.csv"  # more output than a pipe holds
+    rows = (f"lead-{n:06d},demo_request,2026-11-20T10:00:00Z\n" for n in range(20000))
+    events.write_text("lead_id,event,timestamp\n" + "".join(rows))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    code = "from pyrometer.cli.app import main; main()"
+    args = ["score", str(events), "--as-of", AS_OF, "-o", "-"]
+    with subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().startswith(b"lead_id,")
+        proc.stdout.close()  # as `head -1` does
+        stderr = proc.stderr.read().decode()
+        proc.wait(timeout=300)
+    assert "error" not in stderr and "Traceback" not in stderr, stderr

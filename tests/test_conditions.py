@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import duckdb
@@ -130,4 +131,5 @@ def test_number_parsing_agrees_with_duckdb(text: str) -> None:
 def test_normalized_names_are_idempotent(name: str) -> None:
     once = normalize_name(name)
     assert normalize_name(once) == once
-    assert all(ch.isascii() and (ch.isalnum() or ch == "_") for ch in once)
+    # Letters, digits and marks of any script (tests/test_unicode_names.py), joined by "_".
+    assert all(ch.isalnum() or ch == "_" or unicodedata.category(ch)[0] == "M" for ch in once)

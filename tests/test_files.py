@@ -87,3 +87,50 @@ def test_the_guess_names_windows_1252_or_latin_1(tmp_path: Path) -> None:
     latin1.write_bytes(b"id\nM\xfcller\x81\n")  # 0x81 is not a Windows-1252 character
     found = files.first_non_utf8(latin1)
     assert found is not None and found.guess == "latin-1"
+
+
+@pytest.mark.parametrize(("encoding", "name"), [("utf-16", "u.csv"), ("utf-32", "u.csv.gz")])
+def test_a_file_with_a_utf16_or_utf32_mark_is_named_so(
+    tmp_path: Path, encoding: str, name: str
+) -> None:
+    """Excel's "Unicode text" is UTF-16 with a byte-order mark; it was called cp1252,
+    whose reading gives column names full of NUL characters."""
+    from typer.testing import CliRunner
+
+    from pyrometer.cli.app import app
+
+    data = "lead_id,event,timestamp\nMüller,demo_request,2026-11-20T10:00:00Z\n".encode(encoding)
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    found = files.first_non_utf8(path)
+    assert found is not None and (found.line, found.guess) == (1, encoding)
+    result = CliRunner().invoke(app, ["score", str(path), "--as-of", "2026-11-22T00:00:00Z"])
+    assert result.exit_code == 2 and f"run again with --encoding {encoding}" in result.stderr
+    args = ["score", str(path), "--as-of", "2026-11-22T00:00:00Z", "--encoding", encoding]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert "Müller" in result.stdout
+
+
+def test_encoding_applies_to_the_file_that_is_not_utf8(tmp_path: Path) -> None:
+    """The advice for a cp1252 LEADS is `--encoding cp1252`; it decoded the UTF-8 EVENTS
+    as cp1252 too, and `Müller` of the events became `MÃ¼ller`, a lead without fit."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from pyrometer.cli.app import app
+
+    events = tmp_path / "e.csv"
+    events.write_text(
+        "lead_id,event,timestamp\nMüller,demo_request,2026-11-20T10:00:00Z\n", encoding="utf-8"
+    )
+    leads = tmp_path / "l.csv"
+    leads.write_bytes("lead_id,Job Title\nMüller,Geschäftsführer CEO\n".encode("cp1252"))
+    args = ["score", str(events), "--leads", str(leads), "--as-of", "2026-11-22T00:00:00Z"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "--encoding cp1252" in result.stderr
+    result = CliRunner().invoke(app, [*args, "--encoding", "cp1252", "--json"])
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [(row["lead_id"], row["fit"], row["events"]) for row in rows] == [("Müller", 8.0, 1)]

@@ -109,3 +109,49 @@ def test_score_reports_unknown_events(sample: Path) -> None:
     assert "unknown events: 12 (pgae_view 10, foo 2)" in err
     code, _, err = run("score", str(sample), "--as-of", AS_OF, "--strict")
     assert code == 2 and "unknown event 'pgae_view'" in err
+
+
+def test_playbook_check_counts_a_repeated_event_id_once_as_score_does(tmp_path: Path) -> None:
+    """The sample is counted as `score` counts it: an id seen twice is one event."""
+    sample = tmp_path / "e.csv"
+    sample.write_text(
+        "event_id,lead_id,event,timestamp\n"
+        "m1,a,foo,2026-11-22\nm1,a,foo,2026-11-22\nm1,b,foo,2026-11-22\n"
+        ",a,foo,2026-11-22\n,a,foo,2026-11-22\nm2,a,demo_request,2026-11-22\n"
+    )
+    _, _, err = run("score", str(sample), "--as-of", AS_OF)
+    assert "unknown events: 3 (foo 3)" in err
+    playbook = tmp_path / "p.yaml"
+    playbook.write_text(default_playbook_text())
+    code, out, err = run("playbook", "check", str(playbook), "--events", str(sample), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["events"] == 4 and report["unknown_events"] == {"foo": 3}
+
+
+def test_playbook_check_reads_a_sample_as_score_does_with_id_and_encoding(
+    tmp_path: Path,
+) -> None:
+    """The error on a cp1252 sample says `--encoding`: `playbook check` takes it, and `--id`."""
+    sample = tmp_path / "e.csv"
+    text = "Contact Ref,event,timestamp\nMüller,foo,2026-11-22\nMüller,demo_request,2026-11-22\n"
+    sample.write_bytes(text.encode("cp1252"))
+    playbook = tmp_path / "p.yaml"
+    playbook.write_text(default_playbook_text())
+    code, _, err = run("playbook", "check", str(playbook), "--events", str(sample))
+    assert code == 2 and "--encoding cp1252" in err
+    code, out, err = run(
+        "playbook",
+        "check",
+        str(playbook),
+        "--events",
+        str(sample),
+        "--encoding",
+        "cp1252",
+        "--id",
+        "Contact Ref",
+        "--json",
+    )
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["events"] == 2 and report["unknown_events"] == {"foo": 1}

@@ -171,3 +171,25 @@ def test_visitor_and_lead_ids_stitch_in_their_normal_form(tmp_path: Path) -> Non
     rows = json.loads(result.stdout)
     assert [(row["lead_id"], row["events"]) for row in rows] == [("ann", 1)]
     assert rows[0]["fit"] == 8.0  # the identify's traits reached the normalised lead
+
+
+def test_explain_of_a_stitched_visitor_names_its_lead(tmp_path: Path) -> None:
+    """`explain anon-1` said the visitor had no events: they are its lead's now."""
+    from typer.testing import CliRunner
+
+    from pyrometer.cli.app import app
+
+    events = _write(
+        tmp_path / "s.jsonl",
+        [
+            {"type": "track", "anonymousId": "anon-1", "event": "demo_request",
+             "messageId": "m1", "timestamp": "2026-11-20T09:00:00Z"},
+            {"type": "identify", "anonymousId": "anon-1", "userId": "ann", "messageId": "m2",
+             "timestamp": "2026-11-20T09:05:00Z"},
+        ],
+    )  # fmt: skip
+    args = [str(events), "--as-of", "2026-11-22T00:00:00Z"]
+    result = CliRunner().invoke(app, ["explain", "anon-1", *args])
+    assert result.exit_code == 2
+    assert "'anon-1' is an anonymous id of lead 'ann'" in result.stderr
+    assert CliRunner().invoke(app, ["explain", "ann", *args]).exit_code == 0

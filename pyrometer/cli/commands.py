@@ -73,6 +73,8 @@ def user_errors() -> Iterator[None]:
     """Turn input problems into one red line on stderr and exit code 2."""
     try:
         yield
+    except BrokenPipeError:  # the reader left (`| head`): click ends quietly (exit 1)
+        raise
     except (UserError, ValueError, OSError) as exc:  # InputError, PlaybookError: ValueErrors
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
@@ -166,7 +168,7 @@ def score_command(
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail on events the playbook does not know.")
     ] = False,
-    top: Annotated[int, typer.Option("--top", help="Rows in the table.")] = 20,
+    top: Annotated[int, typer.Option("--top", help="Rows in the table.", min=0)] = 20,
     model: Annotated[
         Path | None,
         typer.Option(
@@ -185,6 +187,8 @@ def score_command(
     with user_errors():
         if events is None and leads is None:
             raise UserError("give EVENTS, --leads LEADS, or both")
+        if as_json and output is not None and str(output) == "-":
+            raise UserError("-o - and --json both write to stdout: give one of them")
         book = load_playbook(playbook)
         as_of_us = parse_as_of(as_of)
         con = connect()
@@ -246,8 +250,10 @@ def _attach_model(
 
 
 def _count(con: duckdb.DuckDBPyConnection) -> int:
-    row = con.execute("SELECT count(*) FROM pyro_scored").fetchone()
-    return int(row[0]) if row else 0
+    # fetchall, not fetchone: DuckDB 2 keeps a result open until a fetch returns no rows,
+    # and refuses the next `con.sql` while it is (`-o FILE --json` stopped there).
+    rows = con.execute("SELECT count(*) FROM pyro_scored").fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 def _dicts(con: duckdb.DuckDBPyConnection, query: str) -> list[dict[str, Any]]:
@@ -320,6 +326,14 @@ def explain_command(
         )
         found = DuckDBBatchScorer(book, con).explain(event_table, lead_table, as_of_us, [lead_id])
         if lead_id not in found:
+            stitched = event_table.identities if event_table is not None else None
+            if stitched is not None and lead_id in stitched.links:
+                owner = stitched.links[lead_id]  # an identify or alias folded the visitor in
+                raise UserError(
+                    f"{lead_id!r} is an anonymous id of lead {owner!r} (an identify or alias "
+                    f"call in {events} links them): its events count for that lead; "
+                    f"run explain {owner!r}"
+                )
             raise UserError(
                 f"lead {lead_id!r} has no events at or before {iso(as_of_us)} in "
                 f"{events}" + (f" and is not in {leads}" if leads else "")
@@ -380,6 +394,8 @@ def playbook_check(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    id_column: IdOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Validate a playbook; errors name the path inside the file and its line.
 
@@ -403,7 +419,10 @@ def playbook_check(
         counts: dict[str | None, int] | None = None
         if events is not None:
             con = connect()
-            counts = DuckDBBatchScorer(book, con).name_counts(open_events(con, events))
+            sample = open_events(con, events, lead_id_column=id_column, encoding=encoding)
+            if sample.diagnose is not None:
+                sample.diagnose()  # a row `score` would stop at, named as `score` names it
+            counts = DuckDBBatchScorer(book, con).name_counts(sample)
         unknown = unknown_events(book, counts or {})
         if as_json:
             report: dict[str, Any] = {

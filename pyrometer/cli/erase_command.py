@@ -28,13 +28,17 @@ def erase_command(
 
     A tombstone keeps the time, who asked and how many rows went, not who the lead was.
     A later event for the same id starts a new lead."""
+    from pyrometer.cli.commands import lead_argument
+    from pyrometer.cli.extras import needs_extra
     from pyrometer.cli.service_commands import _open
-    from pyrometer.service.erasure import erase_lead
-    from pyrometer.service.leads import UnknownLead
+
+    with needs_extra("service", "erase"):
+        from pyrometer.service.erasure import erase_lead
+        from pyrometer.service.leads import UnknownLead
 
     with user_errors():
-        if not lead.strip():
-            raise UserError("LEAD: the lead id is empty")
+        # The id as the store keeps it: trimmed, in NFC (`" Jose\u0301"` is `José`).
+        lead = lead_argument(lead)
         service = _open(database)
         try:
             tombstone = erase_lead(service, lead, by or f"cli: {_user()}")

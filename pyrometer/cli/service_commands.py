@@ -248,6 +248,10 @@ def import_command(
     ] = "auto",
     database: DatabaseOpt = None,
     encoding: EncodingOpt = None,
+    id_column: Annotated[
+        str | None,
+        typer.Option("--id", help="The lead id column (as score's --id); default: lead_id…"),
+    ] = None,
 ) -> None:
     """Load LEADS or EVENTS into the store; importing the same file again changes nothing."""
     with needs_extra("service", "import"):
@@ -259,7 +263,7 @@ def import_command(
         if not file.exists():
             raise UserError(f"{file}: no such file")
         service = _open(database)
-        chosen = detect_kind(file, encoding) if kind == "auto" else kind
+        chosen = detect_kind(file, encoding, id_column) if kind == "auto" else kind
         with _bar() as bar:
             task = bar.add_task(f"Importing {chosen}", total=None)
 
@@ -267,7 +271,7 @@ def import_command(
                 bar.update(task, completed=done, total=total)
 
             if chosen == "events":
-                result = import_events(service, file, progress, encoding)
+                result = import_events(service, file, progress, encoding, id_column)
                 out.print(
                     f"imported {result.accepted} new events from {file} "
                     f"({result.duplicates} already in the store)",
@@ -275,7 +279,7 @@ def import_command(
                     soft_wrap=True,
                 )
             else:
-                rows = import_leads(service, file, progress, encoding)
+                rows = import_leads(service, file, progress, encoding, id_column)
                 out.print(f"imported {rows} leads from {file}", highlight=False, soft_wrap=True)
         service.close()
 

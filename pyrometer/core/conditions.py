@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -34,8 +35,17 @@ Scalar = str | int | float | bool
 
 
 def normalize_name(name: str) -> str:
-    """``"Do Not Email"`` → ``do_not_email``: how columns, properties and events are matched."""
-    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
+    """``"Do Not Email"`` → ``do_not_email``: how columns, properties and events are matched.
+
+    Letters, digits and combining marks of any script are kept (in NFKC, lower case), so
+    ``注册`` or ``Téléchargé`` keep their meaning and stay apart from each other; every
+    other run of characters is one ``_``. ASCII names take the short path, same answer.
+    """
+    if name.isascii():
+        return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
+    text = unicodedata.normalize("NFKC", name).lower()
+    kept = (ch if ch.isalnum() or unicodedata.category(ch)[0] == "M" else " " for ch in text)
+    return "_".join("".join(kept).split())
 
 
 def as_text(value: Any) -> str | None:

@@ -190,9 +190,10 @@ class DuckDBBatchScorer:
     # -- compiled pieces -------------------------------------------------------------
 
     def name_counts(self, events: EventTable) -> dict[str | None, int]:
-        """Rows per event name as spelled in the data; after scoring, ``last_name_counts``
-        holds those of the table just scored (what reports of unknown events count)."""
-        return self._name_counts(events)
+        """Events per name as spelled in the data, an id seen twice counted once as scoring
+        counts it (:meth:`distinct`); after scoring, ``last_name_counts`` holds those of the
+        table just scored (what reports of unknown events count)."""
+        return self._name_counts(self.distinct(events))
 
     def _name_counts(self, events: EventTable) -> dict[str | None, int]:
         """Rows per event name as spelled in the data (``None``: rows without a name).
@@ -854,9 +855,10 @@ class DuckDBBatchScorer:
         events = self.distinct(events)
         counts = self._name_counts(events)
         self.last_name_counts = counts
-        if counts.get(None):
-            self._invalid(events, counts[None])
         raw_names = [name for name in counts if name is not None]
+        nameless = sum(counts[name] for name in raw_names if not normalize_name(name))
+        if counts.get(None) or nameless:  # no name, or one of punctuation alone ("!!!")
+            self._invalid(events, counts.get(None, 0) + nameless)
         match = self._load_rules(events, raw_names)  # for the sample and pass 2b
         compiled = self._load_names(
             events,

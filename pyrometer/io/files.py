@@ -108,8 +108,15 @@ def _describe(path: Path, chunk: bytes, at: int, lines_before: int) -> NotUtf8:
 
 
 def _guess(path: Path) -> str:
-    """Windows-1252 when the whole file decodes as it (Latin-1's superset for text), else
-    Latin-1 (which decodes any bytes)."""
+    """UTF-16 or UTF-32 when the file starts with its byte-order mark (Excel's "Unicode
+    text"); else Windows-1252 when the whole file decodes as it (Latin-1's superset for
+    text), else Latin-1 (which decodes any bytes)."""
+    with _open_binary(path) as stream:
+        head = stream.read(4)
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "utf-32"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
     decoder = codecs.getincrementaldecoder("cp1252")()
     try:
         with _open_binary(path) as stream:

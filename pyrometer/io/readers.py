@@ -116,12 +116,15 @@ def _utf8(path: Path, encoding: str | None) -> Path:
     the line and the encoding it looks like."""
     if files.file_format(path) not in ("csv", "json"):
         return path
-    if encoding is not None and files.check_encoding(encoding) not in files.UTF8:
+    bad = files.first_non_utf8(path)
+    # `--encoding` is for the files that are not UTF-8: events in UTF-8 beside a cp1252
+    # LEADS stay UTF-8 (decoded as cp1252, `Müller` became `MÃ¼ller`, another lead).
+    other = encoding is not None and files.check_encoding(encoding) not in files.UTF8
+    if bad is not None and encoding is not None and other:
         try:
             return files.as_utf8(path, encoding)
         except UnicodeDecodeError as exc:
             raise InputError(path, f"is not {encoding}: {exc.reason} at byte {exc.start}") from None
-    bad = files.first_non_utf8(path)
     if bad is not None:
         raise InputError(
             path,
@@ -150,11 +153,56 @@ def register(
         raise InputError(path, f"cannot read: {_first_line(exc)}") from None
     if not has_rows:
         raise InputError(path, "the file is empty (no data rows)")
+    if files.file_format(path) == "json":
+        types = _ids_as_text(con, view, reader, columns, types)
     if "file_row_number" in columns:
         keep = [c for c in columns if c != "file_row_number"]
         types = tuple(t for c, t in zip(columns, types, strict=True) if c != "file_row_number")
         columns = tuple(keep)
     return Source(path, view, columns, types, row_number)
+
+
+# Id fields of JSON Lines (the usual spellings and Segment's), read as text whatever JSON
+# type a message gives them.
+_JSON_ID_NAMES = frozenset(
+    {*LEAD_ALIASES, *EVENT_ALIASES["lead_id"], *EVENT_ALIASES["event_id"]}
+    | {"anonymousid", "previousid"}
+)
+
+
+def _ids_as_text(
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    reader: str,
+    columns: tuple[str, ...],
+    types: tuple[str, ...],
+) -> tuple[str, ...]:
+    """Re-register a JSON Lines view with its id fields as text; the new column types.
+
+    JSON gives ids as numbers as often as text (``"userId": 12345``). DuckDB types a field
+    that is both as ``JSON``, whose text keeps a string's quotes (``"abc"`` would be the
+    lead ``\"abc\"``), and one that is only a number as ``BIGINT``, which cannot meet a
+    text ``anonymousId``. As text, ``12345`` and ``"12345"`` are the same id, as in CSV.
+    """
+    replace: list[str] = []
+    new_types = list(types)
+    for i, (column, kind) in enumerate(zip(columns, types, strict=True)):
+        if normalize_name(column) not in _JSON_ID_NAMES or kind == "VARCHAR":
+            continue
+        quoted = quote_ident(column)
+        text = (
+            f"json_extract_string({quoted}, '$')"
+            if kind == "JSON"
+            else f"CAST({quoted} AS VARCHAR)"
+        )
+        replace.append(f"{text} AS {quoted}")
+        new_types[i] = "VARCHAR"
+    if replace:
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {quote_ident(view)} AS "
+            f"SELECT * REPLACE ({', '.join(replace)}) FROM {reader}"
+        )
+    return tuple(new_types)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -215,7 +263,9 @@ def _in_range_sql(ts_sql: str) -> str:
 
 def _is_segment(columns: Sequence[str]) -> bool:
     names = set(columns)
-    return "event" in names and ("userId" in names or "anonymousId" in names)
+    # A file of `page` calls alone has no `event` field: its `type` says what it is.
+    kind = "event" in names or ("type" in names and _find(columns, EVENT_ALIASES["event"]) is None)
+    return kind and ("userId" in names or "anonymousId" in names)
 
 
 def open_events(
@@ -285,6 +335,12 @@ def open_events(
     checks = [
         ("lead_id", f"{lead_sql} IS NULL OR {lead_sql} = ''", raw_lead_sql, EMPTY_LEAD),
         ("event", f"{event_sql} IS NULL OR trim({event_sql}) = ''", event_sql, "event is empty"),
+        (  # as `/v1/track` refuses it: a name of punctuation alone means no event
+            "event",
+            f"NOT regexp_matches({event_sql}, '[\\pL\\pN\\pM]')",
+            event_sql,
+            "an event name needs at least one letter or digit",
+        ),
         ("timestamp", f"{exprs['timestamp']} IS NULL", "NULL", "timestamp is empty"),
         (
             "timestamp",
@@ -429,7 +485,7 @@ def _segment_exprs(source: Source) -> tuple[dict[str, str], dict[str, str], str]
     time_field = next((c for c in SEGMENT_TIME_FIELDS if c in columns), None)
     if time_field is None:
         raise InputError(source.path, "Segment messages need a 'timestamp'", column="timestamp")
-    event = quote_ident("event")
+    event = quote_ident("event") if "event" in columns else "NULL"
     if "type" in columns:
         page = "CASE WHEN \"type\" = 'page' THEN 'page_view' ELSE " + event + " END"
         event = page
@@ -443,12 +499,42 @@ def _segment_exprs(source: Source) -> tuple[dict[str, str], dict[str, str], str]
         "timestamp_type": source.type_of(time_field),
         "event_id": quote_ident("messageId") if "messageId" in columns else source.row_number_sql,
     }
+    times = [c for c in SEGMENT_TIME_FIELDS if c in columns]
+    if len(times) > 1:
+        # Per message, the first time it has, as `/v1/track` reads it (`timestamp`, else
+        # `originalTimestamp`...); of one type when the fields share one, else as text.
+        types = {source.type_of(c) for c in times}
+        same = len(types) == 1
+        parts = [quote_ident(c) if same else f"CAST({quote_ident(c)} AS VARCHAR)" for c in times]
+        exprs["timestamp"] = f"coalesce({', '.join(parts)})"
+        exprs["timestamp_type"] = types.pop() if same else "VARCHAR"
     props: dict[str, str] = {}
     if "properties" in columns:
         ptype = source.type_of("properties")
         for key in _struct_keys(ptype):
             props.setdefault(normalize_name(key), f'"properties".{quote_ident(key)}')
+    if "type" in columns:
+        _page_fallbacks(source, props)
     return exprs, props, rest
+
+
+def _page_fallbacks(source: Source, props: dict[str, str]) -> None:
+    """A ``page`` call's ``url`` and ``name`` where ``/v1/page`` takes them: the page's
+    ``context.page.url`` when ``properties`` has no ``url``, its ``name`` when it has no
+    ``name`` (:func:`pyrometer.api.convert.to_track`), so a file scores as the service."""
+    fallbacks: dict[str, str] = {}
+    if "context" in source.columns:
+        page = dict(_struct_fields(source.type_of("context"))).get("page", "")
+        if "url" in dict(_struct_fields(page)):
+            fallbacks["url"] = '"context"."page"."url"'
+    if "name" in source.columns:
+        fallbacks["name"] = quote_ident("name")
+    for key, sql in fallbacks.items():
+        given = props.get(key, "NULL")
+        props[key] = (
+            f"CASE WHEN \"type\" = 'page' THEN coalesce(CAST({given} AS VARCHAR), "
+            f"CAST({sql} AS VARCHAR)) ELSE {given} END"
+        )
 
 
 def _struct_keys(type_text: str) -> list[str]:

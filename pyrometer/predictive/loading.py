@@ -8,6 +8,7 @@ placeholder is ``None``, so every later step sees one notion of "missing".
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import json
@@ -66,6 +67,17 @@ def _read_text(file: Path) -> str:
     raw = file.read_bytes()
     if file.suffix.lower() == ".gz":
         raw = gzip.decompress(raw)
+    # A byte-order mark names UTF-16 or UTF-32 (Excel's "Unicode text"), which would
+    # otherwise decode as cp1252 into NUL-filled garbage (UTF-32's mark starts as UTF-16's).
+    for marks, encoding in (
+        ((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE), "utf-32"),
+        ((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE), "utf-16"),
+    ):
+        if raw.startswith(marks):
+            try:
+                return raw.decode(encoding)
+            except UnicodeDecodeError:
+                break
     for encoding in ("utf-8-sig", "cp1252", "latin-1"):
         try:
             return raw.decode(encoding)

@@ -26,11 +26,11 @@ CHUNK = 1000
 Progress = Callable[[int, int], None]  # (rows done, rows in all)
 
 
-def detect_kind(path: Path, encoding: str | None = None) -> str:
+def detect_kind(path: Path, encoding: str | None = None, lead_id_column: str | None = None) -> str:
     """``events`` when the file has an event column, else ``leads``."""
     con = connect()
     try:
-        open_events(con, path, encoding=encoding)
+        open_events(con, path, encoding=encoding, lead_id_column=lead_id_column)
         return "events"
     except InputError as exc:
         if exc.column == "event" or exc.column == "timestamp":
@@ -49,10 +49,14 @@ def _chunks(cursor: duckdb.DuckDBPyConnection) -> Any:
 
 
 def import_events(
-    service: Service, path: Path, progress: Progress | None = None, encoding: str | None = None
+    service: Service,
+    path: Path,
+    progress: Progress | None = None,
+    encoding: str | None = None,
+    lead_id_column: str | None = None,
 ) -> IngestResult:
     con = connect()
-    table = open_events(con, path, encoding=encoding)
+    table = open_events(con, path, encoding=encoding, lead_id_column=lead_id_column)
     if table.diagnose is not None:
         table.diagnose()  # names the first row without a lead, an event or a time
     id_type = con.execute(f"SELECT typeof(event_id) FROM {table.sql} LIMIT 1").fetchone()
@@ -99,11 +103,15 @@ def import_events(
 
 
 def import_leads(
-    service: Service, path: Path, progress: Progress | None = None, encoding: str | None = None
+    service: Service,
+    path: Path,
+    progress: Progress | None = None,
+    encoding: str | None = None,
+    lead_id_column: str | None = None,
 ) -> int:
     """Every lead's attributes merged in (fit rescored); returns the number of rows."""
     con = connect()
-    table = open_leads(con, path, encoding=encoding)
+    table = open_leads(con, path, encoding=encoding, lead_id_column=lead_id_column)
     names = list(table.attributes)
     total = con.execute(f"SELECT count(*) FROM {table.sql}").fetchone()[0]  # type: ignore[index]
     columns = ", ".join(["lead_id"] + [table.attributes[n] for n in names])

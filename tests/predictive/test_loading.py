@@ -111,3 +111,17 @@ def test_kinds_and_identifiers() -> None:
     assert looks_like_id(s([str(1000 + i) for i in range(50)]), ColumnKind.NUMERIC, "Lead Number")
     assert not looks_like_id(s([str(1000 + i) for i in range(50)]), ColumnKind.NUMERIC, "Revenue")
     assert not looks_like_id(s([str(i + 0.5) for i in range(50)]), ColumnKind.NUMERIC)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-16-be"])
+def test_a_utf16_or_utf32_file_with_its_mark_is_read(tmp_path: Path, encoding: str) -> None:
+    """Excel's "Unicode text" was decoded as cp1252: NULs everywhere, one field a line."""
+    text = "lead_id,Job Title,converted\nMüller,CEO,1\nAnn,Student,0\n"
+    data = text.encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data
+    path = tmp_path / "h.csv"
+    path.write_bytes(data)
+    frame = read_table(path)
+    assert list(frame.columns) == ["lead_id", "Job Title", "converted"]
+    assert frame["lead_id"].tolist() == ["Müller", "Ann"]
