@@ -13,23 +13,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import sqlalchemy as sa
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stores import fresh_store
 
 from pyrometer.service.keys import KeyChecker, Scope, create_key
 from pyrometer.service.runtime import Service
-
-POSTGRES = os.environ.get(
-    "PYROMETER_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 
 
 def measure(url: str, checks: int) -> tuple[float, float]:
@@ -66,20 +59,8 @@ def main() -> None:
     parser.add_argument("--stores", default="sqlite,postgres")
     args = parser.parse_args()
     for store in args.stores.split(","):
-        if store == "sqlite":
-            with tempfile.TemporaryDirectory() as folder:
-                wall, cpu = measure(f"sqlite:///{folder}/keys.db", args.checks)
-        else:
-            schema = f"bench_keys_{uuid.uuid4().hex[:8]}"
-            admin = sa.create_engine(POSTGRES)
-            with admin.begin() as conn:
-                conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-            try:
-                wall, cpu = measure(f"{POSTGRES}?options=-csearch_path%3D{schema}", args.checks)
-            finally:
-                with admin.begin() as conn:
-                    conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-                admin.dispose()
+        with fresh_store(store, "keys") as url:
+            wall, cpu = measure(url, args.checks)
         label = "SQLite" if store == "sqlite" else "PostgreSQL"
         print(f"{label:10s}  key check per request: {wall:6.1f} µs wall, {cpu:5.1f} µs CPU")
 

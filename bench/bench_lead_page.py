@@ -23,7 +23,6 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -33,13 +32,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_service import (
-    PG_SERVER,
     REPO,
     Client,
     free_port,
     percentile,
     start_server,
 )
+from stores import LABELS, fresh_store
 
 HEAVY = "heavy@example.com"
 NAMES = ("page_view", "pricing_page_view", "email_open", "email_click", "webinar_attended")
@@ -162,24 +161,8 @@ def main() -> None:
     parser.add_argument("--repo", default=str(REPO), help="Checkout whose server to run.")
     args = parser.parse_args()
     for store in args.stores.split(","):
-        if store == "sqlite":
-            with tempfile.TemporaryDirectory() as folder:
-                bench_store("SQLite", f"sqlite:///{folder}/bench.db", args)
-        elif store == "postgres":
-            import sqlalchemy as sa
-
-            schema = f"pyro_bench_{uuid.uuid4().hex[:10]}"
-            admin = sa.create_engine(PG_SERVER)
-            with admin.begin() as conn:
-                conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-            try:
-                bench_store("PostgreSQL", f"{PG_SERVER}?options=-csearch_path%3D{schema}", args)
-            finally:
-                with admin.begin() as conn:
-                    conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-                admin.dispose()
-        else:
-            raise SystemExit(f"unknown store {store!r} (sqlite, postgres)")
+        with fresh_store(store) as url:
+            bench_store(LABELS.get(store, store), url, args)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -28,14 +27,13 @@ from pathlib import Path
 
 REPO = Path(os.environ.get("REPO") or Path(__file__).resolve().parents[1])
 sys.path.insert(0, str(REPO))
-
-import sqlalchemy as sa  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stores import fresh_store  # noqa: E402
 
 from pyrometer.service.ingest import ingest  # noqa: E402
 from pyrometer.service.inputs import Identify, Track  # noqa: E402
 from pyrometer.service.runtime import Service  # noqa: E402
 
-PG = os.environ.get("PYROMETER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 NAMES = ("pricing_page_view", "case_study_download", "webinar_attended", "email_click")
 DAY_US = 86_400 * 1_000_000
 
@@ -108,21 +106,8 @@ def main() -> None:
     args = parser.parse_args()
     print(f"merge of a 3-event visitor into a lead with {args.events:,} events ({REPO})")
     for store in args.stores:
-        if store == "sqlite":
-            with tempfile.TemporaryDirectory() as folder:
-                times, others = run(f"sqlite:///{folder}/merge.db", args.events, args.repeat)
-        else:
-            schema = f"bench_merge_{uuid.uuid4().hex[:8]}"
-            admin = sa.create_engine(PG)
-            with admin.begin() as conn:
-                conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-            try:
-                url = f"{PG}?options=-csearch_path%3D{schema}"
-                times, others = run(url, args.events, args.repeat)
-            finally:
-                with admin.begin() as conn:
-                    conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-                admin.dispose()
+        with fresh_store(store, "merge") as url:
+            times, others = run(url, args.events, args.repeat)
         ms = [t * 1000 for t in times]
         print(
             f"{store:10} median {statistics.median(ms):8.1f} ms   "

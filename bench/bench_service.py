@@ -28,7 +28,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -42,9 +41,9 @@ sys.path.insert(0, str(REPO))
 from pyrometer.service.keys import Scope, create_key  # noqa: E402
 from pyrometer.service.runtime import Service  # noqa: E402
 
-PG_SERVER = os.environ.get(
-    "PYROMETER_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stores import LABELS, fresh_store  # noqa: E402
+
 EVENTS = (
     "page_view",
     "pricing_page_view",
@@ -271,24 +270,8 @@ def main() -> None:
         flush=True,
     )
     for store in args.stores.split(","):
-        if store == "sqlite":
-            with tempfile.TemporaryDirectory() as folder:
-                bench_store("SQLite", f"sqlite:///{folder}/bench.db", args)
-        elif store == "postgres":
-            import sqlalchemy as sa
-
-            schema = f"pyro_bench_{uuid.uuid4().hex[:10]}"
-            admin = sa.create_engine(PG_SERVER)
-            with admin.begin() as conn:
-                conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-            try:
-                bench_store("PostgreSQL", f"{PG_SERVER}?options=-csearch_path%3D{schema}", args)
-            finally:
-                with admin.begin() as conn:
-                    conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-                admin.dispose()
-        else:
-            raise SystemExit(f"unknown store {store!r}")
+        with fresh_store(store) as url:
+            bench_store(LABELS.get(store, store), url, args)
 
 
 if __name__ == "__main__":

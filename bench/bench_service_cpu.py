@@ -22,16 +22,14 @@ import os
 import random
 import signal
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 REPO = Path(os.environ.get("REPO") or Path(__file__).resolve().parents[1])
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import bench_service as bs  # noqa: E402
+from stores import fresh_store  # noqa: E402
 
 from pyrometer.service.keys import Scope, create_key  # noqa: E402
 from pyrometer.service.runtime import Service  # noqa: E402
@@ -131,22 +129,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="Server processes.")
     parser.add_argument("--label", default="")
     args = parser.parse_args()
-    if args.store == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            measure(f"sqlite:///{folder}/bench.db", args)
-        return
-    import sqlalchemy as sa
-
-    schema = f"pyro_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(bs.PG_SERVER)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        measure(f"{bs.PG_SERVER}?options=-csearch_path%3D{schema}", args)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_store(args.store) as url:
+        measure(url, args)
 
 
 if __name__ == "__main__":
