@@ -17,7 +17,7 @@ from pyrometer.api.auth import require
 from pyrometer.api.convert import FieldErrors
 from pyrometer.api.deps import not_found, service_of
 from pyrometer.api.query_check import no_unknown_query
-from pyrometer.api.schemas import SafeText
+from pyrometer.api.schemas import JsonObject, SafeText
 from pyrometer.core.timeutil import iso
 from pyrometer.routing.reps import RepError
 from pyrometer.service.reps import (
@@ -36,7 +36,8 @@ router = APIRouter(
     tags=["reps"],
     dependencies=[Depends(require(Scope.ADMIN)), Depends(no_unknown_query)],
 )
-RepId = Annotated[str, Path(min_length=1, max_length=200)]
+RepId = Annotated[SafeText, Path(min_length=1, max_length=200)]
+MAX_CAPACITY = 1_000_000
 Text = Annotated[SafeText, Field(max_length=200)]
 
 
@@ -47,8 +48,10 @@ class RepPatch(BaseModel):
 
     name: Text | None = None
     email: Text | None = None
-    capacity: int | None = Field(default=None, description="Most new leads per window.")
-    territory: dict[str, Any] | None = Field(
+    capacity: int | None = Field(
+        default=None, ge=1, le=MAX_CAPACITY, description="Most new leads per window."
+    )
+    territory: JsonObject | None = Field(
         default=None, description="A condition on lead attributes, e.g. {country: [LT, LV]}."
     )
     timezone: Text | None = None

@@ -207,3 +207,22 @@ def test_migration_0008_adds_and_drops_the_reps_table(store_url: str) -> None:
         assert columns == {"id", "rep", "created_us", "updated_us"}
     finally:
         engine.dispose()
+
+
+def test_hostile_rep_input_is_refused_not_a_server_error(client: TestClient, keys: Keys) -> None:
+    """PostgreSQL refuses NUL characters and unpaired surrogates: the API must refuse them
+    first, naming the field, rather than fail in the store."""
+    headers = {**Keys.bearer(keys.admin), "content-type": "application/json"}
+    hostile = {
+        "territory": [{"country": ["LT\x00"]}, {"country": "\ud800"}],
+        "capacity": [2**70, 0],
+    }
+    for field, values in hostile.items():
+        for value in values:
+            body = json.dumps({**KIM, field: value})
+            loc, _msg = _error(client.post("/v1/reps", content=body, headers=headers))
+            assert loc[:2] == ["body", field]
+    for path in ("/v1/reps/a%00b", "/v1/reps/" + "x" * 201):
+        for method in ("GET", "PATCH", "DELETE"):
+            answer = client.request(method, path, json={"away": True}, headers=headers)
+            assert answer.status_code == 422, (method, path, answer.text)
