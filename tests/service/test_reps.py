@@ -148,14 +148,18 @@ def test_reps_from_the_cli(store_url: str) -> None:
     assert table[0].split()[:3] == ["id", "name", "email"] and len(table) == 3
 
     assert _cli("reps", "back", "kim", *db).exit_code == 0
-    changed = _cli("reps", "set", "kim", "--hours", "always", "--capacity", "10", *db)
+    changed = _cli(
+        "reps", "set", "kim", "--hours", "always", "--capacity", "10", "--territory", "{}", *db
+    )
     assert changed.exit_code == 0, changed.output
     service = Service.open(store_url)
     try:
         kim = get_rep(service, "kim")
     finally:
         service.close()
-    assert kim is not None and not kim.rep.away and kim.rep.hours is None
+    assert (
+        kim is not None and not kim.rep.away and kim.rep.hours is None and kim.rep.territory is None
+    )
     assert (kim.rep.capacity, kim.rep.email) == (10, "kim@example.com")
 
     assert _cli("reps", "remove", "ana", *db).exit_code == 0
