@@ -21,6 +21,7 @@ from pyrometer.api import (
     routes_merge,
     routes_playbook,
     routes_reports,
+    routes_reps,
 )
 from pyrometer.api.convert import FieldErrors
 from pyrometer.api.cors import cors_origins_from_env, install_cors
@@ -116,6 +117,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(routes_keys.router)
     app.include_router(routes_merge.router)
+    app.include_router(routes_reps.router)
 
     @app.exception_handler(FieldErrors)
     async def field_errors(_request: Request, exc: FieldErrors) -> JSONResponse:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from pyrometer.cli import commands, predictive_commands, service_commands
+from pyrometer.cli import commands, predictive_commands, reps_commands, service_commands
 
 app = typer.Typer(
     name="pyrometer",
@@ -49,6 +49,7 @@ def _root(
 commands.register(app)
 predictive_commands.register(app)
 service_commands.register(app)
+reps_commands.register(app)
 
 
 def main() -> None:

@@ -189,3 +189,14 @@ audit = sa.Table(
     sa.Column("detail", sa.JSON, nullable=False),
     sa.Index(None, "lead_id", "at_us"),
 )
+
+# The sales reps routing may give leads to: ``rep`` is ``pyrometer.routing.reps.Rep`` as
+# plain data (``Rep.to_dict()``), so a new optional field of a rep needs no migration.
+reps = sa.Table(
+    "reps",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("rep", sa.JSON, nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("updated_us", sa.BigInteger, nullable=False),
+)
