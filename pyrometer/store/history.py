@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pyrometer.core.model import Event
+from pyrometer.store.repo import EVENT_COLUMNS, event_of
 from pyrometer.store.tables import events
 
 
@@ -22,11 +23,8 @@ def lead_events_in(conn: Connection, lead_id: str, spans: Iterable[tuple[int, in
             merged.append([start, end])
     out: list[Event] = []
     for start, end in merged:
-        query = sa.select(
-            events.c.lead_id, events.c.name, events.c.ts_us, events.c.event_id, events.c.properties
-        ).where(events.c.lead_id == lead_id, events.c.ts_us >= start, events.c.ts_us < end)
-        out += [
-            Event(row.lead_id, row.name, row.ts_us, row.event_id, row.properties or {})
-            for row in conn.execute(query)
-        ]
+        query = sa.select(*EVENT_COLUMNS).where(
+            events.c.lead_id == lead_id, events.c.ts_us >= start, events.c.ts_us < end
+        )
+        out += [event_of(row) for row in conn.execute(query)]
     return out

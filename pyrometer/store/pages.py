@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from pyrometer.core.model import Event, Transition
 from pyrometer.store.engine import is_postgres, json_loads
+from pyrometer.store.repo import EVENT_COLUMNS, event_of
 from pyrometer.store.tables import events, leads, transitions
 
 
@@ -37,19 +38,14 @@ def events_before(
     lead's rows and sort them when the names were filtered here too), and the position
     as a bound on ``ts_us`` the index can use.
     """
-    query = sa.select(
-        events.c.lead_id, events.c.name, events.c.ts_us, events.c.event_id, events.c.properties
-    ).where(events.c.lead_id == lead_id)
+    query = sa.select(*EVENT_COLUMNS).where(events.c.lead_id == lead_id)
     if before is not None:
         query = query.where(
             events.c.ts_us <= before.ts_us,
             sa.or_(events.c.ts_us < before.ts_us, events.c.event_id < before.event_id),
         )
     query = query.order_by(events.c.ts_us.desc(), events.c.event_id.desc()).limit(limit)
-    return [
-        Event(row.lead_id, row.name, row.ts_us, row.event_id, row.properties or {})
-        for row in conn.execute(query)
-    ]
+    return [event_of(row) for row in conn.execute(query)]
 
 
 def events_between(
@@ -57,18 +53,15 @@ def events_between(
 ) -> list[Event]:
     """The lead's events of these names in ``[start_us, end_us)``, oldest first (a cap
     window, read when the stored state does not hold its ranks)."""
-    query = sa.select(
-        events.c.lead_id, events.c.name, events.c.ts_us, events.c.event_id, events.c.properties
-    ).where(events.c.lead_id == lead_id, events.c.name.in_(sorted(names)))
+    query = sa.select(*EVENT_COLUMNS).where(
+        events.c.lead_id == lead_id, events.c.name.in_(sorted(names))
+    )
     if start_us is not None:
         query = query.where(events.c.ts_us >= start_us)
     if end_us is not None:
         query = query.where(events.c.ts_us < end_us)
     query = query.order_by(events.c.ts_us, events.c.event_id)
-    return [
-        Event(row.lead_id, row.name, row.ts_us, row.event_id, row.properties or {})
-        for row in conn.execute(query)
-    ]
+    return [event_of(row) for row in conn.execute(query)]
 
 
 def event_name(conn: Connection, event_id: str) -> str | None:

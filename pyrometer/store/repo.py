@@ -361,14 +361,24 @@ def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[st
     return new
 
 
+# The events columns :func:`event_of` reads, in the order an Event takes them.
+EVENT_COLUMNS = (
+    events.c.lead_id,
+    events.c.name,
+    events.c.ts_us,
+    events.c.event_id,
+    events.c.properties,
+)
+
+
 def event_of(row: Any) -> Event:
+    """A row of :data:`EVENT_COLUMNS` as an Event."""
     return Event(row.lead_id, row.name, row.ts_us, row.event_id, row.properties or {})
 
 
 def lead_events(conn: Connection, lead_id: str) -> list[Event]:
     query = (
-        sa.select(events.c.lead_id, events.c.name, events.c.ts_us, events.c.event_id)
-        .add_columns(events.c.properties)
+        sa.select(*EVENT_COLUMNS)
         .where(events.c.lead_id == lead_id)
         .order_by(events.c.ts_us, events.c.event_id)
     )
