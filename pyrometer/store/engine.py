@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from pyrometer.envconfig import seconds_from_env
@@ -195,6 +196,11 @@ def _sqlite_engine(url: str, timeouts: StoreTimeouts) -> Engine:
 
 def is_postgres(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def dialect_insert(conn: Connection, table: sa.Table) -> Any:
+    """``INSERT`` of the connection's dialect (for ``ON CONFLICT DO NOTHING``)."""
+    return (postgresql if is_postgres(conn) else sqlite).insert(table)
 
 
 class WalCheckpointer:

@@ -8,14 +8,14 @@ Callers own the transaction and hold the locks of the leads they change (see
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from pyrometer.store.engine import is_postgres
+from pyrometer.store.engine import dialect_insert, is_postgres
+from pyrometer.store.repo import chunks
 from pyrometer.store.tables import (
     audit,
     events,
@@ -26,23 +26,11 @@ from pyrometer.store.tables import (
     visitors,
 )
 
-_CHUNK = 500
-
-
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
-
-
-def _insert(conn: Connection, table: sa.Table) -> Any:
-    """``INSERT`` of the connection's dialect (for ``ON CONFLICT DO NOTHING``)."""
-    return (postgresql if is_postgres(conn) else sqlite).insert(table)
-
 
 def visitors_among(conn: Connection, lead_ids: Iterable[str]) -> set[str]:
     """Which of these leads are anonymous visitors (named by no ``userId`` yet)."""
     found: set[str] = set()
-    for chunk in _chunks(sorted(set(lead_ids))):
+    for chunk in chunks(sorted(set(lead_ids))):
         query = sa.select(visitors.c.lead_id).where(visitors.c.lead_id.in_(chunk))
         found.update(conn.execute(query).scalars())
     return found
@@ -52,7 +40,7 @@ def add_visitors(conn: Connection, lead_ids: Iterable[str]) -> None:
     """New leads only an ``anonymousId`` named."""
     ids = sorted(set(lead_ids))
     if ids:
-        statement = _insert(conn, visitors).on_conflict_do_nothing()
+        statement = dialect_insert(conn, visitors).on_conflict_do_nothing()
         conn.execute(statement, [{"lead_id": lead} for lead in ids])
 
 
@@ -68,7 +56,7 @@ def forget_visitors(conn: Connection, lead_ids: Iterable[str]) -> None:
     if is_postgres(conn):
         conn.exec_driver_sql("DELETE FROM visitors WHERE lead_id = ANY(%b)", (ids,))
         return
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         marks = ", ".join(["?"] * len(chunk))
         conn.exec_driver_sql(f"DELETE FROM visitors WHERE lead_id IN ({marks})", tuple(chunk))
 
@@ -76,7 +64,7 @@ def forget_visitors(conn: Connection, lead_ids: Iterable[str]) -> None:
 def applied_messages(conn: Connection, message_ids: Iterable[str]) -> set[str]:
     """Which identify/alias message ids were applied already."""
     found: set[str] = set()
-    for chunk in _chunks(sorted(set(message_ids))):
+    for chunk in chunks(sorted(set(message_ids))):
         query = sa.select(identity_messages.c.message_id).where(
             identity_messages.c.message_id.in_(chunk)
         )
@@ -97,7 +85,7 @@ def claim_messages(conn: Connection, owners: Mapping[str, str], now_us: int) -> 
         for message_id in sorted(owners)
     ]
     statement = (
-        _insert(conn, identity_messages)
+        dialect_insert(conn, identity_messages)
         .on_conflict_do_nothing()
         .returning(identity_messages.c.message_id)
     )
@@ -126,7 +114,7 @@ def move_history(conn: Connection, from_id: str, into_id: str, now_us: int) -> N
 
 def delete_leads(conn: Connection, lead_ids: Iterable[str]) -> None:
     """Lead rows this transaction created and then found it had no reason to keep."""
-    for chunk in _chunks(sorted(set(lead_ids))):
+    for chunk in chunks(sorted(set(lead_ids))):
         conn.execute(leads.delete().where(leads.c.lead_id.in_(chunk)))
         conn.execute(visitors.delete().where(visitors.c.lead_id.in_(chunk)))
 

@@ -77,7 +77,8 @@ _PG_INSERT_LEADS = bulk_insert(
 _PG_UPDATE_LEADS = bulk_update(leads, "lead_id", _LEAD_COLUMNS)
 
 
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    """``items`` in slices of ``size``: one ``IN (...)`` list or multi-row statement each."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -160,7 +161,7 @@ def create_lead_rows(conn: Connection, rows: Sequence[LeadRow]) -> set[str]:
     if is_postgres(conn):
         return {row[0] for row in _PG_INSERT_LEADS.run(conn, ordered)}
     created: set[str] = set()
-    for chunk in _chunks(ordered, 200):
+    for chunk in chunks(ordered, 200):
         sql = _insert_leads_sql(len(chunk), returning=True)
         params = tuple(v for row in chunk for v in row)
         created.update(row[0] for row in conn.exec_driver_sql(sql, params))
@@ -174,7 +175,7 @@ def existing_leads(conn: Connection, lead_ids: Iterable[str]) -> set[str]:
         sql = "SELECT lead_id FROM leads WHERE lead_id = ANY(%b)"
         return {row[0] for row in conn.exec_driver_sql(sql, (ids,))}
     found: set[str] = set()
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         sql = f"SELECT lead_id FROM leads WHERE lead_id IN ({', '.join(['?'] * len(chunk))})"
         found.update(row[0] for row in conn.exec_driver_sql(sql, tuple(chunk)))
     return found
@@ -231,7 +232,7 @@ def read_leads_raw(conn: Connection, lead_ids: Iterable[str], lock: bool) -> dic
     if dialect == "postgresql":
         batches: Iterable[tuple[str, Any]] = [(_read_sql(dialect, 0, lock), (ids,))]
     else:
-        batches = ((_read_sql(dialect, len(c), lock), tuple(c)) for c in _chunks(ids))
+        batches = ((_read_sql(dialect, len(c), lock), tuple(c)) for c in chunks(ids))
     for sql, params in batches:
         for row in conn.exec_driver_sql(sql, params):
             out[row[0]] = tuple(row)
@@ -300,7 +301,7 @@ def attribute_keys(conn: Connection, lead_ids: Iterable[str]) -> dict[str, set[s
     left out; no lock taken)."""
     ids = sorted(set(lead_ids))
     out: dict[str, set[str]] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         query = sa.select(leads.c.lead_id, leads.c.attributes).where(leads.c.lead_id.in_(chunk))
         for lead_id, attributes in conn.execute(query):
             out[lead_id] = set(_json(attributes) or {})
@@ -311,7 +312,7 @@ def resolve_subjects(conn: Connection, subjects: Iterable[str]) -> dict[str, str
     """Anonymous ids that an identify call has linked to a lead, and that lead."""
     ids = sorted(set(subjects))
     out: dict[str, str] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         query = sa.select(identities.c.anonymous_id, identities.c.lead_id).where(
             identities.c.anonymous_id.in_(chunk)
         )
@@ -354,7 +355,7 @@ def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[st
     if is_postgres(conn):
         return {r[0] for r in _PG_INSERT_EVENTS.run(conn, params)}
     new: set[str] = set()
-    for chunk in _chunks(params):
+    for chunk in chunks(params):
         sql = _insert_events_sql(len(chunk))
         flat = tuple(value for row in chunk for value in row)
         new.update(r[0] for r in conn.exec_driver_sql(sql, flat))
@@ -447,7 +448,7 @@ def save_rows(
     for changed, rows in groups.items():
         sql, positions = _update_lead_sql(changed)
         conn.exec_driver_sql(sql, [tuple(row[i] for i in positions) for row in rows])
-    for chunk in _chunks(inserts, 200):
+    for chunk in chunks(inserts, 200):
         sql = _insert_leads_sql(len(chunk), returning=False)
         conn.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
     if timed:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import secrets
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from pyrometer.store.engine import is_postgres
+from pyrometer.store.engine import dialect_insert
 from pyrometer.store.tables import server_secrets
 
 
@@ -29,7 +28,7 @@ def get_or_create(conn: Connection, name: str, now_us: int) -> str:
     if found is not None:
         return found
     row = {"name": name, "value": secrets.token_urlsafe(32), "created_us": now_us}
-    insert = (postgresql.insert if is_postgres(conn) else sqlite.insert)(server_secrets)
+    insert = dialect_insert(conn, server_secrets)
     conn.execute(insert.values(**row).on_conflict_do_nothing(index_elements=["name"]))
     made = _read(conn, name)
     assert made is not None
