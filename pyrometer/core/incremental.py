@@ -268,10 +268,6 @@ class WindowsSealed(LookupError):
         self.keys = keys
 
 
-def _window_end(rule: EngagementRule, window: int) -> int | None:
-    return (window + 1) * rule.window_us if rule.window_us else None
-
-
 def seal(playbook: Playbook, state: LeadState, max_windows: int = MAX_WINDOWS) -> LeadState:
     """Drop the oldest windows of each capped rule with a period that holds more than
     ``max_windows`` of them, keeping its ``max_windows * 3 // 4`` most recent.
