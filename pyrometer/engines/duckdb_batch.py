@@ -1030,6 +1030,7 @@ class DuckDBBatchScorer:
         """
         say = progress or (lambda _stage: None)
         if events is not None:
+            events = self.distinct(events)  # once: the ids stay the same when normalised
             self._score_events(events, as_of_us, say)
             if self._ids_not_normal(events):
                 self._score_events(_normal_ids(events), as_of_us, say)
