@@ -45,7 +45,7 @@ from pyrometer.core.classify import (
     stage_of,
     temperature_of,
 )
-from pyrometer.core.fit import fit_lines, suppressed_by_attributes
+from pyrometer.core.fit import fit_and_suppression
 from pyrometer.core.model import EngagementLine, Event, ScoredLead, Transition
 from pyrometer.core.playbook import EngagementRule, Metric, Playbook, Stage, Temperature
 
@@ -365,12 +365,12 @@ def apply_attributes(
         step = max(step, state.anchor_step)
     engagement = state.engagement_at(playbook, step) if state.anchor_step is not None else 0.0
     before = _classes(playbook, state, engagement)
-    lines = fit_lines(playbook, attributes)
+    lines, suppressed = fit_and_suppression(playbook, attributes)
     state = replace(
         state,
         fit=sum(line.points for line in lines),
         fit_rules=tuple(line.rule for line in lines),
-        suppressed_by_attributes=suppressed_by_attributes(playbook, attributes),
+        suppressed_by_attributes=suppressed,
     )
     after = _classes(playbook, state, engagement)
     return Step(state, (), tuple(_transitions(playbook, state, before, after, at_us, "attributes")))

@@ -32,7 +32,7 @@ from typing import Any
 
 from pyrometer.core.classify import funnel_of, stage_of, temperature_of
 from pyrometer.core.events import distinct_events
-from pyrometer.core.fit import fit_lines, suppressed_by_attributes
+from pyrometer.core.fit import fit_and_suppression
 from pyrometer.core.model import EngagementLine, Event, ScoredLead
 from pyrometer.core.playbook import Playbook, Stage
 
@@ -53,7 +53,7 @@ def score_lead_reference(
     rank_in_window: dict[tuple[str, int], int] = defaultdict(int)
     lines: list[EngagementLine] = []
     explicit: tuple[tuple[int, str], Stage] | None = None
-    suppressed = suppressed_by_attributes(playbook, attributes)
+    fits, suppressed = fit_and_suppression(playbook, attributes)
     for event in counted:
         for rule in playbook.rules_matching(event.name, event.properties):
             window = event.ts_us // rule.window_us if rule.window_us else 0
@@ -70,7 +70,6 @@ def score_lead_reference(
         if playbook.suppresses(event.name):
             suppressed = True
 
-    fits = fit_lines(playbook, attributes)
     fit = sum(line.points for line in fits)
     engagement = sum(line.value for line in lines)
     stage = stage_of(playbook, fit, engagement, explicit[1] if explicit else None)
