@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pyrometer.core.conditions import DEFAULT_MISSING_VALUES, Where
-from pyrometer.core.timeutil import US_PER_SECOND
+from pyrometer.core.timeutil import US_PER_SECOND, from_us
 
 _CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
@@ -167,8 +167,7 @@ class Rep(BaseModel):
 
     def local(self, at_us: int) -> datetime:
         """``at_us`` on the rep's wall clock."""
-        utc = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=at_us)
-        return utc.astimezone(self.zone)
+        return from_us(at_us).astimezone(self.zone)
 
     def in_hours(self, at_us: int) -> bool:
         """Whether ``at_us`` falls in the rep's working hours (always, without hours)."""
