@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from pyrometer.core.timeutil import iso
 from pyrometer.service.leads import UnknownLead
-from pyrometer.service.reads import current_record, lead_summary
+from pyrometer.service.reads import current_record, event_dict, lead_summary
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import current
 from pyrometer.store import erasure, repo
@@ -86,15 +86,7 @@ def export_lead(service: Service, lead_id: str) -> dict[str, Any] | None:
                 for anonymous_id, at in erasure.identities_of(conn, lead_id)
             ],
             "transitions": [t.to_dict() for t in repo.lead_transitions(conn, lead_id)],
-            "events": [
-                {
-                    "event_id": e.event_id,
-                    "event": e.name,
-                    "timestamp": iso(e.ts_us),
-                    "properties": dict(e.properties),
-                }
-                for e in repo.lead_events(conn, lead_id)
-            ],
+            "events": [event_dict(e) for e in repo.lead_events(conn, lead_id)],
         }
 
     return service.read(work)
