@@ -123,14 +123,9 @@ def lead_detail(
     return JSONBytes(_lead(request, lead_id, ledger_limit, events_limit, transitions_limit))
 
 
-def _lead(
-    request: Request,
-    lead_id: str,
-    ledger_limit: int = lead_pages.DEFAULT_LIMIT,
-    events_limit: int = lead_pages.DEFAULT_LIMIT,
-    transitions_limit: int = lead_pages.DEFAULT_LIMIT,
-) -> dict[str, Any]:
-    found = get_lead(service_of(request), lead_id, ledger_limit, events_limit, transitions_limit)
+def _lead(request: Request, lead_id: str, *limits: int) -> dict[str, Any]:
+    """The lead as :func:`get_lead` gives it (``limits``: its page sizes), or 404."""
+    found = get_lead(service_of(request), lead_id, *limits)
     if found is None:
         raise not_found(f"lead {lead_id!r}")
     return found
