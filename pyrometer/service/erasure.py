@@ -12,13 +12,13 @@ temperature and stage, and its scores now.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from pyrometer.core.timeutil import iso
+from pyrometer.service.keys import hash_key
 from pyrometer.service.leads import UnknownLead
 from pyrometer.service.reads import current_record, event_dict, lead_summary
 from pyrometer.service.runtime import Service
@@ -52,7 +52,7 @@ def erase_lead(
     """Erase the lead in one transaction; ``api_key``: the key that asked, whose id the
     tombstone keeps. Raises :class:`UnknownLead` when there is no such lead."""
     now = service.clock()
-    key_hash = hashlib.sha256(api_key.encode("utf-8")).hexdigest() if api_key else None
+    key_hash = hash_key(api_key) if api_key else None
 
     def work(conn: Connection) -> Tombstone:
         if lead_id not in repo.lock_leads(conn, [lead_id]):
