@@ -7,15 +7,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from pydantic import AfterValidator, BeforeValidator, StringConstraints
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import AfterValidator, StringConstraints
 
 from pyrometer.api.auth import presented_key, require
 from pyrometer.api.deps import not_found, service_of, unprocessable
 from pyrometer.api.fast_json import JSONBytes
-from pyrometer.api.lead_paths import restore_slashes
+from pyrometer.api.lead_paths import LeadId
 from pyrometer.api.query_check import no_unknown_query
-from pyrometer.api.schemas import MAX_ID, LeadUpdate, StageMove, _check_text, _lead_id
+from pyrometer.api.schemas import MAX_ID, LeadUpdate, StageMove, _check_text
 from pyrometer.core.playbook import Stage, Temperature
 from pyrometer.core.timeutil import to_us
 from pyrometer.service import erasure, lead_pages
@@ -35,13 +35,6 @@ from pyrometer.service.runtime import Service
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"], dependencies=[Depends(no_unknown_query)])
 
-LeadId = Annotated[
-    str,
-    Path(min_length=1, max_length=MAX_ID),
-    BeforeValidator(restore_slashes),  # an encoded "/" in the id (pyrometer.api.lead_paths)
-    AfterValidator(_check_text),
-    AfterValidator(_lead_id),  # trimmed, NFC: the id ingest stored
-]
 Text = Annotated[
     str | None, Query(max_length=MAX_ID), AfterValidator(lambda v: v and _check_text(v))
 ]
