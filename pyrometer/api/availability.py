@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pyrometer.api.fast_json import send_json
 from pyrometer.envconfig import seconds_from_env
 from pyrometer.service.grouping import Overloaded
 from pyrometer.service.store_health import StoreMonitor, StoreState
@@ -103,19 +104,8 @@ class StoreDeadline:
                 await refusal
 
     async def _refuse(self, send: Send, message: str) -> None:
-        body = _unavailable_body(message)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 503,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        retry = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
+        await send_json(send, 503, _unavailable_body(message), retry)
 
 
 def install(app: FastAPI, monitor: StoreMonitor, timeout: float) -> None:

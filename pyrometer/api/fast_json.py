@@ -10,10 +10,12 @@ refuses a value, such as an integer past 64 bits in an old row).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 from fastapi.responses import JSONResponse
+from starlette.types import Send
 
 
 class JSONBytes(JSONResponse):
@@ -24,3 +26,22 @@ class JSONBytes(JSONResponse):
             return orjson.dumps(content)
         except TypeError:
             return json.dumps(content, ensure_ascii=False, allow_nan=False).encode()
+
+
+async def send_json(
+    send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """A whole JSON answer straight to ASGI ``send``: for middleware that answers before
+    (or instead of) the app."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -12,9 +12,14 @@ was: the lead ``ann``'s sub-route ``x``, which does not exist.
 
 from __future__ import annotations
 
+from typing import Annotated
 from urllib.parse import unquote
 
+from fastapi import Path
+from pydantic import AfterValidator, BeforeValidator
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from pyrometer.api.schemas import MAX_ID, _check_text, _lead_id
 
 SLASH = "\udc2f"  # stands for "/" inside a lead id segment, between routing and the route
 _PREFIX = b"/v1/leads/"
@@ -24,6 +29,16 @@ def restore_slashes(value: object) -> object:
     """A lead id from the path, with the slashes :class:`LeadPathIds` stood in for (run
     before the text is validated, which refuses a lone surrogate)."""
     return value.replace(SLASH, "/") if isinstance(value, str) else value
+
+
+# The {lead_id} of every /v1/leads route: trimmed and NFC, the id ingest stored.
+LeadId = Annotated[
+    str,
+    Path(min_length=1, max_length=MAX_ID),
+    BeforeValidator(restore_slashes),  # an encoded "/" in the id
+    AfterValidator(_check_text),
+    AfterValidator(_lead_id),
+]
 
 
 class LeadPathIds:

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pyrometer.api.fast_json import send_json
 from pyrometer.api.logs import ACCESS_LOGGER, ERROR_LOGGER, REQUEST_ID
 from pyrometer.service.redact import describe, safe_traceback, sqlstate
 
@@ -213,17 +214,6 @@ def _set_length(headers: list[tuple[bytes, bytes]], length: int) -> list[tuple[b
 async def _internal_error(send: Send, request_id: str) -> None:
     body = orjson.dumps({"detail": "internal server error", "request_id": request_id})
     try:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 500,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"x-request-id", request_id.encode("ascii")),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, 500, body, [(_HEADER, request_id.encode("ascii"))])
     except Exception:  # the answer had begun, or the client is gone: nothing more to say
         return

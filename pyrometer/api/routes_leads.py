@@ -7,15 +7,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from pydantic import AfterValidator, BeforeValidator, StringConstraints
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import AfterValidator, StringConstraints
 
 from pyrometer.api.auth import presented_key, require
 from pyrometer.api.deps import not_found, service_of, unprocessable
 from pyrometer.api.fast_json import JSONBytes
-from pyrometer.api.lead_paths import restore_slashes
+from pyrometer.api.lead_paths import LeadId
 from pyrometer.api.query_check import no_unknown_query
-from pyrometer.api.schemas import MAX_ID, LeadUpdate, StageMove, _check_text, _lead_id
+from pyrometer.api.schemas import MAX_ID, LeadUpdate, StageMove, _check_text
 from pyrometer.core.playbook import Stage, Temperature
 from pyrometer.core.timeutil import to_us
 from pyrometer.service import erasure, lead_pages
@@ -35,13 +35,6 @@ from pyrometer.service.runtime import Service
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"], dependencies=[Depends(no_unknown_query)])
 
-LeadId = Annotated[
-    str,
-    Path(min_length=1, max_length=MAX_ID),
-    BeforeValidator(restore_slashes),  # an encoded "/" in the id (pyrometer.api.lead_paths)
-    AfterValidator(_check_text),
-    AfterValidator(_lead_id),  # trimmed, NFC: the id ingest stored
-]
 Text = Annotated[
     str | None, Query(max_length=MAX_ID), AfterValidator(lambda v: v and _check_text(v))
 ]
@@ -123,14 +116,9 @@ def lead_detail(
     return JSONBytes(_lead(request, lead_id, ledger_limit, events_limit, transitions_limit))
 
 
-def _lead(
-    request: Request,
-    lead_id: str,
-    ledger_limit: int = lead_pages.DEFAULT_LIMIT,
-    events_limit: int = lead_pages.DEFAULT_LIMIT,
-    transitions_limit: int = lead_pages.DEFAULT_LIMIT,
-) -> dict[str, Any]:
-    found = get_lead(service_of(request), lead_id, ledger_limit, events_limit, transitions_limit)
+def _lead(request: Request, lead_id: str, *limits: int) -> dict[str, Any]:
+    """The lead as :func:`get_lead` gives it (``limits``: its page sizes), or 404."""
+    found = get_lead(service_of(request), lead_id, *limits)
     if found is None:
         raise not_found(f"lead {lead_id!r}")
     return found

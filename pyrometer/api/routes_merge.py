@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from pyrometer.api.auth import presented_key, require
 from pyrometer.api.deps import service_of, unprocessable
-from pyrometer.api.lead_paths import restore_slashes
+from pyrometer.api.lead_paths import LeadId
 from pyrometer.api.query_check import no_unknown_query
 from pyrometer.api.schemas import MAX_ID, _check_text, _lead_id
 from pyrometer.core.timeutil import iso
@@ -23,15 +23,6 @@ router = APIRouter(
     tags=["leads"],
     dependencies=[Depends(require(Scope.ADMIN)), Depends(no_unknown_query)],
 )
-
-# Trimmed and NFC, as on every /v1/leads/{lead_id} route: the id ingest stored.
-LeadId = Annotated[
-    str,
-    Path(min_length=1, max_length=MAX_ID),
-    BeforeValidator(restore_slashes),  # an encoded "/" (pyrometer.api.lead_paths)
-    AfterValidator(_check_text),
-    AfterValidator(_lead_id),
-]
 
 
 class MergeIn(BaseModel):

@@ -12,15 +12,15 @@ temperature and stage, and its scores now.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from pyrometer.core.timeutil import iso
+from pyrometer.service.keys import hash_key
 from pyrometer.service.leads import UnknownLead
-from pyrometer.service.reads import current_record, lead_summary
+from pyrometer.service.reads import current_record, event_dict, lead_summary
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import current
 from pyrometer.store import erasure, repo
@@ -52,7 +52,7 @@ def erase_lead(
     """Erase the lead in one transaction; ``api_key``: the key that asked, whose id the
     tombstone keeps. Raises :class:`UnknownLead` when there is no such lead."""
     now = service.clock()
-    key_hash = hashlib.sha256(api_key.encode("utf-8")).hexdigest() if api_key else None
+    key_hash = hash_key(api_key) if api_key else None
 
     def work(conn: Connection) -> Tombstone:
         if lead_id not in repo.lock_leads(conn, [lead_id]):
@@ -86,15 +86,7 @@ def export_lead(service: Service, lead_id: str) -> dict[str, Any] | None:
                 for anonymous_id, at in erasure.identities_of(conn, lead_id)
             ],
             "transitions": [t.to_dict() for t in repo.lead_transitions(conn, lead_id)],
-            "events": [
-                {
-                    "event_id": e.event_id,
-                    "event": e.name,
-                    "timestamp": iso(e.ts_us),
-                    "properties": dict(e.properties),
-                }
-                for e in repo.lead_events(conn, lead_id)
-            ],
+            "events": [event_dict(e) for e in repo.lead_events(conn, lead_id)],
         }
 
     return service.read(work)

@@ -29,7 +29,8 @@ def allows(granted: str, needed: Scope) -> bool:
     return granted == Scope.ADMIN or granted == needed
 
 
-def _hash(key: str) -> str:
+def hash_key(key: str) -> str:
+    """What the store keeps of a key (and finds it by)."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
@@ -65,7 +66,7 @@ def new_key(service: Service, scope: Scope, name: str = "") -> NewKey:
     key = f"pyro_{scope.value}_{secrets.token_urlsafe(24)}"
     created = service.clock()
     values = {
-        "key_hash": _hash(key),
+        "key_hash": hash_key(key),
         "prefix": key[:16],
         "scope": scope.value,
         "name": name or scope.value,
@@ -149,10 +150,10 @@ class KeyChecker:
 
     async def scope_of_async(self, key: str) -> str | None:
         """On the event loop; raises ``StoreUnreachable`` when the store does not answer."""
-        return self._note(await self._lookup.scope(_hash(key)))
+        return self._note(await self._lookup.scope(hash_key(key)))
 
     def scope_of(self, key: str) -> str | None:
-        return self._note(self._lookup.scope_sync(_hash(key)))
+        return self._note(self._lookup.scope_sync(hash_key(key)))
 
     def _note(self, found: tuple[int, str] | None) -> str | None:
         if found is None:

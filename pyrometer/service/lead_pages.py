@@ -103,7 +103,7 @@ class LedgerOfEvents:
         if not isinstance(windows, StoredWindows):
             return
         windows.fetch(
-            (rule.name, e.ts_us // rule.window_us if rule.window_us else 0)
+            (rule.name, _window_of(rule, e.ts_us))
             for e in chunk
             for rule in self._book.rules_matching(e.name, e.properties)
             if rule.limited
@@ -119,7 +119,7 @@ class LedgerOfEvents:
         return out
 
     def _rank(self, rule: EngagementRule, event: Event) -> int:
-        window = event.ts_us // rule.window_us if rule.window_us else 0
+        window = _window_of(rule, event.ts_us)
         members = self._state.windows.get((rule.name, window))
         if members is not None:
             member = (event.ts_us, event.event_id, event.name)
@@ -135,7 +135,7 @@ class LedgerOfEvents:
         found = self._ranked.get(key)
         if found is None:
             start = window * rule.window_us if rule.window_us else None
-            end = start + rule.window_us if start is not None and rule.window_us else None
+            end = start + rule.window_us if start is not None else None
             names = {alt.event for alt in rule.alternatives}
             found = self._ranked[key] = [
                 e.order_key
@@ -143,6 +143,11 @@ class LedgerOfEvents:
                 if any(r.name == rule.name for r in self._book.rules_matching(e.name, e.properties))
             ]
         return found
+
+
+def _window_of(rule: EngagementRule, ts_us: int) -> int:
+    """The number of the rule's cap window ``ts_us`` falls in (0: the rule has one)."""
+    return ts_us // rule.window_us if rule.window_us else 0
 
 
 def ledger_page(

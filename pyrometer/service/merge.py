@@ -13,13 +13,13 @@ side's events are folded into the other side's state (:func:`scoring.fold`).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pyrometer.service.keys import hash_key
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import fold, replay
 from pyrometer.service.windows import restore_for
@@ -60,9 +60,8 @@ def actor_of(service: Service, key: str | None) -> str:
     """Who a presented API key is, for the audit: its id, name and public prefix."""
     if not key:
         return "unknown"
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
     query = sa.select(api_keys.c.id, api_keys.c.name, api_keys.c.prefix).where(
-        api_keys.c.key_hash == digest
+        api_keys.c.key_hash == hash_key(key)
     )
     row = service.read(lambda conn: conn.execute(query).first())
     if row is None:

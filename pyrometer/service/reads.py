@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -27,6 +27,8 @@ from pyrometer.service.scoring import LeadRecord, as_of, current, replay
 from pyrometer.store import pages, repo
 from pyrometer.store.pages import Position
 from pyrometer.store.tables import leads
+
+_Page = TypeVar("_Page", bound=dict[str, Any] | None)
 
 
 def lead_summary(record: LeadRecord, scored: ScoredLead) -> dict[str, Any]:
@@ -79,16 +81,13 @@ def get_lead(
             "ledger_next": _page_cursor(lead_id, at, ledger_next, "ledger"),
             "transitions": [t.to_dict() for t in changes],
             "transitions_before": _page_cursor(lead_id, at, older, "transitions"),
-            "events": [_event_dict(e) for e in shown],
+            "events": [event_dict(e) for e in shown],
             "events_next": _page_cursor(lead_id, at, events_next, "events"),
         }
 
-    lead = service.read(work)
-    if lead is not None:  # signed after the read: the first signature writes the key
-        for name in ("ledger_next", "transitions_before", "events_next"):
-            if lead[name] is not None:
-                lead[name] = encode_cursor(service, lead[name])
-    return lead
+    return _signed(
+        service, service.read(work), ("ledger_next", "transitions_before", "events_next")
+    )
 
 
 def current_record(
@@ -107,7 +106,8 @@ def current_record(
     return record, book
 
 
-def _event_dict(event: Event) -> dict[str, Any]:
+def event_dict(event: Event) -> dict[str, Any]:
+    """An event as the API shows it (lead pages and the GDPR export alike)."""
     return {
         "event_id": event.event_id,
         "event": event.name,
@@ -139,11 +139,13 @@ def _lead_tag(lead_id: str) -> str:
     return hashlib.sha256(lead_id.encode()).hexdigest()[:16]
 
 
-def _signed(service: Service, page: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``page`` with its cursor signed, after the read transaction: the first signature
-    ever made writes the store's key."""
-    if page is not None and page["next_cursor"] is not None:
-        page["next_cursor"] = encode_cursor(service, page["next_cursor"])
+def _signed(service: Service, page: _Page, names: tuple[str, ...] = ("next_cursor",)) -> _Page:
+    """``page`` with its cursors (``names``) signed, after the read transaction: the first
+    signature ever made writes the store's key."""
+    if page is not None:
+        for name in names:
+            if page[name] is not None:
+                page[name] = encode_cursor(service, page[name])
     return page
 
 
@@ -217,7 +219,7 @@ def lead_event_page(
         at = at_us if at_us is not None else now
         return {
             "lead_id": lead_id,
-            "items": [_event_dict(e) for e in shown],
+            "items": [event_dict(e) for e in shown],
             "next_cursor": _page_cursor(lead_id, at, position, "events"),
         }
 
@@ -343,8 +345,4 @@ def list_leads(service: Service, query: LeadQuery) -> dict[str, Any]:
             following = {"t": now, "v": last.sort_key, "id": last.lead_id, "s": query.sort}
         return {"as_of": iso(now), "items": items, "next_cursor": following}
 
-    page = service.read(work)
-    # Signed after the read: the first signature ever made writes the store's key.
-    if page["next_cursor"] is not None:
-        page["next_cursor"] = encode_cursor(service, page["next_cursor"])
-    return page
+    return _signed(service, service.read(work))

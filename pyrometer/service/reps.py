@@ -88,11 +88,6 @@ def update_rep(service: Service, rep_id: str, changes: Mapping[str, Any]) -> Sto
     return service.write(work)
 
 
-def set_away(service: Service, rep_id: str, away: bool) -> StoredRep | None:
-    """Mark the rep away (given nothing new) or back; None if there is no such rep."""
-    return update_rep(service, rep_id, {"away": away})
-
-
 def remove_rep(service: Service, rep_id: str) -> bool:
     """Remove the rep ``rep_id``; whether there was one."""
     return service.write(lambda conn: store.delete_rep(conn, rep_id))

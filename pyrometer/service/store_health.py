@@ -68,18 +68,6 @@ class StoreMonitor:
         with self._cond:
             return self._finished >= number
 
-    def check(self, timeout: float | None = None) -> StoreState:
-        """A fresh answer, waiting at most ``timeout`` (default: the monitor's)."""
-        number = self.probe()
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        with self._cond:
-            while self._finished < number:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return StoreState.UNREACHABLE
-                self._cond.wait(left)
-        return self.state
-
     def close(self) -> None:
         with self._cond:
             self._stop = True

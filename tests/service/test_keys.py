@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from pyrometer.api.app import create_app
 from pyrometer.cli.app import app as cli
 from pyrometer.core.timeutil import iso
-from pyrometer.service.keys import KeyChecker, Scope, _hash, create_key, new_key, record_use
+from pyrometer.service.keys import KeyChecker, Scope, create_key, new_key, record_use
+from pyrometer.service.keys import hash_key as _hash
 from pyrometer.service.runtime import Service
 from pyrometer.store import key_lookup
 from pyrometer.store.tables import api_keys
