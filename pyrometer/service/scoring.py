@@ -15,7 +15,7 @@ stores a lead (events that arrive late), the scheduler those that come due later
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from pyrometer.core.classify import classes_of
@@ -32,49 +32,11 @@ from pyrometer.core.incremental import (
 )
 from pyrometer.core.model import EngagementLine, Event, ScoredLead, Transition
 from pyrometer.core.playbook import Playbook
+from pyrometer.store.records import Change, LeadRecord
 
 FOREVER_US = 2**62
 NEVER_US = -(2**62)  # no decay transition recorded yet
 LedgerKey = tuple[str, str]  # (rule, event_id)
-
-
-@dataclass(frozen=True, slots=True)
-class LeadRecord:
-    """A lead row: who the lead is, its scoring state and the columns derived from it."""
-
-    lead_id: str
-    attributes: Mapping[str, Any]
-    source: str | None
-    owner: str | None
-    consent: bool | None
-    created_us: int
-    updated_us: int
-    playbook_version: int
-    state: LeadState
-    temperature: str
-    stage: str
-    decay_checked_us: int
-    next_decay_us: int | None
-
-    def derived(self) -> dict[str, Any]:
-        """The columns copied out of the state for filtering and sorting in SQL."""
-        return {
-            "fit": self.state.fit,
-            "anchor_step": self.state.anchor_step,
-            "engagement_at_anchor": self.state.engagement_at_anchor,
-            "last_activity_us": self.state.last_activity_us,
-            "event_count": self.state.event_count,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """A lead's new record and the transitions to append; after a replay, also the ledger
-    (which is not stored: a read replays the event log)."""
-
-    record: LeadRecord
-    transitions: tuple[Transition, ...] = ()
-    lines: tuple[EngagementLine, ...] = ()
 
 
 def as_of(state: LeadState, now_us: int) -> int:

@@ -17,9 +17,9 @@ from sqlalchemy.engine import Connection
 
 from pyrometer.core.incremental import LeadState
 from pyrometer.core.model import Event, Transition
-from pyrometer.service.scoring import Change, LeadRecord
 from pyrometer.store.engine import is_postgres, json_loads
 from pyrometer.store.pg_bulk import bulk_insert, bulk_update
+from pyrometer.store.records import Change, LeadRecord
 from pyrometer.store.tables import events, identities, leads, transitions
 
 _CHUNK = 500  # rows per IN (...) list: well under every driver's parameter limit
