@@ -8,7 +8,6 @@ placeholder is ``None``, so every later step sees one notion of "missing".
 
 from __future__ import annotations
 
-import codecs
 import csv
 import gzip
 import json
@@ -19,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from pyrometer.io.files import bom_encoding, is_gzip
 
 # The same placeholders as the playbook's ``missing_values`` so both parts agree.
 DEFAULT_PLACEHOLDERS: tuple[str, ...] = ("", "select", "na", "n/a", "-", "null", "none", "nan")
@@ -65,19 +66,16 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 def _read_text(file: Path) -> str:
     raw = file.read_bytes()
-    if file.suffix.lower() == ".gz":
+    if is_gzip(file):
         raw = gzip.decompress(raw)
-    # A byte-order mark names UTF-16 or UTF-32 (Excel's "Unicode text"), which would
-    # otherwise decode as cp1252 into NUL-filled garbage (UTF-32's mark starts as UTF-16's).
-    for marks, encoding in (
-        ((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE), "utf-32"),
-        ((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE), "utf-16"),
-    ):
-        if raw.startswith(marks):
-            try:
-                return raw.decode(encoding)
-            except UnicodeDecodeError:
-                break
+    # A byte-order mark names UTF-16 or UTF-32, which would otherwise decode as cp1252
+    # into NUL-filled garbage; the same test as the DuckDB readers' (pyrometer.io.files).
+    marked = bom_encoding(raw[:4])
+    if marked is not None:
+        try:
+            return raw.decode(marked)
+        except UnicodeDecodeError:
+            pass
     for encoding in ("utf-8-sig", "cp1252", "latin-1"):
         try:
             return raw.decode(encoding)
