@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pyrometer.io.files import bom_encoding, is_gzip
+from pyrometer.io.files import bom_encoding, file_format, is_gzip
 
 # The same placeholders as the playbook's ``missing_values`` so both parts agree.
 DEFAULT_PLACEHOLDERS: tuple[str, ...] = ("", "select", "na", "n/a", "-", "null", "none", "nan")
@@ -53,13 +53,13 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{file}: no such file")
     if file.is_dir():
         raise DataError(f"{file}: is a folder, expected a CSV, Parquet or JSON Lines file")
-    suffix = "".join(file.suffixes[-2:]).lower().removesuffix(".gz")  # text may be gzipped
-    if suffix.endswith((".parquet", ".pq")):
+    kind = file_format(file)  # by the name, past a `.gz` (text may be gzipped)
+    if kind == "parquet":
         try:
             return pd.read_parquet(file)
         except Exception as exc:
             raise DataError(f"{file}: not a readable Parquet file ({exc})") from None
-    if suffix.endswith((".jsonl", ".ndjson", ".json")):
+    if kind == "json":
         return _read_json_lines(file)
     return _read_csv(file)
 
