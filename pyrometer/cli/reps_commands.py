@@ -14,6 +14,7 @@ import typer
 
 from pyrometer.cli.commands import UserError, out, user_errors
 from pyrometer.cli.extras import needs_extra
+from pyrometer.cli.output import aligned
 from pyrometer.cli.service_commands import DatabaseOpt, _open
 
 if TYPE_CHECKING:
@@ -157,9 +158,7 @@ def reps_list(
         )
         for rep in reps
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    print(aligned(rows))
 
 
 def _change(rep_id: str, changes: dict[str, Any], database: str | None, command: str) -> None:
