@@ -191,6 +191,8 @@ def score_command(
             raise UserError("-o - and --json both write to stdout: give one of them")
         book = load_playbook(playbook)
         as_of_us = parse_as_of(as_of)
+        if model is not None and leads is None:  # before scoring, not after
+            raise UserError("--model needs --leads: the model predicts from lead attributes")
         con = connect()
         with phased_progress(con, err, SCORE_PHASES) as phase:
             phase("Reading")
@@ -198,7 +200,7 @@ def score_command(
             scorer = DuckDBBatchScorer(book, con)
             relation = scorer.score_relation(event_table, lead_table, as_of_us, progress=phase)
             con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_scored AS {relation.sql_query()}")
-        if model is not None:
+        if model is not None and leads is not None:
             _attach_model(con, book, model, leads, events, id_column)
         query = "SELECT * FROM pyro_scored ORDER BY score DESC, lead_id"
         if output is not None:
@@ -233,12 +235,10 @@ def _attach_model(
     con: duckdb.DuckDBPyConnection,
     book: Playbook,
     model: Path,
-    leads: Path | None,
+    leads: Path,
     events: Path | None,
     id_column: str | None = None,
 ) -> None:
-    if leads is None:
-        raise UserError("--model needs --leads: the model predicts from lead attributes")
     try:
         from pyrometer.predictive.attach import attach_predictions
     except ImportError:

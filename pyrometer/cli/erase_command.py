@@ -30,7 +30,7 @@ def erase_command(
     A later event for the same id starts a new lead."""
     from pyrometer.cli.commands import lead_argument
     from pyrometer.cli.extras import needs_extra
-    from pyrometer.cli.service_commands import _open
+    from pyrometer.cli.service_commands import opened
 
     with needs_extra("service", "erase"):
         from pyrometer.service.erasure import erase_lead
@@ -39,13 +39,11 @@ def erase_command(
     with user_errors():
         # The id as the store keeps it: trimmed, in NFC (`" Jose\u0301"` is `José`).
         lead = lead_argument(lead)
-        service = _open(database)
-        try:
-            tombstone = erase_lead(service, lead, by or f"cli: {_user()}")
-        except UnknownLead:
-            raise UserError(f"no lead {lead!r} in the store") from None
-        finally:
-            service.close()
+        with opened(database) as service:
+            try:
+                tombstone = erase_lead(service, lead, by or f"cli: {_user()}")
+            except UnknownLead:
+                raise UserError(f"no lead {lead!r} in the store") from None
     removed = tombstone.removed
     out.print(
         f"erased lead {lead!r}: {removed.events} events, {removed.identities} linked ids, "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pyrometer.cli.output import aligned
 from pyrometer.core.timeutil import iso
 from pyrometer.service.keys import KeyInfo
 
@@ -28,11 +29,7 @@ def keys_table(infos: Sequence[KeyInfo]) -> str:
         )
         for info in infos
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
+    return aligned(rows)
 
 
 def _one_line(text: str) -> str:

@@ -7,6 +7,8 @@ table is printed at its natural width instead: every value whole, on one line pe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
@@ -34,3 +36,13 @@ def print_table(console: Console, table: Table) -> None:
         console.print(table, crop=False)
     finally:
         console.width = saved
+
+
+def aligned(rows: Sequence[Sequence[str]]) -> str:
+    """``rows`` (the first is the header) as plain text in aligned columns, nothing cut:
+    listings meant to be piped or grepped (``keys list``, ``reps list``)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )

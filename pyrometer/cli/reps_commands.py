@@ -14,7 +14,8 @@ import typer
 
 from pyrometer.cli.commands import UserError, out, user_errors
 from pyrometer.cli.extras import needs_extra
-from pyrometer.cli.service_commands import DatabaseOpt, _open
+from pyrometer.cli.output import aligned
+from pyrometer.cli.service_commands import DatabaseOpt, opened
 
 if TYPE_CHECKING:
     from pyrometer.routing.reps import RepError
@@ -112,17 +113,15 @@ def reps_add(
 
     with user_errors():
         data = {"id": rep_id, **_options(name, email, capacity, territory, timezone, hours)}
-        service = _open(database)
-        try:
-            stored = add_rep(service, data)
-        except RepError as exc:
-            raise _named(exc) from None
-        except RepExists:
-            raise UserError(
-                f"ID: there is already a rep {rep_id!r} (change it with `pyrometer reps set`)"
-            ) from None
-        finally:
-            service.close()
+        with opened(database) as service:
+            try:
+                stored = add_rep(service, data)
+            except RepError as exc:
+                raise _named(exc) from None
+            except RepExists:
+                raise UserError(
+                    f"ID: there is already a rep {rep_id!r} (change it with `pyrometer reps set`)"
+                ) from None
     _print(stored, "added")
 
 
@@ -134,12 +133,8 @@ def reps_list(
     with needs_extra("service", "reps list"):
         from pyrometer.service.reps import list_reps
 
-    with user_errors():
-        service = _open(database)
-        try:
-            reps = [stored.rep.to_dict() for stored in list_reps(service)]
-        finally:
-            service.close()
+    with user_errors(), opened(database) as service:
+        reps = [stored.rep.to_dict() for stored in list_reps(service)]
     if as_json:
         print(json.dumps({"items": reps}, ensure_ascii=False, indent=2))
         return
@@ -157,9 +152,7 @@ def reps_list(
         )
         for rep in reps
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    print(aligned(rows))
 
 
 def _change(rep_id: str, changes: dict[str, Any], database: str | None, command: str) -> None:
@@ -168,13 +161,11 @@ def _change(rep_id: str, changes: dict[str, Any], database: str | None, command:
         from pyrometer.service.reps import update_rep
 
     with user_errors():
-        service = _open(database)
-        try:
-            stored = update_rep(service, rep_id, changes)
-        except RepError as exc:
-            raise _named(exc) from None
-        finally:
-            service.close()
+        with opened(database) as service:
+            try:
+                stored = update_rep(service, rep_id, changes)
+            except RepError as exc:
+                raise _named(exc) from None
         if stored is None:
             raise UserError(f"ID: there is no rep {rep_id!r} (see `pyrometer reps list`)")
     verb = {"away": "marked away", "back": "marked back"}.get(command, "changed")
@@ -218,11 +209,8 @@ def reps_remove(rep_id: IdArg, database: DatabaseOpt = None) -> None:
         from pyrometer.service.reps import remove_rep
 
     with user_errors():
-        service = _open(database)
-        try:
+        with opened(database) as service:
             removed = remove_rep(service, rep_id)
-        finally:
-            service.close()
         if not removed:
             raise UserError(f"ID: there is no rep {rep_id!r} (see `pyrometer reps list`)")
     out.print(f"removed rep {rep_id}", highlight=False, markup=False)

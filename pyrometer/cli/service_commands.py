@@ -10,6 +10,8 @@ SQLAlchemy, FastAPI and uvicorn are imported when a command runs; without the
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -41,6 +43,16 @@ def _open(database: str | None) -> Service:
         return Service.open(database)
     except Exception as exc:  # a bad URL or an unreachable server: one line, not a trace
         raise UserError(f"cannot open the store: {str(exc).splitlines()[0]}") from None
+
+
+@contextmanager
+def opened(database: str | None) -> Iterator[Service]:
+    """The store, as :func:`_open` opens it, closed when the block ends however it ends."""
+    service = _open(database)
+    try:
+        yield service
+    finally:
+        service.close()
 
 
 def serve_command(
@@ -293,10 +305,8 @@ def keys_create(
     with needs_extra("service", "keys create"):
         from pyrometer.service.keys import create_key
 
-    with user_errors():
-        service = _open(database)
+    with user_errors(), opened(database) as service:
         key = create_key(service, scope, name)
-        service.close()
     err.print(f"created a {scope.value} key; store it now, it cannot be shown again:")
     print(key)
 
@@ -315,10 +325,8 @@ def keys_list(
         from pyrometer.cli.keys_table import keys_table
         from pyrometer.service.keys import list_keys
 
-    with user_errors():
-        service = _open(database)
+    with user_errors(), opened(database) as service:
         infos = list_keys(service, include_revoked=all_keys)
-        service.close()
     print(keys_table(infos))
 
 
@@ -331,9 +339,8 @@ def keys_revoke(
         from pyrometer.service.keys import revoke_key
 
     with user_errors():
-        service = _open(database)
-        info = revoke_key(service, key_id)
-        service.close()
+        with opened(database) as service:
+            info = revoke_key(service, key_id)
         if info is None:
             raise UserError(f"KEY_ID: there is no key {key_id} (see `pyrometer keys list`)")
     out.print(

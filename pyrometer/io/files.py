@@ -107,16 +107,24 @@ def _describe(path: Path, chunk: bytes, at: int, lines_before: int) -> NotUtf8:
     return NotUtf8(line, chunk[at] if at < len(chunk) else 0, guess, sample.strip()[:80])
 
 
-def _guess(path: Path) -> str:
-    """UTF-16 or UTF-32 when the file starts with its byte-order mark (Excel's "Unicode
-    text"); else Windows-1252 when the whole file decodes as it (Latin-1's superset for
-    text), else Latin-1 (which decodes any bytes)."""
-    with _open_binary(path) as stream:
-        head = stream.read(4)
+def bom_encoding(head: bytes) -> str | None:
+    """``utf-32`` or ``utf-16`` when ``head`` starts with its byte-order mark (Excel's
+    "Unicode text"), else ``None``. UTF-32's mark is tried first: it starts as UTF-16's."""
     if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
         return "utf-32"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
+    return None
+
+
+def _guess(path: Path) -> str:
+    """UTF-16 or UTF-32 when the file starts with its byte-order mark; else Windows-1252
+    when the whole file decodes as it (Latin-1's superset for text), else Latin-1 (which
+    decodes any bytes)."""
+    with _open_binary(path) as stream:
+        marked = bom_encoding(stream.read(4))
+    if marked is not None:
+        return marked
     decoder = codecs.getincrementaldecoder("cp1252")()
     try:
         with _open_binary(path) as stream:

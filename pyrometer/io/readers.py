@@ -384,7 +384,7 @@ def open_events(
     rows = earliest = None
     if files.file_format(source.path) != "parquet" and _small_enough(source.path):
         table, rows, earliest = _parsed_once(con)
-    elif source.path.suffix.lower() in {".parquet", ".pq"}:  # from the footer, no scan
+    elif files.file_format(source.path) == "parquet":  # from the footer, no scan
         counted = con.execute(f"SELECT count(*) FROM {raw}").fetchone()
         rows = int(counted[0]) if counted else None
         kind = exprs["timestamp_type"].upper()
@@ -702,10 +702,10 @@ def _segment_identities(
 
     Messages of a JSON file that may hold calls are parsed once, into a table: the calls,
     the links and every scoring pass read it instead of parsing the text again each time
-    (up to 2 GB of text, so that memory stays bounded).
+    (up to the size :func:`_small_enough` allows, so that memory stays bounded).
     """
-    text = source.path.suffix.lower() not in {".parquet", ".pq"}
-    if "type" in source.columns and text and source.path.stat().st_size <= 2 << 30:
+    text = files.file_format(source.path) != "parquet"
+    if "type" in source.columns and text and _small_enough(source.path):
         view = quote_ident(source.view)
         con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_messages AS SELECT * FROM {view}")
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM pyro_messages")

@@ -8,7 +8,6 @@ placeholder is ``None``, so every later step sees one notion of "missing".
 
 from __future__ import annotations
 
-import codecs
 import csv
 import gzip
 import json
@@ -19,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from pyrometer.io.files import bom_encoding, file_format, is_gzip
 
 # The same placeholders as the playbook's ``missing_values`` so both parts agree.
 DEFAULT_PLACEHOLDERS: tuple[str, ...] = ("", "select", "na", "n/a", "-", "null", "none", "nan")
@@ -52,32 +53,29 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{file}: no such file")
     if file.is_dir():
         raise DataError(f"{file}: is a folder, expected a CSV, Parquet or JSON Lines file")
-    suffix = "".join(file.suffixes[-2:]).lower().removesuffix(".gz")  # text may be gzipped
-    if suffix.endswith((".parquet", ".pq")):
+    kind = file_format(file)  # by the name, past a `.gz` (text may be gzipped)
+    if kind == "parquet":
         try:
             return pd.read_parquet(file)
         except Exception as exc:
             raise DataError(f"{file}: not a readable Parquet file ({exc})") from None
-    if suffix.endswith((".jsonl", ".ndjson", ".json")):
+    if kind == "json":
         return _read_json_lines(file)
     return _read_csv(file)
 
 
 def _read_text(file: Path) -> str:
     raw = file.read_bytes()
-    if file.suffix.lower() == ".gz":
+    if is_gzip(file):
         raw = gzip.decompress(raw)
-    # A byte-order mark names UTF-16 or UTF-32 (Excel's "Unicode text"), which would
-    # otherwise decode as cp1252 into NUL-filled garbage (UTF-32's mark starts as UTF-16's).
-    for marks, encoding in (
-        ((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE), "utf-32"),
-        ((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE), "utf-16"),
-    ):
-        if raw.startswith(marks):
-            try:
-                return raw.decode(encoding)
-            except UnicodeDecodeError:
-                break
+    # A byte-order mark names UTF-16 or UTF-32, which would otherwise decode as cp1252
+    # into NUL-filled garbage; the same test as the DuckDB readers' (pyrometer.io.files).
+    marked = bom_encoding(raw[:4])
+    if marked is not None:
+        try:
+            return raw.decode(marked)
+        except UnicodeDecodeError:
+            pass
     for encoding in ("utf-8-sig", "cp1252", "latin-1"):
         try:
             return raw.decode(encoding)
