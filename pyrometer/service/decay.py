@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pyrometer.service import actions
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import advance_decay, replay
 from pyrometer.store import repo
@@ -127,6 +128,7 @@ def run_due(service: Service, limit: int = BATCH) -> int:
             else:
                 changes.append(advance_decay(book, record, now))
         repo.save_changes(conn, changes, now)
+        actions.act_on_changes(conn, book, changes, now)
         return len(due)
 
     return service.write(work)

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from pyrometer.core.incremental import LeadState, WindowsSealed
 from pyrometer.core.model import Event
 from pyrometer.core.playbook import Playbook
+from pyrometer.service import actions
 from pyrometer.service.inputs import Identify, IngestResult, Refusal, Track
 from pyrometer.service.runtime import Retry, Service
 from pyrometer.service.scoring import (
@@ -254,6 +255,7 @@ def _write_scored_ahead(
         again.append(_score(conn, book, version, record, None, fresh, None, now))
     repo.save_rows(conn, updates, inserts, transitions, now, stored=locked)
     repo.save_changes(conn, again, now)
+    actions.act_on(conn, book, [*transitions, *actions.rows_of(again)], now)
     identity_store.delete_leads(conn, ghosts)
     # A userId named them (in a new message): known from now on.
     identity_store.forget_visitors(conn, {r["lead_id"] for r in rows if r["event_id"] in new_ids})
@@ -366,7 +368,9 @@ def _ingest(
         for lead_id in sorted(touched)
     ]
     identity_store.delete_leads(conn, created & ghosts)
-    repo.save_changes(conn, [c for c in changes if c is not None], now, new=new_leads - ghosts)
+    stored = [c for c in changes if c is not None]
+    repo.save_changes(conn, stored, now, new=new_leads - ghosts)
+    actions.act_on_changes(conn, book, stored, now)
     # Leads only an anonymousId named are visitors; a userId makes a lead known.
     named = {t.user_id for t in tracks if t.user_id and t.message_id in new_ids}
     named |= {person(i) for i in identifies if not i.anonymous}

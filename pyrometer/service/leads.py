@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from pyrometer.core.conditions import normalize_name
 from pyrometer.core.timeutil import iso
+from pyrometer.service import actions
 from pyrometer.service.ingest import ingest
 from pyrometer.service.inputs import Track
 from pyrometer.service.runtime import Service
@@ -72,6 +73,7 @@ def update_lead(
         else:
             change = Change(replace(record, updated_us=now))
         repo.save_changes(conn, [change], now)
+        actions.act_on_changes(conn, book, [change], now)
 
     service.write(work)
 

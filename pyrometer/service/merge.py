@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pyrometer.service import actions
 from pyrometer.service.keys import hash_key
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import fold, replay
@@ -110,6 +111,7 @@ def merge_leads(service: Service, lead_id: str, from_id: str, actor: str) -> Mer
             events = repo.lead_events(conn, lead_id)
             change = replay(book, version, record, events, now, cause)
         repo.save_changes(conn, [change], now)
+        actions.act_on_changes(conn, book, [change], now)
         detail: dict[str, Any] = {
             "from": from_id,
             "events_moved": other.state.event_count,

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from pyrometer.core.playbook import parse_playbook
 from pyrometer.core.timeutil import iso
+from pyrometer.service import actions
 from pyrometer.service.playbooks import same_content
 from pyrometer.service.redact import describe, safe_traceback, sqlstate
 from pyrometer.service.runtime import Service
@@ -91,6 +92,7 @@ def rescore_step(service: Service, job_id: int) -> bool:
             if record.playbook_version != version
         ]
         repo.save_changes(conn, changes, now)
+        actions.act_on_changes(conn, book, changes, now)
         remaining = conn.execute(
             sa.select(sa.func.count()).select_from(leads).where(leads.c.playbook_version != version)
         ).scalar_one()

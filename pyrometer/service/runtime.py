@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from pyrometer.service.playbooks import PlaybookRegistry
 from pyrometer.store.engine import WRITE, create_store_engine
 from pyrometer.store.migrate import upgrade
+from pyrometer.store.outbox import AFTER_COMMIT
 
 T = TypeVar("T")
 Clock = Callable[[], int]
@@ -119,6 +120,16 @@ class Service:
         self._write_lock: AbstractContextManager[Any] = nullcontext()
         if engine.dialect.name == "sqlite":
             self._write_lock = WriterLock(engine.url.database)
+        self._signals: dict[str, threading.Event] = {}
+
+    def signal(self, name: str) -> threading.Event:
+        """Set after a write transaction commits that tagged itself ``name`` (by appending
+        it to ``conn.info[AFTER_COMMIT]``), e.g. ``outbox`` when it queued notifications:
+        the delivery worker waits on it instead of polling the store."""
+        event = self._signals.get(name)
+        if event is None:
+            event = self._signals.setdefault(name, threading.Event())
+        return event
 
     @classmethod
     def open(cls, url: str | None = None, clock: Clock = wall_clock) -> Service:
@@ -133,9 +144,16 @@ class Service:
             try:
                 with self._write_lock, self.engine.connect() as conn:
                     conn.execution_options(**{WRITE: True})
-                    with conn.begin():
-                        result = _before_commit(work, conn)
-                    return result
+                    tags: list[str] = []
+                    conn.info[AFTER_COMMIT] = tags
+                    try:
+                        with conn.begin():
+                            result = _before_commit(work, conn)
+                    finally:
+                        conn.info.pop(AFTER_COMMIT, None)
+                for tag in tags:
+                    self.signal(tag).set()
+                return result
             except (Retry, _Reconnect):
                 if attempt == attempts - 1:
                     raise

@@ -12,12 +12,15 @@ from sqlalchemy.engine import Connection
 
 from pyrometer.store.tables import (
     api_keys,
+    assignments,
     audit,
+    deliveries,
     erasures,
     events,
     identities,
     identity_messages,
     leads,
+    touches,
     transitions,
     visitors,
 )
@@ -32,7 +35,8 @@ class Removed(NamedTuple):
 def delete_lead(conn: Connection, lead_id: str) -> Removed:
     """The lead's row, its events (its visitors' too: they are its events), the
     anonymous ids linked to it, its transitions, the ids of its ``identify``/``alias``
-    calls, its mark as a visitor, and the audit of merges into it; an audit row of a
+    calls, its mark as a visitor, the audit of merges into it, its assignments and
+    touches, and every webhook delivery about it; an audit row of a
     merge *from* it into another lead keeps the merge but no longer names it."""
     removed = Removed(
         conn.execute(sa.delete(events).where(events.c.lead_id == lead_id)).rowcount,
@@ -42,6 +46,11 @@ def delete_lead(conn: Connection, lead_id: str) -> Removed:
     conn.execute(sa.delete(identity_messages).where(identity_messages.c.lead_id == lead_id))
     conn.execute(sa.delete(visitors).where(visitors.c.lead_id == lead_id))
     conn.execute(sa.delete(audit).where(audit.c.lead_id == lead_id))
+    # What routing and notifications kept of it: assignments, touches, and the outbox rows
+    # whose payload names it (undelivered ones are not sent any more).
+    conn.execute(sa.delete(assignments).where(assignments.c.lead_id == lead_id))
+    conn.execute(sa.delete(touches).where(touches.c.lead_id == lead_id))
+    conn.execute(sa.delete(deliveries).where(deliveries.c.lead_id == lead_id))
     # Merges are an admin's rare act: the few rows are checked here, not by a JSON query
     # that SQLite and PostgreSQL would spell differently.
     merges = conn.execute(sa.select(audit.c.id, audit.c.detail).where(audit.c.action == "merge"))

@@ -17,11 +17,13 @@ from sqlalchemy.engine import Connection
 from pyrometer.store.engine import dialect_insert, is_postgres
 from pyrometer.store.repo import chunks
 from pyrometer.store.tables import (
+    assignments,
     audit,
     events,
     identities,
     identity_messages,
     leads,
+    touches,
     transitions,
     visitors,
 )
@@ -106,10 +108,30 @@ def move_history(conn: Connection, from_id: str, into_id: str, now_us: int) -> N
     conn.execute(
         transitions.update().where(transitions.c.lead_id == from_id).values(lead_id=into_id)
     )
+    _move_assignments(conn, from_id, into_id, now_us)
+    conn.execute(touches.update().where(touches.c.lead_id == from_id).values(lead_id=into_id))
     conn.execute(leads.delete().where(leads.c.lead_id == from_id))
     # Ids linked to ``from_id`` (never happens with Segment's ids, but stay consistent).
     conn.execute(identities.update().where(identities.c.lead_id == from_id).values(lead_id=into_id))
     conn.execute(visitors.delete().where(visitors.c.lead_id == from_id))
+
+
+def _move_assignments(conn: Connection, from_id: str, into_id: str, now_us: int) -> None:
+    """The assignments move over too; if both leads had one in force, ``into_id``'s stays
+    and the other ends now (a lead has one owner)."""
+    in_force = assignments.c.ended_us.is_(None)
+    held = conn.execute(
+        sa.select(sa.func.count()).where(assignments.c.lead_id == into_id, in_force)
+    ).scalar_one()
+    if held:
+        conn.execute(
+            assignments.update()
+            .where(assignments.c.lead_id == from_id, in_force)
+            .values(ended_us=now_us)
+        )
+    conn.execute(
+        assignments.update().where(assignments.c.lead_id == from_id).values(lead_id=into_id)
+    )
 
 
 def delete_leads(conn: Connection, lead_ids: Iterable[str]) -> None:

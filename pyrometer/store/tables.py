@@ -200,3 +200,87 @@ reps = sa.Table(
     sa.Column("created_us", sa.BigInteger, nullable=False),
     sa.Column("updated_us", sa.BigInteger, nullable=False),
 )
+
+# Who routing (or a person) gave a lead to, one row per assignment, and the lead's
+# speed-to-lead clock: ``clock_us`` is the routing transition's own time (the clock moves
+# with the lead to a new owner, it does not restart), ``sla_due_us`` when the first touch
+# is due, ``first_touch_us`` when it came. ``counts``: the row counts against the rep's
+# capacity (a new lead for them). ``ended_us``: a later assignment replaced this one.
+assignments = sa.Table(
+    "assignments",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("lead_id", sa.String(200), nullable=False),
+    sa.Column("rep_id", sa.String(200)),  # NULL: the unassigned queue
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("rule", sa.String(20), nullable=False),
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("cause", sa.String(250), nullable=False),
+    sa.Column("counts", sa.Boolean, nullable=False),
+    sa.Column("clock_us", sa.BigInteger),
+    sa.Column("sla_due_us", sa.BigInteger),
+    sa.Column("first_touch_us", sa.BigInteger),
+    sa.Column("breached_us", sa.BigInteger),
+    sa.Column("ended_us", sa.BigInteger),
+    sa.Column("recorded_us", sa.BigInteger, nullable=False),
+    sa.Index(None, "lead_id", "at_us"),
+    sa.Index(None, "rep_id", "at_us"),
+    sa.Index(None, "sla_due_us"),
+)
+
+# Sales touches: a call, e-mail, meeting or note by a rep, from the API or from a tracked
+# ``sales_touch`` event (``event_id``), which stops the lead's speed-to-lead clock.
+touches = sa.Table(
+    "touches",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("lead_id", sa.String(200), nullable=False),
+    sa.Column("rep_id", sa.String(200)),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("outcome", sa.Text),
+    sa.Column("event_id", sa.String(200), unique=True),
+    sa.Column("recorded_us", sa.BigInteger, nullable=False),
+    sa.Index(None, "lead_id", "at_us"),
+)
+
+# Webhook endpoints: where notifications go, which event types, and the Standard Webhooks
+# secret (``whsec_...``) that signs them, kept to sign each delivery.
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("events", sa.JSON, nullable=False),
+    sa.Column("secret", sa.String(200), nullable=False),
+    sa.Column("description", sa.String(500)),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("deleted_us", sa.BigInteger),
+)
+
+# The transactional outbox: one row per notification per webhook, written in the same
+# transaction as the transition that caused it, sent by the delivery worker.
+# ``message_id`` is the ``webhook-id`` header, the same on every retry; ``payload`` the
+# exact JSON text that is signed and sent. ``status``: pending, delivered or dead;
+# ``next_attempt_us``: when a pending row is due (a worker that claims it moves this past
+# its lease, so a killed worker's rows come due again).
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("webhook_id", sa.String(40), nullable=False),
+    sa.Column("message_id", sa.String(60), nullable=False),
+    sa.Column("event_type", sa.String(40), nullable=False),
+    sa.Column("lead_id", sa.String(200)),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_us", sa.BigInteger, nullable=False),
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("delivered_us", sa.BigInteger),
+    sa.Index(None, "status", "next_attempt_us"),
+    sa.Index(None, "webhook_id", "id"),
+    sa.Index(None, "lead_id"),
+)
