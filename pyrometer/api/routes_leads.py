@@ -22,6 +22,7 @@ from pyrometer.service import erasure, lead_pages
 from pyrometer.service import leads as lead_changes
 from pyrometer.service.keys import Scope
 from pyrometer.service.lead_filters import BadFilter
+from pyrometer.service.merge import actor_of
 from pyrometer.service.reads import (
     BadCursor,
     LeadQuery,
@@ -202,11 +203,16 @@ def lead_update(lead_id: LeadId, body: LeadUpdate, request: Request) -> dict[str
     """Merge attributes (fit is rescored; `null` removes one); set owner, source, consent."""
     service = service_of(request)
     fields = body.model_fields_set
+    actor = "unknown"
+    if "owner" in fields:
+        key = presented_key(request.headers.get("authorization"))
+        actor = actor_of(service, key)
     try:
         lead_changes.update_lead(
             service,
             lead_id,
             attributes=body.attributes,
+            actor=actor,
             **{
                 name: getattr(body, name)
                 for name in ("owner", "source", "consent")

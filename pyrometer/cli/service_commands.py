@@ -197,6 +197,7 @@ def _load_demo(service: Service, n_leads: int) -> None:
     if list_leads(service, LeadQuery(limit=1))["items"]:
         err.print("the store already has leads; demo data not loaded again")
         return
+    _add_demo_reps(service)
     now = service.clock()
     company = generate(n_leads, seed=7, end=from_us(now), days=120)
     identifies = [
@@ -227,6 +228,46 @@ def _load_demo(service: Service, n_leads: int) -> None:
             ingest(service, tracks[start : start + 1000], [])
             bar.advance(task, len(tracks[start : start + 1000]))
     err.print(f"loaded {len(identifies)} demo leads and {len(tracks)} events")
+    routed = _routed_counts(service)
+    if routed:
+        err.print("hot leads routed: " + ", ".join(f"{rep} {n}" for rep, n in routed.items()))
+
+
+DEMO_REPS = (
+    {
+        "id": "kim",
+        "name": "Kim Lee",
+        "email": "kim@example.com",
+        "capacity": 40,
+        "territory": {"country": ["GB", "DE", "LT", "UA"]},
+        "timezone": "Europe/Vilnius",
+    },
+    {"id": "sam", "name": "Sam Ortiz", "email": "sam@example.com", "timezone": "America/New_York"},
+)
+
+
+def _add_demo_reps(service: Service) -> None:
+    """Two reps, so the demo's hot leads are routed: Kim takes the European territory,
+    Sam the rest (and Kim's overflow)."""
+    from pyrometer.service.reps import add_rep, list_reps
+
+    if not list_reps(service):
+        for rep in DEMO_REPS:
+            add_rep(service, rep)
+
+
+def _routed_counts(service: Service) -> dict[str, int]:
+    import sqlalchemy as sa
+
+    from pyrometer.store.tables import leads
+
+    query = (
+        sa.select(leads.c.owner, sa.func.count())
+        .where(leads.c.owner.is_not(None))
+        .group_by(leads.c.owner)
+        .order_by(leads.c.owner)
+    )
+    return {owner: int(n) for owner, n in service.read(lambda conn: conn.execute(query).all())}
 
 
 def _bar() -> Progress:

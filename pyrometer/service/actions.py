@@ -93,12 +93,10 @@ def act_on(
     if not moves:
         return
     hooks = outbox.subscribers(conn)
-    # Only the latest routing transition of each lead counts (a batch of late events can
-    # turn a lead hot twice).
-    routing: dict[str, Move] = {}
+    routing: dict[str, list[Move]] = {}
     for move in sorted(moves, key=lambda m: m.at_us):
         if routes(book.routing, _transition(move)):
-            routing[move.lead_id] = move
+            routing.setdefault(move.lead_id, []).append(move)
     needed = {m.lead_id for m in moves} if hooks else set(routing)
     if not needed:
         return
@@ -183,7 +181,7 @@ def active_reps(conn: Connection) -> list[Rep]:
 def _route(
     conn: Connection,
     book: Playbook,
-    routing: Mapping[str, Move],
+    routing: Mapping[str, Sequence[Move]],
     snapshot: Mapping[str, _Lead],
     now_us: int,
 ) -> list[Notification]:
@@ -196,13 +194,18 @@ def _route(
     in_force = assignments.current(conn, routing)
     by_id = {rep.id: rep for rep in reps}
     notes: list[Notification] = []
-    for lead_id, move in sorted(routing.items()):
+    for lead_id, candidates in sorted(routing.items()):
         lead = snapshot.get(lead_id)
         if lead is None:
             continue
-        current_class = lead.temperature if move.kind == "temperature" else lead.stage
-        if current_class != move.new:
-            continue  # it moved on within this same write: it is not hot (or SQL) now
+        # The latest routing transition that still holds: a batch of late events can turn
+        # a lead hot and then SQL and then opportunity, or hot and cold again.
+        holding = [
+            m for m in candidates if m.new == (lead.temperature, lead.stage)[m.kind == "stage"]
+        ]
+        if not holding:
+            continue
+        move = holding[-1]
         held = in_force.get(lead_id)
         choice = choose_rep(
             policy,
@@ -219,8 +222,8 @@ def _route(
             if held is None or held.rule != Rule.SUPPRESSED:
                 _record(conn, lead_id, choice, move, None, None, now_us)
             continue
-        if choice.rule is Rule.OWNER and held is not None and held.waiting:
-            continue  # already waiting on this owner: the clock that runs stays
+        if choice.rule is Rule.OWNER and _within_clock(held, move.at_us):
+            continue  # the owner is still within the clock that runs: it stays
         rep = by_id.get(choice.rep_id) if choice.rep_id else None
         due = sla_deadline_us(policy, move.at_us, rep)
         _record(conn, lead_id, choice, move, move.at_us, due, now_us)
@@ -235,6 +238,13 @@ def _route(
         data["assignment"] = assignment_json(choice, rep, move.at_us, due)
         notes.append(Notification("lead.assigned", lead_id, data))
     return notes
+
+
+def _within_clock(held: assignments.AssignmentRow | None, at_us: int) -> bool:
+    """The lead waits on its owner and the SLA has not run out at ``at_us``."""
+    if held is None or not held.waiting:
+        return False
+    return held.sla_due_us is None or held.sla_due_us > at_us
 
 
 def _record(

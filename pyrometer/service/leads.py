@@ -48,8 +48,12 @@ def update_lead(
     owner: Any = UNSET,
     source: Any = UNSET,
     consent: Any = UNSET,
+    actor: str = "unknown",
 ) -> None:
-    """Merge attributes (``None`` removes one) and rescore fit; set the plain columns."""
+    """Merge attributes (``None`` removes one) and rescore fit; set the plain columns.
+
+    A new ``owner`` is an assignment by hand (:func:`actions.assign_by_hand`): recorded in
+    the lead's history and counted against the rep's capacity like a routed one."""
     now = service.clock()
 
     def work(conn: Connection) -> None:
@@ -62,6 +66,7 @@ def update_lead(
             for name, value in (("owner", owner), ("source", source), ("consent", consent))
             if value is not UNSET
         }
+        reassigned = owner is not UNSET and owner != record.owner
         record = replace(record, **columns)
         if record.playbook_version != version:
             merged = set_attributes(book, record, attributes or {}, now).record.attributes
@@ -73,6 +78,8 @@ def update_lead(
         else:
             change = Change(replace(record, updated_us=now))
         repo.save_changes(conn, [change], now)
+        if reassigned:
+            actions.assign_by_hand(conn, lead_id, owner, actor, now)
         actions.act_on_changes(conn, book, [change], now)
 
     service.write(work)

@@ -24,7 +24,7 @@ from pyrometer.service.cursors import BadCursor, decode_cursor, encode_cursor
 from pyrometer.service.lead_filters import lead_filters
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import LeadRecord, as_of, current, replay
-from pyrometer.store import pages, repo
+from pyrometer.store import assignments, pages, repo
 from pyrometer.store.pages import Position
 from pyrometer.store.tables import leads
 
@@ -71,8 +71,12 @@ def get_lead(
         changes, older = lead_pages.transitions_page(conn, lead_id, transitions_limit)
         ledger = [line.to_dict() for line in fit_lines(book, record.attributes)]
         ledger += [line.to_dict() for line in revalue(book, lines, at)]
+        held = assignments.current(conn, [lead_id]).get(lead_id)
         return {
             **lead_summary(record, scored),
+            "assigned_at": iso(held.at_us) if held is not None else None,
+            "assignment_reason": held.reason if held is not None else None,
+            "assignment": assignment_dict(held) if held is not None else None,
             "as_of": iso(at),
             "attributes": dict(record.attributes),
             "playbook_version": record.playbook_version,
@@ -88,6 +92,22 @@ def get_lead(
     return _signed(
         service, service.read(work), ("ledger_next", "transitions_before", "events_next")
     )
+
+
+def assignment_dict(row: assignments.AssignmentRow) -> dict[str, Any]:
+    """The assignment in force as the API shows it: who, by which rule, and the
+    speed-to-lead clock (``clock_started_at`` is the routing transition's time)."""
+    return {
+        "rep": row.rep_id,
+        "rule": row.rule,
+        "reason": row.reason,
+        "cause": row.cause,
+        "assigned_at": iso(row.at_us),
+        "clock_started_at": iso(row.clock_us),
+        "sla_due_at": iso(row.sla_due_us),
+        "first_touch_at": iso(row.first_touch_us),
+        "breached_at": iso(row.breached_us),
+    }
 
 
 def current_record(

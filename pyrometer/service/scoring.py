@@ -158,8 +158,29 @@ def apply_events(
         # Late events can leave decay crossings between them and now: record those here,
         # at their own times, as the scheduler would a moment later (saving it a trip).
         due = advance_decay(playbook, updated, now_us)
-        return Change(due.record, (*transitions, *due.transitions))
-    return Change(updated, tuple(transitions))
+        updated, transitions = due.record, [*transitions, *due.transitions]
+    latest = max(event.ts_us for event in events)
+    return Change(updated, (*transitions, *_reconcile(record, updated, transitions, latest)))
+
+
+def _reconcile(
+    before: LeadRecord, after: LeadRecord, transitions: Iterable[Transition], at_us: int
+) -> list[Transition]:
+    """The transition that makes the recorded history end where the lead now is.
+
+    Late events can say a lead never cooled when its cooling is recorded already: the
+    scorer then sees no change (hot all along) while the store's history ends at warm.
+    History is not rewritten; one transition, dated by the latest event, brings it to
+    the lead's class, so whatever acts on transitions (routing) sees the lead turn hot.
+    """
+    ends = {"temperature": before.temperature, "stage": before.stage}
+    for transition in transitions:
+        ends[transition.kind] = transition.new
+    return [
+        Transition(after.lead_id, at_us, kind, ends[kind], now, "late events")
+        for kind, now in (("temperature", after.temperature), ("stage", after.stage))
+        if ends[kind] != now
+    ]
 
 
 def set_attributes(
