@@ -97,6 +97,9 @@ def act_on(
     for move in sorted(moves, key=lambda m: m.at_us):
         if routes(book.routing, _transition(move)):
             routing.setdefault(move.lead_id, []).append(move)
+    reps = active_reps(conn) if routing else []
+    if not reps:
+        routing = {}  # routing starts with the first rep
     needed = {m.lead_id for m in moves} if hooks else set(routing)
     if not needed:
         return
@@ -109,7 +112,7 @@ def act_on(
             if kind is not None and lead is not None:
                 notes.append(Notification(kind, move.lead_id, _lead_data(lead, move)))
     if routing:
-        notes += _route(conn, book, routing, snapshot, now_us)
+        notes += _route(conn, book, reps, routing, snapshot, now_us)
     outbox.enqueue(conn, notes, now_us, hooks)
 
 
@@ -181,13 +184,11 @@ def active_reps(conn: Connection) -> list[Rep]:
 def _route(
     conn: Connection,
     book: Playbook,
+    reps: Sequence[Rep],
     routing: Mapping[str, Sequence[Move]],
     snapshot: Mapping[str, _Lead],
     now_us: int,
 ) -> list[Notification]:
-    reps = active_reps(conn)
-    if not reps:
-        return []  # routing starts with the first rep
     assignments.lock_routing(conn)
     policy = book.routing
     counts, last = assignments.window_load(conn, now_us - policy.capacity_window_us)
