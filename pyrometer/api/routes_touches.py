@@ -53,11 +53,14 @@ def lead_touch(lead_id: LeadId, body: TouchIn, request: Request) -> dict[str, An
     clock (the first touch at or after the clock start of the assignment in force), and
     `clock` then gives the wait and whether it was within the SLA."""
     service = service_of(request)
+    rep = body.rep.strip()
+    if not rep:
+        raise unprocessable(["body", "rep"], "must not be blank")
     at_us = to_us(body.at) if body.at is not None else None
     if at_us is not None and at_us > service.clock():
         raise unprocessable(["body", "at"], "must not be in the future")
     try:
-        touched = add_touch(service, lead_id, body.kind, body.rep.strip(), at_us, body.outcome)
+        touched = add_touch(service, lead_id, body.kind, rep, at_us, body.outcome)
     except UnknownLead:
         raise not_found(f"lead {lead_id!r}") from None
     return {"lead": lead_id, **touched.as_json()}

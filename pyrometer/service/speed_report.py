@@ -23,7 +23,8 @@ from pyrometer.store import sla as store
 
 DEFINITIONS = {
     "routed": "assignments whose speed-to-lead clock started in the period, to a rep or "
-    "the unassigned queue; a lead reassigned after a breach counts for each rep",
+    "the unassigned queue; a lead reassigned (after a breach, or by hand while its clock "
+    "ran) counts once for each rep it went to",
     "touched": "a sales touch came at or after the clock start",
     "seconds_to_first_touch": "first touch minus clock start (the routing transition's "
     "time), nearest-rank median and 90th percentile",

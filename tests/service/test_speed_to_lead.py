@@ -23,6 +23,7 @@ from pyrometer.service.reps import add_rep
 from pyrometer.service.runtime import Service
 from pyrometer.service.sla_watch import SlaWatcher, check_breaches
 from pyrometer.service.touches import add_touch
+from pyrometer.service.unknown_events import unknown_events_report
 from pyrometer.store import assignments
 from pyrometer.store.assignments import AssignmentRow
 from pyrometer.store.tables import deliveries, leads, touches, webhooks
@@ -179,6 +180,7 @@ def test_the_touch_endpoint_refuses_bad_input_naming_the_field(
 
     assert loc({"kind": "fax", "rep": "kim"}) == [["body", "kind"]]
     assert loc({"kind": "call"}) == [["body", "rep"]]
+    assert loc({"kind": "call", "rep": "  "}) == [["body", "rep"]]
     assert loc({"kind": "call", "rep": "kim", "outcome": "x" * 2001}) == [["body", "outcome"]]
     assert loc({"kind": "call", "rep": "kim", "at": "1800-01-01T00:00:00Z"}) == [["body", "at"]]
     assert loc({"kind": "call", "rep": "kim", "at": "yesterday"}) == [["body", "at"]]
@@ -267,6 +269,10 @@ def test_a_sales_touch_event_stops_the_clock_like_the_endpoint(
     assert len(touches_of(service, "ann")) == 1
     clock.advance(600)
     assert check_breaches(service) == 0
+
+    # The service knows the event: the unknown-events report does not list it.
+    unknown = unknown_events_report(service, 100)["events"]
+    assert "sales_touch" not in {row["event"] for row in unknown}
 
     # A lead that turns hot and is touched in the same request is not left waiting; an
     # unknown kind is a note.
