@@ -7,6 +7,7 @@ trial_signup (20) = 65, hot at 50; reps are added with the service's ``add_rep``
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ import orjson
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from pyrometer.api.app import create_app
 from pyrometer.core.playbook import default_playbook_text
 from pyrometer.core.timeutil import iso, parse_time_us
 from pyrometer.service import leads as lead_changes
@@ -430,3 +432,35 @@ def test_the_report_matches_a_hand_computed_history(
     assert (
         client.get("/v1/reports/speed-to-lead", headers=Keys.bearer(keys.ingest)).status_code == 403
     )
+
+
+def test_two_watchers_at_once_breach_each_clock_once(service: Service, clock: Clock) -> None:
+    """Run side by side (two processes' watchers, or the server's and the worker's), each
+    clock is breached and announced once: the leads are locked and checked again."""
+    rep(service, "kim", capacity=1000)
+    subscribe(service, clock())
+    leads_ = [f"lead-{n:03d}" for n in range(150)]  # more than one batch
+    ingest(service, [t for lead in leads_ for t in hot_tracks(lead, clock())], [])
+    clock.advance(301)
+    counts: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: counts.append(check_breaches(service))) for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(counts) == len(leads_)
+    notes = queued(service, "sla.breached")
+    assert sorted(note["lead"]["id"] for note in notes) == leads_
+
+
+def test_the_server_starts_the_watcher(service: Service, clock: Clock) -> None:
+    rep(service, "kim")
+    make_hot(service, "ann", clock())
+    clock.advance(301)
+    with TestClient(create_app(service)):  # background work on, as `pyrometer serve` runs
+        deadline = time.monotonic() + 10
+        while in_force(service, "ann").breached_us is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert in_force(service, "ann").breached_us == clock()
