@@ -1,7 +1,8 @@
 """The FastAPI application: routers, the body size limit, errors, background tasks.
 
 ``create_app`` takes a ready :class:`Service`, so tests give it a store and a clock of
-their own; ``background=False`` leaves the decay scheduler and rescoring jobs to the test.
+their own; ``background=False`` leaves the decay scheduler, rescoring jobs and the SLA
+watcher to the test.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pyrometer.api import (
     routes_playbook,
     routes_reports,
     routes_reps,
+    routes_touches,
 )
 from pyrometer.api.convert import FieldErrors
 from pyrometer.api.cors import cors_origins_from_env, install_cors
@@ -36,6 +38,7 @@ from pyrometer.service.keys import KeyChecker
 from pyrometer.service.rescore import resume_jobs
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring_pool import ScoringPool
+from pyrometer.service.sla_watch import SlaWatcher
 from pyrometer.service.store_health import StoreMonitor
 from pyrometer.store.engine import WalCheckpointer
 
@@ -74,12 +77,15 @@ def create_app(
         # The scheduler's leader (one process of ``serve --workers N``) resumes the
         # rescore jobs a stopped server left running.
         scheduler = DecayScheduler(service, lambda: resume_jobs(service)) if background else None
+        watcher = SlaWatcher(service) if background else None
         monitor.probe()  # so /health knows the store's state from the start
         checkpointer = WalCheckpointer(service.engine)
         checkpointer.start()
         committer.start()
         if scheduler is not None:
             scheduler.start()
+        if watcher is not None:
+            watcher.start()
         try:
             yield
         finally:
@@ -87,6 +93,8 @@ def create_app(
             checkpointer.stop()
             if scheduler is not None:
                 scheduler.stop()
+            if watcher is not None:
+                watcher.stop()
             pool, service.scoring_pool = service.scoring_pool, None
             if pool is not None:
                 pool.close()
@@ -118,6 +126,7 @@ def create_app(
     app.include_router(routes_keys.router)
     app.include_router(routes_merge.router)
     app.include_router(routes_reps.router)
+    app.include_router(routes_touches.router)
 
     @app.exception_handler(FieldErrors)
     async def field_errors(_request: Request, exc: FieldErrors) -> JSONResponse:

@@ -37,10 +37,13 @@ _LOCK_ID = 0x50595244  # "PYRD": the decay scheduler's advisory lock
 
 
 class SchedulerLock:
-    """Held by at most one process's scheduler per store at a time."""
+    """Held by at most one process's scheduler per store at a time; ``lock_id`` and
+    ``name`` tell apart the locks of other background loops (the SLA watcher's)."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, lock_id: int = _LOCK_ID, name: str = "scheduler") -> None:
         self._service = service
+        self._lock_id = lock_id
+        self._name = name
         self._conn: Connection | None = None  # PostgreSQL: the session holding the lock
         self._file: Any = None  # SQLite: the locked file
 
@@ -52,7 +55,7 @@ class SchedulerLock:
         database = engine.url.database
         if engine.dialect.name != "sqlite" or not database or database == ":memory:":
             return True  # a store only this process can open
-        return self._try_file(Path(f"{database}.scheduler-lock"))
+        return self._try_file(Path(f"{database}.{self._name}-lock"))
 
     def _try_postgres(self) -> bool:
         if self._conn is not None:
@@ -63,7 +66,7 @@ class SchedulerLock:
                 self.release()
         conn = self._service.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         # Keyed by schema too: stores in one database's schemas are stores of their own.
-        query = f"SELECT pg_try_advisory_lock({_LOCK_ID}, hashtext(current_schema()))"
+        query = f"SELECT pg_try_advisory_lock({self._lock_id}, hashtext(current_schema()))"
         if conn.exec_driver_sql(query).scalar():
             conn.detach()  # out of the pool: closing it must end the session and the lock
             self._conn = conn

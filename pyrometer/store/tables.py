@@ -201,6 +201,10 @@ reps = sa.Table(
     sa.Column("updated_us", sa.BigInteger, nullable=False),
 )
 
+RUNNING_CLOCK = sa.text(
+    "ended_us IS NULL AND first_touch_us IS NULL AND breached_us IS NULL AND clock_us IS NOT NULL"
+)
+
 # Who routing (or a person) gave a lead to, one row per assignment, and the lead's
 # speed-to-lead clock: ``clock_us`` is the routing transition's own time (the clock moves
 # with the lead to a new owner, it does not restart), ``sla_due_us`` when the first touch
@@ -225,7 +229,9 @@ assignments = sa.Table(
     sa.Column("recorded_us", sa.BigInteger, nullable=False),
     sa.Index(None, "lead_id", "at_us"),
     sa.Index(None, "rep_id", "at_us"),
-    sa.Index(None, "sla_due_us"),
+    # Only the clocks that run and have not breached: the SLA watcher's scan stays as
+    # small as the leads waiting now, not every assignment ever made.
+    sa.Index(None, "sla_due_us", sqlite_where=RUNNING_CLOCK, postgresql_where=RUNNING_CLOCK),
 )
 
 # Sales touches: a call, e-mail, meeting or note by a rep, from the API or from a tracked

@@ -39,7 +39,18 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_assignments_lead_id_at_us"), "assignments", ["lead_id", "at_us"])
     op.create_index(op.f("ix_assignments_rep_id_at_us"), "assignments", ["rep_id", "at_us"])
-    op.create_index(op.f("ix_assignments_sla_due_us"), "assignments", ["sla_due_us"])
+    # Partial: only the clocks that run and have not breached (the SLA watcher's scan).
+    running = sa.text(
+        "ended_us IS NULL AND first_touch_us IS NULL AND breached_us IS NULL"
+        " AND clock_us IS NOT NULL"
+    )
+    op.create_index(
+        op.f("ix_assignments_sla_due_us"),
+        "assignments",
+        ["sla_due_us"],
+        sqlite_where=running,
+        postgresql_where=running,
+    )
     op.create_table(
         "touches",
         sa.Column("id", _ID, nullable=False),
