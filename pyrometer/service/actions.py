@@ -27,7 +27,7 @@ from pyrometer.core.timeutil import iso
 from pyrometer.routing.assign import Assignment, Rule, choose_rep, routes
 from pyrometer.routing.reps import Rep, parse_rep
 from pyrometer.routing.sla import sla_deadline_us
-from pyrometer.store import assignments, outbox, repo
+from pyrometer.store import assignments, outbox, repo, touches
 from pyrometer.store import reps as rep_store
 from pyrometer.store.outbox import Notification
 from pyrometer.store.records import Change
@@ -103,14 +103,14 @@ def act_on(
     needed = {m.lead_id for m in moves} if hooks else set(routing)
     if not needed:
         return
-    snapshot = _leads(conn, needed)
+    snapshot = lead_snapshots(conn, needed)
     notes: list[Notification] = []
     if hooks:
         for move in moves:
             kind = notification_type(move)
             lead = snapshot.get(move.lead_id)
             if kind is not None and lead is not None:
-                notes.append(Notification(kind, move.lead_id, _lead_data(lead, move)))
+                notes.append(Notification(kind, move.lead_id, lead_data(lead, move)))
     if routing:
         notes += _route(conn, book, reps, routing, snapshot, now_us)
     outbox.enqueue(conn, notes, now_us, hooks)
@@ -121,7 +121,7 @@ def _transition(move: Move) -> Transition:
 
 
 @dataclass(frozen=True, slots=True)
-class _Lead:
+class LeadSnapshot:
     lead_id: str
     attributes: Mapping[str, Any]
     owner: str | None
@@ -131,7 +131,7 @@ class _Lead:
     state: dict[str, Any]  # the state document, parsed only when the lead is routed
 
 
-def _leads(conn: Connection, lead_ids: Iterable[str]) -> dict[str, _Lead]:
+def lead_snapshots(conn: Connection, lead_ids: Iterable[str]) -> dict[str, LeadSnapshot]:
     columns = (
         leads.c.lead_id,
         leads.c.attributes,
@@ -141,11 +141,11 @@ def _leads(conn: Connection, lead_ids: Iterable[str]) -> dict[str, _Lead]:
         leads.c.fit,
         leads.c.state,
     )
-    found: dict[str, _Lead] = {}
+    found: dict[str, LeadSnapshot] = {}
     ids = sorted(set(lead_ids))
     for chunk in repo.chunks(ids):
         for row in conn.execute(sa.select(*columns).where(leads.c.lead_id.in_(chunk))):
-            found[row.lead_id] = _Lead(
+            found[row.lead_id] = LeadSnapshot(
                 row.lead_id,
                 row.attributes or {},
                 row.owner,
@@ -157,7 +157,7 @@ def _leads(conn: Connection, lead_ids: Iterable[str]) -> dict[str, _Lead]:
     return found
 
 
-def _lead_data(lead: _Lead, move: Move | None = None) -> dict[str, Any]:
+def lead_data(lead: LeadSnapshot, move: Move | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {
         "lead": {
             "id": lead.lead_id,
@@ -173,7 +173,7 @@ def _lead_data(lead: _Lead, move: Move | None = None) -> dict[str, Any]:
     return data
 
 
-def _suppressed(lead: _Lead) -> bool:
+def _suppressed(lead: LeadSnapshot) -> bool:
     return LeadState.from_dict(lead.state).suppressed
 
 
@@ -186,7 +186,7 @@ def _route(
     book: Playbook,
     reps: Sequence[Rep],
     routing: Mapping[str, Sequence[Move]],
-    snapshot: Mapping[str, _Lead],
+    snapshot: Mapping[str, LeadSnapshot],
     now_us: int,
 ) -> list[Notification]:
     assignments.lock_routing(conn)
@@ -227,14 +227,17 @@ def _route(
             continue  # the owner is still within the clock that runs: it stays
         rep = by_id.get(choice.rep_id) if choice.rep_id else None
         due = sla_deadline_us(policy, move.at_us, rep)
-        _record(conn, lead_id, choice, move, move.at_us, due, now_us)
+        # Late events can route a lead at a time before a touch already recorded: that
+        # touch answered it.
+        touched = touches.first_touch_at_or_after(conn, lead_id, move.at_us)
+        _record(conn, lead_id, choice, move, move.at_us, due, now_us, touched)
         if choice.rep_id is not None and choice.rule is not Rule.OWNER:
             counts[choice.rep_id] = counts.get(choice.rep_id, 0) + 1
             last[choice.rep_id] = now_us
             conn.execute(
                 leads.update().where(leads.c.lead_id == lead_id).values(owner=choice.rep_id)
             )
-        data = _lead_data(lead, move)
+        data = lead_data(lead, move)
         data["lead"]["owner"] = choice.rep_id
         data["assignment"] = assignment_json(choice, rep, move.at_us, due)
         notes.append(Notification("lead.assigned", lead_id, data))
@@ -256,6 +259,7 @@ def _record(
     clock_us: int | None,
     due_us: int | None,
     now_us: int,
+    first_touch_us: int | None = None,
 ) -> None:
     counts = choice.rep_id is not None and choice.rule not in (Rule.OWNER, Rule.SUPPRESSED)
     assignments.insert(
@@ -269,6 +273,7 @@ def _record(
         counts=counts,
         clock_us=clock_us,
         sla_due_us=due_us,
+        first_touch_us=first_touch_us,
         recorded_us=now_us,
     )
 
@@ -319,13 +324,15 @@ def assign_by_hand(
         counts=rep is not None,
         clock_us=held.clock_us if waiting and held is not None else None,
         sla_due_us=held.sla_due_us if waiting and held is not None else None,
+        # A breach already announced stays announced: the new owner is not flagged again.
+        breached_us=held.breached_us if waiting and held is not None else None,
         recorded_us=now_us,
     )
-    snapshot = _leads(conn, [lead_id])
+    snapshot = lead_snapshots(conn, [lead_id])
     lead = snapshot.get(lead_id)
     if lead is None:
         return
-    data = _lead_data(lead)
+    data = lead_data(lead)
     data["assignment"] = {
         "rep": None if rep is None else {"id": rep.id, "name": rep.name, "email": rep.email},
         "rule": MANUAL,

@@ -24,7 +24,7 @@ from pyrometer.service.cursors import BadCursor, decode_cursor, encode_cursor
 from pyrometer.service.lead_filters import lead_filters
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import LeadRecord, as_of, current, replay
-from pyrometer.store import assignments, pages, repo
+from pyrometer.store import assignments, pages, repo, touches
 from pyrometer.store.pages import Position
 from pyrometer.store.tables import leads
 
@@ -77,6 +77,7 @@ def get_lead(
             "assigned_at": iso(held.at_us) if held is not None else None,
             "assignment_reason": held.reason if held is not None else None,
             "assignment": assignment_dict(held) if held is not None else None,
+            "touches": [t.as_json() for t in touches.lead_touches(conn, lead_id, limit=50)],
             "as_of": iso(at),
             "attributes": dict(record.attributes),
             "playbook_version": record.playbook_version,

@@ -83,7 +83,7 @@ def _round(service: Service, conn: Connection, now: int) -> tuple[int, bool]:
     _, book = service.playbooks.active(conn)
     held = assignments.current(conn, locked)
     # The notification payloads are those of ``actions``, so a receiver reads one shape.
-    snapshot = actions._leads(conn, locked)
+    snapshot = actions.lead_snapshots(conn, locked)
     routing: _Routing | None = None
     reps: dict[str, Rep] | None = None
     notes: list[Notification] = []
@@ -94,7 +94,7 @@ def _round(service: Service, conn: Connection, now: int) -> tuple[int, bool]:
         if row is None or lead is None or not store.mark_breached(conn, row.id, now):
             continue  # touched, reassigned or breached since it was read
         breached += 1
-        data = actions._lead_data(lead)
+        data = actions.lead_data(lead)
         if reps is None:
             reps = {rep.id: rep for rep in actions.active_reps(conn)}
         data.update(_breach(reps, row, now, book))
@@ -190,7 +190,7 @@ def _reassign(
     routing.counts[rep.id] = routing.counts.get(rep.id, 0) + 1
     routing.last[rep.id] = now
     conn.execute(leads.update().where(leads.c.lead_id == row.lead_id).values(owner=rep.id))
-    data = actions._lead_data(lead)
+    data = actions.lead_data(lead)
     data["lead"]["owner"] = rep.id
     data["assignment"] = {
         "rep": {"id": rep.id, "name": rep.name, "email": rep.email},

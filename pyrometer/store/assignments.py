@@ -130,6 +130,8 @@ def insert(
     clock_us: int | None,
     sla_due_us: int | None,
     recorded_us: int,
+    first_touch_us: int | None = None,
+    breached_us: int | None = None,
 ) -> int:
     """Record an assignment; the lead's earlier one in force ends at ``at_us``."""
     conn.execute(
@@ -148,6 +150,8 @@ def insert(
             counts=counts,
             clock_us=clock_us,
             sla_due_us=sla_due_us,
+            first_touch_us=first_touch_us,
+            breached_us=breached_us,
             recorded_us=recorded_us,
         )
     )

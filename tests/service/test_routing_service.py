@@ -21,6 +21,8 @@ from pyrometer.service.ingest import SCORE_AHEAD_MIN, ingest
 from pyrometer.service.inputs import Identify, Track
 from pyrometer.service.reps import add_rep, update_rep
 from pyrometer.service.runtime import Service
+from pyrometer.service.sla_watch import check_breaches
+from pyrometer.service.touches import add_touch
 from pyrometer.store.tables import assignments, leads, transitions
 from service.conftest import Keys
 
@@ -220,3 +222,33 @@ def test_a_rolled_back_transition_leaves_no_assignment(
     assert assignment_rows(service) == [] and owners(service) == {}
     ingest(service, hot_tracks(service, "a"), [])
     assert owners(service) == {"a": "ana"}
+
+
+def test_a_handover_after_a_breach_does_not_breach_again(
+    service: Service, client: TestClient, keys: Keys, clock: Any
+) -> None:
+    add_rep(service, rep("ana"))
+    add_rep(service, rep("ben"))
+    ingest(service, hot_tracks(service, "a"), [])
+    clock.advance(6 * 60)  # past the 5-minute SLA
+    assert check_breaches(service) == 1
+    other = "ben" if owners(service)["a"] == "ana" else "ana"
+    admin = Keys.bearer(keys.admin)
+    moved = client.patch("/v1/leads/a", json={"owner": other}, headers=admin).json()
+    assert moved["assignment"]["breached_at"] is not None  # announced once, carried over
+    clock.advance(60)
+    assert check_breaches(service) == 0
+
+
+def test_a_touch_before_late_routing_counts(service: Service, clock: Any) -> None:
+    """A rep called the lead; events from before the call arrive later and turn it hot
+    at a time before the call: the call answered it, no clock waits."""
+    add_rep(service, rep("ana"))
+    ingest(service, [Track("p", "page_view", service.clock(), user_id="a")], [])
+    add_touch(service, "a", "call", "ana", at_us=service.clock())
+    tracks = [t._replace(ts_us=t.ts_us - 600_000_000) for t in hot_tracks(service, "a")]
+    ingest(service, tracks, [])
+    (row,) = assignment_rows(service)
+    assert row.first_touch_us == service.clock() and row.clock_us <= row.first_touch_us
+    clock.advance(3600)
+    assert check_breaches(service) == 0
