@@ -88,11 +88,13 @@ class DeliverySettings:
     def from_env(cls, **overrides: Any) -> DeliverySettings:
         """Defaults, then ``PYROMETER_WEBHOOK_*`` variables, then ``overrides``; a bad
         variable is a ``ValueError`` naming it."""
-        settings = cls(
-            max_attempts=_int_from_env(MAX_ATTEMPTS_VARIABLE, cls.max_attempts),
-            backoff=seconds_from_env(BACKOFF_VARIABLE, cls.backoff),
-            max_backoff=seconds_from_env(MAX_BACKOFF_VARIABLE, cls.max_backoff),
-            concurrency=_int_from_env(CONCURRENCY_VARIABLE, cls.concurrency),
+        default = cls()
+        settings = replace(
+            default,
+            max_attempts=_int_from_env(MAX_ATTEMPTS_VARIABLE, default.max_attempts),
+            backoff=seconds_from_env(BACKOFF_VARIABLE, default.backoff),
+            max_backoff=seconds_from_env(MAX_BACKOFF_VARIABLE, default.max_backoff),
+            concurrency=_int_from_env(CONCURRENCY_VARIABLE, default.concurrency),
         )
         return replace(settings, **overrides)
 

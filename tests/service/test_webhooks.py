@@ -367,3 +367,15 @@ def test_backoff_doubles_up_to_its_cap_with_jitter(
     assert full / 2 <= wait <= full * (1 + 1e-12)
     if attempts > 1:
         assert backoff_seconds(attempts - 1, base, cap, rand) <= wait * (1 + 1e-12)
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert DeliverySettings.from_env() == DeliverySettings()
+    monkeypatch.setenv("PYROMETER_WEBHOOK_MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("PYROMETER_WEBHOOK_BACKOFF", "0.5")
+    settings = DeliverySettings.from_env(concurrency=2)
+    assert (settings.max_attempts, settings.backoff, settings.concurrency) == (3, 0.5, 2)
+    assert DeliverySettings.from_env(max_attempts=5).max_attempts == 5  # a parameter wins
+    monkeypatch.setenv("PYROMETER_WEBHOOK_MAX_ATTEMPTS", "0")
+    with pytest.raises(ValueError, match="PYROMETER_WEBHOOK_MAX_ATTEMPTS"):
+        DeliverySettings.from_env()
