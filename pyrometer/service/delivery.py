@@ -22,10 +22,10 @@ again and sent again, with the same ``webhook-id``: delivery is at least once.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import logging
 import os
+import queue
 import random
 import threading
 import time
@@ -157,9 +157,12 @@ class DeliveryWorker:
         self._done_lock = threading.Lock()
         self._in_flight = 0  # claimed and not yet recorded; the loop thread's alone
         self.attempts_made = 0  # sends this worker finished, whatever they came to
-        self._futures: set[concurrent.futures.Future[None]] = set()
+        # Daemon sender threads: a send stuck on a silent receiver never holds up exit.
+        self._sends: queue.SimpleQueue[store.Claimed | None] = queue.SimpleQueue()
+        self._senders: list[threading.Thread] = []
+        self._sending = 0  # handed to a sender and not finished
+        self._idle = threading.Condition(self._done_lock)
         self._thread = threading.Thread(target=self._run, name="pyrometer-webhooks", daemon=True)
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._client: Any = None
         self._user_agent = _user_agent()
 
@@ -169,13 +172,18 @@ class DeliveryWorker:
         s = self.settings
         self._client = httpx.Client(
             timeout=httpx.Timeout(s.timeout, connect=s.connect_timeout),
-            limits=httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=16),
+            limits=httpx.Limits(
+                max_connections=s.concurrency, max_keepalive_connections=s.concurrency
+            ),
             follow_redirects=False,
             trust_env=False,  # a webhook goes where its URL says, not via a proxy variable
         )
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=s.concurrency, thread_name_prefix="pyrometer-webhook-send"
-        )
+        for n in range(s.concurrency):
+            sender = threading.Thread(
+                target=self._send_loop, name=f"pyrometer-send-{n}", daemon=True
+            )
+            sender.start()
+            self._senders.append(sender)
         self._thread.start()
 
     def stop(self, grace: float = 5.0) -> None:
@@ -184,14 +192,18 @@ class DeliveryWorker:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=30)
-        if self._futures:
-            concurrent.futures.wait(list(self._futures), timeout=grace)
-        if self._client is not None:
-            self._client.close()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        for _ in self._senders:
+            self._sends.put(None)
+        with self._idle:
+            self._idle.wait_for(lambda: self._sending == 0, timeout=grace)
         with contextlib.suppress(Exception):
             self._record_only()
+        if self._client is not None:
+            self._client.close()
+
+    def _send_loop(self) -> None:
+        while (row := self._sends.get()) is not None:
+            self._deliver(row)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -242,11 +254,10 @@ class DeliveryWorker:
             self._give_back(done)
             raise
         self._in_flight += len(claimed) - len(done)
+        with self._done_lock:
+            self._sending += len(claimed)
         for row in claimed:
-            assert self._pool is not None, "start() the worker first"
-            future = self._pool.submit(self._deliver, row)
-            self._futures.add(future)
-            future.add_done_callback(self._futures.discard)
+            self._sends.put(row)
         return len(claimed), free
 
     def _deliver(self, row: store.Claimed) -> None:
@@ -258,6 +269,8 @@ class DeliveryWorker:
         with self._done_lock:
             self._done.append(outcome)
             self.attempts_made += 1
+            self._sending -= 1
+            self._idle.notify_all()
         self._wake.set()
 
     def outcome(self, row: store.Claimed, attempt: Attempt, now_us: int) -> dict[str, Any]:
