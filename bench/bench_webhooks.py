@@ -8,16 +8,17 @@ For each store the script starts the server itself on 127.0.0.1 with a fresh sto
    a probe sends one ``/v1/batch`` that turns a new lead hot (two ``contact_sales``
    events: 50 points, hot in the default playbook) and times until the ``lead.hot``
    webhook reaches the receiver; p50 and p99 over ``--samples`` probes;
-2. ingest throughput in batches of 500 with a webhook whose receiver accepts connections
-   and never answers, for every event type (``*``: a delivery for each transition, so
-   the outbox rows are written by ingest) and for ``lead.hot`` alone, beside the same
-   without any webhook (fresh stores, alternated ``--rounds`` times after one discarded
-   warm-up run; the median of each): a stuck receiver must not slow ingest.
+2. ingest throughput in batches of 500 without a webhook; with one for every event type
+   (``*``: a delivery for each transition, written by ingest in its transaction) to a
+   receiver that answers at once; and with the same to a receiver that accepts
+   connections and never answers, so the worker's sends all hang until their timeout.
+   All run on one server in alternating phases, the median of each: a stuck receiver
+   must not slow ingest.
 
 Usage:
 
     python bench/bench_webhooks.py [--stores sqlite,postgres] [--rate 1000] [--samples 200]
-        [--seconds 8] [--clients 4] [--rounds 2]
+        [--seconds 5] [--clients 4] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from stores import LABELS, fresh_store  # noqa: E402
 
 from pyrometer.service.keys import Scope, create_key  # noqa: E402
 from pyrometer.service.runtime import Service  # noqa: E402
-from pyrometer.service.webhooks import add_webhook  # noqa: E402
+from pyrometer.service.webhooks import add_webhook, delete_webhook  # noqa: E402
 
 BACKGROUND_EVENTS = ("page_view", "email_open", "product_page_view", "whitepaper_download")
 
@@ -131,8 +132,9 @@ class SilentReceiver:
 
 
 @contextmanager
-def served(url: str, hook_url: str | None, events: list[str]) -> Iterator[tuple[int, str]]:
-    """A server on a fresh store (with a webhook to ``hook_url``, if given): (port, key)."""
+def served(url: str, hook_url: str | None, events: list[str]) -> Iterator[tuple[int, str, int]]:
+    """A server on a fresh store (with a webhook to ``hook_url``, if given): (port, key,
+    the server's process id)."""
     service = Service.open(url)
     key = create_key(service, Scope.INGEST, "bench")
     if hook_url is not None:
@@ -141,7 +143,7 @@ def served(url: str, hook_url: str | None, events: list[str]) -> Iterator[tuple[
     port = free_port()
     server = start_server(url, port)
     try:
-        yield port, key
+        yield port, key, server.pid
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
@@ -206,10 +208,7 @@ def bench_store(name: str, kind: str, args: argparse.Namespace) -> None:
     try:
         with (
             fresh_store(kind, "webhooks") as url,
-            served(url, receiver.url, ["lead.hot"]) as (
-                port,
-                key,
-            ),
+            served(url, receiver.url, ["lead.hot"]) as (port, key, _pid),
         ):
             p50, p99, rate = bench_hot_latency(port, key, receiver, args)
     finally:
@@ -219,37 +218,82 @@ def bench_store(name: str, kind: str, args: argparse.Namespace) -> None:
         f"p50 {p50:.1f} ms, p99 {p99:.1f} ms ({args.samples} leads)",
         flush=True,
     )
-    # A first run on a fresh machine state is slower whatever it runs: one is discarded.
-    kinds = {"none": None, "*": ["*"], "lead.hot": ["lead.hot"]}
-    rates: dict[str, list[float]] = {label: [] for label in kinds}
-    queued: dict[str, int] = {}
-    for run, label in enumerate(["none", *list(kinds) * args.rounds]):
-        events = kinds[label]
-        silent = SilentReceiver() if events else None
-        try:
-            with fresh_store(kind, "webhooks") as url:
-                with served(url, silent.url if silent else None, events or []) as (port, key):
-                    rate = bench_batches(port, key, args.clients, args.seconds, args.max_batches)
-                queued[label] = _deliveries(url)
-        finally:
-            if silent is not None:
-                silent.close()
-        if run > 0:  # the first is the warm-up
-            rates[label].append(rate)
+    rates, cpu, queued = bench_receivers(kind, args)
     base = statistics.median(rates["none"])
-    for label in ("*", "lead.hot"):
-        median = statistics.median(rates[label])
-        print(
-            f"{name:10s} ingest, batches of 500: no webhook {base:,.0f} events/s; webhook for "
-            f"{label} that never answers {median:,.0f} events/s ({queued[label]:,} deliveries "
-            f"queued): ratio {median / base:.3f}",
-            flush=True,
-        )
+    answering, silent = (statistics.median(rates[k]) for k in ("answering", "silent"))
     print(
-        f"{name:10s} runs (events/s): "
+        f"{name:10s} ingest, batches of 500: no webhook {base:,.0f} events/s; a webhook for * "
+        f"that answers at once {answering:,.0f} ({answering / base:.3f}); one that never "
+        f"answers {silent:,.0f} ({silent / base:.3f}; {silent / answering:.3f} of answering); "
+        f"{queued:,} deliveries queued",
+        flush=True,
+    )
+    cost = {k: statistics.median(v) for k, v in cpu.items()}
+    print(
+        f"{name:10s} server CPU per 1,000 events ingested: no webhook {cost['none']:.0f} ms; "
+        f"answering {cost['answering']:.0f} ms; never answering {cost['silent']:.0f} ms "
+        f"({cost['silent'] / cost['none']:.3f} of no webhook)",
+        flush=True,
+    )
+    print(
+        f"{name:10s} phases (events/s): "
         + "; ".join(f"{k}: " + ", ".join(f"{r:,.0f}" for r in v) for k, v in rates.items()),
         flush=True,
     )
+
+
+def bench_receivers(
+    kind: str, args: argparse.Namespace
+) -> tuple[dict[str, list[float]], dict[str, list[float]], int]:
+    """Batch ingest rates without a webhook, with one for ``*`` to a receiver that answers
+    at once, and with one to a receiver that never answers. The phases run on one server,
+    ordered none, answering, silent, silent, answering, none (``--rounds`` times, after a
+    warm-up that is not counted), so that a growing store and a changing machine load
+    weigh on each alike."""
+    rates: dict[str, list[float]] = {"none": [], "answering": [], "silent": []}
+    cpu: dict[str, list[float]] = {k: [] for k in rates}  # server CPU ms per 1,000 events
+    silent, answering = SilentReceiver(), TimingReceiver()
+    urls = {"answering": answering.url, "silent": silent.url}
+    try:
+        with fresh_store(kind, "webhooks") as url, served(url, None, []) as (port, key, pid):
+            service = Service.open(url)
+            try:
+                cycle = ["none", "answering", "silent", "silent", "answering", "none"]
+                for phase in ["warm-up", *cycle * args.rounds]:
+                    hook = add_webhook(service, urls[phase], ["*"]) if phase in urls else None
+                    before = cpu_seconds(pid)
+                    rate = bench_batches(port, key, args.clients, args.seconds, args.max_batches)
+                    used = cpu_seconds(pid) - before
+                    if hook is not None:
+                        delete_webhook(service, hook.webhook.id)
+                    if phase in rates:
+                        rates[phase].append(rate)
+                        cpu[phase].append(used * 1e6 / (rate * args.seconds))
+            finally:
+                service.close()
+            queued = _deliveries(url)
+    finally:
+        silent.close()
+        answering.close()
+    return rates, cpu, queued
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children so far (Linux /proc): the
+    server's cost, which other load on the machine changes less than its throughput."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
 
 
 def _deliveries(url: str) -> int:
@@ -270,15 +314,15 @@ def main() -> None:
     parser.add_argument("--stores", default="sqlite,postgres")
     parser.add_argument("--rate", type=float, default=1000.0, help="Background events/s.")
     parser.add_argument("--samples", type=int, default=200, help="Hot leads timed.")
-    parser.add_argument("--seconds", type=float, default=8.0, help="Per throughput run.")
+    parser.add_argument("--seconds", type=float, default=5.0, help="Per throughput phase.")
     parser.add_argument("--clients", type=int, default=4, help="Concurrent batch clients.")
     parser.add_argument("--max-batches", type=int, default=400)
-    parser.add_argument("--rounds", type=int, default=2, help="Throughput runs of each kind.")
+    parser.add_argument("--rounds", type=int, default=2, help="Rounds of 6 phases.")
     args = parser.parse_args()
     print(
         f"pyrometer webhooks bench: {os.cpu_count()} cores, 1 server process, "
         f"{args.rate:,.0f} events/s background, {args.clients} batch clients, "
-        f"{args.seconds:.0f} s per throughput run",
+        f"{args.seconds:.0f} s per throughput phase",
         flush=True,
     )
     for kind in args.stores.split(","):
