@@ -379,3 +379,19 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("PYROMETER_WEBHOOK_MAX_ATTEMPTS", "0")
     with pytest.raises(ValueError, match="PYROMETER_WEBHOOK_MAX_ATTEMPTS"):
         DeliverySettings.from_env()
+
+
+def test_a_stuck_receiver_does_not_hold_up_ingest(
+    api: TestClient, admin: dict[str, str], ingest_key: dict[str, str], worker: Any
+) -> None:
+    """Every send hangs on a receiver that never answers; ingest goes on at its own pace."""
+    with Receiver(hang=True) as silent:
+        add_hook(api, admin, silent.url, ["*"])
+        worker(concurrency=2, timeout=30.0, connect_timeout=30.0, lease=60.0)
+        slowest = 0.0
+        for n in range(20):
+            began = time.monotonic()
+            make_hot(api, ingest_key, f"lead-{n}")
+            slowest = max(slowest, time.monotonic() - began)
+        silent.wait_for(2)  # both senders are stuck
+        assert slowest < 1.0, slowest
