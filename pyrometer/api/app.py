@@ -1,8 +1,8 @@
 """The FastAPI application: routers, the body size limit, errors, background tasks.
 
 ``create_app`` takes a ready :class:`Service`, so tests give it a store and a clock of
-their own; ``background=False`` leaves the decay scheduler, rescoring jobs and the SLA
-watcher to the test.
+their own; ``background=False`` leaves the decay scheduler, rescoring jobs, the SLA
+watcher and webhook deliveries to the test.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pyrometer.api import (
     routes_reports,
     routes_reps,
     routes_touches,
+    routes_webhooks,
 )
 from pyrometer.api.convert import FieldErrors
 from pyrometer.api.cors import cors_origins_from_env, install_cors
@@ -33,6 +34,7 @@ from pyrometer.api.lead_paths import LeadPathIds
 from pyrometer.api.limits import DEFAULT_MAX_BODY, BodyLimit
 from pyrometer.api.request_context import RequestContext
 from pyrometer.service.decay import DecayScheduler
+from pyrometer.service.delivery import DeliverySettings, DeliveryWorker
 from pyrometer.service.grouping import MAX_QUEUED_MESSAGES, GroupCommitter
 from pyrometer.service.keys import KeyChecker
 from pyrometer.service.rescore import resume_jobs
@@ -69,6 +71,8 @@ def create_app(
     if request_timeout is None:
         request_timeout = availability.request_timeout_from_env()
     monitor = StoreMonitor(service, timeout=min(5.0, request_timeout))
+    # Read now: a bad PYROMETER_WEBHOOK_* setting stops the start, not the worker later.
+    delivery_settings = DeliverySettings.from_env() if background else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,6 +82,8 @@ def create_app(
         # rescore jobs a stopped server left running.
         scheduler = DecayScheduler(service, lambda: resume_jobs(service)) if background else None
         watcher = SlaWatcher(service) if background else None
+        # Every process sends webhooks: claims exclude each other (pyrometer.service.delivery).
+        sender = DeliveryWorker(service, delivery_settings) if delivery_settings else None
         monitor.probe()  # so /health knows the store's state from the start
         checkpointer = WalCheckpointer(service.engine)
         checkpointer.start()
@@ -86,9 +92,13 @@ def create_app(
             scheduler.start()
         if watcher is not None:
             watcher.start()
+        if sender is not None:
+            sender.start()
         try:
             yield
         finally:
+            if sender is not None:
+                sender.stop()
             committer.stop()
             checkpointer.stop()
             if scheduler is not None:
@@ -127,6 +137,7 @@ def create_app(
     app.include_router(routes_merge.router)
     app.include_router(routes_reps.router)
     app.include_router(routes_touches.router)
+    app.include_router(routes_webhooks.router)
 
     @app.exception_handler(FieldErrors)
     async def field_errors(_request: Request, exc: FieldErrors) -> JSONResponse:

@@ -17,12 +17,14 @@ from pyrometer.api.slow_clients import (
     HEADER_TIMEOUT_VARIABLE,
     timeout_from_env,
 )
+from pyrometer.service.delivery import DeliverySettings
 from pyrometer.store.engine import StoreTimeouts
 
 
 def check_settings() -> bool:
     """Raise ``ValueError`` naming the first bad variable; whether docs are on."""
     StoreTimeouts.from_env()
+    DeliverySettings.from_env()
     request_timeout_from_env()
     cors_origins_from_env()
     timeout_from_env(HEADER_TIMEOUT_VARIABLE, DEFAULT_HEADER_TIMEOUT)

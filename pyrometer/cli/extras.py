@@ -28,6 +28,8 @@ EXTRA_MODULES: dict[str, frozenset[str]] = {
             "uvloop",
             "psycopg",
             "orjson",
+            "httpx",
+            "standardwebhooks",
         }
     ),
     "predict": frozenset({"sklearn", "lightgbm", "pandas", "scipy", "numpy"}),

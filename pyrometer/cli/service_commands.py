@@ -1,4 +1,4 @@
-"""Service commands: ``serve``, ``import``, ``erase`` and ``keys create|list|revoke``.
+"""Service commands: ``serve``, ``worker``, ``import``, ``erase`` and ``keys create|list|revoke``.
 
 They all open the store named by ``--database`` or ``PYROMETER_DATABASE_URL`` (default:
 ``pyrometer.db`` here), migrating it to the newest schema first.
@@ -116,7 +116,7 @@ def serve_command(
         ),
     ] = None,
 ) -> None:
-    """Run the REST API (OpenAPI at /docs) with the decay scheduler."""
+    """Run the REST API (OpenAPI at /docs) with the decay scheduler and webhook deliveries."""
     with needs_extra("service", "serve"):
         from pyrometer.api import server
         from pyrometer.api.docs import DOCS_VARIABLE
@@ -393,9 +393,11 @@ def keys_revoke(
 
 
 def register(app: typer.Typer) -> None:
+    from pyrometer.cli import worker_command
     from pyrometer.cli.erase_command import erase_command
 
     app.command("serve")(serve_command)
+    worker_command.register(app)
     app.command("import")(import_command)
     app.command("erase")(erase_command)
     keys_app = typer.Typer(help="API keys for the service.", no_args_is_help=True)
