@@ -26,11 +26,14 @@ if TYPE_CHECKING:
 def background_tasks(service: Service, max_attempts: int | None) -> list[BackgroundTask]:
     """The loops a worker runs, in the order they start (and the reverse of their stop)."""
     from pyrometer.service.delivery import DeliverySettings, DeliveryWorker
+    from pyrometer.service.sla_watch import SlaWatcher
 
     overrides = {} if max_attempts is None else {"max_attempts": max_attempts}
-    tasks: list[BackgroundTask] = [DeliveryWorker(service, DeliverySettings.from_env(**overrides))]
-    # Other loops join here (the SLA watcher, pyrometer.service.sla_watch), one line each.
-    return tasks
+    return [
+        DeliveryWorker(service, DeliverySettings.from_env(**overrides)),
+        # One watcher per store leads (a lock), whether in serve or here.
+        SlaWatcher(service),
+    ]
 
 
 def worker_command(
@@ -45,7 +48,8 @@ def worker_command(
         ),
     ] = None,
 ) -> None:
-    """Send webhook deliveries (the loops `serve` also runs), until stopped."""
+    """Send webhook deliveries and watch speed-to-lead SLAs (the loops `serve` also runs),
+    until stopped."""
     with needs_extra("service", "worker"):
         import sqlalchemy  # noqa: F401  (the extra, checked before the store opens)
 
@@ -59,7 +63,7 @@ def worker_command(
             raise UserError(str(exc)) from None
         for task in tasks:
             task.start()
-        err.print("pyrometer worker: sending webhook deliveries; stop with Ctrl-C")
+        err.print("pyrometer worker: sending webhook deliveries, watching SLAs; stop with Ctrl-C")
         try:
             while not stop.wait(1.0):
                 pass

@@ -100,17 +100,21 @@ def act_on(
     reps = active_reps(conn) if routing else []
     if not reps:
         routing = {}  # routing starts with the first rep
-    needed = {m.lead_id for m in moves} if hooks else set(routing)
+    wanted = frozenset().union(*(types for _, types in hooks))
+    announced = [
+        (move, kind)
+        for move in moves
+        if (kind := notification_type(move)) is not None and (kind in wanted or "*" in wanted)
+    ]
+    needed = {move.lead_id for move, _ in announced} | set(routing)
     if not needed:
         return
     snapshot = lead_snapshots(conn, needed)
     notes: list[Notification] = []
-    if hooks:
-        for move in moves:
-            kind = notification_type(move)
-            lead = snapshot.get(move.lead_id)
-            if kind is not None and lead is not None:
-                notes.append(Notification(kind, move.lead_id, lead_data(lead, move)))
+    for move, kind in announced:
+        lead = snapshot.get(move.lead_id)
+        if lead is not None:
+            notes.append(Notification(kind, move.lead_id, lead_data(lead, move)))
     if routing:
         notes += _route(conn, book, reps, routing, snapshot, now_us)
     outbox.enqueue(conn, notes, now_us, hooks)
@@ -128,7 +132,6 @@ class LeadSnapshot:
     temperature: str
     stage: str
     fit: float
-    state: dict[str, Any]  # the state document, parsed only when the lead is routed
 
 
 def lead_snapshots(conn: Connection, lead_ids: Iterable[str]) -> dict[str, LeadSnapshot]:
@@ -139,7 +142,6 @@ def lead_snapshots(conn: Connection, lead_ids: Iterable[str]) -> dict[str, LeadS
         leads.c.temperature,
         leads.c.stage,
         leads.c.fit,
-        leads.c.state,
     )
     found: dict[str, LeadSnapshot] = {}
     ids = sorted(set(lead_ids))
@@ -152,7 +154,6 @@ def lead_snapshots(conn: Connection, lead_ids: Iterable[str]) -> dict[str, LeadS
                 row.temperature,
                 row.stage,
                 float(row.fit),
-                row.state,
             )
     return found
 
@@ -173,8 +174,16 @@ def lead_data(lead: LeadSnapshot, move: Move | None = None) -> dict[str, Any]:
     return data
 
 
-def _suppressed(lead: LeadSnapshot) -> bool:
-    return LeadState.from_dict(lead.state).suppressed
+def suppressed_leads(conn: Connection, lead_ids: Iterable[str]) -> set[str]:
+    """Which of these leads are do-not-contact. Reads their state documents, so only for
+    the few leads being routed."""
+    found: set[str] = set()
+    for chunk in repo.chunks(sorted(set(lead_ids))):
+        query = sa.select(leads.c.lead_id, leads.c.state).where(leads.c.lead_id.in_(chunk))
+        found.update(
+            r.lead_id for r in conn.execute(query) if LeadState.from_dict(r.state).suppressed
+        )
+    return found
 
 
 def active_reps(conn: Connection) -> list[Rep]:
@@ -193,6 +202,7 @@ def _route(
     policy = book.routing
     counts, last = assignments.window_load(conn, now_us - policy.capacity_window_us)
     in_force = assignments.current(conn, routing)
+    suppressed = suppressed_leads(conn, routing)
     by_id = {rep.id: rep for rep in reps}
     notes: list[Notification] = []
     for lead_id, candidates in sorted(routing.items()):
@@ -211,7 +221,7 @@ def _route(
         choice = choose_rep(
             policy,
             book.lead_attributes(lead.attributes),
-            _suppressed(lead),
+            lead_id in suppressed,
             lead.owner,
             reps,
             counts,

@@ -26,7 +26,6 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from pyrometer.core.incremental import LeadState
 from pyrometer.core.playbook import OnBreach, Playbook
 from pyrometer.core.timeutil import iso
 from pyrometer.routing.assign import choose_rep
@@ -154,7 +153,7 @@ def _reassign(
     policy = book.routing
     excluded = store.breached_reps(conn, row.lead_id, row.clock_us)
     others = [rep for rep in routing.reps if rep.id not in excluded]
-    suppressed = LeadState.from_dict(lead.state).suppressed
+    suppressed = bool(actions.suppressed_leads(conn, [row.lead_id]))
     choice = choose_rep(
         policy,
         book.lead_attributes(lead.attributes),
