@@ -28,6 +28,11 @@ EXTRA_MODULES: dict[str, frozenset[str]] = {
             "uvloop",
             "psycopg",
             "orjson",
+            "argon2",
+            "jinja2",
+            "itsdangerous",
+            "multipart",
+            "python_multipart",
         }
     ),
     "predict": frozenset({"sklearn", "lightgbm", "pandas", "scipy", "numpy"}),

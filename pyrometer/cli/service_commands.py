@@ -161,6 +161,14 @@ def serve_command(
             for scope, key in keys.items():
                 out.print(f"{scope.value} key: {key}", highlight=False)
     where = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    if demo:
+        users = data.demo_users(
+            service, folder or data.prepare(data.data_dir(data_dir)), database_url(database)
+        )
+        out.print(f"dashboard: {where}/ ; sign in as", highlight=False)
+        for email, role, rep, password in users:
+            who = f"{role}, {rep}'s queue" if rep else role
+            out.print(f"  {email} ({who}), password: {password}", highlight=False)
     line = f"Pyrometer on {where}" + (" (API docs at /docs)" if docs else "")
     server.announce_when_ready(host, port, lambda: out.print(line, highlight=False))
     # Our handler and formats for every logger, uvicorn's too; requests are logged by
