@@ -85,7 +85,9 @@ def check(text: str) -> dict[str, Any]:
 
 def _located(path: str, message: str) -> dict[str, Any]:
     found = _LINE.search(path) or _LINE.search(message)
-    return {"path": path, "msg": message, "line": int(found.group(1)) if found else None}
+    where = re.sub(r"\s*\(?line \d+\)?", "", path).strip()
+    line = int(found.group(1)) if found else None
+    return {"path": path, "where": where, "msg": message, "line": line}
 
 
 def _versions(rows: list[Any]) -> list[dict[str, Any]]:

@@ -68,6 +68,8 @@ def countdown(assignment: dict[str, Any] | None, now: datetime) -> dict[str, Any
 
 def _clock(seconds: float) -> str:
     seconds = int(seconds)
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days"
     if seconds >= 3600:
         return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
     return f"{seconds // 60}:{seconds % 60:02d}"
@@ -136,7 +138,7 @@ def line_chart(
     series: list[tuple[int, float]], lines: dict[str, float], width: int = 640, height: int = 200
 ) -> dict[str, Any]:
     """SVG geometry of a line chart with horizontal reference lines (hot, warm)."""
-    pad_l, pad_r, pad_t, pad_b = 40, 60, 10, 24
+    pad_l, pad_r, pad_t, pad_b = 40, 76, 10, 24
     values = [v for _, v in series] + list(lines.values())
     top = max(*values, 1.0)
     top = math.ceil(top / 10) * 10 or 10

@@ -154,4 +154,4 @@ def _pct(value: Any) -> str:
 
 
 templates.env.filters.update(when=_when, num=_num, pct=_pct)
-templates.env.globals.update(num=_num, pct=_pct)
+templates.env.globals.update(num=_num, pct=_pct, count=lambda value: _num(value, 0))

@@ -5,6 +5,7 @@
 
   function clock(seconds) {
     var s = Math.abs(seconds);
+    if (s >= 2 * 86400) return Math.floor(s / 86400) + " days";
     if (s >= 3600) {
       var m = Math.floor((s % 3600) / 60);
       return Math.floor(s / 3600) + "h " + (m < 10 ? "0" : "") + m + "m";
@@ -40,6 +41,21 @@
       if (status) status.textContent = "Live updates paused; reconnecting…";
     });
   }
+
+  // A problem's "Line N" in the playbook check selects that line in the editor.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button.goto-line");
+    var editor = document.getElementById("yaml");
+    if (!button || !editor) return;
+    var lines = editor.value.split("\n");
+    var line = Math.min(parseInt(button.dataset.line, 10), lines.length) - 1;
+    var start = 0;
+    for (var i = 0; i < line; i++) start += lines[i].length + 1;
+    editor.focus();
+    editor.setSelectionRange(start, start + lines[line].length);
+    var height = editor.scrollHeight / Math.max(lines.length, 1);
+    editor.scrollTop = Math.max(0, (line - 5) * height);
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
     tick();
