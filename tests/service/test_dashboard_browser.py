@@ -213,22 +213,19 @@ async def test_each_role_sees_only_its_pages_and_a_rep_cannot_publish(
             await context.close()
 
 
-def _hot_batch(lead_id: str) -> dict[str, Any]:
-    """Enough for a new lead to turn hot in the default playbook (hot at 50)."""
+async def _make_hot(site: Site, lead_id: str) -> None:
+    """Through the ingest API: who the lead is, then enough for the default playbook's
+    hot (50 points), each event by ``POST /v1/track``."""
+    headers = {"Authorization": f"Bearer {site.ingest_key}"}
+    traits = {"email": f"{lead_id}@example.org", "name": "Live Lead", "country": "GB"}
     names = ("Demo Request", "Webinar Attended", "Form Submit", "Case Study Download")
-    batch: list[dict[str, Any]] = [
-        {
-            "type": "identify",
-            "userId": lead_id,
-            "messageId": f"{lead_id}-id",
-            "traits": {"email": f"{lead_id}@example.org", "name": "Live Lead", "country": "GB"},
-        }
-    ]
-    batch += [
-        {"type": "track", "userId": lead_id, "event": name, "messageId": f"{lead_id}-{i}"}
-        for i, name in enumerate(names)
-    ]
-    return {"batch": batch}
+    async with httpx.AsyncClient(base_url=site.url, headers=headers) as client:
+        who = {"userId": lead_id, "messageId": f"{lead_id}-id", "traits": traits}
+        assert (await client.post("/v1/identify", json=who)).status_code == 200
+        for i, name in enumerate(names):
+            body = {"userId": lead_id, "event": name, "messageId": f"{lead_id}-{i}"}
+            answer = await client.post("/v1/track", json=body)
+            assert answer.status_code == 200, answer.text
 
 
 async def test_a_lead_made_hot_through_the_api_appears_on_the_open_queue_within_2_s(
@@ -241,13 +238,7 @@ async def test_a_lead_made_hot_through_the_api_appears_on_the_open_queue_within_
     lead_id = f"live-{uuid.uuid4().hex[:8]}"
     row = page.locator(f'tr[data-lead="{lead_id}"]')
     assert await row.count() == 0
-    async with httpx.AsyncClient() as client:
-        answer = await client.post(
-            visit.site.url + "/v1/batch",
-            json=_hot_batch(lead_id),
-            headers={"Authorization": f"Bearer {visit.site.ingest_key}"},
-        )
-    assert answer.status_code == 200, answer.text
+    await _make_hot(visit.site, lead_id)
     sent = time.monotonic()
     await row.wait_for(timeout=2000)
     assert time.monotonic() - sent < 2.0
@@ -257,6 +248,31 @@ async def test_a_lead_made_hot_through_the_api_appears_on_the_open_queue_within_
     await row.get_by_role("button", name="Log a call with Live Lead").click()
     await row.locator(".clock.touched").wait_for(timeout=3000)
     await visit.shoot("queue")
+    visit.assert_only_the_server()
+
+
+async def test_a_new_user_must_choose_a_password_at_first_sign_in(visit: Visit) -> None:
+    page = visit.page
+    _, generated = users.add_user(visit.site.service, "new@example.com", "rep", "kim")
+    await page.goto(visit.site.url + "/")
+    await page.get_by_label("E-mail").fill("new@example.com")
+    await page.get_by_label("Password").fill("not it")
+    await page.get_by_role("button", name="Sign in").click()
+    alert = page.get_by_role("alert")
+    assert await alert.inner_text() == "That e-mail and password do not match an account."
+    await page.get_by_label("Password").fill(generated)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/password")
+    assert await page.get_by_role("navigation", name="Main").count() == 0
+    await visit.shoot("password")
+    await page.get_by_label("Current password").fill(generated)
+    await page.get_by_label("New password", exact=False).first.fill("kim's own password")
+    await page.get_by_label("New password again").fill("kim's own password")
+    await page.get_by_role("button", name="Save password").click()
+    await page.wait_for_url("**/queue")
+    assert await page.get_by_role("heading", name="My queue").count() == 1
+    await page.goto(visit.site.url + "/lead?id=nobody")
+    await visit.shoot("not-found")
     visit.assert_only_the_server()
 
 
