@@ -19,6 +19,7 @@ from pyrometer.core.playbook_check import check_playbook
 from pyrometer.core.timeutil import MIN_US, iso
 from pyrometer.dashboard import views
 from pyrometer.dashboard.web import (
+    PageError,
     Viewer,
     checked_form,
     need,
@@ -120,6 +121,16 @@ def playbook_page(request: Request, viewer: Viewer = Depends(page_user)) -> Resp
             "may_publish": viewer.may(Role.ADMIN),
         },
     )
+
+
+@router.get("/playbook/job")
+def playbook_job(request: Request, id: int = 0, viewer: Viewer = Depends(page_user)) -> Response:
+    """The rescoring job's progress, polled by the playbook page while it runs."""
+    need(viewer, Role.MANAGER)
+    job = job_view(service_of(request), id)
+    if job is None:
+        raise PageError(404, "There is no such job.")
+    return render(request, "_job.html", {"job": job})
 
 
 @router.post("/playbook/check")

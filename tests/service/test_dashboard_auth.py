@@ -227,3 +227,28 @@ def test_users_commands_print_the_password_as_the_last_word(store_url: str) -> N
     assert run("remove", "ann@example.com").returncode == 0
     gone = run("remove", "ann@example.com")
     assert gone.returncode == 2 and "no user" in gone.stderr
+
+
+def test_an_admin_publishes_and_the_page_follows_the_rescoring_job(
+    service: Service, web: TestClient
+) -> None:
+    from pyrometer.service.rescore import run_job
+
+    user(service, "ann@example.com", "admin")
+    token = sign_in(web, "ann@example.com")
+    in_force = service.read(version_row)
+    assert in_force is not None
+    text = in_force.yaml.replace("hot: 50", "hot: 55", 1)
+    assert text != in_force.yaml
+    checked = web.post("/playbook/check", data={"csrf": token, "yaml": text})
+    assert "Valid." in checked.text and "+  hot: 55" in checked.text  # the diff
+    published = web.post(
+        "/playbook/publish", data={"csrf": token, "yaml": text}, follow_redirects=False
+    )
+    assert published.status_code == 303
+    job_id = int(published.headers["location"].split("job=")[1])
+    page = web.get(published.headers["location"]).text
+    assert "Version 2 is in force" in page and 'hx-trigger="every 1s"' in page
+    run_job(service, job_id)
+    done = web.get(f"/playbook/job?id={job_id}").text
+    assert "leads rescored" in done and "hx-get" not in done
