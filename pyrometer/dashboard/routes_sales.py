@@ -285,6 +285,8 @@ def lead_page(request: Request, id: str = "", viewer: Viewer = Depends(page_user
             "thresholds": thresholds,
             "kinds": TOUCH_KINDS,
             "may_edit": viewer.may(Role.MANAGER),
+            "may_move": _may_move(viewer, lead),
+            "moves": lead_changes.SALES_STAGE_EVENTS,
         },
     )
 
@@ -314,6 +316,43 @@ def lead_attributes(
     except lead_changes.UnknownLead:
         raise PageError(404, "There is no such lead.") from None
     except ValueError as exc:
+        raise PageError(422, str(exc)) from None
+    return redirect(request, "/lead?" + urlencode({"id": lead_id}))
+
+
+def _may_move(viewer: Viewer, lead: dict[str, Any]) -> bool:
+    """Managers and admins move any lead; a rep only a lead given to their routing rep."""
+    if viewer.may(Role.MANAGER):
+        return True
+    rep = viewer.user.rep_id if viewer.user is not None else None
+    return rep is not None and lead.get("owner") == rep
+
+
+@router.post("/lead/stage")
+def lead_stage(
+    request: Request,
+    viewer: Viewer = Depends(page_user),
+    form: dict[str, str] = Depends(checked_form),
+) -> Response:
+    """Sales moves the lead (accepted, opportunity, won, lost...): a rep their own leads,
+    managers and admins any lead. Recorded as the playbook's lifecycle event, as the API's
+    ``POST /v1/leads/{id}/stage`` does."""
+    assert viewer.user is not None
+    lead_id, move = form.get("lead_id", ""), form.get("move", "")
+    if move not in lead_changes.SALES_STAGE_EVENTS:
+        raise PageError(422, f"move: expected one of {', '.join(lead_changes.SALES_STAGE_EVENTS)}")
+    service = service_of(request)
+    if not viewer.may(Role.MANAGER):
+        lead = get_lead(service, lead_id, 1, 1, 1)
+        if lead is None:
+            raise PageError(404, "There is no such lead.")
+        if not _may_move(viewer, lead):
+            raise PageError(403, "A rep moves only their own leads; ask a manager.")
+    try:
+        lead_changes.move_stage(service, lead_id, move)
+    except lead_changes.UnknownLead:
+        raise PageError(404, "There is no such lead.") from None
+    except lead_changes.NotInPlaybook as exc:
         raise PageError(422, str(exc)) from None
     return redirect(request, "/lead?" + urlencode({"id": lead_id}))
 

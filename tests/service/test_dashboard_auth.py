@@ -252,3 +252,33 @@ def test_an_admin_publishes_and_the_page_follows_the_rescoring_job(
     run_job(service, job_id)
     done = web.get(f"/playbook/job?id={job_id}").text
     assert "leads rescored" in done and "hx-get" not in done
+
+
+def test_a_rep_moves_the_stage_of_their_own_leads_only(service: Service, web: TestClient) -> None:
+    from pyrometer.service.ingest import ingest
+    from pyrometer.service.inputs import Track
+    from pyrometer.service.leads import update_lead
+    from pyrometer.service.reads import get_lead
+
+    add_rep(service, {"id": "kim", "name": "Kim Lee", "email": "kim@example.com"})
+    user(service, "kim@example.com", "rep", "kim")
+    now = service.clock()
+    ingest(service, [Track("a", "page_view", now, user_id="mine")], [])
+    ingest(service, [Track("b", "page_view", now, user_id="theirs")], [])
+    update_lead(service, "mine", owner="kim", actor="test")
+    token = sign_in(web, "kim@example.com")
+    assert "Move the stage" in web.get("/lead?id=mine").text
+    assert "Move the stage" not in web.get("/lead?id=theirs").text
+    refused = web.post("/lead/stage", data={"csrf": token, "lead_id": "theirs", "move": "won"})
+    assert refused.status_code == 403
+    moved = web.post(
+        "/lead/stage",
+        data={"csrf": token, "lead_id": "mine", "move": "won"},
+        follow_redirects=False,
+    )
+    assert moved.status_code == 303
+    mine, theirs = get_lead(service, "mine"), get_lead(service, "theirs")
+    assert mine is not None and mine["stage"] == "customer"
+    assert theirs is not None and theirs["stage"] != "customer"
+    bad = web.post("/lead/stage", data={"csrf": token, "lead_id": "mine", "move": "vanish"})
+    assert bad.status_code == 422
