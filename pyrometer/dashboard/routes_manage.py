@@ -28,6 +28,7 @@ from pyrometer.dashboard.web import (
     render,
     service_of,
 )
+from pyrometer.service.playbook_preview import preview
 from pyrometer.service.playbooks import version_row, version_rows
 from pyrometer.service.reports import summary
 from pyrometer.service.rescore import job_view, publish, start_job
@@ -149,6 +150,22 @@ def playbook_check(
         )
     )
     return render(request, "_playbook_check.html", {"result": check(text), "diff": diff[:400]})
+
+
+@router.post("/playbook/preview")
+def playbook_preview(
+    request: Request,
+    viewer: Viewer = Depends(page_user),
+    form: dict[str, str] = Depends(checked_form),
+) -> Response:
+    """Today's hot, warm and cold counts now and under the YAML in the editor."""
+    need(viewer, Role.MANAGER)
+    text = form.get("yaml", "")[:MAX_YAML]
+    try:
+        counts = preview(service_of(request), text)
+    except PlaybookError:
+        return render(request, "_playbook_preview.html", {"counts": None})
+    return render(request, "_playbook_preview.html", {"counts": counts})
 
 
 @router.post("/playbook/publish")

@@ -282,3 +282,29 @@ def test_a_rep_moves_the_stage_of_their_own_leads_only(service: Service, web: Te
     assert theirs is not None and theirs["stage"] != "customer"
     bad = web.post("/lead/stage", data={"csrf": token, "lead_id": "mine", "move": "vanish"})
     assert bad.status_code == 422
+
+
+def test_the_playbook_preview_counts_todays_leads_under_the_new_yaml(
+    service: Service, web: TestClient
+) -> None:
+    from pyrometer.service.ingest import ingest
+    from pyrometer.service.inputs import Track
+    from pyrometer.service.playbook_preview import preview
+
+    now = service.clock()
+    ingest(service, [Track("a", "demo_request", now, user_id="ann")], [])  # 20: warm
+    ingest(service, [Track("b", "page_view", now, user_id="bob")], [])  # 1: cold
+    in_force = service.read(version_row)
+    assert in_force is not None
+    lower = in_force.yaml.replace("hot: 50", "hot: 15", 1).replace("warm: 20", "warm: 10", 1)
+    counts = preview(service, lower)
+    assert counts["before"] == {"hot": 0, "warm": 1, "cold": 1}
+    assert counts["after"] == {"hot": 1, "warm": 0, "cold": 1} and counts["moved"] == 1
+    assert preview(service, lower, limit=1)["too_many"]
+    user(service, "max@example.com", "manager")
+    token = sign_in(web, "max@example.com")
+    shown = web.post("/playbook/preview", data={"csrf": token, "yaml": lower}).text
+    assert "1 of 2 would change" in shown
+    assert (
+        "not a playbook" in web.post("/playbook/preview", data={"csrf": token, "yaml": "x: ["}).text
+    )

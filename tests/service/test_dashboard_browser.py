@@ -329,6 +329,10 @@ async def test_reports_and_the_playbook_editor_shows_an_error_at_its_line(visit:
     await page.get_by_role("table", name="Leads and conversion by temperature").wait_for()
     await visit.shoot("reports")
     await page.goto(visit.site.url + "/playbook")
+    await page.get_by_role("button", name="Preview the effect").click()
+    preview = page.get_by_role("table", name="Leads by temperature, now and under this YAML")
+    await preview.wait_for(timeout=5000)
+    assert "0 of" in await preview.inner_text()  # the YAML in force changes nothing
     editor = page.get_by_label("Playbook YAML")
     original = await editor.input_value()
     lines = original.splitlines()
