@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 
+from pyrometer.dashboard.stopping import stopping
 from pyrometer.dashboard.web import Viewer, page_user, service_of
 from pyrometer.store.live import hot_changes_after, last_transition_id
 
@@ -46,7 +47,8 @@ async def queue_stream(request: Request, viewer: Viewer = Depends(page_user)) ->
         yield f"retry: 2000\nid: {last}\n\n"  # a reconnect resumes from here
         quiet = 0.0
         lived = 0.0
-        while lived < MAX_STREAM_SECONDS:
+        stop = stopping()
+        while lived < MAX_STREAM_SECONDS and not stop.is_set():
             await asyncio.sleep(POLL_SECONDS)
             lived += POLL_SECONDS
             if await request.is_disconnected():
