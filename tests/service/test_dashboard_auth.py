@@ -308,3 +308,9 @@ def test_the_playbook_preview_counts_todays_leads_under_the_new_yaml(
     assert (
         "not a playbook" in web.post("/playbook/preview", data={"csrf": token, "yaml": "x: ["}).text
     )
+
+
+def test_pages_allow_nothing_from_other_hosts_and_no_framing(web: TestClient) -> None:
+    policy = web.get("/").headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "script-src 'self';" in policy
+    assert "frame-ancestors 'none'" in policy

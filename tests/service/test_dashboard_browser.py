@@ -117,12 +117,17 @@ class Visit:
     site: Site
     requests: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
     def assert_only_the_server(self) -> None:
+        """No request to another host, and no script error or Content-Security-Policy
+        violation in the console (a page answered 4xx on purpose logs its status)."""
         origin = urlsplit(self.site.url).netloc
         foreign = [u for u in self.requests if urlsplit(u).netloc != origin]
         assert not self.blocked and not foreign, (self.blocked, foreign)
         assert self.requests  # it did ask the server
+        errors = [e for e in self.errors if not e.startswith("Failed to load resource")]
+        assert not errors, errors
 
     async def sign_in(self, email: str, password: str = PASSWORD) -> None:
         page = self.page
@@ -163,6 +168,11 @@ async def visit(browser: Any, site: Site) -> AsyncIterator[Visit]:
 
     await context.route("**/*", guard)
     page.on("request", lambda request: found.requests.append(request.url))
+    page.on("pageerror", lambda error: found.errors.append(str(error)))
+    page.on(
+        "console",
+        lambda message: found.errors.append(message.text) if message.type == "error" else None,
+    )
     yield found
     await context.close()
 

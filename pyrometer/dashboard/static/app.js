@@ -57,6 +57,14 @@
     editor.scrollTop = Math.max(0, (line - 5) * height);
   });
 
+  // A select marked data-autosubmit sends its form when changed (no inline handlers:
+  // the pages' Content-Security-Policy allows scripts from this server's files only).
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("select[data-autosubmit]")) {
+      event.target.form.submit();
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     tick();
     setInterval(tick, 1000);
