@@ -64,6 +64,7 @@ def reports_page(
             "temperature_bars": views.bars(report["by_temperature"], "value", "leads"),
             "conversion_bars": views.bars(report["by_temperature"], "value", "conversion_rate"),
             "stage_bars": views.bars(report["by_stage"], "value", "leads"),
+            "rates": {r["value"]: r for r in report["by_temperature"]},
         },
     )
 

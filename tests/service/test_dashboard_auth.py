@@ -314,3 +314,23 @@ def test_pages_allow_nothing_from_other_hosts_and_no_framing(web: TestClient) ->
     policy = web.get("/").headers["content-security-policy"]
     assert "default-src 'self'" in policy and "script-src 'self';" in policy
     assert "frame-ancestors 'none'" in policy
+
+
+def test_reports_put_conversion_by_temperature_in_one_sentence(
+    service: Service, web: TestClient
+) -> None:
+    from pyrometer.service.ingest import ingest
+    from pyrometer.service.inputs import Track
+    from pyrometer.service.leads import move_stage
+
+    now = service.clock()
+    for i in range(4):
+        ingest(service, [Track(f"w{i}", "demo_request", now, user_id=f"warm-{i}")], [])
+        ingest(service, [Track(f"c{i}", "page_view", now, user_id=f"cold-{i}")], [])
+    move_stage(service, "warm-0", "won")
+    user(service, "max@example.com", "manager")
+    sign_in(web, "max@example.com")
+    page = web.get("/reports?period=30").text
+    sentence = " ".join(page.split('id="headline">')[1].split("</p>")[0].split())
+    assert "warm ones became customers at <strong>25.0 %</strong> (1 of 4)" in sentence
+    assert "against cold at <strong>0.0 %</strong> (0 of 4)" in sentence
