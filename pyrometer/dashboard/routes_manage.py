@@ -52,6 +52,8 @@ def reports_page(
     until = service.clock() + 1
     since = MIN_US if period == "all" else max(until - int(period) * DAY_US, MIN_US)
     report = summary(service, since, until)
+    heat = {"hot": 0, "warm": 1, "cold": 2}  # hottest first, as a sales team reads it
+    report["by_temperature"].sort(key=lambda row: heat.get(row["value"], 3))
     speed = speed_to_lead(service, since, until)
     return render(
         request,
