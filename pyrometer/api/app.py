@@ -33,6 +33,7 @@ from pyrometer.api.errors import safe_errors, validation_error
 from pyrometer.api.lead_paths import LeadPathIds
 from pyrometer.api.limits import DEFAULT_MAX_BODY, BodyLimit
 from pyrometer.api.request_context import RequestContext
+from pyrometer.dashboard import install as install_dashboard
 from pyrometer.service.decay import DecayScheduler
 from pyrometer.service.delivery import DeliverySettings, DeliveryWorker
 from pyrometer.service.grouping import MAX_QUEUED_MESSAGES, GroupCommitter
@@ -138,6 +139,7 @@ def create_app(
     app.include_router(routes_reps.router)
     app.include_router(routes_touches.router)
     app.include_router(routes_webhooks.router)
+    install_dashboard(app)  # the web pages at /, from this package's own files
 
     @app.exception_handler(FieldErrors)
     async def field_errors(_request: Request, exc: FieldErrors) -> JSONResponse:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 
 from pyrometer.api.auth import require
@@ -19,8 +18,8 @@ from pyrometer.core.playbook import PlaybookError
 from pyrometer.core.playbook_check import check_playbook
 from pyrometer.core.timeutil import iso
 from pyrometer.service.keys import Scope
+from pyrometer.service.playbooks import version_row, version_rows
 from pyrometer.service.rescore import job_view, publish, start_job
-from pyrometer.store.tables import playbooks
 
 router = APIRouter(prefix="/v1", tags=["playbook"], dependencies=[Depends(no_unknown_query)])
 Number = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -43,34 +42,21 @@ def _version(row: Any, with_yaml: bool) -> dict[str, Any]:
 @router.get("/playbook", dependencies=[Depends(require(Scope.READ))])
 def playbook_current(request: Request) -> dict[str, Any]:
     """The playbook in force, as YAML, with its version."""
-    row = service_of(request).read(
-        lambda conn: conn.execute(
-            sa.select(playbooks).order_by(playbooks.c.version.desc()).limit(1)
-        ).one()
-    )
+    row = service_of(request).read(version_row)
+    assert row is not None  # a store always has its seeded version 1
     return _version(row, with_yaml=True)
 
 
 @router.get("/playbook/versions", dependencies=[Depends(require(Scope.READ))])
 def playbook_versions(request: Request) -> list[dict[str, Any]]:
     """Every version ever published, newest first."""
-    rows = service_of(request).read(
-        lambda conn: conn.execute(
-            sa.select(playbooks.c.version, playbooks.c.name, playbooks.c.created_us).order_by(
-                playbooks.c.version.desc()
-            )
-        ).all()
-    )
+    rows = service_of(request).read(version_rows)
     return [_version(row, with_yaml=False) for row in rows]
 
 
 @router.get("/playbook/versions/{version}", dependencies=[Depends(require(Scope.READ))])
 def playbook_version(version: Number, request: Request) -> dict[str, Any]:
-    row = service_of(request).read(
-        lambda conn: conn.execute(
-            sa.select(playbooks).where(playbooks.c.version == version)
-        ).first()
-    )
+    row = service_of(request).read(lambda conn: version_row(conn, version))
     if row is None:
         raise not_found(f"playbook version {version}")
     return _version(row, with_yaml=True)

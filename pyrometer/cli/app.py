@@ -12,7 +12,13 @@ from typing import Annotated
 
 import typer
 
-from pyrometer.cli import commands, predictive_commands, reps_commands, service_commands
+from pyrometer.cli import (
+    commands,
+    predictive_commands,
+    reps_commands,
+    service_commands,
+    users_commands,
+)
 
 app = typer.Typer(
     name="pyrometer",
@@ -50,6 +56,7 @@ commands.register(app)
 predictive_commands.register(app)
 service_commands.register(app)
 reps_commands.register(app)
+users_commands.register(app)
 
 
 def main() -> None:

@@ -81,3 +81,36 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
     os.chmod(temporary, 0o600)  # an older file of that name may have had other bits
     os.replace(temporary, path)
+
+
+USERS_FILE = "demo-users.json"
+DEMO_USERS = (
+    ("admin@example.com", "admin", None),
+    ("kim@example.com", "rep", "kim"),
+)
+
+
+def demo_users(service: Service, folder: Path, url: str) -> list[tuple[str, str, str | None, str]]:
+    """The demo's dashboard users (admin, and a rep for Kim's queue) as ``(email, role,
+    rep, password)``: passwords kept in ``folder`` beside the keys, so every start prints
+    the same ones; the store's users are made or reset to match."""
+    from pyrometer.service.users import demo_user, generate_password
+
+    path = folder / USERS_FILE
+    kept: dict[str, dict[str, str]] = {}
+    if path.exists():
+        try:
+            kept = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            kept = {}
+    mine = dict(kept.get(url, {}))
+    out = []
+    for email, role, rep in DEMO_USERS:
+        password = mine.get(email) or generate_password()
+        demo_user(service, email, role, rep, password)
+        mine[email] = password
+        out.append((email, role, rep, password))
+    if kept.get(url) != mine or bool(path.exists() and path.stat().st_mode & 0o077):
+        kept[url] = mine
+        _write_private(path, json.dumps(kept, indent=2) + "\n")
+    return out

@@ -30,6 +30,11 @@ EXTRA_MODULES: dict[str, frozenset[str]] = {
             "orjson",
             "httpx",
             "standardwebhooks",
+            "argon2",
+            "jinja2",
+            "itsdangerous",
+            "multipart",
+            "python_multipart",
         }
     ),
     "predict": frozenset({"sklearn", "lightgbm", "pandas", "scipy", "numpy"}),

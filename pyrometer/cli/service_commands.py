@@ -161,6 +161,14 @@ def serve_command(
             for scope, key in keys.items():
                 out.print(f"{scope.value} key: {key}", highlight=False)
     where = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    if demo:
+        users = data.demo_users(
+            service, folder or data.prepare(data.data_dir(data_dir)), database_url(database)
+        )
+        out.print(f"dashboard at {where}/ ; sign in as", highlight=False)
+        for email, role, rep, password in users:
+            who = f"{role}, {rep}'s queue" if rep else role
+            out.print(f"  {email} ({who}), password: {password}", highlight=False)
     line = f"Pyrometer on {where}" + (" (API docs at /docs)" if docs else "")
     server.announce_when_ready(host, port, lambda: out.print(line, highlight=False))
     # Our handler and formats for every logger, uvicorn's too; requests are logged by
@@ -228,9 +236,27 @@ def _load_demo(service: Service, n_leads: int) -> None:
             ingest(service, tracks[start : start + 1000], [])
             bar.advance(task, len(tracks[start : start + 1000]))
     err.print(f"loaded {len(identifies)} demo leads and {len(tracks)} events")
+    _demo_requests_now(service)
     routed = _routed_counts(service)
     if routed:
         err.print("hot leads routed: " + ", ".join(f"{rep} {n}" for rep, n in routed.items()))
+
+
+def _demo_requests_now(service: Service, n: int = 2) -> None:
+    """The two warmest leads ask for a demo as the server starts: they turn hot now, so
+    the dashboard's queue opens on running speed-to-lead clocks, not only old ones."""
+    from pyrometer.service.ingest import ingest
+    from pyrometer.service.inputs import Track
+    from pyrometer.service.reads import LeadQuery, list_leads
+
+    warm = list_leads(service, LeadQuery(temperature=("warm",), min_score=30, limit=n))
+    now = service.clock()
+    tracks = [
+        Track(f"demo-now-{lead['lead_id']}", "demo_request", now, user_id=lead["lead_id"])
+        for lead in warm["items"]
+    ]
+    if tracks:
+        ingest(service, tracks, [])
 
 
 DEMO_REPS = (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -83,3 +84,19 @@ class PlaybookRegistry:
         )
         self._latest = None
         return version
+
+
+def version_rows(conn: Connection) -> list[sa.Row[Any]]:
+    """Every published version (number, name, created), newest first, without the YAML."""
+    query = sa.select(playbooks.c.version, playbooks.c.name, playbooks.c.created_us)
+    return list(conn.execute(query.order_by(playbooks.c.version.desc())).all())
+
+
+def version_row(conn: Connection, version: int | None = None) -> sa.Row[Any] | None:
+    """One version with its YAML; ``None``: the one in force."""
+    query = sa.select(playbooks)
+    if version is None:
+        query = query.order_by(playbooks.c.version.desc()).limit(1)
+    else:
+        query = query.where(playbooks.c.version == version)
+    return conn.execute(query).first()

@@ -290,3 +290,22 @@ deliveries = sa.Table(
     sa.Index(None, "webhook_id", "id"),
     sa.Index(None, "lead_id"),
 )
+
+# People who sign in to the dashboard (API keys stay for machines). ``email`` is stored
+# lower-cased; ``password_hash`` is argon2id; ``must_change``: the password was generated
+# and must be replaced at the next sign-in. ``session_version`` is in every session cookie:
+# raising it (a new password) ends the user's other sessions. ``rep_id``: the routing rep
+# whose queue a ``rep`` user sees.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("rep_id", sa.String(200)),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("must_change", sa.Boolean, nullable=False),
+    sa.Column("session_version", sa.Integer, nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("last_sign_in_us", sa.BigInteger),
+)
