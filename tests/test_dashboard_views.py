@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pyrometer.core.model import Event
+from pyrometer.core.playbook import load_playbook
+from pyrometer.core.reference import score_lead_reference
 from pyrometer.dashboard import views
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -57,18 +61,48 @@ def test_a_name_is_read_from_common_attributes_else_the_email_else_the_id() -> N
     assert views.display_name({"lead_id": "x", "attributes": {}}) == "x"
 
 
-def test_the_score_series_halves_each_half_life_and_starts_at_fit() -> None:
-    now = 100 * DAY_US
-    ledger = [
-        {"kind": "fit", "rule": "f", "points": 5.0, "value": 5.0},
-        {"kind": "engagement", "timestamp": "1970-03-22T00:00:00Z", "points": 40.0, "value": 0},
+BOOK = load_playbook()
+NAMES = ["page_view", "pricing_page_view", "email_open", "email_click", "demo_request", "x"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(NAMES), st.integers(min_value=0, max_value=45 * DAY_US)),
+        max_size=25,
+    ),
+    st.integers(min_value=0, max_value=DAY_US),
+)
+def test_the_score_series_is_the_engines_score_at_every_moment(
+    happenings: list[tuple[str, int]], offset: int
+) -> None:
+    """Each point of the chart is what the reference scorer says as of that moment, and
+    between two points the score does not move (so drawing steps is drawing the truth)."""
+    now = 20_000 * DAY_US + offset
+    base = now - 45 * DAY_US
+    events = [
+        Event.create("L", name, base + at, f"e{i}") for i, (name, at) in enumerate(happenings)
     ]
-    series = views.score_series(ledger, 5.0, 10 * DAY_US, now, days=30, points=31)
-    assert series[0] == (70 * DAY_US, 5.0)  # before the event: fit alone
-    event_day = 80  # 1970-03-22 is day 80
-    at_event = dict(series)[event_day * DAY_US]
-    assert at_event == 45.0
-    assert dict(series)[(event_day + 10) * DAY_US] == 25.0  # one half-life later
+    attrs = {"job_title": "VP Sales"}
+    today = score_lead_reference(BOOK, "L", events, attrs, now).to_dict(ledger=True)
+    series = views.score_series(today["ledger"], today["fit"], BOOK.decay, now)
+    assert series[0][0] == now - 30 * DAY_US and series[-1][0] == now
+    for t, value in series:
+        truth = score_lead_reference(BOOK, "L", events, attrs, t).score
+        assert abs(value - truth) <= 0.006, (t, value, truth)
+    for (t, value), (t_next, _) in itertools.pairwise(series):
+        middle = (t + t_next) // 2
+        if middle > t:
+            truth = score_lead_reference(BOOK, "L", events, attrs, middle).score
+            assert abs(value - truth) <= 0.006, (middle, value, truth)
+
+
+def test_the_chart_draws_steps_not_slopes() -> None:
+    chart = views.line_chart([(0, 10.0), (100, 30.0), (200, 30.0)], {"hot": 50.0, "warm": 25.0})
+    moves = [tuple(float(n) for n in part[1:].split(",")) for part in chart["path"].split()]
+    # Every segment is horizontal or vertical.
+    for (x0, y0), (x1, y1) in itertools.pairwise(moves):
+        assert x0 == x1 or y0 == y1
 
 
 @given(
@@ -94,3 +128,18 @@ def test_bars_scale_to_the_longest(counts: list[int]) -> None:
     drawn = views.bars(rows, "value", "leads", width=300)
     assert max(b["length"] for b in drawn) == (300 if max(counts) else 0)
     assert all(0 <= b["length"] <= 300 for b in drawn)
+
+
+@given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 10_000)), min_size=1, max_size=24))
+def test_span_columns_stay_inside_and_keep_their_proportions(counts: list[tuple[int, int]]) -> None:
+    spans = [
+        {"start": "2026-11-23T09:00:00Z", "new_leads": a, "temperature:hot": b} for a, b in counts
+    ]
+    chart = views.span_chart(spans, ["new_leads", "temperature:hot"])
+    top = max(max(a, b) for a, b in counts)
+    for column in chart["columns"]:
+        assert chart["x0"] <= column["x"] and column["x"] + column["width"] <= chart["width"] + 0.1
+        assert column["y"] >= 0 and column["y"] + column["height"] <= chart["base"] + 0.1
+        if top:
+            expected = column["value"] / top * (chart["base"] - 8)
+            assert abs(column["height"] - expected) <= 0.06

@@ -30,7 +30,7 @@ from pyrometer.dashboard.web import (
 )
 from pyrometer.service.playbook_preview import preview
 from pyrometer.service.playbooks import version_row, version_rows
-from pyrometer.service.reports import summary
+from pyrometer.service.reports import FLOWS, over_time, summary
 from pyrometer.service.rescore import job_view, publish, start_job
 from pyrometer.service.speed_report import speed_to_lead
 from pyrometer.service.users import Role
@@ -54,7 +54,9 @@ def reports_page(
     report = summary(service, since, until)
     heat = {"hot": 0, "warm": 1, "cold": 2}  # hottest first, as a sales team reads it
     report["by_temperature"].sort(key=lambda row: heat.get(row["value"], 3))
+    report["by_first_temperature"].sort(key=lambda row: heat.get(row["value"], 3))
     speed = speed_to_lead(service, since, until)
+    spans = over_time(service, since, until)
     return render(
         request,
         "reports.html",
@@ -66,7 +68,11 @@ def reports_page(
             "temperature_bars": views.bars(report["by_temperature"], "value", "leads"),
             "conversion_bars": views.bars(report["by_temperature"], "value", "conversion_rate"),
             "stage_bars": views.bars(report["by_stage"], "value", "leads"),
-            "rates": {r["value"]: r for r in report["by_temperature"]},
+            "rates": {r["value"]: r for r in report["by_first_temperature"]},
+            "first_bars": views.bars(report["by_first_temperature"], "value", "conversion_rate"),
+            "spans": spans,
+            "flows": [f"{kind}:{new}" for kind, new in FLOWS],
+            "span_chart": views.span_chart(spans, ["new_leads", "temperature:hot"]),
         },
     )
 

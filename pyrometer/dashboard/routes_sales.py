@@ -268,9 +268,7 @@ def lead_page(request: Request, id: str = "", viewer: Viewer = Depends(page_user
         raise PageError(404, "There is no such lead.")
     _, book = service.read(service.playbooks.active)
     thresholds = {"hot": book.temperature.hot, "warm": book.temperature.warm}
-    series = views.score_series(
-        lead["ledger"], lead["fit"], book.decay.half_life_us, service.clock()
-    )
+    series = views.score_series(lead["ledger"], lead["fit"], book.decay, service.clock())
     ledger_total = round(sum(float(line["value"]) for line in lead["ledger"]), 2)
     return render(
         request,

@@ -6,10 +6,12 @@ no SQL and no HTTP here, so they are tested without a server.
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import datetime
 from typing import Any
 
+from pyrometer.core.playbook import Decay
 from pyrometer.dashboard.web import parse_iso
 
 NAME_KEYS = ("name", "full_name", "first_name")
@@ -106,24 +108,46 @@ def queue_row(lead: dict[str, Any], now: datetime) -> dict[str, Any]:
 def score_series(
     ledger: list[dict[str, Any]],
     fit: float,
-    half_life_us: int,
+    decay: Decay,
     now_us: int,
     days: int = 30,
-    points: int = 61,
+    most: int = 1500,
 ) -> list[tuple[int, float]]:
-    """The score over the last ``days`` days, from the ledger's engagement lines: fit plus
-    each line's points halved every half-life since its event (the engine decays in whole
-    steps, so this is the same curve drawn smoothly)."""
-    dated = [
-        (_us(line["timestamp"]), float(line["points"]))
-        for line in ledger
-        if line.get("kind") == "engagement" and line.get("timestamp")
-    ]
+    """The score over the last ``days`` days, exactly as the engine counts it.
+
+    The engine fades points in whole decay steps (``decay.step``), so the score is a step
+    curve: it jumps at each event and at each step boundary and is flat in between. The
+    series holds the score at every such moment (at most ``most`` step boundaries, evenly
+    chosen, for a very short step) and the page draws it as steps. Points are the ledger's
+    earned points (caps already applied, and an event's earned points never depend on a later
+    event), so only fit is today's: a past attribute change is not redrawn.
+    """
     start = now_us - days * 86_400_000_000
+    by_step: dict[int, list[tuple[int, float]]] = {}
+    moments = {start, now_us}
+    for line in ledger:
+        if line.get("kind") != "engagement" or not line.get("timestamp"):
+            continue
+        ts = _us(line["timestamp"])
+        if ts > now_us:
+            continue
+        by_step.setdefault(decay.step_of(ts), []).append((ts, float(line["points"])))
+        if ts > start:
+            moments.add(ts)
+    first, last = decay.step_of(start) + 1, decay.step_of(now_us)
+    stride = max(1, -(-(last - first + 1) // most))
+    moments.update(s * decay.step_us for s in range(first, last + 1, stride))
+    steps = sorted((step, sorted(lines)) for step, lines in by_step.items())
     out = []
-    for i in range(points):
-        t = start + (now_us - start) * i // (points - 1)
-        engagement = sum(p * 2.0 ** (-(t - ts) / half_life_us) for ts, p in dated if ts <= t)
+    for t in sorted(moments):
+        now_step = decay.step_of(t)
+        engagement = 0.0
+        for step, lines in steps:
+            if step > now_step:
+                break
+            # In the moment's own step only the events up to the moment have happened.
+            earned = sum(p for ts, p in lines if step < now_step or ts <= t)
+            engagement += earned * decay.factor(now_step - step)
         out.append((t, round(fit + engagement, 2)))
     return out
 
@@ -154,15 +178,24 @@ def line_chart(
     return {
         "width": width,
         "height": height,
-        "path": " ".join(
-            f"{'M' if i == 0 else 'L'}{x(t)},{y(v)}" for i, (t, v) in enumerate(series)
-        ),
+        "path": _steps(x, y, series),
         "lines": [{"name": n, "value": v, "y": y(v)} for n, v in lines.items()],
         "ticks": [{"value": v, "y": y(v)} for v in (bottom, (top + bottom) / 2, top)],
         "x0": pad_l,
         "x1": width - pad_r,
         "base": height - pad_b,
     }
+
+
+def _steps(x: Any, y: Any, series: list[tuple[int, float]]) -> str:
+    """An SVG path that holds each value until the next moment, then jumps: the score is
+    flat between events and decay steps, so a sloped line would draw values it never had."""
+    parts = [f"M{x(series[0][0])},{y(series[0][1])}"]
+    for (_, before), (t, v) in itertools.pairwise(series):
+        parts.append(f"L{x(t)},{y(before)}")
+        if v != before:
+            parts.append(f"L{x(t)},{y(v)}")
+    return " ".join(parts)
 
 
 def bars(
@@ -178,3 +211,41 @@ def bars(
         }
         for r in rows
     ]
+
+
+def span_chart(
+    spans: list[dict[str, Any]], keys: list[str], width: int = 640, height: int = 180
+) -> dict[str, Any]:
+    """SVG geometry of grouped columns: for each span one column per key, side by side,
+    all on one scale (the tallest column is the chart's height)."""
+    pad_l, pad_b, pad_t = 40, 22, 8
+    top = max((float(s[k]) for s in spans for k in keys), default=0.0) or 1.0
+    slot = (width - pad_l) / max(len(spans), 1)
+    bar = slot * 0.8 / max(len(keys), 1)
+    usable = height - pad_b - pad_t
+    columns = []
+    for i, span in enumerate(spans):
+        for j, key in enumerate(keys):
+            tall = round(float(span[key]) / top * usable, 1)
+            columns.append(
+                {
+                    "key": key,
+                    "value": span[key],
+                    "x": round(pad_l + i * slot + slot * 0.1 + j * bar, 1),
+                    "y": round(pad_t + usable - tall, 1),
+                    "width": round(bar, 1),
+                    "height": tall,
+                }
+            )
+    return {
+        "width": width,
+        "height": height,
+        "columns": columns,
+        "top": top,
+        "base": height - pad_b,
+        "x0": pad_l,
+        "labels": [
+            {"x": round(pad_l + i * slot + slot / 2, 1), "text": span["start"][5:10]}
+            for i, span in enumerate(spans)
+        ],
+    }

@@ -334,3 +334,11 @@ def test_reports_put_conversion_by_temperature_in_one_sentence(
     sentence = " ".join(page.split('id="headline">')[1].split("</p>")[0].split())
     assert "warm ones became customers at <strong>25.0 %</strong> (1 of 4)" in sentence
     assert "against cold at <strong>0.0 %</strong> (0 of 4)" in sentence
+    over_time = page.split('id="over-time">')[1].split("</table>")[0]
+    rows = [row for row in over_time.split("<tr>")[2:]]  # past the header
+    cells = [
+        [int(cell.split(">")[1].split("<")[0]) for cell in row.split("<td")[1:]] for row in rows
+    ]
+    assert sum(c[0] for c in cells) == 8  # new leads
+    assert sum(c[1] for c in cells) == 4  # turned warm
+    assert sum(c[5] for c in cells) == 1  # became customers

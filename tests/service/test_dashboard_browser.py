@@ -336,7 +336,13 @@ async def test_reports_and_the_playbook_editor_shows_an_error_at_its_line(visit:
     await page.goto(visit.site.url + "/reports")
     total = int((await page.locator("#total-leads").inner_text()).replace(",", ""))
     assert total > 0
-    await page.get_by_role("table", name="Leads and conversion by temperature").wait_for()
+    await page.get_by_role(
+        "table", name="Leads and conversion by temperature", exact=True
+    ).wait_for()
+    over_time = page.get_by_role("table", name="Leads first seen, and moves into each class")
+    cells = await over_time.locator("tbody td:first-of-type").all_inner_texts()
+    arrived = [int(n.replace(",", "")) for n in cells]
+    assert sum(arrived) == total  # every lead of the period arrived in one of its spans
     await visit.shoot("reports")
     await page.goto(visit.site.url + "/playbook")
     await page.get_by_role("button", name="Preview the effect").click()
