@@ -69,6 +69,13 @@ def test_serve_demo_and_keys_create(tmp_path: Path) -> None:
             headers={"Authorization": f"Bearer {key}"},
         )
         assert one.status_code == 200 and one.json()["ledger"]
+        # The demo's reps answered some of their older hot leads: the report measures them.
+        speed = httpx.get(
+            f"http://127.0.0.1:{port}/v1/reports/speed-to-lead",
+            headers={"Authorization": f"Bearer {admin}"},
+        ).json()["overall"]
+        assert 1 <= speed["touched"] <= speed["routed"]
+        assert speed["median_seconds_to_first_touch"] is not None
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=20)
