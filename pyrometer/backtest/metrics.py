@@ -1,0 +1,286 @@
+"""What a backtest counts, from observations and outcomes alone: no SQL, no files.
+
+An *observation* is one open lead's temperature at one as-of time, computed (by
+:mod:`pyrometer.backtest.sweep`, one :class:`~pyrometer.backtest.sweep.Timeline` per lead)
+from its events up to that time only. An *outcome* is a
+lead's first win and the time it closed (its first win or loss). This module adds the
+other half of honesty: an observation counts only while its lead is still open (closed
+after the as-of time), and it *converted* only if the win comes after the as-of time and
+no later than the horizon. Nothing here can see an outcome at or before the as-of time.
+
+Figures, per playbook:
+
+- per band: observations (lead-days), distinct leads, how many converted within the
+  horizon, the conversion rate and its lift over the base rate (all observations);
+- precision of hot (converted share of hot observations) and recall of hot (hot share of
+  the observations that converted);
+- of the leads that converted while observed, the share hot at some as-of time within
+  the horizon before the win, and how many days before (median);
+- leads *becoming* hot per day (not hot at the previous as-of time, or not yet seen),
+  against a capacity per day: the days over it;
+- churn: the share of a lead's consecutive as-of steps where its band changed.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+from pyrometer.backtest.sweep import Timeline
+
+BANDS = ("hot", "warm", "cold")
+DAY_US = 86_400_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One row of an outcomes file: ``won`` (or converted) or ``lost``, at a time."""
+
+    lead_id: str
+    outcome: str  # "won" or "lost"
+    at_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeadOutcome:
+    """A lead's first win (if any) and when it closed: its first win or loss."""
+
+    won_us: int | None
+    closed_us: int | None
+
+
+def lead_outcomes(rows: Iterable[Outcome]) -> dict[str, LeadOutcome]:
+    """Outcome rows, per lead: the first win, and the first win or loss."""
+    won: dict[str, int] = {}
+    closed: dict[str, int] = {}
+    for row in rows:
+        if row.outcome == "won":
+            won[row.lead_id] = min(won.get(row.lead_id, row.at_us), row.at_us)
+        closed[row.lead_id] = min(closed.get(row.lead_id, row.at_us), row.at_us)
+    return {lead: LeadOutcome(won.get(lead), closed[lead]) for lead in closed}
+
+
+def is_open(outcome: LeadOutcome | None, as_of_us: int) -> bool:
+    """Whether a lead is still open at ``as_of_us``: it has not closed by then."""
+    return outcome is None or outcome.closed_us is None or outcome.closed_us > as_of_us
+
+
+def converted_within(outcome: LeadOutcome | None, as_of_us: int, horizon_us: int) -> bool:
+    """Whether the lead was won after ``as_of_us`` and no later than the horizon."""
+    if outcome is None or outcome.won_us is None:
+        return False
+    return as_of_us < outcome.won_us <= as_of_us + horizon_us
+
+
+@dataclass(frozen=True)
+class BandFigures:
+    band: str
+    observations: int
+    leads: int
+    converted: int
+    rate: float | None
+    lift: float | None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Everything one playbook's backtest found (see the module's docstring)."""
+
+    observations: int
+    leads: int
+    converted: int
+    base_rate: float | None
+    bands: tuple[BandFigures, ...]
+    hot_precision: float | None
+    hot_recall: float | None
+    won_leads: int
+    won_hot_before: int
+    lead_time_days: tuple[float, ...]
+    new_hot_per_step: tuple[int, ...]
+    step_days: float
+    capacity_per_day: float | None
+    steps_over_capacity: int | None
+    churn: float | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def hot_share_before_win(self) -> float | None:
+        return self.won_hot_before / self.won_leads if self.won_leads else None
+
+    @property
+    def median_lead_time_days(self) -> float | None:
+        return statistics.median(self.lead_time_days) if self.lead_time_days else None
+
+    @property
+    def peak_new_hot_per_day(self) -> float | None:
+        if not self.new_hot_per_step or self.step_days <= 0:
+            return None
+        return max(self.new_hot_per_step) / self.step_days
+
+    @property
+    def new_hot_per_day(self) -> float | None:
+        steps = len(self.new_hot_per_step)
+        if not steps or self.step_days <= 0:
+            return None
+        return sum(self.new_hot_per_step) / (steps * self.step_days)
+
+    def band(self, name: str) -> BandFigures:
+        return next(b for b in self.bands if b.band == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "observations": self.observations,
+            "leads": self.leads,
+            "converted": self.converted,
+            "base_rate": self.base_rate,
+            "bands": [
+                {
+                    "band": b.band,
+                    "observations": b.observations,
+                    "leads": b.leads,
+                    "converted": b.converted,
+                    "conversion_rate": b.rate,
+                    "lift": b.lift,
+                }
+                for b in self.bands
+            ],
+            "hot_precision": self.hot_precision,
+            "hot_recall": self.hot_recall,
+            "won_leads": self.won_leads,
+            "won_hot_before": self.won_hot_before,
+            "hot_share_before_win": self.hot_share_before_win,
+            "median_lead_time_days": self.median_lead_time_days,
+            "new_hot_per_step": list(self.new_hot_per_step),
+            "new_hot_per_day": self.new_hot_per_day,
+            "peak_new_hot_per_day": self.peak_new_hot_per_day,
+            "capacity_per_day": self.capacity_per_day,
+            "steps_over_capacity": self.steps_over_capacity,
+            "churn": self.churn,
+        }
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+class Tally:
+    """Adds up one playbook's timelines, one lead at a time (memory: per band counts, not
+    per observation), then :meth:`result` gives the :class:`Metrics`."""
+
+    def __init__(
+        self,
+        as_of_times: Sequence[int],
+        outcomes: Mapping[str, LeadOutcome],
+        horizon_us: int,
+        capacity_per_day: float | None = None,
+    ) -> None:
+        if any(b <= a for a, b in pairwise(as_of_times)):
+            raise ValueError("as-of times must increase")
+        if horizon_us <= 0:
+            raise ValueError("horizon: must be positive")
+        self.as_of_times = list(as_of_times)
+        self.outcomes = outcomes
+        self.horizon_us = horizon_us
+        self.capacity_per_day = capacity_per_day
+        self.obs = dict.fromkeys(BANDS, 0)
+        self.conv = dict.fromkeys(BANDS, 0)
+        self.band_leads = dict.fromkeys(BANDS, 0)
+        self.leads = 0
+        self.new_hot = [0] * len(as_of_times)
+        self.changes = self.pairs = 0
+        self.won_leads = self.won_hot = 0
+        self.lead_times: list[float] = []
+
+    def add(self, timeline: Timeline) -> None:
+        """One lead's timeline; its steps after the lead closed are not counted."""
+        outcome = self.outcomes.get(timeline.lead_id)
+        times = self.as_of_times
+        seen = set()
+        previous: str | None = None
+        converted_any = False
+        first_hot_us: int | None = None
+        for offset, temperature in enumerate(timeline.temperatures):
+            step = timeline.first_step + offset
+            as_of = times[step]
+            if not is_open(outcome, as_of):
+                break  # closed stays closed: the rest of the timeline is after it
+            if temperature not in self.obs:
+                raise ValueError(f"lead {timeline.lead_id}: unknown temperature {temperature!r}")
+            self.obs[temperature] += 1
+            seen.add(temperature)
+            converted = converted_within(outcome, as_of, self.horizon_us)
+            if converted:
+                self.conv[temperature] += 1
+                converted_any = True
+                if temperature == "hot" and first_hot_us is None:
+                    first_hot_us = as_of
+            if temperature == "hot" and previous != "hot":
+                self.new_hot[step] += 1
+            if previous is not None:
+                self.pairs += 1
+                self.changes += temperature != previous
+            previous = temperature
+        if not seen:
+            return
+        self.leads += 1
+        for band in seen:
+            self.band_leads[band] += 1
+        if converted_any:
+            assert outcome is not None and outcome.won_us is not None
+            self.won_leads += 1
+            if first_hot_us is not None:
+                self.won_hot += 1
+                self.lead_times.append((outcome.won_us - first_hot_us) / DAY_US)
+
+    def result(self) -> Metrics:
+        total = sum(self.obs.values())
+        converted = sum(self.conv.values())
+        base = _ratio(converted, total)
+        bands = []
+        for band in BANDS:
+            rate = _ratio(self.conv[band], self.obs[band])
+            lift = rate / base if rate is not None and base else None
+            bands.append(
+                BandFigures(
+                    band, self.obs[band], self.band_leads[band], self.conv[band], rate, lift
+                )
+            )
+        times = self.as_of_times
+        step_days = (times[-1] - times[0]) / (len(times) - 1) / DAY_US if len(times) > 1 else 1.0
+        over = None
+        if self.capacity_per_day is not None:
+            over = sum(1 for n in self.new_hot if n > self.capacity_per_day * step_days)
+        return Metrics(
+            observations=total,
+            leads=self.leads,
+            converted=converted,
+            base_rate=base,
+            bands=tuple(bands),
+            hot_precision=bands[0].rate,
+            hot_recall=_ratio(self.conv["hot"], converted),
+            won_leads=self.won_leads,
+            won_hot_before=self.won_hot,
+            lead_time_days=tuple(sorted(self.lead_times)),
+            new_hot_per_step=tuple(self.new_hot),
+            step_days=step_days,
+            capacity_per_day=self.capacity_per_day,
+            steps_over_capacity=over,
+            churn=_ratio(self.changes, self.pairs),
+        )
+
+
+def compute(
+    as_of_times: Sequence[int],
+    timelines: Iterable[Timeline],
+    outcomes: Mapping[str, LeadOutcome],
+    horizon_us: int,
+    capacity_per_day: float | None = None,
+) -> Metrics:
+    """The figures of one playbook's timelines at ``as_of_times`` (sorted, increasing)."""
+    tally = Tally(as_of_times, outcomes, horizon_us, capacity_per_day)
+    for timeline in timelines:
+        tally.add(timeline)
+    return tally.result()
