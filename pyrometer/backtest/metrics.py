@@ -14,8 +14,9 @@ Figures, per playbook:
   horizon, the conversion rate and its lift over the base rate (all observations);
 - precision of hot (converted share of hot observations) and recall of hot (hot share of
   the observations that converted);
-- of the leads that converted while observed, the share hot at some as-of time within
-  the horizon before the win, and how many days before (median);
+- of the leads won while observed (a win no later than the last as-of time plus the
+  horizon), the share that were hot at some as-of time before the win, and how many days
+  before it they were first hot (median);
 - leads *becoming* hot per day (not hot at the previous as-of time, or not yet seen),
   against a capacity per day: the days over it;
 - churn: the share of a lead's consecutive as-of steps where its band changed.
@@ -200,7 +201,6 @@ class Tally:
         times = self.as_of_times
         seen = set()
         previous: str | None = None
-        converted_any = False
         first_hot_us: int | None = None
         for offset, temperature in enumerate(timeline.temperatures):
             step = timeline.first_step + offset
@@ -211,14 +211,13 @@ class Tally:
                 raise ValueError(f"lead {timeline.lead_id}: unknown temperature {temperature!r}")
             self.obs[temperature] += 1
             seen.add(temperature)
-            converted = converted_within(outcome, as_of, self.horizon_us)
-            if converted:
+            if converted_within(outcome, as_of, self.horizon_us):
                 self.conv[temperature] += 1
-                converted_any = True
-                if temperature == "hot" and first_hot_us is None:
+            if temperature == "hot":
+                if first_hot_us is None:
                     first_hot_us = as_of
-            if temperature == "hot" and previous != "hot":
-                self.new_hot[step] += 1
+                if previous != "hot":
+                    self.new_hot[step] += 1
             if previous is not None:
                 self.pairs += 1
                 self.changes += temperature != previous
@@ -228,12 +227,14 @@ class Tally:
         self.leads += 1
         for band in seen:
             self.band_leads[band] += 1
-        if converted_any:
-            assert outcome is not None and outcome.won_us is not None
+        # Open at an as-of time means not closed yet, so every step counted is before the
+        # win; a win counts if it falls in the period the as-of times and horizon cover.
+        won = outcome.won_us if outcome is not None else None
+        if won is not None and won <= times[-1] + self.horizon_us:
             self.won_leads += 1
             if first_hot_us is not None:
                 self.won_hot += 1
-                self.lead_times.append((outcome.won_us - first_hot_us) / DAY_US)
+                self.lead_times.append((won - first_hot_us) / DAY_US)
 
     def result(self) -> Metrics:
         total = sum(self.obs.values())

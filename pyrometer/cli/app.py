@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from pyrometer.cli import (
+    backtest_command,
     commands,
     predictive_commands,
     reps_commands,
@@ -53,6 +54,7 @@ def _root(
 
 
 commands.register(app)
+backtest_command.register(app)
 predictive_commands.register(app)
 service_commands.register(app)
 reps_commands.register(app)

@@ -80,11 +80,21 @@ def test_tally_equals_a_plain_recount(history, capacity) -> None:
     pairs = [(k, v) for k, v in by.items() if (k[0], k[1] - 1) in by]
     if pairs:
         assert m.churn == sum(by[(k[0], k[1] - 1)] != v for k, v in pairs) / len(pairs)
-    won = {r[0] for r in rows if r[3]}
+
+    def won_at(lead: str) -> int | None:
+        outcome = outcomes.get(lead)
+        return outcome.won_us if outcome else None
+
+    won = {r[0] for r in rows if (w := won_at(r[0])) is not None and w <= TIMES[-1] + HORIZON}
     assert m.won_leads == len(won)
-    hot_won = {r[0] for r in rows if r[3] and r[2] == "hot"}
+    hot_won = {r[0] for r in rows if r[0] in won and r[2] == "hot"}
     assert m.won_hot_before == len(hot_won)
-    assert all(0 < days <= HORIZON / DAY_US for days in m.lead_time_days)
+    firsts = sorted(
+        (won_at(lead) - min(TIMES[r[1]] for r in rows if r[0] == lead and r[2] == "hot")) / DAY_US
+        for lead in hot_won
+    )
+    assert list(m.lead_time_days) == firsts
+    assert all(d > 0 for d in firsts)
     if capacity is not None:
         assert m.steps_over_capacity == sum(1 for n in new_hot if n > capacity)
 
