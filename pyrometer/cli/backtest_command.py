@@ -67,7 +67,9 @@ def backtest_command(
     playbooks: Annotated[
         list[Path] | None,
         typer.Option(
-            "--playbook", help="Playbook YAML; repeat to compare. Default: the built-in one."
+            "--playbook",
+            help="Playbook YAML; repeat to compare ('default': the built-in one, also the "
+            "default).",
         ),
     ] = None,
     start: Annotated[
@@ -107,7 +109,9 @@ def backtest_command(
     from pyrometer.io.history import iter_leads, open_history, read_outcomes
 
     with user_errors():
-        paths: list[Path | None] = list(playbooks) if playbooks else [None]
+        paths: list[Path | None] = [
+            None if str(p) == "default" and not p.exists() else p for p in playbooks or [None]
+        ]
         books = [(str(p.stem) if p else "default", load_playbook(p)) for p in paths]
         names = [name for name, _ in books]
         for i, name in enumerate(names):  # two files called a.yaml in two folders
