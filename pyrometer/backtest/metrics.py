@@ -18,7 +18,7 @@ Figures, per playbook:
   horizon), the share that were hot at some as-of time before the win, and how many days
   before it they were first hot (median);
 - leads *becoming* hot per day (not hot at the previous as-of time, or not yet seen),
-  against a capacity per day: the days over it;
+  from the second as-of time on, against a capacity per day: the days over it;
 - churn: the share of a lead's consecutive as-of steps where its band changed.
 """
 
@@ -117,16 +117,18 @@ class Metrics:
 
     @property
     def peak_new_hot_per_day(self) -> float | None:
-        if not self.new_hot_per_step or self.step_days <= 0:
+        if len(self.new_hot_per_step) < 2 or self.step_days <= 0:
             return None
-        return max(self.new_hot_per_step) / self.step_days
+        return max(self.new_hot_per_step[1:]) / self.step_days
 
     @property
     def new_hot_per_day(self) -> float | None:
-        steps = len(self.new_hot_per_step)
-        if not steps or self.step_days <= 0:
+        """Mean leads becoming hot per day, from the second as-of time on (at the first,
+        who was hot the day before is not known)."""
+        steps = len(self.new_hot_per_step) - 1
+        if steps < 1 or self.step_days <= 0:
             return None
-        return sum(self.new_hot_per_step) / (steps * self.step_days)
+        return sum(self.new_hot_per_step[1:]) / (steps * self.step_days)
 
     def band(self, name: str) -> BandFigures:
         return next(b for b in self.bands if b.band == name)
@@ -216,7 +218,7 @@ class Tally:
             if temperature == "hot":
                 if first_hot_us is None:
                     first_hot_us = as_of
-                if previous != "hot":
+                if previous != "hot" and step > 0:  # at step 0 nobody knows the day before
                     self.new_hot[step] += 1
             if previous is not None:
                 self.pairs += 1
@@ -253,7 +255,7 @@ class Tally:
         step_days = (times[-1] - times[0]) / (len(times) - 1) / DAY_US if len(times) > 1 else 1.0
         over = None
         if self.capacity_per_day is not None:
-            over = sum(1 for n in self.new_hot if n > self.capacity_per_day * step_days)
+            over = sum(1 for n in self.new_hot[1:] if n > self.capacity_per_day * step_days)
         return Metrics(
             observations=total,
             leads=self.leads,

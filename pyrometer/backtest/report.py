@@ -215,7 +215,7 @@ def lead_time_svg(result: Result, bins: int = 10) -> str:
     return _svg(w, h, "".join(parts))
 
 
-def render(result: Result, command: str) -> str:
+def render(result: Result, command: str, extra_html: str = "") -> str:
     """The whole report: the comparison table (best values marked) and the three plots."""
     head = "".join(f"<th>{html.escape(n)}</th>" for n in result.names)
     lines = []
@@ -252,5 +252,6 @@ rate)</figcaption></figure>
 </figcaption></figure>
 <figure>{lead_time_svg(result)}<figcaption>Days between first hot and the win</figcaption>
 </figure>
+{extra_html}
 </body></html>
 """

@@ -18,6 +18,7 @@ from pyrometer.cli import (
     predictive_commands,
     reps_commands,
     service_commands,
+    tune_command,
     users_commands,
 )
 
@@ -55,6 +56,7 @@ def _root(
 
 commands.register(app)
 backtest_command.register(app)
+tune_command.register(app)
 predictive_commands.register(app)
 service_commands.register(app)
 reps_commands.register(app)

@@ -72,7 +72,7 @@ def test_tally_equals_a_plain_recount(history, capacity) -> None:
         sum(
             1
             for (lead, s), temp in by.items()
-            if s == step and temp == "hot" and by.get((lead, s - 1)) != "hot"
+            if s == step and step > 0 and temp == "hot" and by.get((lead, s - 1)) != "hot"
         )
         for step in range(len(TIMES))
     ]
@@ -96,7 +96,9 @@ def test_tally_equals_a_plain_recount(history, capacity) -> None:
     assert list(m.lead_time_days) == firsts
     assert all(d > 0 for d in firsts)
     if capacity is not None:
-        assert m.steps_over_capacity == sum(1 for n in new_hot if n > capacity)
+        assert m.steps_over_capacity == sum(1 for n in new_hot[1:] if n > capacity)
+    if len(rows) and m.new_hot_per_day is not None:
+        assert math.isclose(m.new_hot_per_day, sum(new_hot) / (len(TIMES) - 1))
 
 
 def test_hand_counted_example() -> None:
