@@ -141,3 +141,43 @@ def test_a_bad_outcome_word_names_its_row(company, tmp_path: Path) -> None:
     code, _, err = cli("backtest", str(events), "--outcomes", str(bad))
     assert code == 2
     assert "row 2" in err and "'maybe' is neither won nor lost" in err
+
+
+def test_tune_writes_a_playbook_that_loads_and_says_what_it_kept(company, tmp_path: Path) -> None:
+    from pyrometer.core.playbook import load_playbook
+
+    leads, events, _, _ = company
+    tuned = tmp_path / "tuned.yaml"
+    code, out, err = cli(
+        "tune", str(events), "--leads", str(leads), "--capacity", "4/day", "-o", str(tuned),
+        "--from", "2026-06-01", "--to", "2026-10-20", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    summary = json.loads(out)
+    book = load_playbook(tuned)
+    text = tuned.read_text(encoding="utf-8")
+    assert text.startswith("# Tuned by `pyrometer tune`")
+    assert f"Kept: {summary['kept']}" in text
+    if summary["kept"] == "thresholds tuned":
+        assert book.temperature.hot == summary["thresholds"]["hot"]
+        assert {r.name: r.points for r in book.engagement} == {
+            r.name: r.points for r in default_playbook().engagement
+        }
+    else:
+        assert book.temperature.hot == summary["learned_thresholds"]["hot"]
+    merits = summary["merit_later"]
+    assert (
+        max(merits["thresholds tuned"], merits["points learned"])
+        == merits["points learned" if summary["kept"] == "points learned" else "thresholds tuned"]
+    )
+    curve = summary["curve"]
+    assert [p["hot"] for p in curve] == sorted(p["hot"] for p in curve)
+    # Higher thresholds: never more hot lead-days (the trade-off is monotone).
+    days = [p["hot_lead_days"] for p in curve]
+    assert days == sorted(days, reverse=True)
+
+
+def test_tune_needs_one_target(company, tmp_path: Path) -> None:
+    _, events, _, _ = company
+    code, _, err = cli("tune", str(events), "-o", str(tmp_path / "x.yaml"))
+    assert code == 2 and "--capacity N/day or --precision P" in err
