@@ -24,6 +24,7 @@ Figures, per playbook:
 
 from __future__ import annotations
 
+import bisect
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -198,45 +199,52 @@ class Tally:
         self.lead_times: list[float] = []
 
     def add(self, timeline: Timeline) -> None:
-        """One lead's timeline; its steps after the lead closed are not counted."""
+        """One lead's timeline; its steps after the lead closed are not counted.
+
+        Works on the timeline's band letters with string operations (counts, slices,
+        finds), which run at C speed: a backtest has leads × as-of times of them."""
         outcome = self.outcomes.get(timeline.lead_id)
         times = self.as_of_times
-        seen = set()
-        previous: str | None = None
-        first_hot_us: int | None = None
-        for offset, temperature in enumerate(timeline.temperatures):
-            step = timeline.first_step + offset
-            as_of = times[step]
-            if not is_open(outcome, as_of):
-                break  # closed stays closed: the rest of the timeline is after it
-            if temperature not in self.obs:
-                raise ValueError(f"lead {timeline.lead_id}: unknown temperature {temperature!r}")
-            self.obs[temperature] += 1
-            seen.add(temperature)
-            if converted_within(outcome, as_of, self.horizon_us):
-                self.conv[temperature] += 1
-            if temperature == "hot":
-                if first_hot_us is None:
-                    first_hot_us = as_of
-                if previous != "hot" and step > 0:  # at step 0 nobody knows the day before
-                    self.new_hot[step] += 1
-            if previous is not None:
-                self.pairs += 1
-                self.changes += temperature != previous
-            previous = temperature
-        if not seen:
+        first = timeline.first_step
+        codes = timeline.bands
+        if outcome is not None and outcome.closed_us is not None:
+            # Open while not closed: the as-of times before the close (closed stays closed).
+            codes = codes[: max(0, bisect.bisect_left(times, outcome.closed_us) - first)]
+        if not codes:
             return
+        if codes.strip("hwc") or "?" in codes:  # letters only sweep_lead writes
+            raise ValueError(f"lead {timeline.lead_id}: unknown temperature in {codes!r}")
+        won = outcome.won_us if outcome is not None else None
+        converted = ""
+        if won is not None:
+            # Converted at as-of T when T < won <= T + horizon: won - horizon <= T < won.
+            lo = bisect.bisect_left(times, won - self.horizon_us) - first
+            hi = bisect.bisect_left(times, won) - first
+            converted = codes[max(lo, 0) : max(hi, 0)]
+        for band, code in (("hot", "h"), ("warm", "w"), ("cold", "c")):
+            n = codes.count(code)
+            if n:
+                self.obs[band] += n
+                self.band_leads[band] += 1
+                self.conv[band] += converted.count(code)
+        if codes[0] == "h" and first > 0:  # at step 0 nobody knows the day before
+            self.new_hot[first] += 1
+        for pattern in ("ch", "wh"):
+            at = codes.find(pattern)
+            while at >= 0:
+                self.new_hot[first + at + 1] += 1
+                at = codes.find(pattern, at + 2)
+        self.pairs += len(codes) - 1
+        self.changes += sum(codes.count(p) for p in ("hw", "hc", "wh", "wc", "ch", "cw"))
         self.leads += 1
-        for band in seen:
-            self.band_leads[band] += 1
         # Open at an as-of time means not closed yet, so every step counted is before the
         # win; a win counts if it falls in the period the as-of times and horizon cover.
-        won = outcome.won_us if outcome is not None else None
         if won is not None and won <= times[-1] + self.horizon_us:
             self.won_leads += 1
-            if first_hot_us is not None:
+            at = codes.find("h")
+            if at >= 0:
                 self.won_hot += 1
-                self.lead_times.append((won - first_hot_us) / DAY_US)
+                self.lead_times.append((won - times[first + at]) / DAY_US)
 
     def result(self) -> Metrics:
         total = sum(self.obs.values())

@@ -65,7 +65,8 @@ def run(
 ) -> Result:
     """Sweep every lead under every playbook and tally. ``outcomes`` ``None``: each lead's
     own lifecycle events (purchase, won, lost...) under the first playbook are its
-    outcomes. ``keep(index, timeline)`` sees every timeline (e.g. to tune thresholds)."""
+    outcomes. ``keep(index, timeline)`` sees every timeline (e.g. to tune thresholds), with
+    its scores; without it only bands are computed (faster)."""
     if not playbooks:
         raise ValueError("no playbook to backtest")
     started = time.perf_counter()
@@ -86,7 +87,9 @@ def run(
                 known[lead_id] = lead_outcomes(found)[lead_id]
         lead_attributes = attributes.get(lead_id, {})
         for index, (_, book) in enumerate(playbooks):
-            timeline = sweep_lead(book, lead_id, events, lead_attributes, as_of_times)
+            timeline = sweep_lead(
+                book, lead_id, events, lead_attributes, as_of_times, scores=keep is not None
+            )
             if timeline is None:
                 continue
             tallies[index].add(timeline)

@@ -34,7 +34,7 @@ def histories(draw: st.DrawFn) -> tuple[list[Timeline], dict[str, LeadOutcome]]:
                 st.sampled_from(["hot", "warm", "cold"]), min_size=10 - first, max_size=10 - first
             )
         )
-        timelines.append(Timeline(lead, first, tuple(0.0 for _ in temps), tuple(temps)))
+        timelines.append(Timeline.of(lead, first, temps))
         kind = draw(st.sampled_from(["open", "won", "lost"]))
         if kind != "open":
             at = draw(st.integers(-1, 12)) * DAY_US + draw(st.sampled_from([0, DAY_US // 2]))
@@ -105,9 +105,9 @@ def test_hand_counted_example() -> None:
     # a: hot from day 1, won on day 2.5 -> hot 1.5 days before.  b: cold, never won.
     # c: warm then lost on day 1.5 -> not counted from day 2.
     timelines = [
-        Timeline("a", 1, (0, 0, 0), ("hot", "hot", "hot")),
-        Timeline("b", 0, (0, 0, 0, 0), ("cold",) * 4),
-        Timeline("c", 0, (0, 0, 0, 0), ("warm", "warm", "hot", "hot")),
+        Timeline.of("a", 1, ("hot", "hot", "hot")),
+        Timeline.of("b", 0, ("cold",) * 4),
+        Timeline.of("c", 0, ("warm", "warm", "hot", "hot")),
     ]
     outcomes = lead_outcomes(
         [
@@ -132,5 +132,5 @@ def test_hand_counted_example() -> None:
 def test_bad_inputs_are_named() -> None:
     with pytest.raises(ValueError, match="increase"):
         compute([2, 1], [], {}, HORIZON)
-    with pytest.raises(ValueError, match="lead x: unknown temperature 'boiling'"):
-        compute(TIMES[:1], [Timeline("x", 0, (0,), ("boiling",))], {}, HORIZON)
+    with pytest.raises(ValueError, match="lead x: unknown temperature"):
+        compute(TIMES[:1], [Timeline.of("x", 0, ("boiling",))], {}, HORIZON)

@@ -15,13 +15,13 @@ from pyrometer.core.playbook import default_playbook
 from pyrometer.core.reference import score_reference
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=60, deadline=None)
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=80, deadline=None)
 @given(
     playbook=playbooks(),
     stream=streams(),
     start_days=st.integers(-5, 30),
     every=st.sampled_from([DAY_US // 3, DAY_US, 4 * DAY_US]),
-    count=st.integers(1, 12),
+    count=st.integers(1, 40),
 )
 def test_sweep_equals_scoring_each_as_of_time_separately(
     playbook, stream, start_days, every, count
@@ -30,6 +30,11 @@ def test_sweep_equals_scoring_each_as_of_time_separately(
     start = START_US + start_days * DAY_US
     times = as_of_grid(start, start + (count - 1) * every, every)
     timelines = {t.lead_id: t for t in sweep(playbook, events, leads, times)}
+    # Bands alone (binary search between events) are the bands of scoring every time.
+    bands = {
+        t.lead_id: (t.first_step, t.bands) for t in sweep(playbook, events, leads, times, False)
+    }
+    assert bands == {lead: (t.first_step, t.bands) for lead, t in timelines.items()}
     for step, as_of in enumerate(times):
         expected = score_reference(playbook, events, leads, as_of)
         observed = {lead for lead, t in timelines.items() if t.at(step) is not None}
