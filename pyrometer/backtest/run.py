@@ -73,16 +73,19 @@ def run(
     known: dict[str, LeadOutcome] = lead_outcomes(outcomes) if outcomes is not None else {}
     tallies = [Tally(as_of_times, known, horizon_us, capacity_per_day) for _ in playbooks]
     first = playbooks[0][1]
+    meaning: dict[str, str | None] = {}  # event name -> won/lost/None, asked once per name
     n_leads = n_events = 0
     for lead_id, events in leads:
         n_leads += 1
         n_events += len(events)
         if outcomes is None:
-            found = [
-                Outcome(lead_id, kind, e.ts_us)
-                for e in events
-                if (kind := outcome_of_event(first, e.name)) is not None
-            ]
+            found = []
+            for e in events:
+                if e.name not in meaning:
+                    meaning[e.name] = outcome_of_event(first, e.name)
+                kind = meaning[e.name]
+                if kind is not None:
+                    found.append(Outcome(lead_id, kind, e.ts_us))
             if found:
                 known[lead_id] = lead_outcomes(found)[lead_id]
         lead_attributes = attributes.get(lead_id, {})
