@@ -149,10 +149,12 @@ def conversion_svg(result: Result) -> str:
 def hot_volume_svg(result: Result) -> str:
     """New hot leads per as-of day, one line per playbook, capacity as a dashed line."""
     w, h, pad = 560, 260, 40
-    per_day = [[n / m.step_days for n in m.new_hot_per_step] for m in result.metrics]
+    # From the second as-of time: at the first nobody *becomes* hot (see Metrics).
+    per_day = [[n / m.step_days for n in m.new_hot_per_step[1:]] for m in result.metrics]
     capacity = result.metrics[0].capacity_per_day
+    n = len(result.as_of_times)
     top = max([1.0, *(v for vs in per_day for v in vs), capacity or 0.0]) * 1.1
-    steps = max(1, len(result.as_of_times) - 1)
+    steps = max(1, len(result.as_of_times) - 2)
 
     def xy(step: int, value: float) -> str:
         x = pad + step / steps * (w - pad - 10)
@@ -162,7 +164,7 @@ def hot_volume_svg(result: Result) -> str:
         f'<line x1="{pad}" y1="{h - pad}" x2="{w - 10}" y2="{h - pad}" stroke="#333"/>',
         f'<line x1="{pad}" y1="10" x2="{pad}" y2="{h - pad}" stroke="#333"/>',
         f'<text x="{pad - 4}" y="14" text-anchor="end">{top:.0f}</text>',
-        f'<text x="{pad}" y="{h - pad + 14}">{(iso(result.as_of_times[0]) or "")[:10]}</text>',
+        f'<text x="{pad}" y="{h - pad + 14}">{(iso(result.as_of_times[1 % n]) or "")[:10]}</text>',
         f'<text x="{w - 10}" y="{h - pad + 14}" text-anchor="end">'
         f"{(iso(result.as_of_times[-1]) or '')[:10]}</text>",
     ]
@@ -185,8 +187,10 @@ def hot_volume_svg(result: Result) -> str:
 def lead_time_svg(result: Result, bins: int = 10) -> str:
     """How many days before winning won leads were first hot: a histogram per playbook."""
     w, h, pad = 420, 260, 40
-    horizon = result.horizon_us / 86_400_000_000
-    width = horizon / bins
+    longest = max(
+        [result.horizon_us / 86_400_000_000, *(d for m in result.metrics for d in m.lead_time_days)]
+    )
+    width = longest / bins
     counts = [
         [sum(1 for d in m.lead_time_days if k * width < d <= (k + 1) * width) for k in range(bins)]
         for m in result.metrics
@@ -229,7 +233,9 @@ def render(result: Result, command: str, extra_html: str = "") -> str:
         lines.append(f"<tr><th>{html.escape(row.label)}</th>{cells}</tr>")
     times = result.as_of_times
     median_hot = [
-        statistics.median(m.new_hot_per_step) / m.step_days if m.new_hot_per_step else 0.0
+        statistics.median(m.new_hot_per_step[1:]) / m.step_days
+        if len(m.new_hot_per_step) > 1
+        else 0.0
         for m in result.metrics
     ]
     return f"""<!doctype html>
