@@ -129,16 +129,22 @@ def pick_hot(
     precision: float | None = None,
 ) -> CurvePoint | None:
     """The lowest threshold (most recall) whose new hot leads per day fit the capacity, or
-    whose precision reaches the target; ``None`` when none does."""
+    whose precision reaches the target, among those that make some lead hot. When scores
+    take few values (one event per lead) no threshold may fit a capacity: then the one
+    with the fewest hot leads still above none. ``None`` when no threshold makes a lead
+    hot."""
     if (capacity_per_day is None) == (precision is None):
         raise ValueError("give a capacity or a precision to tune for, one of them")
-    for point in sorted(curve, key=lambda p: p.threshold):
-        if point.threshold <= 0:
-            continue  # a hot threshold of 0 or less would make inactive leads hot
+    usable = [
+        p for p in sorted(curve, key=lambda p: p.threshold) if p.threshold > 0 and p.hot_lead_days
+    ]  # a hot threshold of 0 or less would make inactive leads hot
+    for point in usable:
         if capacity_per_day is not None and point.new_hot_per_day <= capacity_per_day:
             return point
         if precision is not None and point.precision is not None and point.precision >= precision:
             return point
+    if capacity_per_day is not None and usable:
+        return usable[-1]
     return None
 
 
