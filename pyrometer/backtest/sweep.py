@@ -82,6 +82,23 @@ class _Rules:
     def __init__(self, playbook: Playbook) -> None:
         self.playbook = playbook
         self.found: dict[Any, list[EngagementRule]] = {}
+        self.factors: dict[int, float] = {}  # decay factor by steps, shared by all leads
+        self._fit: float | None = None
+        self._steps: tuple[Sequence[int], list[int]] | None = None
+
+    def no_attributes_fit(self) -> float:
+        """Fit of a lead without attributes (rules testing ``missing`` may match)."""
+        if self._fit is None:
+            fits, _ = fit_and_suppression(self.playbook, {})
+            self._fit = sum(line.points for line in fits)
+        return self._fit
+
+    def steps_of(self, as_of_times: Sequence[int]) -> list[int]:
+        """The decay step of each as-of time (remembered for the list last asked)."""
+        if self._steps is None or self._steps[0] is not as_of_times:
+            step_us = self.playbook.decay.step_us
+            self._steps = (as_of_times, [t // step_us for t in as_of_times])
+        return self._steps[1]
 
     def __call__(self, event: Event) -> list[EngagementRule]:
         try:
@@ -131,13 +148,17 @@ def sweep_lead(
     ordered = sorted(events, key=lambda e: e.order_key)
     if not ordered or not as_of_times or ordered[0].ts_us > as_of_times[-1]:
         return None
-    fits, _ = fit_and_suppression(playbook, normalize_record(dict(attributes)))
-    fit = sum(line.points for line in fits)
+    matching = _rules(playbook)
+    if attributes:
+        fits, _ = fit_and_suppression(playbook, normalize_record(dict(attributes)))
+        fit = sum(line.points for line in fits)
+    else:
+        fit = matching.no_attributes_fit()
     decay = playbook.decay
     step_us = decay.step_us
+    steps = matching.steps_of(as_of_times)
     hot, warm = playbook.temperature.hot, playbook.temperature.warm
-    matching = _rules(playbook)
-    factors: dict[int, float] = {}
+    factors = matching.factors
 
     def factor(steps: int) -> float:
         value = factors.get(steps)
@@ -154,7 +175,7 @@ def sweep_lead(
     n_times = len(as_of_times)
 
     def score_at(k: int) -> float:
-        return fit + engagement * factor(as_of_times[k] // step_us - anchor)
+        return fit + engagement * factor(steps[k] - anchor)
 
     def code(score: float) -> str:
         rounded = round(score, CLASSIFY_DECIMALS)  # as classify does
@@ -190,6 +211,8 @@ def sweep_lead(
                 value = score_at(j)
                 values.append(value)
                 codes.append(code(value))
+        elif engagement == 0.0:  # fit alone: one band for the whole stretch
+            codes.append(code(fit) * (end - k))
         else:
             while k < end:
                 band = code(score_at(k))
