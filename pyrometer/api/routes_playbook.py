@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, 
 from pyrometer.api.auth import require
 from pyrometer.api.deps import not_found, service_of
 from pyrometer.api.query_check import no_unknown_query
-from pyrometer.api.schemas import PlaybookIn
+from pyrometer.api.schemas import BacktestIn, PlaybookIn
 from pyrometer.core.playbook import PlaybookError
 from pyrometer.core.playbook_check import check_playbook
 from pyrometer.core.timeutil import iso
@@ -104,6 +104,43 @@ def playbook_publish(body: PlaybookIn, request: Request, response: Response) -> 
         "changed": True,
         "job": job_view(service, created["job_id"]),
     }
+
+
+@router.post(
+    "/playbook/backtest",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Depends(require(Scope.ADMIN))],
+)
+def playbook_backtest(body: BacktestIn, request: Request) -> dict[str, Any]:
+    """Backtest a playbook on the stored events before publishing it: at each as-of time
+    (daily by default, 180 up to the last day a whole horizon has passed) every lead
+    scored from its events up to then, under the playbook in force and this one, against
+    the wins stored after it. Answers 202 with a job; `GET /v1/jobs/{id}` shows progress
+    and, once done, `result` (the figures of `pyrometer backtest --json`)."""
+    from pyrometer.core.timeutil import parse_duration_us, to_us
+    from pyrometer.service import backtest
+
+    service = service_of(request)
+    try:
+        plan = backtest.plan(
+            service,
+            body.yaml,
+            to_us(body.start) if body.start else None,
+            to_us(body.end) if body.end else None,
+            parse_duration_us(body.every),
+            parse_duration_us(body.horizon),
+            body.capacity,
+        )
+    except PlaybookError as exc:
+        raise HTTPException(status_code=422, detail=_problems(exc)) from None
+    except ValueError as exc:
+        field, _, message = str(exc).partition(": ")
+        detail = [{"loc": ["body", field], "msg": message or str(exc), "type": "value_error"}]
+        raise HTTPException(status_code=422, detail=detail) from None
+    job_id = backtest.create_job(service, plan)
+    if request.app.state.background:
+        backtest.start_job(service, job_id, plan)
+    return {"job": job_view(service, job_id)}
 
 
 @router.get("/jobs/{job_id}", dependencies=[Depends(require(Scope.READ))])

@@ -220,3 +220,26 @@ class StageMove(BaseModel):
 class PlaybookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     yaml: Annotated[str, Field(min_length=1, max_length=1_000_000), AfterValidator(_check_text)]
+
+
+def _duration_text(value: str) -> str:
+    from pyrometer.core.timeutil import parse_duration_us
+
+    if parse_duration_us(value) <= 0:
+        raise ValueError("must be a positive duration such as 1d or 30d")
+    return value
+
+
+Duration = Annotated[str, Field(max_length=40), AfterValidator(_duration_text)]
+
+
+class BacktestIn(BaseModel):
+    """A playbook to backtest on the stored history, against the one in force."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    yaml: Annotated[str, Field(min_length=1, max_length=1_000_000), AfterValidator(_check_text)]
+    start: Timestamp | None = Field(default=None, alias="from")
+    end: Timestamp | None = Field(default=None, alias="to")
+    every: Duration = "1d"
+    horizon: Duration = "30d"
+    capacity: Annotated[float, Field(gt=0)] | None = None

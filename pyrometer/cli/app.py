@@ -13,10 +13,12 @@ from typing import Annotated
 import typer
 
 from pyrometer.cli import (
+    backtest_command,
     commands,
     predictive_commands,
     reps_commands,
     service_commands,
+    tune_command,
     users_commands,
 )
 
@@ -53,6 +55,8 @@ def _root(
 
 
 commands.register(app)
+backtest_command.register(app)
+tune_command.register(app)
 predictive_commands.register(app)
 service_commands.register(app)
 reps_commands.register(app)

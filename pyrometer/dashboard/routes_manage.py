@@ -177,6 +177,72 @@ def playbook_preview(
     return render(request, "_playbook_preview.html", {"counts": counts})
 
 
+def _backtest_view(job: dict[str, Any]) -> dict[str, Any]:
+    """The job with, once done, its comparison rows already formatted (best marked)."""
+    from pyrometer.backtest.report import best, fmt
+
+    result = job.get("result")
+    if not result:
+        return {"job": job, "rows": None}
+    figures = result["playbooks"]
+
+    def band(p: dict[str, Any], name: str, key: str) -> Any:
+        return next(b[key] for b in p["bands"] if b["band"] == name)
+
+    wanted: list[tuple[str, Any, str, str | None]] = [
+        ("hot lead-days", lambda p: band(p, "hot", "observations"), "int", None),
+        ("hot: won within horizon", lambda p: p["hot_precision"], "pct", "high"),
+        ("hot: lift over base rate", lambda p: band(p, "hot", "lift"), "x", "high"),
+        ("hot recall", lambda p: p["hot_recall"], "pct", "high"),
+        ("won leads hot before winning", lambda p: p["hot_share_before_win"], "pct", "high"),
+        ("new hot leads per day", lambda p: p["new_hot_per_day"], "num", None),
+        ("churn", lambda p: p["churn"], "pct", "low"),
+    ]
+    rows = []
+    for label, read, kind, better in wanted:
+        values = [read(p) for p in figures]
+        winners = best(values, better)
+        rows.append((label, [(fmt(v, kind), i in winners) for i, v in enumerate(values)]))
+    return {"job": job, "rows": rows, "result": result}
+
+
+@router.post("/playbook/backtest")
+def playbook_backtest(
+    request: Request,
+    viewer: Viewer = Depends(page_user),
+    form: dict[str, str] = Depends(checked_form),
+) -> Response:
+    """Start a backtest of the YAML in the editor against the playbook in force: the last
+    180 days' leads, day by day (a job; the fragment polls it)."""
+    from pyrometer.service import backtest
+
+    need(viewer, Role.MANAGER)
+    text = form.get("yaml", "")[:MAX_YAML]
+    service = service_of(request)
+    try:
+        plan = backtest.plan(service, text, None, None, 86_400_000_000, 30 * 86_400_000_000, None)
+    except PlaybookError:
+        return render(request, "_playbook_backtest.html", {"job": None, "rows": None})
+    job_id = backtest.create_job(service, plan)
+    if request.app.state.background:
+        backtest.start_job(service, job_id, plan)
+    job = job_view(service, job_id)
+    assert job is not None
+    return render(request, "_playbook_backtest.html", _backtest_view(job))
+
+
+@router.get("/playbook/backtest/job")
+def playbook_backtest_job(
+    request: Request, id: int = 0, viewer: Viewer = Depends(page_user)
+) -> Response:
+    """A backtest job's progress, then its comparison, polled by the playbook page."""
+    need(viewer, Role.MANAGER)
+    job = job_view(service_of(request), id)
+    if job is None or job["kind"] != "backtest":
+        raise PageError(404, "There is no such backtest.")
+    return render(request, "_playbook_backtest.html", _backtest_view(job))
+
+
 @router.post("/playbook/publish")
 def playbook_publish(
     request: Request,

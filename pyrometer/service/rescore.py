@@ -8,6 +8,7 @@ arrives or someone reads it, so the job only does that work ahead of time.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from typing import Any
@@ -136,10 +137,16 @@ def start_job(service: Service, job_id: int) -> threading.Thread:
 
 
 def resume_jobs(service: Service) -> list[threading.Thread]:
-    """After a restart, carry on with jobs a stopped server left running."""
+    """After a restart, carry on with rescore jobs a stopped server left running (a
+    backtest left running is marked failed: :mod:`pyrometer.service.backtest`)."""
+    from pyrometer.service.backtest import abandon_running
+
+    service.write(lambda conn: abandon_running(conn, service.clock()))
     ids = service.read(
         lambda conn: list(
-            conn.execute(sa.select(jobs.c.id).where(jobs.c.status == "running")).scalars()
+            conn.execute(
+                sa.select(jobs.c.id).where(jobs.c.status == "running", jobs.c.kind == "rescore")
+            ).scalars()
         )
     )
     return [start_job(service, job_id) for job_id in ids]
@@ -161,4 +168,5 @@ def job_view(service: Service, job_id: int) -> dict[str, Any] | None:
         "created": iso(row.created_us),
         "finished": iso(row.finished_us),
         "error": row.error,
+        **({"result": json.loads(row.result)} if row.result else {}),
     }

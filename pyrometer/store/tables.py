@@ -145,6 +145,7 @@ jobs = sa.Table(
     sa.Column("created_us", sa.BigInteger, nullable=False),
     sa.Column("finished_us", sa.BigInteger),
     sa.Column("error", sa.Text),
+    sa.Column("result", sa.Text),  # a backtest's figures, JSON
 )
 
 # Secrets the server makes for itself once and every process shares, such as the key that

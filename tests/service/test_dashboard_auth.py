@@ -342,3 +342,37 @@ def test_reports_put_conversion_by_temperature_in_one_sentence(
     assert sum(c[0] for c in cells) == 8  # new leads
     assert sum(c[1] for c in cells) == 4  # turned warm
     assert sum(c[5] for c in cells) == 1  # became customers
+
+
+def test_the_playbook_page_backtests_the_yaml_against_the_one_in_force(
+    service: Service, web: TestClient, clock
+) -> None:
+    from pyrometer.service import backtest
+    from pyrometer.service.ingest import ingest
+    from pyrometer.service.inputs import Track
+
+    start = service.clock()
+    day = 86_400_000_000
+    for i in range(6):  # demo requests, a purchase 5 days later for half of them
+        lead = f"lead-{i}"
+        ingest(service, [Track(f"d{i}", "demo_request", start + i * day, user_id=lead)], [])
+        if i % 2 == 0:
+            ingest(service, [Track(f"p{i}", "purchase", start + (i + 5) * day, user_id=lead)], [])
+    clock.advance(70 * 86_400)
+    in_force = service.read(version_row)
+    assert in_force is not None
+    lower = in_force.yaml.replace("hot: 50", "hot: 15", 1).replace("warm: 20", "warm: 10", 1)
+    user(service, "max@example.com", "manager")
+    token = sign_in(web, "max@example.com")
+    started = web.post("/playbook/backtest", data={"csrf": token, "yaml": lower}).text
+    assert "Backtesting: 0 of 6 leads" in started
+    job_id = int(started.split("/playbook/backtest/job?id=")[1].split('"')[0])
+    plan = backtest.plan(service, lower, None, None, day, 30 * day, None)
+    backtest.run_job(service, job_id, plan)
+    shown = web.get(f"/playbook/backtest/job?id={job_id}").text
+    assert 'id="backtest-table"' in shown and "in force" in shown and "proposed" in shown
+    # Under hot at 15 every demo request is hot: the proposed playbook catches the wins.
+    assert "<strong>100.0%</strong>" in shown
+    assert web.get("/playbook/backtest/job?id=999").status_code == 404
+    bad = web.post("/playbook/backtest", data={"csrf": token, "yaml": "x: ["}).text
+    assert "not a playbook" in bad

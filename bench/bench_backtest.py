@@ -1,0 +1,122 @@
+"""Backtest speed and memory: 180 daily as-of times against one ``pyrometer score``.
+
+    python bench/bench_backtest.py                       # 1 M events
+    python bench/bench_backtest.py --events 1000000 10000000
+
+For each size a synthetic Parquet file is made once (``bench/data/``, as bench_batch),
+then two runs, each in a fresh child process so that peak memory is its own:
+
+* **score** (the reference): ``pyrometer score``'s engine on the file as of its last day:
+  reading, the default playbook, classes, into a DuckDB table.
+* **backtest**: ``pyrometer backtest``'s path for 180 daily as-of times, the default
+  playbook, outcomes from the file's purchase events: the file read and streamed lead by
+  lead in time order, each lead swept once (:mod:`pyrometer.backtest.sweep`), tallied.
+
+Prints seconds, events per second, lead-days per second, peak memory and the ratio of
+the two times; the issue's target is within 3x of one score, under 2 GB, at 10 M events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+DAY_US = 86_400_000_000
+AS_OF_TIMES = 180
+
+
+def run_score(path: str) -> dict[str, float]:
+    from synthetic import END_US
+
+    from pyrometer.core.playbook import default_playbook
+    from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, connect
+    from pyrometer.io.readers import open_events
+
+    start = time.perf_counter()
+    con = connect()
+    book = default_playbook()
+    events = open_events(con, path)
+    relation = DuckDBBatchScorer(book, con).score_relation(events, None, END_US)
+    con.execute(f"CREATE TEMP TABLE scored AS {relation.sql_query()}")
+    return {"seconds": time.perf_counter() - start}
+
+
+def run_backtest(path: str) -> dict[str, float]:
+    from synthetic import END_US
+
+    from pyrometer.backtest.run import run
+    from pyrometer.backtest.sweep import as_of_grid
+    from pyrometer.core.playbook import default_playbook
+    from pyrometer.engines.duckdb_batch import connect
+    from pyrometer.io.history import iter_leads, open_history
+
+    start = time.perf_counter()
+    con = connect()
+    book = default_playbook()
+    history = open_history(con, book, Path(path), None)
+    times = as_of_grid(END_US - (AS_OF_TIMES - 1) * DAY_US, END_US, DAY_US)
+    result = run([("default", book)], iter_leads(con, history), {}, None, times, 30 * DAY_US)
+    (metrics,) = result.metrics
+    return {
+        "seconds": time.perf_counter() - start,
+        "sweep_seconds": result.seconds,
+        "lead_days": metrics.observations,
+        "leads": result.leads,
+    }
+
+
+def child(kind: str, path: str) -> None:
+    figures = run_score(path) if kind == "score" else run_backtest(path)
+    figures["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(figures))
+
+
+def measure(kind: str, path: Path) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    from synthetic import write_events
+
+    for n in args.events:
+        path = HERE / "data" / f"events_{n}.parquet"
+        if not path.exists():
+            write_events(path, n)
+        score = measure("score", path)
+        backtest = measure("backtest", path)
+        ratio = backtest["seconds"] / score["seconds"]
+        print(
+            f"{n:>12,} events, {backtest['leads']:,.0f} leads, {AS_OF_TIMES} as-of times\n"
+            f"  score (reference) {score['seconds']:8.2f} s  {n / score['seconds']:>12,.0f} "
+            f"events/s  peak {score['peak_mb']:7.0f} MB\n"
+            f"  backtest          {backtest['seconds']:8.2f} s  "
+            f"{n / backtest['seconds']:>12,.0f} events/s  peak {backtest['peak_mb']:7.0f} MB"
+            f"  ({backtest['lead_days'] / backtest['sweep_seconds']:,.0f} lead-days/s)\n"
+            f"  backtest / score  {ratio:8.1f}x   (target: 3x, under 2048 MB)"
+        )
+
+
+if __name__ == "__main__":
+    main()
