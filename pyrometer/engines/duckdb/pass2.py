@@ -1,7 +1,8 @@
 """Pass 2 and ledgers on DuckDB: the few events and leads pass 1 cannot settle.
 
 * **Candidates** (``pyro_rules``): one row per (raw event name, rule that may match it),
-  for the sample that weights the cap proof, the exact windows and ``explain``'s ledgers.
+  for the sample that weights the cap proof, the exact windows and ``explain``'s ledgers
+  (:mod:`pyrometer.engines.duckdb.ledger`).
 * **Pass 2a**, over the few events that move a lifecycle stage, suppress a lead or earn a
   ``once`` rule.
 * **Pass 2b**, only for the leads the cap proof does not clear: per cap window, the
@@ -157,25 +158,3 @@ def exact_windows_sql(joined: str, decay: Decay, as_of_us: int, limits: Mapping[
             )
             GROUP BY lead_id
         """
-
-
-def ledger_sql(
-    joined: str, decay: Decay, as_of_us: int, points: list[float], limits: Mapping[int, Limit]
-) -> str:
-    """``explain``'s ledger: every matched (event, rule), ranked in its cap window, with
-    the points it gets and their value at ``as_of_us``."""
-    given = " ".join(
-        f"WHEN {i} THEN "
-        + (given_sql(limits[i], "rnk") if i in limits else number_literal(rule_points))
-        for i, rule_points in enumerate(points)
-    )
-    factor = factor_sql(decay, step_sql(decay, "ts_us"), as_of_us)
-    return f"""
-                SELECT lead_id, rule_id, CAST(event_id AS VARCHAR), event, ts_us, given,
-                       given * {factor} AS value
-                FROM (SELECT *, CASE rule_id {given} END AS given
-                      FROM (SELECT *, row_number() OVER (PARTITION BY lead_id, rule_id, win
-                                       ORDER BY ts_us, event_id) - 1 AS rnk
-                            FROM ({joined}) WHERE matched))
-                ORDER BY lead_id, ts_us, event_id, rule_id
-            """

@@ -13,7 +13,6 @@ computes comes from the plan.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import TypeVar
@@ -27,13 +26,11 @@ from pyrometer.core.playbook import Playbook, Stage, Temperature
 from pyrometer.core.timeutil import to_us
 from pyrometer.engines import native as native_ext
 from pyrometer.engines import plan
-from pyrometer.engines.duckdb import pass1, pass2
+from pyrometer.engines.duckdb import ledger, pass1, pass2
 from pyrometer.engines.duckdb.sql import (
-    all_fields_sql,
     classes_sql,
     fit_sql,
     number_literal,
-    quote_ident,
     quote_literal,
 )
 from pyrometer.engines.duckdb.tables import EventTable, LeadTable, connect
@@ -426,26 +423,11 @@ class DuckDBBatchScorer:
                 _only(events, wanted), _only(leads, wanted), as_of_us
             ).items()
         }
-        lines: dict[str, list[EngagementLine]] = defaultdict(list)
+        lines: dict[str, list[EngagementLine]] = {}
         if events is not None:
-            rules = self.playbook.engagement
             match = self._load_rules(events, self._raw_names(events))
             joined = pass2.joined_sql(events.sql, as_of_us, match, lead_filter)
-            rows = self.con.execute(
-                pass2.ledger_sql(
-                    joined,
-                    self.playbook.decay,
-                    as_of_us,
-                    [rule.points for rule in rules],
-                    plan.limits(self.playbook),
-                )
-            ).fetchall()
-            for lead, rule_id, event_id, event, ts_us, points, value in rows:
-                lines[lead].append(
-                    EngagementLine(
-                        rules[rule_id].name, event_id, normalize_name(event), ts_us, points, value
-                    )
-                )
+            lines = ledger.engagement_lines(self.con, self.playbook, joined, as_of_us)
         fit_rules = self._fit_rules_matched(leads, wanted)
         empty = {line.rule for line in fit_lines(self.playbook, {})}  # a lead without a row
         out = {}
@@ -463,21 +445,9 @@ class DuckDBBatchScorer:
     def _fit_rules_matched(self, leads: LeadTable | None, wanted: str) -> dict[str, set[str]]:
         if leads is None or not wanted:
             return {}
-        attributes = self._attributes(leads)
-        fit = plan.fit_plan(self.playbook, attributes)
-        cols = ", ".join(
-            f"{all_fields_sql(term.where, attributes)} AS {quote_ident('r' + str(i))}"
-            for i, term in enumerate(fit.terms)
+        return ledger.fit_rules_matched(
+            self.con, self.playbook, leads, self._attributes(leads), wanted
         )
-        if not cols:
-            return {}
-        rows = self.con.sql(
-            f"SELECT lead_id, {cols} FROM {leads.sql} WHERE lead_id IN ({wanted})"
-        ).fetchall()
-        return {
-            row[0]: {self.playbook.fit[i].name for i, hit in enumerate(row[1:]) if hit}
-            for row in rows
-        }
 
 
 _Table = TypeVar("_Table", EventTable, LeadTable)
