@@ -169,26 +169,36 @@ def test_cli_scores_a_parquet_folder_on_the_cluster_as_duckdb_does(
         assert all(math.isclose(a, b, abs_tol=1e-9) for a, b in zip(g[1:4], w[1:4], strict=True))
         assert g[4:] == w[4:]
 
-    result = CliRunner().invoke(app, ["explain", "buyer", str(lake), "--json", *spark_args])
-    assert result.exit_code == 0, result.output
-    ledger = json.loads(result.output)
-    assert math.isclose(ledger["score"], 50.0)
-    assert [line["rule"] for line in ledger["ledger"] if line["kind"] == "engagement"][:2] == [
-        "demo_request",
-        "pricing_page_view",
+    # explain: the same ledger as DuckDB's, line for line.
+    ledgers = []
+    for args in (
+        [str(lake), "--leads", str(leads_file), *spark_args],
+        [str(single), "--leads", str(leads_file), "--as-of", as_of],
+    ):
+        result = CliRunner().invoke(app, ["explain", "ceo", *args, "--json"])
+        assert result.exit_code == 0, (result.output, result.exception)
+        ledgers.append(json.loads(result.output))
+    on_spark, on_duckdb = ledgers
+    assert math.isclose(on_spark["score"], on_duckdb["score"], abs_tol=1e-9)
+    assert [(x["rule"], x.get("event_id"), x["points"]) for x in on_spark["ledger"]] == [
+        (x["rule"], x.get("event_id"), x["points"]) for x in on_duckdb["ledger"]
     ]
+    assert len(on_spark["ledger"]) == 5  # three fit rules, two sign-ups (the second capped)
 
 
 def test_a_row_without_a_lead_is_named(spark: SparkSession) -> None:
-    events = [
-        Event.create("a", "page_view", START_US, "e1", {}),
-        Event.create("b", "page_view", START_US, "e2", {}),
-    ]
-    event_frame, _ = frames(spark, events, {})
-    assert event_frame is not None
-    blank = event_frame.frame.replace("b", " \u00a0", subset=["lead_id"])
     from pyrometer.engines.spark import events_frame
 
+    rows = [
+        ("a", "page_view", "2026-01-01T10:00:00Z", "e1"),
+        (" \u00a0", "page_view", "2026-01-01T11:00:00Z", "e2"),
+    ]
+    df = spark.createDataFrame(rows, "user_id string, event string, time string, id string")
     scorer = SparkBatchScorer(default_playbook(), spark)
     with pytest.raises(ValueError, match=r"'lead_id'.*event_id 'e2'"):
-        scorer.collect(events_frame(blank), None, START_US)
+        scorer.collect(events_frame(df), None, START_US)
+    # Without the blank lead, the ISO times read as text score as the other engines.
+    good = events_frame(df.filter("id = 'e1'"))
+    (scored,) = scorer.collect(good, None, to_us("2026-01-02T10:00:00Z")).values()
+    assert scored.last_activity_us == to_us("2026-01-01T10:00:00Z")
+    assert scored.event_count == 1
