@@ -197,8 +197,16 @@ def test_a_row_without_a_lead_is_named(spark: SparkSession) -> None:
     scorer = SparkBatchScorer(default_playbook(), spark)
     with pytest.raises(ValueError, match=r"'lead_id'.*event_id 'e2'"):
         scorer.collect(events_frame(df), None, START_US)
-    # Without the blank lead, the ISO times read as text score as the other engines.
-    good = events_frame(df.filter("id = 'e1'"))
-    (scored,) = scorer.collect(good, None, to_us("2026-01-02T10:00:00Z")).values()
-    assert scored.last_activity_us == to_us("2026-01-01T10:00:00Z")
-    assert scored.event_count == 1
+    # The Python API on a data engineer's own DataFrame (ISO times as text): the DuckDB
+    # engine's columns and numbers.
+    from pyrometer.engines.duckdb import OUTPUT_COLUMNS
+    from pyrometer.engines.spark import score
+
+    as_of = "2026-01-02T10:00:00Z"
+    frame = score(df.filter("id = 'e1'"), None, default_playbook(), as_of)
+    assert tuple(frame.columns) == OUTPUT_COLUMNS
+    (row,) = frame.collect()
+    event = Event.create("a", "page_view", to_us(rows[0][2]), "e1", {})
+    (want,) = batch_score(default_playbook(), [event], {}, to_us(as_of)).values()
+    assert (row["lead_id"], row["events"], row["temperature"]) == ("a", 1, str(want.temperature))
+    assert math.isclose(row["score"], want.score, abs_tol=1e-9) and want.score > 0

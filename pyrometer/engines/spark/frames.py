@@ -65,9 +65,13 @@ def _named(columns: list[str], name: str) -> str:
 
 def lead_id(value: Column) -> Column:
     """A lead id as text, white space around it trimmed (as :mod:`pyrometer.core.ids`;
-    Spark has no Unicode NFC function, so ids are compared as written otherwise)."""
+    Spark has no Unicode NFC function, so ids are compared as written otherwise). An id
+    that starts and ends with printable ASCII (nearly all) has nothing to trim: only the
+    rest pay for the regular expression."""
+    text = value.cast("string")
     space = "".join(f"\\x{{{ord(ch):x}}}" for ch in WHITESPACE)
-    return F.regexp_replace(value.cast("string"), f"^[{space}]+|[{space}]+$", "")
+    edges = F.ascii(text).between(33, 126) & F.ascii(F.substring(text, -1, 1)).between(33, 126)
+    return F.when(edges, text).otherwise(F.regexp_replace(text, f"^[{space}]+|[{space}]+$", ""))
 
 
 def epoch_us(column: Column, kind: T.DataType) -> Column:

@@ -5,13 +5,13 @@ The plan says which rules each raw event name may earn and under which condition
 how fit and classes are decided (:func:`plan.fit_plan`, :func:`plan.class_plan`);
 :mod:`.columns` spells those as Spark columns. Then, all in the JVM:
 
-1. Events join the small candidate table on the raw name (a broadcast join).
-2. One aggregate per lead over every row: decayed points of the rules with no cap,
-   events, latest activity, the latest lifecycle event and suppression.
+1. Events join the small candidate table on the raw name (a broadcast join), and the
+   rows that count are shuffled once, by lead.
+2. One aggregate per lead: decayed points of the rules with no cap, events, latest
+   activity, the latest lifecycle event and suppression.
 3. Per cap window of a capped or ``once`` rule, the matched events in time order (ties
-   by event id) get their rank's points (``plan.Limit.given``). A window with no more
-   events than the rule's full slots gives every event its whole points, so only the
-   windows that may have reached their cap are ranked (a sort); the rest are summed.
+   by event id) get their rank's points (``plan.Limit.given``): a sort within each
+   lead's partition, no second shuffle.
 4. Fit over the leads, then temperature, stage and funnel.
 """
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import datetime
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -28,8 +29,8 @@ from pyrometer.core.conditions import normalize_name
 from pyrometer.core.fit import fit_lines
 from pyrometer.core.model import EngagementLine, FitLine, ScoredLead
 from pyrometer.core.playbook import Playbook, Stage, Temperature
+from pyrometer.core.timeutil import check_us, to_us
 from pyrometer.engines import plan
-from pyrometer.engines.plan.keys import full_slots
 from pyrometer.engines.spark import columns
 from pyrometer.engines.spark.frames import EventFrame, LeadFrame
 
@@ -58,7 +59,6 @@ _CANDIDATES = T.StructType(
         T.StructField("pyro_suppress", T.BooleanType()),
         T.StructField("pyro_limited", T.BooleanType()),
         T.StructField("pyro_cap", T.DoubleType()),
-        T.StructField("pyro_full", T.IntegerType()),
     ]
 )
 
@@ -162,7 +162,6 @@ class SparkBatchScorer:
         """Events at or before ``as_of_us`` joined to their candidate rules: one row per
         (event, rule its name may earn), or one with no rule; ``pyro_matched`` says
         whether the rule's conditions hold, ``pyro_factor`` what a point is worth."""
-        rules = self.playbook.engagement
         limits = plan.limits(self.playbook)
         by_name = plan.terms(self.playbook, events.properties)
         cands = plan.candidates(self.playbook, by_name, raw_names)
@@ -178,7 +177,6 @@ class SparkBatchScorer:
                 c.meaning.suppress,
                 c.rule_id in limits,
                 limits[c.rule_id].cap_points if c.rule_id in limits else None,
-                full_slots(rules[c.rule_id]) if c.rule_id in limits else None,
             )
             for c in cands.rows
         ]
@@ -235,54 +233,53 @@ class SparkBatchScorer:
         say("Scoring events")
         joined = self._window(self._joined(events, raw_names, as_of_us))
         first = F.col("pyro_cand") == 0
-        limited = F.col("pyro_matched") & F.col("pyro_limited")
-        per_lead = joined.groupBy("lead_id").agg(
+        # One shuffle, by lead: the rows that say something (an event's first row, and
+        # every rule it earns), with only the columns the passes read. Both passes below
+        # read the same exchange (Spark reuses it), and neither shuffles again: a lead's
+        # rows, hence its cap windows, are all in one partition.
+        parted = (
+            joined.filter(first | F.col("pyro_matched"))
+            .select(
+                "lead_id",
+                "ts_us",
+                "event_id",
+                first.alias("pyro_first"),
+                "pyro_matched",
+                "pyro_limited",
+                "pyro_rule",
+                "pyro_w",
+                "pyro_points",
+                "pyro_cap",
+                "pyro_factor",
+                "pyro_stage",
+                "pyro_suppress",
+            )
+            .repartition("lead_id")
+        )
+        event_row = F.col("pyro_first")
+        per_lead = parted.groupBy("lead_id").agg(
             F.sum(
                 F.when(F.col("pyro_matched") & ~F.col("pyro_limited"), F.col("pyro_points"))
                 * F.col("pyro_factor")
             ).alias("free"),
-            F.count(F.when(first, 1)).alias("events"),
+            F.count(F.when(event_row, 1)).alias("events"),
             F.max("ts_us").alias("last_us"),
             F.max(
                 F.when(
-                    first & F.col("pyro_stage").isNotNull(),
+                    event_row & F.col("pyro_stage").isNotNull(),
                     F.struct("ts_us", "event_id", "pyro_stage"),
                 )
             ).alias("lifecycle"),
-            F.coalesce(F.max(first & F.col("pyro_suppress")), F.lit(False)).alias("suppressed"),
+            F.coalesce(F.max(event_row & F.col("pyro_suppress")), F.lit(False)).alias("suppressed"),
         )
         say("Stages and caps")
-        # Per cap window: its events and their uncapped sum. A window with no more events
-        # than the rule's full slots is exact as it is; only the others are ranked.
-        rows = joined.filter(limited).select(
-            "lead_id",
-            "pyro_rule",
-            "pyro_w",
-            "ts_us",
-            "event_id",
-            "pyro_points",
-            "pyro_cap",
-            "pyro_full",
-            "pyro_factor",
-        )
-        keys = ["lead_id", "pyro_rule", "pyro_w"]
-        windows = rows.groupBy(*keys).agg(
-            F.count(F.lit(1)).alias("pyro_n"),
-            F.first("pyro_full").alias("pyro_full"),
-            F.sum(F.col("pyro_points") * F.col("pyro_factor")).alias("pyro_sum"),
-        )
-        settled = (
-            windows.filter(F.col("pyro_n") <= F.col("pyro_full"))
-            .groupBy("lead_id")
-            .agg(F.sum("pyro_sum").alias("capped"))
-        )
-        crowded = windows.filter(F.col("pyro_n") > F.col("pyro_full")).select(*keys)
-        ranked = (
-            self._ranked(rows.join(crowded, keys, "left_semi"))
+        # Capped and `once` rules: per window, events in time order (ties by event id)
+        # get their rank's points; sorted within the lead's partition only.
+        capped = (
+            self._ranked(parted.filter(F.col("pyro_matched") & F.col("pyro_limited")))
             .groupBy("lead_id")
             .agg(F.sum(F.col("pyro_given") * F.col("pyro_factor")).alias("capped"))
         )
-        capped = settled.unionByName(ranked).groupBy("lead_id").agg(F.sum("capped").alias("capped"))
         return per_lead.join(capped, "lead_id", "left").select(
             "lead_id",
             (F.coalesce(F.col("free"), F.lit(0.0)) + F.coalesce(F.col("capped"), F.lit(0.0))).alias(
@@ -476,12 +473,13 @@ def score(
     events: DataFrame | None,
     leads: DataFrame | None,
     playbook: Playbook,
-    as_of_us: int,
+    as_of: datetime | str | int,
     *,
     lead_id_column: str | None = None,
 ) -> DataFrame:
     """Score a data engineer's own DataFrames in their own Spark job: one row per lead,
-    with the columns of the DuckDB engine's output (:data:`OUTPUT_COLUMNS`).
+    with the columns of the DuckDB engine's output (:data:`OUTPUT_COLUMNS`), as of
+    ``as_of`` (a datetime, ISO-8601 text, or epoch microseconds; naive means UTC).
 
     ``events`` has a lead id, an event name and a time (``lead_id``/``user_id``…,
     ``event``/``event_name``…, ``timestamp``/``occurred_at``…), optionally ``event_id``;
@@ -496,7 +494,7 @@ def score(
     return scorer.score(
         events_frame(events, lead_id_column) if events is not None else None,
         leads_frame(leads, lead_id_column) if leads is not None else None,
-        as_of_us,
+        check_us(to_us(as_of)),
     )
 
 

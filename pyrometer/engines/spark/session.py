@@ -8,9 +8,12 @@ masters and one on this machine, the loopback address (the machine's name may re
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterable, Mapping
 
 from pyspark.sql import SparkSession
@@ -37,7 +40,9 @@ def session(
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    warehouse = tempfile.mkdtemp(prefix="pyrometer-spark-warehouse-")
+    # Named, not made: Spark makes it only if a table is saved; removed when Python exits.
+    warehouse = os.path.join(tempfile.gettempdir(), f"pyrometer-spark-warehouse-{uuid.uuid4().hex}")
+    atexit.register(shutil.rmtree, warehouse, True)
     builder = (
         SparkSession.builder.appName(app_name)
         .master(master)
