@@ -77,7 +77,7 @@ def test_vectors_on_spark_equal_duckdb_incremental_and_reference(
 
 
 @pytest.mark.slow
-@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=4, deadline=None)
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=3, deadline=None)
 @given(playbook=playbooks(), stream=streams(), as_of_days=st.integers(0, 420))
 def test_spark_equals_reference_with_ledger_on_random_playbooks(
     spark: SparkSession, playbook, stream, as_of_days
