@@ -29,6 +29,13 @@ if TYPE_CHECKING:  # imported where used: `pyrometer --help` loads neither DuckD
 out = stdout_console()
 err = Console(stderr=True)
 
+EventsArg = Annotated[
+    Path,
+    typer.Argument(
+        help="Events: CSV, Parquet or JSON Lines (lead_id, event, timestamp, properties...).",
+        show_default=False,
+    ),
+]
 LeadsOpt = Annotated[Path | None, typer.Option("--leads", help="Leads: lead_id plus attributes.")]
 PlaybookOpt = Annotated[
     Path | None, typer.Option("--playbook", help="Playbook YAML; default: the built-in one.")
