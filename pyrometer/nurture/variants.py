@@ -31,7 +31,10 @@ class Tally:
         p = self.rate
         centre = (p + z * z / (2 * n)) / (1 + z * z / n)
         half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-        return (max(0.0, centre - half), min(1.0, centre + half))
+        # At 0 and at 1 the bound is exactly the rate; rounding must not move it inside.
+        low = 0.0 if self.opens == 0 else max(0.0, min(p, centre - half))
+        high = 1.0 if self.opens >= n else min(1.0, max(p, centre + half))
+        return (low, high)
 
 
 def z_score(a: Tally, b: Tally) -> float:

@@ -18,7 +18,7 @@ class Inbox:
         self.recipients: list[list[str]] = []
         self.refuse = False  # answer 451 to every message (a failing server)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.refuse:
             return "451 try again later"
         parsed = email.message_from_bytes(envelope.original_content, policy=default)
