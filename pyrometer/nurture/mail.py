@@ -3,6 +3,7 @@ headers (RFC 8058 one-click) and the CAN-SPAM footer with the sender's postal ad
 
 from __future__ import annotations
 
+import email.policy
 import hashlib
 import html as html_lib
 import re
@@ -20,6 +21,7 @@ from pyrometer.nurture.links import Links
 
 _TEXT = ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=False)
 _HTML = ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=True)
+_POLICY = email.policy.default.clone(max_line_length=998)
 _URL = re.compile(r"https?://[^\s<>\"')\]]+")
 _HREF = re.compile(r"""href=(["'])(https?://[^"']+)\1""")
 
@@ -103,7 +105,9 @@ def build(
     )
     if track:
         body += f'<img src="{html_lib.escape(links.pixel(key))}" width="1" height="1" alt="">'
-    msg = EmailMessage()
+    # Long lines are folded, never turned into encoded words: List-Unsubscribe must stay
+    # a plain <URL> (RFC 2369), and its token is longer than 78 characters.
+    msg = EmailMessage(policy=_POLICY)
     msg["From"] = sender
     msg["To"] = to
     msg["Subject"] = rendered.subject

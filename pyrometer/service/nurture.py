@@ -105,8 +105,9 @@ def on_events(
     if not book.nurture.sequences:
         return
     found: dict[str, list[plan.Trigger]] = defaultdict(list)
+    aliases = book.aliases.event_map  # "Email Link Clicked" means email_click
     for row in rows:
-        trigger = plan.Trigger(event=row["name"])
+        trigger = plan.Trigger(event=aliases.get(row["name"], row["name"]))
         if _relevant(book, trigger):
             found[row["lead_id"]].append(trigger)
     if found:
