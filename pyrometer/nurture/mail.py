@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
+from functools import lru_cache
 from typing import Any
 
-from jinja2 import ChainableUndefined
+from jinja2 import ChainableUndefined, Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from pyrometer.core.nurture_spec import Email
@@ -57,11 +58,17 @@ def context(
     }
 
 
+@lru_cache(maxsize=512)
+def _compiled(source: str, html: bool) -> Template:
+    """Compiling is most of a render's cost: each template once per process."""
+    return (_HTML if html else _TEXT).from_string(source)
+
+
 def render(spec: Email, variant: int, ctx: Mapping[str, Any]) -> Rendered:
-    subject = _TEXT.from_string(spec.variants[variant]).render(ctx)
-    text = _TEXT.from_string(spec.text).render(ctx)
+    subject = _compiled(spec.variants[variant], False).render(ctx)
+    text = _compiled(spec.text, False).render(ctx)
     if spec.html is not None:
-        body = _HTML.from_string(spec.html).render(ctx)
+        body = _compiled(spec.html, True).render(ctx)
     else:
         body = "<div>" + html_lib.escape(text).replace("\n", "<br>\n") + "</div>"
     return Rendered(" ".join(subject.split()), text, body)

@@ -49,7 +49,7 @@ from pyrometer.service.decay import SchedulerLock
 from pyrometer.service.inputs import Track
 from pyrometer.service.runtime import Service
 from pyrometer.store import nurture as store
-from pyrometer.store import outbox
+from pyrometer.store import outbox, repo
 from pyrometer.store.outbox import AFTER_COMMIT, Notification
 from pyrometer.store.secrets import get_or_create
 from pyrometer.store.tables import leads
@@ -120,6 +120,12 @@ def _cause(trigger: plan.Trigger) -> str:
     return f"{trigger.kind}:{trigger.old}->{trigger.new}"
 
 
+def _suppressed(state: Mapping[str, Any] | None) -> bool:
+    """``LeadState.suppressed`` from the stored document, without parsing all of it."""
+    state = state or {}
+    return bool(state.get("suppressed_by_attributes")) or state.get("suppressed_at_us") is not None
+
+
 def _react(
     conn: Connection,
     book: Playbook,
@@ -127,17 +133,25 @@ def _react(
     now_us: int,
     _why: str,
 ) -> None:
-    snapshots = actions.lead_snapshots(conn, found)
-    history = store.enrolments_of(conn, found)
-    suppressed = actions.suppressed_leads(conn, found)
-    enrolled = False
-    for lead_id, triggers in sorted(found.items()):
-        lead = snapshots.get(lead_id)
+    ids = sorted(found)
+    rows: dict[str, Any] = {}
+    columns = (
+        leads.c.lead_id,
+        leads.c.attributes,
+        leads.c.temperature,
+        leads.c.stage,
+        leads.c.state,
+    )
+    for chunk in repo.chunks(ids):
+        for row in conn.execute(sa.select(*columns).where(leads.c.lead_id.in_(chunk))):
+            rows[row.lead_id] = row
+    history = store.enrolments_of(conn, ids)
+    new: list[dict[str, Any]] = []
+    for lead_id in ids:
+        lead = rows.get(lead_id)
         if lead is None:
             continue
-        view = plan.LeadView(
-            lead_id, lead.temperature, lead.stage, book.lead_attributes(lead.attributes)
-        )
+        triggers = found[lead_id]
         mine = history.get(lead_id, [])
         active = {e.sequence: e for e in mine if e.status == store.ACTIVE}
         for trigger in triggers:
@@ -149,19 +163,25 @@ def _react(
                 if reason is not None:
                     store.end(conn, enrolment.id, plan.EXITED, reason, now_us)
                     del active[name]
-        if lead_id in suppressed:
+        if _suppressed(lead.state):
             continue  # do-not-contact: never enrolled
+        view = plan.LeadView(
+            lead_id, lead.temperature, lead.stage, book.lead_attributes(lead.attributes or {})
+        )
+        seen = {e.sequence for e in mine}
         for trigger in triggers:
             for seq in book.nurture.sequences:
-                before = any(e.sequence == seq.name for e in mine)
                 if not plan.should_enrol(
-                    seq, trigger, view, before, seq.name in active, book.missing_values
+                    seq, trigger, view, seq.name in seen, seq.name in active, book.missing_values
                 ):
                     continue
                 position = plan.start(seq, now_us)
-                store.enrol(
-                    conn, lead_id, seq.name, position.step, position.due_us, _cause(trigger), now_us
+                new.append(
+                    store.enrolment_row(
+                        lead_id, seq.name, position.step, position.due_us, _cause(trigger), now_us
+                    )
                 )
+                seen.add(seq.name)
                 active[seq.name] = store.Enrolment(
                     0,
                     lead_id,
@@ -175,9 +195,8 @@ def _react(
                     None,
                     _cause(trigger),
                 )
-                mine = [*mine, active[seq.name]]
-                enrolled = True
-    if enrolled:
+    if new:
+        store.enrol_many(conn, new)
         tags = conn.info.get(AFTER_COMMIT)
         if tags is not None:
             tags.append(SIGNAL)
@@ -210,14 +229,18 @@ class SmtpMailer:
         self.user = unquote(parts.username) if parts.username else user
         self.password = unquote(parts.password) if parts.password else password
         self.timeout = 30.0
+        # The EHLO name; smtplib's default asks DNS (socket.getfqdn) on every connection.
+        self.local_name = os.environ.get("PYROMETER_SMTP_HELO") or "localhost"
 
     def send(self, message: EmailMessage, to: str) -> str:
         context = ssl.create_default_context()
         client: smtplib.SMTP
         if self.tls:
-            client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+            client = smtplib.SMTP_SSL(
+                self.host, self.port, self.local_name, timeout=self.timeout, context=context
+            )
         else:
-            client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            client = smtplib.SMTP(self.host, self.port, self.local_name, timeout=self.timeout)
         with client:
             if self.starttls:
                 client.starttls(context=context)
@@ -287,8 +310,12 @@ class Job:
     step: int
     key: str
     to: str
-    message: EmailMessage
-    subject: str
+    rendered: mail.Rendered
+    planned_us: int
+
+    @property
+    def subject(self) -> str:
+        return self.rendered.subject
 
 
 def top_interests(book: Playbook, state: LeadState, n: int = 3) -> list[str]:
@@ -359,7 +386,19 @@ class Runner:
         if job is None:
             return 1
         try:
-            status = self.settings.mailer.send(job.message, job.to) if self.settings.mailer else ""
+            # Built outside the transaction: the stdlib's e-mail classes are slow enough
+            # to matter to ingest waiting on SQLite's one writer.
+            assert self._links is not None
+            message = mail.build(
+                job.rendered,
+                key=job.key,
+                sender=self.settings.sender,
+                to=job.to,
+                links=self._links,
+                postal_address=self.settings.postal_address,
+                now_us=job.planned_us,
+            )
+            status = self.settings.mailer.send(message, job.to) if self.settings.mailer else ""
         except Exception as exc:  # recorded, retried after a backoff
             error = f"{type(exc).__name__}: {exc}"[:300]
             self.service.write(lambda conn: self._failed(conn, job, error, now))
@@ -473,16 +512,8 @@ class Runner:
         )
         rendered = mail.render(step.email, record.variant or 0, ctx)
         assert address is not None
-        message = mail.build(
-            rendered,
-            key=record.key,
-            sender=self.settings.sender,
-            to=address,
-            links=self._links_in(conn, now),
-            postal_address=self.settings.postal_address,
-            now_us=now,
-        )
-        return Job(enrolment.id, enrolment.step, record.key, address, message, rendered.subject)
+        self._links_in(conn, now)
+        return Job(enrolment.id, enrolment.step, record.key, address, rendered, now)
 
     def _note(
         self, seq: NurtureSequence, step: Any, enrolment: store.Enrolment, row: Any, now: int

@@ -64,28 +64,31 @@ def enrolments_of(conn: Connection, lead_ids: Iterable[str]) -> dict[str, list[E
     return found
 
 
-def enrol(
-    conn: Connection,
+def enrolment_row(
     lead_id: str,
     sequence: str,
     step: int | None,
     due_us: int | None,
     cause: str,
     now_us: int,
-) -> None:
-    conn.execute(
-        nurture_enrolments.insert().values(
-            lead_id=lead_id,
-            sequence=sequence,
-            status=ACTIVE if step is not None else "completed",
-            step=step,
-            next_due_us=due_us,
-            attempts=0,
-            enrolled_us=now_us,
-            ended_us=None if step is not None else now_us,
-            cause=cause[:120],
-        )
-    )
+) -> dict[str, Any]:
+    return {
+        "lead_id": lead_id,
+        "sequence": sequence,
+        "status": ACTIVE if step is not None else "completed",
+        "step": step,
+        "next_due_us": due_us,
+        "attempts": 0,
+        "enrolled_us": now_us,
+        "ended_us": None if step is not None else now_us,
+        "exit_reason": None,
+        "cause": cause[:120],
+    }
+
+
+def enrol_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """New enrolments (:func:`enrolment_row`), in one statement."""
+    conn.execute(nurture_enrolments.insert(), rows)
 
 
 def end(conn: Connection, enrolment_id: int, status: str, reason: str | None, now_us: int) -> None:
