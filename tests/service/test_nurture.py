@@ -324,3 +324,30 @@ def test_bounce_report_blocks_the_lead_and_sequence_counts(
     assert report["steps"][0]["variants"][0]["sends"] == 2
     found = get_lead(service, "la@example.com")
     assert found is not None and found["nurture"]["do_not_contact"] == {"email": "bounced"}
+
+
+def test_the_call_task_reaches_the_owner_as_a_webhook(
+    service: Service, clock: Clock, smtp: tuple[str, Any]
+) -> None:
+    from pyrometer.service.webhooks import add_webhook
+    from pyrometer.store.tables import deliveries
+
+    url, inbox = smtp
+    add_webhook(service, "http://127.0.0.1:9/hook", ["nurture.task"])
+    run = runner(service, url)
+    track(service, "ne@example.com", "whitepaper_download")
+    run.run_due()
+    clock.advance(3 * DAY)
+    run.run_due()
+    clock.advance(4 * DAY)
+    run.run_due()
+    assert len(inbox.messages) == 2
+    with service.engine.connect() as conn:
+        [row] = conn.execute(sa.select(deliveries.c.event_type, deliveries.c.payload)).all()
+    assert row.event_type == "nurture.task"
+    assert "Call after the e-mail introduction" in row.payload
+    found = get_lead(service, "ne@example.com")
+    assert found is not None
+    [enrolment] = found["nurture"]["enrolments"]
+    assert enrolment["status"] == "completed"
+    assert [s["kind"] for s in enrolment["steps"]] == ["email", "email", "task"]
