@@ -270,7 +270,7 @@ class NurtureSettings:
     postal_address: str = "(set PYROMETER_POSTAL_ADDRESS)"
     sender: str = "Pyrometer <nurture@localhost>"
     lease: float = 120.0  # seconds an enrolment stays claimed while its step runs
-    batch: int = 50
+    batch: int = 20  # claimed and planned in one transaction, then sent one by one
     backoff: float = 60.0  # seconds after a failed send; doubling, at most an hour
     max_attempts: int = 8
     poll: float = 1.0
@@ -373,18 +373,27 @@ class Runner:
         ran = 0
         while True:
             now = service.clock() if now_us is None else now_us
-            claimed = service.write(
-                lambda conn, now=now: store.claim_due(conn, now, int(s.lease * 1e6), s.batch)
-            )
-            for enrolment in claimed:
-                ran += self._run_one(enrolment, now)
-            if len(claimed) < s.batch:
+            # One transaction claims a batch and plans each step: consent, exits, caps and
+            # quiet hours are checked now, and tasks, webhooks, postponements and exits
+            # are done; the e-mails are then sent one by one, each recorded on its own.
+            claimed, jobs = service.write(lambda conn, now=now: self._claim_and_plan(conn, now))
+            for job in jobs:
+                self._send(job, now)
+            ran += claimed
+            if claimed < s.batch:
                 return ran
 
-    def _run_one(self, claimed: store.Enrolment, now: int) -> int:
-        job = self.service.write(lambda conn: self._plan(conn, claimed.id, now))
-        if job is None:
-            return 1
+    def _claim_and_plan(self, conn: Connection, now: int) -> tuple[int, list[Job]]:
+        s = self.settings
+        claimed = store.claim_due(conn, now, int(s.lease * 1e6), s.batch)
+        jobs = []
+        for enrolment in claimed:
+            job = self._plan(conn, enrolment.id, now)
+            if job is not None:
+                jobs.append(job)
+        return len(claimed), jobs
+
+    def _send(self, job: Job, now: int) -> None:
         try:
             # Built outside the transaction: the stdlib's e-mail classes are slow enough
             # to matter to ingest waiting on SQLite's one writer.
@@ -402,9 +411,8 @@ class Runner:
         except Exception as exc:  # recorded, retried after a backoff
             error = f"{type(exc).__name__}: {exc}"[:300]
             self.service.write(lambda conn: self._failed(conn, job, error, now))
-            return 1
+            return
         self.service.write(lambda conn: self._sent(conn, job, status, now))
-        return 1
 
     def _plan(self, conn: Connection, enrolment_id: int, now: int) -> Job | None:
         enrolment = store.enrolment(conn, enrolment_id)
@@ -466,7 +474,12 @@ class Runner:
         zone = (
             pressure.zone_of(quiet, attributes) if quiet is not None else pressure.ZoneInfo("UTC")
         )
-        sent = store.sent_times(conn, enrolment.lead_id, now - pressure.WEEK_US)
+        sent = store.sent_times(
+            conn,
+            enrolment.lead_id,
+            now - pressure.WEEK_US,
+            but=store.step_key(enrolment.id, enrolment.step),
+        )
         allowed = pressure.next_send_at(now, sent, book.nurture.caps.get("email"), quiet, zone)
         if allowed > now:
             store.postpone(conn, enrolment.id, allowed)
@@ -510,7 +523,12 @@ class Runner:
             top_interests(book, state),
             self.settings.public_url,
         )
-        rendered = mail.render(step.email, record.variant or 0, ctx)
+        try:
+            rendered = mail.render(step.email, record.variant or 0, ctx)
+        except Exception as exc:  # a template that fails on this lead: recorded, not retried
+            store.finish_step(conn, record.key, "failed", now, error=f"template: {exc}"[:300])
+            store.end(conn, enrolment.id, plan.EXITED, "template_error", now)
+            return None
         assert address is not None
         self._links_in(conn, now)
         return Job(enrolment.id, enrolment.step, record.key, address, rendered, now)

@@ -258,13 +258,17 @@ def finish_step(
 SENT_STATUSES = ("sent", "written")
 
 
-def sent_times(conn: Connection, lead_id: str, since_us: int) -> list[int]:
-    """When the lead was e-mailed since ``since_us``, across all sequences."""
-    query = sa.select(S.done_us).where(
+def sent_times(conn: Connection, lead_id: str, since_us: int, but: str = "") -> list[int]:
+    """When the lead was e-mailed since ``since_us``, across all sequences; an e-mail
+    planned and not yet sent counts from when it was planned (another enrolment of the
+    lead may be planned in the same batch). ``but``: a step's own key, left out."""
+    at = sa.func.coalesce(S.done_us, S.planned_us)
+    query = sa.select(at).where(
         S.lead_id == lead_id,
         S.kind == "email",
-        S.status.in_(SENT_STATUSES),
-        S.done_us > since_us,
+        S.status.in_((*SENT_STATUSES, "planned")),
+        at > since_us,
+        S.key != but,
     )
     return [int(t) for t in conn.execute(query).scalars()]
 
