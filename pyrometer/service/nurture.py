@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -231,8 +232,9 @@ class SmtpMailer:
         self.timeout = 30.0
         # The EHLO name; smtplib's default asks DNS (socket.getfqdn) on every connection.
         self.local_name = os.environ.get("PYROMETER_SMTP_HELO") or "localhost"
+        self._client: smtplib.SMTP | None = None
 
-    def send(self, message: EmailMessage, to: str) -> str:
+    def _connect(self) -> smtplib.SMTP:
         context = ssl.create_default_context()
         client: smtplib.SMTP
         if self.tls:
@@ -241,13 +243,40 @@ class SmtpMailer:
             )
         else:
             client = smtplib.SMTP(self.host, self.port, self.local_name, timeout=self.timeout)
-        with client:
+        try:
             if self.starttls:
                 client.starttls(context=context)
             if self.user:
                 client.login(self.user, self.password or "")
-            client.send_message(message, to_addrs=[to])
-        return "sent"
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def send(self, message: EmailMessage, to: str) -> str:
+        """Over one connection kept open between sends (a server that closed it meanwhile
+        gets a new one); any other failure closes it and is raised."""
+        for attempt in (1, 2):
+            if self._client is None:
+                self._client = self._connect()
+            try:
+                self._client.send_message(message, to_addrs=[to])
+                return "sent"
+            except smtplib.SMTPServerDisconnected:
+                self.close()
+                if attempt == 2:
+                    raise
+            except BaseException:
+                self.close()
+                raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.quit()
+            client.close()
 
 
 class FolderMailer:
@@ -605,6 +634,9 @@ class NurtureRunner:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=30)
+        mailer = self.runner.settings.mailer
+        if isinstance(mailer, SmtpMailer):
+            mailer.close()
 
     def _run(self) -> None:
         poll = self.runner.settings.poll
