@@ -152,34 +152,41 @@ def _react(
         lead = rows.get(lead_id)
         if lead is None:
             continue
-        triggers = found[lead_id]
         mine = history.get(lead_id, [])
         active = {e.sequence: e for e in mine if e.status == store.ACTIVE}
-        for trigger in triggers:
+        seen = {e.sequence for e in mine}
+        view = plan.LeadView(
+            lead_id, lead.temperature, lead.stage, book.lead_attributes(lead.attributes or {})
+        )
+        suppressed = _suppressed(lead.state)  # do-not-contact: never enrolled
+        for trigger in found[lead_id]:  # in order: an event may end what an earlier began
             for name, enrolment in list(active.items()):
                 seq = book.nurture.sequence(name)
                 if seq is None:
                     continue
                 reason = plan.exit_reason(seq, lead.temperature, lead.stage, trigger.event)
-                if reason is not None:
+                if reason is None:
+                    continue
+                if enrolment.id:
                     store.end(conn, enrolment.id, plan.EXITED, reason, now_us)
-                    del active[name]
-        if _suppressed(lead.state):
-            continue  # do-not-contact: never enrolled
-        view = plan.LeadView(
-            lead_id, lead.temperature, lead.stage, book.lead_attributes(lead.attributes or {})
-        )
-        seen = {e.sequence for e in mine}
-        for trigger in triggers:
+                else:  # enrolled by an earlier message of this same batch
+                    made = next(r for r in new if r["lead_id"] == lead_id and r["sequence"] == name)
+                    made.update(
+                        status=plan.EXITED, exit_reason=reason, ended_us=now_us, next_due_us=None
+                    )
+                del active[name]
+            if suppressed:
+                continue
             for seq in book.nurture.sequences:
                 if not plan.should_enrol(
                     seq, trigger, view, seq.name in seen, seq.name in active, book.missing_values
                 ):
                     continue
                 position = plan.start(seq, now_us)
+                cause = _cause(trigger)
                 new.append(
                     store.enrolment_row(
-                        lead_id, seq.name, position.step, position.due_us, _cause(trigger), now_us
+                        lead_id, seq.name, position.step, position.due_us, cause, now_us
                     )
                 )
                 seen.add(seq.name)
@@ -194,7 +201,7 @@ def _react(
                     now_us,
                     None,
                     None,
-                    _cause(trigger),
+                    cause,
                 )
     if new:
         store.enrol_many(conn, new)

@@ -351,3 +351,22 @@ def test_the_call_task_reaches_the_owner_as_a_webhook(
     [enrolment] = found["nurture"]["enrolments"]
     assert enrolment["status"] == "completed"
     assert [s["kind"] for s in enrolment["steps"]] == ["email", "email", "task"]
+
+
+def test_a_reply_ends_the_sequence_even_in_the_same_batch(service: Service) -> None:
+    now = service.clock()
+    ingest(
+        service,
+        [
+            Track("r1", "whitepaper_download", now, "ol@example.com"),
+            Track("r2", "email_reply", now, "ol@example.com"),
+            Track("r3", "whitepaper_download", now, "pa@example.com"),
+        ],
+        [],
+    )
+    track(service, "pa@example.com", "email_reply")
+    for lead in ("ol@example.com", "pa@example.com"):
+        found = get_lead(service, lead)
+        assert found is not None
+        [enrolment] = found["nurture"]["enrolments"]
+        assert (enrolment["status"], enrolment["exit_reason"]) == ("exited", "event:email_reply")
