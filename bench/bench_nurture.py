@@ -140,11 +140,14 @@ def run(store: str, leads: int, smtp: int) -> None:
         stop = threading.Event()
         ran = [0]
 
-        def work() -> None:
+        def work() -> None:  # the runner's loop, a batch at a time, until told to stop
             while not stop.is_set():
-                got = runner.run_due()
-                ran[0] += got
-                if not got:
+                now = service.clock()
+                claimed, jobs = service.write(lambda c, now=now: runner._claim_and_plan(c, now))
+                for job in jobs:
+                    runner._send(job, now)
+                ran[0] += claimed
+                if not claimed:
                     stop.wait(0.05)
 
         busy, idle = [], []
