@@ -10,7 +10,8 @@ In one process, on a fresh store (SQLite, or PostgreSQL with ``--stores postgres
    mailer that takes each message at once (what the runner costs: plan, render, record),
    and to a real SMTP server (aiosmtpd in this process) for ``--smtp`` of them;
 3. ingest of ``page_view`` batches while the runner works through the second e-mail of
-   every lead (due three days later), against ingest with the runner stopped,
+   every lead (due three days later) as the background runner does (paced to
+   ``NurtureSettings.share`` of the time), against ingest with the runner stopped,
    alternating phases, the median of each.
 
 Usage:
@@ -137,32 +138,37 @@ def run(store: str, leads: int, smtp: int) -> None:
         # The second e-mail of every lead comes due three days on.
         clock.base += 3 * DAY + 3_600_000_000
         more_plain = batches("page_view", [f"late{i}@example.com" for i in range(leads)])
-        stop = threading.Event()
+        stop, go = threading.Event(), threading.Event()
         ran = [0]
+        busy_seconds = [0.0]
 
-        def work() -> None:  # the runner's loop, a batch at a time, until told to stop
+        def work() -> None:
+            """The background runner's loop (paced to its share), working while ``go`` is
+            set: one thread for the whole phase, as in the server, so every busy phase
+            sees it in its steady state, rests included."""
             while not stop.is_set():
-                now = service.clock()
-                claimed, jobs = service.write(lambda c, now=now: runner._claim_and_plan(c, now))
-                for job in jobs:
-                    runner._send(job, now)
-                ran[0] += claimed
-                if not claimed:
+                if go.wait(0.05):
+                    ran[0] += runner.run_due(rest=lambda s: stop.wait(s) or not go.is_set())
                     stop.wait(0.05)
 
+        thread = threading.Thread(target=work)
+        thread.start()
         busy, idle = [], []
-        for k in range(0, len(more_plain) - 3, 4):
-            thread = threading.Thread(target=work)
-            stop.clear()
-            thread.start()
-            busy.append(ingest_rate(service, more_plain[k : k + 2]))
-            stop.set()
-            thread.join()
-            idle.append(ingest_rate(service, more_plain[k + 2 : k + 4]))
+        span = 8  # batches of 500 per phase
+        for k in range(0, len(more_plain) - 2 * span + 1, 2 * span):
+            go.set()
+            began = time.perf_counter()
+            busy.append(ingest_rate(service, more_plain[k : k + span]))
+            busy_seconds[0] += time.perf_counter() - began
+            go.clear()
+            idle.append(ingest_rate(service, more_plain[k + span : k + 2 * span]))
+        stop.set()
+        thread.join()
         b, i = statistics.median(busy), statistics.median(idle)
         print(
-            f"  ingest while the runner ran {ran[0]:,} due steps: {b:,.0f} events/s; "
-            f"runner stopped: {i:,.0f} events/s; ratio {b / i:.2f}"
+            f"  ingest while the runner (share {runner.settings.share}) ran {ran[0]:,} due "
+            f"steps in {busy_seconds[0]:.1f} s ({ran[0] / busy_seconds[0]:,.0f} steps/s): "
+            f"{b:,.0f} events/s; runner stopped: {i:,.0f} events/s; ratio {b / i:.2f}"
         )
         service.close()
 
