@@ -14,6 +14,7 @@ import typer
 
 from pyrometer.cli import (
     commands,
+    models_commands,
     predictive_commands,
     reps_commands,
     service_commands,
@@ -56,6 +57,7 @@ commands.register(app)
 predictive_commands.register(app)
 service_commands.register(app)
 reps_commands.register(app)
+models_commands.register(app)
 users_commands.register(app)
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 def background_tasks(service: Service, max_attempts: int | None) -> list[BackgroundTask]:
     """The loops a worker runs, in the order they start (and the reverse of their stop)."""
     from pyrometer.service.delivery import DeliverySettings, DeliveryWorker
+    from pyrometer.service.models import Retrainer
     from pyrometer.service.sla_watch import SlaWatcher
 
     overrides = {} if max_attempts is None else {"max_attempts": max_attempts}
@@ -33,6 +34,8 @@ def background_tasks(service: Service, max_attempts: int | None) -> list[Backgro
         DeliveryWorker(service, DeliverySettings.from_env(**overrides)),
         # One watcher per store leads (a lock), whether in serve or here.
         SlaWatcher(service),
+        # Retrains on the playbook's models.retrain schedule (one process per store).
+        Retrainer(service),
     ]
 
 
@@ -63,7 +66,10 @@ def worker_command(
             raise UserError(str(exc)) from None
         for task in tasks:
             task.start()
-        err.print("pyrometer worker: sending webhook deliveries, watching SLAs; stop with Ctrl-C")
+        err.print(
+            "pyrometer worker: sending webhook deliveries, watching SLAs, retraining on "
+            "schedule; stop with Ctrl-C"
+        )
         try:
             while not stop.wait(1.0):
                 pass

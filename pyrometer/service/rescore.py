@@ -139,7 +139,9 @@ def resume_jobs(service: Service) -> list[threading.Thread]:
     """After a restart, carry on with jobs a stopped server left running."""
     ids = service.read(
         lambda conn: list(
-            conn.execute(sa.select(jobs.c.id).where(jobs.c.status == "running")).scalars()
+            conn.execute(
+                sa.select(jobs.c.id).where(jobs.c.status == "running", jobs.c.kind == "rescore")
+            ).scalars()
         )
     )
     return [start_job(service, job_id) for job_id in ids]
@@ -161,4 +163,5 @@ def job_view(service: Service, job_id: int) -> dict[str, Any] | None:
         "created": iso(row.created_us),
         "finished": iso(row.finished_us),
         "error": row.error,
+        "result": row.result,
     }

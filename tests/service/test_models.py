@@ -1,0 +1,169 @@
+"""Conversion models in the service (issue #14): the demo company's purchases are the
+outcomes; train through the API and the CLI, serve p_convert with reasons, retrain on a
+schedule with a fake clock and keep the better model. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from pyrometer.cli.app import app as cli
+from pyrometer.core.playbook import default_playbook_text
+from pyrometer.core.timeutil import from_us
+from pyrometer.demo.synth import generate
+from pyrometer.predictive import models as model_family
+from pyrometer.service import models
+from pyrometer.service.ingest import ingest
+from pyrometer.service.rescore import publish
+from pyrometer.service.runtime import Service
+from pyrometer.store.tables import lead_predictions
+from tests.service.conftest import Clock, Keys
+from tests.service.helpers import identifies_of, tracks_of
+
+DAY_S = 86_400
+SETTINGS = """
+models:
+  horizon: 60d
+  cutoff: 7d
+  auto_activate: true
+  retrain: 10d
+  min_new_outcomes: 5
+"""
+
+
+def _load(service: Service, clock: Clock, n: int = 600) -> list[str]:
+    """The demo company over 180 days, its playbook with a models section."""
+    publish(service, default_playbook_text() + SETTINGS)
+    data = generate(n, seed=3, end=from_us(clock.now_us), days=180)
+    ingest(service, tracks_of(data.events), identifies_of(data.leads, clock.now_us))
+    return [lead["lead_id"] for lead in data.leads]
+
+
+def _move(client: TestClient, keys: Keys, lead_ids: list[str], stage: str) -> None:
+    for lead_id in lead_ids:
+        done = client.post(
+            f"/v1/leads/{lead_id}/stage", json={"stage": stage}, headers=keys.bearer(keys.admin)
+        )
+        assert done.status_code == 200, done.text
+
+
+def _open_leads(service: Service, count: int) -> list[str]:
+    query = sa.text(
+        "SELECT lead_id FROM leads WHERE stage NOT IN ('customer', 'disqualified') "
+        "ORDER BY lead_id LIMIT :n"
+    )
+    return service.read(lambda conn: [r[0] for r in conn.execute(query, {"n": count})])
+
+
+def test_train_through_the_api_and_serve_p_convert(
+    service: Service, client: TestClient, keys: Keys, clock: Clock
+) -> None:
+    ids = _load(service, clock)
+    read, admin = keys.bearer(keys.read), keys.bearer(keys.admin)
+    before = client.get(f"/v1/leads/{ids[0]}", headers=read).json()
+    assert before["p_convert"] is None and before["p_convert_factors"] == []
+    assert client.post("/v1/models/train", headers=read).status_code == 403
+
+    started = client.post("/v1/models/train", headers=admin)
+    assert started.status_code == 202
+    job = started.json()["job"]
+    assert job["status"] == "running" and job["kind"] == "train"
+    models.run_training(service, job["id"])  # the thread the server would start
+    done = client.get(f"/v1/jobs/{job['id']}", headers=read).json()
+    assert done["status"] == "done", done
+    result = done["result"]
+    assert result["model"] == 1 and result["activated"] is True
+    assert result["outcomes"] > 100 and isinstance(result["warnings"], list)
+
+    listed = client.get("/v1/models", headers=read).json()
+    assert [m["version"] for m in listed] == [1] and listed[0]["active"] is True
+    shown = client.get("/v1/models/1", headers=read).json()
+    figures = shown["metrics"]
+    assert 0.5 < figures["roc_auc"] <= 1.0
+    assert len(figures["lift_by_decile"]) == 10 and figures["calibration"]
+    assert set(figures["baselines"]) == {"logistic", "naive_bayes"}
+    assert figures["holdout_leads"] + figures["train_leads"] == figures["leads"]
+    assert client.get("/v1/models/9", headers=read).status_code == 404
+
+    lead = client.get(f"/v1/leads/{ids[0]}", headers=read).json()
+    assert 0.0 < lead["p_convert"] < 1.0 and lead["p_convert_model"] == 1
+    factors = lead["p_convert_factors"]
+    assert factors and all({"feature", "value", "effect"} <= set(f) for f in factors)
+    assert any(f["effect"] > 0 for f in factors) or any(f["effect"] < 0 for f in factors)
+    cached = service.read(
+        lambda conn: conn.execute(
+            sa.select(lead_predictions.c.p_convert).where(lead_predictions.c.lead_id == ids[0])
+        ).scalar_one()
+    )
+    assert cached == pytest.approx(lead["p_convert"])
+    page = client.get("/v1/leads", params={"limit": 20}, headers=read).json()
+    assert all(0.0 < item["p_convert"] < 1.0 for item in page["items"])
+
+    # A sales change updates the lead, so its probability is computed again.
+    patched = client.patch(
+        f"/v1/leads/{ids[0]}",
+        json={"attributes": {"industry": "Software"}},
+        headers=admin,
+    )
+    assert patched.status_code == 200, patched.text
+    again = client.get(f"/v1/leads/{ids[0]}", headers=read).json()
+    assert again["p_convert"] is not None
+
+
+def test_scheduled_retrain_keeps_the_better_model(
+    service: Service, client: TestClient, keys: Keys, clock: Clock, monkeypatch
+) -> None:
+    _load(service, clock, n=500)
+    first = models.run_training(service, models.create_job(service, "test"))
+    assert first["activated"] is True
+    assert models.retrain_due(service) is None  # 10 days have not passed
+    clock.advance(11 * DAY_S)
+    assert models.retrain_due(service) is None  # and no new outcome since
+    _move(client, keys, _open_leads(service, 6), "disqualified")
+    assert models.retrain_due(service) == "6 new outcome(s)"
+
+    # A much weaker challenger (one tiny tree) is stored but does not replace model 1.
+    monkeypatch.setitem(model_family.LGB_PARAMS, "n_estimators", 1)
+    monkeypatch.setitem(model_family.LGB_PARAMS, "num_leaves", 2)
+    second = models.retrain_if_due(service)
+    assert second is not None and second["model"] == 2
+    assert second["activated"] is False and "worse than model 1" in second["reason"]
+    assert second["champion"]["version"] == 1
+    assert second["champion"]["roc_auc"] > second["champion"]["challenger"]["roc_auc"]
+    active = [m.version for m in service.read(models.store.list_models) if m.active]
+    assert active == [1]
+    assert models.retrain_due(service) is None  # just trained: the next is 10 days away
+
+
+def test_models_from_the_command_line(store_url: str, clock: Clock) -> None:
+    service = Service.open(store_url, clock)
+    try:
+        _load(service, clock, n=500)
+        db = ("--database", store_url)
+        runner = CliRunner()
+        trained = runner.invoke(cli, ["models", "train", *db])
+        assert trained.exit_code == 0, trained.output
+        assert "model 1:" in trained.output and "activated" in trained.output
+        listed = runner.invoke(cli, ["models", "list", *db])
+        assert listed.exit_code == 0 and listed.output.splitlines()[1].startswith("1 ")
+        missing = runner.invoke(cli, ["models", "activate", "7", *db])
+        assert missing.exit_code != 0 and "no model 7" in missing.output
+        shown = runner.invoke(cli, ["models", "show", "1", *db])
+        assert shown.exit_code == 0 and '"lift_by_decile"' in shown.output
+    finally:
+        service.close()
+
+
+def test_too_few_outcomes_fails_the_job_with_a_reason(service: Service, clock: Clock) -> None:
+    publish(service, default_playbook_text() + SETTINGS)
+    job = models.create_job(service, "test")
+    result: dict[str, Any] = models.run_training(service, job)
+    assert "training needs at least" in result["error"]
+    assert (
+        service.read(lambda conn: conn.execute(sa.text("SELECT count(*) FROM models")).scalar())
+        == 0
+    )
