@@ -156,6 +156,21 @@ def _event_config(log: pd.DataFrame) -> EventConfig | None:
     return config
 
 
+def with_columns(frame: pd.DataFrame, model: PredictiveModel) -> pd.DataFrame:
+    """``frame`` with every attribute column the model reads: a lead of the service that
+    never had an attribute has it missing (``None``), not a malformed input."""
+    absent = [
+        c
+        for c in model.schema.columns
+        if c not in frame.columns and not c.startswith(event_features.PREFIX)
+    ]
+    if not absent:
+        return frame
+    return pd.concat(
+        [frame, pd.DataFrame({c: [None] * len(frame) for c in absent}, dtype=object)], axis=1
+    )
+
+
 def as_predictive(stored: model_bytes.StoredModel, metrics_: dict[str, Any]) -> PredictiveModel:
     """A stored model as the CLI's :class:`PredictiveModel`: the same scoring and reasons."""
     meta = {"events": stored.events.to_dict() if stored.events else None}
@@ -312,7 +327,7 @@ def holdout_scores(
 ) -> np.ndarray:
     """A stored model's probabilities for the given rows of ``data``, as of their cut-offs."""
     model = as_predictive(model_bytes.load(artifact), metrics_)
-    subset = data.frame.iloc[rows].reset_index(drop=True)
+    subset = with_columns(data.frame.iloc[rows].reset_index(drop=True), model)
     ids = set(subset[ID])
     log = data.events[data.events["lead_id"].isin(ids)].reset_index(drop=True)
     return model.predict_proba(subset, log if model.events else None, source="holdout")

@@ -352,6 +352,7 @@ def score_leads(
     if not leads:
         return []
     frame = st.lead_frame([a for _, a in leads], [i for i, _ in leads], [now_us] * len(leads))
+    frame = st.with_columns(frame, model)
     events = log if model.events else None
     p = model.predict_proba(frame, events, source="lead")
     reasons = model.factors(frame, TOP_FACTORS, events, source="lead")

@@ -100,6 +100,11 @@ def test_train_through_the_api_and_serve_p_convert(
         ).scalar_one()
     )
     assert cached == pytest.approx(lead["p_convert"])
+    # A lead with no attributes at all (only an event) has them missing, not an error.
+    track = {"userId": "newcomer", "event": "pricing_page_view", "messageId": "n1"}
+    assert client.post("/v1/track", json=track, headers=keys.bearer(keys.ingest)).is_success
+    newcomer = client.get("/v1/leads/newcomer", headers=read).json()
+    assert 0.0 < newcomer["p_convert"] < 1.0, newcomer.get("p_convert_error")
     page = client.get("/v1/leads", params={"limit": 20}, headers=read).json()
     assert all(0.0 < item["p_convert"] < 1.0 for item in page["items"])
 
