@@ -155,7 +155,7 @@ def run(kind: str, n_leads: int, samples: int) -> None:
             page_ms = (time.perf_counter() - started) * 1000
             booster = model.model.booster  # type: ignore[attr-defined]
             X = model.design(
-                st.lead_frame([{}], [ids[0]], [NOW]),
+                st.with_columns(st.lead_frame([{}], [ids[0]], [NOW]), model),
                 st.event_log([]) if model.events else None,
             )
             raw = _safe_names(X)

@@ -67,7 +67,18 @@ def leads_list(
         Query(max_length=MAX_ID, description="Text in the lead id or an attribute value"),
         AfterValidator(lambda v: v and _check_text(v)),
     ] = None,
-    sort: Literal["score", "-score", "last_activity", "-last_activity"] = "-score",
+    p_convert_gte: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=1,
+            allow_inf_nan=False,
+            description="Only leads whose probability under the active model is at least this",
+        ),
+    ] = None,
+    sort: Literal[
+        "score", "-score", "last_activity", "-last_activity", "p_convert", "-p_convert"
+    ] = "-score",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
@@ -85,6 +96,7 @@ def leads_list(
         min_score=min_score,
         max_score=max_score,
         q=q,
+        p_convert_gte=p_convert_gte,
         sort=sort,
         limit=limit,
         cursor=cursor,

@@ -341,9 +341,9 @@ def judge(
 ) -> dict[str, Any]:
     """Both models' figures on the same held-out leads, and whether the new one wins.
 
-    The leads judged are those whose outcome came after the champion was trained (it
-    has not seen them) when they hold at least two of each outcome; otherwise the whole
-    held-out set, which flatters the champion (it may have trained on some of them).
+    Only leads whose outcome came after the champion was trained count: on leads it was
+    trained on the champion looks better than it is. With fewer than two of each outcome
+    among them there is no fair comparison, and the champion stays (``fair`` is false).
     """
     artifact, champion_metrics = champion
     y = data.y
@@ -351,18 +351,26 @@ def judge(
     fresh = np.array(
         [trained_until is None or data.labelled[i].outcome_us > trained_until for i in rows]
     )
-    unseen = bool(fresh.all() or np.bincount(y[rows][fresh], minlength=2).min() >= 2)
-    chosen = fresh if unseen else np.ones(len(rows), dtype=bool)
+    counts = np.bincount(y[rows][fresh], minlength=2)
+    if counts.min() < 2:
+        return {
+            "roc_auc": None,
+            "leads": int(fresh.sum()),
+            "fair": False,
+            "challenger_wins": False,
+            "note": f"{int(counts[1])} converted and {int(counts[0])} other outcome(s) came "
+            "after the active model was trained; a fair comparison needs 2 of each",
+        }
     try:
-        p = holdout_scores(artifact, data, rows[chosen], champion_metrics)
+        p = holdout_scores(artifact, data, rows[fresh], champion_metrics)
     except ValueError as exc:  # the champion cannot read these leads (a column went away)
-        return {"roc_auc": None, "error": str(exc), "challenger_wins": True}
-    figures = metrics(y[rows][chosen], p)
-    challenger = metrics(y[rows][chosen], challenger_p[chosen])
+        return {"roc_auc": None, "fair": True, "error": str(exc), "challenger_wins": True}
+    figures = metrics(y[rows][fresh], p)
+    challenger = metrics(y[rows][fresh], challenger_p[fresh])
     return {
         **figures,
-        "leads": int(chosen.sum()),
-        "only_unseen": unseen,
+        "leads": int(fresh.sum()),
+        "fair": True,
         "challenger": {"roc_auc": challenger["roc_auc"], "brier": challenger["brier"]},
         "challenger_wins": not_worse(challenger, figures),
     }

@@ -141,6 +141,8 @@ def run_training(service: Service, job_id: int, seed: int = 0) -> dict[str, Any]
             reason = "models.auto_activate is off"
         elif wins:
             reason = f"at least as good as model {champion_version} on the same recent outcomes"
+        elif trained.champion is not None and not trained.champion.get("fair", True):
+            reason = f"kept model {champion_version}: {trained.champion['note']}"
         else:
             reason = f"worse than model {champion_version} on the same recent outcomes: kept it"
         metrics = {
@@ -274,10 +276,42 @@ def retrain_if_due(service: Service) -> dict[str, Any] | None:
     return run_training(service, job_id)
 
 
-class Retrainer:
-    """A daemon thread checking, once a minute, whether a scheduled retrain is due."""
+SWEEP = 200
 
-    POLL_SECONDS = 60.0
+
+def sweep(service: Service, limit: int = SWEEP) -> int:
+    """Score up to ``limit`` leads whose cached probability is missing or older than their
+    last change, so ``sort=p_convert`` and ``p_convert_gte`` see every lead; how many."""
+
+    def stale(conn: Connection) -> list[str]:
+        version = store.active_version(conn)
+        if version is None:
+            return []
+        lp = store.lead_predictions
+        query = (
+            sa.select(store.leads.c.lead_id)
+            .select_from(
+                store.leads.outerjoin(
+                    lp,
+                    sa.and_(lp.c.lead_id == store.leads.c.lead_id, lp.c.model_version == version),
+                )
+            )
+            .where(sa.or_(lp.c.lead_id.is_(None), lp.c.lead_updated_us != store.leads.c.updated_us))
+            .limit(limit)
+        )
+        return list(conn.execute(query).scalars())
+
+    ids = service.read(stale)
+    if ids:
+        predictions(service, ids)
+    return len(ids)
+
+
+class Retrainer:
+    """A daemon thread that keeps every lead's probability current (:func:`sweep`) and
+    checks every few seconds whether a scheduled retrain is due."""
+
+    POLL_SECONDS = 10.0
     _LOCK_ID = 0x50595254  # "PYRT"
 
     def __init__(self, service: Service) -> None:
@@ -299,6 +333,8 @@ class Retrainer:
                 try:
                     if self._lock.try_acquire():
                         retrain_if_due(self._service)
+                        while sweep(self._service) == SWEEP and not self._stop.is_set():
+                            pass
                 except Exception as exc:  # a database blip must not stop the schedule
                     _log.error("scheduled retrain failed: %s", describe(exc))
                 self._stop.wait(self.POLL_SECONDS)

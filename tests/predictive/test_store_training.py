@@ -127,21 +127,38 @@ def test_a_worse_challenger_loses_and_a_better_one_wins() -> None:
     assert st.not_worse({"roc_auc": 0.5, "brier": 0.3}, {"roc_auc": None})
 
 
-def test_the_champion_is_judged_on_the_same_held_out_leads(monkeypatch) -> None:
+def test_the_champion_is_judged_on_the_same_leads_it_never_saw(monkeypatch) -> None:
     book = _book()
     leads, events = _history(400, seed=3)
-    data = st.training_data(leads, st.event_log(events), book, NOW)
-    champion = st.train(data, book, NOW)
+    log = st.event_log(events)
+    # The champion was trained 80 days in, on the outcomes known then.
+    early = st.training_data(leads, log, book, 80 * DAY)
+    champion = st.train(early, book, 80 * DAY)
+    data = st.training_data(leads, log, book, NOW)
+    assert len(data.labelled) > len(early.labelled)
     # A challenger of one tiny tree ranks worse than the champion on the same leads.
     from pyrometer.predictive import models
 
     monkeypatch.setitem(models.LGB_PARAMS, "n_estimators", 1)
     monkeypatch.setitem(models.LGB_PARAMS, "num_leaves", 2)
     weak = st.train(data, book, NOW, champion=(champion.artifact, champion.metrics))
-    assert weak.champion is not None
-    assert weak.champion["leads"] == len(weak.holdout_ids)
-    assert weak.champion["challenger_wins"] is False
-    assert weak.champion["roc_auc"] > weak.champion["challenger"]["roc_auc"]
+    judged = weak.champion
+    assert judged is not None and judged["fair"] is True
+    assert judged["leads"] == len(weak.holdout_ids)  # every held-out lead is new to it
+    assert judged["challenger_wins"] is False
+    assert judged["roc_auc"] > judged["challenger"]["roc_auc"]
+
+
+def test_no_fair_comparison_keeps_the_champion() -> None:
+    """On leads it was trained on a champion looks better than it is: no contest."""
+    book = _book()
+    leads, events = _history(300, seed=4)
+    data = st.training_data(leads, st.event_log(events), book, NOW)
+    champion = st.train(data, book, NOW)
+    again = st.train(data, book, NOW, champion=(champion.artifact, champion.metrics))
+    assert again.champion is not None
+    assert again.champion["fair"] is False and again.champion["challenger_wins"] is False
+    assert "fair comparison needs 2 of each" in again.champion["note"]
 
 
 def test_too_few_outcomes_is_a_clear_error() -> None:

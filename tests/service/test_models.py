@@ -51,12 +51,15 @@ def _move(client: TestClient, keys: Keys, lead_ids: list[str], stage: str) -> No
         assert done.status_code == 200, done.text
 
 
-def _open_leads(service: Service, count: int) -> list[str]:
+def _open_leads(service: Service, count: int, first_from: int, first_to: int) -> list[str]:
+    """Open leads first seen between the two times (their outcome is still unknown)."""
     query = sa.text(
-        "SELECT lead_id FROM leads WHERE stage NOT IN ('customer', 'disqualified') "
-        "ORDER BY lead_id LIMIT :n"
+        "SELECT l.lead_id FROM leads l JOIN events e ON e.lead_id = l.lead_id "
+        "WHERE l.stage NOT IN ('customer', 'disqualified') GROUP BY l.lead_id "
+        "HAVING min(e.ts_us) BETWEEN :a AND :b ORDER BY l.lead_id LIMIT :n"
     )
-    return service.read(lambda conn: [r[0] for r in conn.execute(query, {"n": count})])
+    params = {"a": first_from, "b": first_to, "n": count}
+    return service.read(lambda conn: [r[0] for r in conn.execute(query, params)])
 
 
 def test_train_through_the_api_and_serve_p_convert(
@@ -108,6 +111,25 @@ def test_train_through_the_api_and_serve_p_convert(
     page = client.get("/v1/leads", params={"limit": 20}, headers=read).json()
     assert all(0.0 < item["p_convert"] < 1.0 for item in page["items"])
 
+    # The sweep scores every lead ahead, so the list sorts and filters on p_convert.
+    while models.sweep(service):
+        pass
+    first = client.get("/v1/leads", params={"sort": "-p_convert", "limit": 25}, headers=read).json()
+    second = client.get(
+        "/v1/leads",
+        params={"sort": "-p_convert", "limit": 25, "cursor": first["next_cursor"]},
+        headers=read,
+    ).json()
+    ranked = [item["p_convert"] for item in first["items"] + second["items"]]
+    assert ranked == sorted(ranked, reverse=True) and len(ranked) == 50
+    assert not {i["lead_id"] for i in first["items"]} & {i["lead_id"] for i in second["items"]}
+    top = ranked[0]
+    likely = client.get("/v1/leads", params={"p_convert_gte": top, "limit": 500}, headers=read)
+    assert likely.status_code == 200
+    assert likely.json()["items"] and all(i["p_convert"] >= top for i in likely.json()["items"])
+    bad = client.get("/v1/leads", params={"p_convert_gte": 2}, headers=read)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "p_convert_gte"]
+
     # A sales change updates the lead, so its probability is computed again.
     patched = client.patch(
         f"/v1/leads/{ids[0]}",
@@ -126,18 +148,26 @@ def test_scheduled_retrain_keeps_the_better_model(
     first = models.run_training(service, models.create_job(service, "test"))
     assert first["activated"] is True
     assert models.retrain_due(service) is None  # 10 days have not passed
+    day = DAY_S * 1_000_000
+    # Leads 10 to 45 days old: open now, within the 60-day horizon 11 days on.
+    candidates = _open_leads(service, 60, clock.now_us - 45 * day, clock.now_us - 10 * day)
+    # Sales win the leads model 1 rates highest and drop those it rates lowest.
+    rated = models.predictions(service, candidates)
+    ranked = sorted(candidates, key=lambda lead: -rated[lead]["p_convert"])
+    fresh = ranked[:3] + ranked[-3:]
     clock.advance(11 * DAY_S)
     assert models.retrain_due(service) is None  # and no new outcome since
-    _move(client, keys, _open_leads(service, 6), "disqualified")
+    _move(client, keys, fresh[:3], "won")
+    _move(client, keys, fresh[3:], "disqualified")
     assert models.retrain_due(service) == "6 new outcome(s)"
 
     # A much weaker challenger (one tiny tree) is stored but does not replace model 1.
     monkeypatch.setitem(model_family.LGB_PARAMS, "n_estimators", 1)
     monkeypatch.setitem(model_family.LGB_PARAMS, "num_leaves", 2)
     second = models.retrain_if_due(service)
-    assert second is not None and second["model"] == 2
-    assert second["activated"] is False and "worse than model 1" in second["reason"]
-    assert second["champion"]["version"] == 1
+    assert second is not None and second["model"] == 2, second
+    assert second["activated"] is False and "worse than model 1" in second["reason"], second
+    assert second["champion"]["version"] == 1 and second["champion"]["fair"] is True
     assert second["champion"]["roc_auc"] > second["champion"]["challenger"]["roc_auc"]
     active = [m.version for m in service.read(models.store.list_models) if m.active]
     assert active == [1]
