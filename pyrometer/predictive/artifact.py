@@ -150,14 +150,17 @@ class PredictiveModel:
         top: int = 3,
         events: pd.DataFrame | None = None,
         source: str = "input",
+        raw: pd.DataFrame | None = None,
     ) -> list[tuple[list[tuple[str, Any, float]], list[tuple[str, Any, float]]]]:
         """Per row, the ``top`` ``(column, value, effect)`` pushing the probability up, and
         those pushing it down (effects in log-odds, largest first).
 
         Factors are input columns with the lead's value and their effect in log-odds (tree
         SHAP values for LightGBM; a date's month, weekday and age are summed into one).
+        ``raw``: the rows as :meth:`cleaned` gave them already, so they are not read twice.
         """
-        raw = self.cleaned(frame, events, source)
+        if raw is None:
+            raw = self.cleaned(frame, events, source)
         X = self.schema.design(raw)
         contrib = self.model.contributions(X)
         owners = [owner for _, owner in self.schema.design_names()]

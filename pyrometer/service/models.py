@@ -390,8 +390,9 @@ def score_leads(
     frame = st.lead_frame([a for _, a in leads], [i for i, _ in leads], [now_us] * len(leads))
     frame = st.with_columns(frame, model)
     events = log if model.events else None
-    p = model.predict_proba(frame, events, source="lead")
-    reasons = model.factors(frame, TOP_FACTORS, events, source="lead")
+    raw = model.cleaned(frame, events, source="lead")
+    p = model.model.predict_proba(model.schema.design(raw))
+    reasons = model.factors(frame, TOP_FACTORS, raw=raw)
     out = []
     for prob, (up, down) in zip(p, reasons, strict=True):
         factors = [_factor(*f) for f in up] + [_factor(*f) for f in down]
