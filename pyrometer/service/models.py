@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -330,14 +331,19 @@ class Retrainer:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                wait = self.POLL_SECONDS
                 try:
                     if self._lock.try_acquire():
                         retrain_if_due(self._service)
-                        while sweep(self._service) == SWEEP and not self._stop.is_set():
-                            pass
+                        started = time.monotonic()
+                        if sweep(self._service) == SWEEP:
+                            # More to do: go on after a pause four times the batch's
+                            # time, so the sweep takes a fifth of a core at most and
+                            # ingest keeps the rest.
+                            wait = max(0.01, 4 * (time.monotonic() - started))
                 except Exception as exc:  # a database blip must not stop the schedule
                     _log.error("scheduled retrain failed: %s", describe(exc))
-                self._stop.wait(self.POLL_SECONDS)
+                self._stop.wait(wait)
         finally:
             self._lock.release()
 

@@ -202,3 +202,10 @@ def test_too_few_outcomes_fails_the_job_with_a_reason(service: Service, clock: C
         service.read(lambda conn: conn.execute(sa.text("SELECT count(*) FROM models")).scalar())
         == 0
     )
+
+
+def test_the_worker_and_the_server_run_the_retrainer(service: Service) -> None:
+    from pyrometer.cli.worker_command import background_tasks
+
+    assert any(isinstance(t, models.Retrainer) for t in background_tasks(service, None))
+    assert models.sweep(service) == 0  # no model active: nothing to score, nothing loaded
