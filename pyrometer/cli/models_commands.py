@@ -47,7 +47,7 @@ def models_train(as_json: JsonOpt = False, database: DatabaseOpt = None) -> None
         f"{_figure(result['roc_auc'])} on the newest, trained in {result['seconds']:.1f} s"
     )
     champion = result.get("champion")
-    if champion:
+    if champion and champion.get("roc_auc") is not None:
         out.print(
             f"active model {champion['version']} on the same leads: ROC AUC "
             f"{_figure(champion.get('roc_auc'))}"
