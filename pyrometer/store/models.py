@@ -135,14 +135,29 @@ def save_predictions(
     computed_us: int,
     rows: list[tuple[str, int, float, list[dict[str, Any]]]],
 ) -> None:
-    """Replace the cached ``(lead_id, lead_updated_us, p_convert, factors)`` of these leads."""
+    """Replace the cached ``(lead_id, lead_updated_us, p_convert, factors)`` of these leads.
+
+    An upsert: two reads of one lead may compute its probability at the same time."""
     if not rows:
         return
-    conn.execute(
-        lead_predictions.delete().where(lead_predictions.c.lead_id.in_([r[0] for r in rows]))
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    statement = insert(lead_predictions)
+    statement = statement.on_conflict_do_update(
+        index_elements=[lead_predictions.c.lead_id],
+        set_={
+            "model_version": statement.excluded.model_version,
+            "lead_updated_us": statement.excluded.lead_updated_us,
+            "p_convert": statement.excluded.p_convert,
+            "computed_us": statement.excluded.computed_us,
+            "factors": statement.excluded.factors,
+        },
     )
+    # Sorted by lead: concurrent upserts of overlapping leads take their locks in one order.
     conn.execute(
-        lead_predictions.insert(),
+        statement,
         [
             {
                 "lead_id": lead_id,
@@ -152,7 +167,7 @@ def save_predictions(
                 "computed_us": computed_us,
                 "factors": factors,
             }
-            for lead_id, updated, p, factors in rows
+            for lead_id, updated, p, factors in sorted(rows, key=lambda r: r[0])
         ],
     )
 

@@ -4,6 +4,7 @@ schedule with a fake clock and keep the better model. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -129,6 +130,18 @@ def test_train_through_the_api_and_serve_p_convert(
     assert likely.json()["items"] and all(i["p_convert"] >= top for i in likely.json()["items"])
     bad = client.get("/v1/leads", params={"p_convert_gte": 2}, headers=read)
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "p_convert_gte"]
+
+    # Reads racing to compute the same leads' probabilities all succeed (an upsert).
+    some = ids[100:120]
+    service.write(
+        lambda conn: conn.execute(
+            lead_predictions.delete().where(lead_predictions.c.lead_id.in_(some))
+        )
+    )
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: models.predictions(service, some), range(4)))
+    assert all(set(answer) == set(some) for answer in answers)
+    assert answers[0][some[0]]["p_convert"] == pytest.approx(answers[3][some[0]]["p_convert"])
 
     # A sales change updates the lead, so its probability is computed again.
     patched = client.patch(
