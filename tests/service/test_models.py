@@ -222,3 +222,21 @@ def test_the_worker_and_the_server_run_the_retrainer(service: Service) -> None:
 
     assert any(isinstance(t, models.Retrainer) for t in background_tasks(service, None))
     assert models.sweep(service) == 0  # no model active: nothing to score, nothing loaded
+
+
+def test_probability_bands_of_the_playbook_name_the_temperature() -> None:
+    from pyrometer.core.playbook import parse_playbook
+
+    text = default_playbook_text().replace(
+        "temperature:\n", "temperature:\n  probability: {hot: 0.5, warm: 0.2}\n", 1
+    )
+    book = parse_playbook(text)
+    assert book.temperature.probability is not None
+    assert [models.band(book, p) for p in (0.6, 0.5, 0.3, 0.1, None)] == [
+        "hot",
+        "hot",
+        "warm",
+        "cold",
+        None,
+    ]
+    assert models.band(parse_playbook(default_playbook_text()), 0.9) is None
