@@ -329,8 +329,11 @@ class Retrainer:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        # The first check comes a poll after the start, not during it: a server that is
+        # only starting (or stopping again at once) has other work.
+        wait = self.POLL_SECONDS
         try:
-            while not self._stop.is_set():
+            while not self._stop.wait(wait):
                 wait = self.POLL_SECONDS
                 try:
                     if self._lock.try_acquire():
@@ -343,7 +346,6 @@ class Retrainer:
                             wait = max(0.01, 4 * (time.monotonic() - started))
                 except Exception as exc:  # a database blip must not stop the schedule
                     _log.error("scheduled retrain failed: %s", describe(exc))
-                self._stop.wait(wait)
         finally:
             self._lock.release()
 
