@@ -20,6 +20,7 @@ from pyrometer.api import (
     routes_keys,
     routes_leads,
     routes_merge,
+    routes_models,
     routes_nurture,
     routes_playbook,
     routes_reports,
@@ -39,6 +40,7 @@ from pyrometer.service.decay import DecayScheduler
 from pyrometer.service.delivery import DeliverySettings, DeliveryWorker
 from pyrometer.service.grouping import MAX_QUEUED_MESSAGES, GroupCommitter
 from pyrometer.service.keys import KeyChecker
+from pyrometer.service.models import Retrainer
 from pyrometer.service.nurture import NurtureRunner, NurtureSettings
 from pyrometer.service.rescore import resume_jobs
 from pyrometer.service.runtime import Service
@@ -86,6 +88,7 @@ def create_app(
         # rescore jobs a stopped server left running.
         scheduler = DecayScheduler(service, lambda: resume_jobs(service)) if background else None
         watcher = SlaWatcher(service) if background else None
+        retrainer = Retrainer(service) if background else None
         # Every process sends webhooks: claims exclude each other (pyrometer.service.delivery).
         sender = DeliveryWorker(service, delivery_settings) if delivery_settings else None
         # One process of a store runs nurture steps (a leader lock, as the SLA watcher).
@@ -98,6 +101,8 @@ def create_app(
             scheduler.start()
         if watcher is not None:
             watcher.start()
+        if retrainer is not None:
+            retrainer.start()
         if sender is not None:
             sender.start()
         if nurturer is not None:
@@ -115,6 +120,8 @@ def create_app(
                 scheduler.stop()
             if watcher is not None:
                 watcher.stop()
+            if retrainer is not None:
+                retrainer.stop()
             pool, service.scoring_pool = service.scoring_pool, None
             if pool is not None:
                 pool.close()
@@ -145,6 +152,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(routes_keys.router)
     app.include_router(routes_merge.router)
+    app.include_router(routes_models.router)
     app.include_router(routes_reps.router)
     app.include_router(routes_touches.router)
     app.include_router(routes_webhooks.router)

@@ -18,7 +18,7 @@ from pyrometer.api.query_check import no_unknown_query
 from pyrometer.api.schemas import MAX_ID, LeadUpdate, StageMove, _check_text
 from pyrometer.core.playbook import Stage, Temperature
 from pyrometer.core.timeutil import to_us
-from pyrometer.service import erasure, lead_pages
+from pyrometer.service import erasure, lead_pages, models
 from pyrometer.service import leads as lead_changes
 from pyrometer.service.keys import Scope
 from pyrometer.service.lead_filters import BadFilter
@@ -67,7 +67,18 @@ def leads_list(
         Query(max_length=MAX_ID, description="Text in the lead id or an attribute value"),
         AfterValidator(lambda v: v and _check_text(v)),
     ] = None,
-    sort: Literal["score", "-score", "last_activity", "-last_activity"] = "-score",
+    p_convert_gte: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=1,
+            allow_inf_nan=False,
+            description="Only leads whose probability under the active model is at least this",
+        ),
+    ] = None,
+    sort: Literal[
+        "score", "-score", "last_activity", "-last_activity", "p_convert", "-p_convert"
+    ] = "-score",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
@@ -85,16 +96,20 @@ def leads_list(
         min_score=min_score,
         max_score=max_score,
         q=q,
+        p_convert_gte=p_convert_gte,
         sort=sort,
         limit=limit,
         cursor=cursor,
     )
+    service = service_of(request)
     try:
-        return list_leads(service_of(request), query)
+        page = list_leads(service, query)
     except BadCursor as exc:
         raise bad_cursor(exc) from None
     except BadFilter as exc:
         raise unprocessable(["query", exc.field], str(exc)) from None
+    models.annotate(service, page["items"])
+    return page
 
 
 @router.get(
@@ -119,9 +134,11 @@ def lead_detail(
 
 def _lead(request: Request, lead_id: str, *limits: int) -> dict[str, Any]:
     """The lead as :func:`get_lead` gives it (``limits``: its page sizes), or 404."""
-    found = get_lead(service_of(request), lead_id, *limits)
+    service = service_of(request)
+    found = get_lead(service, lead_id, *limits)
     if found is None:
         raise not_found(f"lead {lead_id!r}")
+    models.annotate(service, [found])
     return found
 
 

@@ -15,6 +15,7 @@ import typer
 from pyrometer.cli import (
     backtest_command,
     commands,
+    models_commands,
     predictive_commands,
     reps_commands,
     service_commands,
@@ -60,6 +61,7 @@ tune_command.register(app)
 predictive_commands.register(app)
 service_commands.register(app)
 reps_commands.register(app)
+models_commands.register(app)
 users_commands.register(app)
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 def background_tasks(service: Service, max_attempts: int | None) -> list[BackgroundTask]:
     """The loops a worker runs, in the order they start (and the reverse of their stop)."""
     from pyrometer.service.delivery import DeliverySettings, DeliveryWorker
+    from pyrometer.service.models import Retrainer
     from pyrometer.service.nurture import NurtureRunner, NurtureSettings
     from pyrometer.service.sla_watch import SlaWatcher
 
@@ -36,6 +37,8 @@ def background_tasks(service: Service, max_attempts: int | None) -> list[Backgro
         SlaWatcher(service),
         # Nurture sequences: due steps, e-mail over $PYROMETER_SMTP_URL (one process leads).
         NurtureRunner(service, NurtureSettings.from_env()),
+        # Retrains on the playbook's models.retrain schedule (one process per store).
+        Retrainer(service),
     ]
 
 
@@ -68,7 +71,7 @@ def worker_command(
             task.start()
         err.print(
             "pyrometer worker: sending webhook deliveries, watching SLAs, running nurture "
-            "sequences; stop with Ctrl-C"
+            "sequences, retraining on schedule; stop with Ctrl-C"
         )
         try:
             while not stop.wait(1.0):

@@ -358,6 +358,54 @@ class Routing(_Strict):
         return _duration(value)
 
 
+DAY_US = 86_400_000_000
+
+
+class Models(_Strict):
+    """How the service learns a conversion model from its own outcomes (issue #14).
+
+    A lead that reached ``customer`` is a positive; one ``disqualified``, or that received
+    one of ``lost_events``, or stayed open longer than ``horizon``, is a negative. Its
+    features are its attributes and its events as of ``cutoff``: its first N days
+    (``cutoff: 7d``) or the moment it turned MQL (``cutoff: mql``); leads decided before
+    their cut-off are left out. ``retrain`` (off unless set) retrains on that schedule once at least
+    ``min_new_outcomes`` outcomes are new since the last model; a new model replaces the
+    active one only with ``auto_activate`` and only if it is at least as good on the same
+    recent outcomes.
+    """
+
+    horizon_us: int = Field(default=90 * DAY_US, alias="horizon")
+    cutoff: str = "7d"
+    retrain_us: int | None = Field(default=None, alias="retrain")
+    min_new_outcomes: int = Field(default=50, ge=1)
+    auto_activate: bool = False
+    lost_events: tuple[str, ...] = ("lost",)
+    holdout: float = Field(default=0.2, gt=0, lt=0.5)
+
+    @field_validator("horizon_us", "retrain_us", mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        return None if value is None else _duration(value)
+
+    @field_validator("cutoff")
+    @classmethod
+    def _cutoff(cls, value: str) -> str:
+        if value.strip().lower() == "mql":
+            return "mql"
+        _duration(value)
+        return value.strip()
+
+    @field_validator("lost_events")
+    @classmethod
+    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_event_name(v) for v in value)
+
+    @property
+    def cutoff_us(self) -> int | None:
+        """The first-N-days window, or ``None`` when the cut-off is the MQL moment."""
+        return None if self.cutoff == "mql" else _duration(self.cutoff)
+
+
 class Playbook(_Strict):
     """A team's whole scoring policy."""
 
@@ -373,6 +421,7 @@ class Playbook(_Strict):
     aliases: Aliases = Field(default_factory=Aliases)
     routing: Routing = Field(default_factory=Routing)
     nurture: Nurture = Field(default_factory=Nurture)
+    models: Models = Field(default_factory=Models)
 
     @field_validator("missing_values")
     @classmethod
@@ -502,6 +551,9 @@ class Playbook(_Strict):
                     out["wait"] = format_duration_us(step.wait_us)
                 if step.task is not None:
                     out["task"]["due"] = format_duration_us(step.task.due_us)
+        data["models"]["horizon"] = format_duration_us(self.models.horizon_us)
+        if self.models.retrain_us is not None:
+            data["models"]["retrain"] = format_duration_us(self.models.retrain_us)
         return _unwrap_where(data)
 
 

@@ -144,24 +144,23 @@ class PredictiveModel:
             return np.zeros(0)
         return np.asarray(self.model.predict_proba(self.design(frame, events, source)))
 
-    @staticmethod
-    def _factor(raw: pd.DataFrame, name: str, row: int, effect: float) -> str:
-        value = raw[name].iloc[row] if name in raw.columns else None
-        return f"{name}={_value_text(value)} ({effect:+.2f})"
-
-    def explain(
+    def factors(
         self,
         frame: pd.DataFrame,
         top: int = 3,
         events: pd.DataFrame | None = None,
         source: str = "input",
-    ) -> list[tuple[list[str], list[str]]]:
-        """Per row, the ``top`` factors pushing the probability up, and those pushing it down.
+        raw: pd.DataFrame | None = None,
+    ) -> list[tuple[list[tuple[str, Any, float]], list[tuple[str, Any, float]]]]:
+        """Per row, the ``top`` ``(column, value, effect)`` pushing the probability up, and
+        those pushing it down (effects in log-odds, largest first).
 
         Factors are input columns with the lead's value and their effect in log-odds (tree
         SHAP values for LightGBM; a date's month, weekday and age are summed into one).
+        ``raw``: the rows as :meth:`cleaned` gave them already, so they are not read twice.
         """
-        raw = self.cleaned(frame, events, source)
+        if raw is None:
+            raw = self.cleaned(frame, events, source)
         X = self.schema.design(raw)
         contrib = self.model.contributions(X)
         owners = [owner for _, owner in self.schema.design_names()]
@@ -173,12 +172,34 @@ class PredictiveModel:
         for i in range(len(X)):
             row = per_column[i]
             order = np.argsort(-row)
-            up = [self._factor(raw, names[k], i, row[k]) for k in order[:top] if row[k] > 1e-6]
-            down = [
-                self._factor(raw, names[k], i, row[k]) for k in order[::-1][:top] if row[k] < -1e-6
-            ]
+
+            def item(k: int, i: int = i, row: np.ndarray = row) -> tuple[str, Any, float]:
+                name = names[k]
+                value = raw[name].iloc[i] if name in raw.columns else None
+                return name, value, float(row[k])
+
+            up = [item(k) for k in order[:top] if row[k] > 1e-6]
+            down = [item(k) for k in order[::-1][:top] if row[k] < -1e-6]
             out.append((up, down))
         return out
+
+    def explain(
+        self,
+        frame: pd.DataFrame,
+        top: int = 3,
+        events: pd.DataFrame | None = None,
+        source: str = "input",
+    ) -> list[tuple[list[str], list[str]]]:
+        """:meth:`factors` as text: ``column=value (+0.42)``."""
+
+        def text(factor: tuple[str, Any, float]) -> str:
+            name, value, effect = factor
+            return f"{name}={_value_text(value)} ({effect:+.2f})"
+
+        return [
+            ([text(f) for f in up], [text(f) for f in down])
+            for up, down in self.factors(frame, top, events, source)
+        ]
 
 
 def _value_text(value: object) -> str:

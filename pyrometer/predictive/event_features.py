@@ -132,19 +132,25 @@ def compute(
     joined = joined[joined["ts"] <= joined["decision"]]  # never after the decision
     age = (joined["decision"] - joined["ts"]).dt.total_seconds().to_numpy() / 86400.0
     joined = joined.assign(age=age)
-    out = pd.DataFrame(index=range(len(lead_ids)))
-    for event_type in config.types:
-        of_type = joined[joined["type"] == event_type]
-        for window in config.windows_days:
-            counts = of_type[of_type["age"] <= window].groupby("row").size()
-            out[f"{PREFIX}{event_type} in {window}d"] = counts.reindex(out.index, fill_value=0)
-    recent = joined[joined["age"] <= 30].groupby("row").size()
-    out[f"{PREFIX}total in 30d"] = recent.reindex(out.index, fill_value=0)
-    last = joined.groupby("row")["age"].min()
-    out[f"{PREFIX}days since last"] = last.reindex(out.index)  # NaN: never active
-    weights = np.power(2.0, -joined["age"] / config.half_life_days)
-    decayed = weights.groupby(joined["row"]).sum()
-    out[f"{PREFIX}decayed engagement"] = decayed.reindex(out.index, fill_value=0.0)
+    # One pass of array sums rather than a group-by per type and window: the same
+    # counts, and a lead read (one row) costs well under the pandas version's time.
+    n, width = len(lead_ids), len(config.windows_days)
+    rows = joined["row"].to_numpy(dtype=np.int64)
+    ages = np.asarray(age, dtype=float)
+    position = {t: i for i, t in enumerate(config.types)}
+    kinds = np.fromiter((position.get(t, -1) for t in joined["type"]), dtype=np.int64)
+    counts = np.zeros((n, len(config.types) * width))
+    for w, window in enumerate(config.windows_days):
+        hit = (kinds >= 0) & (ages <= window)
+        np.add.at(counts, (rows[hit], kinds[hit] * width + w), 1.0)
+    names = [f"{PREFIX}{t} in {w}d" for t in config.types for w in config.windows_days]
+    out = pd.DataFrame(counts, columns=names, index=range(n))
+    out[f"{PREFIX}total in 30d"] = np.bincount(rows[ages <= 30], minlength=n).astype(float)
+    last = np.full(n, np.inf)
+    np.minimum.at(last, rows, ages)
+    out[f"{PREFIX}days since last"] = np.where(np.isfinite(last), last, np.nan)  # never active
+    weights = np.power(2.0, -ages / config.half_life_days)
+    out[f"{PREFIX}decayed engagement"] = np.bincount(rows, weights=weights, minlength=n)
     no_time = leads["decision"].isna().to_numpy()
     if no_time.any():
         out.loc[no_time, :] = np.nan  # without a decision time nothing is known as of it

@@ -8,6 +8,11 @@ useless on new leads, where the fields are still empty. Three signs, each cheap:
 2. the column is filled in far more often for one outcome than the other — a field
    written after the outcome is empty for the leads nobody followed up;
 3. its name says it is a judgement or a status (``quality``, ``status``, ``score``...).
+
+A fourth sign does not depend on the name or on how the column is filled: after
+training, one column that carries far more of the model's signal than any other
+(:func:`dominant_column`, its share of the contributions against the next column's) is
+reported with the figures, so the user decides.
 """
 
 from __future__ import annotations
@@ -104,3 +109,32 @@ def find_leaks(schema: Schema, cleaned: pd.DataFrame, y: np.ndarray) -> list[Lea
         if reasons:
             leaks.append(Leak(spec.name, tuple(reasons)))
     return leaks
+
+
+DOMINANT_SHARE = 0.5
+DOMINANT_RATIO = 3.0
+
+
+def dominant_column(names: list[str], contributions: np.ndarray) -> Leak | None:
+    """The input column carrying far more of the model's signal than any other, if one does.
+
+    ``contributions``: per row and input column, the column's effect in log-odds (tree
+    SHAP values). A column with at least half of the mean absolute effect and three times
+    the next column's is reported with both shares: a figure written after the sales
+    call, always filled and innocently named, looks like this.
+    """
+    if contributions.size == 0 or len(names) < 2:
+        return None
+    weight = np.abs(contributions).mean(axis=0)
+    total = float(weight.sum())
+    if total <= 0:
+        return None
+    order = np.argsort(-weight)
+    top, second = float(weight[order[0]]) / total, float(weight[order[1]]) / total
+    if top >= DOMINANT_SHARE and top >= DOMINANT_RATIO * max(second, 1e-12):
+        reason = (
+            f"it carries {top:.0%} of the model's signal, the next column "
+            f"({names[order[1]]!r}) {second:.0%}: check that it is known before the outcome"
+        )
+        return Leak(names[order[0]], (reason,))
+    return None

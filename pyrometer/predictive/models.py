@@ -66,6 +66,15 @@ def _safe_names(X: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+SMALL_PREDICTION = 2_000
+
+
+def _threads(rows: int) -> dict[str, int]:
+    """One thread for a few rows (a lead read): OpenMP threads cost 10-20x a one-row
+    prediction, far more when another process holds the other core."""
+    return {"num_threads": 1} if rows < SMALL_PREDICTION else {}
+
+
 class LightGBMModel:
     """Gradient-boosted trees whose scores are calibrated on out-of-fold predictions.
 
@@ -174,7 +183,10 @@ class LightGBMModel:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return np.asarray(
-                self.booster.predict(_safe_names(self._encode(X)), raw_score=True), dtype=float
+                self.booster.predict(
+                    _safe_names(self._encode(X)), raw_score=True, **_threads(len(X))
+                ),
+                dtype=float,
             )
 
     def predict_uncalibrated(self, X: pd.DataFrame) -> np.ndarray:
@@ -187,7 +199,9 @@ class LightGBMModel:
         """Tree SHAP values (LightGBM ``pred_contrib``) in calibrated log-odds."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            contrib = self.booster.predict(_safe_names(self._encode(X)), pred_contrib=True)
+            contrib = self.booster.predict(
+                _safe_names(self._encode(X)), pred_contrib=True, **_threads(len(X))
+            )
         return np.asarray(contrib)[:, :-1] * self.slope
 
 

@@ -10,7 +10,6 @@ is marked failed, to be asked again.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -140,12 +139,14 @@ def run_job(service: Service, job_id: int, request: Request) -> None:
             request.horizon_us,
             request.capacity_per_day,
         )
-        text = json.dumps(result.to_dict(), ensure_ascii=False)
+        figures = result.to_dict()
         service.write(
             lambda conn: conn.execute(
                 jobs.update()
                 .where(jobs.c.id == job_id)
-                .values(status="done", result=text, finished_us=service.clock(), done=jobs.c.total)
+                .values(
+                    status="done", result=figures, finished_us=service.clock(), done=jobs.c.total
+                )
             )
         )
     except Exception as exc:
@@ -186,5 +187,5 @@ def abandon_running(conn: Connection, now_us: int) -> None:
 
 
 def result_of(row: Any) -> dict[str, Any] | None:
-    text = getattr(row, "result", None)
-    return json.loads(text) if text else None
+    found = getattr(row, "result", None)
+    return found if isinstance(found, dict) else None

@@ -25,8 +25,9 @@ from pyrometer.service.lead_filters import lead_filters
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import LeadRecord, as_of, current, replay
 from pyrometer.store import assignments, pages, repo, touches
+from pyrometer.store.models import active_version as active_model_version
 from pyrometer.store.pages import Position
-from pyrometer.store.tables import leads
+from pyrometer.store.tables import lead_predictions, leads
 
 _Page = TypeVar("_Page", bound=dict[str, Any] | None)
 
@@ -307,7 +308,8 @@ class LeadQuery:
     min_score: float | None = None
     max_score: float | None = None
     q: str | None = None
-    sort: str = "-score"  # score, -score, last_activity, -last_activity
+    p_convert_gte: float | None = None  # the cached probability under the active model
+    sort: str = "-score"  # score, -score, last_activity, -last_activity, p_convert, -p_convert
     limit: int = 50
     cursor: str | None = None
 
@@ -329,13 +331,31 @@ def list_leads(service: Service, query: LeadQuery) -> dict[str, Any]:
     def work(conn: Connection) -> dict[str, Any]:
         _, book = service.playbooks.active(conn)
         score = score_sql(book, now)
+        by = query.sort.lstrip("-")
+        uses_model = by == "p_convert" or query.p_convert_gte is not None
+        # Leads without a probability (no model active, or not scored yet) sort last.
+        p_convert = sa.func.coalesce(lead_predictions.c.p_convert, -1.0)
         key = (
             score
-            if query.sort.lstrip("-") == "score"
+            if by == "score"
+            else p_convert
+            if by == "p_convert"
             else sa.func.coalesce(leads.c.last_activity_us, -1)
         )
         descending = query.sort.startswith("-")
         select = sa.select(leads, score.label("score_now"), key.label("sort_key"))
+        if uses_model:
+            select = select.select_from(
+                leads.outerjoin(
+                    lead_predictions,
+                    sa.and_(
+                        lead_predictions.c.lead_id == leads.c.lead_id,
+                        lead_predictions.c.model_version == active_model_version(conn),
+                    ),
+                )
+            )
+        if query.p_convert_gte is not None:
+            select = select.where(p_convert >= query.p_convert_gte)
         select = select.where(*lead_filters(book, query, conn.dialect.name))
         if query.min_score is not None:
             select = select.where(score >= query.min_score)

@@ -8,7 +8,6 @@ arrives or someone reads it, so the job only does that work ahead of time.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from typing import Any
@@ -168,5 +167,5 @@ def job_view(service: Service, job_id: int) -> dict[str, Any] | None:
         "created": iso(row.created_us),
         "finished": iso(row.finished_us),
         "error": row.error,
-        **({"result": json.loads(row.result)} if row.result else {}),
+        "result": row.result,
     }

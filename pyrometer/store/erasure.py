@@ -20,6 +20,7 @@ from pyrometer.store.tables import (
     events,
     identities,
     identity_messages,
+    lead_predictions,
     leads,
     touches,
     transitions,
@@ -51,6 +52,7 @@ def delete_lead(conn: Connection, lead_id: str) -> Removed:
     # whose payload names it (undelivered ones are not sent any more).
     conn.execute(sa.delete(assignments).where(assignments.c.lead_id == lead_id))
     conn.execute(sa.delete(touches).where(touches.c.lead_id == lead_id))
+    conn.execute(sa.delete(lead_predictions).where(lead_predictions.c.lead_id == lead_id))
     conn.execute(sa.delete(deliveries).where(deliveries.c.lead_id == lead_id))
     nurture.delete_lead(conn, lead_id)  # its enrolments, sends and do-not-contact blocks
     # Merges are an admin's rare act: the few rows are checked here, not by a JSON query

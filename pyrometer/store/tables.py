@@ -145,7 +145,7 @@ jobs = sa.Table(
     sa.Column("created_us", sa.BigInteger, nullable=False),
     sa.Column("finished_us", sa.BigInteger),
     sa.Column("error", sa.Text),
-    sa.Column("result", sa.Text),  # a backtest's figures, JSON
+    sa.Column("result", sa.JSON),  # what a finished job found (a training job's model, warnings)
 )
 
 # Secrets the server makes for itself once and every process shares, such as the key that
@@ -371,4 +371,36 @@ contact_blocks = sa.Table(
     sa.Column("channel", sa.String(20), primary_key=True),
     sa.Column("reason", sa.String(20), nullable=False),
     sa.Column("at_us", sa.BigInteger, nullable=False),
+)
+
+# Conversion models trained from the store's own outcomes (issue #14), numbered from 1.
+# ``artifact`` is the safe model file (LightGBM's text format and JSON; never pickle);
+# ``metrics`` are its figures on the most recent outcomes it was validated on. At most
+# one row is ``active``.
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("job_id", sa.Integer),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("activated_us", sa.BigInteger),
+    sa.Column("outcomes", sa.Integer, nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("artifact", sa.LargeBinary, nullable=False),
+)
+
+# Each lead's probability under a model, cached: computed when a lead is read or by the
+# sweep after its events or attributes changed (``lead_updated_us`` is the lead's
+# ``updated_us`` it was computed from). Kept out of ``leads`` so ingest never waits on it.
+lead_predictions = sa.Table(
+    "lead_predictions",
+    metadata,
+    sa.Column("lead_id", sa.String(200), primary_key=True),
+    sa.Column("model_version", sa.Integer, nullable=False),
+    sa.Column("lead_updated_us", sa.BigInteger, nullable=False),
+    sa.Column("p_convert", sa.Float, nullable=False),
+    sa.Column("computed_us", sa.BigInteger, nullable=False),
+    sa.Column("factors", sa.JSON, nullable=False),
+    sa.Index("ix_lead_predictions_p_convert", "p_convert"),
 )

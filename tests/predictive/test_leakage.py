@@ -50,3 +50,41 @@ def test_dates_after_the_decision_time_are_flagged(tmp_path: Path) -> None:
     leaks = {leak.column: leak.message() for leak in prepared.leaks}
     assert "fall after the decision time" in leaks["Settled On"]
     assert "Created" not in leaks
+
+
+def test_a_column_carrying_most_of_the_signal_is_reported_whatever_its_name() -> None:
+    """A figure known only after the sales call, always filled, innocently named: the
+    name and fill signs miss it; its share of the model's contributions does not."""
+    import numpy as np
+    import pandas as pd
+
+    from pyrometer.predictive import store_training as st
+    from pyrometer.predictive.features import learn_schema
+    from pyrometer.predictive.leakage import dominant_column, find_leaks
+    from pyrometer.predictive.models import LightGBMModel
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    y = (rng.random(n) < 0.25).astype(int)
+    frame = pd.DataFrame(
+        {
+            "minutes": np.round(rng.normal(0, 1, n) + 1.2 * y, 2),  # written after the call
+            "employees": np.round(rng.normal(0, 1, n) + 0.3 * y, 2),
+            "visits": np.round(rng.normal(0, 1, n) + 0.3 * y, 2),
+            "region": rng.choice(["north", "south", "east", "west"], n),
+            "won": y,
+        }
+    ).astype(object)
+    schema, cleaned = learn_schema(frame, "won", None, [])
+    assert find_leaks(schema, cleaned, y) == []  # the older signs see nothing
+    X = schema.design(cleaned)
+    model = LightGBMModel(0).fit(X, y)
+    names, per_column = st._per_column(schema, model.contributions(X))
+    leak = dominant_column(names, per_column)
+    assert leak is not None and leak.column == "minutes"
+    assert "of the model's signal" in leak.message() and "next column" in leak.message()
+    # Without it no column stands out: two of similar weight share the signal.
+    schema.features = [f for f in schema.features if f.name != "minutes"]
+    X = schema.design(cleaned)
+    names, per_column = st._per_column(schema, LightGBMModel(0).fit(X, y).contributions(X))
+    assert dominant_column(names, per_column) is None

@@ -1,0 +1,220 @@
+"""The model registry and the training inputs, in SQL (issue #14).
+
+``models`` keeps every trained version with its figures and its safe bytes (LightGBM text
+and JSON, never pickle); at most one is active. ``lead_predictions`` caches each lead's
+probability under the active model, keyed by the lead's ``updated_us``. The training
+inputs (each lead's attributes, its first moves to customer, disqualified and MQL, and its
+events) are read here as plain rows for :mod:`pyrometer.predictive.store_training`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pyrometer.store.tables import events, lead_predictions, leads, models, transitions
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    version: int
+    created_us: int
+    job_id: int | None
+    active: bool
+    activated_us: int | None
+    outcomes: int
+    metrics: dict[str, Any]
+
+
+_SUMMARY = [c for c in models.c if c.name != "artifact"]
+
+
+def _row(row: Any) -> ModelRow:
+    return ModelRow(
+        version=row.version,
+        created_us=row.created_us,
+        job_id=row.job_id,
+        active=bool(row.active),
+        activated_us=row.activated_us,
+        outcomes=row.outcomes,
+        metrics=dict(row.metrics),
+    )
+
+
+def add_model(
+    conn: Connection,
+    created_us: int,
+    job_id: int | None,
+    outcomes: int,
+    metrics: dict[str, Any],
+    artifact: bytes,
+) -> int:
+    """Store a trained model as the next version (inactive); its number."""
+    latest = conn.execute(sa.select(sa.func.max(models.c.version))).scalar_one()
+    version = int(latest or 0) + 1
+    conn.execute(
+        models.insert().values(
+            version=version,
+            created_us=created_us,
+            job_id=job_id,
+            active=False,
+            activated_us=None,
+            outcomes=outcomes,
+            metrics=metrics,
+            artifact=artifact,
+        )
+    )
+    return version
+
+
+def list_models(conn: Connection) -> list[ModelRow]:
+    rows = conn.execute(sa.select(*_SUMMARY).order_by(models.c.version.desc()))
+    return [_row(r) for r in rows]
+
+
+def get_model(conn: Connection, version: int) -> ModelRow | None:
+    row = conn.execute(sa.select(*_SUMMARY).where(models.c.version == version)).first()
+    return None if row is None else _row(row)
+
+
+def artifact(conn: Connection, version: int) -> bytes | None:
+    found = conn.execute(sa.select(models.c.artifact).where(models.c.version == version)).first()
+    return None if found is None else bytes(found[0])
+
+
+def active_version(conn: Connection) -> int | None:
+    found = conn.execute(sa.select(models.c.version).where(models.c.active.is_(True))).first()
+    return None if found is None else int(found[0])
+
+
+def activate(conn: Connection, version: int, now_us: int) -> bool:
+    """Make ``version`` the only active model; ``False`` if there is no such version."""
+    if get_model(conn, version) is None:
+        return False
+    conn.execute(
+        models.update()
+        .where(models.c.active.is_(True), models.c.version != version)
+        .values(active=False)
+    )
+    conn.execute(
+        models.update()
+        .where(models.c.version == version, models.c.active.is_(False))
+        .values(active=True, activated_us=now_us)
+    )
+    return True
+
+
+def cached_predictions(
+    conn: Connection, lead_ids: Iterable[str], version: int
+) -> dict[str, tuple[int, int, float, list[dict[str, Any]]]]:
+    """``lead_id → (lead_updated_us, computed_us, p_convert, factors)`` under ``version``."""
+    ids = list(lead_ids)
+    if not ids:
+        return {}
+    rows = conn.execute(
+        sa.select(
+            lead_predictions.c.lead_id,
+            lead_predictions.c.lead_updated_us,
+            lead_predictions.c.computed_us,
+            lead_predictions.c.p_convert,
+            lead_predictions.c.factors,
+        ).where(lead_predictions.c.lead_id.in_(ids), lead_predictions.c.model_version == version)
+    )
+    return {
+        r.lead_id: (r.lead_updated_us, r.computed_us, r.p_convert, list(r.factors)) for r in rows
+    }
+
+
+def save_predictions(
+    conn: Connection,
+    version: int,
+    computed_us: int,
+    rows: list[tuple[str, int, float, list[dict[str, Any]]]],
+) -> None:
+    """Replace the cached ``(lead_id, lead_updated_us, p_convert, factors)`` of these leads.
+
+    An upsert: two reads of one lead may compute its probability at the same time."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    statement = insert(lead_predictions)
+    statement = statement.on_conflict_do_update(
+        index_elements=[lead_predictions.c.lead_id],
+        set_={
+            "model_version": statement.excluded.model_version,
+            "lead_updated_us": statement.excluded.lead_updated_us,
+            "p_convert": statement.excluded.p_convert,
+            "computed_us": statement.excluded.computed_us,
+            "factors": statement.excluded.factors,
+        },
+    )
+    # Sorted by lead: concurrent upserts of overlapping leads take their locks in one order.
+    conn.execute(
+        statement,
+        [
+            {
+                "lead_id": lead_id,
+                "model_version": version,
+                "lead_updated_us": updated,
+                "p_convert": p,
+                "computed_us": computed_us,
+                "factors": factors,
+            }
+            for lead_id, updated, p, factors in sorted(rows, key=lambda r: r[0])
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class TrainingRows:
+    leads: list[tuple[str, dict[str, Any], int]]  # lead_id, attributes, created_us
+    first_stage: dict[tuple[str, str], int]  # (lead_id, stage) → first time it got there
+    events: list[tuple[str, str, int]]  # lead_id, name, ts_us
+
+
+def training_rows(conn: Connection) -> TrainingRows:
+    """Every lead, its first move to each stage, and the whole event log."""
+    lead_rows = [
+        (r.lead_id, dict(r.attributes), int(r.created_us))
+        for r in conn.execute(sa.select(leads.c.lead_id, leads.c.attributes, leads.c.created_us))
+    ]
+    first = conn.execute(
+        sa.select(transitions.c.lead_id, transitions.c.new, sa.func.min(transitions.c.at_us))
+        .where(transitions.c.kind == "stage")
+        .group_by(transitions.c.lead_id, transitions.c.new)
+    )
+    first_stage = {(r[0], r[1]): int(r[2]) for r in first}
+    log = [
+        (r.lead_id, r.name, int(r.ts_us))
+        for r in conn.execute(sa.select(events.c.lead_id, events.c.name, events.c.ts_us))
+    ]
+    return TrainingRows(lead_rows, first_stage, log)
+
+
+def lead_event_rows(conn: Connection, lead_ids: Iterable[str]) -> list[tuple[str, str, int]]:
+    ids = list(lead_ids)
+    if not ids:
+        return []
+    rows = conn.execute(
+        sa.select(events.c.lead_id, events.c.name, events.c.ts_us).where(events.c.lead_id.in_(ids))
+    )
+    return [(r.lead_id, r.name, int(r.ts_us)) for r in rows]
+
+
+def outcome_count(conn: Connection) -> int:
+    """Leads that have reached customer or disqualified: how many outcomes a store knows."""
+    return int(
+        conn.execute(
+            sa.select(sa.func.count(sa.distinct(transitions.c.lead_id))).where(
+                transitions.c.kind == "stage",
+                transitions.c.new.in_(["customer", "disqualified"]),
+            )
+        ).scalar_one()
+    )
