@@ -245,6 +245,27 @@ def _load_demo(service: Service, n_leads: int) -> None:
     touched, fast = _demo_touches(service)
     if touched:
         err.print(f"first sales touches logged: {touched} ({fast} within 5 minutes)")
+    _demo_model(service)
+
+
+def _demo_model(service: Service) -> None:
+    """Learn the demo company's conversion model from its own outcomes and switch it on,
+    so lead reads carry p_convert and the reports page shows lift and calibration."""
+    from pyrometer.service import models
+
+    try:
+        found = models.run_training(service, models.create_job(service))
+    except Exception as exc:  # too few outcomes in a small demo: scores work without it
+        err.print(f"no demo model: {exc}")
+        return
+    if found.get("model") is None:
+        err.print(f"no demo model: {found.get('reason') or 'too few outcomes'}")
+        return
+    models.activate(service, found["model"])
+    err.print(
+        f"conversion model {found['model']} learned from {found['outcomes']} outcomes "
+        f"(ROC AUC {found['roc_auc']:.2f} on the newest) and switched on"
+    )
 
 
 def _demo_touches(service: Service) -> tuple[int, int]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from sqlalchemy.engine import Connection
 
 from pyrometer.core.playbook import PlaybookError
 from pyrometer.core.playbook_check import check_playbook
@@ -28,12 +29,14 @@ from pyrometer.dashboard.web import (
     render,
     service_of,
 )
+from pyrometer.service.models import model_view
 from pyrometer.service.playbook_preview import preview
 from pyrometer.service.playbooks import version_row, version_rows
 from pyrometer.service.reports import FLOWS, over_time, summary
 from pyrometer.service.rescore import job_view, publish, start_job
 from pyrometer.service.speed_report import speed_to_lead
 from pyrometer.service.users import Role
+from pyrometer.store import models as model_registry
 
 router = APIRouter(include_in_schema=False)
 DAY_US = 86_400_000_000
@@ -57,6 +60,7 @@ def reports_page(
     report["by_first_temperature"].sort(key=lambda row: heat.get(row["value"], 3))
     speed = speed_to_lead(service, since, until)
     spans = over_time(service, since, until)
+    model = service.read(_active_model)
     return render(
         request,
         "reports.html",
@@ -73,8 +77,25 @@ def reports_page(
             "spans": spans,
             "flows": [f"{kind}:{new}" for kind, new in FLOWS],
             "span_chart": views.span_chart(spans, ["new_leads", "temperature:hot"]),
+            "model": model,
+            "lift_bars": views.bars(
+                [{**d, "label": str(d["decile"])} for d in model["metrics"]["lift_by_decile"]],
+                "label",
+                "lift",
+            )
+            if model
+            else [],
         },
     )
+
+
+def _active_model(conn: Connection) -> dict[str, Any] | None:
+    """The model lead reads are scored with, with its figures on held-out outcomes."""
+    version = model_registry.active_version(conn)
+    row = model_registry.get_model(conn, version) if version is not None else None
+    if row is None or not row.metrics.get("lift_by_decile"):
+        return None
+    return model_view(row, full=True)
 
 
 _LINE = re.compile(r"\bline (\d+)")

@@ -37,6 +37,7 @@ from pyrometer.service.reads import BadCursor, LeadQuery, get_lead, list_leads
 from pyrometer.service.reps import list_reps
 from pyrometer.service.runtime import Service
 from pyrometer.service.touches import UnknownLead, add_touch
+from pyrometer.service import models
 from pyrometer.service.users import Role
 from pyrometer.store.touches import KINDS
 
@@ -266,6 +267,7 @@ def lead_page(request: Request, id: str = "", viewer: Viewer = Depends(page_user
     lead = get_lead(service, id, 1000, 50, 200) if id else None
     if lead is None:
         raise PageError(404, "There is no such lead.")
+    models.annotate(service, [lead])  # p_convert and its factors, where a model is active
     _, book = service.read(service.playbooks.active)
     thresholds = {"hot": book.temperature.hot, "warm": book.temperature.warm}
     series = views.score_series(lead["ledger"], lead["fit"], book.decay, service.clock())
