@@ -1099,6 +1099,38 @@ class DuckDBBatchScorer:
         rows = self.score_relation(events, leads, as_of_us).fetchall()
         return {row[0]: _scored(row) for row in rows}
 
+    def earned_points_sql(self, events: EventTable, until_us: int) -> str:
+        """SQL of every point an event earns, after caps and ``once`` windows: one row
+        (``lead_id``, ``ts_us``, ``points``) per event and rule it matches that earns,
+        events at or before ``until_us``. Undecayed, so the same at any as-of time from the
+        event's on (an event's rank in its window depends on earlier events only);
+        backtests decay them to many as-of times at once. ``events`` must be
+        :meth:`distinct` already. As pass 2b: per window, its earliest events that can
+        earn (``min(x, n)``) get their rank's points; nothing is sorted."""
+        rules = self.playbook.engagement
+        limited = [i for i, rule in enumerate(rules) if rule.limited]
+        match = self._load_rules(events, self._raw_names(events))
+        joined = f"SELECT * FROM ({self._joined_sql(events, until_us, match)}) WHERE matched"
+        if not limited:
+            return f"SELECT lead_id, ts_us, p AS points FROM ({joined})"
+        ranked = " ".join(
+            f"WHEN {i} THEN list_transform(firsts, lambda x, i: "
+            f"struct_pack(t := x.t, p := {self._given_sql(rules[i], 'i - 1')}))"
+            for i in limited
+        )
+        capped = f"rule_id IN ({', '.join(map(str, limited))})"
+        slots = max(rules[i].slots for i in limited)
+        return f"""
+            SELECT lead_id, ts_us, p AS points FROM ({joined}) WHERE NOT ({capped})
+            UNION ALL
+            SELECT lead_id, x.t AS ts_us, x.p AS points
+            FROM (SELECT lead_id, unnest(CASE rule_id {ranked} END) AS x
+                  FROM (SELECT lead_id, rule_id, win,
+                               min(struct_pack(t := ts_us, i := event_id), {slots}) AS firsts
+                        FROM ({joined}) WHERE {capped}
+                        GROUP BY lead_id, rule_id, win))
+        """
+
     def explain(
         self,
         events: EventTable | None,

@@ -1,0 +1,261 @@
+"""A backtest's every as-of time in one SQL pass over the events, then counted as arrays.
+
+An event's earned points (after caps and ``once`` windows) depend on earlier events only,
+so they are the same at every as-of time from the event's on: the batch engine gives
+them once (:meth:`DuckDBBatchScorer.earned_points_sql`). Here they are summed per lead
+and *as-of stretch* (the events between two consecutive as-of times), each point scaled
+to the last as-of time's decay step; :mod:`pyrometer.backtest.matrix` turns those sums
+into every lead's band at every as-of time (a running sum and one scale per as-of time)
+and counts them as :meth:`pyrometer.backtest.metrics.Tally.add` does, a block of leads
+at a time. Results equal the Python sweep's (:func:`pyrometer.backtest.run.run`), which
+stays the reference and the fallback: :func:`run_sql` returns ``None`` for as-of times
+that are not evenly spaced or that span more than
+:data:`~pyrometer.backtest.matrix.MAX_SPAN_HALF_LIVES` half-lives.
+
+Temperature is all a backtest counts; stages and suppression are not read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from pyrometer.backtest import matrix
+from pyrometer.backtest.metrics import Outcome, Tally, lead_outcomes
+from pyrometer.backtest.outcomes import outcome_of_event
+from pyrometer.backtest.run import Result
+from pyrometer.core.conditions import normalize_name, normalize_record
+from pyrometer.core.fit import fit_and_suppression
+from pyrometer.core.playbook import Playbook
+from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, EventTable
+from pyrometer.engines.sql_conditions import number_literal, quote_literal
+
+CELLS_PER_BLOCK = 2_000_000  # leads × as-of times held as arrays at once (~16 MB each)
+
+
+@dataclass(frozen=True)
+class Block:
+    """Some leads (in id order) and their band codes at every as-of time."""
+
+    lead_ids: list[str] | None  # only when asked for
+    first: matrix.Ints
+    codes: Any  # int8 matrix, leads × as-of times
+    won: matrix.Ints
+    closed: matrix.Ints
+
+
+def supported(playbooks: Sequence[Playbook], as_of_times: Sequence[int]) -> bool:
+    """Whether :func:`run_sql` can take these: evenly spaced as-of times, and a span of
+    at most :data:`~pyrometer.backtest.matrix.MAX_SPAN_HALF_LIVES` half-lives."""
+    if not as_of_times:
+        return False
+    gaps = {b - a for a, b in pairwise(as_of_times)}
+    if len(gaps) > 1 or any(g <= 0 for g in gaps):
+        return False
+    for book in playbooks:
+        decay = book.decay
+        span = decay.step_of(as_of_times[-1]) - decay.step_of(as_of_times[0])
+        if span / decay.half_life_steps > matrix.MAX_SPAN_HALF_LIVES:
+            return False
+    return True
+
+
+class _Leads:
+    """``pyro_bt_leads``: each lead with an event by the last as-of time, numbered in id
+    order (``idx``), with its first as-of time, and its outcome."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        events: EventTable,
+        as_of_times: Sequence[int],
+        outcomes: Iterable[Outcome] | None,
+        first_book: Playbook,
+    ) -> None:
+        self.con = con
+        start, last = as_of_times[0], as_of_times[-1]
+        every = as_of_times[1] - as_of_times[0] if len(as_of_times) > 1 else 1
+        self.stretch = (
+            f"(CASE WHEN {{ts}} <= {start} THEN 0 "
+            f"ELSE ({{ts}} - {start} + {every - 1}) // {every} END)"
+        )
+        won = closed = "CAST(NULL AS BIGINT)"
+        if outcomes is not None:
+            known = lead_outcomes(outcomes)
+            con.register(
+                "pyro_bt_outcomes",
+                pa.table(
+                    {
+                        "lead_id": pa.array(list(known), pa.string()),
+                        "won_us": pa.array([o.won_us for o in known.values()], pa.int64()),
+                        "closed_us": pa.array([o.closed_us for o in known.values()], pa.int64()),
+                    }
+                ),
+            )
+        else:  # the first playbook's lifecycle events: purchase, won, lost...
+            raw = [
+                str(r[0])
+                for r in con.execute(
+                    f"SELECT DISTINCT event FROM {events.sql} WHERE event IS NOT NULL"
+                ).fetchall()
+            ]
+            kinds = {r: outcome_of_event(first_book, normalize_name(r)) for r in raw}
+            wins = [quote_literal(r) for r, k in kinds.items() if k == "won"]
+            ends = [quote_literal(r) for r, k in kinds.items() if k is not None]
+            if wins:
+                won = f"min(CASE WHEN event IN ({', '.join(wins)}) THEN ts_us END)"
+            if ends:
+                closed = f"min(CASE WHEN event IN ({', '.join(ends)}) THEN ts_us END)"
+        # One scan: each lead's first event, events, and (without a file) outcomes.
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE pyro_bt_all AS
+            SELECT lead_id, min(ts_us) AS first_us, count(*) AS n,
+                   {won} AS won_us, {closed} AS closed_us
+            FROM {events.sql} GROUP BY lead_id
+        """)
+        if outcomes is not None:
+            con.execute("""
+                UPDATE pyro_bt_all a SET won_us = o.won_us, closed_us = o.closed_us
+                FROM pyro_bt_outcomes o WHERE a.lead_id = o.lead_id
+            """)
+        counted = con.execute("SELECT count(*), coalesce(sum(n), 0) FROM pyro_bt_all").fetchone()
+        assert counted is not None
+        self.all_leads, self.all_events = int(counted[0]), int(counted[1])
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE pyro_bt_leads AS
+            SELECT lead_id, row_number() OVER (ORDER BY lead_id) - 1 AS idx,
+                   {self.stretch.format(ts="first_us")} AS first,
+                   coalesce(won_us, {matrix.NO_TIME}) AS won_us,
+                   coalesce(closed_us, {matrix.NO_TIME}) AS closed_us
+            FROM pyro_bt_all WHERE first_us <= {last}
+        """)
+        got = con.execute(
+            "SELECT first, won_us, closed_us FROM pyro_bt_leads ORDER BY idx"
+        ).fetchnumpy()
+        self._ids: list[str] | None = None
+        self.first = np.asarray(got["first"], dtype=np.int64)
+        self.won = np.asarray(got["won_us"], dtype=np.int64)
+        self.closed = np.asarray(got["closed_us"], dtype=np.int64)
+
+    @property
+    def ids(self) -> list[str]:
+        """The leads' ids by ``idx`` (read when first asked: a million strings)."""
+        if self._ids is None:
+            rows = self.con.execute("SELECT lead_id FROM pyro_bt_leads ORDER BY idx").fetchall()
+            self._ids = [str(row[0]) for row in rows]
+        return self._ids
+
+    def fits(self, book: Playbook, attributes: Mapping[str, Mapping[str, Any]]) -> matrix.Floats:
+        """Each lead's fit under ``book``, as :func:`pyrometer.backtest.sweep.sweep_lead`
+        computes it (the attributes are in memory already)."""
+        fits, _ = fit_and_suppression(book, {})
+        default = sum(line.points for line in fits)
+        out = np.full(len(self.first), default, dtype=np.float64)
+        if attributes:
+            position = {lead: i for i, lead in enumerate(self.ids)}
+            for lead, record in attributes.items():
+                i = position.get(lead)
+                if i is not None and record:
+                    fits, _ = fit_and_suppression(book, normalize_record(dict(record)))
+                    out[i] = sum(line.points for line in fits)
+        return out
+
+
+def blocks(
+    con: duckdb.DuckDBPyConnection,
+    book: Playbook,
+    events: EventTable,
+    leads: _Leads,
+    attributes: Mapping[str, Mapping[str, Any]],
+    as_of_times: Sequence[int],
+    with_ids: bool = False,
+) -> Iterator[Block]:
+    """Every lead's bands under ``book`` at ``as_of_times``, a block of leads at a time."""
+    decay = book.decay
+    steps = [decay.step_of(t) for t in as_of_times]
+    scorer = DuckDBBatchScorer(book, con)
+    earned = scorer.earned_points_sql(events, as_of_times[-1])
+    step = f"pyro_fdiv(e.ts_us, {decay.step_us})"
+    rows = con.execute(f"""
+        SELECT l.idx, {leads.stretch.format(ts="e.ts_us")} AS k,
+               sum(e.points * pow(2.0, ({step} - {steps[-1]}) / {
+        number_literal(decay.half_life_steps)
+    })) AS v
+        FROM ({earned}) e JOIN pyro_bt_leads l ON e.lead_id = l.lead_id
+        GROUP BY ALL ORDER BY l.idx, k
+    """).fetchnumpy()
+    row_lead = np.asarray(rows["idx"], dtype=np.int64)
+    row_step = np.asarray(rows["k"], dtype=np.int64)
+    row_value = np.asarray(rows["v"], dtype=np.float64)
+    fit = leads.fits(book, attributes)
+    scale = matrix.scales(steps, decay.half_life_steps)
+    hot, warm = book.temperature.hot, book.temperature.warm
+    size = max(1, CELLS_PER_BLOCK // len(as_of_times))
+    for a in range(0, len(leads.first), size):
+        b = min(a + size, len(leads.first))
+        lo, hi = np.searchsorted(row_lead, [a, b])
+        codes = matrix.bands(
+            leads.first[a:b],
+            fit[a:b],
+            row_lead[lo:hi] - a,
+            row_step[lo:hi],
+            row_value[lo:hi],
+            scale,
+            hot,
+            warm,
+        )
+        yield Block(
+            leads.ids[a:b] if with_ids else None,
+            leads.first[a:b],
+            codes,
+            leads.won[a:b],
+            leads.closed[a:b],
+        )
+
+
+def run_sql(
+    con: duckdb.DuckDBPyConnection,
+    playbooks: Sequence[tuple[str, Playbook]],
+    events: EventTable,
+    attributes: Mapping[str, Mapping[str, Any]],
+    outcomes: Iterable[Outcome] | None,
+    as_of_times: Sequence[int],
+    horizon_us: int,
+    capacity_per_day: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Result | None:
+    """What :func:`pyrometer.backtest.run.run` gives for the same history (``events``
+    distinct, ids in normal form, as :func:`pyrometer.io.history.open_history` opens
+    them), or ``None`` when :func:`supported` says no."""
+    if not playbooks:
+        raise ValueError("no playbook to backtest")
+    if not supported([book for _, book in playbooks], as_of_times):
+        return None
+    say = progress or (lambda _stage: None)
+    started = time.perf_counter()
+    say("Reading leads and outcomes")
+    leads = _Leads(con, events, as_of_times, outcomes, playbooks[0][1])
+    metrics = []
+    for name, book in playbooks:
+        say(f"Scoring {name} at {len(as_of_times)} as-of times")
+        tally = Tally(as_of_times, {}, horizon_us, capacity_per_day)
+        for block in blocks(con, book, events, leads, attributes, as_of_times):
+            matrix.tally_bands(tally, block.first, block.codes, block.won, block.closed)
+        metrics.append(tally.result())
+    return Result(
+        names=tuple(name for name, _ in playbooks),
+        metrics=tuple(metrics),
+        as_of_times=tuple(as_of_times),
+        horizon_us=horizon_us,
+        leads=leads.all_leads,
+        events=leads.all_events,
+        outcomes_from="events" if outcomes is None else "file",
+        seconds=time.perf_counter() - started,
+    )
