@@ -38,6 +38,7 @@ from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, EventTable
 from pyrometer.engines.sql_conditions import number_literal, quote_literal
 
 CELLS_PER_BLOCK = 2_000_000  # leads × as-of times held as arrays at once (~16 MB each)
+MEMORY_LIMIT = "1GB"  # DuckDB's share while backtesting (it spills beyond); arrays come on top
 
 
 @dataclass(frozen=True)
@@ -183,11 +184,10 @@ def blocks(
     scorer = DuckDBBatchScorer(book, con)
     earned = scorer.earned_points_sql(events, as_of_times[-1])
     step = f"pyro_fdiv(e.ts_us, {decay.step_us})"
+    half_life = number_literal(decay.half_life_steps)
     rows = con.execute(f"""
         SELECT l.idx, {leads.stretch.format(ts="e.ts_us")} AS k,
-               sum(e.points * pow(2.0, ({step} - {steps[-1]}) / {
-        number_literal(decay.half_life_steps)
-    })) AS v
+               sum(e.points * pow(2.0, ({step} - {steps[-1]}) / {half_life})) AS v
         FROM ({earned}) e JOIN pyro_bt_leads l ON e.lead_id = l.lead_id
         GROUP BY ALL ORDER BY l.idx, k
     """).fetchnumpy()
@@ -240,15 +240,21 @@ def run_sql(
         return None
     say = progress or (lambda _stage: None)
     started = time.perf_counter()
-    say("Reading leads and outcomes")
-    leads = _Leads(con, events, as_of_times, outcomes, playbooks[0][1])
-    metrics = []
-    for name, book in playbooks:
-        say(f"Scoring {name} at {len(as_of_times)} as-of times")
-        tally = Tally(as_of_times, {}, horizon_us, capacity_per_day)
-        for block in blocks(con, book, events, leads, attributes, as_of_times):
-            matrix.tally_bands(tally, block.first, block.codes, block.won, block.closed)
-        metrics.append(tally.result())
+    row = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    try:
+        say("Reading leads and outcomes")
+        leads = _Leads(con, events, as_of_times, outcomes, playbooks[0][1])
+        metrics = []
+        for name, book in playbooks:
+            say(f"Scoring {name} at {len(as_of_times)} as-of times")
+            tally = Tally(as_of_times, {}, horizon_us, capacity_per_day)
+            for block in blocks(con, book, events, leads, attributes, as_of_times):
+                matrix.tally_bands(tally, block.first, block.codes, block.won, block.closed)
+            metrics.append(tally.result())
+    finally:
+        if row is not None:
+            con.execute(f"SET memory_limit = {quote_literal(str(row[0]))}")
     return Result(
         names=tuple(name for name, _ in playbooks),
         metrics=tuple(metrics),

@@ -1100,35 +1100,37 @@ class DuckDBBatchScorer:
         return {row[0]: _scored(row) for row in rows}
 
     def earned_points_sql(self, events: EventTable, until_us: int) -> str:
-        """SQL of every point an event earns, after caps and ``once`` windows: one row
-        (``lead_id``, ``ts_us``, ``points``) per event and rule it matches that earns,
-        events at or before ``until_us``. Undecayed, so the same at any as-of time from the
-        event's on (an event's rank in its window depends on earlier events only);
-        backtests decay them to many as-of times at once. ``events`` must be
-        :meth:`distinct` already. As pass 2b: per window, its earliest events that can
-        earn (``min(x, n)``) get their rank's points; nothing is sorted."""
+        """SQL of every point an event earns, after caps and ``once`` windows: rows
+        (``lead_id``, ``ts_us``, ``points``) whose points at each time add up to what the
+        events then earned, events at or before ``until_us``. Undecayed, so the same at any
+        as-of time from the event's on (an event's rank in its window depends on earlier
+        events only); backtests decay them to many as-of times at once. ``events`` must be
+        :meth:`distinct` already. As passes 1 and 2b: every matching event's points as if
+        nothing were capped, plus, only in the windows with more events than earn full
+        points, each event's rank's points less those."""
         rules = self.playbook.engagement
-        limited = [i for i, rule in enumerate(rules) if rule.limited]
+        limited = {i: self._full_slots(r) for i, r in enumerate(rules) if r.limited and r.points}
         match = self._load_rules(events, self._raw_names(events))
         joined = f"SELECT * FROM ({self._joined_sql(events, until_us, match)}) WHERE matched"
+        uncapped = f"SELECT lead_id, ts_us, p AS points FROM ({joined})"
         if not limited:
-            return f"SELECT lead_id, ts_us, p AS points FROM ({joined})"
-        ranked = " ".join(
-            f"WHEN {i} THEN list_transform(firsts, lambda x, i: "
-            f"struct_pack(t := x.t, p := {self._given_sql(rules[i], 'i - 1')}))"
-            for i in limited
-        )
-        capped = f"rule_id IN ({', '.join(map(str, limited))})"
-        slots = max(rules[i].slots for i in limited)
+            return uncapped
+        ids = ", ".join(map(str, limited))
+        full = " ".join(f"WHEN {i} THEN {n}" for i, n in limited.items())
+        given = " ".join(f"WHEN {i} THEN {self._given_sql(rules[i], 'rnk')}" for i in limited)
         return f"""
-            SELECT lead_id, ts_us, p AS points FROM ({joined}) WHERE NOT ({capped})
+            WITH pyro_earn AS MATERIALIZED ({joined})
+            SELECT lead_id, ts_us, p AS points FROM pyro_earn
             UNION ALL
-            SELECT lead_id, x.t AS ts_us, x.p AS points
-            FROM (SELECT lead_id, unnest(CASE rule_id {ranked} END) AS x
-                  FROM (SELECT lead_id, rule_id, win,
-                               min(struct_pack(t := ts_us, i := event_id), {slots}) AS firsts
-                        FROM ({joined}) WHERE {capped}
-                        GROUP BY lead_id, rule_id, win))
+            SELECT lead_id, ts_us, CASE rule_id {given} END - p AS points
+            FROM (SELECT e.lead_id, e.ts_us, e.rule_id, e.p, row_number() OVER (
+                             PARTITION BY e.lead_id, e.rule_id, e.win
+                             ORDER BY e.ts_us, e.event_id) - 1 AS rnk
+                  FROM pyro_earn e SEMI JOIN (
+                      SELECT lead_id, rule_id, win FROM pyro_earn WHERE rule_id IN ({ids})
+                      GROUP BY lead_id, rule_id, win
+                      HAVING count(*) > CASE rule_id {full} END) x
+                  ON e.lead_id = x.lead_id AND e.rule_id = x.rule_id AND e.win = x.win)
         """
 
     def explain(
