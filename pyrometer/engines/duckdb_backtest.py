@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Any
 
@@ -182,14 +182,20 @@ def blocks(
     decay = book.decay
     steps = [decay.step_of(t) for t in as_of_times]
     scorer = DuckDBBatchScorer(book, con)
-    earned = scorer.earned_points_sql(events, as_of_times[-1])
+    # Leads by number: every grouping below is on integers, not strings.
+    numbered = replace(
+        events,
+        sql=f"(SELECT e.* REPLACE (l.idx AS lead_id) FROM {events.sql} e "
+        "JOIN pyro_bt_leads l ON e.lead_id = l.lead_id)",
+    )
+    earned = scorer.earned_points_sql(numbered, as_of_times[-1])
     step = f"pyro_fdiv(e.ts_us, {decay.step_us})"
     half_life = number_literal(decay.half_life_steps)
     rows = con.execute(f"""
-        SELECT l.idx, {leads.stretch.format(ts="e.ts_us")} AS k,
+        SELECT e.lead_id AS idx, {leads.stretch.format(ts="e.ts_us")} AS k,
                sum(e.points * pow(2.0, ({step} - {steps[-1]}) / {half_life})) AS v
-        FROM ({earned}) e JOIN pyro_bt_leads l ON e.lead_id = l.lead_id
-        GROUP BY ALL ORDER BY l.idx, k
+        FROM ({earned}) e
+        GROUP BY ALL ORDER BY idx, k
     """).fetchnumpy()
     row_lead = np.asarray(rows["idx"], dtype=np.int64)
     row_step = np.asarray(rows["k"], dtype=np.int64)

@@ -1111,7 +1111,10 @@ class DuckDBBatchScorer:
         rules = self.playbook.engagement
         limited = {i: self._full_slots(r) for i, r in enumerate(rules) if r.limited and r.points}
         match = self._load_rules(events, self._raw_names(events))
-        joined = f"SELECT * FROM ({self._joined_sql(events, until_us, match)}) WHERE matched"
+        joined = (
+            "SELECT lead_id, ts_us, event_id, rule_id, p, win "
+            f"FROM ({self._joined_sql(events, until_us, match)}) WHERE matched"
+        )
         uncapped = f"SELECT lead_id, ts_us, p AS points FROM ({joined})"
         if not limited:
             return uncapped
