@@ -51,13 +51,14 @@ def bands(
     """Band codes (:data:`HOT`, :data:`WARM`, :data:`COLD`), one row per lead, one column
     per as-of time; columns before the lead's ``first`` are meaningless (mask them).
 
-    ``rows_*``: per (lead, as-of stretch) the sum of earned points times
-    ``2 ** ((s - S_n) / H)``, ``rows_step`` the first as-of time at or after the events.
+    ``rows_*``: earned points times ``2 ** ((s - S_n) / H)``, each with its lead (index in
+    ``first``) and the first as-of time at or after it (``rows_step``); rows may repeat a
+    lead and as-of time, they add up.
     """
     n = len(scale)
-    gained = np.zeros((len(first), n), dtype=np.float64)
-    np.add.at(gained, (rows_lead, rows_step), rows_value)
-    score = np.cumsum(gained, axis=1)
+    cells = len(first) * n
+    gained = np.bincount(rows_lead * n + rows_step, weights=rows_value, minlength=cells)
+    score = np.cumsum(gained.reshape(len(first), n), axis=1, dtype=np.float64)
     score *= scale
     score += fit[:, None]
     rounded = np.round(score, CLASSIFY_DECIMALS)  # as classify rounds

@@ -182,31 +182,39 @@ def blocks(
     decay = book.decay
     steps = [decay.step_of(t) for t in as_of_times]
     scorer = DuckDBBatchScorer(book, con)
-    # Leads by number: every grouping below is on integers, not strings.
+    # Leads by number: every grouping below is on integers, not strings. (A left join, so
+    # that reading the event names alone does not join.)
     numbered = replace(
         events,
         sql=f"(SELECT e.* REPLACE (l.idx AS lead_id) FROM {events.sql} e "
-        "JOIN pyro_bt_leads l ON e.lead_id = l.lead_id)",
+        "LEFT JOIN pyro_bt_leads l ON e.lead_id = l.lead_id)",
     )
     earned = scorer.earned_points_sql(numbered, as_of_times[-1])
     step = f"pyro_fdiv(e.ts_us, {decay.step_us})"
     half_life = number_literal(decay.half_life_steps)
+    # One row per earned point: summed per lead and as-of time by numpy, not hashed here.
     rows = con.execute(f"""
-        SELECT e.lead_id AS idx, {leads.stretch.format(ts="e.ts_us")} AS k,
-               sum(e.points * pow(2.0, ({step} - {steps[-1]}) / {half_life})) AS v
-        FROM ({earned}) e
-        GROUP BY ALL ORDER BY idx, k
+        SELECT CAST(e.lead_id AS INTEGER) AS idx,
+               CAST({leads.stretch.format(ts="e.ts_us")} AS INTEGER) AS k,
+               e.points * pow(2.0, ({step} - {steps[-1]}) / {half_life}) AS v
+        FROM ({earned}) e WHERE e.points <> 0
     """).fetchnumpy()
+    size = max(1, CELLS_PER_BLOCK // len(as_of_times))
     row_lead = np.asarray(rows["idx"], dtype=np.int64)
-    row_step = np.asarray(rows["k"], dtype=np.int64)
-    row_value = np.asarray(rows["v"], dtype=np.float64)
+    block_of = row_lead // size
+    order = np.argsort(
+        block_of.astype(np.int16 if len(leads.first) // size < 2**15 else np.int32), kind="stable"
+    )
+    row_lead, block_of = row_lead[order], block_of[order]
+    row_step = np.asarray(rows["k"], dtype=np.int64)[order]
+    row_value = np.asarray(rows["v"], dtype=np.float64)[order]
+    del rows, order
     fit = leads.fits(book, attributes)
     scale = matrix.scales(steps, decay.half_life_steps)
     hot, warm = book.temperature.hot, book.temperature.warm
-    size = max(1, CELLS_PER_BLOCK // len(as_of_times))
     for a in range(0, len(leads.first), size):
         b = min(a + size, len(leads.first))
-        lo, hi = np.searchsorted(row_lead, [a, b])
+        lo, hi = np.searchsorted(block_of, [a // size, a // size + 1])
         codes = matrix.bands(
             leads.first[a:b],
             fit[a:b],
