@@ -74,7 +74,9 @@ def run_backtest(path: str, python: bool) -> dict[str, object]:
     if python:
         result = run(books, iter_leads(con, history), {}, None, times, 30 * DAY_US)
     else:
-        found = run_sql(con, books, history.events, {}, None, times, 30 * DAY_US)
+        found = run_sql(
+            con, books, history.events, {}, None, times, 30 * DAY_US, per_lead=history.per_lead
+        )
         assert found is not None
         result = found
     (metrics,) = result.metrics

@@ -35,7 +35,7 @@ from pyrometer.core.conditions import normalize_name, normalize_record
 from pyrometer.core.fit import fit_and_suppression
 from pyrometer.core.playbook import Playbook
 from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, EventTable
-from pyrometer.engines.sql_conditions import number_literal, quote_literal
+from pyrometer.engines.sql_conditions import quote_literal
 
 CELLS_PER_BLOCK = 2_000_000  # leads × as-of times held as arrays at once (~16 MB each)
 MEMORY_LIMIT = "1GB"  # DuckDB's share while backtesting (it spills beyond); arrays come on top
@@ -79,19 +79,22 @@ class _Leads:
         as_of_times: Sequence[int],
         outcomes: Iterable[Outcome] | None,
         first_book: Playbook,
+        per_lead: str | None = None,
     ) -> None:
         self.con = con
         start, last = as_of_times[0], as_of_times[-1]
         every = as_of_times[1] - as_of_times[0] if len(as_of_times) > 1 else 1
+        self.every = every
         self.stretch = (
             f"(CASE WHEN {{ts}} <= {start} THEN 0 "
             f"ELSE ({{ts}} - {start} + {every - 1}) // {every} END)"
         )
         won = closed = "CAST(NULL AS BIGINT)"
+        ends: list[str] = []
         if outcomes is not None:
             known = lead_outcomes(outcomes)
             con.register(
-                "pyro_bt_outcomes",
+                "pyro_bt_outcome_rows",
                 pa.table(
                     {
                         "lead_id": pa.array(list(known), pa.string()),
@@ -100,6 +103,11 @@ class _Leads:
                     }
                 ),
             )
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE pyro_bt_outcomes AS "
+                "SELECT * FROM pyro_bt_outcome_rows"
+            )
+            con.unregister("pyro_bt_outcome_rows")
         else:  # the first playbook's lifecycle events: purchase, won, lost...
             raw = [
                 str(r[0])
@@ -114,14 +122,26 @@ class _Leads:
                 won = f"min(CASE WHEN event IN ({', '.join(wins)}) THEN ts_us END)"
             if ends:
                 closed = f"min(CASE WHEN event IN ({', '.join(ends)}) THEN ts_us END)"
-        # One scan: each lead's first event, events, and (without a file) outcomes.
+        # Each lead's first event and events (``per_lead`` has them: ``lead_id``, ``n``,
+        # ``first_us``), and without a file its outcomes, from the few events that say.
+        if per_lead is None:
+            per_lead = (
+                "(SELECT lead_id, count(*) AS n, min(ts_us) AS first_us "
+                f"FROM {events.sql} GROUP BY lead_id)"
+            )
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE pyro_bt_all AS
-            SELECT lead_id, min(ts_us) AS first_us, count(*) AS n,
-                   {won} AS won_us, {closed} AS closed_us
-            FROM {events.sql} GROUP BY lead_id
+            SELECT lead_id, n, first_us, CAST(NULL AS BIGINT) AS won_us,
+                   CAST(NULL AS BIGINT) AS closed_us
+            FROM {per_lead}
         """)
-        if outcomes is not None:
+        if outcomes is None and ends:
+            con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE pyro_bt_outcomes AS
+                SELECT lead_id, {won} AS won_us, {closed} AS closed_us
+                FROM {events.sql} WHERE event IN ({", ".join(ends)}) GROUP BY lead_id
+            """)
+        if outcomes is not None or ends:
             con.execute("""
                 UPDATE pyro_bt_all a SET won_us = o.won_us, closed_us = o.closed_us
                 FROM pyro_bt_outcomes o WHERE a.lead_id = o.lead_id
@@ -189,26 +209,31 @@ def blocks(
         sql=f"(SELECT e.* REPLACE (l.idx AS lead_id) FROM {events.sql} e "
         "LEFT JOIN pyro_bt_leads l ON e.lead_id = l.lead_id)",
     )
-    earned = scorer.earned_points_sql(numbered, as_of_times[-1])
-    step = f"pyro_fdiv(e.ts_us, {decay.step_us})"
-    half_life = number_literal(decay.half_life_steps)
-    # One row per earned point: summed per lead and as-of time by numpy, not hashed here.
-    rows = con.execute(f"""
-        SELECT CAST(e.lead_id AS INTEGER) AS idx,
-               CAST({leads.stretch.format(ts="e.ts_us")} AS INTEGER) AS k,
-               e.points * pow(2.0, ({step} - {steps[-1]}) / {half_life}) AS v
-        FROM ({earned}) e WHERE e.points <> 0
-    """).fetchnumpy()
+    earned = scorer.earned_points_sql(numbered, as_of_times[-1], names_from=events)
+    # One row per earned point, fetched as Arrow; decayed, summed per lead and as-of time
+    # by numpy, not hashed here.
+    relation = con.sql(f"""
+        SELECT CAST(lead_id AS INTEGER) AS idx, ts_us, points
+        FROM ({earned}) WHERE points <> 0
+    """)
+    got = (getattr(relation, "to_arrow_table", None) or relation.arrow)()  # DuckDB 2 / 1
+    ts = got.column("ts_us").to_numpy()
+    start, every = as_of_times[0], leads.every
+    row_step_all = np.where(ts <= start, 0, (ts - start + every - 1) // every)
+    decay_step = ts // decay.step_us  # floors, as step_of
+    points = got.column("points").to_numpy()
+    row_value_all = points * np.exp2((decay_step - steps[-1]) / decay.half_life_steps)
+    row_lead = got.column("idx").to_numpy().astype(np.int64)
+    del got, ts, decay_step, points
     size = max(1, CELLS_PER_BLOCK // len(as_of_times))
-    row_lead = np.asarray(rows["idx"], dtype=np.int64)
     block_of = row_lead // size
     order = np.argsort(
         block_of.astype(np.int16 if len(leads.first) // size < 2**15 else np.int32), kind="stable"
     )
     row_lead, block_of = row_lead[order], block_of[order]
-    row_step = np.asarray(rows["k"], dtype=np.int64)[order]
-    row_value = np.asarray(rows["v"], dtype=np.float64)[order]
-    del rows, order
+    row_step = row_step_all[order]
+    row_value = row_value_all[order]
+    del row_step_all, row_value_all, order
     fit = leads.fits(book, attributes)
     scale = matrix.scales(steps, decay.half_life_steps)
     hot, warm = book.temperature.hot, book.temperature.warm
@@ -244,10 +269,12 @@ def run_sql(
     horizon_us: int,
     capacity_per_day: float | None = None,
     progress: Callable[[str], None] | None = None,
+    per_lead: str | None = None,
 ) -> Result | None:
     """What :func:`pyrometer.backtest.run.run` gives for the same history (``events``
     distinct, ids in normal form, as :func:`pyrometer.io.history.open_history` opens
-    them), or ``None`` when :func:`supported` says no."""
+    them), or ``None`` when :func:`supported` says no. ``per_lead``: a table of each lead's
+    events and first time already counted (:attr:`pyrometer.io.history.History.per_lead`)."""
     if not playbooks:
         raise ValueError("no playbook to backtest")
     if not supported([book for _, book in playbooks], as_of_times):
@@ -258,7 +285,7 @@ def run_sql(
     con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
     try:
         say("Reading leads and outcomes")
-        leads = _Leads(con, events, as_of_times, outcomes, playbooks[0][1])
+        leads = _Leads(con, events, as_of_times, outcomes, playbooks[0][1], per_lead)
         metrics = []
         for name, book in playbooks:
             say(f"Scoring {name} at {len(as_of_times)} as-of times")

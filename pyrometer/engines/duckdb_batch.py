@@ -1099,7 +1099,9 @@ class DuckDBBatchScorer:
         rows = self.score_relation(events, leads, as_of_us).fetchall()
         return {row[0]: _scored(row) for row in rows}
 
-    def earned_points_sql(self, events: EventTable, until_us: int) -> str:
+    def earned_points_sql(
+        self, events: EventTable, until_us: int, names_from: EventTable | None = None
+    ) -> str:
         """SQL of every point an event earns, after caps and ``once`` windows: rows
         (``lead_id``, ``ts_us``, ``points``) whose points at each time add up to what the
         events then earned, events at or before ``until_us``. Undecayed, so the same at any
@@ -1107,10 +1109,11 @@ class DuckDBBatchScorer:
         events only); backtests decay them to many as-of times at once. ``events`` must be
         :meth:`distinct` already. As passes 1 and 2b: every matching event's points as if
         nothing were capped, plus, only in the windows with more events than earn full
-        points, each event's rank's points less those."""
+        points, each event's rank's points less those. ``names_from``: a cheaper table
+        with the same event names to read them from."""
         rules = self.playbook.engagement
         limited = {i: self._full_slots(r) for i, r in enumerate(rules) if r.limited and r.points}
-        match = self._load_rules(events, self._raw_names(events))
+        match = self._load_rules(events, self._raw_names(names_from or events))
         joined = (
             "SELECT lead_id, ts_us, event_id, rule_id, p, win "
             f"FROM ({self._joined_sql(events, until_us, match)}) WHERE matched"

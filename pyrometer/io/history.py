@@ -43,6 +43,9 @@ class History:
     rows: int
     first_us: int
     last_us: int
+    per_lead: str = "pyro_bt_ids"
+    """A table of each lead's events (``n``), first and last time (``first_us``,
+    ``last_us``), ids as in ``events``."""
 
 
 def open_history(
