@@ -41,9 +41,8 @@ def scales(as_of_steps: Sequence[int], half_life_steps: float) -> Floats:
 def bands(
     first: Ints,
     fit: Floats,
-    rows_lead: Ints,
-    rows_step: Ints,
-    rows_value: Floats,
+    cells: npt.NDArray[np.integer],
+    values: Floats,
     scale: Floats,
     hot: float,
     warm: float,
@@ -51,13 +50,12 @@ def bands(
     """Band codes (:data:`HOT`, :data:`WARM`, :data:`COLD`), one row per lead, one column
     per as-of time; columns before the lead's ``first`` are meaningless (mask them).
 
-    ``rows_*``: earned points times ``2 ** ((s - S_n) / H)``, each with its lead (index in
-    ``first``) and the first as-of time at or after it (``rows_step``); rows may repeat a
-    lead and as-of time, they add up.
+    ``values``: earned points times ``2 ** ((s - S_n) / H)``, each in its cell
+    ``lead * n + k`` (``lead`` the index in ``first``, ``k`` the first as-of time at or
+    after it); cells may repeat, they add up.
     """
     n = len(scale)
-    cells = len(first) * n
-    gained = np.bincount(rows_lead * n + rows_step, weights=rows_value, minlength=cells)
+    gained = np.bincount(cells, weights=values, minlength=len(first) * n)
     score = np.cumsum(gained.reshape(len(first), n), axis=1, dtype=np.float64)
     score *= scale
     score += fit[:, None]

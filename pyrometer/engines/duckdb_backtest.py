@@ -210,30 +210,28 @@ def blocks(
         "LEFT JOIN pyro_bt_leads l ON e.lead_id = l.lead_id)",
     )
     earned = scorer.earned_points_sql(numbered, as_of_times[-1], names_from=events)
-    # One row per earned point, fetched as Arrow; decayed, summed per lead and as-of time
-    # by numpy, not hashed here.
+    # One row per earned point, fetched as Arrow: its block of leads, its cell (lead and
+    # as-of time) in the block, its decay step from the last as-of time's. Decayed, split
+    # into blocks and summed per cell by numpy, not hashed here.
+    n = len(as_of_times)
+    size = max(1, CELLS_PER_BLOCK // n)
+    block_type = "SMALLINT" if len(leads.first) // size < 2**15 else "INTEGER"
     relation = con.sql(f"""
-        SELECT CAST(lead_id AS INTEGER) AS idx, ts_us, points
+        SELECT CAST(lead_id // {size} AS {block_type}) AS blk,
+               CAST((lead_id % {size}) * {n} + {leads.stretch.format(ts="ts_us")} AS INTEGER)
+                   AS cell,
+               CAST(greatest(pyro_fdiv(ts_us, {decay.step_us}) - {steps[-1]}, -1000000000)
+                    AS INTEGER) AS ds,
+               points
         FROM ({earned}) WHERE points <> 0
     """)
     got = (getattr(relation, "to_arrow_table", None) or relation.arrow)()  # DuckDB 2 / 1
-    ts = got.column("ts_us").to_numpy()
-    start, every = as_of_times[0], leads.every
-    row_step_all = np.where(ts <= start, 0, (ts - start + every - 1) // every)
-    decay_step = ts // decay.step_us  # floors, as step_of
-    points = got.column("points").to_numpy()
-    row_value_all = points * np.exp2((decay_step - steps[-1]) / decay.half_life_steps)
-    row_lead = got.column("idx").to_numpy().astype(np.int64)
-    del got, ts, decay_step, points
-    size = max(1, CELLS_PER_BLOCK // len(as_of_times))
-    block_of = row_lead // size
-    order = np.argsort(
-        block_of.astype(np.int16 if len(leads.first) // size < 2**15 else np.int32), kind="stable"
-    )
-    row_lead, block_of = row_lead[order], block_of[order]
-    row_step = row_step_all[order]
-    row_value = row_value_all[order]
-    del row_step_all, row_value_all, order
+    order = np.argsort(got.column("blk").to_numpy(), kind="stable")  # radix: small ints
+    block_of = got.column("blk").to_numpy()[order]
+    row_cell = got.column("cell").to_numpy()[order]
+    row_value = got.column("points").to_numpy()[order]
+    row_value *= np.exp2(got.column("ds").to_numpy()[order] / decay.half_life_steps)
+    del got, order
     fit = leads.fits(book, attributes)
     scale = matrix.scales(steps, decay.half_life_steps)
     hot, warm = book.temperature.hot, book.temperature.warm
@@ -241,14 +239,7 @@ def blocks(
         b = min(a + size, len(leads.first))
         lo, hi = np.searchsorted(block_of, [a // size, a // size + 1])
         codes = matrix.bands(
-            leads.first[a:b],
-            fit[a:b],
-            row_lead[lo:hi] - a,
-            row_step[lo:hi],
-            row_value[lo:hi],
-            scale,
-            hot,
-            warm,
+            leads.first[a:b], fit[a:b], row_cell[lo:hi], row_value[lo:hi], scale, hot, warm
         )
         yield Block(
             leads.ids[a:b] if with_ids else None,

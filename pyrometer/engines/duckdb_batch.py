@@ -1124,8 +1124,12 @@ class DuckDBBatchScorer:
         ids = ", ".join(map(str, limited))
         full = " ".join(f"WHEN {i} THEN {n}" for i, n in limited.items())
         given = " ".join(f"WHEN {i} THEN {self._given_sql(rules[i], 'rnk')}" for i in limited)
+        # Windows found by a hash of (lead, rule, window): a collision only ranks a window
+        # more (its correction is then 0), the count is over both windows' events and the
+        # threshold the lower of the two rules', so no window over its slots is missed.
         return f"""
-            WITH pyro_earn AS MATERIALIZED ({joined})
+            WITH pyro_earn AS MATERIALIZED (
+                SELECT *, hash(lead_id, rule_id, win) AS wk FROM ({joined}))
             SELECT lead_id, ts_us, p AS points FROM pyro_earn
             UNION ALL
             SELECT lead_id, ts_us, CASE rule_id {given} END - p AS points
@@ -1133,10 +1137,10 @@ class DuckDBBatchScorer:
                              PARTITION BY e.lead_id, e.rule_id, e.win
                              ORDER BY e.ts_us, e.event_id) - 1 AS rnk
                   FROM pyro_earn e SEMI JOIN (
-                      SELECT lead_id, rule_id, win FROM pyro_earn WHERE rule_id IN ({ids})
-                      GROUP BY lead_id, rule_id, win
-                      HAVING count(*) > CASE rule_id {full} END) x
-                  ON e.lead_id = x.lead_id AND e.rule_id = x.rule_id AND e.win = x.win)
+                      SELECT wk FROM pyro_earn WHERE rule_id IN ({ids}) GROUP BY wk
+                      HAVING count(*) > min(CASE rule_id {full} END)) x
+                  ON e.wk = x.wk
+                  WHERE e.rule_id IN ({ids}))
         """
 
     def explain(
