@@ -20,6 +20,7 @@ from pyrometer.api import (
     routes_keys,
     routes_leads,
     routes_merge,
+    routes_nurture,
     routes_playbook,
     routes_reports,
     routes_reps,
@@ -38,6 +39,7 @@ from pyrometer.service.decay import DecayScheduler
 from pyrometer.service.delivery import DeliverySettings, DeliveryWorker
 from pyrometer.service.grouping import MAX_QUEUED_MESSAGES, GroupCommitter
 from pyrometer.service.keys import KeyChecker
+from pyrometer.service.nurture import NurtureRunner, NurtureSettings
 from pyrometer.service.rescore import resume_jobs
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring_pool import ScoringPool
@@ -74,6 +76,7 @@ def create_app(
     monitor = StoreMonitor(service, timeout=min(5.0, request_timeout))
     # Read now: a bad PYROMETER_WEBHOOK_* setting stops the start, not the worker later.
     delivery_settings = DeliverySettings.from_env() if background else None
+    nurture_settings = NurtureSettings.from_env() if background else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,6 +88,8 @@ def create_app(
         watcher = SlaWatcher(service) if background else None
         # Every process sends webhooks: claims exclude each other (pyrometer.service.delivery).
         sender = DeliveryWorker(service, delivery_settings) if delivery_settings else None
+        # One process of a store runs nurture steps (a leader lock, as the SLA watcher).
+        nurturer = NurtureRunner(service, nurture_settings) if nurture_settings else None
         monitor.probe()  # so /health knows the store's state from the start
         checkpointer = WalCheckpointer(service.engine)
         checkpointer.start()
@@ -95,9 +100,13 @@ def create_app(
             watcher.start()
         if sender is not None:
             sender.start()
+        if nurturer is not None:
+            nurturer.start()
         try:
             yield
         finally:
+            if nurturer is not None:
+                nurturer.stop()
             if sender is not None:
                 sender.stop()
             committer.stop()
@@ -139,6 +148,8 @@ def create_app(
     app.include_router(routes_reps.router)
     app.include_router(routes_touches.router)
     app.include_router(routes_webhooks.router)
+    app.include_router(routes_nurture.router)
+    app.include_router(routes_nurture.public)
     install_dashboard(app)  # the web pages at /, from this package's own files
 
     @app.exception_handler(FieldErrors)

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -45,6 +46,32 @@ AsOfOpt = Annotated[
 IdOpt = Annotated[
     str | None,
     typer.Option("--id", help="The lead id column of EVENTS and LEADS; default: lead_id, user_id…"),
+]
+LeadsStrOpt = Annotated[
+    str | None,
+    typer.Option("--leads", help="Leads: lead_id plus attributes (with --engine spark: Parquet)."),
+]
+
+
+class Engine(StrEnum):
+    DUCKDB = "duckdb"
+    SPARK = "spark"
+
+
+EngineOpt = Annotated[
+    Engine,
+    typer.Option(
+        "--engine",
+        help="duckdb (this machine) or spark (a cluster; needs pip install 'pyrometer[spark]').",
+    ),
+]
+MasterOpt = Annotated[
+    str,
+    typer.Option("--master", help="With --engine spark: local[N], spark://HOST:7077 or yarn."),
+]
+ConfOpt = Annotated[
+    list[str] | None,
+    typer.Option("--conf", help="With --engine spark: a Spark setting KEY=VALUE (repeatable)."),
 ]
 EncodingOpt = Annotated[
     str | None,
@@ -144,15 +171,16 @@ def _open(
 
 def score_command(
     events: Annotated[
-        Path | None,
+        str | None,
         typer.Argument(
             metavar="EVENTS",
             help="Events: CSV, Parquet or JSON Lines (lead_id, event, timestamp, properties...); "
-            "without it, LEADS are scored on fit alone.",
+            "without it, LEADS are scored on fit alone. With --engine spark: any path Spark "
+            "reads Parquet from (a folder, a glob, hdfs://, s3a://).",
             show_default=False,
         ),
     ] = None,
-    leads: LeadsOpt = None,
+    leads: LeadsStrOpt = None,
     playbook: PlaybookOpt = None,
     as_of: AsOfOpt = None,
     output: Annotated[
@@ -177,6 +205,9 @@ def score_command(
     ] = None,
     id_column: IdOpt = None,
     encoding: EncodingOpt = None,
+    engine: EngineOpt = Engine.DUCKDB,
+    master: MasterOpt = "local[*]",
+    conf: ConfOpt = None,
 ) -> None:
     """Score every lead in EVENTS (and LEADS) as of a time."""
     from pyrometer.cli.progress import phased_progress
@@ -191,17 +222,39 @@ def score_command(
             raise UserError("-o - and --json both write to stdout: give one of them")
         book = load_playbook(playbook)
         as_of_us = parse_as_of(as_of)
+        if engine == "spark":
+            unsupported = [
+                name
+                for name, given in (
+                    ("--model", model),
+                    ("--strict", strict),
+                    ("--encoding", encoding),
+                )
+                if given
+            ]
+            if unsupported:
+                raise UserError(f"{', '.join(unsupported)}: not with --engine spark")
+            from pyrometer.cli.spark_commands import score_on_spark
+
+            score_on_spark(
+                book, events, leads, as_of_us, output, as_json, top, id_column, master, conf or []
+            )
+            return
+        events_path = Path(events) if events is not None else None
+        leads_path = Path(leads) if leads is not None else None
         if model is not None and leads is None:  # before scoring, not after
             raise UserError("--model needs --leads: the model predicts from lead attributes")
         con = connect()
         with phased_progress(con, err, SCORE_PHASES) as phase:
             phase("Reading")
-            event_table, lead_table = _open(con, book, events, leads, strict, id_column, encoding)
+            event_table, lead_table = _open(
+                con, book, events_path, leads_path, strict, id_column, encoding
+            )
             scorer = DuckDBBatchScorer(book, con)
             relation = scorer.score_relation(event_table, lead_table, as_of_us, progress=phase)
             con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_scored AS {relation.sql_query()}")
-        if model is not None and leads is not None:
-            _attach_model(con, book, model, leads, events, id_column)
+        if model is not None and leads_path is not None:
+            _attach_model(con, book, model, leads_path, events_path, id_column)
         query = "SELECT * FROM pyro_scored ORDER BY score DESC, lead_id"
         if output is not None:
             write_query(con, query, output)
@@ -272,8 +325,16 @@ TEMPERATURE_STYLE = {"hot": "bold red", "warm": "yellow", "cold": "cyan"}
 
 def _print_summary(con: duckdb.DuckDBPyConnection, top: int, as_of_us: int) -> None:
     counts = dict(con.sql("SELECT temperature, count(*) FROM pyro_scored GROUP BY ALL").fetchall())
-    total = sum(counts.values())
     rows = _dicts(con, f"SELECT * FROM pyro_scored ORDER BY score DESC, lead_id LIMIT {int(top)}")
+    print_summary(rows, counts, top, as_of_us)
+
+
+def print_summary(
+    rows: list[dict[str, Any]], counts: dict[str, int], top: int, as_of_us: int
+) -> None:
+    """The top leads (``rows``, best first, as :func:`_dicts` gives them) and how many leads
+    each temperature has."""
+    total = sum(counts.values())
     predicted = bool(rows) and "p_convert" in rows[0]
     table = Table(title=f"Top {min(top, total)} of {total} leads as of {iso(as_of_us)}")
     numeric = {"score", "fit", "engagement", "p_convert"}
@@ -304,13 +365,23 @@ def _print_summary(con: duckdb.DuckDBPyConnection, top: int, as_of_us: int) -> N
 
 def explain_command(
     lead_id: Annotated[str, typer.Argument(help="The lead to explain.", show_default=False)],
-    events: EventsArg,
-    leads: LeadsOpt = None,
+    events: Annotated[
+        str,
+        typer.Argument(
+            help="Events: CSV, Parquet or JSON Lines (lead_id, event, timestamp, "
+            "properties...); with --engine spark, any path Spark reads Parquet from.",
+            show_default=False,
+        ),
+    ],
+    leads: LeadsStrOpt = None,
     playbook: PlaybookOpt = None,
     as_of: AsOfOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the ledger as JSON.")] = False,
     id_column: IdOpt = None,
     encoding: EncodingOpt = None,
+    engine: EngineOpt = Engine.DUCKDB,
+    master: MasterOpt = "local[*]",
+    conf: ConfOpt = None,
 ) -> None:
     """Show every point of one lead's score: which events and rules gave what."""
     from pyrometer.core.playbook import load_playbook
@@ -320,11 +391,24 @@ def explain_command(
         book = load_playbook(playbook)
         as_of_us = parse_as_of(as_of)
         lead_id = lead_argument(lead_id)
-        con = connect()
-        event_table, lead_table = _open(
-            con, book, events, leads, False, id_column=id_column, encoding=encoding
-        )
-        found = DuckDBBatchScorer(book, con).explain(event_table, lead_table, as_of_us, [lead_id])
+        event_table = None
+        if engine == "spark":
+            if encoding:
+                raise UserError("--encoding: not with --engine spark")
+            from pyrometer.cli.spark_commands import explain_on_spark
+
+            found = explain_on_spark(
+                book, events, leads, as_of_us, lead_id, id_column, master, conf or []
+            )
+        else:
+            con = connect()
+            event_table, lead_table = _open(
+                con, book, Path(events), Path(leads) if leads else None, False, id_column,
+                encoding,
+            )  # fmt: skip
+            found = DuckDBBatchScorer(book, con).explain(
+                event_table, lead_table, as_of_us, [lead_id]
+            )
         if lead_id not in found:
             stitched = event_table.identities if event_table is not None else None
             if stitched is not None and lead_id in stitched.links:

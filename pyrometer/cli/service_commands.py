@@ -161,6 +161,8 @@ def serve_command(
             for scope, key in keys.items():
                 out.print(f"{scope.value} key: {key}", highlight=False)
     where = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    # Links in nurture e-mails start here unless PYROMETER_PUBLIC_URL says otherwise.
+    os.environ.setdefault("PYROMETER_PUBLIC_URL", where)
     if demo:
         users = data.demo_users(
             service, folder or data.prepare(data.data_dir(data_dir)), database_url(database)

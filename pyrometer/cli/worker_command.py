@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 def background_tasks(service: Service, max_attempts: int | None) -> list[BackgroundTask]:
     """The loops a worker runs, in the order they start (and the reverse of their stop)."""
     from pyrometer.service.delivery import DeliverySettings, DeliveryWorker
+    from pyrometer.service.nurture import NurtureRunner, NurtureSettings
     from pyrometer.service.sla_watch import SlaWatcher
 
     overrides = {} if max_attempts is None else {"max_attempts": max_attempts}
@@ -33,6 +34,8 @@ def background_tasks(service: Service, max_attempts: int | None) -> list[Backgro
         DeliveryWorker(service, DeliverySettings.from_env(**overrides)),
         # One watcher per store leads (a lock), whether in serve or here.
         SlaWatcher(service),
+        # Nurture sequences: due steps, e-mail over $PYROMETER_SMTP_URL (one process leads).
+        NurtureRunner(service, NurtureSettings.from_env()),
     ]
 
 
@@ -63,7 +66,10 @@ def worker_command(
             raise UserError(str(exc)) from None
         for task in tasks:
             task.start()
-        err.print("pyrometer worker: sending webhook deliveries, watching SLAs; stop with Ctrl-C")
+        err.print(
+            "pyrometer worker: sending webhook deliveries, watching SLAs, running nurture "
+            "sequences; stop with Ctrl-C"
+        )
         try:
             while not stop.wait(1.0):
                 pass

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from pyrometer.core.conditions import DEFAULT_MISSING_VALUES, Condition, Where, normalize_name
+from pyrometer.core.nurture_spec import Nurture
 from pyrometer.core.timeutil import format_duration_us, parse_duration_us
 from pyrometer.core.vocabulary import Aliases, flatten_record
 
@@ -371,6 +372,7 @@ class Playbook(_Strict):
     suppression: Suppression = Field(default_factory=Suppression)
     aliases: Aliases = Field(default_factory=Aliases)
     routing: Routing = Field(default_factory=Routing)
+    nurture: Nurture = Field(default_factory=Nurture)
 
     @field_validator("missing_values")
     @classmethod
@@ -494,6 +496,12 @@ class Playbook(_Strict):
                 }
         data["routing"]["sla"] = format_duration_us(self.routing.sla_us)
         data["routing"]["capacity_window"] = format_duration_us(self.routing.capacity_window_us)
+        for seq, dumped in zip(self.nurture.sequences, data["nurture"]["sequences"], strict=True):
+            for step, out in zip(seq.steps, dumped["steps"], strict=True):
+                if step.wait_us is not None:
+                    out["wait"] = format_duration_us(step.wait_us)
+                if step.task is not None:
+                    out["task"]["due"] = format_duration_us(step.task.due_us)
         return _unwrap_where(data)
 
 

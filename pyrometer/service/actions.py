@@ -92,6 +92,10 @@ def act_on(
     moves = [Move(*row) for row in rows if row[3] != row[4]]
     if not moves:
         return
+    if book.nurture.sequences:
+        from pyrometer.service import nurture  # it reads lead snapshots from here
+
+        nurture.on_moves(conn, book, moves, now_us)
     hooks = outbox.subscribers(conn)
     routing: dict[str, list[Move]] = {}
     for move in sorted(moves, key=lambda m: m.at_us):

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from pyrometer.core.incremental import LeadState, WindowsSealed
 from pyrometer.core.model import Event
 from pyrometer.core.playbook import Playbook
-from pyrometer.service import actions, touches
+from pyrometer.service import actions, nurture, touches
 from pyrometer.service.inputs import Identify, IngestResult, Refusal, Track
 from pyrometer.service.runtime import Retry, Service
 from pyrometer.service.scoring import (
@@ -256,6 +256,7 @@ def _write_scored_ahead(
     repo.save_rows(conn, updates, inserts, transitions, now, stored=locked)
     repo.save_changes(conn, again, now)
     actions.act_on(conn, book, [*transitions, *actions.rows_of(again)], now)
+    nurture.on_events(conn, book, (r for r in rows if r["event_id"] in new_ids), now)
     touches.record_tracked(conn, rows, new_ids, now)
     identity_store.delete_leads(conn, ghosts)
     # A userId named them (in a new message): known from now on.
@@ -372,6 +373,7 @@ def _ingest(
     stored = [c for c in changes if c is not None]
     repo.save_changes(conn, stored, now, new=new_leads - ghosts)
     actions.act_on_changes(conn, book, stored, now)
+    nurture.on_events(conn, book, (r for r in rows if r["event_id"] in new_ids), now)
     touches.record_tracked(conn, rows, new_ids, now)
     # Leads only an anonymousId named are visitors; a userId makes a lead known.
     named = {t.user_id for t in tracks if t.user_id and t.message_id in new_ids}

@@ -19,7 +19,7 @@ from pyrometer.core.ledger import revalue
 from pyrometer.core.model import Event, ScoredLead
 from pyrometer.core.playbook import Playbook
 from pyrometer.core.timeutil import iso
-from pyrometer.service import lead_pages
+from pyrometer.service import lead_pages, nurture
 from pyrometer.service.cursors import BadCursor, decode_cursor, encode_cursor
 from pyrometer.service.lead_filters import lead_filters
 from pyrometer.service.runtime import Service
@@ -88,6 +88,7 @@ def get_lead(
             "transitions_before": _page_cursor(lead_id, at, older, "transitions"),
             "events": [event_dict(e) for e in shown],
             "events_next": _page_cursor(lead_id, at, events_next, "events"),
+            "nurture": nurture.lead_nurture(conn, lead_id),
         }
 
     return _signed(

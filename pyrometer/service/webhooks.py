@@ -35,6 +35,8 @@ EVENT_TYPES = (
     "lead.stage_changed",
     "lead.assigned",
     "sla.breached",
+    "nurture.task",  # a nurture sequence's `task` step: a to-do for the lead's owner
+    "nurture.webhook",  # a nurture sequence's `webhook` step
     "webhook.test",
 )
 ALL = "*"

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pyrometer.store import nurture
 from pyrometer.store.tables import (
     api_keys,
     assignments,
@@ -51,6 +52,7 @@ def delete_lead(conn: Connection, lead_id: str) -> Removed:
     conn.execute(sa.delete(assignments).where(assignments.c.lead_id == lead_id))
     conn.execute(sa.delete(touches).where(touches.c.lead_id == lead_id))
     conn.execute(sa.delete(deliveries).where(deliveries.c.lead_id == lead_id))
+    nurture.delete_lead(conn, lead_id)  # its enrolments, sends and do-not-contact blocks
     # Merges are an admin's rare act: the few rows are checked here, not by a JSON query
     # that SQLite and PostgreSQL would spell differently.
     merges = conn.execute(sa.select(audit.c.id, audit.c.detail).where(audit.c.action == "merge"))

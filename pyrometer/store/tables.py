@@ -310,3 +310,65 @@ users = sa.Table(
     sa.Column("created_us", sa.BigInteger, nullable=False),
     sa.Column("last_sign_in_us", sa.BigInteger),
 )
+
+# Nurture (issue #17). An enrolment is one lead in one sequence: ``step`` is the index of
+# the next action, ``next_due_us`` when it is due (a runner that claims it moves this past
+# its lease, so a killed runner's enrolments come due again); ``status`` active, completed
+# or exited (``exit_reason`` says why).
+nurture_enrolments = sa.Table(
+    "nurture_enrolments",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("lead_id", sa.String(200), nullable=False),
+    sa.Column("sequence", sa.String(80), nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("step", sa.Integer),
+    sa.Column("next_due_us", sa.BigInteger),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("enrolled_us", sa.BigInteger, nullable=False),
+    sa.Column("ended_us", sa.BigInteger),
+    sa.Column("exit_reason", sa.String(80)),
+    sa.Column("cause", sa.String(120), nullable=False),
+    sa.Index(None, "lead_id", "sequence"),
+    sa.Index(None, "status", "next_due_us"),
+    sa.Index(None, "sequence", "status"),
+)
+
+# Each action an enrolment ran (or tried): one row per enrolment and step, ``key``
+# ``"<enrolment>:<step>"`` unique, so a crash and restart finds the row it planned and
+# never sends the step twice. ``status``: planned (an e-mail not yet sent), sent,
+# written (dry run), skipped (no SMTP configured), done (a task or webhook), failed.
+# ``opened_us`` and ``clicked_us``: the first open and click it reported back.
+nurture_steps = sa.Table(
+    "nurture_steps",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("key", sa.String(40), nullable=False, unique=True),
+    sa.Column("enrolment_id", sa.BigInteger, nullable=False),
+    sa.Column("lead_id", sa.String(200), nullable=False),
+    sa.Column("sequence", sa.String(80), nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(12), nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("variant", sa.Integer),
+    sa.Column("subject", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("planned_us", sa.BigInteger, nullable=False),
+    sa.Column("done_us", sa.BigInteger),
+    sa.Column("opened_us", sa.BigInteger),
+    sa.Column("clicked_us", sa.BigInteger),
+    sa.Index(None, "lead_id", "done_us"),
+    sa.Index(None, "sequence", "step"),
+)
+
+# Per-channel do-not-contact with a reason (unsubscribed, bounced, complained, manual);
+# channel ``*`` blocks every channel.
+contact_blocks = sa.Table(
+    "contact_blocks",
+    metadata,
+    sa.Column("lead_id", sa.String(200), primary_key=True),
+    sa.Column("channel", sa.String(20), primary_key=True),
+    sa.Column("reason", sa.String(20), nullable=False),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+)

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -130,3 +131,19 @@ def live_url(service: Service) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[str, Any]]:
+    """A real SMTP server (aiosmtpd) on loopback: its URL and its inbox."""
+    from tests.service.smtp_server import FreePortController, Inbox
+
+    inbox = Inbox()
+    controller = FreePortController(
+        inbox, hostname="127.0.0.1", port=0, server_hostname="pyrometer-test"
+    )
+    controller.start()
+    try:
+        yield f"smtp://127.0.0.1:{controller.port}", inbox
+    finally:
+        controller.stop()

@@ -1,0 +1,512 @@
+"""The Spark engine: runs the compiled plan (:mod:`pyrometer.engines.plan`) as DataFrames.
+
+The plan says which rules each raw event name may earn and under which conditions
+(:func:`plan.candidates`), which rules are capped or ``once`` (:func:`plan.limits`), and
+how fit and classes are decided (:func:`plan.fit_plan`, :func:`plan.class_plan`);
+:mod:`.columns` spells those as Spark columns. Then, all in the JVM:
+
+1. Events join the small candidate table on the raw name (a broadcast join), and the
+   rows that count are shuffled once, by lead.
+2. One aggregate per lead: decayed points of the rules with no cap, events, latest
+   activity, the latest lifecycle event and suppression.
+3. Per cap window of a capped or ``once`` rule, the matched events in time order (ties
+   by event id) get their rank's points (``plan.Limit.given``): a sort within each
+   lead's partition, no second shuffle.
+4. Fit over the leads, then temperature, stage and funnel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from pyrometer.core.conditions import normalize_name
+from pyrometer.core.fit import fit_lines
+from pyrometer.core.model import EngagementLine, FitLine, ScoredLead
+from pyrometer.core.playbook import Playbook, Stage, Temperature
+from pyrometer.core.timeutil import check_us, to_us
+from pyrometer.engines import plan
+from pyrometer.engines.spark import columns
+from pyrometer.engines.spark.frames import EventFrame, LeadFrame
+
+OUTPUT_COLUMNS = (
+    "lead_id",
+    "score",
+    "fit",
+    "engagement",
+    "temperature",
+    "stage",
+    "funnel",
+    "suppressed",
+    "last_activity",
+    "events",
+)
+
+_CANDIDATES = T.StructType(
+    [
+        T.StructField("pyro_raw", T.StringType()),
+        T.StructField("pyro_rule", T.IntegerType()),
+        T.StructField("pyro_cond", T.IntegerType()),
+        T.StructField("pyro_cand", T.IntegerType()),
+        T.StructField("pyro_points", T.DoubleType()),
+        T.StructField("pyro_win", T.LongType()),
+        T.StructField("pyro_stage", T.StringType()),
+        T.StructField("pyro_suppress", T.BooleanType()),
+        T.StructField("pyro_limited", T.BooleanType()),
+        T.StructField("pyro_cap", T.DoubleType()),
+    ]
+)
+
+_ACTIVITY = T.StructType(
+    [
+        T.StructField("lead_id", T.StringType()),
+        T.StructField("engagement", T.DoubleType()),
+        T.StructField("events", T.LongType()),
+        T.StructField("last_us", T.LongType()),
+        T.StructField("explicit_stage", T.StringType()),
+        T.StructField("suppressed_by_event", T.BooleanType()),
+    ]
+)
+
+
+class SparkBatchScorer:
+    """Scores event and lead DataFrames with one playbook on one Spark session."""
+
+    def __init__(self, playbook: Playbook, spark: SparkSession):
+        self.playbook = playbook
+        self.spark = spark
+        self.last_name_counts: dict[str | None, int] = {}
+
+    # -- reading the table -----------------------------------------------------------
+
+    def check(self, events: EventFrame) -> dict[str | None, int]:
+        """Rows per raw event name, in one pass that also finds rows without a lead, an
+        event or a time; such a row is an error naming the field and the row."""
+        frame = events.frame
+        bad_lead = F.col("lead_id").isNull() | (F.col("lead_id") == "")
+        rows = frame.groupBy("event").agg(
+            F.count(F.lit(1)).alias("n"),
+            F.count(F.when(bad_lead, 1)).alias("bad_lead"),
+            F.count(F.when(F.col("ts_us").isNull(), 1)).alias("bad_ts"),
+        )
+        counts: dict[str | None, int] = {}
+        bad: list[tuple[str, Column, str]] = []
+        for row in rows.collect():
+            counts[row["event"]] = int(row["n"])
+            if row["bad_lead"]:
+                bad.append(("lead_id", bad_lead, "lead_id is empty or only white space"))
+            if row["bad_ts"]:
+                bad.append(
+                    (
+                        "timestamp",
+                        F.col("ts_us").isNull(),
+                        "timestamp is empty, not a timestamp, or outside the accepted range",
+                    )
+                )
+        nameless = [
+            name
+            for name in counts
+            if name is None or name.strip() == "" or not normalize_name(name)
+        ]
+        if nameless:
+            bad.append(
+                (
+                    "event",
+                    F.col("event").isNull() | F.col("event").isin([n for n in nameless if n]),
+                    "event is empty or has no letter or digit",
+                )
+            )
+        if bad:
+            column, where, message = bad[0]
+            first = frame.filter(where).limit(1).collect()
+            shown = first[0].asDict() if first else {}
+            raise ValueError(
+                f"events: column {column!r}: {message} (row with event_id "
+                f"{shown.get('event_id')!r}, lead_id {shown.get('lead_id')!r}, event "
+                f"{shown.get('event')!r})"
+            )
+        return counts
+
+    def distinct(self, events: EventFrame) -> EventFrame:
+        """One event per id: the first row of an id in the frame's order. Only a frame
+        whose ids repeat pays for the window that keeps the first."""
+        if events.unique_ids:
+            return events
+        repeated = (
+            events.frame.filter(F.col("event_id").isNotNull())
+            .groupBy(F.xxhash64("event_id").alias("h"))
+            .count()
+            .filter("count > 1")
+            .limit(1)
+            .collect()
+        )
+        if not repeated:
+            return replace(events, unique_ids=True)
+        order = events.frame.withColumn("pyro_rn", F.monotonically_increasing_id())
+        first = F.row_number().over(Window.partitionBy("event_id").orderBy("pyro_rn"))
+        kept = (
+            order.withColumn("pyro_first", first)
+            .filter(F.col("event_id").isNull() | (F.col("pyro_first") == 1))
+            .drop("pyro_rn", "pyro_first")
+        )
+        return replace(events, frame=kept, unique_ids=True)
+
+    # -- the plan, as frames -------------------------------------------------------------
+
+    def _joined(self, events: EventFrame, raw_names: Sequence[str], as_of_us: int) -> DataFrame:
+        """Events at or before ``as_of_us`` joined to their candidate rules: one row per
+        (event, rule its name may earn), or one with no rule; ``pyro_matched`` says
+        whether the rule's conditions hold, ``pyro_factor`` what a point is worth."""
+        limits = plan.limits(self.playbook)
+        by_name = plan.terms(self.playbook, events.properties)
+        cands = plan.candidates(self.playbook, by_name, raw_names)
+        rows = [
+            (
+                c.raw,
+                c.rule_id,
+                c.cond_id,
+                c.cand,
+                c.points,
+                c.window_us,
+                c.meaning.stage,
+                c.meaning.suppress,
+                c.rule_id in limits,
+                limits[c.rule_id].cap_points if c.rule_id in limits else None,
+            )
+            for c in cands.rows
+        ]
+        table = self.spark.createDataFrame(rows, _CANDIDATES)
+        cond = F.col("pyro_cond")
+        matched: Column = F.col("pyro_rule").isNotNull()
+        if len(cands.conditions) > 1:
+            tests = F.when(cond == 0, F.lit(True))
+            for i, match in enumerate(cands.conditions):
+                if i:
+                    tests = tests.when(cond == i, columns.match(match, events.properties))
+            matched = matched & F.coalesce(tests, F.lit(False))
+        decay = self.playbook.decay
+        return (
+            events.frame.filter(F.col("ts_us") <= as_of_us)
+            .join(F.broadcast(table), F.col("event") == F.col("pyro_raw"))
+            .withColumn("pyro_matched", matched)
+            .withColumn("pyro_factor", columns.factor(decay, "ts_us", as_of_us))
+        )
+
+    @staticmethod
+    def _window(joined: DataFrame) -> DataFrame:
+        """The cap window of each row of a capped rule (0: the lead's whole life)."""
+        win = F.col("pyro_win")
+        floored = F.expr("(ts_us - pmod(ts_us, pyro_win)) div pyro_win")
+        return joined.withColumn("pyro_w", F.when(win.isNull(), F.lit(0)).otherwise(floored))
+
+    @staticmethod
+    def _ranked(limited: DataFrame) -> DataFrame:
+        """Rows of capped rules with the points their rank in the window gives."""
+        rank = F.row_number().over(
+            Window.partitionBy("lead_id", "pyro_rule", "pyro_w").orderBy("ts_us", "event_id")
+        )
+        return limited.withColumn(
+            "pyro_given", columns.given(F.col("pyro_points"), F.col("pyro_cap"), rank - 1)
+        )
+
+    def activity(
+        self,
+        events: EventFrame,
+        as_of_us: int,
+        say: Callable[[str], None] | None = None,
+        counts: dict[str | None, int] | None = None,
+    ) -> DataFrame:
+        """Per lead: engagement, events, latest activity, explicit stage, suppression.
+        ``counts``: :meth:`check`'s, when the caller has them (then ``events`` must be
+        :meth:`distinct` already)."""
+        say = say or (lambda _stage: None)
+        if counts is None:
+            counts = self.check(events)
+            events = self.distinct(events)
+        self.last_name_counts = counts
+        raw_names = [name for name in counts if name is not None]
+        say("Scoring events")
+        joined = self._window(self._joined(events, raw_names, as_of_us))
+        first = F.col("pyro_cand") == 0
+        # One shuffle, by lead: the rows that say something (an event's first row, and
+        # every rule it earns), with only the columns the passes read. Both passes below
+        # read the same exchange (Spark reuses it), and neither shuffles again: a lead's
+        # rows, hence its cap windows, are all in one partition.
+        parted = (
+            joined.filter(first | F.col("pyro_matched"))
+            .select(
+                "lead_id",
+                "ts_us",
+                "event_id",
+                first.alias("pyro_first"),
+                "pyro_matched",
+                "pyro_limited",
+                "pyro_rule",
+                "pyro_w",
+                "pyro_points",
+                "pyro_cap",
+                "pyro_factor",
+                "pyro_stage",
+                "pyro_suppress",
+            )
+            .repartition("lead_id")
+        )
+        event_row = F.col("pyro_first")
+        per_lead = parted.groupBy("lead_id").agg(
+            F.sum(
+                F.when(F.col("pyro_matched") & ~F.col("pyro_limited"), F.col("pyro_points"))
+                * F.col("pyro_factor")
+            ).alias("free"),
+            F.count(F.when(event_row, 1)).alias("events"),
+            F.max("ts_us").alias("last_us"),
+            F.max(
+                F.when(
+                    event_row & F.col("pyro_stage").isNotNull(),
+                    F.struct("ts_us", "event_id", "pyro_stage"),
+                )
+            ).alias("lifecycle"),
+            F.coalesce(F.max(event_row & F.col("pyro_suppress")), F.lit(False)).alias("suppressed"),
+        )
+        say("Stages and caps")
+        # Capped and `once` rules: per window, events in time order (ties by event id)
+        # get their rank's points; sorted within the lead's partition only.
+        capped = (
+            self._ranked(parted.filter(F.col("pyro_matched") & F.col("pyro_limited")))
+            .groupBy("lead_id")
+            .agg(F.sum(F.col("pyro_given") * F.col("pyro_factor")).alias("capped"))
+        )
+        return per_lead.join(capped, "lead_id", "left").select(
+            "lead_id",
+            (F.coalesce(F.col("free"), F.lit(0.0)) + F.coalesce(F.col("capped"), F.lit(0.0))).alias(
+                "engagement"
+            ),
+            F.col("events").cast("long").alias("events"),
+            "last_us",
+            F.col("lifecycle.pyro_stage").alias("explicit_stage"),
+            F.col("suppressed").alias("suppressed_by_event"),
+        )
+
+    def _attributes(self, leads: LeadFrame) -> dict[str, str]:
+        """Lead columns as the rules read them: the playbook's attribute aliases resolved."""
+        return self.playbook.aliases.resolve_attributes(leads.attributes)
+
+    # -- public ----------------------------------------------------------------------
+
+    def score(
+        self,
+        events: EventFrame | None,
+        leads: LeadFrame | None,
+        as_of_us: int,
+        progress: Callable[[str], None] | None = None,
+        counts: dict[str | None, int] | None = None,
+    ) -> DataFrame:
+        """One row per lead (:data:`OUTPUT_COLUMNS`), as a lazy DataFrame (the checks and
+        the name counts run now, unless ``counts`` says they ran: see :meth:`activity`)."""
+        say = progress or (lambda _stage: None)
+        act = (
+            self.activity(events, as_of_us, say, counts)
+            if events is not None
+            else self.spark.createDataFrame([], _ACTIVITY)
+        )
+        fit_plan = plan.fit_plan(
+            self.playbook, self._attributes(leads) if leads is not None else {}
+        )
+        if leads is not None:
+            say("Scoring fit")
+            fit, suppressed = columns.fit(fit_plan, self._attributes(leads))
+            fits = leads.frame.select(
+                "lead_id", fit.alias("fit"), suppressed.alias("suppressed_by_attr")
+            )
+            joined = fits.join(act, "lead_id", "full_outer")
+        else:
+            joined = act.withColumn("fit", F.lit(None).cast("double")).withColumn(
+                "suppressed_by_attr", F.lit(None).cast("boolean")
+            )
+        say("Classifying")
+        base = joined.select(
+            "lead_id",
+            F.coalesce(F.col("fit"), F.lit(float(fit_plan.default_fit))).alias("fit"),
+            F.coalesce(F.col("engagement"), F.lit(0.0)).alias("engagement"),
+            "explicit_stage",
+            (
+                F.coalesce(F.col("suppressed_by_attr"), F.lit(fit_plan.default_suppressed))
+                | F.coalesce(F.col("suppressed_by_event"), F.lit(False))
+            ).alias("suppressed"),
+            "last_us",
+            F.coalesce(F.col("events"), F.lit(0)).cast("long").alias("events"),
+        )
+        temperature, stage, funnel = columns.classes(plan.class_plan(self.playbook))
+        staged = base.withColumn("temperature", temperature).withColumn("stage", stage)
+        return staged.select(
+            "lead_id",
+            (F.col("fit") + F.col("engagement")).alias("score"),
+            "fit",
+            "engagement",
+            "temperature",
+            "stage",
+            funnel.alias("funnel"),
+            "suppressed",
+            F.timestamp_micros(F.col("last_us")).alias("last_activity"),
+            "events",
+        )
+
+    def collect(
+        self,
+        events: EventFrame | None,
+        leads: LeadFrame | None,
+        as_of_us: int,
+        counts: dict[str | None, int] | None = None,
+    ) -> dict[str, ScoredLead]:
+        """Every lead scored, as Python objects (for tests and small tables)."""
+        frame = self.score(events, leads, as_of_us, counts=counts).withColumn(
+            "last_us", F.unix_micros("last_activity")
+        )
+        return {row["lead_id"]: _scored(row) for row in frame.collect()}
+
+    def ledger(
+        self,
+        events: EventFrame,
+        as_of_us: int,
+        lead_ids: Sequence[str],
+        counts: dict[str | None, int] | None = None,
+    ) -> DataFrame:
+        """``explain``'s ledger for ``lead_ids``: every matched (event, rule), its points
+        (its rank's, for a capped rule) and their value at ``as_of_us``."""
+        if counts is None:
+            counts = self.check(events)
+            events = self.distinct(events)
+        raw_names = [name for name in counts if name is not None]
+        only = replace(events, frame=events.frame.filter(F.col("lead_id").isin(list(lead_ids))))
+        joined = self._window(self._joined(only, raw_names, as_of_us)).filter("pyro_matched")
+        given = F.when(F.col("pyro_limited"), F.col("pyro_given")).otherwise(F.col("pyro_points"))
+        return (
+            self._ranked(joined)
+            .withColumn("points", given)
+            .select(
+                "lead_id",
+                "pyro_rule",
+                F.col("event_id").cast("string").alias("event_id"),
+                "event",
+                "ts_us",
+                "points",
+                (F.col("points") * F.col("pyro_factor")).alias("value"),
+            )
+        )
+
+    def explain(
+        self,
+        events: EventFrame | None,
+        leads: LeadFrame | None,
+        as_of_us: int,
+        lead_ids: Sequence[str],
+    ) -> dict[str, ScoredLead]:
+        """Scores of ``lead_ids`` with their full ledgers (every rule, every event)."""
+        wanted = list(lead_ids)
+
+        def only(frame: DataFrame) -> DataFrame:
+            return frame.filter(F.col("lead_id").isin(wanted))
+
+        counts = None
+        if events is not None:
+            # Checked and made distinct over the whole table once, then the leads' rows.
+            counts = self.check(events)
+            events = self.distinct(events)
+            events = replace(events, frame=only(events.frame))
+        scored = self.collect(
+            events,
+            replace(leads, frame=only(leads.frame)) if leads is not None else None,
+            as_of_us,
+            counts,
+        )
+        rules = self.playbook.engagement
+        lines: dict[str, list[EngagementLine]] = {}
+        if events is not None:
+            rows = self.ledger(events, as_of_us, wanted, counts).collect()
+            for row in sorted(
+                rows, key=lambda r: (r["lead_id"], r["ts_us"], r["event_id"], r["pyro_rule"])
+            ):
+                lines.setdefault(row["lead_id"], []).append(
+                    EngagementLine(
+                        rules[row["pyro_rule"]].name,
+                        row["event_id"],
+                        normalize_name(row["event"]),
+                        row["ts_us"],
+                        row["points"],
+                        row["value"],
+                    )
+                )
+        fit_rules = self._fit_rules_matched(leads, wanted)
+        empty = {line.rule for line in fit_lines(self.playbook, {})}  # a lead without a row
+        out = {}
+        for lead, lead_score in scored.items():
+            names = fit_rules.get(lead, empty)
+            fits = tuple(FitLine(r.name, r.points) for r in self.playbook.fit if r.name in names)
+            out[lead] = replace(
+                lead_score, engagement_lines=tuple(lines.get(lead, ())), fit_lines=fits
+            )
+        return out
+
+    def _fit_rules_matched(self, leads: LeadFrame | None, wanted: list[str]) -> dict[str, set[str]]:
+        if leads is None or not wanted:
+            return {}
+        attributes = self._attributes(leads)
+        fit_plan = plan.fit_plan(self.playbook, attributes)
+        if not fit_plan.terms:
+            return {}
+        hits = [
+            columns.all_fields(term.where, attributes).alias(f"r{i}")
+            for i, term in enumerate(fit_plan.terms)
+        ]
+        rows = leads.frame.filter(F.col("lead_id").isin(wanted)).select("lead_id", *hits)
+        return {
+            row[0]: {fit_plan.terms[i].name for i, hit in enumerate(row[1:]) if hit}
+            for row in rows.collect()
+        }
+
+
+def score(
+    events: DataFrame | None,
+    leads: DataFrame | None,
+    playbook: Playbook,
+    as_of: datetime | str | int,
+    *,
+    lead_id_column: str | None = None,
+) -> DataFrame:
+    """Score a data engineer's own DataFrames in their own Spark job: one row per lead,
+    with the columns of the DuckDB engine's output (:data:`OUTPUT_COLUMNS`), as of
+    ``as_of`` (a datetime, ISO-8601 text, or epoch microseconds; naive means UTC).
+
+    ``events`` has a lead id, an event name and a time (``lead_id``/``user_id``…,
+    ``event``/``event_name``…, ``timestamp``/``occurred_at``…), optionally ``event_id``;
+    its other columns are properties. ``leads`` has a lead id and attributes.
+    """
+    from pyrometer.engines.spark.frames import events_frame, leads_frame
+
+    source = events if events is not None else leads
+    if source is None:
+        raise ValueError("give events, leads, or both")
+    scorer = SparkBatchScorer(playbook, source.sparkSession)
+    return scorer.score(
+        events_frame(events, lead_id_column) if events is not None else None,
+        leads_frame(leads, lead_id_column) if leads is not None else None,
+        check_us(to_us(as_of)),
+    )
+
+
+def _scored(row: object) -> ScoredLead:
+    return ScoredLead(
+        lead_id=row["lead_id"],  # type: ignore[index]
+        fit=row["fit"],  # type: ignore[index]
+        engagement=row["engagement"],  # type: ignore[index]
+        temperature=Temperature(row["temperature"]),  # type: ignore[index]
+        stage=Stage(row["stage"]),  # type: ignore[index]
+        funnel=row["funnel"],  # type: ignore[index]
+        suppressed=bool(row["suppressed"]),  # type: ignore[index]
+        last_activity_us=row["last_us"],  # type: ignore[index]
+        event_count=int(row["events"]),  # type: ignore[index]
+    )

@@ -1,0 +1,115 @@
+"""Which lead enrols in which sequence, what its next step is, and when it leaves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pyrometer.core.conditions import DEFAULT_MISSING_VALUES
+from pyrometer.core.nurture_spec import Sequence, Step
+
+ACTIVE = "active"
+COMPLETED = "completed"
+EXITED = "exited"
+
+
+@dataclass(frozen=True, slots=True)
+class LeadView:
+    """What the decisions read of a lead, as it is now."""
+
+    lead_id: str
+    temperature: str
+    stage: str
+    attributes: Mapping[str, Any]  # as the rules read them (normalised, aliases resolved)
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """Something that happened to a lead: an event (``event``), or a recorded move
+    (``kind``, ``old``, ``new``)."""
+
+    event: str | None = None
+    kind: str | None = None
+    old: str | None = None
+    new: str | None = None
+
+
+def triggers(seq: Sequence, trigger: Trigger) -> bool:
+    """Whether ``trigger`` is the sequence's ``enrol`` trigger (its filters aside)."""
+    enrol = seq.enrol
+    if enrol.event is not None:
+        return trigger.event == enrol.event
+    move = enrol.transition
+    assert move is not None
+    return (
+        trigger.kind == move.kind
+        and trigger.new == move.to
+        and trigger.old != trigger.new
+        and (move.from_ is None or trigger.old == move.from_)
+    )
+
+
+def should_enrol(
+    seq: Sequence,
+    trigger: Trigger,
+    lead: LeadView,
+    enrolled_before: bool,
+    active_now: bool,
+    missing_values: Iterable[str] = DEFAULT_MISSING_VALUES,
+) -> bool:
+    """A lead enters on its trigger when the filters hold, it is not in the sequence now,
+    and (unless ``reentry``) it never was; and not when it would leave at once."""
+    if not triggers(seq, trigger) or active_now or (enrolled_before and not seq.reentry):
+        return False
+    if seq.enrol.temperature and lead.temperature not in seq.enrol.temperature:
+        return False
+    if seq.enrol.where is not None and not seq.enrol.where.matches(lead.attributes, missing_values):
+        return False
+    return exit_reason(seq, lead.temperature, lead.stage) is None
+
+
+def exit_reason(
+    seq: Sequence, temperature: str, stage: str, event: str | None = None
+) -> str | None:
+    """Why a lead in the sequence leaves now, or ``None``. A lead that sales works (hot,
+    SQL or later, by default) or that replied is not nurtured any more."""
+    rules = seq.exit
+    if temperature in rules.temperatures:
+        return f"temperature:{temperature}"
+    if stage in rules.stages:
+        return f"stage:{stage}"
+    if event is not None and event in rules.events:
+        return f"event:{event}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where an enrolment stands: the step to run next (``None``: done) and when."""
+
+    step: int | None
+    due_us: int | None
+
+
+def position_from(seq: Sequence, index: int, now_us: int) -> Position:
+    """The next action at or after step ``index``: waits in between add up to its due
+    time. Past the last step the enrolment is complete (``step`` is ``None``)."""
+    due = now_us
+    steps: tuple[Step, ...] = seq.steps
+    while index < len(steps) and steps[index].wait_us is not None:
+        due += steps[index].wait_us or 0
+        index += 1
+    if index >= len(steps):
+        return Position(None, None)
+    return Position(index, due)
+
+
+def start(seq: Sequence, now_us: int) -> Position:
+    """Enrolment: the first action, right away unless the sequence opens with a wait."""
+    return position_from(seq, 0, now_us)
+
+
+def after(seq: Sequence, index: int, now_us: int) -> Position:
+    """Step ``index`` ran at ``now_us``: what comes next."""
+    return position_from(seq, index + 1, now_us)

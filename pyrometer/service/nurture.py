@@ -1,0 +1,890 @@
+"""Nurture in the service: enrol and exit leads as things happen, and run due steps.
+
+* :func:`on_moves` (from :func:`pyrometer.service.actions.act_on`) and :func:`on_events`
+  (from ingest) run in the write transaction that recorded the transitions or events: a
+  lead enters a sequence, or leaves it, if and only if what caused it is committed.
+* :class:`NurtureRunner` (in ``pyrometer worker`` and ``serve``) runs due steps. Each
+  enrolment is claimed past a lease; the step is planned in one transaction that checks
+  consent, the exits, the frequency caps and quiet hours *now*, and writes the step's
+  record under a unique key (``enrolment:step``); the e-mail is sent outside any
+  transaction; the outcome is recorded and the enrolment moved on in a third. A runner
+  killed before it sends leaves the planned record and the claimed enrolment, which comes
+  due again when the lease ends and is sent then, once: the record carries the subject
+  variant chosen, and the message the same Message-ID. A runner killed after the SMTP
+  server took the message but before it was recorded sends it again (at least once; the
+  Message-ID lets a mailbox drop the repeat).
+* Opens, clicks and unsubscribes come back through :func:`record_open`,
+  :func:`record_click` and :func:`unsubscribe` (the links in the e-mails), bounces and
+  complaints through :func:`report_bounce`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import random
+import smtplib
+import ssl
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pyrometer.core.incremental import LeadState
+from pyrometer.core.nurture_spec import Sequence as NurtureSequence
+from pyrometer.core.playbook import Playbook
+from pyrometer.core.timeutil import iso
+from pyrometer.nurture import consent, mail, plan, pressure, variants
+from pyrometer.nurture.links import CLICK, OPEN, UNSUBSCRIBE, BadLink, Links
+from pyrometer.service import actions
+from pyrometer.service.decay import SchedulerLock
+from pyrometer.service.inputs import Track
+from pyrometer.service.runtime import Service
+from pyrometer.store import nurture as store
+from pyrometer.store import outbox, repo
+from pyrometer.store.outbox import AFTER_COMMIT, Notification
+from pyrometer.store.secrets import get_or_create
+from pyrometer.store.tables import leads
+
+log = logging.getLogger("pyrometer.nurture")
+
+SMTP_URL = "PYROMETER_SMTP_URL"
+SMTP_USER = "PYROMETER_SMTP_USER"
+SMTP_PASSWORD = "PYROMETER_SMTP_PASSWORD"
+PUBLIC_URL = "PYROMETER_PUBLIC_URL"
+POSTAL_ADDRESS = "PYROMETER_POSTAL_ADDRESS"
+MAIL_FROM = "PYROMETER_MAIL_FROM"
+DRY_RUN = "PYROMETER_NURTURE_DRY_RUN"
+SIGNAL = "nurture"
+_LOCK_ID = 0x5059524E  # "PYRN": the nurture runner's leader lock
+_SECRET = "nurture-links"
+
+
+# ---------------------------------------------------------------- enrolment and exits
+
+
+def _relevant(book: Playbook, trigger: plan.Trigger) -> bool:
+    for seq in book.nurture.sequences:
+        if plan.triggers(seq, trigger):
+            return True
+        rules = seq.exit
+        if trigger.event is not None and trigger.event in rules.events:
+            return True
+        if trigger.kind == "temperature" and trigger.new in rules.temperatures:
+            return True
+        if trigger.kind == "stage" and trigger.new in rules.stages:
+            return True
+    return False
+
+
+def on_moves(conn: Connection, book: Playbook, moves: Sequence[actions.Move], now_us: int) -> None:
+    """Enrol and exit on just-written transitions (cheap when no sequence cares)."""
+    if not book.nurture.sequences:
+        return
+    found: dict[str, list[plan.Trigger]] = defaultdict(list)
+    for move in sorted(moves, key=lambda m: m.at_us):
+        trigger = plan.Trigger(kind=move.kind, old=move.old, new=move.new)
+        if _relevant(book, trigger):
+            found[move.lead_id].append(trigger)
+    if found:
+        _react(conn, book, found, now_us, "transition")
+
+
+def on_events(
+    conn: Connection, book: Playbook, rows: Iterable[Mapping[str, Any]], now_us: int
+) -> None:
+    """Enrol and exit on just-stored events (``lead_id`` and ``name`` of each row)."""
+    if not book.nurture.sequences:
+        return
+    found: dict[str, list[plan.Trigger]] = defaultdict(list)
+    aliases = book.aliases.event_map  # "Email Link Clicked" means email_click
+    for row in rows:
+        trigger = plan.Trigger(event=aliases.get(row["name"], row["name"]))
+        if _relevant(book, trigger):
+            found[row["lead_id"]].append(trigger)
+    if found:
+        _react(conn, book, found, now_us, "event")
+
+
+def _cause(trigger: plan.Trigger) -> str:
+    if trigger.event is not None:
+        return f"event:{trigger.event}"
+    return f"{trigger.kind}:{trigger.old}->{trigger.new}"
+
+
+def _suppressed(state: Mapping[str, Any] | None) -> bool:
+    """``LeadState.suppressed`` from the stored document, without parsing all of it."""
+    state = state or {}
+    return bool(state.get("suppressed_by_attributes")) or state.get("suppressed_at_us") is not None
+
+
+def _react(
+    conn: Connection,
+    book: Playbook,
+    found: Mapping[str, list[plan.Trigger]],
+    now_us: int,
+    _why: str,
+) -> None:
+    ids = sorted(found)
+    rows: dict[str, Any] = {}
+    columns = (
+        leads.c.lead_id,
+        leads.c.attributes,
+        leads.c.temperature,
+        leads.c.stage,
+        leads.c.state,
+    )
+    for chunk in repo.chunks(ids):
+        for row in conn.execute(sa.select(*columns).where(leads.c.lead_id.in_(chunk))):
+            rows[row.lead_id] = row
+    history = store.enrolments_of(conn, ids)
+    new: list[dict[str, Any]] = []
+    for lead_id in ids:
+        lead = rows.get(lead_id)
+        if lead is None:
+            continue
+        mine = history.get(lead_id, [])
+        active = {e.sequence: e for e in mine if e.status == store.ACTIVE}
+        seen = {e.sequence for e in mine}
+        view = plan.LeadView(
+            lead_id, lead.temperature, lead.stage, book.lead_attributes(lead.attributes or {})
+        )
+        suppressed = _suppressed(lead.state)  # do-not-contact: never enrolled
+        for trigger in found[lead_id]:  # in order: an event may end what an earlier began
+            for name, enrolment in list(active.items()):
+                seq = book.nurture.sequence(name)
+                if seq is None:
+                    continue
+                reason = plan.exit_reason(seq, lead.temperature, lead.stage, trigger.event)
+                if reason is None:
+                    continue
+                if enrolment.id:
+                    store.end(conn, enrolment.id, plan.EXITED, reason, now_us)
+                else:  # enrolled by an earlier message of this same batch
+                    made = next(r for r in new if r["lead_id"] == lead_id and r["sequence"] == name)
+                    made.update(
+                        status=plan.EXITED, exit_reason=reason, ended_us=now_us, next_due_us=None
+                    )
+                del active[name]
+            if suppressed:
+                continue
+            for seq in book.nurture.sequences:
+                if not plan.should_enrol(
+                    seq, trigger, view, seq.name in seen, seq.name in active, book.missing_values
+                ):
+                    continue
+                position = plan.start(seq, now_us)
+                cause = _cause(trigger)
+                new.append(
+                    store.enrolment_row(
+                        lead_id, seq.name, position.step, position.due_us, cause, now_us
+                    )
+                )
+                seen.add(seq.name)
+                active[seq.name] = store.Enrolment(
+                    0,
+                    lead_id,
+                    seq.name,
+                    store.ACTIVE,
+                    position.step,
+                    position.due_us,
+                    0,
+                    now_us,
+                    None,
+                    None,
+                    cause,
+                )
+    if new:
+        store.enrol_many(conn, new)
+        tags = conn.info.get(AFTER_COMMIT)
+        if tags is not None:
+            tags.append(SIGNAL)
+
+
+# ---------------------------------------------------------------- sending
+
+
+class Mailer(Protocol):
+    def send(self, message: EmailMessage, to: str) -> str:
+        """Send ``message``; the status to record (``sent``, ``written``); raise on failure."""
+        ...
+
+
+class SmtpMailer:
+    """``smtp://host:port`` (``?starttls=true`` to upgrade), ``smtps://host:port``; user
+    and password in the URL or ``PYROMETER_SMTP_USER`` / ``PYROMETER_SMTP_PASSWORD``."""
+
+    def __init__(self, url: str, user: str | None = None, password: str | None = None) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError(
+                f"{SMTP_URL}: expected smtp://host:port or smtps://host:port, got {url!r}"
+            )
+        self.tls = parts.scheme == "smtps"
+        query = parse_qs(parts.query)
+        self.starttls = query.get("starttls", ["false"])[0].lower() in ("1", "true", "yes")
+        self.host = parts.hostname
+        self.port = parts.port or (465 if self.tls else 25)
+        self.user = unquote(parts.username) if parts.username else user
+        self.password = unquote(parts.password) if parts.password else password
+        self.timeout = 30.0
+        # The EHLO name; smtplib's default asks DNS (socket.getfqdn) on every connection.
+        self.local_name = os.environ.get("PYROMETER_SMTP_HELO") or "localhost"
+        self._client: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        context = ssl.create_default_context()
+        client: smtplib.SMTP
+        if self.tls:
+            client = smtplib.SMTP_SSL(
+                self.host, self.port, self.local_name, timeout=self.timeout, context=context
+            )
+        else:
+            client = smtplib.SMTP(self.host, self.port, self.local_name, timeout=self.timeout)
+        try:
+            if self.starttls:
+                client.starttls(context=context)
+            if self.user:
+                client.login(self.user, self.password or "")
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def send(self, message: EmailMessage, to: str) -> str:
+        """Over one connection kept open between sends (a server that closed it meanwhile
+        gets a new one); any other failure closes it and is raised."""
+        for attempt in (1, 2):
+            if self._client is None:
+                self._client = self._connect()
+            try:
+                self._client.send_message(message, to_addrs=[to])
+                return "sent"
+            except smtplib.SMTPServerDisconnected:
+                self.close()
+                if attempt == 2:
+                    raise
+            except BaseException:
+                self.close()
+                raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.quit()
+            client.close()
+
+
+class FolderMailer:
+    """The dry run: each e-mail written to ``folder`` as an ``.eml`` file, not sent."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def send(self, message: EmailMessage, to: str) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = str(message["Message-ID"]).strip("<>").replace("@", "_").replace("/", "_")
+        (self.folder / f"{name}.eml").write_bytes(message.as_bytes())
+        return "written"
+
+
+@dataclass(frozen=True, slots=True)
+class NurtureSettings:
+    mailer: Mailer | None  # None: no SMTP configured, e-mail steps are recorded as skipped
+    public_url: str = "http://127.0.0.1:8000"
+    postal_address: str = "(set PYROMETER_POSTAL_ADDRESS)"
+    sender: str = "Pyrometer <nurture@localhost>"
+    lease: float = 120.0  # seconds an enrolment stays claimed while its step runs
+    batch: int = 20  # claimed and planned in one transaction, then sent one by one
+    backoff: float = 60.0  # seconds after a failed send; doubling, at most an hour
+    max_attempts: int = 8
+    poll: float = 1.0
+
+    @classmethod
+    def from_env(cls, default_public_url: str | None = None, **overrides: Any) -> NurtureSettings:
+        """``PYROMETER_SMTP_URL`` (or ``PYROMETER_NURTURE_DRY_RUN``: a folder), the public
+        URL, the postal address and the sender; a bad value is a ``ValueError``."""
+        env = os.environ
+        mailer: Mailer | None = None
+        if env.get(DRY_RUN):
+            mailer = FolderMailer(env[DRY_RUN])
+        elif env.get(SMTP_URL):
+            mailer = SmtpMailer(env[SMTP_URL], env.get(SMTP_USER), env.get(SMTP_PASSWORD))
+        values: dict[str, Any] = {"mailer": mailer}
+        public = env.get(PUBLIC_URL) or default_public_url
+        if public:
+            values["public_url"] = public
+        if env.get(POSTAL_ADDRESS):
+            values["postal_address"] = env[POSTAL_ADDRESS]
+        if env.get(MAIL_FROM):
+            values["sender"] = env[MAIL_FROM]
+        values.update(overrides)
+        return cls(**values)
+
+
+def links_of(service: Service, public_url: str) -> Links:
+    secret = service.write(lambda conn: get_or_create(conn, _SECRET, service.clock()))
+    return Links(secret, public_url)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """An e-mail planned and not yet sent."""
+
+    enrolment_id: int
+    step: int
+    key: str
+    to: str
+    rendered: mail.Rendered
+    planned_us: int
+
+    @property
+    def subject(self) -> str:
+        return self.rendered.subject
+
+
+def top_interests(book: Playbook, state: LeadState, n: int = 3) -> list[str]:
+    """The rules that gave the lead most points (points × events counted; caps and decay
+    aside), as words: ``pricing page visit``."""
+    points = {rule.name: rule.points for rule in book.engagement}
+    totals: dict[str, float] = defaultdict(float)
+    for (rule, _), members in state.windows.items():
+        totals[rule] += points.get(rule, 0.0) * len(members)
+    ranked = sorted((t for t in totals.items() if t[1] > 0), key=lambda t: (-t[1], t[0]))
+    return [name.replace("_", " ") for name, _ in ranked[:n]]
+
+
+def _variant_winner(
+    conn: Connection, seq: str, step: int, count: int, min_sends: int
+) -> int | None:
+    S = store.S
+    rows = conn.execute(
+        sa.select(S.variant, sa.func.count(), sa.func.count(S.opened_us))
+        .where(S.sequence == seq, S.step == step, S.status.in_(store.SENT_STATUSES))
+        .group_by(S.variant)
+    ).all()
+    tallies = {int(r[0]): variants.Tally(int(r[1]), int(r[2])) for r in rows if r[0] is not None}
+    return variants.winner([tallies.get(i, variants.Tally(0, 0)) for i in range(count)], min_sends)
+
+
+class Runner:
+    """Runs due steps: :meth:`run_due` in a loop (:class:`NurtureRunner`) or by hand."""
+
+    def __init__(
+        self,
+        service: Service,
+        settings: NurtureSettings,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.rand = rand
+        self._links: Links | None = None
+
+    @property
+    def links(self) -> Links:
+        if self._links is None:
+            self._links = links_of(self.service, self.settings.public_url)
+        return self._links
+
+    def _links_in(self, conn: Connection, now: int) -> Links:
+        if self._links is None:
+            self._links = Links(get_or_create(conn, _SECRET, now), self.settings.public_url)
+        return self._links
+
+    def run_due(self, now_us: int | None = None) -> int:
+        """Run every step due at ``now_us`` (default: the clock); how many ran."""
+        service, s = self.service, self.settings
+        ran = 0
+        while True:
+            now = service.clock() if now_us is None else now_us
+            # One transaction claims a batch and plans each step: consent, exits, caps and
+            # quiet hours are checked now, and tasks, webhooks, postponements and exits
+            # are done; the e-mails are then sent one by one, each recorded on its own.
+            claimed, jobs = service.write(lambda conn, now=now: self._claim_and_plan(conn, now))
+            for job in jobs:
+                self._send(job, now)
+            ran += claimed
+            if claimed < s.batch:
+                return ran
+
+    def _claim_and_plan(self, conn: Connection, now: int) -> tuple[int, list[Job]]:
+        s = self.settings
+        claimed = store.claim_due(conn, now, int(s.lease * 1e6), s.batch)
+        jobs = []
+        for enrolment in claimed:
+            job = self._plan(conn, enrolment.id, now)
+            if job is not None:
+                jobs.append(job)
+        return len(claimed), jobs
+
+    def _send(self, job: Job, now: int) -> None:
+        try:
+            # Built outside the transaction: the stdlib's e-mail classes are slow enough
+            # to matter to ingest waiting on SQLite's one writer.
+            assert self._links is not None
+            message = mail.build(
+                job.rendered,
+                key=job.key,
+                sender=self.settings.sender,
+                to=job.to,
+                links=self._links,
+                postal_address=self.settings.postal_address,
+                now_us=job.planned_us,
+            )
+            status = self.settings.mailer.send(message, job.to) if self.settings.mailer else ""
+        except Exception as exc:  # recorded, retried after a backoff
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            self.service.write(lambda conn: self._failed(conn, job, error, now))
+            return
+        self.service.write(lambda conn: self._sent(conn, job, status, now))
+
+    def _plan(self, conn: Connection, enrolment_id: int, now: int) -> Job | None:
+        enrolment = store.enrolment(conn, enrolment_id)
+        if enrolment is None or enrolment.status != store.ACTIVE or enrolment.step is None:
+            return None
+        _, book = self.service.playbooks.active(conn)
+        seq = book.nurture.sequence(enrolment.sequence)
+        if seq is None or enrolment.step >= len(seq.steps):
+            store.end(conn, enrolment.id, plan.EXITED, "sequence_changed", now)
+            return None
+        row = conn.execute(
+            sa.select(
+                leads.c.attributes,
+                leads.c.owner,
+                leads.c.consent,
+                leads.c.state,
+                leads.c.temperature,
+                leads.c.stage,
+            ).where(leads.c.lead_id == enrolment.lead_id)
+        ).first()
+        if row is None:
+            store.end(conn, enrolment.id, plan.EXITED, "lead_gone", now)
+            return None
+        reason = plan.exit_reason(seq, row.temperature, row.stage)
+        if reason is not None:
+            store.end(conn, enrolment.id, plan.EXITED, reason, now)
+            return None
+        step = seq.steps[enrolment.step]
+        state = LeadState.from_dict(row.state)
+        attributes = row.attributes or {}
+        if step.kind in ("task", "webhook"):
+            # Consent covers every automated action: no task or webhook for a blocked lead.
+            refusal = consent.contact_refusal(
+                "any",
+                suppressed=state.suppressed,
+                consent=row.consent,
+                blocks=store.blocks(conn, enrolment.lead_id),
+            )
+            if refusal is not None:
+                store.end(conn, enrolment.id, plan.EXITED, refusal, now)
+                return None
+            store.plan_step(conn, enrolment, enrolment.step, step.kind, "done", now)
+            outbox.enqueue(conn, [self._note(seq, step, enrolment, row, now)], now)
+            self._advance(conn, seq, enrolment, now)
+            return None
+        assert step.email is not None
+        address = consent.email_address(enrolment.lead_id, attributes)
+        refusal = consent.contact_refusal(
+            "email",
+            suppressed=state.suppressed,
+            consent=row.consent,
+            blocks=store.blocks(conn, enrolment.lead_id),
+            address=address,
+        )
+        if refusal is not None:
+            store.end(conn, enrolment.id, plan.EXITED, refusal, now)
+            return None
+        quiet = book.nurture.quiet_hours
+        zone = (
+            pressure.zone_of(quiet, attributes) if quiet is not None else pressure.ZoneInfo("UTC")
+        )
+        sent = store.sent_times(
+            conn,
+            enrolment.lead_id,
+            now - pressure.WEEK_US,
+            but=store.step_key(enrolment.id, enrolment.step),
+        )
+        allowed = pressure.next_send_at(now, sent, book.nurture.caps.get("email"), quiet, zone)
+        if allowed > now:
+            store.postpone(conn, enrolment.id, allowed)
+            return None
+        count = len(step.email.variants)
+        won = (
+            _variant_winner(conn, seq.name, enrolment.step, count, step.email.min_sends)
+            if count > 1
+            else None
+        )
+        record = store.plan_step(
+            conn,
+            enrolment,
+            enrolment.step,
+            "email",
+            "planned",
+            now,
+            variant=variants.choose(count, won, self.rand()),
+        )
+        if record.status in store.SENT_STATUSES:  # sent before a crash cut the record short
+            self._advance(conn, seq, enrolment, now)
+            return None
+        if self.settings.mailer is None:
+            store.finish_step(conn, record.key, "skipped", now, error="no SMTP configured")
+            self._advance(conn, seq, enrolment, now)
+            return None
+        owner = None
+        if row.owner:
+            rep = next((r for r in actions.active_reps(conn) if r.id == row.owner), None)
+            owner = {
+                "id": row.owner,
+                "name": rep.name if rep else None,
+                "email": rep.email if rep else None,
+            }
+        ctx = mail.context(
+            enrolment.lead_id,
+            row.temperature,
+            row.stage,
+            attributes,
+            owner,
+            top_interests(book, state),
+            self.settings.public_url,
+        )
+        try:
+            rendered = mail.render(step.email, record.variant or 0, ctx)
+        except Exception as exc:  # a template that fails on this lead: recorded, not retried
+            store.finish_step(conn, record.key, "failed", now, error=f"template: {exc}"[:300])
+            store.end(conn, enrolment.id, plan.EXITED, "template_error", now)
+            return None
+        assert address is not None
+        self._links_in(conn, now)
+        return Job(enrolment.id, enrolment.step, record.key, address, rendered, now)
+
+    def _note(
+        self, seq: NurtureSequence, step: Any, enrolment: store.Enrolment, row: Any, now: int
+    ) -> Notification:
+        lead = actions.LeadSnapshot(
+            enrolment.lead_id, row.attributes or {}, row.owner, row.temperature, row.stage, 0.0
+        )
+        data = actions.lead_data(lead)
+        data["nurture"] = {"sequence": seq.name, "step": enrolment.step}
+        if step.task is not None:
+            data["task"] = {
+                "title": step.task.title,
+                "owner": row.owner,
+                "due_at": iso(now + step.task.due_us),
+            }
+            return Notification("nurture.task", enrolment.lead_id, data)
+        data["nurture"]["name"] = step.webhook
+        return Notification("nurture.webhook", enrolment.lead_id, data)
+
+    def _advance(
+        self, conn: Connection, seq: NurtureSequence, enrolment: store.Enrolment, now: int
+    ) -> None:
+        assert enrolment.step is not None
+        position = plan.after(seq, enrolment.step, now)
+        if position.step is None:
+            store.move_to(conn, enrolment.id, enrolment.step, None)
+            store.end(conn, enrolment.id, plan.COMPLETED, None, now)
+        else:
+            store.move_to(conn, enrolment.id, position.step, position.due_us)
+
+    def _sent(self, conn: Connection, job: Job, status: str, now: int) -> None:
+        store.finish_step(conn, job.key, status or "sent", now, subject=job.subject)
+        enrolment = store.enrolment(conn, job.enrolment_id)
+        if enrolment is None or enrolment.status != store.ACTIVE or enrolment.step != job.step:
+            return  # ended meanwhile (unsubscribed while it was being sent)
+        _, book = self.service.playbooks.active(conn)
+        seq = book.nurture.sequence(enrolment.sequence)
+        if seq is not None:
+            self._advance(conn, seq, enrolment, now)
+
+    def _failed(self, conn: Connection, job: Job, error: str, now: int) -> None:
+        store.finish_step(conn, job.key, "failed", now, error=error)
+        enrolment = store.enrolment(conn, job.enrolment_id)
+        if enrolment is None or enrolment.status != store.ACTIVE:
+            return
+        attempts = enrolment.attempts + 1
+        if attempts >= self.settings.max_attempts:
+            store.end(conn, enrolment.id, plan.EXITED, "send_failed", now)
+            return
+        wait = min(3600.0, self.settings.backoff * 2 ** (attempts - 1))
+        store.postpone(conn, enrolment.id, now + int(wait * 1e6), failed=True)
+
+
+class NurtureRunner:
+    """A daemon thread running due steps: woken when an enrolment is made, else every
+    ``poll`` seconds or at the next due time. One process of a store runs it (a leader
+    lock, as the SLA watcher's)."""
+
+    def __init__(self, service: Service, settings: NurtureSettings | None = None) -> None:
+        self.runner = Runner(service, settings or NurtureSettings.from_env())
+        self._service = service
+        self._lock = SchedulerLock(service, _LOCK_ID, "nurture")
+        self._wake = service.signal(SIGNAL)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pyrometer-nurture", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=30)
+        mailer = self.runner.settings.mailer
+        if isinstance(mailer, SmtpMailer):
+            mailer.close()
+
+    def _run(self) -> None:
+        poll = self.runner.settings.poll
+        try:
+            while not self._stop.is_set():
+                self._wake.clear()
+                wait = poll
+                try:
+                    if self._lock.try_acquire():
+                        self.runner.run_due()
+                        due = self._service.read(store.next_due_us)
+                        if due is not None:
+                            wait = min(poll, max(0.05, (due - self._service.clock()) / 1e6))
+                except Exception:  # a database blip must not stop the runner for good
+                    log.warning("nurture round failed; trying again", exc_info=True)
+                self._wake.wait(wait)
+        finally:
+            self._lock.release()
+
+
+# ---------------------------------------------------------------- what comes back
+
+
+class UnknownSend(LookupError):
+    """A link or report naming no send this store made."""
+
+
+def _send_of(service: Service, links: Links, purpose: str, token: str) -> tuple[store.StepRow, Any]:
+    payload = links.read(purpose, token)
+    key = payload[0] if isinstance(payload, list) else payload
+    row = service.read(lambda conn: store.step_by_key(conn, str(key)))
+    if row is None:
+        raise UnknownSend("no such e-mail")
+    return row, payload
+
+
+def _track(
+    service: Service, row: store.StepRow, name: str, message_id: str, props: dict[str, Any]
+) -> None:
+    from pyrometer.service.ingest import ingest
+
+    props = {"sequence": row.sequence, "step": row.step, **props}
+    if row.variant is not None:
+        props["variant"] = row.variant
+    ingest(service, [Track(message_id, name, service.clock(), row.lead_id, None, props)], [])
+
+
+def record_open(service: Service, links: Links, token: str) -> None:
+    """The pixel was loaded: the send's first open, and an ``email_open`` event."""
+    row, _ = _send_of(service, links, OPEN, token)
+    now = service.clock()
+    service.write(lambda conn: store.mark(conn, row.key, "opened_us", now))
+    _track(service, row, "email_open", f"nurture-open-{row.key}", {})
+
+
+def record_click(service: Service, links: Links, token: str) -> str:
+    """A tracked link was followed: an ``email_click`` event; the URL to redirect to."""
+    row, payload = _send_of(service, links, CLICK, token)
+    if not (isinstance(payload, list) and len(payload) == 2 and isinstance(payload[1], str)):
+        raise BadLink("not a valid link")
+    url = payload[1]
+    now = service.clock()
+
+    def work(conn: Connection) -> None:
+        store.mark(conn, row.key, "clicked_us", now)
+        store.mark(conn, row.key, "opened_us", now)  # a click is also an open
+
+    service.write(work)
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    _track(service, row, "email_click", f"nurture-click-{row.key}-{digest}", {"url": url})
+    return url
+
+
+def suppress(service: Service, lead_id: str, reason: str, channel: str = "email") -> int:
+    """Block the channel with ``reason`` and end every sequence the lead is in, at once;
+    an unsubscribe is also tracked as the ``unsubscribe`` event the playbook scores and
+    suppresses on. How many enrolments ended."""
+    from pyrometer.service.ingest import ingest
+
+    now = service.clock()
+
+    def work(conn: Connection) -> int:
+        store.block(conn, lead_id, channel, reason, now)
+        return store.end_all(conn, lead_id, reason, now)
+
+    ended = service.write(work)
+    if reason == "unsubscribed":
+        mid = "nurture-unsubscribe-" + hashlib.sha256(lead_id.encode()).hexdigest()[:24]
+        ingest(service, [Track(mid, "unsubscribe", now, lead_id, None, {"channel": channel})], [])
+    return ended
+
+
+def unsubscribe(service: Service, links: Links, token: str) -> str:
+    """The link or the one-click POST: the lead is suppressed at once; its id."""
+    row, _ = _send_of(service, links, UNSUBSCRIBE, token)
+    suppress(service, row.lead_id, "unsubscribed")
+    return row.lead_id
+
+
+def lead_of_message_id(message_id: str) -> str | None:
+    """``<nurture.E.S.h@pyrometer>`` → the send key ``E:S``."""
+    text = message_id.strip().strip("<>")
+    head = text.split("@", 1)[0].split(".")
+    if len(head) >= 3 and head[0] == "nurture" and head[1].isdigit() and head[2].isdigit():
+        return f"{head[1]}:{head[2]}"
+    return None
+
+
+def report_bounce(
+    service: Service, kind: str, lead_id: str | None = None, message_id: str | None = None
+) -> str:
+    """A mail provider reports a bounce or complaint: the lead's e-mail is blocked and
+    its sequences end. Names the lead by id or by our Message-ID; returns the lead id."""
+    if lead_id is None and message_id is not None:
+        key = lead_of_message_id(message_id)
+        row = service.read(lambda conn: store.step_by_key(conn, key)) if key else None
+        if row is None:
+            raise UnknownSend(f"no e-mail with Message-ID {message_id!r}")
+        lead_id = row.lead_id
+    if lead_id is None:
+        raise UnknownSend("give lead_id or message_id")
+    known = service.read(
+        lambda conn: conn.execute(
+            sa.select(leads.c.lead_id).where(leads.c.lead_id == lead_id)
+        ).first()
+    )
+    if known is None:
+        raise UnknownSend(f"no lead {lead_id!r}")
+    suppress(service, lead_id, {"bounce": "bounced", "complaint": "complained"}[kind])
+    return lead_id
+
+
+# ---------------------------------------------------------------- reads
+
+
+def lead_nurture(conn: Connection, lead_id: str) -> dict[str, Any]:
+    """The lead's enrolments and the steps each ran, for ``GET /v1/leads/{id}``."""
+    mine = store.enrolments_of(conn, [lead_id]).get(lead_id, [])
+    steps = store.steps_of(conn, [e.id for e in mine])
+    blocks = store.blocks(conn, lead_id)
+    out = []
+    for e in mine:
+        out.append(
+            {
+                "sequence": e.sequence,
+                "status": e.status,
+                "enrolled_at": iso(e.enrolled_us),
+                "cause": e.cause,
+                "next_step": e.step if e.status == store.ACTIVE else None,
+                "next_due_at": iso(e.next_due_us) if e.status == store.ACTIVE else None,
+                "ended_at": iso(e.ended_us),
+                "exit_reason": e.exit_reason,
+                "steps": [
+                    {
+                        "step": s.step,
+                        "kind": s.kind,
+                        "status": s.status,
+                        "variant": s.variant,
+                        "subject": s.subject,
+                        "at": iso(s.done_us),
+                        "opened_at": iso(s.opened_us),
+                        "clicked_at": iso(s.clicked_us),
+                    }
+                    for s in steps.get(e.id, [])
+                ],
+            }
+        )
+    return {"do_not_contact": blocks, "enrolments": out}
+
+
+def sequence_report(service: Service, name: str) -> dict[str, Any] | None:
+    """``GET /v1/sequences/{name}``: the sequence's counts."""
+
+    def work(conn: Connection) -> dict[str, Any] | None:
+        _, book = service.playbooks.active(conn)
+        seq = book.nurture.sequence(name)
+        if seq is None:
+            return None
+        stats = store.sequence_stats(conn, name)
+        converted = conn.execute(
+            sa.select(sa.func.count()).where(
+                store.E.sequence == name,
+                store.E.exit_reason.in_(
+                    [f"stage:{s}" for s in seq.exit.stages]
+                    + [f"temperature:{t}" for t in seq.exit.temperatures]
+                ),
+            )
+        ).scalar()
+        replies = stats["exits"].get("event:email_reply", 0)
+        steps = []
+        for index, step in enumerate(seq.steps):
+            rows = [r for r in stats["steps"] if r["step"] == index]
+            entry: dict[str, Any] = {
+                "step": index,
+                "kind": step.kind,
+                "waiting": stats["waiting"].get(index, 0),
+                "by_status": {},
+            }
+            for r in rows:
+                entry["by_status"][r["status"]] = (
+                    entry["by_status"].get(r["status"], 0) + r["count"]
+                )
+            if step.email is not None:
+                entry["variants"] = []
+                for v, subject in enumerate(step.email.variants):
+                    mine = [
+                        r
+                        for r in rows
+                        if (r["variant"] or 0) == v and r["status"] in store.SENT_STATUSES
+                    ]
+                    sends = sum(r["count"] for r in mine)
+                    opens = sum(r["opens"] for r in mine)
+                    clicks = sum(r["clicks"] for r in mine)
+                    low, high = variants.Tally(sends, opens).interval()
+                    entry["variants"].append(
+                        {
+                            "subject": subject,
+                            "sends": sends,
+                            "opens": opens,
+                            "clicks": clicks,
+                            "open_rate": opens / sends if sends else None,
+                            "open_rate_95": [round(low, 4), round(high, 4)],
+                        }
+                    )
+                if len(step.email.variants) > 1:
+                    entry["winner"] = _variant_winner(
+                        conn, name, index, len(step.email.variants), step.email.min_sends
+                    )
+            steps.append(entry)
+        total = sum(stats["by_status"].values())
+        return {
+            "name": name,
+            "description": seq.description,
+            "enrolled": total,
+            "by_status": stats["by_status"],
+            "exits": stats["exits"],
+            "opens": sum(r["opens"] for r in stats["steps"]),
+            "clicks": sum(r["clicks"] for r in stats["steps"]),
+            "replies": replies,
+            "conversions": int(converted or 0),
+            "steps": steps,
+        }
+
+    return service.read(work)

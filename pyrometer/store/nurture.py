@@ -1,0 +1,375 @@
+"""The store's side of nurture: enrolments, the steps they ran, do-not-contact blocks.
+
+Read and written in the caller's transaction; what to do is decided by
+:mod:`pyrometer.nurture` and :mod:`pyrometer.service.nurture`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from pyrometer.store import repo
+from pyrometer.store.engine import dialect_insert
+from pyrometer.store.tables import contact_blocks, nurture_enrolments, nurture_steps
+
+ACTIVE = "active"
+E = nurture_enrolments.c
+S = nurture_steps.c
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    id: int
+    lead_id: str
+    sequence: str
+    status: str
+    step: int | None
+    next_due_us: int | None
+    attempts: int
+    enrolled_us: int
+    ended_us: int | None
+    exit_reason: str | None
+    cause: str
+
+
+def _enrolment(row: Any) -> Enrolment:
+    return Enrolment(
+        int(row.id),
+        row.lead_id,
+        row.sequence,
+        row.status,
+        row.step,
+        row.next_due_us,
+        int(row.attempts),
+        int(row.enrolled_us),
+        row.ended_us,
+        row.exit_reason,
+        row.cause,
+    )
+
+
+def enrolments_of(conn: Connection, lead_ids: Iterable[str]) -> dict[str, list[Enrolment]]:
+    """Every enrolment of these leads, oldest first."""
+    found: dict[str, list[Enrolment]] = defaultdict(list)
+    for chunk in repo.chunks(sorted(set(lead_ids))):
+        query = sa.select(nurture_enrolments).where(E.lead_id.in_(chunk)).order_by(E.id)
+        for row in conn.execute(query):
+            found[row.lead_id].append(_enrolment(row))
+    return found
+
+
+def enrolment_row(
+    lead_id: str,
+    sequence: str,
+    step: int | None,
+    due_us: int | None,
+    cause: str,
+    now_us: int,
+) -> dict[str, Any]:
+    return {
+        "lead_id": lead_id,
+        "sequence": sequence,
+        "status": ACTIVE if step is not None else "completed",
+        "step": step,
+        "next_due_us": due_us,
+        "attempts": 0,
+        "enrolled_us": now_us,
+        "ended_us": None if step is not None else now_us,
+        "exit_reason": None,
+        "cause": cause[:120],
+    }
+
+
+def enrol_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """New enrolments (:func:`enrolment_row`), in one statement."""
+    conn.execute(nurture_enrolments.insert(), rows)
+
+
+def end(conn: Connection, enrolment_id: int, status: str, reason: str | None, now_us: int) -> None:
+    conn.execute(
+        nurture_enrolments.update()
+        .where(E.id == enrolment_id, E.status == ACTIVE)
+        .values(status=status, exit_reason=reason, ended_us=now_us, next_due_us=None)
+    )
+
+
+def end_all(conn: Connection, lead_id: str, reason: str, now_us: int) -> int:
+    """End every active enrolment of the lead (it was suppressed, bounced...)."""
+    return int(
+        conn.execute(
+            nurture_enrolments.update()
+            .where(E.lead_id == lead_id, E.status == ACTIVE)
+            .values(status="exited", exit_reason=reason, ended_us=now_us, next_due_us=None)
+        ).rowcount
+    )
+
+
+def move_to(conn: Connection, enrolment_id: int, step: int | None, due_us: int | None) -> None:
+    """The enrolment's next action (``None``: the sequence is complete)."""
+    values: dict[str, Any] = {"step": step, "next_due_us": due_us, "attempts": 0}
+    conn.execute(nurture_enrolments.update().where(E.id == enrolment_id).values(**values))
+
+
+def postpone(conn: Connection, enrolment_id: int, due_us: int, failed: bool = False) -> None:
+    values: dict[str, Any] = {"next_due_us": due_us}
+    if failed:
+        values["attempts"] = E.attempts + 1
+    conn.execute(nurture_enrolments.update().where(E.id == enrolment_id).values(**values))
+
+
+def any_due(conn: Connection, now_us: int) -> bool:
+    query = sa.select(E.id).where(E.status == ACTIVE, E.next_due_us <= now_us).limit(1)
+    return conn.execute(query).first() is not None
+
+
+def next_due_us(conn: Connection) -> int | None:
+    query = sa.select(sa.func.min(E.next_due_us)).where(E.status == ACTIVE)
+    found = conn.execute(query).scalar()
+    return None if found is None else int(found)
+
+
+def claim_due(conn: Connection, now_us: int, lease_us: int, limit: int) -> list[Enrolment]:
+    """Take up to ``limit`` due enrolments, oldest due first, moving each past a lease:
+    a runner killed while it works on one leaves it due again when the lease ends.
+    ``SKIP LOCKED`` on PostgreSQL lets runners claim side by side."""
+    query = (
+        sa.select(nurture_enrolments)
+        .where(E.status == ACTIVE, E.next_due_us <= now_us)
+        .order_by(E.next_due_us, E.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = [_enrolment(row) for row in conn.execute(query)]
+    if claimed:
+        conn.execute(
+            nurture_enrolments.update()
+            .where(E.id.in_([c.id for c in claimed]))
+            .values(next_due_us=now_us + lease_us)
+        )
+    return claimed
+
+
+def enrolment(conn: Connection, enrolment_id: int) -> Enrolment | None:
+    row = conn.execute(sa.select(nurture_enrolments).where(E.id == enrolment_id)).first()
+    return None if row is None else _enrolment(row)
+
+
+@dataclass(frozen=True, slots=True)
+class StepRow:
+    id: int
+    key: str
+    enrolment_id: int
+    lead_id: str
+    sequence: str
+    step: int
+    kind: str
+    status: str
+    variant: int | None
+    subject: str | None
+    attempts: int
+    planned_us: int
+    done_us: int | None
+    opened_us: int | None
+    clicked_us: int | None
+
+
+def _step(row: Any) -> StepRow:
+    return StepRow(
+        int(row.id),
+        row.key,
+        int(row.enrolment_id),
+        row.lead_id,
+        row.sequence,
+        int(row.step),
+        row.kind,
+        row.status,
+        row.variant,
+        row.subject,
+        int(row.attempts),
+        int(row.planned_us),
+        row.done_us,
+        row.opened_us,
+        row.clicked_us,
+    )
+
+
+def step_key(enrolment_id: int, step: int) -> str:
+    return f"{enrolment_id}:{step}"
+
+
+def step_by_key(conn: Connection, key: str) -> StepRow | None:
+    row = conn.execute(sa.select(nurture_steps).where(S.key == key)).first()
+    return None if row is None else _step(row)
+
+
+def plan_step(
+    conn: Connection,
+    enrolment: Enrolment,
+    step: int,
+    kind: str,
+    status: str,
+    now_us: int,
+    variant: int | None = None,
+) -> StepRow:
+    """The step's record, made now if this is its first run (its key is unique: a rerun
+    after a crash finds the one it planned, with the same variant)."""
+    key = step_key(enrolment.id, step)
+    insert = dialect_insert(conn, nurture_steps).values(
+        key=key,
+        enrolment_id=enrolment.id,
+        lead_id=enrolment.lead_id,
+        sequence=enrolment.sequence,
+        step=step,
+        kind=kind,
+        status=status,
+        variant=variant,
+        attempts=0,
+        planned_us=now_us,
+        done_us=now_us if status not in ("planned",) else None,
+    )
+    conn.execute(insert.on_conflict_do_nothing(index_elements=["key"]))
+    found = step_by_key(conn, key)
+    assert found is not None
+    return found
+
+
+def finish_step(
+    conn: Connection,
+    key: str,
+    status: str,
+    now_us: int,
+    subject: str | None = None,
+    error: str | None = None,
+) -> None:
+    values: dict[str, Any] = {"status": status, "attempts": S.attempts + 1, "error": error}
+    if status != "failed":
+        values["done_us"] = now_us
+    if subject is not None:
+        values["subject"] = subject
+    conn.execute(nurture_steps.update().where(S.key == key).values(**values))
+
+
+SENT_STATUSES = ("sent", "written")
+
+
+def sent_times(conn: Connection, lead_id: str, since_us: int, but: str = "") -> list[int]:
+    """When the lead was e-mailed since ``since_us``, across all sequences; an e-mail
+    planned and not yet sent counts from when it was planned (another enrolment of the
+    lead may be planned in the same batch). ``but``: a step's own key, left out."""
+    at = sa.func.coalesce(S.done_us, S.planned_us)
+    query = sa.select(at).where(
+        S.lead_id == lead_id,
+        S.kind == "email",
+        S.status.in_((*SENT_STATUSES, "planned")),
+        at > since_us,
+        S.key != but,
+    )
+    return [int(t) for t in conn.execute(query).scalars()]
+
+
+def mark(conn: Connection, key: str, column: str, now_us: int) -> bool:
+    """Record the first open or click of a send; whether it was the first."""
+    col = S.opened_us if column == "opened_us" else S.clicked_us
+    result = conn.execute(
+        nurture_steps.update().where(S.key == key, col.is_(None)).values({column: now_us})
+    )
+    return bool(result.rowcount)
+
+
+def blocks(conn: Connection, lead_id: str) -> dict[str, str]:
+    query = sa.select(contact_blocks.c.channel, contact_blocks.c.reason).where(
+        contact_blocks.c.lead_id == lead_id
+    )
+    return {row.channel: row.reason for row in conn.execute(query)}
+
+
+def block(conn: Connection, lead_id: str, channel: str, reason: str, now_us: int) -> None:
+    insert = dialect_insert(conn, contact_blocks).values(
+        lead_id=lead_id, channel=channel, reason=reason, at_us=now_us
+    )
+    conn.execute(insert.on_conflict_do_nothing(index_elements=["lead_id", "channel"]))
+
+
+def unblock(conn: Connection, lead_id: str, channel: str) -> int:
+    return int(
+        conn.execute(
+            sa.delete(contact_blocks).where(
+                contact_blocks.c.lead_id == lead_id, contact_blocks.c.channel == channel
+            )
+        ).rowcount
+    )
+
+
+def steps_of(conn: Connection, enrolment_ids: Iterable[int]) -> dict[int, list[StepRow]]:
+    found: dict[int, list[StepRow]] = defaultdict(list)
+    ids = sorted(set(enrolment_ids))
+    for chunk in repo.chunks(ids):
+        query = sa.select(nurture_steps).where(S.enrolment_id.in_(chunk)).order_by(S.id)
+        for row in conn.execute(query):
+            found[int(row.enrolment_id)].append(_step(row))
+    return found
+
+
+def sequence_stats(conn: Connection, sequence: str) -> dict[str, Any]:
+    """Counts for ``GET /v1/sequences/{name}``: enrolments by status, exits by reason,
+    and per step and variant: statuses, opens and clicks."""
+    by_status = dict(
+        conn.execute(
+            sa.select(E.status, sa.func.count()).where(E.sequence == sequence).group_by(E.status)
+        ).all()
+    )
+    exits = dict(
+        conn.execute(
+            sa.select(E.exit_reason, sa.func.count())
+            .where(E.sequence == sequence, E.status == "exited")
+            .group_by(E.exit_reason)
+        ).all()
+    )
+    waiting = dict(
+        conn.execute(
+            sa.select(E.step, sa.func.count())
+            .where(E.sequence == sequence, E.status == ACTIVE)
+            .group_by(E.step)
+        ).all()
+    )
+    rows = conn.execute(
+        sa.select(
+            S.step,
+            S.variant,
+            S.status,
+            sa.func.count(),
+            sa.func.count(S.opened_us),
+            sa.func.count(S.clicked_us),
+        )
+        .where(S.sequence == sequence)
+        .group_by(S.step, S.variant, S.status)
+    ).all()
+    return {
+        "by_status": {str(k): int(v) for k, v in by_status.items()},
+        "exits": {str(k): int(v) for k, v in exits.items()},
+        "waiting": {int(k): int(v) for k, v in waiting.items() if k is not None},
+        "steps": [
+            {
+                "step": int(r[0]),
+                "variant": r[1],
+                "status": r[2],
+                "count": int(r[3]),
+                "opens": int(r[4]),
+                "clicks": int(r[5]),
+            }
+            for r in rows
+        ],
+    }
+
+
+def delete_lead(conn: Connection, lead_id: str) -> None:
+    """Erasure: everything nurture kept of the lead."""
+    conn.execute(sa.delete(nurture_steps).where(S.lead_id == lead_id))
+    conn.execute(sa.delete(nurture_enrolments).where(E.lead_id == lead_id))
+    conn.execute(sa.delete(contact_blocks).where(contact_blocks.c.lead_id == lead_id))
