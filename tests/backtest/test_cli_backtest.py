@@ -189,9 +189,8 @@ def test_the_python_sweep_the_cli_falls_back_to_gives_the_same_json(company, mon
     args += ("--from", FROM, "--to", TO, "--capacity", "3/day", "--json")
     code, fast, err = cli(*args)
     assert code == 0, err
-    from pyrometer.engines import duckdb_backtest
-
     import pyrometer.backtest.run as run_module
+    from pyrometer.engines import duckdb_backtest
 
     swept: list[int] = []
 
