@@ -8,9 +8,13 @@ then two runs, each in a fresh child process so that peak memory is its own:
 
 * **score** (the reference): ``pyrometer score``'s engine on the file as of its last day:
   reading, the default playbook, classes, into a DuckDB table.
-* **backtest**: ``pyrometer backtest``'s path for 180 daily as-of times, the default
-  playbook, outcomes from the file's purchase events: the file read and streamed lead by
-  lead in time order, each lead swept once (:mod:`pyrometer.backtest.sweep`), tallied.
+* **backtest (SQL)**: ``pyrometer backtest``'s path for 180 daily as-of times, the
+  default playbook, outcomes from the file's purchase events: every event's earned points
+  once in SQL, summed per lead and as-of stretch, then bands and counts as arrays
+  (:mod:`pyrometer.engines.duckdb_backtest`).
+* **backtest (Python)**: the reference sweep (``--python``; slow at 10 M events): the file
+  streamed lead by lead in time order, each lead swept once
+  (:mod:`pyrometer.backtest.sweep`), tallied. Its figures must equal the SQL path's.
 
 Prints seconds, events per second, lead-days per second, peak memory and the ratio of
 the two times; the issue's target is within 3x of one score, under 2 GB, at 10 M events.
@@ -25,6 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -50,12 +55,13 @@ def run_score(path: str) -> dict[str, float]:
     return {"seconds": time.perf_counter() - start}
 
 
-def run_backtest(path: str) -> dict[str, float]:
+def run_backtest(path: str, python: bool) -> dict[str, object]:
     from synthetic import END_US
 
     from pyrometer.backtest.run import run
     from pyrometer.backtest.sweep import as_of_grid
     from pyrometer.core.playbook import default_playbook
+    from pyrometer.engines.duckdb_backtest import run_sql
     from pyrometer.engines.duckdb_batch import connect
     from pyrometer.io.history import iter_leads, open_history
 
@@ -64,23 +70,34 @@ def run_backtest(path: str) -> dict[str, float]:
     book = default_playbook()
     history = open_history(con, book, Path(path), None)
     times = as_of_grid(END_US - (AS_OF_TIMES - 1) * DAY_US, END_US, DAY_US)
-    result = run([("default", book)], iter_leads(con, history), {}, None, times, 30 * DAY_US)
+    books = [("default", book)]
+    if python:
+        result = run(books, iter_leads(con, history), {}, None, times, 30 * DAY_US)
+    else:
+        found = run_sql(
+            con, books, history.events, {}, None, times, 30 * DAY_US, per_lead=history.per_lead
+        )
+        assert found is not None
+        result = found
     (metrics,) = result.metrics
     return {
         "seconds": time.perf_counter() - start,
         "sweep_seconds": result.seconds,
         "lead_days": metrics.observations,
         "leads": result.leads,
+        "metrics": metrics.to_dict(),
     }
 
 
 def child(kind: str, path: str) -> None:
-    figures = run_score(path) if kind == "score" else run_backtest(path)
+    figures: dict[str, object] = (
+        dict(run_score(path)) if kind == "score" else run_backtest(path, kind == "python")
+    )
     figures["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(figures))
 
 
-def measure(kind: str, path: Path) -> dict[str, float]:
+def measure(kind: str, path: Path) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, __file__, "--child", kind, str(path)],
         check=True,
@@ -93,6 +110,9 @@ def measure(kind: str, path: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument(
+        "--python", action="store_true", help="also time the Python sweep (the reference)"
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -105,17 +125,26 @@ def main() -> None:
         if not path.exists():
             write_events(path, n)
         score = measure("score", path)
-        backtest = measure("backtest", path)
-        ratio = backtest["seconds"] / score["seconds"]
+        runs = [("backtest (SQL)", measure("backtest", path))]
+        if args.python:
+            runs.append(("backtest (Python)", measure("python", path)))
         print(
-            f"{n:>12,} events, {backtest['leads']:,.0f} leads, {AS_OF_TIMES} as-of times\n"
-            f"  score (reference) {score['seconds']:8.2f} s  {n / score['seconds']:>12,.0f} "
-            f"events/s  peak {score['peak_mb']:7.0f} MB\n"
-            f"  backtest          {backtest['seconds']:8.2f} s  "
-            f"{n / backtest['seconds']:>12,.0f} events/s  peak {backtest['peak_mb']:7.0f} MB"
-            f"  ({backtest['lead_days'] / backtest['sweep_seconds']:,.0f} lead-days/s)\n"
-            f"  backtest / score  {ratio:8.1f}x   (target: 3x, under 2048 MB)"
+            f"{n:>12,} events, {runs[0][1]['leads']:,.0f} leads, {AS_OF_TIMES} as-of times\n"
+            f"  {'score (reference)':18} {score['seconds']:8.2f} s  "
+            f"{n / score['seconds']:>12,.0f} events/s  peak {score['peak_mb']:7.0f} MB"
         )
+        for name, figures in runs:
+            ratio = figures["seconds"] / score["seconds"]
+            print(
+                f"  {name:18} {figures['seconds']:8.2f} s  "
+                f"{n / figures['seconds']:>12,.0f} events/s  peak {figures['peak_mb']:7.0f} MB"
+                f"  ({figures['lead_days'] / figures['sweep_seconds']:,.0f} lead-days/s)"
+                f"  {ratio:5.1f}x score"
+            )
+        if len(runs) > 1:
+            same = runs[0][1]["metrics"] == runs[1][1]["metrics"]
+            print(f"  SQL and Python figures {'equal' if same else 'DIFFER'}")
+        print("  target: backtest within 3x of score, under 2048 MB")
 
 
 if __name__ == "__main__":

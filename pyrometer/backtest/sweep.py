@@ -9,6 +9,10 @@ events at or before that time (the as-of scorer's rule 1 in
 costs O(1) per as-of time: O(events + leads × as-of times) in all. Tests check every
 as-of time against the reference scorer run at that time alone.
 
+``pyrometer backtest`` scores all as-of times in SQL instead
+(:mod:`pyrometer.engines.duckdb_backtest`), tested equal to this sweep, which stays the
+reference, the fallback, and what ``pyrometer tune`` uses (it needs the scores).
+
 A lead is *observed* from the first as-of time at which it has an event; a lead with
 attributes but no event yet is not a lead anyone saw. Nothing here reads files or SQL.
 """

@@ -6,7 +6,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -23,6 +23,14 @@ from pyrometer.cli.commands import (
     user_errors,
 )
 from pyrometer.cli.output import print_table
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from pyrometer.backtest.metrics import Outcome
+    from pyrometer.backtest.run import Result
+    from pyrometer.core.playbook import Playbook
+    from pyrometer.io.history import History
 
 DAY_US = 86_400_000_000
 DEFAULT_AS_OF_TIMES = 180
@@ -99,14 +107,12 @@ def backtest_command(
 ) -> None:
     """Backtest playbooks on past events: at each as-of time, every open lead's temperature
     from the events up to then, against the wins that came after it."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from pyrometer.backtest import report as report_mod
-    from pyrometer.backtest.run import run
     from pyrometer.backtest.sweep import as_of_grid
     from pyrometer.core.playbook import load_playbook
+    from pyrometer.engines.duckdb_backtest import run_sql
     from pyrometer.engines.duckdb_batch import connect
-    from pyrometer.io.history import iter_leads, open_history, read_outcomes
+    from pyrometer.io.history import open_history, read_outcomes
 
     with user_errors():
         paths: list[Path | None] = [
@@ -144,25 +150,22 @@ def backtest_command(
                 "(by default --to is the last day a whole --horizon of data follows)"
             )
         times = as_of_grid(start_us, end_us, every_us)
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
-            task = progress.add_task(f"Backtesting {len(times)} as-of times", total=history.leads)
-            result = run(
+        # All as-of times in one SQL pass; the Python sweep where that cannot go.
+        with err.status(f"Backtesting {len(times)} as-of times...") as status:
+            result = run_sql(
+                con,
                 books,
-                iter_leads(con, history),
+                history.events,
                 history.attributes,
                 outcome_rows,
                 times,
                 horizon_us,
                 per_day,
-                on_lead=lambda: progress.advance(task),
+                progress=lambda stage: status.update(f"{stage}..."),
+                per_lead=history.per_lead,
             )
+        if result is None:
+            result = _run_python(con, books, history, outcome_rows, times, horizon_us, per_day)
         if report is not None:
             command = "pyrometer backtest " + " ".join(sys.argv[2:])
             report.write_text(report_mod.render(result, command), encoding="utf-8")
@@ -171,6 +174,42 @@ def backtest_command(
             sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
             return
         _print(result)
+
+
+def _run_python(
+    con: duckdb.DuckDBPyConnection,
+    books: list[tuple[str, Playbook]],
+    history: History,
+    outcome_rows: list[Outcome] | None,
+    times: list[int],
+    horizon_us: int,
+    per_day: float | None,
+) -> Result:
+    """The Python sweep, lead by lead (as-of times not evenly spaced, or very long)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from pyrometer.backtest.run import run
+    from pyrometer.io.history import iter_leads
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"Backtesting {len(times)} as-of times", total=history.leads)
+        return run(
+            books,
+            iter_leads(con, history),
+            history.attributes,
+            outcome_rows,
+            times,
+            horizon_us,
+            per_day,
+            on_lead=lambda: progress.advance(task),
+        )
 
 
 def _print(result: object) -> None:

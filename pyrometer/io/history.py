@@ -43,6 +43,9 @@ class History:
     rows: int
     first_us: int
     last_us: int
+    per_lead: str = "pyro_bt_ids"
+    """A table of each lead's events (``n``), first and last time (``first_us``,
+    ``last_us``), ids as in ``events``."""
 
 
 def open_history(
@@ -62,13 +65,29 @@ def open_history(
     if table.diagnose is not None:
         table.diagnose()  # a row without a lead, event or time: named, as `score` names it
     table = DuckDBBatchScorer(playbook, con).distinct(table)
+    # Per lead as spelled, in one scan; ids are normalised on every row only when one of
+    # them is not in normal form (as `score` checks its scored leads).
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE pyro_bt_ids AS SELECT lead_id, count(*) AS n, "
+        f"min(ts_us) AS first_us, max(ts_us) AS last_us FROM {table.sql} GROUP BY lead_id"
+    )
     if table.normal_lead_id is not None:
         normal = table.normal_lead_id("lead_id")
-        con.execute(
-            "CREATE OR REPLACE TEMP VIEW pyro_bt_events AS "
-            f"SELECT * REPLACE ({normal} AS lead_id) FROM {table.sql}"
-        )
-        table = replace(table, sql="pyro_bt_events", normal_lead_id=None)
+        row = con.execute(
+            f"SELECT count(*) FROM pyro_bt_ids WHERE lead_id IS DISTINCT FROM {normal}"
+        ).fetchone()
+        if row and row[0]:
+            con.execute(
+                "CREATE OR REPLACE TEMP VIEW pyro_bt_events AS "
+                f"SELECT * REPLACE ({normal} AS lead_id) FROM {table.sql}"
+            )
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE pyro_bt_ids AS SELECT lead_id, sum(n) AS n, "
+                "min(first_us) AS first_us, max(last_us) AS last_us FROM (SELECT "
+                f"{normal} AS lead_id, n, first_us, last_us FROM pyro_bt_ids) GROUP BY lead_id"
+            )
+            table = replace(table, sql="pyro_bt_events")
+        table = replace(table, normal_lead_id=None)
     lead_table = (
         open_leads(con, leads, lead_id_column=id_column, encoding=encoding) if leads else None
     )
@@ -82,7 +101,7 @@ def open_history(
                 n: v for n, v in zip(names, row[1:], strict=True) if v is not None
             }
     found = con.execute(
-        f"SELECT count(DISTINCT lead_id), count(*), min(ts_us), max(ts_us) FROM {table.sql}"
+        "SELECT count(*), sum(n), min(first_us), max(last_us) FROM pyro_bt_ids"
     ).fetchone()
     assert found is not None
     n_leads, rows, first, last = found

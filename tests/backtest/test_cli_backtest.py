@@ -181,3 +181,30 @@ def test_tune_needs_one_target(company, tmp_path: Path) -> None:
     _, events, _, _ = company
     code, _, err = cli("tune", str(events), "-o", str(tmp_path / "x.yaml"))
     assert code == 2 and "--capacity N/day or --precision P" in err
+
+
+def test_the_python_sweep_the_cli_falls_back_to_gives_the_same_json(company, monkeypatch) -> None:
+    leads, events, _, outcomes = company
+    args = ("backtest", str(events), "--leads", str(leads), "--outcomes", str(outcomes))
+    args += ("--from", FROM, "--to", TO, "--capacity", "3/day", "--json")
+    code, fast, err = cli(*args)
+    assert code == 0, err
+    import pyrometer.backtest.run as run_module
+    from pyrometer.engines import duckdb_backtest
+
+    swept: list[int] = []
+
+    def counted_run(*a, **k):
+        swept.append(1)
+        return run_backtest(*a, **k)
+
+    monkeypatch.setattr(duckdb_backtest, "supported", lambda books, times: False)
+    monkeypatch.setattr(run_module, "run", counted_run)
+    code, slow, err = cli(*args)
+    assert code == 0, err
+    assert swept == [1]  # the fallback ran
+    fast_json, slow_json = json.loads(fast), json.loads(slow)
+    fast_json.pop("seconds")
+    slow_json.pop("seconds")
+    assert fast_json["playbooks"][0]["observations"] > 0
+    assert fast_json == slow_json

@@ -34,6 +34,7 @@ from pyrometer.engines.duckdb.sql import (
     quote_literal,
 )
 from pyrometer.engines.duckdb.tables import EventTable, LeadTable, connect
+from pyrometer.engines.plan.keys import full_slots
 
 # Tables over this many events are scored in slices of leads, one pass over the file each,
 # so that the per-lead hash table stays within memory.
@@ -394,6 +395,20 @@ class DuckDBBatchScorer:
         """Every lead scored, as Python objects (for tests and small tables)."""
         rows = self.score_relation(events, leads, as_of_us).fetchall()
         return {row[0]: _scored(row) for row in rows}
+
+    def earned_points_sql(
+        self, events: EventTable, until_us: int, names_from: EventTable | None = None
+    ) -> str:
+        """SQL of the points events at or before ``until_us`` earn after caps and ``once``
+        windows (:func:`ledger.earned_sql`): the same at any as-of time from the event's
+        on, since an event's rank in its window depends on earlier events only; backtests
+        decay them to many as-of times at once. ``events`` must be :meth:`distinct`
+        already; ``names_from``: a cheaper table with the same event names."""
+        match = self._load_rules(events, self._raw_names(names_from or events))
+        joined = pass2.joined_sql(events.sql, until_us, match)
+        rules = self.playbook.engagement
+        limits = plan.limits(self.playbook)
+        return ledger.earned_sql(joined, limits, {i: full_slots(rules[i]) for i in limits})
 
     def explain(
         self,

@@ -1,0 +1,299 @@
+"""A backtest's every as-of time in one SQL pass over the events, then counted as arrays.
+
+An event's earned points (after caps and ``once`` windows) depend on earlier events only,
+so they are the same at every as-of time from the event's on: the batch engine gives
+them once (:meth:`DuckDBBatchScorer.earned_points_sql`). Here they are summed per lead
+and *as-of stretch* (the events between two consecutive as-of times), each point scaled
+to the last as-of time's decay step; :mod:`pyrometer.backtest.matrix` turns those sums
+into every lead's band at every as-of time (a running sum and one scale per as-of time)
+and counts them as :meth:`pyrometer.backtest.metrics.Tally.add` does, a block of leads
+at a time. Results equal the Python sweep's (:func:`pyrometer.backtest.run.run`), which
+stays the reference and the fallback: :func:`run_sql` returns ``None`` for as-of times
+that are not evenly spaced or that span more than
+:data:`~pyrometer.backtest.matrix.MAX_SPAN_HALF_LIVES` half-lives.
+
+Temperature is all a backtest counts; stages and suppression are not read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from itertools import pairwise
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from pyrometer.backtest import matrix
+from pyrometer.backtest.metrics import Outcome, Tally, lead_outcomes
+from pyrometer.backtest.outcomes import outcome_of_event
+from pyrometer.backtest.run import Result
+from pyrometer.core.conditions import normalize_name, normalize_record
+from pyrometer.core.fit import fit_and_suppression
+from pyrometer.core.playbook import Playbook
+from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, EventTable
+from pyrometer.engines.sql_conditions import quote_literal
+
+CELLS_PER_BLOCK = 2_000_000  # leads × as-of times held as arrays at once (~16 MB each)
+MEMORY_LIMIT = "1GB"  # DuckDB's share while backtesting (it spills beyond); arrays come on top
+
+
+@dataclass(frozen=True)
+class Block:
+    """Some leads (in id order) and their band codes at every as-of time."""
+
+    lead_ids: list[str] | None  # only when asked for
+    first: matrix.Ints
+    codes: Any  # int8 matrix, leads × as-of times
+    won: matrix.Ints
+    closed: matrix.Ints
+
+
+def supported(playbooks: Sequence[Playbook], as_of_times: Sequence[int]) -> bool:
+    """Whether :func:`run_sql` can take these: evenly spaced as-of times, and a span of
+    at most :data:`~pyrometer.backtest.matrix.MAX_SPAN_HALF_LIVES` half-lives."""
+    if not as_of_times:
+        return False
+    gaps = {b - a for a, b in pairwise(as_of_times)}
+    if len(gaps) > 1 or any(g <= 0 for g in gaps):
+        return False
+    for book in playbooks:
+        decay = book.decay
+        span = decay.step_of(as_of_times[-1]) - decay.step_of(as_of_times[0])
+        if span / decay.half_life_steps > matrix.MAX_SPAN_HALF_LIVES:
+            return False
+    return True
+
+
+class _Leads:
+    """``pyro_bt_leads``: each lead with an event by the last as-of time, numbered in id
+    order (``idx``), with its first as-of time, and its outcome."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        events: EventTable,
+        as_of_times: Sequence[int],
+        outcomes: Iterable[Outcome] | None,
+        first_book: Playbook,
+        per_lead: str | None = None,
+    ) -> None:
+        self.con = con
+        start, last = as_of_times[0], as_of_times[-1]
+        every = as_of_times[1] - as_of_times[0] if len(as_of_times) > 1 else 1
+        self.every = every
+        self.stretch = (
+            f"(CASE WHEN {{ts}} <= {start} THEN 0 "
+            f"ELSE ({{ts}} - {start} + {every - 1}) // {every} END)"
+        )
+        won = closed = "CAST(NULL AS BIGINT)"
+        ends: list[str] = []
+        if outcomes is not None:
+            known = lead_outcomes(outcomes)
+            con.register(
+                "pyro_bt_outcome_rows",
+                pa.table(
+                    {
+                        "lead_id": pa.array(list(known), pa.string()),
+                        "won_us": pa.array([o.won_us for o in known.values()], pa.int64()),
+                        "closed_us": pa.array([o.closed_us for o in known.values()], pa.int64()),
+                    }
+                ),
+            )
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE pyro_bt_outcomes AS "
+                "SELECT * FROM pyro_bt_outcome_rows"
+            )
+            con.unregister("pyro_bt_outcome_rows")
+        else:  # the first playbook's lifecycle events: purchase, won, lost...
+            raw = [
+                str(r[0])
+                for r in con.execute(
+                    f"SELECT DISTINCT event FROM {events.sql} WHERE event IS NOT NULL"
+                ).fetchall()
+            ]
+            kinds = {r: outcome_of_event(first_book, normalize_name(r)) for r in raw}
+            wins = [quote_literal(r) for r, k in kinds.items() if k == "won"]
+            ends = [quote_literal(r) for r, k in kinds.items() if k is not None]
+            if wins:
+                won = f"min(CASE WHEN event IN ({', '.join(wins)}) THEN ts_us END)"
+            if ends:
+                closed = f"min(CASE WHEN event IN ({', '.join(ends)}) THEN ts_us END)"
+        # Each lead's first event and events (``per_lead`` has them: ``lead_id``, ``n``,
+        # ``first_us``), and without a file its outcomes, from the few events that say.
+        if per_lead is None:
+            per_lead = (
+                "(SELECT lead_id, count(*) AS n, min(ts_us) AS first_us "
+                f"FROM {events.sql} GROUP BY lead_id)"
+            )
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE pyro_bt_all AS
+            SELECT lead_id, n, first_us, CAST(NULL AS BIGINT) AS won_us,
+                   CAST(NULL AS BIGINT) AS closed_us
+            FROM {per_lead}
+        """)
+        if outcomes is None and ends:
+            con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE pyro_bt_outcomes AS
+                SELECT lead_id, {won} AS won_us, {closed} AS closed_us
+                FROM {events.sql} WHERE event IN ({", ".join(ends)}) GROUP BY lead_id
+            """)
+        if outcomes is not None or ends:
+            con.execute("""
+                UPDATE pyro_bt_all a SET won_us = o.won_us, closed_us = o.closed_us
+                FROM pyro_bt_outcomes o WHERE a.lead_id = o.lead_id
+            """)
+        counted = con.execute("SELECT count(*), coalesce(sum(n), 0) FROM pyro_bt_all").fetchone()
+        assert counted is not None
+        self.all_leads, self.all_events = int(counted[0]), int(counted[1])
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE pyro_bt_leads AS
+            SELECT lead_id, row_number() OVER (ORDER BY lead_id) - 1 AS idx,
+                   {self.stretch.format(ts="first_us")} AS first,
+                   coalesce(won_us, {matrix.NO_TIME}) AS won_us,
+                   coalesce(closed_us, {matrix.NO_TIME}) AS closed_us
+            FROM pyro_bt_all WHERE first_us <= {last}
+        """)
+        got = con.execute(
+            "SELECT first, won_us, closed_us FROM pyro_bt_leads ORDER BY idx"
+        ).fetchnumpy()
+        self._ids: list[str] | None = None
+        self.first = np.asarray(got["first"], dtype=np.int64)
+        self.won = np.asarray(got["won_us"], dtype=np.int64)
+        self.closed = np.asarray(got["closed_us"], dtype=np.int64)
+
+    @property
+    def ids(self) -> list[str]:
+        """The leads' ids by ``idx`` (read when first asked: a million strings)."""
+        if self._ids is None:
+            rows = self.con.execute("SELECT lead_id FROM pyro_bt_leads ORDER BY idx").fetchall()
+            self._ids = [str(row[0]) for row in rows]
+        return self._ids
+
+    def fits(self, book: Playbook, attributes: Mapping[str, Mapping[str, Any]]) -> matrix.Floats:
+        """Each lead's fit under ``book``, as :func:`pyrometer.backtest.sweep.sweep_lead`
+        computes it (the attributes are in memory already)."""
+        fits, _ = fit_and_suppression(book, {})
+        default = sum(line.points for line in fits)
+        out = np.full(len(self.first), default, dtype=np.float64)
+        if attributes:
+            position = {lead: i for i, lead in enumerate(self.ids)}
+            for lead, record in attributes.items():
+                i = position.get(lead)
+                if i is not None and record:
+                    fits, _ = fit_and_suppression(book, normalize_record(dict(record)))
+                    out[i] = sum(line.points for line in fits)
+        return out
+
+
+def blocks(
+    con: duckdb.DuckDBPyConnection,
+    book: Playbook,
+    events: EventTable,
+    leads: _Leads,
+    attributes: Mapping[str, Mapping[str, Any]],
+    as_of_times: Sequence[int],
+    with_ids: bool = False,
+) -> Iterator[Block]:
+    """Every lead's bands under ``book`` at ``as_of_times``, a block of leads at a time."""
+    decay = book.decay
+    steps = [decay.step_of(t) for t in as_of_times]
+    scorer = DuckDBBatchScorer(book, con)
+    # Leads by number: every grouping below is on integers, not strings. (A left join, so
+    # that reading the event names alone does not join.)
+    numbered = replace(
+        events,
+        sql=f"(SELECT e.* REPLACE (l.idx AS lead_id) FROM {events.sql} e "
+        "LEFT JOIN pyro_bt_leads l ON e.lead_id = l.lead_id)",
+    )
+    earned = scorer.earned_points_sql(numbered, as_of_times[-1], names_from=events)
+    # One row per earned point, fetched as Arrow: its block of leads, its cell (lead and
+    # as-of time) in the block, its decay step from the last as-of time's. Decayed, split
+    # into blocks and summed per cell by numpy, not hashed here.
+    n = len(as_of_times)
+    size = max(1, CELLS_PER_BLOCK // n)
+    block_type = "SMALLINT" if len(leads.first) // size < 2**15 else "INTEGER"
+    relation = con.sql(f"""
+        SELECT CAST(lead_id // {size} AS {block_type}) AS blk,
+               CAST((lead_id % {size}) * {n} + {leads.stretch.format(ts="ts_us")} AS INTEGER)
+                   AS cell,
+               CAST(greatest(pyro_fdiv(ts_us, {decay.step_us}) - {steps[-1]}, -1000000000)
+                    AS INTEGER) AS ds,
+               points
+        FROM ({earned}) WHERE points <> 0
+    """)
+    got = (getattr(relation, "to_arrow_table", None) or relation.arrow)()  # DuckDB 2 / 1
+    order = np.argsort(got.column("blk").to_numpy(), kind="stable")  # radix: small ints
+    block_of = got.column("blk").to_numpy()[order]
+    row_cell = got.column("cell").to_numpy()[order]
+    row_value = got.column("points").to_numpy()[order]
+    row_value *= np.exp2(got.column("ds").to_numpy()[order] / decay.half_life_steps)
+    del got, order
+    fit = leads.fits(book, attributes)
+    scale = matrix.scales(steps, decay.half_life_steps)
+    hot, warm = book.temperature.hot, book.temperature.warm
+    for a in range(0, len(leads.first), size):
+        b = min(a + size, len(leads.first))
+        lo, hi = np.searchsorted(block_of, [a // size, a // size + 1])
+        codes = matrix.bands(
+            leads.first[a:b], fit[a:b], row_cell[lo:hi], row_value[lo:hi], scale, hot, warm
+        )
+        yield Block(
+            leads.ids[a:b] if with_ids else None,
+            leads.first[a:b],
+            codes,
+            leads.won[a:b],
+            leads.closed[a:b],
+        )
+
+
+def run_sql(
+    con: duckdb.DuckDBPyConnection,
+    playbooks: Sequence[tuple[str, Playbook]],
+    events: EventTable,
+    attributes: Mapping[str, Mapping[str, Any]],
+    outcomes: Iterable[Outcome] | None,
+    as_of_times: Sequence[int],
+    horizon_us: int,
+    capacity_per_day: float | None = None,
+    progress: Callable[[str], None] | None = None,
+    per_lead: str | None = None,
+) -> Result | None:
+    """What :func:`pyrometer.backtest.run.run` gives for the same history (``events``
+    distinct, ids in normal form, as :func:`pyrometer.io.history.open_history` opens
+    them), or ``None`` when :func:`supported` says no. ``per_lead``: a table of each lead's
+    events and first time already counted (:attr:`pyrometer.io.history.History.per_lead`)."""
+    if not playbooks:
+        raise ValueError("no playbook to backtest")
+    if not supported([book for _, book in playbooks], as_of_times):
+        return None
+    say = progress or (lambda _stage: None)
+    started = time.perf_counter()
+    row = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    try:
+        say("Reading leads and outcomes")
+        leads = _Leads(con, events, as_of_times, outcomes, playbooks[0][1], per_lead)
+        metrics = []
+        for name, book in playbooks:
+            say(f"Scoring {name} at {len(as_of_times)} as-of times")
+            tally = Tally(as_of_times, {}, horizon_us, capacity_per_day)
+            for block in blocks(con, book, events, leads, attributes, as_of_times):
+                matrix.tally_bands(tally, block.first, block.codes, block.won, block.closed)
+            metrics.append(tally.result())
+    finally:
+        if row is not None:
+            con.execute(f"SET memory_limit = {quote_literal(str(row[0]))}")
+    return Result(
+        names=tuple(name for name, _ in playbooks),
+        metrics=tuple(metrics),
+        as_of_times=tuple(as_of_times),
+        horizon_us=horizon_us,
+        leads=leads.all_leads,
+        events=leads.all_events,
+        outcomes_from="events" if outcomes is None else "file",
+        seconds=time.perf_counter() - started,
+    )
