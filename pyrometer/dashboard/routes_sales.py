@@ -32,12 +32,12 @@ from pyrometer.dashboard.web import (
     service_of,
 )
 from pyrometer.service import leads as lead_changes
+from pyrometer.service import models
 from pyrometer.service.lead_filters import BadFilter
 from pyrometer.service.reads import BadCursor, LeadQuery, get_lead, list_leads
 from pyrometer.service.reps import list_reps
 from pyrometer.service.runtime import Service
 from pyrometer.service.touches import UnknownLead, add_touch
-from pyrometer.service import models
 from pyrometer.service.users import Role
 from pyrometer.store.touches import KINDS
 
