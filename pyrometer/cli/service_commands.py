@@ -263,8 +263,8 @@ def _demo_model(service: Service) -> None:
         return
     models.activate(service, found["model"])
     err.print(
-        f"conversion model {found['model']} learned from {found['outcomes']} outcomes "
-        f"(ROC AUC {found['roc_auc']:.2f} on the newest) and switched on"
+        f"conversion model {found['model']} on: {found['outcomes']} outcomes, "
+        f"ROC AUC {found['roc_auc']:.2f} on the newest"
     )
 
 

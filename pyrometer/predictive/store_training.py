@@ -41,7 +41,7 @@ from pyrometer.predictive.evaluate import (
 from pyrometer.predictive.event_features import EventConfig
 from pyrometer.predictive.features import Schema, learn_schema
 from pyrometer.predictive.leakage import dominant_column, find_leaks
-from pyrometer.predictive.loading import DEFAULT_PLACEHOLDERS
+from pyrometer.predictive.loading import DEFAULT_PLACEHOLDERS, ColumnKind
 from pyrometer.predictive.models import LightGBMModel, make_model
 from pyrometer.predictive.pipeline import MIN_PER_CLASS
 
@@ -264,6 +264,14 @@ def train(
     schema, cleaned = learn_schema(
         frame, TARGET, ID, list(DEFAULT_PLACEHOLDERS), exclude=[DECISION], time_column=DECISION
     )
+    # An attribute that is a date (created_at, a sign-up date) is read as days since the
+    # history's first: the model would learn when the history's leads arrived, and every
+    # lead it scores later lies past the end of that range. The lead's age and recency come
+    # from its events (as of its cut-off) instead.
+    dates = {f.name for f in schema.features if f.kind == ColumnKind.DATETIME}
+    for name in dates:
+        schema.dropped[name] = "a calendar date (scored leads all lie after the history)"
+    schema.features = [f for f in schema.features if f.name not in dates]
     leaks = find_leaks(schema, cleaned, y)
     warnings = [leak.message() for leak in leaks]
     if leaks:

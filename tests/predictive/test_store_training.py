@@ -165,3 +165,24 @@ def test_too_few_outcomes_is_a_clear_error() -> None:
     leads = [st.LeadHistory(f"x{i}", {"a": "b"}, 0, customer_us=DAY) for i in range(30)]
     with pytest.raises(st.NotEnoughOutcomes, match="0 lost, disqualified or expired"):
         st.training_data(leads, st.event_log([]), default_playbook(), NOW)
+
+
+def test_a_calendar_date_attribute_is_left_out() -> None:
+    """created_at says when the history's leads arrived; every lead scored later lies past
+    that range, so a date attribute must not become a feature (it was the demo model's
+    strongest factor)."""
+    book = _book()
+    leads, events = _history(400, seed=5)
+    dated = [
+        st.LeadHistory(
+            h.lead_id,
+            {**h.attributes, "created_at": f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}T09:00:00Z"},
+            h.first_seen_us,
+            customer_us=h.customer_us,
+        )
+        for i, h in enumerate(leads)
+    ]
+    trained = st.train(st.training_data(dated, st.event_log(events), book, NOW), book, NOW)
+    assert "created_at" not in trained.metrics["features"]
+    assert "calendar date" in trained.metrics["dropped"]["created_at"]
+    assert "industry" in trained.metrics["features"]
