@@ -6,7 +6,8 @@ the passes, and :mod:`.run` orders them. A Spark engine mirrors this folder.
 """
 
 from pyrometer.engines.duckdb.run import EVENTS_PER_SLICE, WEIGHT_SAMPLE_ROWS, DuckDBBatchScorer
-from pyrometer.engines.duckdb.tables import OUTPUT_COLUMNS, EventTable, LeadTable, connect
+from pyrometer.engines.duckdb.tables import EventTable, LeadTable, connect
+from pyrometer.engines.plan.leads import OUTPUT_COLUMNS
 
 __all__ = [
     "EVENTS_PER_SLICE",

@@ -14,19 +14,6 @@ import duckdb
 from pyrometer.core.stitching import Stitching
 from pyrometer.engines import native as native_ext
 
-OUTPUT_COLUMNS = (
-    "lead_id",
-    "score",
-    "fit",
-    "engagement",
-    "temperature",
-    "stage",
-    "funnel",
-    "suppressed",
-    "last_activity",
-    "events",
-)
-
 
 @dataclass(frozen=True)
 class EventTable:

@@ -17,6 +17,20 @@ from pyrometer.core.fit import fit_lines, suppressed_by_attributes
 from pyrometer.core.playbook import Metric, Playbook
 from pyrometer.engines.plan.conditions import AllFields, bounds, compile_where
 
+OUTPUT_COLUMNS = (
+    "lead_id",
+    "score",
+    "fit",
+    "engagement",
+    "temperature",
+    "stage",
+    "funnel",
+    "suppressed",
+    "last_activity",
+    "events",
+)
+"""What every engine returns per lead, in this order."""
+
 
 @dataclass(frozen=True)
 class FitTerm:

@@ -7,6 +7,7 @@ session for ``local[*]``, ``spark://`` or ``yarn``. Needs the ``spark`` extra
 (``pip install 'pyrometer[spark]'``) and a Java runtime.
 """
 
+from pyrometer.engines.plan.leads import OUTPUT_COLUMNS
 from pyrometer.engines.spark.frames import (
     EventFrame,
     LeadFrame,
@@ -15,7 +16,7 @@ from pyrometer.engines.spark.frames import (
     read_events,
     read_leads,
 )
-from pyrometer.engines.spark.run import OUTPUT_COLUMNS, SparkBatchScorer, score
+from pyrometer.engines.spark.run import SparkBatchScorer, score
 
 __all__ = [
     "OUTPUT_COLUMNS",

@@ -19,15 +19,7 @@ from pyspark.sql import types as T
 from pyrometer.core.conditions import normalize_name
 from pyrometer.core.ids import WHITESPACE
 from pyrometer.core.timeutil import MAX_US, MIN_US
-
-# The same spellings the file readers accept (pyrometer.io.readers).
-EVENT_ALIASES = {
-    "lead_id": ("lead_id", "leadid", "user_id", "userid", "contact_id", "contactid"),
-    "event": ("event", "event_name", "eventname", "activity", "activity_type"),
-    "timestamp": ("timestamp", "ts", "time", "event_time", "occurred_at", "created_at", "date"),
-    "event_id": ("event_id", "eventid", "message_id", "messageid", "id"),
-}
-LEAD_ALIASES = ("lead_id", "leadid", "user_id", "userid", "contact_id", "contactid", "id")
+from pyrometer.io.readers import EVENT_ALIASES, LEAD_ALIASES  # the spellings files accept
 
 
 @dataclass(frozen=True)

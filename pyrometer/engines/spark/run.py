@@ -34,19 +34,6 @@ from pyrometer.engines import plan
 from pyrometer.engines.spark import columns
 from pyrometer.engines.spark.frames import EventFrame, LeadFrame
 
-OUTPUT_COLUMNS = (
-    "lead_id",
-    "score",
-    "fit",
-    "engagement",
-    "temperature",
-    "stage",
-    "funnel",
-    "suppressed",
-    "last_activity",
-    "events",
-)
-
 _CANDIDATES = T.StructType(
     [
         T.StructField("pyro_raw", T.StringType()),
