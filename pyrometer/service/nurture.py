@@ -788,7 +788,7 @@ def report_bounce(
         key = lead_of_message_id(message_id)
         row = service.read(lambda conn: store.step_by_key(conn, key)) if key else None
         if row is None:
-            raise UnknownSend(f"no e-mail with Message-ID {message_id!r}")
+            raise UnknownSend(f"e-mail with Message-ID {message_id!r}")
         lead_id = row.lead_id
     if lead_id is None:
         raise UnknownSend("give lead_id or message_id")
@@ -798,7 +798,7 @@ def report_bounce(
         ).first()
     )
     if known is None:
-        raise UnknownSend(f"no lead {lead_id!r}")
+        raise UnknownSend(f"lead {lead_id!r}")
     suppress(service, lead_id, {"bounce": "bounced", "complaint": "complained"}[kind])
     return lead_id
 
