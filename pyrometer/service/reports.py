@@ -40,32 +40,37 @@ FLOWS = (
 """The moves :func:`over_time` counts per span, as (kind, new class)."""
 
 
-def _cohort() -> tuple[sa.Subquery, sa.ColumnElement[int]]:
-    """Every lead with its current classes, source and the moment it was first seen."""
+def _cohort(conn: Connection) -> tuple[sa.CTE, sa.ColumnElement[int]]:
+    """Every lead with its current classes, source and the moment it was first seen, as a
+    materialised CTE: the first-seen time is computed once per lead, not once for each
+    place a query reads it (a plain subquery is inlined, and SQLite then repeated the
+    per-lead seek for every reference)."""
     # Each lead's first event: one seek on the (lead_id, ts_us) index per lead.
     first_event = (
         sa.select(sa.func.min(events.c.ts_us))
         .where(events.c.lead_id == leads.c.lead_id)
         .scalar_subquery()
     )
-    cohort = sa.select(
-        leads.c.lead_id,
-        leads.c.temperature,
-        leads.c.stage,
-        leads.c.source,
-        leads.c.created_us,
-        first_event.label("first_event_us"),
-    ).subquery()
-    first_seen = sa.case(
-        (cohort.c.first_event_us < cohort.c.created_us, cohort.c.first_event_us),
-        else_=cohort.c.created_us,
+    # The earlier of the first event (if any) and the row's creation, the seek read once.
+    earlier = sa.func.least if conn.dialect.name == "postgresql" else sa.func.min
+    first_seen = earlier(sa.func.coalesce(first_event, leads.c.created_us), leads.c.created_us)
+    cohort = (
+        sa.select(
+            leads.c.lead_id,
+            leads.c.temperature,
+            leads.c.stage,
+            leads.c.source,
+            first_seen.label("first_seen_us"),
+        )
+        .cte("cohort")
+        .prefix_with("MATERIALIZED")
     )
-    return cohort, first_seen
+    return cohort, cohort.c.first_seen_us
 
 
 def summary(service: Service, since_us: int, until_us: int) -> dict[str, Any]:
     def work(conn: Connection) -> dict[str, Any]:
-        cohort, first_seen = _cohort()
+        cohort, first_seen = _cohort(conn)
         # Leads start cold; the hottest class any temperature move gave in the first day.
         heat = sa.case((transitions.c.new == "hot", 2), (transitions.c.new == "warm", 1), else_=0)
         hottest = (
@@ -158,7 +163,7 @@ def over_time(
     lead."""
 
     def work(conn: Connection) -> list[dict[str, Any]]:
-        _, first_seen = _cohort()
+        _, first_seen = _cohort(conn)
         start = since_us
         if start <= 0:
             found = conn.execute(sa.select(sa.func.min(first_seen))).scalar()
