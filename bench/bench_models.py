@@ -6,18 +6,25 @@ a fresh store (SQLite file, or a PostgreSQL schema with ``--stores postgres``), 
 1. trains through the service's own job (read outcomes, point-in-time features, fit on
    the older outcomes, validate on the newest, refit, store), against a reference in the
    same run: a plain 5-fold LightGBM cross-validation of the same design matrix;
-2. scores leads with the active model: one lead at a time without the cache (p50/p99
-   over ``--samples`` leads), a page of 50 leads at once, and cached reads, against the
-   reference of the bare booster predicting one row.
+2. scores leads with the active model, first through the pandas path (as before the row
+   scorer), then through the row scorer, in the same run: the model's part alone for one
+   lead (features, probability, reasons; p50/p99 over ``--samples`` leads), a whole
+   uncached read (store read, scoring, cache write), a page of 50 uncached leads, and
+   cached reads, against the reference of the bare booster predicting one frame row;
+3. ingests batches of 500 new events on known leads with no model active and with one,
+   in alternating phases (``--rounds`` of ``--seconds`` each, medians), while the
+   service's retrainer sweeps as in ``serve`` and rescores every lead ingest changed.
 
 Usage:
 
     python bench/bench_models.py [--leads 3000] [--samples 200] [--stores sqlite,postgres]
+        [--rounds 3] [--seconds 4]
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import tempfile
@@ -27,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import lightgbm as lgb
+import sqlalchemy as sa
 from sklearn.model_selection import StratifiedKFold
 
 from pyrometer.core.playbook import default_playbook_text
@@ -37,6 +45,7 @@ from pyrometer.predictive import store_training as st
 from pyrometer.predictive.models import LGB_PARAMS, _safe_names
 from pyrometer.service import models
 from pyrometer.service.ingest import ingest
+from pyrometer.service.inputs import Track
 from pyrometer.service.rescore import publish
 from pyrometer.service.runtime import Service
 from pyrometer.store import models as store
@@ -105,7 +114,69 @@ def reference_cv(service: Service) -> tuple[float, int]:
     return time.perf_counter() - started, len(y)
 
 
-def run(kind: str, n_leads: int, samples: int) -> None:
+def _set_active(service: Service, version: int | None) -> None:
+    def work(conn: object) -> None:
+        conn.execute(store.models.update().values(active=False))  # type: ignore[attr-defined]
+        if version is not None:
+            store.activate(conn, version, NOW)  # type: ignore[arg-type]
+
+    service.write(work)
+
+
+def ingest_phases(kind: str, service: Service, ids: list[str], rounds: int, seconds: float) -> None:
+    """Ingest (batches of 500 new events on known leads) with no model active and with
+    one, in alternating phases, while the service's :class:`Retrainer` runs as in
+    ``serve`` (polling every 0.5 s instead of 10 s): with a model it rescores each lead
+    ingest changed. The median events/s of each."""
+    version = service.read(store.active_version)
+    rng = random.Random(5)
+    retrainer = models.Retrainer(service)
+    retrainer.POLL_SECONDS = 0.5
+    retrainer.start()
+    rates: dict[str, list[float]] = {"no model": [], "model active": []}
+    counter = 0
+    try:
+        for phase in ["warm-up", *(["no model", "model active"] * rounds)]:
+            _set_active(service, version if phase != "no model" else None)
+            sent = 0
+            started = time.perf_counter()
+            while time.perf_counter() - started < seconds:
+                batch = []
+                for _ in range(500):
+                    counter += 1
+                    batch.append(
+                        Track(
+                            message_id=f"bench-{counter}",
+                            name=rng.choice(("page_view", "email_open", "webinar_attended")),
+                            ts_us=NOW - rng.randrange(86_400_000_000),
+                            user_id=rng.choice(ids),
+                            properties={},
+                        )
+                    )
+                ingest(service, batch, [])
+                sent += len(batch)
+            rate = sent / (time.perf_counter() - started)
+            if phase in rates:
+                rates[phase].append(rate)
+        fresh = service.read(
+            lambda conn: conn.execute(
+                sa.select(sa.func.count()).select_from(store.lead_predictions)
+            ).scalar_one()
+        )
+    finally:
+        retrainer.stop()
+        _set_active(service, version)
+    off, on = statistics.median(rates["no model"]), statistics.median(rates["model active"])
+    print(
+        f"[{kind}] ingest with the retrainer's sweep running, {rounds} rounds of "
+        f"{seconds:.0f} s phases: no model {off:,.0f} events/s, model active {on:,.0f} "
+        f"events/s ({(on - off) / off:+.1%}); phases: "
+        + ", ".join(f"{k} {[round(r) for r in v]}" for k, v in rates.items())
+        + f"; {fresh} cached predictions at the end"
+    )
+
+
+def run(kind: str, n_leads: int, samples: int, rounds: int = 3, seconds: float = 4.0) -> None:
     with tempfile.TemporaryDirectory() as folder:
         url, cleanup = _store_url(kind, folder)
         service = Service.open(url, lambda: NOW)
@@ -132,27 +203,63 @@ def run(kind: str, n_leads: int, samples: int) -> None:
             held = service.read(lambda conn: models._active_model(service, conn))
             assert held is not None
             _, model = held
-            one: list[float] = []
-            for lead_id in ids[:samples]:
-                service.write(
-                    lambda conn, lead_id=lead_id: conn.execute(
-                        store.lead_predictions.delete().where(
-                            store.lead_predictions.c.lead_id == lead_id
+            fast_rows = models.FAST_ROWS
+
+            def uncached(lead_ids: list[str]) -> list[float]:
+                times = []
+                for lead_id in lead_ids:
+                    service.write(
+                        lambda conn, lead_id=lead_id: conn.execute(
+                            store.lead_predictions.delete().where(
+                                store.lead_predictions.c.lead_id == lead_id
+                            )
                         )
                     )
-                )
+                    started = time.perf_counter()
+                    models.predictions(service, [lead_id])
+                    times.append((time.perf_counter() - started) * 1000)
+                return times
+
+            def compute(lead_ids: list[str]) -> list[float]:
+                """The model's part alone: features, probability and reasons of one lead."""
+                times = []
+                for lead_id in lead_ids:
+                    attrs = service.read(
+                        lambda conn, lead_id=lead_id: conn.execute(
+                            sa.select(store.leads.c.attributes).where(
+                                store.leads.c.lead_id == lead_id
+                            )
+                        ).scalar_one()
+                    )
+                    log = service.read(lambda conn, i=lead_id: store.lead_event_rows(conn, [i]))
+                    started = time.perf_counter()
+                    models.score_leads(model, [(lead_id, dict(attrs))], log, NOW)
+                    times.append((time.perf_counter() - started) * 1000)
+                return times
+
+            figures = {}
+            for label, rows in (("pandas path (before)", 0), ("row scorer (now)", fast_rows)):
+                models.FAST_ROWS = rows
+                one = uncached(ids[:samples])
+                alone = compute(ids[:samples])
+                page = ids[samples : samples + 50] if rows else ids[samples + 50 : samples + 100]
                 started = time.perf_counter()
-                models.predictions(service, [lead_id])
-                one.append((time.perf_counter() - started) * 1000)
+                models.predictions(service, page)
+                page_ms = (time.perf_counter() - started) * 1000
+                figures[label] = one
+                print(
+                    f"[{kind}] {label}: score one lead, model part only: p50 "
+                    f"{statistics.median(alone):.3f} ms, p99 {_pct(alone, 0.99):.3f} ms; "
+                    f"whole uncached read (read, features, model, reasons, cache write): "
+                    f"p50 {statistics.median(one):.2f} ms, p99 {_pct(one, 0.99):.2f} ms; "
+                    f"a page of 50 uncached: {page_ms:.1f} ms"
+                )
+            models.FAST_ROWS = fast_rows
             cached: list[float] = []
             for lead_id in ids[:samples]:
                 started = time.perf_counter()
                 models.predictions(service, [lead_id])
                 cached.append((time.perf_counter() - started) * 1000)
-            page = ids[samples : samples + 50]
-            started = time.perf_counter()
-            models.predictions(service, page)
-            page_ms = (time.perf_counter() - started) * 1000
             trees = model.model
             X = model.design(
                 st.with_columns(st.lead_frame([{}], [ids[0]], [NOW]), model),
@@ -164,16 +271,11 @@ def run(kind: str, n_leads: int, samples: int) -> None:
                 trees.raw_score(X)  # type: ignore[attr-defined]
                 ref.append((time.perf_counter() - started) * 1000)
             print(
-                f"[{kind}] score one lead, uncached (read, features, model, reasons, cache "
-                f"write): p50 {statistics.median(one):.2f} ms, p99 {_pct(one, 0.99):.2f} ms; "
-                f"cached: p50 {statistics.median(cached):.2f} ms, p99 {_pct(cached, 0.99):.2f} ms"
+                f"[{kind}] cached read: p50 {statistics.median(cached):.2f} ms, p99 "
+                f"{_pct(cached, 0.99):.2f} ms; reference: the model alone on one prepared "
+                f"frame row: p50 {statistics.median(ref):.3f} ms, p99 {_pct(ref, 0.99):.3f} ms"
             )
-            print(
-                f"[{kind}] a page of 50 leads uncached: {page_ms:.1f} ms "
-                f"({page_ms / 50:.2f} ms per lead); reference: the model "
-                f"alone on one prepared row: "
-                f"p50 {statistics.median(ref):.3f} ms, p99 {_pct(ref, 0.99):.3f} ms"
-            )
+            ingest_phases(kind, service, ids, rounds, seconds)
         finally:
             service.close()
             _drop(cleanup)
@@ -184,9 +286,11 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=3000)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--stores", default="sqlite")
+    parser.add_argument("--rounds", type=int, default=3, help="Rounds of the ingest phases.")
+    parser.add_argument("--seconds", type=float, default=4.0, help="Per ingest phase.")
     args = parser.parse_args()
     for kind in args.stores.split(","):
-        run(kind.strip(), args.leads, args.samples)
+        run(kind.strip(), args.leads, args.samples, args.rounds, args.seconds)
 
 
 if __name__ == "__main__":
