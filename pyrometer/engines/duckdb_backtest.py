@@ -38,7 +38,7 @@ from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, EventTable
 from pyrometer.engines.sql_conditions import quote_literal
 
 CELLS_PER_BLOCK = 2_000_000  # leads × as-of times held as arrays at once (~16 MB each)
-GAINED_CELLS = 40_000_000  # leads × as-of times of summed gains held at once (320 MB)
+GAINED_CELLS = 16_000_000  # leads × as-of times of summed gains held at once (128 MB)
 MEMORY_LIMIT = "1GB"  # DuckDB's share while backtesting (it spills beyond); arrays come on top
 
 
