@@ -38,11 +38,16 @@ def scales(as_of_steps: Sequence[int], half_life_steps: float) -> Floats:
     return np.asarray(np.exp2((steps[-1] - steps) / half_life_steps), dtype=np.float64)
 
 
+def gains(cells: npt.NDArray[np.integer], values: Floats, leads: int, n: int) -> Floats:
+    """Earned values summed per cell ``lead * n + k`` (cells may repeat: they add up, in
+    row order), as a ``leads`` × ``n`` matrix for :func:`bands`."""
+    return np.bincount(cells, weights=values, minlength=leads * n).reshape(leads, n)
+
+
 def bands(
     first: Ints,
     fit: Floats,
-    cells: npt.NDArray[np.integer],
-    values: Floats,
+    gained: Floats,
     scale: Floats,
     hot: float,
     warm: float,
@@ -50,13 +55,11 @@ def bands(
     """Band codes (:data:`HOT`, :data:`WARM`, :data:`COLD`), one row per lead, one column
     per as-of time; columns before the lead's ``first`` are meaningless (mask them).
 
-    ``values``: earned points times ``2 ** ((s - S_n) / H)``, each in its cell
-    ``lead * n + k`` (``lead`` the index in ``first``, ``k`` the first as-of time at or
-    after it); cells may repeat, they add up.
+    ``gained``: per lead and as-of time ``k``, the earned points of the stretch ending at
+    ``k`` (the events after as-of time ``k - 1``, up to ``k``) times
+    ``2 ** ((s - S_n) / H)`` (:func:`gains`).
     """
-    n = len(scale)
-    gained = np.bincount(cells, weights=values, minlength=len(first) * n)
-    score = np.cumsum(gained.reshape(len(first), n), axis=1, dtype=np.float64)
+    score = np.cumsum(gained, axis=1, dtype=np.float64)
     score *= scale
     score += fit[:, None]
     rounded = np.round(score, CLASSIFY_DECIMALS)  # as classify rounds

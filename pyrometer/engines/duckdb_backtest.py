@@ -38,6 +38,7 @@ from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, EventTable
 from pyrometer.engines.sql_conditions import quote_literal
 
 CELLS_PER_BLOCK = 2_000_000  # leads × as-of times held as arrays at once (~16 MB each)
+GAINED_CELLS = 16_000_000  # leads × as-of times of summed gains held at once (128 MB)
 MEMORY_LIMIT = "1GB"  # DuckDB's share while backtesting (it spills beyond); arrays come on top
 
 
@@ -210,44 +211,56 @@ def blocks(
         "LEFT JOIN pyro_bt_leads l ON e.lead_id = l.lead_id)",
     )
     earned = scorer.earned_points_sql(numbered, as_of_times[-1], names_from=events)
-    # One row per earned point, fetched as Arrow: its block of leads, its cell (lead and
-    # as-of time) in the block, its decay step from the last as-of time's. Decayed, split
-    # into blocks and summed per cell by numpy, not hashed here.
+    # One row per earned point, fetched as Arrow: its lead, its as-of stretch, its decay
+    # step from the last as-of time's. Decayed and summed per cell (lead and as-of time)
+    # by numpy, not hashed here: the (lead, stretch) groups are nearly as many as the
+    # events (30 events a lead over 180 days fall on ~28 days).
     n = len(as_of_times)
-    size = max(1, CELLS_PER_BLOCK // n)
-    block_type = "SMALLINT" if len(leads.first) // size < 2**15 else "INTEGER"
     relation = con.sql(f"""
-        SELECT CAST(lead_id // {size} AS {block_type}) AS blk,
-               CAST((lead_id % {size}) * {n} + {leads.stretch.format(ts="ts_us")} AS INTEGER)
-                   AS cell,
+        SELECT CAST(lead_id AS INTEGER) AS lead,
+               CAST({leads.stretch.format(ts="ts_us")} AS INTEGER) AS k,
                CAST(greatest(pyro_fdiv(ts_us, {decay.step_us}) - {steps[-1]}, -1000000000)
                     AS INTEGER) AS ds,
                points
         FROM ({earned}) WHERE points <> 0
     """)
     got = (getattr(relation, "to_arrow_table", None) or relation.arrow)()  # DuckDB 2 / 1
-    order = np.argsort(got.column("blk").to_numpy(), kind="stable")  # radix: small ints
-    block_of = got.column("blk").to_numpy()[order]
-    row_cell = got.column("cell").to_numpy()[order]
-    row_value = got.column("points").to_numpy()[order]
-    row_value *= np.exp2(got.column("ds").to_numpy()[order] / decay.half_life_steps)
-    del got, order
+    lead = got.column("lead").to_numpy()
+    k = got.column("k").to_numpy()
+    value = got.column("points").to_numpy() * np.exp2(
+        got.column("ds").to_numpy() / decay.half_life_steps
+    )
+    del got
     fit = leads.fits(book, attributes)
     scale = matrix.scales(steps, decay.half_life_steps)
     hot, warm = book.temperature.hot, book.temperature.warm
-    for a in range(0, len(leads.first), size):
-        b = min(a + size, len(leads.first))
-        lo, hi = np.searchsorted(block_of, [a // size, a // size + 1])
-        codes = matrix.bands(
-            leads.first[a:b], fit[a:b], row_cell[lo:hi], row_value[lo:hi], scale, hot, warm
-        )
-        yield Block(
-            leads.ids[a:b] if with_ids else None,
-            leads.first[a:b],
-            codes,
-            leads.won[a:b],
-            leads.closed[a:b],
-        )
+    total = len(leads.first)
+    size = max(1, CELLS_PER_BLOCK // n)  # leads whose bands are made at once
+    group = max(size, GAINED_CELLS // n // size * size)  # leads whose gains are summed at once
+    for start in range(0, total, group):
+        end = min(start + group, total)
+        if start == 0 and end == total:
+            cells = lead.astype(np.int64) * n + k
+            weights = value
+        else:  # rows in order, so that each cell adds up as in one pass
+            mine = (lead >= start) & (lead < end)
+            cells = (lead[mine].astype(np.int64) - start) * n + k[mine]
+            weights = value[mine]
+        gained = matrix.gains(cells, weights, end - start, n)
+        del cells, weights
+        for a in range(start, end, size):
+            b = min(a + size, end)
+            codes = matrix.bands(
+                leads.first[a:b], fit[a:b], gained[a - start : b - start], scale, hot, warm
+            )
+            yield Block(
+                leads.ids[a:b] if with_ids else None,
+                leads.first[a:b],
+                codes,
+                leads.won[a:b],
+                leads.closed[a:b],
+            )
+        del gained
 
 
 def run_sql(

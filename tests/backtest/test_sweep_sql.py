@@ -3,6 +3,8 @@ the same figures as the Python sweep."""
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 from conftest import event_table
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -69,13 +71,14 @@ def test_sql_sweep_equals_scoring_each_as_of_time_separately(
     count=st.integers(1, 40),
     horizon_days=st.sampled_from([1, 7, 30]),
     from_file=st.booleans(),
+    small_blocks=st.booleans(),
     wins=st.lists(
         st.tuples(st.sampled_from(["a", "b", "c", "z"]), st.booleans(), st.integers(0, 60)),
         max_size=6,
     ),
 )
 def test_sql_backtest_counts_what_the_python_sweep_counts(
-    playbook, stream, start_days, count, horizon_days, from_file, wins
+    playbook, stream, start_days, count, horizon_days, from_file, small_blocks, wins
 ) -> None:
     events, leads = stream
     if not events:
@@ -91,9 +94,16 @@ def test_sql_backtest_counts_what_the_python_sweep_counts(
     want = run(books, by_lead(events), leads, outcomes, times, horizon_days * DAY_US, 2.0)
     con = connect()
     table = DuckDBBatchScorer(playbook, con).distinct(event_table(con, events))
-    got = duckdb_backtest.run_sql(
-        con, books, table, leads, outcomes, times, horizon_days * DAY_US, 2.0
+    # Small blocks: bands made 2 leads at a time, gains summed 4 leads at a time.
+    sizes = (
+        {"CELLS_PER_BLOCK": 2 * count, "GAINED_CELLS": 5 * count}
+        if small_blocks
+        else {"CELLS_PER_BLOCK": duckdb_backtest.CELLS_PER_BLOCK}
     )
+    with patch.multiple(duckdb_backtest, **sizes):
+        got = duckdb_backtest.run_sql(
+            con, books, table, leads, outcomes, times, horizon_days * DAY_US, 2.0
+        )
     assert got is not None
     assert (got.leads, got.events, got.outcomes_from) == (
         want.leads,
