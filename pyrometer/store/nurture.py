@@ -289,6 +289,15 @@ def blocks(conn: Connection, lead_id: str) -> dict[str, str]:
     return {row.channel: row.reason for row in conn.execute(query)}
 
 
+def blocked_leads(conn: Connection, lead_ids: Iterable[str]) -> set[str]:
+    """Which of these leads have a do-not-contact block on some channel."""
+    found: set[str] = set()
+    for chunk in repo.chunks(sorted(set(lead_ids))):
+        query = sa.select(contact_blocks.c.lead_id).where(contact_blocks.c.lead_id.in_(chunk))
+        found.update(conn.execute(query).scalars())
+    return found
+
+
 def block(conn: Connection, lead_id: str, channel: str, reason: str, now_us: int) -> None:
     insert = dialect_insert(conn, contact_blocks).values(
         lead_id=lead_id, channel=channel, reason=reason, at_us=now_us

@@ -1,0 +1,167 @@
+"""Nurture, continued: a do-not-contact block set by hand, ``points`` and ``stage`` steps.
+A real SMTP server (aiosmtpd), a clock the test moves, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from pyrometer.api.app import create_app
+from pyrometer.core.playbook import default_playbook_text
+from pyrometer.service.ingest import ingest
+from pyrometer.service.inputs import Track
+from pyrometer.service.reads import get_lead
+from pyrometer.service.runtime import Service
+from tests.service.conftest import Clock, Keys
+from tests.service.test_nurture import DAY, runner, score, track
+
+# An engagement rule the `points` steps record (the playbook's one definition of its
+# points), and two sequences: one moves the stage to SQL and goes on (its exit is the
+# customer stage only), the other keeps the default exits, so SQL ends it.
+RULE = """  - name: nurture_bonus
+    why: Finishing a nurture track.
+    points: 5
+    event: nurture_bonus
+  - name: email_open
+"""
+SEQUENCES = """  sequences:
+    - name: points-and-stage
+      enrol: {event: course_started}
+      exit: {stages: [customer]}
+      steps:
+        - points: nurture_bonus
+        - wait: 1d
+        - stage: sales_accepted
+        - points: Nurture Bonus
+    - name: hand-over
+      enrol: {event: course_extended}
+      steps:
+        - stage: sales_accepted
+        - email: {subject: never sent, text: x}
+"""
+
+
+def publish_steps(service: Service, clock: Clock) -> None:
+    text = default_playbook_text()
+    text = text.replace("  - name: email_open\n", RULE, 1)
+    text = text.replace("  sequences:\n", SEQUENCES, 1)
+    service.write(lambda conn: service.playbooks.publish(conn, text, clock()))
+
+
+def steps_of(service: Service, lead: str, sequence: str) -> dict[str, Any]:
+    return next(e for e in nurture_of(service, lead)["enrolments"] if e["sequence"] == sequence)
+
+
+def nurture_of(service: Service, lead: str) -> dict[str, Any]:
+    found = get_lead(service, lead)
+    assert found is not None
+    return dict(found["nurture"])
+
+
+def test_a_manual_block_ends_sequences_stops_enrolment_and_lifts_by_hand(
+    service: Service, clock: Clock, keys: Keys, smtp: tuple[str, Any]
+) -> None:
+    url, inbox = smtp
+    run = runner(service, url)
+    track(service, "ed@example.com", "whitepaper_download")
+    track(service, "fi@example.com", "page_view")
+    run.run_due()
+    assert len(inbox.messages) == 1
+    admin = keys.bearer(keys.admin)
+    with TestClient(create_app(service, background=False)) as client:
+        path = "/v1/leads/ed@example.com/do-not-contact"
+        refused = client.post(path, json={"channel": "email"}, headers=keys.bearer(keys.read))
+        assert refused.status_code == 403
+        bad = client.post(path, json={"channel": "sms"}, headers=admin)
+        assert bad.status_code == 422 and "channel" in bad.text
+        answer = client.post(path, json={"channel": "email"}, headers=admin)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["do_not_contact"] == {"email": "manual"}
+        [ed] = nurture_of(service, "ed@example.com")["enrolments"]
+        assert (ed["status"], ed["exit_reason"]) == ("exited", "manual")
+        clock.advance(10 * DAY)
+        run.run_due()
+        assert len(inbox.messages) == 1  # the second e-mail never goes
+
+        # Blocked before it enrols: a download starts nothing while the block stands.
+        fi = "/v1/leads/fi@example.com/do-not-contact"
+        assert client.post(fi, json={"channel": "*"}, headers=admin).status_code == 200
+        track(service, "fi@example.com", "whitepaper_download")
+        assert nurture_of(service, "fi@example.com")["enrolments"] == []
+        lifted = client.delete(fi + "/*", headers=admin)
+        assert lifted.status_code == 200 and lifted.json()["do_not_contact"] == {}
+        assert client.delete(fi + "/*", headers=admin).status_code == 404
+        track(service, "fi@example.com", "whitepaper_download")
+        run.run_due()
+        assert inbox.recipients[-1] == ["fi@example.com"]
+
+        # The lead's own word or its mailbox's is not lifted by hand.
+        client.post(
+            "/v1/nurture/bounces",
+            json={"type": "bounce", "lead_id": "fi@example.com"},
+            headers=keys.bearer(keys.ingest),
+        )
+        kept = client.delete(fi + "/email", headers=admin)
+        assert kept.status_code == 409 and "bounced" in kept.text
+        assert nurture_of(service, "fi@example.com")["do_not_contact"] == {"email": "bounced"}
+        nobody = client.post("/v1/leads/nobody/do-not-contact", json={}, headers=admin)
+        assert nobody.status_code == 404
+
+
+def test_points_and_stage_steps_go_through_the_playbook(
+    service: Service, clock: Clock, smtp: tuple[str, Any]
+) -> None:
+    url, inbox = smtp
+    publish_steps(service, clock)
+    run = runner(service, url)
+    track(service, "gi@example.com", "course_started")
+    before = score(service, "gi@example.com")
+    assert run.run_due() == 1
+    assert score(service, "gi@example.com") == before + 5  # the rule's points, tracked
+    assert run.run_due() == 0  # then a day's wait
+    clock.advance(DAY)
+    run.run_due()  # the stage step
+    lead = get_lead(service, "gi@example.com")
+    assert lead is not None and lead["stage"] == "sql"
+    run.run_due()  # the second points step, due at once
+    lead = get_lead(service, "gi@example.com")
+    assert lead is not None
+    bonus = [e for e in lead["ledger"] if e["rule"] == "nurture_bonus"]
+    assert [(e["points"], e["event_id"].startswith("nurture-")) for e in bonus] == [(5.0, True)] * 2
+    enrolment = steps_of(service, "gi@example.com", "points-and-stage")
+    assert enrolment["status"] == "completed"
+    kinds = [(s["kind"], s["status"]) for s in enrolment["steps"]]
+    assert kinds == [("points", "done"), ("stage", "done"), ("points", "done")]
+
+    # With the default exits, the stage a step moves to (SQL) ends the sequence at once.
+    track(service, "ha@example.com", "course_extended")
+    run.run_due()
+    clock.advance(DAY)
+    run.run_due()
+    hand = steps_of(service, "ha@example.com", "hand-over")
+    assert (hand["status"], hand["exit_reason"]) == ("exited", "stage:sql")
+    assert inbox.messages == []
+
+
+def test_a_points_step_cut_short_by_a_crash_counts_once(
+    service: Service, clock: Clock, smtp: tuple[str, Any]
+) -> None:
+    url, _ = smtp
+    publish_steps(service, clock)
+    run = runner(service, url, lease=60.0)
+    track(service, "jo@example.com", "course_started")
+    before = score(service, "jo@example.com")
+    now = clock()
+    # Planned, then the event recorded, then killed before the step was marked done.
+    claimed, [job] = service.write(lambda conn: run._claim_and_plan(conn, now))
+    assert claimed == 1
+    ingest(service, [Track(f"nurture-{job.key}", job.event, now, job.lead_id, None, {})], [])
+    clock.advance(30)
+    assert run.run_due() == 0  # still leased to the runner that died
+    clock.advance(60)
+    assert run.run_due() == 1
+    assert score(service, "jo@example.com") == before + 5  # once, not twice
+    assert [
+        s["status"] for s in steps_of(service, "jo@example.com", "points-and-stage")["steps"]
+    ] == ["done"]
