@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from pyrometer.api.app import create_app
 from pyrometer.core.playbook import default_playbook_text
 from pyrometer.service.ingest import ingest
-from pyrometer.service.inputs import Track
+from pyrometer.service.inputs import Identify, Track
 from pyrometer.service.reads import get_lead
 from pyrometer.service.runtime import Service
 from tests.service.conftest import Clock, Keys
@@ -165,3 +165,54 @@ def test_a_points_step_cut_short_by_a_crash_counts_once(
     assert [
         s["status"] for s in steps_of(service, "jo@example.com", "points-and-stage")["steps"]
     ] == ["done"]
+
+
+def test_a_visitors_enrolment_and_block_follow_identify_and_merge(
+    service: Service, clock: Clock, keys: Keys, smtp: tuple[str, Any]
+) -> None:
+    url, inbox = smtp
+    run = runner(service, url)
+    # A visitor downloads, then says who it is: the series goes on under the lead.
+    ingest(service, [Track("v1", "whitepaper_download", clock(), None, "anon-1", {})], [])
+    assert [e["sequence"] for e in nurture_of(service, "anon-1")["enrolments"]] == ["educational"]
+    ingest(service, [], [Identify("v2", "kim@example.com", clock(), "anon-1", {})])
+    [kim] = nurture_of(service, "kim@example.com")["enrolments"]
+    assert (kim["sequence"], kim["status"]) == ("educational", "active")
+    run.run_due()
+    assert inbox.recipients == [["kim@example.com"]]
+
+    admin = keys.bearer(keys.admin)
+    with TestClient(create_app(service, background=False)) as client:
+        # A visitor blocked by hand keeps its block when it turns out to be a lead.
+        ingest(service, [Track("v3", "page_view", clock(), None, "anon-2", {})], [])
+        blocked = client.post(
+            "/v1/leads/anon-2/do-not-contact", json={"channel": "*"}, headers=admin
+        )
+        assert blocked.status_code == 200, blocked.text
+        ingest(service, [], [Identify("v4", "kim@example.com", clock(), "anon-2", {})])
+        assert nurture_of(service, "kim@example.com")["do_not_contact"] == {"*": "manual"}
+        client.delete("/v1/leads/kim@example.com/do-not-contact/*", headers=admin)
+
+        # Two leads in the same sequence merge: the one that began first goes on, the
+        # other ends as merged; the steps both ran are the merged lead's.
+        clock.advance(DAY)
+        track(service, "kim2@example.com", "whitepaper_download")
+        run.run_due()
+        assert len(inbox.messages) == 2
+        merged = client.post(
+            "/v1/leads/kim@example.com/merge", json={"from": "kim2@example.com"}, headers=admin
+        )
+        assert merged.status_code == 200, merged.text
+    found = nurture_of(service, "kim@example.com")["enrolments"]
+    assert [(e["status"], e["exit_reason"]) for e in found] == [
+        ("active", None),
+        ("exited", "merged"),
+    ]
+    assert [len(e["steps"]) for e in found] == [1, 1]
+    clock.advance(2 * DAY)
+    run.run_due()  # kim's second e-mail is due; but the merged lead had two this week
+    assert len(inbox.messages) == 2
+    clock.advance(5 * DAY)
+    run.run_due()
+    run.run_due()
+    assert len(inbox.messages) == 3  # sent once the week allows, once
