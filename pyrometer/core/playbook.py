@@ -570,6 +570,8 @@ class Playbook(_Strict):
                     out["wait"] = format_duration_us(step.wait_us)
                 if step.task is not None:
                     out["task"]["due"] = format_duration_us(step.task.due_us)
+                if step.until is not None:
+                    out["until"]["timeout"] = format_duration_us(step.until.timeout_us)
         data["models"]["horizon"] = format_duration_us(self.models.horizon_us)
         if self.models.retrain_us is not None:
             data["models"]["retrain"] = format_duration_us(self.models.retrain_us)

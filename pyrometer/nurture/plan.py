@@ -94,7 +94,8 @@ class Position:
 
 def position_from(seq: Sequence, index: int, now_us: int) -> Position:
     """The next action at or after step ``index``: waits in between add up to its due
-    time. Past the last step the enrolment is complete (``step`` is ``None``)."""
+    time (an ``until`` step is due at its time-out). Past the last step the enrolment is
+    complete (``step`` is ``None``)."""
     due = now_us
     steps: tuple[Step, ...] = seq.steps
     while index < len(steps) and steps[index].wait_us is not None:
@@ -102,6 +103,9 @@ def position_from(seq: Sequence, index: int, now_us: int) -> Position:
         index += 1
     if index >= len(steps):
         return Position(None, None)
+    until = steps[index].until
+    if until is not None:  # it sits there until the event; due only at the time-out
+        due += until.timeout_us
     return Position(index, due)
 
 
@@ -113,3 +117,29 @@ def start(seq: Sequence, now_us: int) -> Position:
 def after(seq: Sequence, index: int, now_us: int) -> Position:
     """Step ``index`` ran at ``now_us``: what comes next."""
     return position_from(seq, index + 1, now_us)
+
+
+def waiting_for(seq: Sequence, index: int | None) -> str | None:
+    """The event an enrolment at step ``index`` waits for (an ``until`` step), or ``None``."""
+    if index is None or index >= len(seq.steps):
+        return None
+    until = seq.steps[index].until
+    return None if until is None else until.event
+
+
+def on_event(seq: Sequence, index: int | None, event: str, now_us: int) -> Position | None:
+    """The lead did ``event`` while at step ``index``: where it goes when that is the
+    event its ``until`` step waits for (the next action, at once), else ``None``."""
+    if index is None or waiting_for(seq, index) != event:
+        return None
+    return after(seq, index, now_us)
+
+
+def timed_out(seq: Sequence, index: int, now_us: int) -> Position | str:
+    """An ``until`` step's time-out passed without the event: the next action, or the
+    exit reason (``timeout:<event>``) when the step says ``on_timeout: exit``."""
+    until = seq.steps[index].until
+    assert until is not None
+    if until.on_timeout == "exit":
+        return f"timeout:{until.event}"
+    return after(seq, index, now_us)

@@ -31,7 +31,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,6 +40,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pyrometer.core.conditions import normalize_name
 from pyrometer.core.incremental import LeadState
 from pyrometer.core.nurture_spec import Sequence as NurtureSequence
 from pyrometer.core.playbook import Playbook
@@ -85,7 +86,14 @@ def _relevant(book: Playbook, trigger: plan.Trigger) -> bool:
             return True
         if trigger.kind == "stage" and trigger.new in rules.stages:
             return True
+        if trigger.event is not None and trigger.event in _awaited(book, seq):
+            return True
     return False
+
+
+def _awaited(book: Playbook, seq: NurtureSequence) -> set[str]:
+    """The events the sequence's ``until`` steps wait for, as ingest names them."""
+    return {book.event_name(s.until.event) for s in seq.steps if s.until is not None}
 
 
 def on_moves(conn: Connection, book: Playbook, moves: Sequence[actions.Move], now_us: int) -> None:
@@ -110,11 +118,40 @@ def on_events(
     found: dict[str, list[plan.Trigger]] = defaultdict(list)
     aliases = book.aliases.event_map  # "Email Link Clicked" means email_click
     for row in rows:
-        trigger = plan.Trigger(event=aliases.get(row["name"], row["name"]))
+        name = normalize_name(row["name"])  # stored as sent: "Email Opened"
+        trigger = plan.Trigger(event=aliases.get(name, name))
         if _relevant(book, trigger):
             found[row["lead_id"]].append(trigger)
     if found:
         _react(conn, book, found, now_us, "event")
+
+
+def _go_on(
+    conn: Connection,
+    book: Playbook,
+    active: dict[str, store.Enrolment],
+    event: str,
+    now_us: int,
+) -> None:
+    """Enrolments waiting (an ``until`` step) for ``event`` go on to their next step now."""
+    for name, enrolment in list(active.items()):
+        seq = book.nurture.sequence(name)
+        if seq is None or not enrolment.id or enrolment.step is None:
+            continue  # an enrolment of this same batch is not waiting yet
+        awaited = plan.waiting_for(seq, enrolment.step)
+        if awaited is None or book.event_name(awaited) != event:
+            continue
+        position = plan.after(seq, enrolment.step, now_us)
+        store.plan_step(conn, enrolment, enrolment.step, "until", "done", now_us)
+        if position.step is None:
+            store.end(conn, enrolment.id, plan.COMPLETED, None, now_us)
+            del active[name]
+        else:
+            store.move_to(conn, enrolment.id, position.step, position.due_us)
+            active[name] = replace(enrolment, step=position.step, next_due_us=position.due_us)
+            tags = conn.info.get(AFTER_COMMIT)
+            if tags is not None and SIGNAL not in tags:
+                tags.append(SIGNAL)
 
 
 def _cause(trigger: plan.Trigger) -> str:
@@ -178,6 +215,8 @@ def _react(
                         status=plan.EXITED, exit_reason=reason, ended_us=now_us, next_due_us=None
                     )
                 del active[name]
+            if trigger.event is not None:
+                _go_on(conn, book, active, trigger.event, now_us)
             if suppressed:
                 continue
             for seq in book.nurture.sequences:
@@ -551,6 +590,17 @@ class Runner:
         step = seq.steps[enrolment.step]
         state = LeadState.from_dict(row.state)
         attributes = row.attributes or {}
+        if step.until is not None:  # its time-out passed without the event
+            store.plan_step(conn, enrolment, enrolment.step, "until", "timed_out", now)
+            outcome = plan.timed_out(seq, enrolment.step, now)
+            if isinstance(outcome, str):
+                store.end(conn, enrolment.id, plan.EXITED, outcome, now)
+            elif outcome.step is None:
+                store.move_to(conn, enrolment.id, enrolment.step, None)
+                store.end(conn, enrolment.id, plan.COMPLETED, None, now)
+            else:
+                store.move_to(conn, enrolment.id, outcome.step, outcome.due_us)
+            return None
         if step.event is not None:  # points or stage: not a contact, no consent needed
             record = store.plan_step(conn, enrolment, enrolment.step, step.kind, "planned", now)
             if record.status == "done":  # recorded before a crash cut the run short

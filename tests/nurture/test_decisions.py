@@ -72,7 +72,7 @@ def test_transition_trigger_and_where() -> None:
 
 
 def test_a_bad_sequence_names_the_field() -> None:
-    with pytest.raises(ValueError, match="one of 'wait', 'email'"):
+    with pytest.raises(ValueError, match="one of 'wait', 'until', 'email'"):
         Sequence.model_validate({"name": "s", "enrol": {"event": "x"}, "steps": [{}]})
     with pytest.raises(ValueError, match="text: template error"):
         Sequence.model_validate(

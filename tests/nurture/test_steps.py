@@ -4,6 +4,7 @@ refuses (naming the field), and where the decisions put them."""
 from __future__ import annotations
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from pyrometer.core.nurture_spec import Step
@@ -76,3 +77,44 @@ def test_a_manual_block_on_every_channel_refuses_tasks_and_email() -> None:
         assert refusal == "manual"
     email_only = {"email": "manual"}
     assert contact_refusal("any", suppressed=False, consent=True, blocks=email_only) is None
+
+
+def test_until_waits_for_its_event_at_most_the_time_out() -> None:
+    book = parse_playbook(
+        book_with(
+            "        - email: {subject: a, text: x}\n"
+            "        - wait: 1d\n"
+            "        - until: {event: Email Opened, timeout: 3d}\n"
+            "        - until: {event: email_click, timeout: 1d, on_timeout: exit}\n"
+            "        - task: {title: call}"
+        )
+    )
+    seq = book.nurture.sequence("extra")
+    assert seq is not None
+    day = 86_400_000_000
+    # After the e-mail: the day's wait, then it sits at the until step until its time-out.
+    assert plan.after(seq, 0, 0) == plan.Position(2, 4 * day)
+    assert plan.waiting_for(seq, 2) == "email_opened"
+    assert book.event_name("email_opened") == "email_open"
+    assert plan.on_event(seq, 2, "email_opened", 5) == plan.Position(3, 5 + day)
+    assert plan.on_event(seq, 2, "email_click", 5) is None  # not what it waits for
+    assert plan.on_event(seq, 0, "email_opened", 5) is None  # not at a waiting step
+    assert plan.timed_out(seq, 2, 7) == plan.Position(3, 7 + day)
+    assert plan.timed_out(seq, 3, 7) == "timeout:email_click"
+    # Written back as it was read.
+    again = parse_playbook(yaml.safe_dump(book.to_yaml_dict(), sort_keys=False))
+    assert again.nurture.sequence("extra") == seq
+
+
+@pytest.mark.parametrize(
+    ("until", "says"),
+    [
+        ("{event: email_open}", "timeout"),
+        ("{event: email_open, timeout: 1d, on_timeout: stop}", "on_timeout"),
+        ("{event: email_open, timeout: soon}", "timeout"),
+    ],
+)
+def test_playbook_check_names_a_bad_until_field(until: str, says: str) -> None:
+    with pytest.raises(PlaybookError) as caught:
+        parse_playbook(book_with(f"        - until: {until}"))
+    assert f"steps[0].until.{says}" in str(caught.value)

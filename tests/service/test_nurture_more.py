@@ -216,3 +216,59 @@ def test_a_visitors_enrolment_and_block_follow_identify_and_merge(
     run.run_due()
     run.run_due()
     assert len(inbox.messages) == 3  # sent once the week allows, once
+
+
+UNTIL = """  sequences:
+    - name: wait-for-open
+      enrol: {event: course_started}
+      steps:
+        - email: {subject: "first", text: x}
+        - until: {event: Email Opened, timeout: 3d}
+        - email: {subject: "after", text: y}
+    - name: open-or-leave
+      enrol: {event: course_extended}
+      steps:
+        - until: {event: email_open, timeout: 2d, on_timeout: exit}
+        - points: email_open
+"""
+
+
+def test_until_an_event_goes_on_at_the_event_or_at_the_time_out(
+    service: Service, clock: Clock, smtp: tuple[str, Any]
+) -> None:
+    url, inbox = smtp
+    text = default_playbook_text().replace("  sequences:\n", UNTIL, 1)
+    service.write(lambda conn: service.playbooks.publish(conn, text, clock()))
+    run = runner(service, url)
+    for lead in ("ka@example.com", "lo@example.com"):
+        track(service, lead, "course_started")
+    run.run_due()
+    assert inbox.subjects() == ["first", "first"]
+    clock.advance(2 * 3600)
+    track(service, "ka@example.com", "Email Opened")  # an alias of email_open
+    ka = steps_of(service, "ka@example.com", "wait-for-open")
+    assert ka["next_step"] == 2 and [s["status"] for s in ka["steps"]] == ["sent", "done"]
+    clock.advance(DAY)  # one e-mail a day: the next goes the day after
+    run.run_due()
+    assert inbox.recipients[-1] == ["ka@example.com"] and inbox.subjects()[-1] == "after"
+    assert len(inbox.messages) == 3
+    lo = steps_of(service, "lo@example.com", "wait-for-open")
+    assert lo["next_step"] == 1  # still waiting: no open, time-out not reached
+    clock.advance(2 * DAY)
+    run.run_due()
+    run.run_due()
+    lo = steps_of(service, "lo@example.com", "wait-for-open")
+    assert [s["status"] for s in lo["steps"]] == ["sent", "timed_out", "sent"]
+    assert lo["status"] == "completed" and len(inbox.messages) == 4
+
+    # on_timeout: exit leaves the sequence; the event in time goes on.
+    for lead in ("mi@example.com", "ne@example.com"):
+        track(service, lead, "course_extended")
+    track(service, "mi@example.com", "email_open")
+    run.run_due()
+    clock.advance(2 * DAY)
+    run.run_due()
+    mi = steps_of(service, "mi@example.com", "open-or-leave")
+    ne = steps_of(service, "ne@example.com", "open-or-leave")
+    assert (mi["status"], [s["kind"] for s in mi["steps"]]) == ("completed", ["until", "points"])
+    assert (ne["status"], ne["exit_reason"]) == ("exited", "timeout:email_open")
