@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +35,17 @@ class Trigger:
     new: str | None = None
 
 
-def triggers(seq: Sequence, trigger: Trigger) -> bool:
-    """Whether ``trigger`` is the sequence's ``enrol`` trigger (its filters aside)."""
+def _same(name: str) -> str:
+    return name
+
+
+def triggers(seq: Sequence, trigger: Trigger, event_name: Callable[[str], str] = _same) -> bool:
+    """Whether ``trigger`` is the sequence's ``enrol`` trigger (its filters aside).
+    ``event_name``: what a name means (the playbook's aliases; ``trigger.event`` is
+    already what it means), so ``enrol: {event: Trial Started}`` fires on its event."""
     enrol = seq.enrol
     if enrol.event is not None:
-        return trigger.event == enrol.event
+        return trigger.event == event_name(enrol.event)
     move = enrol.transition
     assert move is not None
     return (
@@ -57,10 +63,15 @@ def should_enrol(
     enrolled_before: bool,
     active_now: bool,
     missing_values: Iterable[str] = DEFAULT_MISSING_VALUES,
+    event_name: Callable[[str], str] = _same,
 ) -> bool:
     """A lead enters on its trigger when the filters hold, it is not in the sequence now,
     and (unless ``reentry``) it never was; and not when it would leave at once."""
-    if not triggers(seq, trigger) or active_now or (enrolled_before and not seq.reentry):
+    if (
+        not triggers(seq, trigger, event_name)
+        or active_now
+        or (enrolled_before and not seq.reentry)
+    ):
         return False
     if seq.enrol.temperature and lead.temperature not in seq.enrol.temperature:
         return False

@@ -77,7 +77,7 @@ _SECRET = "nurture-links"
 
 def _relevant(book: Playbook, trigger: plan.Trigger) -> bool:
     for seq in book.nurture.sequences:
-        if plan.triggers(seq, trigger):
+        if plan.triggers(seq, trigger, book.event_name):
             return True
         rules = seq.exit
         if trigger.event is not None and trigger.event in rules.events:
@@ -221,7 +221,13 @@ def _react(
                 continue
             for seq in book.nurture.sequences:
                 if not plan.should_enrol(
-                    seq, trigger, view, seq.name in seen, seq.name in active, book.missing_values
+                    seq,
+                    trigger,
+                    view,
+                    seq.name in seen,
+                    seq.name in active,
+                    book.missing_values,
+                    book.event_name,
                 ):
                     continue
                 position = plan.start(seq, now_us)

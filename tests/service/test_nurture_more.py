@@ -27,7 +27,7 @@ RULE = """  - name: nurture_bonus
 """
 SEQUENCES = """  sequences:
     - name: points-and-stage
-      enrol: {event: course_started}
+      enrol: {event: Course Started}
       exit: {stages: [customer]}
       steps:
         - points: nurture_bonus
