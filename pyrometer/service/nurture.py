@@ -51,6 +51,7 @@ from pyrometer.service import actions
 from pyrometer.service.decay import SchedulerLock
 from pyrometer.service.inputs import Track
 from pyrometer.service.runtime import Service
+from pyrometer.store import identity as identity_store
 from pyrometer.store import nurture as store
 from pyrometer.store import outbox, repo
 from pyrometer.store.outbox import AFTER_COMMIT, Notification
@@ -425,6 +426,7 @@ class EventJob:
     lead_id: str
     event: str
     sequence: str
+    visitor: bool = False  # recorded under its anonymousId: a step does not name a visitor
 
 
 def top_interests(book: Playbook, state: LeadState, n: int = 3) -> list[str]:
@@ -545,10 +547,11 @@ class Runner:
         from pyrometer.service.ingest import ingest
 
         props = {"sequence": job.sequence, "step": job.step}
+        user, anonymous = (None, job.lead_id) if job.visitor else (job.lead_id, None)
         try:
             ingest(
                 self.service,
-                [Track(f"nurture-{job.key}", job.event, now, job.lead_id, None, props)],
+                [Track(f"nurture-{job.key}", job.event, now, user, anonymous, props)],
                 [],
             )
         except Exception as exc:  # recorded, retried after a backoff
@@ -612,8 +615,15 @@ class Runner:
             if record.status == "done":  # recorded before a crash cut the run short
                 self._advance(conn, seq, enrolment, now)
                 return None
+            visitor = bool(identity_store.visitors_among(conn, [enrolment.lead_id]))
             return EventJob(
-                enrolment.id, enrolment.step, record.key, enrolment.lead_id, step.event, seq.name
+                enrolment.id,
+                enrolment.step,
+                record.key,
+                enrolment.lead_id,
+                step.event,
+                seq.name,
+                visitor,
             )
         if step.kind in ("task", "webhook"):
             # Consent covers every automated action: no task or webhook for a blocked lead.

@@ -13,6 +13,7 @@ from pyrometer.service.ingest import ingest
 from pyrometer.service.inputs import Identify, Track
 from pyrometer.service.reads import get_lead
 from pyrometer.service.runtime import Service
+from pyrometer.store.identity import visitors_among
 from tests.service.conftest import Clock, Keys
 from tests.service.test_nurture import DAY, runner, score, track
 
@@ -133,6 +134,12 @@ def test_points_and_stage_steps_go_through_the_playbook(
     assert enrolment["status"] == "completed"
     kinds = [(s["kind"], s["status"]) for s in enrolment["steps"]]
     assert kinds == [("points", "done"), ("stage", "done"), ("points", "done")]
+
+    # A visitor's points step is recorded under its anonymousId: it stays a visitor.
+    ingest(service, [Track("anon-p", "course_started", clock(), None, "anon-9", {})], [])
+    run.run_due()
+    assert steps_of(service, "anon-9", "points-and-stage")["steps"][0]["status"] == "done"
+    assert service.read(lambda conn: visitors_among(conn, ["anon-9"])) == {"anon-9"}
 
     # With the default exits, the stage a step moves to (SQL) ends the sequence at once.
     track(service, "ha@example.com", "course_extended")
