@@ -15,12 +15,13 @@ import contextlib
 import html
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from pyrometer.api.auth import require
 from pyrometer.api.deps import not_found, service_of, unprocessable
+from pyrometer.api.lead_paths import LeadId
 from pyrometer.nurture.links import BadLink, Links
 from pyrometer.service import nurture
 from pyrometer.service.scopes import Scope
@@ -121,3 +122,40 @@ def bounce(body: BounceIn, request: Request) -> dict[str, Any]:
         "blocked": "email",
         "reason": body.type + "d" if body.type == "bounce" else "complained",
     }
+
+
+class BlockIn(BaseModel):
+    """A do-not-contact block set by hand: on ``email`` or ``*`` (every automated
+    action), with its reason (``manual`` unless the lead said so another way)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Literal["email", "*"] = "email"
+    reason: Literal["manual", "unsubscribed", "bounced", "complained"] = "manual"
+
+
+@router.post("/leads/{lead_id}/do-not-contact", dependencies=[Depends(require(Scope.ADMIN))])
+def block_lead(lead_id: LeadId, body: BlockIn, request: Request) -> dict[str, Any]:
+    """Block the lead: its sequences end now and it enrols in none while blocked. A
+    channel already blocked keeps its first reason. Answers the lead's blocks."""
+    try:
+        blocks = nurture.set_block(service_of(request), lead_id, body.channel, body.reason)
+    except nurture.UnknownLead:
+        raise not_found(f"lead {lead_id!r}") from None
+    return {"lead_id": lead_id, "do_not_contact": blocks}
+
+
+@router.delete(
+    "/leads/{lead_id}/do-not-contact/{channel}", dependencies=[Depends(require(Scope.ADMIN))]
+)
+def unblock_lead(
+    lead_id: LeadId, channel: Literal["email", "*"], request: Request
+) -> dict[str, Any]:
+    """Lift a ``manual`` block (409 for an unsubscribe, bounce or complaint: those stay)."""
+    try:
+        blocks = nurture.clear_block(service_of(request), lead_id, channel)
+    except nurture.UnknownLead as exc:
+        raise not_found(str(exc).removesuffix(" not found")) from None
+    except nurture.NotManual as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+    return {"lead_id": lead_id, "do_not_contact": blocks}

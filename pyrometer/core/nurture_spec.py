@@ -117,29 +117,76 @@ class Task(_Strict):
         return parse_duration_us(value)
 
 
+class Until(_Strict):
+    """Wait until the lead does ``event`` (it moves on at once), at most ``timeout``; then
+    ``on_timeout``: ``continue`` with the next step, or ``exit`` the sequence."""
+
+    event: str
+    timeout_us: int = Field(alias="timeout")
+    on_timeout: str = "continue"
+
+    @field_validator("event")
+    @classmethod
+    def _event(cls, value: str) -> str:
+        return normalize_name(value)
+
+    @field_validator("timeout_us", mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        return parse_duration_us(value)
+
+    @field_validator("on_timeout")
+    @classmethod
+    def _then(cls, value: str) -> str:
+        if value not in ("continue", "exit"):
+            raise ValueError("on_timeout is 'continue' or 'exit'")
+        return value
+
+
 class Step(_Strict):
-    """One step: exactly one of ``wait``, ``email``, ``task``, ``webhook``."""
+    """One step: exactly one of ``wait``, ``until``, ``email``, ``task``, ``webhook``,
+    ``points`` or ``stage``.
+
+    ``points`` names an event the playbook's engagement rules score, and ``stage`` a
+    lifecycle event (``sales_accepted``...): the step records that event for the lead, so
+    the points (added or removed) and the stage come from the playbook's one definition,
+    as if the event had been tracked."""
 
     wait_us: int | None = Field(default=None, alias="wait")
+    until: Until | None = None
     email: Email | None = None
     task: Task | None = None
     webhook: str | None = None
+    points: str | None = None
+    stage: str | None = None
 
     @field_validator("wait_us", mode="before")
     @classmethod
     def _parse(cls, value: Any) -> Any:
         return None if value is None else parse_duration_us(value)
 
+    @field_validator("points", "stage")
+    @classmethod
+    def _event(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_name(value)
+
     @model_validator(mode="after")
     def _exactly_one(self) -> Step:
-        given = [self.wait_us, self.email, self.task, self.webhook]
-        if sum(v is not None for v in given) != 1:
-            raise ValueError("a step is one of 'wait', 'email', 'task' or 'webhook'")
+        given = [self.wait_us, self.until, self.email, self.task, self.webhook]
+        if sum(v is not None for v in [*given, self.points, self.stage]) != 1:
+            raise ValueError(
+                "a step is one of 'wait', 'until', 'email', 'task', 'webhook', 'points' or 'stage'"
+            )
         return self
 
     @property
+    def event(self) -> str | None:
+        """The event a ``points`` or ``stage`` step records."""
+        return self.points if self.points is not None else self.stage
+
+    @property
     def kind(self) -> str:
-        for name in ("email", "task", "webhook"):
+        for name in ("until", "email", "task", "webhook", "points", "stage"):
             if getattr(self, name) is not None:
                 return name
         return "wait"

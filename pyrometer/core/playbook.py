@@ -449,6 +449,25 @@ class Playbook(_Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _nurture_events_mean_something(self) -> Playbook:
+        """A ``points`` step names an event the engagement rules score, a ``stage`` step a
+        lifecycle event: a step that records an event nothing reads is a mistake."""
+        scored = {alt.event for rule in self.engagement for alt in rule.alternatives}
+        for s, seq in enumerate(self.nurture.sequences):
+            for i, step in enumerate(seq.steps):
+                where = f"nurture.sequences[{s}] ({seq.name}).steps[{i}]"
+                if step.points is not None and self.event_name(step.points) not in scored:
+                    raise ValueError(
+                        f"{where}.points: no engagement rule scores the event {step.points!r}"
+                    )
+                if step.stage is not None and self.stage_event(step.stage) is None:
+                    raise ValueError(
+                        f"{where}.stage: {step.stage!r} is not a lifecycle event "
+                        f"(the playbook has: {', '.join(sorted(self.lifecycle.events))})"
+                    )
+        return self
+
     @cached_property
     def own_events(self) -> frozenset[str]:
         """The event names rules, lifecycle and suppression name (aliases not included)."""
@@ -551,6 +570,8 @@ class Playbook(_Strict):
                     out["wait"] = format_duration_us(step.wait_us)
                 if step.task is not None:
                     out["task"]["due"] = format_duration_us(step.task.due_us)
+                if step.until is not None:
+                    out["until"]["timeout"] = format_duration_us(step.until.timeout_us)
         data["models"]["horizon"] = format_duration_us(self.models.horizon_us)
         if self.models.retrain_us is not None:
             data["models"]["retrain"] = format_duration_us(self.models.retrain_us)

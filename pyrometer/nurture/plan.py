@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +35,17 @@ class Trigger:
     new: str | None = None
 
 
-def triggers(seq: Sequence, trigger: Trigger) -> bool:
-    """Whether ``trigger`` is the sequence's ``enrol`` trigger (its filters aside)."""
+def _same(name: str) -> str:
+    return name
+
+
+def triggers(seq: Sequence, trigger: Trigger, event_name: Callable[[str], str] = _same) -> bool:
+    """Whether ``trigger`` is the sequence's ``enrol`` trigger (its filters aside).
+    ``event_name``: what a name means (the playbook's aliases; ``trigger.event`` is
+    already what it means), so ``enrol: {event: Trial Started}`` fires on its event."""
     enrol = seq.enrol
     if enrol.event is not None:
-        return trigger.event == enrol.event
+        return trigger.event == event_name(enrol.event)
     move = enrol.transition
     assert move is not None
     return (
@@ -57,10 +63,15 @@ def should_enrol(
     enrolled_before: bool,
     active_now: bool,
     missing_values: Iterable[str] = DEFAULT_MISSING_VALUES,
+    event_name: Callable[[str], str] = _same,
 ) -> bool:
     """A lead enters on its trigger when the filters hold, it is not in the sequence now,
     and (unless ``reentry``) it never was; and not when it would leave at once."""
-    if not triggers(seq, trigger) or active_now or (enrolled_before and not seq.reentry):
+    if (
+        not triggers(seq, trigger, event_name)
+        or active_now
+        or (enrolled_before and not seq.reentry)
+    ):
         return False
     if seq.enrol.temperature and lead.temperature not in seq.enrol.temperature:
         return False
@@ -94,7 +105,8 @@ class Position:
 
 def position_from(seq: Sequence, index: int, now_us: int) -> Position:
     """The next action at or after step ``index``: waits in between add up to its due
-    time. Past the last step the enrolment is complete (``step`` is ``None``)."""
+    time (an ``until`` step is due at its time-out). Past the last step the enrolment is
+    complete (``step`` is ``None``)."""
     due = now_us
     steps: tuple[Step, ...] = seq.steps
     while index < len(steps) and steps[index].wait_us is not None:
@@ -102,6 +114,9 @@ def position_from(seq: Sequence, index: int, now_us: int) -> Position:
         index += 1
     if index >= len(steps):
         return Position(None, None)
+    until = steps[index].until
+    if until is not None:  # it sits there until the event; due only at the time-out
+        due += until.timeout_us
     return Position(index, due)
 
 
@@ -113,3 +128,29 @@ def start(seq: Sequence, now_us: int) -> Position:
 def after(seq: Sequence, index: int, now_us: int) -> Position:
     """Step ``index`` ran at ``now_us``: what comes next."""
     return position_from(seq, index + 1, now_us)
+
+
+def waiting_for(seq: Sequence, index: int | None) -> str | None:
+    """The event an enrolment at step ``index`` waits for (an ``until`` step), or ``None``."""
+    if index is None or index >= len(seq.steps):
+        return None
+    until = seq.steps[index].until
+    return None if until is None else until.event
+
+
+def on_event(seq: Sequence, index: int | None, event: str, now_us: int) -> Position | None:
+    """The lead did ``event`` while at step ``index``: where it goes when that is the
+    event its ``until`` step waits for (the next action, at once), else ``None``."""
+    if index is None or waiting_for(seq, index) != event:
+        return None
+    return after(seq, index, now_us)
+
+
+def timed_out(seq: Sequence, index: int, now_us: int) -> Position | str:
+    """An ``until`` step's time-out passed without the event: the next action, or the
+    exit reason (``timeout:<event>``) when the step says ``on_timeout: exit``."""
+    until = seq.steps[index].until
+    assert until is not None
+    if until.on_timeout == "exit":
+        return f"timeout:{until.event}"
+    return after(seq, index, now_us)

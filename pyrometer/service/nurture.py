@@ -31,7 +31,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,6 +40,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pyrometer.core.conditions import normalize_name
 from pyrometer.core.incremental import LeadState
 from pyrometer.core.nurture_spec import Sequence as NurtureSequence
 from pyrometer.core.playbook import Playbook
@@ -50,6 +51,7 @@ from pyrometer.service import actions
 from pyrometer.service.decay import SchedulerLock
 from pyrometer.service.inputs import Track
 from pyrometer.service.runtime import Service
+from pyrometer.store import identity as identity_store
 from pyrometer.store import nurture as store
 from pyrometer.store import outbox, repo
 from pyrometer.store.outbox import AFTER_COMMIT, Notification
@@ -76,7 +78,7 @@ _SECRET = "nurture-links"
 
 def _relevant(book: Playbook, trigger: plan.Trigger) -> bool:
     for seq in book.nurture.sequences:
-        if plan.triggers(seq, trigger):
+        if plan.triggers(seq, trigger, book.event_name):
             return True
         rules = seq.exit
         if trigger.event is not None and trigger.event in rules.events:
@@ -85,7 +87,14 @@ def _relevant(book: Playbook, trigger: plan.Trigger) -> bool:
             return True
         if trigger.kind == "stage" and trigger.new in rules.stages:
             return True
+        if trigger.event is not None and trigger.event in _awaited(book, seq):
+            return True
     return False
+
+
+def _awaited(book: Playbook, seq: NurtureSequence) -> set[str]:
+    """The events the sequence's ``until`` steps wait for, as ingest names them."""
+    return {book.event_name(s.until.event) for s in seq.steps if s.until is not None}
 
 
 def on_moves(conn: Connection, book: Playbook, moves: Sequence[actions.Move], now_us: int) -> None:
@@ -110,11 +119,40 @@ def on_events(
     found: dict[str, list[plan.Trigger]] = defaultdict(list)
     aliases = book.aliases.event_map  # "Email Link Clicked" means email_click
     for row in rows:
-        trigger = plan.Trigger(event=aliases.get(row["name"], row["name"]))
+        name = normalize_name(row["name"])  # stored as sent: "Email Opened"
+        trigger = plan.Trigger(event=aliases.get(name, name))
         if _relevant(book, trigger):
             found[row["lead_id"]].append(trigger)
     if found:
         _react(conn, book, found, now_us, "event")
+
+
+def _go_on(
+    conn: Connection,
+    book: Playbook,
+    active: dict[str, store.Enrolment],
+    event: str,
+    now_us: int,
+) -> None:
+    """Enrolments waiting (an ``until`` step) for ``event`` go on to their next step now."""
+    for name, enrolment in list(active.items()):
+        seq = book.nurture.sequence(name)
+        if seq is None or not enrolment.id or enrolment.step is None:
+            continue  # an enrolment of this same batch is not waiting yet
+        awaited = plan.waiting_for(seq, enrolment.step)
+        if awaited is None or book.event_name(awaited) != event:
+            continue
+        position = plan.after(seq, enrolment.step, now_us)
+        store.plan_step(conn, enrolment, enrolment.step, "until", "done", now_us)
+        if position.step is None:
+            store.end(conn, enrolment.id, plan.COMPLETED, None, now_us)
+            del active[name]
+        else:
+            store.move_to(conn, enrolment.id, position.step, position.due_us)
+            active[name] = replace(enrolment, step=position.step, next_due_us=position.due_us)
+            tags = conn.info.get(AFTER_COMMIT)
+            if tags is not None and SIGNAL not in tags:
+                tags.append(SIGNAL)
 
 
 def _cause(trigger: plan.Trigger) -> str:
@@ -149,6 +187,7 @@ def _react(
         for row in conn.execute(sa.select(*columns).where(leads.c.lead_id.in_(chunk))):
             rows[row.lead_id] = row
     history = store.enrolments_of(conn, ids)
+    blocked = store.blocked_leads(conn, ids)  # do-not-contact on a channel: never enrolled
     new: list[dict[str, Any]] = []
     for lead_id in ids:
         lead = rows.get(lead_id)
@@ -160,7 +199,7 @@ def _react(
         view = plan.LeadView(
             lead_id, lead.temperature, lead.stage, book.lead_attributes(lead.attributes or {})
         )
-        suppressed = _suppressed(lead.state)  # do-not-contact: never enrolled
+        suppressed = _suppressed(lead.state) or lead_id in blocked  # never enrolled
         for trigger in found[lead_id]:  # in order: an event may end what an earlier began
             for name, enrolment in list(active.items()):
                 seq = book.nurture.sequence(name)
@@ -177,11 +216,19 @@ def _react(
                         status=plan.EXITED, exit_reason=reason, ended_us=now_us, next_due_us=None
                     )
                 del active[name]
+            if trigger.event is not None:
+                _go_on(conn, book, active, trigger.event, now_us)
             if suppressed:
                 continue
             for seq in book.nurture.sequences:
                 if not plan.should_enrol(
-                    seq, trigger, view, seq.name in seen, seq.name in active, book.missing_values
+                    seq,
+                    trigger,
+                    view,
+                    seq.name in seen,
+                    seq.name in active,
+                    book.missing_values,
+                    book.event_name,
                 ):
                     continue
                 position = plan.start(seq, now_us)
@@ -369,6 +416,19 @@ class Job:
         return self.rendered.subject
 
 
+@dataclass(frozen=True, slots=True)
+class EventJob:
+    """A ``points`` or ``stage`` step planned: the event it records for the lead."""
+
+    enrolment_id: int
+    step: int
+    key: str
+    lead_id: str
+    event: str
+    sequence: str
+    visitor: bool = False  # recorded under its anonymousId: a step does not name a visitor
+
+
 def top_interests(book: Playbook, state: LeadState, n: int = 3) -> list[str]:
     """The rules that gave the lead most points (points × events counted; caps and decay
     aside), as words: ``pricing page visit``."""
@@ -446,7 +506,7 @@ class Runner:
                 if rest(spent * (1 - s.share) / s.share):
                     return ran
 
-    def _claim_and_plan(self, conn: Connection, now: int) -> tuple[int, list[Job]]:
+    def _claim_and_plan(self, conn: Connection, now: int) -> tuple[int, list[Job | EventJob]]:
         s = self.settings
         claimed = store.claim_due(conn, now, int(s.lease * 1e6), s.batch)
         jobs = []
@@ -456,7 +516,10 @@ class Runner:
                 jobs.append(job)
         return len(claimed), jobs
 
-    def _send(self, job: Job, now: int) -> None:
+    def _send(self, job: Job | EventJob, now: int) -> None:
+        if isinstance(job, EventJob):
+            self._record_event(job, now)
+            return
         try:
             # Built outside the transaction: the stdlib's e-mail classes are slow enough
             # to matter to ingest waiting on SQLite's one writer.
@@ -477,7 +540,37 @@ class Runner:
             return
         self.service.write(lambda conn: self._sent(conn, job, status, now))
 
-    def _plan(self, conn: Connection, enrolment_id: int, now: int) -> Job | None:
+    def _record_event(self, job: EventJob, now: int) -> None:
+        """Track the step's event through ingest, as any client would: its points and
+        stage come from the playbook, and nurture's own exits react to it. The message id
+        is the step's key, so a rerun after a crash records it once."""
+        from pyrometer.service.ingest import ingest
+
+        props = {"sequence": job.sequence, "step": job.step}
+        user, anonymous = (None, job.lead_id) if job.visitor else (job.lead_id, None)
+        try:
+            ingest(
+                self.service,
+                [Track(f"nurture-{job.key}", job.event, now, user, anonymous, props)],
+                [],
+            )
+        except Exception as exc:  # recorded, retried after a backoff
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            self.service.write(lambda conn: self._failed(conn, job, error, now))
+            return
+        self.service.write(lambda conn: self._done(conn, job, now))
+
+    def _done(self, conn: Connection, job: EventJob, now: int) -> None:
+        store.finish_step(conn, job.key, "done", now)
+        enrolment = store.enrolment(conn, job.enrolment_id)
+        if enrolment is None or enrolment.status != store.ACTIVE or enrolment.step != job.step:
+            return  # the event itself ended the sequence (a stage past its exit)
+        _, book = self.service.playbooks.active(conn)
+        seq = book.nurture.sequence(enrolment.sequence)
+        if seq is not None:
+            self._advance(conn, seq, enrolment, now)
+
+    def _plan(self, conn: Connection, enrolment_id: int, now: int) -> Job | EventJob | None:
         enrolment = store.enrolment(conn, enrolment_id)
         if enrolment is None or enrolment.status != store.ACTIVE or enrolment.step is None:
             return None
@@ -506,6 +599,32 @@ class Runner:
         step = seq.steps[enrolment.step]
         state = LeadState.from_dict(row.state)
         attributes = row.attributes or {}
+        if step.until is not None:  # its time-out passed without the event
+            store.plan_step(conn, enrolment, enrolment.step, "until", "timed_out", now)
+            outcome = plan.timed_out(seq, enrolment.step, now)
+            if isinstance(outcome, str):
+                store.end(conn, enrolment.id, plan.EXITED, outcome, now)
+            elif outcome.step is None:
+                store.move_to(conn, enrolment.id, enrolment.step, None)
+                store.end(conn, enrolment.id, plan.COMPLETED, None, now)
+            else:
+                store.move_to(conn, enrolment.id, outcome.step, outcome.due_us)
+            return None
+        if step.event is not None:  # points or stage: not a contact, no consent needed
+            record = store.plan_step(conn, enrolment, enrolment.step, step.kind, "planned", now)
+            if record.status == "done":  # recorded before a crash cut the run short
+                self._advance(conn, seq, enrolment, now)
+                return None
+            visitor = bool(identity_store.visitors_among(conn, [enrolment.lead_id]))
+            return EventJob(
+                enrolment.id,
+                enrolment.step,
+                record.key,
+                enrolment.lead_id,
+                step.event,
+                seq.name,
+                visitor,
+            )
         if step.kind in ("task", "webhook"):
             # Consent covers every automated action: no task or webhook for a blocked lead.
             refusal = consent.contact_refusal(
@@ -635,7 +754,7 @@ class Runner:
         if seq is not None:
             self._advance(conn, seq, enrolment, now)
 
-    def _failed(self, conn: Connection, job: Job, error: str, now: int) -> None:
+    def _failed(self, conn: Connection, job: Job | EventJob, error: str, now: int) -> None:
         store.finish_step(conn, job.key, "failed", now, error=error)
         enrolment = store.enrolment(conn, job.enrolment_id)
         if enrolment is None or enrolment.status != store.ACTIVE:
@@ -761,6 +880,62 @@ def suppress(service: Service, lead_id: str, reason: str, channel: str = "email"
         mid = "nurture-unsubscribe-" + hashlib.sha256(lead_id.encode()).hexdigest()[:24]
         ingest(service, [Track(mid, "unsubscribe", now, lead_id, None, {"channel": channel})], [])
     return ended
+
+
+class UnknownLead(LookupError):
+    pass
+
+
+class NotManual(ValueError):
+    """A block the lead or its mail provider set (unsubscribed, bounced, complained):
+    it is not lifted by hand."""
+
+
+CHANNELS = ("email", "*")
+
+
+def set_block(
+    service: Service, lead_id: str, channel: str, reason: str = "manual"
+) -> dict[str, Any]:
+    """An operator blocks the lead on ``channel`` (``*``: every automated action): as a
+    bounce or unsubscribe does, its sequences end at once and it is enrolled in no more
+    while blocked. A block already there keeps its reason. The lead's blocks now."""
+    if channel not in CHANNELS:
+        raise ValueError(f"channel must be one of {', '.join(CHANNELS)}")
+    if reason not in consent.BLOCK_REASONS:
+        raise ValueError(f"reason must be one of {', '.join(consent.BLOCK_REASONS)}")
+    _known(service, lead_id)
+    suppress(service, lead_id, reason, channel)
+    return service.read(lambda conn: store.blocks(conn, lead_id))
+
+
+def clear_block(service: Service, lead_id: str, channel: str) -> dict[str, str]:
+    """Lift a ``manual`` block (the others are the lead's own word or its mailbox's and
+    stay); sequences that ended do not start again, new triggers enrol it. The lead's
+    blocks now."""
+    _known(service, lead_id)
+
+    def work(conn: Connection) -> dict[str, str]:
+        found = store.blocks(conn, lead_id)
+        reason = found.get(channel)
+        if reason is None:
+            raise UnknownLead(f"no {channel!r} block on lead {lead_id!r}")
+        if reason != "manual":
+            raise NotManual(f"the {channel!r} block is {reason!r}, not manual: it stays")
+        store.unblock(conn, lead_id, channel)
+        return store.blocks(conn, lead_id)
+
+    return service.write(work)
+
+
+def _known(service: Service, lead_id: str) -> None:
+    found = service.read(
+        lambda conn: conn.execute(
+            sa.select(leads.c.lead_id).where(leads.c.lead_id == lead_id)
+        ).first()
+    )
+    if found is None:
+        raise UnknownLead(f"lead {lead_id!r}")
 
 
 def unsubscribe(service: Service, links: Links, token: str) -> str:

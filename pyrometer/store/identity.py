@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pyrometer.store import nurture
 from pyrometer.store.engine import dialect_insert, is_postgres
 from pyrometer.store.repo import chunks
 from pyrometer.store.tables import (
@@ -110,6 +111,7 @@ def move_history(conn: Connection, from_id: str, into_id: str, now_us: int) -> N
     )
     _move_assignments(conn, from_id, into_id, now_us)
     conn.execute(touches.update().where(touches.c.lead_id == from_id).values(lead_id=into_id))
+    nurture.move_lead(conn, from_id, into_id, now_us)
     conn.execute(leads.delete().where(leads.c.lead_id == from_id))
     # Ids linked to ``from_id`` (never happens with Segment's ids, but stay consistent).
     conn.execute(identities.update().where(identities.c.lead_id == from_id).values(lead_id=into_id))

@@ -289,6 +289,15 @@ def blocks(conn: Connection, lead_id: str) -> dict[str, str]:
     return {row.channel: row.reason for row in conn.execute(query)}
 
 
+def blocked_leads(conn: Connection, lead_ids: Iterable[str]) -> set[str]:
+    """Which of these leads have a do-not-contact block on some channel."""
+    found: set[str] = set()
+    for chunk in repo.chunks(sorted(set(lead_ids))):
+        query = sa.select(contact_blocks.c.lead_id).where(contact_blocks.c.lead_id.in_(chunk))
+        found.update(conn.execute(query).scalars())
+    return found
+
+
 def block(conn: Connection, lead_id: str, channel: str, reason: str, now_us: int) -> None:
     insert = dialect_insert(conn, contact_blocks).values(
         lead_id=lead_id, channel=channel, reason=reason, at_us=now_us
@@ -366,6 +375,35 @@ def sequence_stats(conn: Connection, sequence: str) -> dict[str, Any]:
             for r in rows
         ],
     }
+
+
+def move_lead(conn: Connection, from_id: str, into_id: str, now_us: int) -> None:
+    """``from_id`` was ``into_id`` all along (``identify`` folded a visitor, or an admin
+    merge): its enrolments, the steps they ran and its blocks move over. A sequence both
+    were in keeps the enrolment that began first (it is further along; the other ends as
+    ``merged``); every block of either side holds (the stricter is the lawful one)."""
+    active = sa.select(E.id, E.sequence, E.enrolled_us).where(
+        E.lead_id.in_((from_id, into_id)), E.status == ACTIVE
+    )
+    first: dict[str, tuple[int, int]] = {}
+    later: list[int] = []
+    for row in conn.execute(active.order_by(E.enrolled_us, E.id)):
+        if row.sequence in first:
+            later.append(int(row.id))
+        else:
+            first[row.sequence] = (int(row.enrolled_us), int(row.id))
+    if later:
+        conn.execute(
+            nurture_enrolments.update()
+            .where(E.id.in_(later))
+            .values(status="exited", exit_reason="merged", ended_us=now_us, next_due_us=None)
+        )
+    conn.execute(nurture_enrolments.update().where(E.lead_id == from_id).values(lead_id=into_id))
+    conn.execute(nurture_steps.update().where(S.lead_id == from_id).values(lead_id=into_id))
+    theirs = sa.select(contact_blocks).where(contact_blocks.c.lead_id == from_id)
+    for row in conn.execute(theirs).all():
+        block(conn, into_id, row.channel, row.reason, int(row.at_us))
+    conn.execute(sa.delete(contact_blocks).where(contact_blocks.c.lead_id == from_id))
 
 
 def delete_lead(conn: Connection, lead_id: str) -> None:

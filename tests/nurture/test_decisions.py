@@ -52,6 +52,13 @@ def test_enrol_filters_reentry_and_exits() -> None:
     assert not plan.should_enrol(s, download, warm, enrolled_before=False, active_now=False)
     again = seq(reentry=True)
     assert plan.should_enrol(again, download, cold, enrolled_before=True, active_now=False)
+    # An enrol event named by an alias fires on the event it stands for.
+    alias = seq(enrol={"event": "Whitepaper Downloaded", "temperature": ["cold"]})
+    assert not plan.should_enrol(alias, download, cold, False, False)
+    means = {"whitepaper_downloaded": "whitepaper_download"}
+    assert plan.should_enrol(
+        alias, download, cold, False, False, event_name=lambda n: means.get(n, n)
+    )
     assert plan.exit_reason(s, "hot", "lead") == "temperature:hot"
     assert plan.exit_reason(s, "warm", "sql") == "stage:sql"
     assert plan.exit_reason(s, "warm", "lead", "email_reply") == "event:email_reply"
@@ -72,7 +79,7 @@ def test_transition_trigger_and_where() -> None:
 
 
 def test_a_bad_sequence_names_the_field() -> None:
-    with pytest.raises(ValueError, match="one of 'wait', 'email'"):
+    with pytest.raises(ValueError, match="one of 'wait', 'until', 'email'"):
         Sequence.model_validate({"name": "s", "enrol": {"event": "x"}, "steps": [{}]})
     with pytest.raises(ValueError, match="text: template error"):
         Sequence.model_validate(
