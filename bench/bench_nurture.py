@@ -154,7 +154,7 @@ def run(store: str, leads: int, smtp: int) -> None:
         thread = threading.Thread(target=work)
         thread.start()
         busy, idle = [], []
-        span = 8  # batches of 500 per phase
+        span = max(1, min(8, len(more_plain) // 4))  # batches of 500 per phase
         for k in range(0, len(more_plain) - 2 * span + 1, 2 * span):
             go.set()
             began = time.perf_counter()
