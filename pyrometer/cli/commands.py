@@ -203,6 +203,14 @@ def score_command(
             "--model", help="A model from `pyrometer train`: adds p_convert (needs --leads)."
         ),
     ] = None,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--trust-pickle",
+            help="Load an old --model folder stored as a pickle (it can run code): only "
+            "for a folder you trust.",
+        ),
+    ] = False,
     id_column: IdOpt = None,
     encoding: EncodingOpt = None,
     engine: EngineOpt = Engine.DUCKDB,
@@ -254,7 +262,7 @@ def score_command(
             relation = scorer.score_relation(event_table, lead_table, as_of_us, progress=phase)
             con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_scored AS {relation.sql_query()}")
         if model is not None and leads_path is not None:
-            _attach_model(con, book, model, leads_path, events_path, id_column)
+            _attach_model(con, book, model, leads_path, events_path, id_column, trust_pickle)
         query = "SELECT * FROM pyro_scored ORDER BY score DESC, lead_id"
         if output is not None:
             write_query(con, query, output)
@@ -291,6 +299,7 @@ def _attach_model(
     leads: Path,
     events: Path | None,
     id_column: str | None = None,
+    trust_pickle: bool = False,
 ) -> None:
     try:
         from pyrometer.predictive.attach import attach_predictions
@@ -299,7 +308,7 @@ def _attach_model(
             "--model needs the predictive extra: pip install 'pyrometer[predict]'"
         ) from None
     with err.status("Predicting p_convert..."):
-        attach_predictions(con, "pyro_scored", book, model, leads, events, id_column)
+        attach_predictions(con, "pyro_scored", book, model, leads, events, id_column, trust_pickle)
 
 
 def _count(con: duckdb.DuckDBPyConnection) -> int:

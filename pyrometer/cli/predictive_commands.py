@@ -52,6 +52,14 @@ DropLeaky = Annotated[
 ]
 Folds = Annotated[int, typer.Option(min=2, max=20, help="Cross-validation folds.")]
 Seed = Annotated[int, typer.Option(help="Random seed; the same seed gives the same model.")]
+TrustPickle = Annotated[
+    bool,
+    typer.Option(
+        "--trust-pickle",
+        help="Load an old MODEL_DIR stored as a pickle (it can run code): only for a folder "
+        "you trust.",
+    ),
+]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -109,10 +117,20 @@ def _summary(
 ) -> dict[str, Any]:
     from pyrometer.predictive import scorecard
     from pyrometer.predictive.evaluate import cross_validate
+    from pyrometer.predictive.leakage import Leak, dominant_column, per_column
 
     cv = cross_validate(prepared.X, prepared.y, folds, seed, progress)
     summary = cv.summary()
-    summary["leaks"] = [leak.message() for leak in prepared.leaks]
+    leaks = list(prepared.leaks)
+    dominant = dominant_column(*per_column(prepared.schema, cv.contributions))
+    if dominant is not None:  # found after training, so warned here; one entry per column
+        _warn(dominant.message())
+        known = [i for i, leak in enumerate(leaks) if leak.column == dominant.column]
+        if known:
+            leaks[known[0]] = Leak(dominant.column, leaks[known[0]].reasons + dominant.reasons)
+        else:
+            leaks.append(dominant)
+    summary["leaks"] = [leak.message() for leak in leaks]
     summary["features"] = prepared.schema.columns
     summary["dropped"] = prepared.schema.dropped
     if with_scorecard:
@@ -267,6 +285,7 @@ def predict(
     ] = False,
     top: Annotated[int, typer.Option(min=1, max=20, help="Factors per direction.")] = 3,
     events: Events = None,
+    trust_pickle: TrustPickle = False,
 ) -> None:
     """Write p_convert for every lead, in input order."""
     with _user_errors("predict"):
@@ -276,7 +295,7 @@ def predict(
         from pyrometer.predictive import artifact
         from pyrometer.predictive.loading import DataError, read_table
 
-        model = artifact.load_model(model_dir)
+        model = artifact.load_model(model_dir, trust_pickle=trust_pickle)
         frame = read_table(leads)
         frame.columns = [str(c) for c in frame.columns]
         id_name = _id_column(frame, id_column or model.id_column)

@@ -4,13 +4,17 @@ A model is only safe to apply to data shaped like its history, so the directory 
 feature schema (checked on every prediction), the metrics it earned in cross-validation,
 the versions that produced it, and a fingerprint of the training data so a team can tell
 which export a model came from.
+
+The model itself is ``model.json``, the same pickle-free document the service stores
+(:mod:`pyrometer.predictive.model_bytes`): reading a folder someone sent runs no code.
+Folders written before (format 1, ``model.pkl``) load only with ``trust_pickle``
+(``--trust-pickle``), since unpickling a file can run anything.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,13 +25,14 @@ import pandas as pd
 import sklearn
 
 from pyrometer.core.conditions import normalize_name
-from pyrometer.predictive import event_features
+from pyrometer.predictive import event_features, model_bytes
 from pyrometer.predictive.event_features import EventConfig
 from pyrometer.predictive.features import Schema, SchemaError
 from pyrometer.predictive.models import Model
 
-FORMAT_VERSION = 1
-FILES = ("model.pkl", "schema.json", "metrics.json", "meta.json")
+FORMAT_VERSION = 2
+PICKLED_FORMAT = 1
+FILES = ("model.json", "schema.json", "metrics.json", "meta.json")
 
 
 class ModelDirError(ValueError):
@@ -222,8 +227,8 @@ def save(
 ) -> Path:
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "model.pkl", "wb") as handle:
-        pickle.dump(model, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    (folder / "model.json").write_bytes(model_bytes.dump(model, schema, events))
+    (folder / "model.pkl").unlink(missing_ok=True)  # an older model in the same folder
     (folder / "schema.json").write_text(json.dumps(schema.to_dict(), indent=2) + "\n")
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     meta = {
@@ -242,19 +247,39 @@ def save(
     return folder
 
 
-def load_model(path: str | Path) -> PredictiveModel:
-    """The model saved in ``path`` by ``pyrometer train``."""
+def load_model(path: str | Path, trust_pickle: bool = False) -> PredictiveModel:
+    """The model saved in ``path`` by ``pyrometer train``.
+
+    An old folder (``model.pkl``) is refused unless ``trust_pickle``: unpickling runs code.
+    """
     folder = Path(path)
     if not folder.is_dir():
         raise ModelDirError(f"{folder}: not a model folder (run pyrometer train ... -o {folder})")
-    absent = [name for name in FILES if not (folder / name).exists()]
+    pickled = not (folder / "model.json").exists() and (folder / "model.pkl").exists()
+    needed = [n.replace("model.json", "model.pkl") if pickled else n for n in FILES]
+    absent = [name for name in needed if not (folder / name).exists()]
     if absent:
         raise ModelDirError(f"{folder}: incomplete model folder, missing {', '.join(absent)}")
     meta = json.loads((folder / "meta.json").read_text())
-    if meta.get("format") != FORMAT_VERSION:
+    expected = PICKLED_FORMAT if pickled else FORMAT_VERSION
+    if meta.get("format") != expected:
         raise ModelDirError(f"{folder}: model format {meta.get('format')} is not supported")
     schema = Schema.from_dict(json.loads((folder / "schema.json").read_text()))
     metrics = json.loads((folder / "metrics.json").read_text())
-    with open(folder / "model.pkl", "rb") as handle:
-        model = pickle.load(handle)
-    return PredictiveModel(model, schema, metrics, meta)
+    if pickled:
+        if not trust_pickle:
+            raise ModelDirError(
+                f"{folder}: an old model folder stored as a pickle (model.pkl), which can run "
+                "any code when loaded: pass --trust-pickle if you trust where it came from, "
+                "or train it again"
+            )
+        import pickle
+
+        with open(folder / "model.pkl", "rb") as handle:
+            model = pickle.load(handle)  # the user vouched for the file (--trust-pickle)
+        return PredictiveModel(model, schema, metrics, meta)
+    try:
+        stored = model_bytes.load((folder / "model.json").read_bytes())
+    except model_bytes.ModelBytesError as exc:
+        raise ModelDirError(f"{folder}/model.json: {exc}") from None
+    return PredictiveModel(stored.model, schema, metrics, meta)

@@ -30,10 +30,12 @@ def attach_predictions(
     leads: Path,
     events: Path | None,
     lead_id_column: str | None = None,
+    trust_pickle: bool = False,
 ) -> None:
     """Add ``p_convert`` to ``table`` (which has ``lead_id``), in place; ``lead_id_column``
-    names LEADS' id column (``score --id``) instead of the usual spellings."""
-    model = load_model(model_dir)
+    names LEADS' id column (``score --id``) instead of the usual spellings;
+    ``trust_pickle`` lets an old pickled model folder load (``--trust-pickle``)."""
+    model = load_model(model_dir, trust_pickle=trust_pickle)
     frame = read_table(leads)
     id_column = _lead_id_column(frame, leads, lead_id_column)
     log = read_table(events) if events is not None and model.events is not None else None

@@ -17,6 +17,9 @@ from sklearn.model_selection import StratifiedKFold
 
 from pyrometer.predictive.models import CANDIDATES, LightGBMModel, LogisticModel, make_model
 
+# Held-out rows per fold whose contributions are kept (enough for mean absolute effects).
+CONTRIBUTION_ROWS = 2_000
+
 # Share of leads called hot and warm when bands are set from the history's own scores.
 HOT_SHARE = 0.2
 WARM_SHARE = 0.3
@@ -107,6 +110,9 @@ class CrossValidation:
     folds: int
     seed: int
     scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # LightGBM's contributions (tree SHAP, per design column) on held-out rows of each
+    # fold, for the leakage guard's sign that one column carries most of the signal.
+    contributions: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
     def __post_init__(self) -> None:
         self.scores = {name: metrics(self.y, p) for name, p in self.oof.items()}
@@ -149,6 +155,7 @@ def cross_validate(
     folds = int(max(2, min(folds, counts.min())))
     oof = {name: np.zeros(len(y)) for name in (*CANDIDATES, "lightgbm_uncalibrated")}
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    contributions = []
     for number, (train, test) in enumerate(splitter.split(X, y), start=1):
         if progress:
             progress(f"fold {number}/{folds}")
@@ -157,7 +164,10 @@ def cross_validate(
         linear = LogisticModel(seed).fit(Xtr, ytr)
         oof["lightgbm"][test] = trees.predict_proba(Xte)
         oof["lightgbm_uncalibrated"][test] = trees.predict_uncalibrated(Xte)
+        contributions.append(trees.contributions(Xte.iloc[:CONTRIBUTION_ROWS]))
         oof["logistic"][test] = linear.predict_proba(Xte)
         oof["blend"][test] = (oof["lightgbm"][test] + oof["logistic"][test]) / 2.0
         oof["naive_bayes"][test] = make_model("naive_bayes", seed).fit(Xtr, ytr).predict_proba(Xte)
-    return CrossValidation(y=y, oof=oof, folds=folds, seed=seed)
+    return CrossValidation(
+        y=y, oof=oof, folds=folds, seed=seed, contributions=np.vstack(contributions)
+    )

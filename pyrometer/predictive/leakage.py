@@ -111,6 +111,16 @@ def find_leaks(schema: Schema, cleaned: pd.DataFrame, y: np.ndarray) -> list[Lea
     return leaks
 
 
+def per_column(schema: Schema, contrib: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Contributions per model column summed per input column (a date's parts are one)."""
+    owners = [owner for _, owner in schema.design_names()]
+    names = list(dict.fromkeys(owners))
+    out = np.zeros((contrib.shape[0], len(names)))
+    for j, owner in enumerate(owners):
+        out[:, names.index(owner)] += contrib[:, j]
+    return names, out
+
+
 DOMINANT_SHARE = 0.5
 DOMINANT_RATIO = 3.0
 

@@ -39,8 +39,8 @@ from pyrometer.predictive.evaluate import (
     probability_bands,
 )
 from pyrometer.predictive.event_features import EventConfig
-from pyrometer.predictive.features import Schema, learn_schema
-from pyrometer.predictive.leakage import dominant_column, find_leaks
+from pyrometer.predictive.features import learn_schema
+from pyrometer.predictive.leakage import dominant_column, find_leaks, per_column
 from pyrometer.predictive.loading import DEFAULT_PLACEHOLDERS, ColumnKind
 from pyrometer.predictive.models import LightGBMModel, make_model
 from pyrometer.predictive.pipeline import MIN_PER_CLASS
@@ -314,7 +314,7 @@ def train(
     }
     say("fitting on every outcome")
     final = LightGBMModel(seed).fit(X, y)
-    dominant = dominant_column(*_per_column(schema, final.contributions(X.iloc[test_rows])))
+    dominant = dominant_column(*per_column(schema, final.contributions(X.iloc[test_rows])))
     if dominant is not None:
         warnings.append(dominant.message())
         summary["leakage_warnings"] = warnings
@@ -332,16 +332,6 @@ def train(
         seconds=time.perf_counter() - started,
         champion=judged,
     )
-
-
-def _per_column(schema: Schema, contrib: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Contributions per model column summed per input column (a date's parts are one)."""
-    owners = [owner for _, owner in schema.design_names()]
-    names = list(dict.fromkeys(owners))
-    out = np.zeros((contrib.shape[0], len(names)))
-    for j, owner in enumerate(owners):
-        out[:, names.index(owner)] += contrib[:, j]
-    return names, out
 
 
 def holdout_scores(

@@ -45,7 +45,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_train_writes_model_dir(trained: Path) -> None:
     model = trained / "model"
-    for name in ("model.pkl", "schema.json", "metrics.json", "meta.json", "scorecard.yaml"):
+    for name in ("model.json", "schema.json", "metrics.json", "meta.json", "scorecard.yaml"):
         assert (model / name).exists()
     meta = json.loads((model / "meta.json").read_text())
     assert len(meta["training_fingerprint"]) == 64 and meta["training_rows"] == 500
@@ -160,3 +160,44 @@ def test_predict_writes_gzip_and_stdout(trained: Path, tmp_path: Path) -> None:
     assert code == 0, err
     assert out.splitlines()[0] == "Lead ID,p_convert" and len(out.splitlines()) == 13
     assert not Path("-").exists()
+
+
+def test_train_and_evaluate_report_a_column_carrying_most_of_the_signal(tmp_path: Path) -> None:
+    """An innocently named, always-filled figure written after the sales call: only its
+    share of the model's signal gives it away; train and evaluate say so, with figures."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    n = 2000
+    y = (rng.random(n) < 0.25).astype(int)
+    pd.DataFrame(
+        {
+            "minutes": np.round(rng.normal(0, 1, n) + 1.4 * y, 2),
+            "employees": np.round(rng.normal(0, 1, n) + 0.3 * y, 2),
+            "visits": np.round(rng.normal(0, 1, n) + 0.3 * y, 2),
+            "region": rng.choice(["north", "south", "east", "west"], n),
+            "won": y,
+        }
+    ).to_csv(tmp_path / "h.csv", index=False)
+    code, out, err = run(
+        "evaluate",
+        str(
+            tmp_path / "h.csv",
+        ),
+        "-t",
+        "won",
+        "--json",
+        "--folds",
+        "3",
+    )
+    assert code == 0, err
+    leaks = json.loads(out)["leaks"]
+    assert len(leaks) == 1 and "'minutes'" in leaks[0] and "of the model's signal" in leaks[0]
+    assert "'minutes'" in " ".join(err.split()) and "warning" in err
+    code, _, err = run(
+        "train", str(tmp_path / "h.csv"), "-t", "won", "-o", str(tmp_path / "m"), "--folds", "3"
+    )
+    assert code == 0, err
+    assert "of the model's signal" in " ".join(err.split())
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert any("'minutes'" in leak for leak in metrics["leaks"])

@@ -58,9 +58,8 @@ def test_a_column_carrying_most_of_the_signal_is_reported_whatever_its_name() ->
     import numpy as np
     import pandas as pd
 
-    from pyrometer.predictive import store_training as st
     from pyrometer.predictive.features import learn_schema
-    from pyrometer.predictive.leakage import dominant_column, find_leaks
+    from pyrometer.predictive.leakage import dominant_column, find_leaks, per_column
     from pyrometer.predictive.models import LightGBMModel
 
     rng = np.random.default_rng(5)
@@ -79,12 +78,12 @@ def test_a_column_carrying_most_of_the_signal_is_reported_whatever_its_name() ->
     assert find_leaks(schema, cleaned, y) == []  # the older signs see nothing
     X = schema.design(cleaned)
     model = LightGBMModel(0).fit(X, y)
-    names, per_column = st._per_column(schema, model.contributions(X))
-    leak = dominant_column(names, per_column)
+    names, by_column = per_column(schema, model.contributions(X))
+    leak = dominant_column(names, by_column)
     assert leak is not None and leak.column == "minutes"
     assert "of the model's signal" in leak.message() and "next column" in leak.message()
     # Without it no column stands out: two of similar weight share the signal.
     schema.features = [f for f in schema.features if f.name != "minutes"]
     X = schema.design(cleaned)
-    names, per_column = st._per_column(schema, LightGBMModel(0).fit(X, y).contributions(X))
-    assert dominant_column(names, per_column) is None
+    names, by_column = per_column(schema, LightGBMModel(0).fit(X, y).contributions(X))
+    assert dominant_column(names, by_column) is None

@@ -92,7 +92,7 @@ def test_incomplete_model_dir(tmp_path: Path) -> None:
     with pytest.raises(ModelDirError, match="not a model folder"):
         load_model(tmp_path / "absent")
     (tmp_path / "meta.json").write_text("{}")
-    with pytest.raises(ModelDirError, match=r"missing model\.pkl"):
+    with pytest.raises(ModelDirError, match=r"missing model\.json"):
         load_model(tmp_path)
 
 
