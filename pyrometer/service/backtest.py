@@ -10,7 +10,6 @@ is marked failed, to be asked again.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +21,8 @@ from pyrometer.backtest.run import run
 from pyrometer.backtest.sweep import as_of_grid
 from pyrometer.core.model import Event
 from pyrometer.core.playbook import Playbook, parse_playbook
-from pyrometer.service.redact import describe, safe_traceback
+from pyrometer.service.redact import describe
+from pyrometer.service.rescore import fail_job
 from pyrometer.service.runtime import Service
 from pyrometer.store import repo, scan
 from pyrometer.store.tables import jobs
@@ -30,7 +30,6 @@ from pyrometer.store.tables import jobs
 DAY_US = 86_400_000_000
 PAGE = 200
 MAX_AS_OF_TIMES = 1000
-_log = logging.getLogger("pyrometer.error")
 
 
 @dataclass(frozen=True)
@@ -150,20 +149,7 @@ def run_job(service: Service, job_id: int, request: Request) -> None:
             )
         )
     except Exception as exc:
-        message = describe(exc)
-        _log.error(
-            "backtest job %d failed: %s",
-            job_id,
-            message,
-            extra={"stack": safe_traceback(type(exc), exc, exc.__traceback__)},
-        )
-        service.write(
-            lambda conn: conn.execute(
-                jobs.update()
-                .where(jobs.c.id == job_id)
-                .values(status="failed", error=message, finished_us=service.clock())
-            )
-        )
+        fail_job(service, "backtest", job_id, describe(exc), exc)
 
 
 def start_job(service: Service, job_id: int, request: Request) -> threading.Thread:

@@ -21,7 +21,8 @@ from sqlalchemy.engine import Connection
 
 from pyrometer.core.timeutil import iso
 from pyrometer.service.decay import SchedulerLock
-from pyrometer.service.redact import describe, safe_traceback
+from pyrometer.service.redact import describe
+from pyrometer.service.rescore import fail_job
 from pyrometer.service.runtime import Service
 from pyrometer.store import models as store
 from pyrometer.store.tables import jobs
@@ -182,21 +183,9 @@ def run_training(service: Service, job_id: int, seed: int = 0) -> dict[str, Any]
 
         return service.write(save)
     except Exception as exc:
-        message = str(exc) if isinstance(exc, ValueError) else describe(exc)
-        if not isinstance(exc, ValueError):
-            _log.error(
-                "training job %d failed: %s",
-                job_id,
-                message,
-                extra={"stack": safe_traceback(type(exc), exc, exc.__traceback__)},
-            )
-        service.write(
-            lambda conn: conn.execute(
-                jobs.update()
-                .where(jobs.c.id == job_id)
-                .values(status="failed", error=message, finished_us=service.clock())
-            )
-        )
+        expected = isinstance(exc, ValueError)
+        message = str(exc) if expected else describe(exc)
+        fail_job(service, "training", job_id, message, None if expected else exc)
         return {"error": message}
 
 

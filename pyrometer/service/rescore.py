@@ -105,6 +105,28 @@ def rescore_step(service: Service, job_id: int) -> bool:
     return service.write(work)
 
 
+def fail_job(
+    service: Service, kind: str, job_id: int, message: str, exc: BaseException | None
+) -> None:
+    """Record a job as failed with ``message`` (what the API shows); with ``exc``, log it
+    with its redacted stack first (``None``: an expected failure, not an error)."""
+    if exc is not None:
+        _log.error(
+            "%s job %d failed: %s",
+            kind,
+            job_id,
+            message,
+            extra={"stack": safe_traceback(type(exc), exc, exc.__traceback__)},
+        )
+    service.write(
+        lambda conn: conn.execute(
+            jobs.update()
+            .where(jobs.c.id == job_id)
+            .values(status="failed", error=message, finished_us=service.clock())
+        )
+    )
+
+
 def run_job(service: Service, job_id: int) -> None:
     try:
         while rescore_step(service, job_id):
@@ -112,19 +134,7 @@ def run_job(service: Service, job_id: int) -> None:
     except Exception as exc:  # recorded for the API; the lazy replay keeps scores right
         # By type only: a database error's message holds the leads' data.
         message = describe(exc) + (f" (SQLSTATE {code})" if (code := sqlstate(exc)) else "")
-        _log.error(
-            "rescore job %d failed: %s",
-            job_id,
-            message,
-            extra={"stack": safe_traceback(type(exc), exc, exc.__traceback__)},
-        )
-        service.write(
-            lambda conn: conn.execute(
-                jobs.update()
-                .where(jobs.c.id == job_id)
-                .values(status="failed", error=message, finished_us=service.clock())
-            )
-        )
+        fail_job(service, "rescore", job_id, message, exc)
 
 
 def start_job(service: Service, job_id: int) -> threading.Thread:
