@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
@@ -86,6 +86,7 @@ class _Leads:
         start, last = as_of_times[0], as_of_times[-1]
         every = as_of_times[1] - as_of_times[0] if len(as_of_times) > 1 else 1
         self.every = every
+        self.start = start
         self.stretch = (
             f"(CASE WHEN {{ts}} <= {start} THEN 0 "
             f"ELSE ({{ts}} - {start} + {every - 1}) // {every} END)"
@@ -152,12 +153,16 @@ class _Leads:
         self.all_leads, self.all_events = int(counted[0]), int(counted[1])
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE pyro_bt_leads AS
-            SELECT lead_id, row_number() OVER (ORDER BY lead_id) - 1 AS idx,
+            SELECT lead_id, hash(lead_id) AS h, row_number() OVER (ORDER BY lead_id) - 1 AS idx,
                    {self.stretch.format(ts="first_us")} AS first,
                    coalesce(won_us, {matrix.NO_TIME}) AS won_us,
                    coalesce(closed_us, {matrix.NO_TIME}) AS closed_us
             FROM pyro_bt_all WHERE first_us <= {last}
         """)
+        # Events find their lead's number by a hash of its id, cheaper to join on than the
+        # id, unless two leads share one (for a million, a chance of 3 in 10^8).
+        hashes = con.execute("SELECT count(*) = count(DISTINCT h) FROM pyro_bt_leads").fetchall()
+        self.number_on = "hash({lead}) = l.h" if hashes[0][0] else "{lead} = l.lead_id"
         got = con.execute(
             "SELECT first, won_us, closed_us FROM pyro_bt_leads ORDER BY idx"
         ).fetchnumpy()
@@ -165,6 +170,12 @@ class _Leads:
         self.first = np.asarray(got["first"], dtype=np.int64)
         self.won = np.asarray(got["won_us"], dtype=np.int64)
         self.closed = np.asarray(got["closed_us"], dtype=np.int64)
+
+    def stretch_of(self, ts_us: matrix.Ints) -> matrix.Ints:
+        """Each time's as-of stretch, as :attr:`stretch` computes it in SQL: 0 up to the
+        first as-of time, then ``k`` for the times after as-of time ``k - 1`` up to ``k``."""
+        later = (ts_us - self.start + (self.every - 1)) // self.every
+        return np.where(ts_us <= self.start, 0, later)
 
     @property
     def ids(self) -> list[str]:
@@ -203,34 +214,46 @@ def blocks(
     decay = book.decay
     steps = [decay.step_of(t) for t in as_of_times]
     scorer = DuckDBBatchScorer(book, con)
-    # Leads by number: every grouping below is on integers, not strings. (A left join, so
-    # that reading the event names alone does not join.)
-    numbered = replace(
-        events,
-        sql=f"(SELECT e.* REPLACE (l.idx AS lead_id) FROM {events.sql} e "
-        "LEFT JOIN pyro_bt_leads l ON e.lead_id = l.lead_id)",
+    rows, capped, corrections = scorer.earned_points_sql(events, as_of_times[-1])
+    # The leads whose windows may earn less than their events' points, by the cap proof.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_bt_redo AS {capped}")
+    redo = bool(con.execute("SELECT count(*) FROM pyro_bt_redo").fetchall()[0][0])
+    # One row per event earning points as if nothing were capped, by lead number; then
+    # the few rows to add: the `once` rules' points, and what caps take back in the
+    # windows of the leads the proof does not clear. Fetched as Arrow.
+    got = _arrow(
+        con.sql(f"""
+            SELECT CAST(l.idx AS INTEGER) AS lead, CAST(e.ts_us AS BIGINT) AS ts_us,
+                   CAST(e.points AS DOUBLE) AS points
+            FROM ({rows}) e JOIN pyro_bt_leads l ON {leads.number_on.format(lead="e.lead_id")}
+        """)
     )
-    earned = scorer.earned_points_sql(numbered, as_of_times[-1], names_from=events)
-    # One row per earned point, fetched as Arrow: its lead, its as-of stretch, its decay
-    # step from the last as-of time's. Decayed and summed per cell (lead and as-of time)
-    # by numpy, not hashed here: the (lead, stretch) groups are nearly as many as the
-    # events (30 events a lead over 180 days fall on ~28 days).
-    n = len(as_of_times)
-    relation = con.sql(f"""
-        SELECT CAST(lead_id AS INTEGER) AS lead,
-               CAST({leads.stretch.format(ts="ts_us")} AS INTEGER) AS k,
-               CAST(greatest(pyro_fdiv(ts_us, {decay.step_us}) - {steps[-1]}, -1000000000)
-                    AS INTEGER) AS ds,
-               points
-        FROM ({earned}) WHERE points <> 0
-    """)
-    got = (getattr(relation, "to_arrow_table", None) or relation.arrow)()  # DuckDB 2 / 1
     lead = got.column("lead").to_numpy()
-    k = got.column("k").to_numpy()
-    value = got.column("points").to_numpy() * np.exp2(
-        got.column("ds").to_numpy() / decay.half_life_steps
-    )
+    ts = got.column("ts_us").to_numpy()
+    points = got.column("points").to_numpy()
     del got
+    added = _arrow(
+        con.sql(f"""
+            SELECT CAST(l.idx AS INTEGER) AS lead, CAST(c.ts_us AS BIGINT) AS ts_us,
+                   CAST(c.points AS DOUBLE) AS points
+            FROM ({corrections("pyro_bt_redo" if redo else None)}) c
+                 JOIN pyro_bt_leads l ON c.lead_id = l.lead_id
+        """)
+    )
+    lead = np.concatenate([lead, added.column("lead").to_numpy()])
+    ts = np.concatenate([ts, added.column("ts_us").to_numpy()])
+    points = np.concatenate([points, added.column("points").to_numpy()])
+    del added
+    # Each row's as-of stretch and its decay from the last as-of time's step, decayed and
+    # summed per cell (lead and as-of time) by numpy, not hashed in SQL: the (lead,
+    # stretch) groups are nearly as many as the events (30 events a lead over 180 days
+    # fall on ~28 days).
+    n = len(as_of_times)
+    k = leads.stretch_of(ts)
+    ds = np.maximum(ts // decay.step_us - steps[-1], -1_000_000_000)
+    del ts
+    value = points * np.exp2(ds / decay.half_life_steps)
+    del points, ds
     fit = leads.fits(book, attributes)
     scale = matrix.scales(steps, decay.half_life_steps)
     hot, warm = book.temperature.hot, book.temperature.warm
@@ -261,6 +284,11 @@ def blocks(
                 leads.closed[a:b],
             )
         del gained
+
+
+def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
+    """A relation's rows as an Arrow table (DuckDB 2 and 1)."""
+    return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
 
 
 def run_sql(

@@ -62,15 +62,15 @@ def open_history(
     from pyrometer.io.segment import with_traits
 
     table = open_events(con, events, lead_id_column=id_column, encoding=encoding)
-    if table.diagnose is not None:
-        table.diagnose()  # a row without a lead, event or time: named, as `score` names it
     table = DuckDBBatchScorer(playbook, con).distinct(table)
     # Per lead as spelled, in one scan; ids are normalised on every row only when one of
     # them is not in normal form (as `score` checks its scored leads).
     con.execute(
         "CREATE OR REPLACE TEMP TABLE pyro_bt_ids AS SELECT lead_id, count(*) AS n, "
-        f"min(ts_us) AS first_us, max(ts_us) AS last_us FROM {table.sql} GROUP BY lead_id"
+        "min(ts_us) AS first_us, max(ts_us) AS last_us, count(ts_us) AS timed "
+        f"FROM {table.sql} GROUP BY lead_id"
     )
+    _check(con, table, events)
     if table.normal_lead_id is not None:
         normal = table.normal_lead_id("lead_id")
         row = con.execute(
@@ -108,6 +108,22 @@ def open_history(
     if not rows:
         raise InputError(events, "no events")
     return History(table, attributes, int(n_leads), int(rows), int(first), int(last))
+
+
+def _check(con: duckdb.DuckDBPyConnection, table: EventTable, path: Path) -> None:
+    """Whether every row has a lead, an event name and a time, read from the leads' and
+    the names' counts (no scan of its own); if not, the first bad row is named, as
+    ``pyrometer score`` names it."""
+    ids = "lead_id" if table.normal_lead_id is None else table.normal_lead_id("lead_id")
+    found = con.execute(
+        f"SELECT count(*) FILTER (WHERE {ids} IS NULL OR {ids} = '' OR timed < n) FROM pyro_bt_ids"
+    ).fetchall()
+    names = con.execute(f"SELECT DISTINCT event FROM {table.sql}").fetchall()
+    if not found[0][0] and all(name is not None and normalize_name(name) for (name,) in names):
+        return
+    if table.diagnose is not None:
+        table.diagnose()  # raises, naming the first bad row
+    raise InputError(path, "events lack a lead id, an event name or a time")
 
 
 def iter_leads(

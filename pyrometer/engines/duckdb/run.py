@@ -34,7 +34,6 @@ from pyrometer.engines.duckdb.sql import (
     quote_literal,
 )
 from pyrometer.engines.duckdb.tables import EventTable, LeadTable, connect
-from pyrometer.engines.plan.keys import full_slots
 
 # Tables over this many events are scored in slices of leads, one pass over the file each,
 # so that the per-lead hash table stays within memory.
@@ -397,18 +396,73 @@ class DuckDBBatchScorer:
         return {row[0]: _scored(row) for row in rows}
 
     def earned_points_sql(
-        self, events: EventTable, until_us: int, names_from: EventTable | None = None
-    ) -> str:
-        """SQL of the points events at or before ``until_us`` earn after caps and ``once``
-        windows (:func:`ledger.earned_sql`): the same at any as-of time from the event's
-        on, since an event's rank in its window depends on earlier events only; backtests
-        decay them to many as-of times at once. ``events`` must be :meth:`distinct`
-        already; ``names_from``: a cheaper table with the same event names."""
-        match = self._load_rules(events, self._raw_names(names_from or events))
-        joined = pass2.joined_sql(events.sql, until_us, match)
-        rules = self.playbook.engagement
+        self, events: EventTable, until_us: int
+    ) -> tuple[str, str, Callable[[str | None], str]]:
+        """What events at or before ``until_us`` earn after caps and ``once`` windows, in
+        two parts: the same at any as-of time from the event's on, since an event's rank in
+        its window depends on earlier events only; backtests decay them to many as-of times
+        at once. ``events`` must be :meth:`distinct` already.
+
+        * SQL of each event's points as if nothing were capped (:func:`pass1.earned_rows_sql`);
+        * SQL of the leads whose windows may earn less, by ``hash(lead_id)`` (``h``):
+          those the cap proof does not clear, as pass 1 proves it (:func:`pass1.per_lead_sql`);
+        * given a table of those hashes (``h``; ``None``: none), SQL of the rows
+          (``lead_id``, ``ts_us``, ``points``) to add: the ``once`` rules' points and the
+          capped rules' corrections in those leads' windows (:func:`ledger.corrections_sql`).
+        """
+        raw_names = self._raw_names(events)
+        match = self._load_rules(events, raw_names)
+        compiled = self._load_names(
+            events,
+            raw_names,
+            self._sample_weights(events, match),
+            nonnegative=(self._earliest(events) or 0) >= 0,
+        )
         limits = plan.limits(self.playbook)
-        return ledger.earned_sql(joined, limits, {i: full_slots(rules[i]) for i in limits})
+        once_names = sorted(
+            {
+                raw
+                for rule in plan.once_rules(self.playbook, raw_names, events.properties)
+                for raws, _ in rule.alternatives
+                for raw in raws
+            }
+        )
+        once_ids = [i for i, limit in limits.items() if limit.once]
+
+        def corrections(redo: str | None) -> str:
+            # Each part read on its own, so that DuckDB filters the events before joining
+            # them to rules: by name (from the file's dictionary), or by lead.
+            parts = []
+            if once_names and once_ids:
+                names = ", ".join(quote_literal(raw) for raw in once_names)
+                parts.append(
+                    f"(SELECT * FROM {events.sql} WHERE event IN ({names})"
+                    + (
+                        f" AND hash(lead_id) NOT IN (SELECT h FROM {redo} WHERE h IS NOT NULL))"
+                        if redo
+                        else ")"
+                    )
+                )
+            if redo is not None:
+                parts.append(
+                    f"(SELECT * FROM {events.sql} WHERE hash(lead_id) IN (SELECT h FROM {redo}))"
+                )
+            if not parts:
+                return ledger.corrections_sql(None, limits)
+            rows = f"(SELECT * FROM {' UNION ALL SELECT * FROM '.join(parts)})"
+            joined = pass2.joined_sql(rows, until_us, match)
+            return ledger.corrections_sql(joined, limits)
+
+        # Grouped by a hash of the id, cheaper than the id: leads sharing one are proven
+        # together, their windows' events added up, so a collision can only redo more.
+        proof = pass1.per_lead_sql(
+            events.sql, self.playbook.decay, until_us, compiled, "", "hash(e.lead_id)"
+        )
+        return (
+            pass1.earned_rows_sql(events.sql, until_us, compiled),
+            f"SELECT lead_id AS h FROM ({proof}) WHERE redo",
+            corrections,
+        )
 
     def explain(
         self,
