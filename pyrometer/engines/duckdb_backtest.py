@@ -221,23 +221,30 @@ def blocks(
     # One row per event earning points as if nothing were capped, by lead number; then
     # the few rows to add: the `once` rules' points, and what caps take back in the
     # windows of the leads the proof does not clear. Fetched as Arrow.
+    number_on = leads.number_on.format(lead="e.lead_id")
     got = _arrow(
         con.sql(f"""
             SELECT CAST(l.idx AS INTEGER) AS lead, CAST(e.ts_us AS BIGINT) AS ts_us,
                    CAST(e.points AS DOUBLE) AS points
-            FROM ({rows}) e JOIN pyro_bt_leads l ON {leads.number_on.format(lead="e.lead_id")}
+            FROM ({rows}) e JOIN pyro_bt_leads l ON {number_on}
         """)
     )
     lead = got.column("lead").to_numpy()
     ts = got.column("ts_us").to_numpy()
     points = got.column("points").to_numpy()
     del got
+    added_sql = corrections(
+        "pyro_bt_redo" if redo else None,
+        lambda wanted: (
+            f"(SELECT e.* REPLACE (l.idx AS lead_id) FROM {wanted} e "
+            f"JOIN pyro_bt_leads l ON {number_on})"
+        ),
+    )
     added = _arrow(
         con.sql(f"""
-            SELECT CAST(l.idx AS INTEGER) AS lead, CAST(c.ts_us AS BIGINT) AS ts_us,
-                   CAST(c.points AS DOUBLE) AS points
-            FROM ({corrections("pyro_bt_redo" if redo else None)}) c
-                 JOIN pyro_bt_leads l ON c.lead_id = l.lead_id
+            SELECT CAST(lead_id AS INTEGER) AS lead, CAST(ts_us AS BIGINT) AS ts_us,
+                   CAST(points AS DOUBLE) AS points
+            FROM ({added_sql})
         """)
     )
     lead = np.concatenate([lead, added.column("lead").to_numpy()])

@@ -397,7 +397,7 @@ class DuckDBBatchScorer:
 
     def earned_points_sql(
         self, events: EventTable, until_us: int
-    ) -> tuple[str, str, Callable[[str | None], str]]:
+    ) -> tuple[str, str, Callable[..., str]]:
         """What events at or before ``until_us`` earn after caps and ``once`` windows, in
         two parts: the same at any as-of time from the event's on, since an event's rank in
         its window depends on earlier events only; backtests decay them to many as-of times
@@ -408,7 +408,9 @@ class DuckDBBatchScorer:
           those the cap proof does not clear, as pass 1 proves it (:func:`pass1.per_lead_sql`);
         * given a table of those hashes (``h``; ``None``: none), SQL of the rows
           (``lead_id``, ``ts_us``, ``points``) to add: the ``once`` rules' points and the
-          capped rules' corrections in those leads' windows (:func:`ledger.corrections_sql`).
+          capped rules' corrections in those leads' windows (:func:`ledger.corrections_sql`);
+          ``number``, if given, turns a table of the events wanted into one with other
+          ``lead_id``s (numbers, cheaper to rank by), one per lead.
         """
         raw_names = self._raw_names(events)
         match = self._load_rules(events, raw_names)
@@ -429,28 +431,18 @@ class DuckDBBatchScorer:
         )
         once_ids = [i for i, limit in limits.items() if limit.once]
 
-        def corrections(redo: str | None) -> str:
-            # Each part read on its own, so that DuckDB filters the events before joining
-            # them to rules: by name (from the file's dictionary), or by lead.
-            parts = []
+        def corrections(redo: str | None, number: Callable[[str], str] | None = None) -> str:
+            # The events wanted first (by name, from the file's dictionary, or by lead),
+            # then joined to rules.
+            wanted = []
             if once_names and once_ids:
-                names = ", ".join(quote_literal(raw) for raw in once_names)
-                parts.append(
-                    f"(SELECT * FROM {events.sql} WHERE event IN ({names})"
-                    + (
-                        f" AND hash(lead_id) NOT IN (SELECT h FROM {redo} WHERE h IS NOT NULL))"
-                        if redo
-                        else ")"
-                    )
-                )
+                wanted.append(f"event IN ({', '.join(quote_literal(r) for r in once_names)})")
             if redo is not None:
-                parts.append(
-                    f"(SELECT * FROM {events.sql} WHERE hash(lead_id) IN (SELECT h FROM {redo}))"
-                )
-            if not parts:
+                wanted.append(f"hash(lead_id) IN (SELECT h FROM {redo})")
+            if not wanted:
                 return ledger.corrections_sql(None, limits)
-            rows = f"(SELECT * FROM {' UNION ALL SELECT * FROM '.join(parts)})"
-            joined = pass2.joined_sql(rows, until_us, match)
+            rows = f"(SELECT * FROM {events.sql} WHERE {' OR '.join(wanted)})"
+            joined = pass2.joined_sql(number(rows) if number else rows, until_us, match)
             return ledger.corrections_sql(joined, limits)
 
         # Grouped by a hash of the id, cheaper than the id: leads sharing one are proven
