@@ -25,6 +25,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from pyrometer.backtest import matrix
@@ -86,7 +87,6 @@ class _Leads:
         start, last = as_of_times[0], as_of_times[-1]
         every = as_of_times[1] - as_of_times[0] if len(as_of_times) > 1 else 1
         self.every = every
-        self.start = start
         self.stretch = (
             f"(CASE WHEN {{ts}} <= {start} THEN 0 "
             f"ELSE ({{ts}} - {start} + {every - 1}) // {every} END)"
@@ -171,12 +171,6 @@ class _Leads:
         self.won = np.asarray(got["won_us"], dtype=np.int64)
         self.closed = np.asarray(got["closed_us"], dtype=np.int64)
 
-    def stretch_of(self, ts_us: matrix.Ints) -> matrix.Ints:
-        """Each time's as-of stretch, as :attr:`stretch` computes it in SQL: 0 up to the
-        first as-of time, then ``k`` for the times after as-of time ``k - 1`` up to ``k``."""
-        later = (ts_us - self.start + (self.every - 1)) // self.every
-        return np.where(ts_us <= self.start, 0, later)
-
     @property
     def ids(self) -> list[str]:
         """The leads' ids by ``idx`` (read when first asked: a million strings)."""
@@ -221,17 +215,20 @@ def blocks(
     # One row per event earning points as if nothing were capped, by lead number; then
     # the few rows to add: the `once` rules' points, and what caps take back in the
     # windows of the leads the proof does not clear. Fetched as Arrow.
+    # Each row's as-of stretch (k) and its decay step from the last as-of time's (ds).
+    when = (
+        f"CAST({leads.stretch.format(ts='ts_us')} AS INTEGER) AS k, "
+        f"CAST(greatest(pyro_fdiv(ts_us, {decay.step_us}) - {steps[-1]}, -1000000000) "
+        "AS INTEGER) AS ds, CAST(points AS DOUBLE) AS points"
+    )
     number_on = leads.number_on.format(lead="e.lead_id")
     got = _arrow(
         con.sql(f"""
-            SELECT CAST(l.idx AS INTEGER) AS lead, CAST(e.ts_us AS BIGINT) AS ts_us,
-                   CAST(e.points AS DOUBLE) AS points
+            SELECT CAST(l.idx AS INTEGER) AS lead, {when}
             FROM ({rows}) e JOIN pyro_bt_leads l ON {number_on}
         """)
     )
-    lead = got.column("lead").to_numpy()
-    ts = got.column("ts_us").to_numpy()
-    points = got.column("points").to_numpy()
+    lead, k, ds, points = (got.column(c).to_numpy() for c in ("lead", "k", "ds", "points"))
     del got
     added_sql = corrections(
         "pyro_bt_redo" if redo else None,
@@ -242,24 +239,20 @@ def blocks(
     )
     added = _arrow(
         con.sql(f"""
-            SELECT CAST(lead_id AS INTEGER) AS lead, CAST(ts_us AS BIGINT) AS ts_us,
-                   CAST(points AS DOUBLE) AS points
-            FROM ({added_sql})
+            SELECT CAST(lead_id AS INTEGER) AS lead, {when} FROM ({added_sql})
         """)
     )
-    lead = np.concatenate([lead, added.column("lead").to_numpy()])
-    ts = np.concatenate([ts, added.column("ts_us").to_numpy()])
-    points = np.concatenate([points, added.column("points").to_numpy()])
+    if added.num_rows:
+        lead, k, ds, points = (
+            np.concatenate([old, added.column(c).to_numpy()])
+            for old, c in ((lead, "lead"), (k, "k"), (ds, "ds"), (points, "points"))
+        )
     del added
-    # Each row's as-of stretch and its decay from the last as-of time's step, decayed and
-    # summed per cell (lead and as-of time) by numpy, not hashed in SQL: the (lead,
-    # stretch) groups are nearly as many as the events (30 events a lead over 180 days
-    # fall on ~28 days).
+    # Decayed and summed per cell (lead and as-of time) by numpy, not hashed in SQL: the
+    # (lead, stretch) groups are nearly as many as the events (30 events a lead over 180
+    # days fall on ~28 days).
     n = len(as_of_times)
-    k = leads.stretch_of(ts)
-    ds = np.maximum(ts // decay.step_us - steps[-1], -1_000_000_000)
-    del ts
-    value = points * np.exp2(ds / decay.half_life_steps)
+    value = points * _decayed(ds, decay.half_life_steps)
     del points, ds
     fit = leads.fits(book, attributes)
     scale = matrix.scales(steps, decay.half_life_steps)
@@ -291,6 +284,17 @@ def blocks(
                 leads.closed[a:b],
             )
         del gained
+
+
+def _decayed(ds: npt.NDArray[np.int32], half_life_steps: float) -> matrix.Floats:
+    """``2 ** (ds / H)`` for every row: computed once per decay step and looked up, the
+    same numbers (a backtest's events span some hundred steps, not millions)."""
+    if not len(ds):
+        return np.zeros(0)
+    low, high = int(ds.min()), int(ds.max())
+    if high - low > min(len(ds), 1_000_000):
+        return np.asarray(np.exp2(ds / half_life_steps), dtype=np.float64)
+    return np.asarray(np.exp2(np.arange(low, high + 1) / half_life_steps)[ds - low])
 
 
 def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
