@@ -77,7 +77,15 @@ def run_backtest(path: str, python: bool) -> dict[str, object]:
         result = run(books, iter_leads(con, history), {}, None, times, 30 * DAY_US)
     else:
         found = run_sql(
-            con, books, history.events, {}, None, times, 30 * DAY_US, per_lead=history.per_lead
+            con,
+            books,
+            history.events,
+            {},
+            None,
+            times,
+            30 * DAY_US,
+            per_lead=history.per_lead,
+            proven=history.proven,
         )
         assert found is not None
         result = found

@@ -203,13 +203,19 @@ def blocks(
     attributes: Mapping[str, Mapping[str, Any]],
     as_of_times: Sequence[int],
     with_ids: bool = False,
+    proven: str | None = None,
 ) -> Iterator[Block]:
-    """Every lead's bands under ``book`` at ``as_of_times``, a block of leads at a time."""
+    """Every lead's bands under ``book`` at ``as_of_times``, a block of leads at a time.
+    ``proven``: a table of leads (``lead_id``) with ``book``'s cap proof over all their
+    events (``redo``: it fails), as :func:`pyrometer.io.history.open_history` makes it."""
     decay = book.decay
     steps = [decay.step_of(t) for t in as_of_times]
     scorer = DuckDBBatchScorer(book, con)
     rows, capped, corrections = scorer.earned_points_sql(events, as_of_times[-1])
-    # The leads whose windows may earn less than their events' points, by the cap proof.
+    # The leads whose windows may earn less than their events' points, by the cap proof
+    # (over all their events, if proven already: more events can only make it fail).
+    if proven is not None:
+        capped = f"SELECT hash(lead_id) AS h FROM {proven} WHERE redo"
     con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_bt_redo AS {capped}")
     redo = bool(con.execute("SELECT count(*) FROM pyro_bt_redo").fetchall()[0][0])
     # One row per event earning points as if nothing were capped, by lead number; then
@@ -313,11 +319,14 @@ def run_sql(
     capacity_per_day: float | None = None,
     progress: Callable[[str], None] | None = None,
     per_lead: str | None = None,
+    proven: Playbook | None = None,
 ) -> Result | None:
     """What :func:`pyrometer.backtest.run.run` gives for the same history (``events``
     distinct, ids in normal form, as :func:`pyrometer.io.history.open_history` opens
     them), or ``None`` when :func:`supported` says no. ``per_lead``: a table of each lead's
-    events and first time already counted (:attr:`pyrometer.io.history.History.per_lead`)."""
+    events and first time already counted (:attr:`pyrometer.io.history.History.per_lead`);
+    ``proven``: the playbook whose cap proof that table's ``redo`` holds
+    (:attr:`~pyrometer.io.history.History.proven`), which need not be proven again."""
     if not playbooks:
         raise ValueError("no playbook to backtest")
     if not supported([book for _, book in playbooks], as_of_times):
@@ -333,7 +342,8 @@ def run_sql(
         for name, book in playbooks:
             say(f"Scoring {name} at {len(as_of_times)} as-of times")
             tally = Tally(as_of_times, {}, horizon_us, capacity_per_day)
-            for block in blocks(con, book, events, leads, attributes, as_of_times):
+            mine = per_lead if proven is not None and book is proven else None
+            for block in blocks(con, book, events, leads, attributes, as_of_times, proven=mine):
                 matrix.tally_bands(tally, block.first, block.codes, block.won, block.closed)
             metrics.append(tally.result())
     finally:

@@ -295,6 +295,7 @@ def per_lead_sql(
     compiled: Pass1,
     lead_filter: str,
     lead: str = "e.lead_id",
+    extra: Mapping[str, str] | None = None,
 ) -> str:
     """Pass 1: one hash aggregate per lead, not much dearer than a plain decayed sum.
 
@@ -303,12 +304,15 @@ def per_lead_sql(
     proof does not clear; ``invalid`` the leads with a bad row (no time, blank name: their
     points are NaN) or without an id. The native aggregate, when used, also gives pass
     2a's columns when it can (``compiled.native_rare``). ``lead``: what to group by and
-    give as ``lead_id`` (then ``invalid`` only counts rows), the lead id by default.
+    give as ``lead_id`` (then ``invalid`` only counts rows), the lead id by default;
+    ``extra``: more per-lead columns, by name, each an aggregate over the rows (``ts_us``...).
     """
+    more = "".join(f", {sql} AS {name}" for name, sql in (extra or {}).items())
+    kept = "".join(f", {name}" for name in (extra or {}))
     layout = compiled.layout
     proven = _proven_sql(layout)
     events_count = f"CAST(counted & {(1 << TALLY_AT) - 1} AS BIGINT)"
-    extra = ""  # the rare events' columns, when the native aggregate takes them
+    rare = ""  # the rare events' columns, when the native aggregate takes them
     native = compiled.native_keys is not None
     columns = [*compiled.columns[:-1], compiled.native_key] if native else compiled.columns
     rows = _rows_sql(events_sql, columns, f"(e.ts_us <= {as_of_us} OR e.ts_us IS NULL)", lead)
@@ -345,11 +349,11 @@ def per_lead_sql(
                 f"AS explicit_stage, a.tie AS tie, a.suppressed AS suppressed_by_event, "
                 f"0.0{once} AS once_points"
             )
-            extra = ", explicit_stage, tie, suppressed_by_event, once_points"
+            rare = ", explicit_stage, tie, suppressed_by_event, once_points"
         per_lead = f"""
-                SELECT lead_id, {parts}
+                SELECT lead_id, {parts}{kept}
                 FROM (
-                    SELECT lead_id, {native_ext.FUNCTION}(k, ts_us, '{spec}') AS a
+                    SELECT lead_id, {native_ext.FUNCTION}(k, ts_us, '{spec}') AS a{more}
                     FROM ({rows})
                     GROUP BY lead_id
                 )
@@ -361,7 +365,7 @@ def per_lead_sql(
                 SELECT lead_id,
                        sum(({compiled.points}) * {factor}) AS engagement{sums},
                        sum({compiled.count}) AS counted, max(ts_us) AS last_us,
-                       count(ts_us) AS timed
+                       count(ts_us) AS timed{more}
                 FROM ({_keyed_sql(rows, compiled)})
                 GROUP BY lead_id
             """
@@ -371,7 +375,7 @@ def per_lead_sql(
                    {events_count} AS events, last_us,
                    {no_id}isnan(engagement)
                        OR timed < {events_count} AS invalid,
-                   NOT {proven} AS redo{extra}
+                   NOT {proven} AS redo{rare}{kept}
             FROM ({per_lead})
         """
 

@@ -13,7 +13,7 @@ computes comes from the plan.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
@@ -39,6 +39,7 @@ from pyrometer.engines.duckdb.tables import EventTable, LeadTable, connect
 # so that the per-lead hash table stays within memory.
 EVENTS_PER_SLICE = 60_000_000
 WEIGHT_SAMPLE_ROWS = 100_000
+PROVEN_UNTIL_US = 1 << 62  # later than any event: a proof over all of a lead's events
 
 
 class DuckDBBatchScorer:
@@ -394,6 +395,23 @@ class DuckDBBatchScorer:
         """Every lead scored, as Python objects (for tests and small tables)."""
         rows = self.score_relation(events, leads, as_of_us).fetchall()
         return {row[0]: _scored(row) for row in rows}
+
+    def proven_leads_sql(self, events: EventTable, extra: Mapping[str, str]) -> str:
+        """Per lead over all its events, whether the cap proof fails (``redo``), as pass 1
+        proves it (:func:`pass1.per_lead_sql`), and the aggregates ``extra`` (by name):
+        what a backtest reads of each lead in the same scan. ``events`` must be
+        :meth:`distinct` already, and every row must have an event name."""
+        raw_names = self._raw_names(events)
+        match = self._load_rules(events, raw_names)
+        compiled = self._load_names(
+            events,
+            raw_names,
+            self._sample_weights(events, match),
+            nonnegative=(self._earliest(events) or 0) >= 0,
+        )
+        return pass1.per_lead_sql(
+            events.sql, self.playbook.decay, PROVEN_UNTIL_US, compiled, "", extra=extra
+        )
 
     def earned_points_sql(
         self, events: EventTable, until_us: int
