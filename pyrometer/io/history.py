@@ -69,27 +69,22 @@ def open_history(
     table = scorer.distinct(table)
     # Per lead as spelled, in one scan; ids are normalised on every row only when one of
     # them is not in normal form (as `score` checks its scored leads).
-    per_lead = {
-        "n": "count(*)",
-        "first_us": "min(ts_us)",
-        "last_us": "max(ts_us)",
-        "timed": "count(ts_us)",
-    }
     names = con.execute(f"SELECT DISTINCT event FROM {table.sql}").fetchall()
     proven: Playbook | None = None
     if all(name is not None for (name,) in names):
-        # With the playbook's cap proof (every row joins its name), which backtests of
-        # this playbook then need not prove again (pyrometer.engines.duckdb_backtest).
+        # Pass 1 of a score (every row joins its name), with the playbook's cap proof,
+        # which backtests of this playbook then need not make again
+        # (pyrometer.engines.duckdb_backtest), and each lead's first time.
         select = (
-            "SELECT lead_id, redo, " + ", ".join(per_lead) + " FROM "
-            f"({scorer.proven_leads_sql(table, per_lead)})"
+            "SELECT lead_id, redo, events AS n, first_us, last_us, invalid FROM "
+            f"({scorer.proven_leads_sql(table, {'first_us': 'min(ts_us)'})})"
         )
         proven = playbook
     else:
         select = (
-            "SELECT lead_id, NULL AS redo, "
-            + ", ".join(f"{sql} AS {name}" for name, sql in per_lead.items())
-            + f" FROM {table.sql} GROUP BY lead_id"
+            "SELECT lead_id, NULL AS redo, count(*) AS n, min(ts_us) AS first_us, "
+            "max(ts_us) AS last_us, count(ts_us) < count(*) AS invalid "
+            f"FROM {table.sql} GROUP BY lead_id"
         )
     con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_bt_ids AS {select}")
     _check(con, table, events, [name for (name,) in names])
@@ -141,7 +136,7 @@ def _check(
     named, as ``pyrometer score`` names it."""
     ids = "lead_id" if table.normal_lead_id is None else table.normal_lead_id("lead_id")
     found = con.execute(
-        f"SELECT count(*) FILTER (WHERE {ids} IS NULL OR {ids} = '' OR timed < n) FROM pyro_bt_ids"
+        f"SELECT count(*) FILTER (WHERE {ids} IS NULL OR {ids} = '' OR invalid) FROM pyro_bt_ids"
     ).fetchall()
     if not found[0][0] and all(name is not None and normalize_name(name) for name in names):
         return
