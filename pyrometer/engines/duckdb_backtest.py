@@ -266,17 +266,23 @@ def blocks(
     total = len(leads.first)
     size = max(1, CELLS_PER_BLOCK // n)  # leads whose bands are made at once
     group = max(size, GAINED_CELLS // n // size * size)  # leads whose gains are summed at once
-    for start in range(0, total, group):
+    cells = lead.astype(np.int64) * n + k
+    del lead, k
+    offsets = [0, len(cells)]
+    if total > group:
+        # The rows by group of leads, each group's in their order (a stable radix sort of
+        # small numbers), so that each cell adds up as in one pass.
+        groups = -(-total // group)
+        number = cells // (group * n)
+        order = np.argsort(number.astype(np.int16 if groups < 1 << 15 else np.int64), kind="stable")
+        offsets = [0, *np.cumsum(np.bincount(number, minlength=groups)).tolist()]
+        del number
+        cells, value = cells[order], value[order]
+        del order
+    for g, start in enumerate(range(0, total, group)):
         end = min(start + group, total)
-        if start == 0 and end == total:
-            cells = lead.astype(np.int64) * n + k
-            weights = value
-        else:  # rows in order, so that each cell adds up as in one pass
-            mine = (lead >= start) & (lead < end)
-            cells = (lead[mine].astype(np.int64) - start) * n + k[mine]
-            weights = value[mine]
-        gained = matrix.gains(cells, weights, end - start, n)
-        del cells, weights
+        lo, hi = offsets[g], offsets[g + 1]
+        gained = matrix.gains(cells[lo:hi] - start * n, value[lo:hi], end - start, n)
         for a in range(start, end, size):
             b = min(a + size, end)
             codes = matrix.bands(
