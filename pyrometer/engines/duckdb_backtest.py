@@ -2,7 +2,9 @@
 
 An event's earned points (after caps and ``once`` windows) depend on earlier events only,
 so they are the same at every as-of time from the event's on: the batch engine gives
-them once (:meth:`DuckDBBatchScorer.earned_points_sql`). Here they are summed per lead
+them once (:meth:`DuckDBBatchScorer.earned_points_sql`): every event's points as if
+nothing were capped, plus the windows ranked only for the leads its cap proof does not
+clear and for ``once`` rules. Here they are summed per lead
 and *as-of stretch* (the events between two consecutive as-of times), each point scaled
 to the last as-of time's decay step; :mod:`pyrometer.backtest.matrix` turns those sums
 into every lead's band at every as-of time (a running sum and one scale per as-of time)
