@@ -28,6 +28,8 @@ CODES_TO_BANDS = "hwc"  # a code's letter in a Timeline's bands
 NO_TIME = np.iinfo(np.int64).max  # a lead without a win, or not closed
 MAX_SPAN_HALF_LIVES = 500.0  # beyond it 2 ** (span / H) loses precision: not used then
 
+ROUND_BY = 10.0**CLASSIFY_DECIMALS
+
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 
@@ -62,7 +64,11 @@ def bands(
     score = np.cumsum(gained, axis=1, dtype=np.float64)
     score *= scale
     score += fit[:, None]
-    rounded = np.round(score, CLASSIFY_DECIMALS)  # as classify rounds
+    # As classify rounds: np.round(score, CLASSIFY_DECIMALS), the same steps in place.
+    rounded = score
+    np.multiply(rounded, ROUND_BY, out=rounded)
+    np.rint(rounded, out=rounded)
+    np.divide(rounded, ROUND_BY, out=rounded)
     codes = np.full(rounded.shape, COLD, dtype=np.int8)
     codes[rounded >= warm] = WARM
     codes[rounded >= hot] = HOT

@@ -163,6 +163,7 @@ def backtest_command(
                 per_day,
                 progress=lambda stage: status.update(f"{stage}..."),
                 per_lead=history.per_lead,
+                proven=history.proven,
             )
         if result is None:
             result = _run_python(con, books, history, outcome_rows, times, horizon_us, per_day)

@@ -2,7 +2,9 @@
 
 An event's earned points (after caps and ``once`` windows) depend on earlier events only,
 so they are the same at every as-of time from the event's on: the batch engine gives
-them once (:meth:`DuckDBBatchScorer.earned_points_sql`). Here they are summed per lead
+them once (:meth:`DuckDBBatchScorer.earned_points_sql`): every event's points as if
+nothing were capped, plus the windows ranked only for the leads its cap proof does not
+clear and for ``once`` rules. Here they are summed per lead
 and *as-of stretch* (the events between two consecutive as-of times), each point scaled
 to the last as-of time's decay step; :mod:`pyrometer.backtest.matrix` turns those sums
 into every lead's band at every as-of time (a running sum and one scale per as-of time)
@@ -19,12 +21,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from pyrometer.backtest import matrix
@@ -152,12 +155,16 @@ class _Leads:
         self.all_leads, self.all_events = int(counted[0]), int(counted[1])
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE pyro_bt_leads AS
-            SELECT lead_id, row_number() OVER (ORDER BY lead_id) - 1 AS idx,
+            SELECT lead_id, hash(lead_id) AS h, row_number() OVER (ORDER BY lead_id) - 1 AS idx,
                    {self.stretch.format(ts="first_us")} AS first,
                    coalesce(won_us, {matrix.NO_TIME}) AS won_us,
                    coalesce(closed_us, {matrix.NO_TIME}) AS closed_us
             FROM pyro_bt_all WHERE first_us <= {last}
         """)
+        # Events find their lead's number by a hash of its id, cheaper to join on than the
+        # id, unless two leads share one (for a million, a chance of 3 in 10^8).
+        hashes = con.execute("SELECT count(*) = count(DISTINCT h) FROM pyro_bt_leads").fetchall()
+        self.number_on = "hash({lead}) = l.h" if hashes[0][0] else "{lead} = l.lead_id"
         got = con.execute(
             "SELECT first, won_us, closed_us FROM pyro_bt_leads ORDER BY idx"
         ).fetchnumpy()
@@ -198,56 +205,86 @@ def blocks(
     attributes: Mapping[str, Mapping[str, Any]],
     as_of_times: Sequence[int],
     with_ids: bool = False,
+    proven: str | None = None,
 ) -> Iterator[Block]:
-    """Every lead's bands under ``book`` at ``as_of_times``, a block of leads at a time."""
+    """Every lead's bands under ``book`` at ``as_of_times``, a block of leads at a time.
+    ``proven``: a table of leads (``lead_id``) with ``book``'s cap proof over all their
+    events (``redo``: it fails), as :func:`pyrometer.io.history.open_history` makes it."""
     decay = book.decay
     steps = [decay.step_of(t) for t in as_of_times]
     scorer = DuckDBBatchScorer(book, con)
-    # Leads by number: every grouping below is on integers, not strings. (A left join, so
-    # that reading the event names alone does not join.)
-    numbered = replace(
-        events,
-        sql=f"(SELECT e.* REPLACE (l.idx AS lead_id) FROM {events.sql} e "
-        "LEFT JOIN pyro_bt_leads l ON e.lead_id = l.lead_id)",
+    rows, capped, corrections = scorer.earned_points_sql(events, as_of_times[-1])
+    # The leads whose windows may earn less than their events' points, by the cap proof
+    # (over all their events, if proven already: more events can only make it fail).
+    if proven is not None:
+        capped = f"SELECT hash(lead_id) AS h FROM {proven} WHERE redo"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_bt_redo AS {capped}")
+    redo = bool(con.execute("SELECT count(*) FROM pyro_bt_redo").fetchall()[0][0])
+    # One row per event earning points as if nothing were capped, by lead number; then
+    # the few rows to add: the `once` rules' points, and what caps take back in the
+    # windows of the leads the proof does not clear. Fetched as Arrow.
+    # Each row's as-of stretch (k) and its decay step from the last as-of time's (ds).
+    when = (
+        f"CAST({leads.stretch.format(ts='ts_us')} AS INTEGER) AS k, "
+        f"CAST(greatest(pyro_fdiv(ts_us, {decay.step_us}) - {steps[-1]}, -1000000000) "
+        "AS INTEGER) AS ds, CAST(points AS DOUBLE) AS points"
     )
-    earned = scorer.earned_points_sql(numbered, as_of_times[-1], names_from=events)
-    # One row per earned point, fetched as Arrow: its lead, its as-of stretch, its decay
-    # step from the last as-of time's. Decayed and summed per cell (lead and as-of time)
-    # by numpy, not hashed here: the (lead, stretch) groups are nearly as many as the
-    # events (30 events a lead over 180 days fall on ~28 days).
-    n = len(as_of_times)
-    relation = con.sql(f"""
-        SELECT CAST(lead_id AS INTEGER) AS lead,
-               CAST({leads.stretch.format(ts="ts_us")} AS INTEGER) AS k,
-               CAST(greatest(pyro_fdiv(ts_us, {decay.step_us}) - {steps[-1]}, -1000000000)
-                    AS INTEGER) AS ds,
-               points
-        FROM ({earned}) WHERE points <> 0
-    """)
-    got = (getattr(relation, "to_arrow_table", None) or relation.arrow)()  # DuckDB 2 / 1
-    lead = got.column("lead").to_numpy()
-    k = got.column("k").to_numpy()
-    value = got.column("points").to_numpy() * np.exp2(
-        got.column("ds").to_numpy() / decay.half_life_steps
+    number_on = leads.number_on.format(lead="e.lead_id")
+    got = _arrow(
+        con.sql(f"""
+            SELECT CAST(l.idx AS INTEGER) AS lead, {when}
+            FROM ({rows}) e JOIN pyro_bt_leads l ON {number_on}
+        """)
     )
+    lead, k, ds, points = (got.column(c).to_numpy() for c in ("lead", "k", "ds", "points"))
     del got
+    added_sql = corrections(
+        "pyro_bt_redo" if redo else None,
+        lambda wanted: (
+            f"(SELECT e.* REPLACE (l.idx AS lead_id) FROM {wanted} e "
+            f"JOIN pyro_bt_leads l ON {number_on})"
+        ),
+    )
+    added = _arrow(
+        con.sql(f"""
+            SELECT CAST(lead_id AS INTEGER) AS lead, {when} FROM ({added_sql})
+        """)
+    )
+    if added.num_rows:
+        lead, k, ds, points = (
+            np.concatenate([old, added.column(c).to_numpy()])
+            for old, c in ((lead, "lead"), (k, "k"), (ds, "ds"), (points, "points"))
+        )
+    del added
+    # Decayed and summed per cell (lead and as-of time) by numpy, not hashed in SQL: the
+    # (lead, stretch) groups are nearly as many as the events (30 events a lead over 180
+    # days fall on ~28 days).
+    n = len(as_of_times)
+    value = points * _decayed(ds, decay.half_life_steps)
+    del points, ds
     fit = leads.fits(book, attributes)
     scale = matrix.scales(steps, decay.half_life_steps)
     hot, warm = book.temperature.hot, book.temperature.warm
     total = len(leads.first)
     size = max(1, CELLS_PER_BLOCK // n)  # leads whose bands are made at once
     group = max(size, GAINED_CELLS // n // size * size)  # leads whose gains are summed at once
-    for start in range(0, total, group):
+    cells = lead.astype(np.int64) * n + k
+    del lead, k
+    offsets = [0, len(cells)]
+    if total > group:
+        # The rows by group of leads, each group's in their order (a stable radix sort of
+        # small numbers), so that each cell adds up as in one pass.
+        groups = -(-total // group)
+        number = cells // (group * n)
+        order = np.argsort(number.astype(np.int16 if groups < 1 << 15 else np.int64), kind="stable")
+        offsets = [0, *np.cumsum(np.bincount(number, minlength=groups)).tolist()]
+        del number
+        cells, value = cells[order], value[order]
+        del order
+    for g, start in enumerate(range(0, total, group)):
         end = min(start + group, total)
-        if start == 0 and end == total:
-            cells = lead.astype(np.int64) * n + k
-            weights = value
-        else:  # rows in order, so that each cell adds up as in one pass
-            mine = (lead >= start) & (lead < end)
-            cells = (lead[mine].astype(np.int64) - start) * n + k[mine]
-            weights = value[mine]
-        gained = matrix.gains(cells, weights, end - start, n)
-        del cells, weights
+        lo, hi = offsets[g], offsets[g + 1]
+        gained = matrix.gains(cells[lo:hi] - start * n, value[lo:hi], end - start, n)
         for a in range(start, end, size):
             b = min(a + size, end)
             codes = matrix.bands(
@@ -263,6 +300,22 @@ def blocks(
         del gained
 
 
+def _decayed(ds: npt.NDArray[np.int32], half_life_steps: float) -> matrix.Floats:
+    """``2 ** (ds / H)`` for every row: computed once per decay step and looked up, the
+    same numbers (a backtest's events span some hundred steps, not millions)."""
+    if not len(ds):
+        return np.zeros(0)
+    low, high = int(ds.min()), int(ds.max())
+    if high - low > min(len(ds), 1_000_000):
+        return np.asarray(np.exp2(ds / half_life_steps), dtype=np.float64)
+    return np.asarray(np.exp2(np.arange(low, high + 1) / half_life_steps)[ds - low])
+
+
+def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
+    """A relation's rows as an Arrow table (DuckDB 2 and 1)."""
+    return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
+
+
 def run_sql(
     con: duckdb.DuckDBPyConnection,
     playbooks: Sequence[tuple[str, Playbook]],
@@ -274,11 +327,14 @@ def run_sql(
     capacity_per_day: float | None = None,
     progress: Callable[[str], None] | None = None,
     per_lead: str | None = None,
+    proven: Playbook | None = None,
 ) -> Result | None:
     """What :func:`pyrometer.backtest.run.run` gives for the same history (``events``
     distinct, ids in normal form, as :func:`pyrometer.io.history.open_history` opens
     them), or ``None`` when :func:`supported` says no. ``per_lead``: a table of each lead's
-    events and first time already counted (:attr:`pyrometer.io.history.History.per_lead`)."""
+    events and first time already counted (:attr:`pyrometer.io.history.History.per_lead`);
+    ``proven``: the playbook whose cap proof that table's ``redo`` holds
+    (:attr:`~pyrometer.io.history.History.proven`), which need not be proven again."""
     if not playbooks:
         raise ValueError("no playbook to backtest")
     if not supported([book for _, book in playbooks], as_of_times):
@@ -294,7 +350,8 @@ def run_sql(
         for name, book in playbooks:
             say(f"Scoring {name} at {len(as_of_times)} as-of times")
             tally = Tally(as_of_times, {}, horizon_us, capacity_per_day)
-            for block in blocks(con, book, events, leads, attributes, as_of_times):
+            mine = per_lead if proven is not None and book is proven else None
+            for block in blocks(con, book, events, leads, attributes, as_of_times, proven=mine):
                 matrix.tally_bands(tally, block.first, block.codes, block.won, block.closed)
             metrics.append(tally.result())
     finally:

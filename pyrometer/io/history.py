@@ -46,6 +46,9 @@ class History:
     per_lead: str = "pyro_bt_ids"
     """A table of each lead's events (``n``), first and last time (``first_us``,
     ``last_us``), ids as in ``events``."""
+    proven: Playbook | None = None
+    """The playbook whose cap proof over each lead's events the table's ``redo`` holds
+    (``None``: none does)."""
 
 
 def open_history(
@@ -62,15 +65,29 @@ def open_history(
     from pyrometer.io.segment import with_traits
 
     table = open_events(con, events, lead_id_column=id_column, encoding=encoding)
-    if table.diagnose is not None:
-        table.diagnose()  # a row without a lead, event or time: named, as `score` names it
-    table = DuckDBBatchScorer(playbook, con).distinct(table)
+    scorer = DuckDBBatchScorer(playbook, con)
+    table = scorer.distinct(table)
     # Per lead as spelled, in one scan; ids are normalised on every row only when one of
     # them is not in normal form (as `score` checks its scored leads).
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE pyro_bt_ids AS SELECT lead_id, count(*) AS n, "
-        f"min(ts_us) AS first_us, max(ts_us) AS last_us FROM {table.sql} GROUP BY lead_id"
-    )
+    names = con.execute(f"SELECT DISTINCT event FROM {table.sql}").fetchall()
+    proven: Playbook | None = None
+    if all(name is not None for (name,) in names):
+        # Pass 1 of a score (every row joins its name), with the playbook's cap proof,
+        # which backtests of this playbook then need not make again
+        # (pyrometer.engines.duckdb_backtest), and each lead's first time.
+        select = (
+            "SELECT lead_id, redo, events AS n, first_us, last_us, invalid FROM "
+            f"({scorer.proven_leads_sql(table, {'first_us': 'min(ts_us)'})})"
+        )
+        proven = playbook
+    else:
+        select = (
+            "SELECT lead_id, NULL AS redo, count(*) AS n, min(ts_us) AS first_us, "
+            "max(ts_us) AS last_us, count(ts_us) < count(*) AS invalid "
+            f"FROM {table.sql} GROUP BY lead_id"
+        )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE pyro_bt_ids AS {select}")
+    _check(con, table, events, [name for (name,) in names])
     if table.normal_lead_id is not None:
         normal = table.normal_lead_id("lead_id")
         row = con.execute(
@@ -86,6 +103,7 @@ def open_history(
                 "min(first_us) AS first_us, max(last_us) AS last_us FROM (SELECT "
                 f"{normal} AS lead_id, n, first_us, last_us FROM pyro_bt_ids) GROUP BY lead_id"
             )
+            proven = None  # leads merged: their proofs are not
             table = replace(table, sql="pyro_bt_events")
         table = replace(table, normal_lead_id=None)
     lead_table = (
@@ -107,7 +125,24 @@ def open_history(
     n_leads, rows, first, last = found
     if not rows:
         raise InputError(events, "no events")
-    return History(table, attributes, int(n_leads), int(rows), int(first), int(last))
+    return History(table, attributes, int(n_leads), int(rows), int(first), int(last), proven=proven)
+
+
+def _check(
+    con: duckdb.DuckDBPyConnection, table: EventTable, path: Path, names: list[str | None]
+) -> None:
+    """Whether every row has a lead, an event name and a time, read from the leads' counts
+    and the table's event ``names`` (no scan of its own); if not, the first bad row is
+    named, as ``pyrometer score`` names it."""
+    ids = "lead_id" if table.normal_lead_id is None else table.normal_lead_id("lead_id")
+    found = con.execute(
+        f"SELECT count(*) FILTER (WHERE {ids} IS NULL OR {ids} = '' OR invalid) FROM pyro_bt_ids"
+    ).fetchall()
+    if not found[0][0] and all(name is not None and normalize_name(name) for name in names):
+        return
+    if table.diagnose is not None:
+        table.diagnose()  # raises, naming the first bad row
+    raise InputError(path, "events lack a lead id, an event name or a time")
 
 
 def iter_leads(

@@ -208,3 +208,26 @@ def test_the_python_sweep_the_cli_falls_back_to_gives_the_same_json(company, mon
     slow_json.pop("seconds")
     assert fast_json["playbooks"][0]["observations"] > 0
     assert fast_json == slow_json
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (["   ", "page_view", "2026-09-01T10:00:00Z"], "lead"),
+        (["b", "!!!", "2026-09-01T10:00:00Z"], "letter or digit"),
+        (["b", "page_view", "yesterday"], "not a timestamp"),
+    ],
+)
+def test_a_bad_row_is_named_as_score_names_it(tmp_path: Path, bad: list[str], message) -> None:
+    events = tmp_path / "events.csv"
+    with events.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["lead_id", "event", "timestamp"])
+        writer.writerow(["a", "page_view", "2026-08-30T10:00:00Z"])
+        writer.writerow(bad)
+        writer.writerow(["a", "demo_request", "2026-09-02T10:00:00Z"])
+    code, _, err = cli("backtest", str(events), "--from", FROM, "--to", TO, "--json")
+    assert code != 0
+    assert "row 2" in err and message in err, err
+    code, _, _ = cli("score", str(events), "-o", str(tmp_path / "scores.csv"))
+    assert code != 0

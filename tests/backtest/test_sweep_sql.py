@@ -3,6 +3,7 @@ the same figures as the Python sweep."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from unittest.mock import patch
 
 from conftest import event_table
@@ -17,8 +18,10 @@ from pyrometer.backtest.sweep import as_of_grid
 from pyrometer.core.model import Event
 from pyrometer.core.playbook import default_playbook
 from pyrometer.core.reference import score_reference
+from pyrometer.core.timeutil import parse_time_us
 from pyrometer.engines import duckdb_backtest
 from pyrometer.engines.duckdb_batch import DuckDBBatchScorer, connect
+from pyrometer.io.history import iter_leads, open_history
 
 
 def by_lead(events: list[Event]) -> list[tuple[str, list[Event]]]:
@@ -119,3 +122,51 @@ def test_uneven_as_of_times_are_left_to_the_python_sweep() -> None:
     assert not duckdb_backtest.supported([book], [0, DAY_US, 3 * DAY_US])
     # 600 half-lives of 30 days: 2 ** 600 would lose the small points' precision.
     assert not duckdb_backtest.supported([book], as_of_grid(0, 600 * 30 * DAY_US, DAY_US))
+
+
+def test_the_cap_proof_made_when_the_history_is_opened_gives_the_same_figures(
+    tmp_path: Path,
+) -> None:
+    # Leads whose page views bind the daily cap (the proof fails for them) and leads whose
+    # do not, from a file as `pyrometer backtest` opens it.
+    rows = ["lead_id,event,timestamp,url"]
+    for lead in range(40):
+        for day in range(20):
+            views = 1 + (lead * 7 + day) % (9 if lead % 3 else 2)
+            for v in range(views):
+                rows.append(f"l{lead},page_view,2026-09-{1 + day:02d}T{8 + v:02d}:00:00Z,/docs")
+        rows.append(f"l{lead},newsletter_signup,2026-09-0{1 + lead % 5}T07:00:00Z,")
+        rows.append(f"l{lead},newsletter_signup,2026-09-0{2 + lead % 5}T07:00:00Z,")
+        if lead % 4 == 0:
+            rows.append(f"l{lead},purchase,2026-09-{15 + lead % 10}T09:00:00Z,")
+    path = tmp_path / "events.csv"
+    path.write_text("\n".join(rows) + "\n")
+    book = default_playbook()
+    first = parse_time_us("2026-09-03T00:00:00Z")
+    times = as_of_grid(first, first + 29 * DAY_US, DAY_US)
+    got = {}
+    for proven in (True, False):
+        con = connect()
+        history = open_history(con, book, path, None)
+        assert history.proven is book
+        redo = con.execute("SELECT count(*) FILTER (WHERE redo), count(*) FROM pyro_bt_ids")
+        assert 0 < redo.fetchall()[0][0] < 40
+        got[proven] = duckdb_backtest.run_sql(
+            con,
+            [("default", book)],
+            history.events,
+            {},
+            None,
+            times,
+            30 * DAY_US,
+            per_lead=history.per_lead,
+            proven=history.proven if proven else None,
+        )
+    assert got[True] is not None and got[False] is not None
+    assert got[True].metrics == got[False].metrics
+    (metrics,) = got[True].metrics
+    assert metrics.observations > 0 and metrics.won_leads > 0
+    con = connect()
+    history = open_history(con, book, path, None)
+    want = run([("default", book)], list(iter_leads(con, history)), {}, None, times, 30 * DAY_US)
+    assert got[True].metrics == want.metrics

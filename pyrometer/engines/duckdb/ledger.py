@@ -49,36 +49,29 @@ def ledger_sql(
             """
 
 
-def earned_sql(joined: str, limits: Mapping[int, Limit], full: Mapping[int, int]) -> str:
-    """Every point the events of ``joined`` (:func:`pass2.joined_sql`) earn, after caps
-    and ``once`` windows, undecayed: rows (``lead_id``, ``ts_us``, ``points``) whose points
-    at each time add up to what the events then earned. As passes 1 and 2b: every matching
-    event's points as if nothing were capped, plus, only in the windows with more events
-    than ``full`` (per rule, the events that earn its whole points), each event's rank's
-    points less those. Windows are found by a hash of (lead, rule, window): a collision
-    only ranks a window more (its correction is then 0); the count is over both windows'
-    events and the threshold the lower of the two rules', so no window is missed."""
-    rows = f"SELECT lead_id, ts_us, event_id, rule_id, p, win FROM ({joined}) WHERE matched"
+def corrections_sql(joined: str | None, limits: Mapping[int, Limit]) -> str:
+    """What the events of ``joined`` (:func:`pass2.joined_sql`) earn beyond their uncapped
+    points (pass 1's, which leave ``once`` rules out): rows (``lead_id``, ``ts_us``,
+    ``points``). A ``once`` rule's events get their rank's points; a capped rule's events
+    get their rank's points less the uncapped ones. ``joined`` holds only the rows this
+    is needed for: the ``once`` rules' events, and the capped rules' events of the leads
+    the cap proof does not clear (``None``: no rows)."""
     ranked = {i: limit for i, limit in limits.items() if limit.points}
-    if not ranked:
-        return f"SELECT lead_id, ts_us, p AS points FROM ({rows})"
-    ids = ", ".join(map(str, ranked))
-    slots = " ".join(f"WHEN {i} THEN {full[i]}" for i in ranked)
-    given = " ".join(f"WHEN {i} THEN {given_sql(limit, 'rnk')}" for i, limit in ranked.items())
+    if not ranked or joined is None:
+        return "SELECT NULL AS lead_id, CAST(NULL AS BIGINT) AS ts_us, 0.0 AS points WHERE FALSE"
+    given = " ".join(
+        f"WHEN {i} THEN {given_sql(limit, 'rnk')}" + ("" if limit.once else " - p")
+        for i, limit in ranked.items()
+    )
     return f"""
-            WITH pyro_earn AS MATERIALIZED (
-                SELECT *, hash(lead_id, rule_id, win) AS wk FROM ({rows}))
-            SELECT lead_id, ts_us, p AS points FROM pyro_earn
-            UNION ALL
-            SELECT lead_id, ts_us, CASE rule_id {given} END - p AS points
-            FROM (SELECT e.lead_id, e.ts_us, e.rule_id, e.p, row_number() OVER (
-                             PARTITION BY e.lead_id, e.rule_id, e.win
-                             ORDER BY e.ts_us, e.event_id) - 1 AS rnk
-                  FROM pyro_earn e SEMI JOIN (
-                      SELECT wk FROM pyro_earn WHERE rule_id IN ({ids}) GROUP BY wk
-                      HAVING count(*) > min(CASE rule_id {slots} END)) x
-                  ON e.wk = x.wk
-                  WHERE e.rule_id IN ({ids}))
+            SELECT lead_id, ts_us, points
+            FROM (SELECT lead_id, ts_us, CASE rule_id {given} END AS points
+                  FROM (SELECT lead_id, ts_us, rule_id, p, row_number() OVER (
+                                   PARTITION BY lead_id, rule_id, win
+                                   ORDER BY ts_us, event_id) - 1 AS rnk
+                        FROM ({joined})
+                        WHERE matched AND rule_id IN ({", ".join(map(str, ranked))})))
+            WHERE points <> 0
         """
 
 

@@ -289,7 +289,13 @@ def _conditions_branch(
 
 
 def per_lead_sql(
-    events_sql: str, decay: Decay, as_of_us: int, compiled: Pass1, lead_filter: str
+    events_sql: str,
+    decay: Decay,
+    as_of_us: int,
+    compiled: Pass1,
+    lead_filter: str,
+    lead: str = "e.lead_id",
+    extra: Mapping[str, str] | None = None,
 ) -> str:
     """Pass 1: one hash aggregate per lead, not much dearer than a plain decayed sum.
 
@@ -297,22 +303,20 @@ def per_lead_sql(
     cap proof's words (:mod:`pyrometer.engines.cap_proof`). ``redo`` marks the leads the
     proof does not clear; ``invalid`` the leads with a bad row (no time, blank name: their
     points are NaN) or without an id. The native aggregate, when used, also gives pass
-    2a's columns when it can (``compiled.native_rare``).
+    2a's columns when it can (``compiled.native_rare``). ``lead``: what to group by and
+    give as ``lead_id`` (then ``invalid`` only counts rows), the lead id by default;
+    ``extra``: more per-lead columns, by name, each an aggregate over the rows (``ts_us``...).
     """
+    more = "".join(f", {sql} AS {name}" for name, sql in (extra or {}).items())
+    kept = "".join(f", {name}" for name in (extra or {}))
     layout = compiled.layout
-    proven = layout.proven_sql(
-        [f"coalesce(x{w}, CAST(0 AS HUGEINT))" for w in range(layout.words)],
-        f"(counted >> {TALLY_AT})",
-    )
+    proven = _proven_sql(layout)
     events_count = f"CAST(counted & {(1 << TALLY_AT) - 1} AS BIGINT)"
-    extra = ""  # the rare events' columns, when the native aggregate takes them
+    rare = ""  # the rare events' columns, when the native aggregate takes them
     native = compiled.native_keys is not None
     columns = [*compiled.columns[:-1], compiled.native_key] if native else compiled.columns
-    rows = f"""
-            SELECT e.lead_id, e.event, e.ts_us, {", ".join(columns)}
-            FROM {events_sql} e JOIN pyro_names n ON e.event = n.raw_event
-            WHERE (e.ts_us <= {as_of_us} OR e.ts_us IS NULL) {lead_filter}
-        """
+    rows = _rows_sql(events_sql, columns, f"(e.ts_us <= {as_of_us} OR e.ts_us IS NULL)", lead)
+    rows += f" {lead_filter}"
     if compiled.native_keys is not None:
         # The same per-lead columns from one C aggregate, which looks the key up itself.
         spec = " ".join(
@@ -345,11 +349,11 @@ def per_lead_sql(
                 f"AS explicit_stage, a.tie AS tie, a.suppressed AS suppressed_by_event, "
                 f"0.0{once} AS once_points"
             )
-            extra = ", explicit_stage, tie, suppressed_by_event, once_points"
+            rare = ", explicit_stage, tie, suppressed_by_event, once_points"
         per_lead = f"""
-                SELECT lead_id, {parts}
+                SELECT lead_id, {parts}{kept}
                 FROM (
-                    SELECT lead_id, {native_ext.FUNCTION}(k, ts_us, '{spec}') AS a
+                    SELECT lead_id, {native_ext.FUNCTION}(k, ts_us, '{spec}') AS a{more}
                     FROM ({rows})
                     GROUP BY lead_id
                 )
@@ -361,18 +365,55 @@ def per_lead_sql(
                 SELECT lead_id,
                        sum(({compiled.points}) * {factor}) AS engagement{sums},
                        sum({compiled.count}) AS counted, max(ts_us) AS last_us,
-                       count(ts_us) AS timed
-                FROM (
-                    SELECT e.* EXCLUDE (k), k.* EXCLUDE (k), {", ".join(compiled.after)}
-                    FROM ({rows}) e JOIN pyro_keys k ON e.k = k.k
-                )
+                       count(ts_us) AS timed{more}
+                FROM ({_keyed_sql(rows, compiled)})
                 GROUP BY lead_id
             """
+    no_id = "lead_id IS NULL OR lead_id = '' OR " if lead == "e.lead_id" else ""
     return f"""
             SELECT lead_id, coalesce(engagement, 0.0) AS engagement,
                    {events_count} AS events, last_us,
-                   lead_id IS NULL OR lead_id = '' OR isnan(engagement)
+                   {no_id}isnan(engagement)
                        OR timed < {events_count} AS invalid,
-                   NOT {proven} AS redo{extra}
+                   NOT {proven} AS redo{rare}{kept}
             FROM ({per_lead})
+        """
+
+
+def _proven_sql(layout: ProofLayout) -> str:
+    """Whether a lead's summed words (``x0``...) and ``counted`` pass the cap proof."""
+    return layout.proven_sql(
+        [f"coalesce(x{w}, CAST(0 AS HUGEINT))" for w in range(layout.words)],
+        f"(counted >> {TALLY_AT})",
+    )
+
+
+def _rows_sql(events_sql: str, columns: list[str], where: str, lead: str = "e.lead_id") -> str:
+    """Pass 1's rows: every event joined to its name, with its conditions and key."""
+    return f"""
+            SELECT {lead} AS lead_id, e.event, e.ts_us, {", ".join(columns)}
+            FROM {events_sql} e JOIN pyro_names n ON e.event = n.raw_event
+            WHERE {where}
+        """
+
+
+def _keyed_sql(rows: str, compiled: Pass1) -> str:
+    """``rows`` joined to their key's constants (``pyro_keys``), with step and unit."""
+    return f"""
+            SELECT e.* EXCLUDE (k), k.* EXCLUDE (k), {", ".join(compiled.after)}
+            FROM ({rows}) e JOIN pyro_keys k ON e.k = k.k
+        """
+
+
+def earned_rows_sql(events_sql: str, until_us: int, compiled: Pass1) -> str:
+    """For backtests: every event up to ``until_us`` that earns points as if nothing were
+    capped (the points of ``once`` rules aside: pass 2a's), as rows (``lead_id``,
+    ``ts_us``, ``points``); :func:`per_lead_sql`'s ``redo`` says which leads' windows
+    may earn less."""
+    rows = _rows_sql(events_sql, compiled.columns, f"e.ts_us <= {until_us}")
+    return f"""
+            SELECT lead_id, ts_us, points
+            FROM (SELECT lead_id, ts_us, CAST({compiled.points} AS DOUBLE) AS points
+                  FROM ({_keyed_sql(rows, compiled)}))
+            WHERE points <> 0
         """

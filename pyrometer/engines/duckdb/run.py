@@ -13,7 +13,7 @@ computes comes from the plan.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
@@ -34,12 +34,12 @@ from pyrometer.engines.duckdb.sql import (
     quote_literal,
 )
 from pyrometer.engines.duckdb.tables import EventTable, LeadTable, connect
-from pyrometer.engines.plan.keys import full_slots
 
 # Tables over this many events are scored in slices of leads, one pass over the file each,
 # so that the per-lead hash table stays within memory.
 EVENTS_PER_SLICE = 60_000_000
 WEIGHT_SAMPLE_ROWS = 100_000
+PROVEN_UNTIL_US = 1 << 62  # later than any event: a proof over all of a lead's events
 
 
 class DuckDBBatchScorer:
@@ -396,19 +396,83 @@ class DuckDBBatchScorer:
         rows = self.score_relation(events, leads, as_of_us).fetchall()
         return {row[0]: _scored(row) for row in rows}
 
+    def proven_leads_sql(self, events: EventTable, extra: Mapping[str, str]) -> str:
+        """Per lead over all its events, whether the cap proof fails (``redo``), as pass 1
+        proves it (:func:`pass1.per_lead_sql`), and the aggregates ``extra`` (by name):
+        what a backtest reads of each lead in the same scan. ``events`` must be
+        :meth:`distinct` already, and every row must have an event name."""
+        raw_names = self._raw_names(events)
+        match = self._load_rules(events, raw_names)
+        compiled = self._load_names(
+            events,
+            raw_names,
+            self._sample_weights(events, match),
+            nonnegative=(self._earliest(events) or 0) >= 0,
+        )
+        return pass1.per_lead_sql(
+            events.sql, self.playbook.decay, PROVEN_UNTIL_US, compiled, "", extra=extra
+        )
+
     def earned_points_sql(
-        self, events: EventTable, until_us: int, names_from: EventTable | None = None
-    ) -> str:
-        """SQL of the points events at or before ``until_us`` earn after caps and ``once``
-        windows (:func:`ledger.earned_sql`): the same at any as-of time from the event's
-        on, since an event's rank in its window depends on earlier events only; backtests
-        decay them to many as-of times at once. ``events`` must be :meth:`distinct`
-        already; ``names_from``: a cheaper table with the same event names."""
-        match = self._load_rules(events, self._raw_names(names_from or events))
-        joined = pass2.joined_sql(events.sql, until_us, match)
-        rules = self.playbook.engagement
+        self, events: EventTable, until_us: int
+    ) -> tuple[str, str, Callable[..., str]]:
+        """What events at or before ``until_us`` earn after caps and ``once`` windows, in
+        two parts: the same at any as-of time from the event's on, since an event's rank in
+        its window depends on earlier events only; backtests decay them to many as-of times
+        at once. ``events`` must be :meth:`distinct` already.
+
+        * SQL of each event's points as if nothing were capped (:func:`pass1.earned_rows_sql`);
+        * SQL of the leads whose windows may earn less, by ``hash(lead_id)`` (``h``):
+          those the cap proof does not clear, as pass 1 proves it (:func:`pass1.per_lead_sql`);
+        * given a table of those hashes (``h``; ``None``: none), SQL of the rows
+          (``lead_id``, ``ts_us``, ``points``) to add: the ``once`` rules' points and the
+          capped rules' corrections in those leads' windows (:func:`ledger.corrections_sql`);
+          ``number``, if given, turns a table of the events wanted into one with other
+          ``lead_id``s (numbers, cheaper to rank by), one per lead.
+        """
+        raw_names = self._raw_names(events)
+        match = self._load_rules(events, raw_names)
+        compiled = self._load_names(
+            events,
+            raw_names,
+            self._sample_weights(events, match),
+            nonnegative=(self._earliest(events) or 0) >= 0,
+        )
         limits = plan.limits(self.playbook)
-        return ledger.earned_sql(joined, limits, {i: full_slots(rules[i]) for i in limits})
+        once_names = sorted(
+            {
+                raw
+                for rule in plan.once_rules(self.playbook, raw_names, events.properties)
+                for raws, _ in rule.alternatives
+                for raw in raws
+            }
+        )
+        once_ids = [i for i, limit in limits.items() if limit.once]
+
+        def corrections(redo: str | None, number: Callable[[str], str] | None = None) -> str:
+            # The events wanted first (by name, from the file's dictionary, or by lead),
+            # then joined to rules.
+            wanted = []
+            if once_names and once_ids:
+                wanted.append(f"event IN ({', '.join(quote_literal(r) for r in once_names)})")
+            if redo is not None:
+                wanted.append(f"hash(lead_id) IN (SELECT h FROM {redo})")
+            if not wanted:
+                return ledger.corrections_sql(None, limits)
+            rows = f"(SELECT * FROM {events.sql} WHERE {' OR '.join(wanted)})"
+            joined = pass2.joined_sql(number(rows) if number else rows, until_us, match)
+            return ledger.corrections_sql(joined, limits)
+
+        # Grouped by a hash of the id, cheaper than the id: leads sharing one are proven
+        # together, their windows' events added up, so a collision can only redo more.
+        proof = pass1.per_lead_sql(
+            events.sql, self.playbook.decay, until_us, compiled, "", "hash(e.lead_id)"
+        )
+        return (
+            pass1.earned_rows_sql(events.sql, until_us, compiled),
+            f"SELECT lead_id AS h FROM ({proof}) WHERE redo",
+            corrections,
+        )
 
     def explain(
         self,
