@@ -32,7 +32,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -263,7 +262,7 @@ def _react(
 
 
 class Mailer(Protocol):
-    def send(self, message: EmailMessage, to: str) -> str:
+    def send(self, message: mail.Outgoing, to: str) -> str:
         """Send ``message``; the status to record (``sent``, ``written``); raise on failure."""
         ...
 
@@ -309,14 +308,14 @@ class SmtpMailer:
             raise
         return client
 
-    def send(self, message: EmailMessage, to: str) -> str:
+    def send(self, message: mail.Outgoing, to: str) -> str:
         """Over one connection kept open between sends (a server that closed it meanwhile
         gets a new one); any other failure closes it and is raised."""
         for attempt in (1, 2):
             if self._client is None:
                 self._client = self._connect()
             try:
-                self._client.send_message(message, to_addrs=[to])
+                self._client.sendmail(message.sender, [to], message.data)
                 return "sent"
             except smtplib.SMTPServerDisconnected:
                 self.close()
@@ -341,10 +340,10 @@ class FolderMailer:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
 
-    def send(self, message: EmailMessage, to: str) -> str:
+    def send(self, message: mail.Outgoing, to: str) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
-        name = str(message["Message-ID"]).strip("<>").replace("@", "_").replace("/", "_")
-        (self.folder / f"{name}.eml").write_bytes(message.as_bytes())
+        name = message.message_id.strip("<>").replace("@", "_").replace("/", "_")
+        (self.folder / f"{name}.eml").write_bytes(message.data)
         return "written"
 
 
@@ -355,7 +354,8 @@ class NurtureSettings:
     postal_address: str = "(set PYROMETER_POSTAL_ADDRESS)"
     sender: str = "Pyrometer <nurture@localhost>"
     lease: float = 120.0  # seconds an enrolment stays claimed while its step runs
-    batch: int = 20  # claimed and planned in one transaction, then sent one by one
+    batch: int = 200  # claimed and planned in one transaction, then sent
+    record_every: int = 100  # sends whose outcomes are recorded in one transaction
     backoff: float = 60.0  # seconds after a failed send; doubling, at most an hour
     max_attempts: int = 8
     poll: float = 1.0
@@ -453,6 +453,36 @@ def _variant_winner(
     return variants.winner([tallies.get(i, variants.Tally(0, 0)) for i in range(count)], min_sends)
 
 
+class _Moves:
+    """Enrolments moved on, ended or postponed by a batch, written at once by :meth:`flush`."""
+
+    def __init__(self) -> None:
+        self.moves: list[tuple[int, int | None, int | None]] = []
+        self.ends: list[tuple[int, str, str | None]] = []
+        self.later: list[tuple[int, int]] = []
+
+    def advance(self, seq: NurtureSequence, enrolment: store.Enrolment, now: int) -> None:
+        assert enrolment.step is not None
+        position = plan.after(seq, enrolment.step, now)
+        if position.step is None:
+            self.moves.append((enrolment.id, enrolment.step, None))
+            self.end(enrolment.id, plan.COMPLETED, None)
+        else:
+            self.moves.append((enrolment.id, position.step, position.due_us))
+
+    def end(self, enrolment_id: int, status: str, reason: str | None) -> None:
+        self.ends.append((enrolment_id, status, reason))
+
+    def postpone(self, enrolment_id: int, due_us: int) -> None:
+        self.later.append((enrolment_id, due_us))
+
+    def flush(self, conn: Connection, now: int) -> None:
+        store.postpone_many(conn, self.later)
+        store.move_many(conn, self.moves)
+        store.end_many(conn, self.ends, now)
+        self.moves, self.ends, self.later = [], [], []
+
+
 class Runner:
     """Runs due steps: :meth:`run_due` in a loop (:class:`NurtureRunner`) or by hand."""
 
@@ -492,12 +522,12 @@ class Runner:
         while True:
             began = self.timer()
             now = service.clock() if now_us is None else now_us
-            # One transaction claims a batch and plans each step: consent, exits, caps and
-            # quiet hours are checked now, and tasks, webhooks, postponements and exits
-            # are done; the e-mails are then sent one by one, each recorded on its own.
+            # One transaction claims a batch and plans every step of it: consent, exits,
+            # caps and quiet hours are checked now, and tasks, webhooks, postponements and
+            # exits are done; the e-mails are then sent over one connection, and their
+            # outcomes recorded every ``record_every`` sends, in one transaction each.
             claimed, jobs = service.write(lambda conn, now=now: self._claim_and_plan(conn, now))
-            for job in jobs:
-                self._send(job, now)
+            self._send_all(jobs, now)
             ran += claimed
             if claimed < s.batch:
                 return ran
@@ -509,36 +539,211 @@ class Runner:
     def _claim_and_plan(self, conn: Connection, now: int) -> tuple[int, list[Job | EventJob]]:
         s = self.settings
         claimed = store.claim_due(conn, now, int(s.lease * 1e6), s.batch)
-        jobs = []
-        for enrolment in claimed:
-            job = self._plan(conn, enrolment.id, now)
-            if job is not None:
-                jobs.append(job)
-        return len(claimed), jobs
+        if not claimed:
+            return 0, []
+        return len(claimed), self._plan_batch(conn, claimed, now)
 
-    def _send(self, job: Job | EventJob, now: int) -> None:
-        if isinstance(job, EventJob):
-            self._record_event(job, now)
-            return
-        try:
-            # Built outside the transaction: the stdlib's e-mail classes are slow enough
-            # to matter to ingest waiting on SQLite's one writer.
-            assert self._links is not None
-            message = mail.build(
-                job.rendered,
-                key=job.key,
-                sender=self.settings.sender,
-                to=job.to,
-                links=self._links,
-                postal_address=self.settings.postal_address,
-                now_us=job.planned_us,
+    def _send_all(self, jobs: Sequence[Job | EventJob], now: int) -> None:
+        for job in jobs:
+            if isinstance(job, EventJob):
+                self._record_event(job, now)
+        pending: list[tuple[Job, str, str | None]] = []
+        for job in jobs:
+            if not isinstance(job, Job):
+                continue
+            try:
+                # Built outside the transaction: the messages are bytes made here, and
+                # nothing of them needs the store.
+                assert self._links is not None
+                message = mail.build(
+                    job.rendered,
+                    key=job.key,
+                    sender=self.settings.sender,
+                    to=job.to,
+                    links=self._links,
+                    postal_address=self.settings.postal_address,
+                    now_us=job.planned_us,
+                )
+                mailer = self.settings.mailer
+                status = mailer.send(message, job.to) if mailer else ""
+                pending.append((job, status or "sent", None))
+            except Exception as exc:  # recorded, retried after a backoff
+                pending.append((job, "failed", f"{type(exc).__name__}: {exc}"[:300]))
+            if len(pending) >= self.settings.record_every:
+                done, pending = pending, []
+                self.service.write(lambda conn, done=done: self._record(conn, done, now))
+        if pending:
+            self.service.write(lambda conn: self._record(conn, pending, now))
+
+    def _record(
+        self, conn: Connection, outcomes: Sequence[tuple[Job, str, str | None]], now: int
+    ) -> None:
+        """The outcomes of sends, in one transaction: each sent step's record, and its
+        enrolment moved on (unless it ended meanwhile: unsubscribed while being sent)."""
+        sent = [(job, status) for job, status, error in outcomes if error is None]
+        store.finish_steps(conn, [(job.key, status, job.subject) for job, status in sent], now)
+        current = store.enrolments_by_id(conn, [job.enrolment_id for job, _ in sent])
+        _, book = self.service.playbooks.active(conn)
+        moves = _Moves()
+        for job, _ in sent:
+            enrolment = current.get(job.enrolment_id)
+            if enrolment is None or enrolment.status != store.ACTIVE or enrolment.step != job.step:
+                continue
+            seq = book.nurture.sequence(enrolment.sequence)
+            if seq is not None:
+                moves.advance(seq, enrolment, now)
+        moves.flush(conn, now)
+        for job, _, error in outcomes:
+            if error is not None:
+                self._failed(conn, job, error, now)
+
+    def _plan_batch(
+        self, conn: Connection, claimed: Sequence[store.Enrolment], now: int
+    ) -> list[Job | EventJob]:
+        """Plan the claimed enrolments' steps with a few statements for the whole batch:
+        the leads, their blocks and recent e-mails read at once, the records of the
+        e-mail steps made at once, the enrolments moved at once. Other kinds of steps
+        (rare) are planned one by one (:meth:`_plan`)."""
+        _, book = self.service.playbooks.active(conn)
+        rows = store.lead_rows(conn, [e.lead_id for e in claimed])
+        moves = _Moves()
+        jobs: list[Job | EventJob] = []
+        mailing: list[tuple[store.Enrolment, NurtureSequence, Any, LeadState, str]] = []
+        for enrolment in claimed:
+            seq = book.nurture.sequence(enrolment.sequence)
+            if enrolment.step is None:
+                continue
+            if seq is None or enrolment.step >= len(seq.steps):
+                moves.end(enrolment.id, plan.EXITED, "sequence_changed")
+                continue
+            row = rows.get(enrolment.lead_id)
+            if row is None:
+                moves.end(enrolment.id, plan.EXITED, "lead_gone")
+                continue
+            reason = plan.exit_reason(seq, row.temperature, row.stage)
+            if reason is not None:
+                moves.end(enrolment.id, plan.EXITED, reason)
+                continue
+            if seq.steps[enrolment.step].email is None:
+                job = self._plan(conn, enrolment.id, now)
+                if job is not None:
+                    jobs.append(job)
+                continue
+            address = consent.email_address(enrolment.lead_id, row.attributes or {})
+            mailing.append((enrolment, seq, row, LeadState.from_dict(row.state), address or ""))
+        if mailing:
+            jobs += self._plan_emails(conn, book, mailing, moves, now)
+        moves.flush(conn, now)
+        return jobs
+
+    def _plan_emails(
+        self,
+        conn: Connection,
+        book: Playbook,
+        mailing: list[tuple[store.Enrolment, NurtureSequence, Any, LeadState, str]],
+        moves: _Moves,
+        now: int,
+    ) -> list[Job | EventJob]:
+        lead_ids = [e.lead_id for e, *_ in mailing]
+        blocks = store.blocks_of(conn, lead_ids)
+        recent = store.sent_times_of(conn, lead_ids, now - pressure.WEEK_US)
+        planned_now: dict[str, list[int]] = defaultdict(list)  # e-mails of this batch
+        winners: dict[tuple[str, int], int | None] = {}
+        quiet = book.nurture.quiet_hours
+        caps = book.nurture.caps.get("email")
+        wanted: list[dict[str, Any]] = []
+        for enrolment, seq, row, state, address in mailing:
+            assert enrolment.step is not None
+            step = seq.steps[enrolment.step]
+            assert step.email is not None
+            refusal = consent.contact_refusal(
+                "email",
+                suppressed=state.suppressed,
+                consent=row.consent,
+                blocks=blocks.get(enrolment.lead_id, {}),
+                address=address,
             )
-            status = self.settings.mailer.send(message, job.to) if self.settings.mailer else ""
-        except Exception as exc:  # recorded, retried after a backoff
-            error = f"{type(exc).__name__}: {exc}"[:300]
-            self.service.write(lambda conn: self._failed(conn, job, error, now))
-            return
-        self.service.write(lambda conn: self._sent(conn, job, status, now))
+            if refusal is not None:
+                moves.end(enrolment.id, plan.EXITED, refusal)
+                continue
+            attributes = row.attributes or {}
+            zone = (
+                pressure.zone_of(quiet, attributes)
+                if quiet is not None
+                else pressure.ZoneInfo("UTC")
+            )
+            own = store.step_key(enrolment.id, enrolment.step)
+            sent = [t for key, t in recent.get(enrolment.lead_id, ()) if key != own]
+            sent += planned_now[enrolment.lead_id]
+            allowed = pressure.next_send_at(now, sent, caps, quiet, zone)
+            if allowed > now:
+                moves.postpone(enrolment.id, allowed)
+                continue
+            count = len(step.email.variants)
+            won = None
+            if count > 1:
+                spot = (seq.name, enrolment.step)
+                if spot not in winners:
+                    winners[spot] = _variant_winner(
+                        conn, seq.name, enrolment.step, count, step.email.min_sends
+                    )
+                won = winners[spot]
+            variant = variants.choose(count, won, self.rand())
+            planned_now[enrolment.lead_id].append(now)
+            wanted.append(
+                store.step_values(enrolment, enrolment.step, "email", "planned", now, variant)
+            )
+        records = store.plan_steps(conn, wanted)
+        by_key = {r["key"]: r for r in wanted}
+        reps: dict[str, Any] | None = None
+        jobs: list[Job | EventJob] = []
+        skipped: list[tuple[str, str, str | None]] = []
+        for enrolment, seq, row, state, address in mailing:
+            assert enrolment.step is not None
+            key = store.step_key(enrolment.id, enrolment.step)
+            if key not in by_key:
+                continue  # refused or postponed above
+            record = records[key]
+            if record.status in store.SENT_STATUSES:  # sent before a crash cut it short
+                moves.advance(seq, enrolment, now)
+                continue
+            if self.settings.mailer is None:
+                skipped.append((record.key, "skipped", None))
+                moves.advance(seq, enrolment, now)
+                continue
+            owner = None
+            if row.owner:
+                if reps is None:
+                    reps = {r.id: r for r in actions.active_reps(conn)}
+                rep = reps.get(row.owner)
+                owner = {
+                    "id": row.owner,
+                    "name": rep.name if rep else None,
+                    "email": rep.email if rep else None,
+                }
+            ctx = mail.context(
+                enrolment.lead_id,
+                row.temperature,
+                row.stage,
+                row.attributes or {},
+                owner,
+                top_interests(book, state),
+                self.settings.public_url,
+            )
+            email_step = seq.steps[enrolment.step].email
+            assert email_step is not None
+            try:
+                rendered = mail.render(email_step, record.variant or 0, ctx)
+            except Exception as exc:  # a template that fails on this lead: not retried
+                store.finish_step(conn, record.key, "failed", now, error=f"template: {exc}"[:300])
+                moves.end(enrolment.id, plan.EXITED, "template_error")
+                continue
+            self._links_in(conn, now)
+            jobs.append(Job(enrolment.id, enrolment.step, record.key, address, rendered, now))
+        if skipped:
+            for key, status, _ in skipped:
+                store.finish_step(conn, key, status, now, error="no SMTP configured")
+        return jobs
 
     def _record_event(self, job: EventJob, now: int) -> None:
         """Track the step's event through ingest, as any client would: its points and
@@ -571,6 +776,8 @@ class Runner:
             self._advance(conn, seq, enrolment, now)
 
     def _plan(self, conn: Connection, enrolment_id: int, now: int) -> Job | EventJob | None:
+        """One enrolment's step other than an e-mail (an until time-out, points, stage, a
+        task or a webhook), with everything it needs read on its own."""
         enrolment = store.enrolment(conn, enrolment_id)
         if enrolment is None or enrolment.status != store.ACTIVE or enrolment.step is None:
             return None
@@ -598,7 +805,6 @@ class Runner:
             return None
         step = seq.steps[enrolment.step]
         state = LeadState.from_dict(row.state)
-        attributes = row.attributes or {}
         if step.until is not None:  # its time-out passed without the event
             store.plan_step(conn, enrolment, enrolment.step, "until", "timed_out", now)
             outcome = plan.timed_out(seq, enrolment.step, now)
@@ -640,80 +846,7 @@ class Runner:
             outbox.enqueue(conn, [self._note(seq, step, enrolment, row, now)], now)
             self._advance(conn, seq, enrolment, now)
             return None
-        assert step.email is not None
-        address = consent.email_address(enrolment.lead_id, attributes)
-        refusal = consent.contact_refusal(
-            "email",
-            suppressed=state.suppressed,
-            consent=row.consent,
-            blocks=store.blocks(conn, enrolment.lead_id),
-            address=address,
-        )
-        if refusal is not None:
-            store.end(conn, enrolment.id, plan.EXITED, refusal, now)
-            return None
-        quiet = book.nurture.quiet_hours
-        zone = (
-            pressure.zone_of(quiet, attributes) if quiet is not None else pressure.ZoneInfo("UTC")
-        )
-        sent = store.sent_times(
-            conn,
-            enrolment.lead_id,
-            now - pressure.WEEK_US,
-            but=store.step_key(enrolment.id, enrolment.step),
-        )
-        allowed = pressure.next_send_at(now, sent, book.nurture.caps.get("email"), quiet, zone)
-        if allowed > now:
-            store.postpone(conn, enrolment.id, allowed)
-            return None
-        count = len(step.email.variants)
-        won = (
-            _variant_winner(conn, seq.name, enrolment.step, count, step.email.min_sends)
-            if count > 1
-            else None
-        )
-        record = store.plan_step(
-            conn,
-            enrolment,
-            enrolment.step,
-            "email",
-            "planned",
-            now,
-            variant=variants.choose(count, won, self.rand()),
-        )
-        if record.status in store.SENT_STATUSES:  # sent before a crash cut the record short
-            self._advance(conn, seq, enrolment, now)
-            return None
-        if self.settings.mailer is None:
-            store.finish_step(conn, record.key, "skipped", now, error="no SMTP configured")
-            self._advance(conn, seq, enrolment, now)
-            return None
-        owner = None
-        if row.owner:
-            rep = next((r for r in actions.active_reps(conn) if r.id == row.owner), None)
-            owner = {
-                "id": row.owner,
-                "name": rep.name if rep else None,
-                "email": rep.email if rep else None,
-            }
-        ctx = mail.context(
-            enrolment.lead_id,
-            row.temperature,
-            row.stage,
-            attributes,
-            owner,
-            top_interests(book, state),
-            self.settings.public_url,
-        )
-        try:
-            rendered = mail.render(step.email, record.variant or 0, ctx)
-        except Exception as exc:  # a template that fails on this lead: recorded, not retried
-            store.finish_step(conn, record.key, "failed", now, error=f"template: {exc}"[:300])
-            store.end(conn, enrolment.id, plan.EXITED, "template_error", now)
-            return None
-        assert address is not None
-        self._links_in(conn, now)
-        return Job(enrolment.id, enrolment.step, record.key, address, rendered, now)
+        raise AssertionError("e-mail steps are planned in batches (_plan_emails)")
 
     def _note(
         self, seq: NurtureSequence, step: Any, enrolment: store.Enrolment, row: Any, now: int
@@ -743,16 +876,6 @@ class Runner:
             store.end(conn, enrolment.id, plan.COMPLETED, None, now)
         else:
             store.move_to(conn, enrolment.id, position.step, position.due_us)
-
-    def _sent(self, conn: Connection, job: Job, status: str, now: int) -> None:
-        store.finish_step(conn, job.key, status or "sent", now, subject=job.subject)
-        enrolment = store.enrolment(conn, job.enrolment_id)
-        if enrolment is None or enrolment.status != store.ACTIVE or enrolment.step != job.step:
-            return  # ended meanwhile (unsubscribed while it was being sent)
-        _, book = self.service.playbooks.active(conn)
-        seq = book.nurture.sequence(enrolment.sequence)
-        if seq is not None:
-            self._advance(conn, seq, enrolment, now)
 
     def _failed(self, conn: Connection, job: Job | EventJob, error: str, now: int) -> None:
         store.finish_step(conn, job.key, "failed", now, error=error)
