@@ -222,6 +222,7 @@ def _write_scored_ahead(
     inserts: list[repo.LeadRow] = []  # SQLite: leads still new, inserted as scored
     transitions: list[repo.TransitionRow] = []
     again: list[Change] = []  # scored again under the lock: updated
+    made: list[repo.LeadRow] = []  # created above as scored
     ghosts: list[str] = []  # created for events that turned out all known: not kept
     book = service.playbooks.get(conn, version)
     for lead_id, lead_rows in by_lead.items():
@@ -231,6 +232,8 @@ def _write_scored_ahead(
             if as_scored:
                 if lead_id not in created:
                     inserts.append(ahead.rows[lead_id])
+                else:
+                    made.append(ahead.rows[lead_id])
                 transitions += ahead.transitions[lead_id]
                 continue
             if not fresh_rows:  # a duplicate never creates a lead
@@ -256,6 +259,10 @@ def _write_scored_ahead(
     repo.save_rows(conn, updates, inserts, transitions, now, stored=locked)
     repo.save_changes(conn, again, now)
     actions.act_on(conn, book, [*transitions, *actions.rows_of(again)], now)
+    if any(seq.enrol.condition is not None for seq in book.nurture.sequences):
+        changed = nurture.changed_of_rows([*updates, *inserts, *made])
+        changed += nurture.changed_of_records(again)
+        nurture.on_changes(conn, book, changed, now)
     nurture.on_events(conn, book, (r for r in rows if r["event_id"] in new_ids), now)
     touches.record_tracked(conn, rows, new_ids, now)
     identity_store.delete_leads(conn, ghosts)

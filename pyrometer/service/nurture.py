@@ -53,9 +53,10 @@ from pyrometer.service.runtime import Service
 from pyrometer.store import identity as identity_store
 from pyrometer.store import nurture as store
 from pyrometer.store import outbox, repo
+from pyrometer.store.engine import json_loads
 from pyrometer.store.outbox import AFTER_COMMIT, Notification
 from pyrometer.store.secrets import get_or_create
-from pyrometer.store.tables import leads
+from pyrometer.store.tables import jobs, leads
 
 log = logging.getLogger("pyrometer.nurture")
 
@@ -258,6 +259,170 @@ def _react(
             tags.append(SIGNAL)
 
 
+# ---------------------------------------------------------------- standing conditions
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """A lead as a write left it, for the standing conditions: the cheap columns, and
+    its attributes and suppression read only for a lead the cheap part lets through."""
+
+    lead_id: str
+    temperature: str
+    stage: str
+    fit: float
+    consent: bool | None
+    attributes: Callable[[], Mapping[str, Any]]
+    suppressed: Callable[[], bool]
+
+
+def changed_of_records(changes: Iterable[Any]) -> list[Changed]:
+    """From stored changes (:class:`pyrometer.store.records.Change`)."""
+    out = []
+    for change in changes:
+        r = change.record
+        out.append(
+            Changed(
+                r.lead_id,
+                r.temperature,
+                r.stage,
+                float(r.state.fit),
+                r.consent,
+                lambda r=r: r.attributes,
+                lambda r=r: bool(r.state.suppressed),
+            )
+        )
+    return out
+
+
+def changed_of_rows(rows: Iterable[repo.LeadRow]) -> list[Changed]:
+    """From lead rows as ingest's fast path stores them (:func:`repo.lead_row`)."""
+    at = repo.lead_row_positions()
+    out = []
+    for row in rows:
+        out.append(
+            Changed(
+                row[0],
+                row[at["temperature"]],
+                row[at["stage"]],
+                float(row[at["fit"]]),
+                row[at["consent"]],
+                lambda row=row: json_loads(row[at["attributes"]]),
+                lambda row=row: _suppressed(json_loads(row[at["state"]])),
+            )
+        )
+    return out
+
+
+def on_changes(conn: Connection, book: Playbook, changed: Sequence[Changed], now_us: int) -> None:
+    """Enrol changed leads that now satisfy a sequence's standing condition (in the
+    transaction that changed them). No statement unless some lead passes the cheap part
+    of a condition."""
+    standing = plan.standing(book.nurture.sequences)
+    if not standing or not changed:
+        return
+    views: list[tuple[plan.LeadView, Changed]] = []
+    for lead in changed:
+        maybe = [s for s in standing if plan.may_hold(s, lead.temperature, lead.stage, lead.fit)]
+        if not maybe:
+            continue
+        attributes = (
+            book.lead_attributes(lead.attributes())
+            if any(plan.needs_attributes(s) for s in maybe)
+            else {}
+        )
+        view = plan.LeadView(lead.lead_id, lead.temperature, lead.stage, attributes, lead.fit)
+        if any(plan.holds(s, view, book.missing_values) for s in maybe):
+            views.append((view, lead))
+    if views:
+        _enrol_standing(
+            conn,
+            book,
+            [(v, lead.consent, lead.suppressed) for v, lead in views],
+            now_us,
+        )
+
+
+def _enrol_standing(
+    conn: Connection,
+    book: Playbook,
+    found: Sequence[tuple[plan.LeadView, bool | None, Callable[[], bool]]],
+    now_us: int,
+) -> int:
+    """Enrol these leads (whose conditions hold) in the standing sequences they may
+    enter: never a suppressed, blocked or ``consent: false`` lead; once at a time, and
+    once ever unless the sequence allows re-entry. How many enrolments were made."""
+    standing = plan.standing(book.nurture.sequences)
+    ids = [view.lead_id for view, _, _ in found]
+    history = store.enrolments_of(conn, ids)
+    blocked = store.blocked_leads(conn, ids)
+    new: list[dict[str, Any]] = []
+    for view, agreed, suppressed in found:
+        if agreed is False or view.lead_id in blocked or suppressed():
+            continue
+        mine = history.get(view.lead_id, [])
+        active = {e.sequence for e in mine if e.status == store.ACTIVE}
+        seen = {e.sequence for e in mine}
+        for seq in standing:
+            if not plan.should_enrol_standing(
+                seq, view, seq.name in seen, seq.name in active, book.missing_values
+            ):
+                continue
+            position = plan.start(seq, now_us)
+            new.append(
+                store.enrolment_row(
+                    view.lead_id, seq.name, position.step, position.due_us, "condition", now_us
+                )
+            )
+    if new:
+        store.enrol_many(conn, new)
+        tags = conn.info.get(AFTER_COMMIT)
+        if tags is not None and SIGNAL not in tags:
+            tags.append(SIGNAL)
+    return len(new)
+
+
+SWEEP = "nurture_sweep"
+
+
+def sweep_page(
+    conn: Connection, book: Playbook, version: int, after: str, limit: int, now_us: int
+) -> tuple[int, str | None, int]:
+    """One page of the sweep of every lead for the standing conditions (after a publish):
+    the leads after ``after`` in id order, ``limit`` of them. Leads not yet rescored under
+    ``version`` are left to the rescoring job, which looks at them when it replays them.
+    (leads looked at, the last id or ``None`` at the end, enrolments made)."""
+    rows = store.standing_page(conn, after, limit)
+    if not rows:
+        return 0, None, 0
+    standing = plan.standing(book.nurture.sequences)
+    views: list[plan.LeadView] = []
+    consents: dict[str, bool | None] = {}
+    for row in rows:
+        if row.playbook_version != version:
+            continue
+        fit = float(row.fit)
+        maybe = [s for s in standing if plan.may_hold(s, row.temperature, row.stage, fit)]
+        if not maybe:
+            continue
+        attributes = book.lead_attributes(row.attributes or {})
+        view = plan.LeadView(row.lead_id, row.temperature, row.stage, attributes, fit)
+        if any(plan.holds(s, view, book.missing_values) for s in maybe):
+            views.append(view)
+            consents[row.lead_id] = row.consent
+    made = 0
+    if views:
+        gone = store.suppressed_leads(conn, [v.lead_id for v in views])
+        made = _enrol_standing(
+            conn,
+            book,
+            [(v, consents[v.lead_id], lambda v=v: v.lead_id in gone) for v in views],
+            now_us,
+        )
+    last = rows[-1].lead_id
+    return len(rows), (last if len(rows) == limit else None), made
+
+
 # ---------------------------------------------------------------- sending
 
 
@@ -356,6 +521,7 @@ class NurtureSettings:
     lease: float = 120.0  # seconds an enrolment stays claimed while its step runs
     batch: int = 200  # claimed and planned in one transaction, then sent
     record_every: int = 100  # sends whose outcomes are recorded in one transaction
+    sweep_page: int = 1000  # leads looked at per transaction by the standing-condition sweep
     backoff: float = 60.0  # seconds after a failed send; doubling, at most an hour
     max_attempts: int = 8
     poll: float = 1.0
@@ -535,6 +701,67 @@ class Runner:
                 spent = self.timer() - began
                 if rest(spent * (1 - s.share) / s.share):
                     return ran
+
+    def sweep(self, rest: Callable[[float], bool] | None = None, pages: int | None = None) -> bool:
+        """Enrol existing leads that satisfy a standing condition of the playbook in force:
+        a sweep over every lead in pages of ``settings.sweep_page``, one transaction each,
+        its progress a ``nurture_sweep`` job of that playbook version (made on the first
+        call after a publish). At most ``pages`` pages, paced as :meth:`run_due`; whether
+        there is more to do."""
+        s = self.settings
+        while True:
+            began = self.timer()
+            more = self.service.write(lambda conn: self._sweep_page(conn, self.service.clock()))
+            if not more:
+                return False
+            if pages is not None:
+                pages -= 1
+                if pages <= 0:
+                    return True
+            if rest is not None and s.share < 1:
+                spent = self.timer() - began
+                if rest(spent * (1 - s.share) / s.share):
+                    return True
+
+    def _sweep_page(self, conn: Connection, now: int) -> bool:
+        version, book = self.service.playbooks.active(conn)
+        query = sa.select(jobs).where(jobs.c.kind == SWEEP, jobs.c.playbook_version == version)
+        job = conn.execute(query.order_by(jobs.c.id.desc()).limit(1)).first()
+        if job is None:
+            if not plan.standing(book.nurture.sequences):
+                return False
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.kind == SWEEP, jobs.c.status == "running")
+                .values(status="superseded", finished_us=now)
+            )
+            total = conn.execute(sa.select(sa.func.count()).select_from(leads)).scalar_one()
+            conn.execute(
+                jobs.insert().values(
+                    kind=SWEEP,
+                    status="running",
+                    playbook_version=version,
+                    done=0,
+                    total=total,
+                    created_us=now,
+                    result={"after": "", "enrolled": 0},
+                )
+            )
+            job = conn.execute(query.order_by(jobs.c.id.desc()).limit(1)).one()
+        if job.status != "running":
+            return False
+        state = dict(job.result or {})
+        looked, last, made = sweep_page(
+            conn, book, version, str(state.get("after", "")), self.settings.sweep_page, now
+        )
+        values: dict[str, Any] = {
+            "done": min(job.total, job.done + looked) if last is not None else job.total,
+            "result": {"after": last or "", "enrolled": int(state.get("enrolled", 0)) + made},
+        }
+        if last is None:
+            values.update(status="done", finished_us=now)
+        conn.execute(jobs.update().where(jobs.c.id == job.id).values(**values))
+        return last is not None
 
     def _claim_and_plan(self, conn: Connection, now: int) -> tuple[int, list[Job | EventJob]]:
         s = self.settings
@@ -923,9 +1150,14 @@ class NurtureRunner:
                 try:
                     if self._lock.try_acquire():
                         self.runner.run_due(rest=self._stop.wait)
+                        # A few pages of a sweep for standing conditions, between rounds
+                        # of due steps (it made enrolments of its own, due at once).
+                        sweeping = self.runner.sweep(rest=self._stop.wait, pages=5)
                         due = self._service.read(store.next_due_us)
                         if due is not None:
                             wait = min(poll, max(0.05, (due - self._service.clock()) / 1e6))
+                        if sweeping:
+                            wait = 0.0
                 except Exception:  # a database blip must not stop the runner for good
                     log.warning("nurture round failed; trying again", exc_info=True)
                 self._wake.wait(wait)

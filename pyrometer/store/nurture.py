@@ -87,8 +87,41 @@ def enrolment_row(
 
 
 def enrol_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """New enrolments (:func:`enrolment_row`), in one statement."""
-    conn.execute(nurture_enrolments.insert(), rows)
+    """New enrolments (:func:`enrolment_row`), in one statement. A lead already active in
+    the sequence (another writer enrolled it meanwhile) keeps that one: the unique index
+    on active enrolments makes the insert do nothing."""
+    if rows:
+        conn.execute(dialect_insert(conn, nurture_enrolments).on_conflict_do_nothing(), rows)
+
+
+def standing_page(conn: Connection, after: str, limit: int) -> list[Any]:
+    """One page of the sweep over every lead (standing conditions): up to ``limit`` leads
+    after ``after`` in id order, with what the conditions read."""
+    columns = (
+        leads.c.lead_id,
+        leads.c.attributes,
+        leads.c.consent,
+        leads.c.temperature,
+        leads.c.stage,
+        leads.c.fit,
+        leads.c.playbook_version,
+    )
+    query = (
+        sa.select(*columns).where(leads.c.lead_id > after).order_by(leads.c.lead_id).limit(limit)
+    )
+    return list(conn.execute(query).all())
+
+
+def suppressed_leads(conn: Connection, lead_ids: Iterable[str]) -> set[str]:
+    """Which of these leads are suppressed (their state says so)."""
+    found: set[str] = set()
+    for chunk in repo.chunks(sorted(set(lead_ids))):
+        query = sa.select(leads.c.lead_id, leads.c.state).where(leads.c.lead_id.in_(chunk))
+        for lead_id, state in conn.execute(query):
+            state = state or {}
+            if state.get("suppressed_by_attributes") or state.get("suppressed_at_us") is not None:
+                found.add(lead_id)
+    return found
 
 
 def end(conn: Connection, enrolment_id: int, status: str, reason: str | None, now_us: int) -> None:
