@@ -31,6 +31,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -111,20 +112,32 @@ def on_moves(conn: Connection, book: Playbook, moves: Sequence[actions.Move], no
 
 
 def on_events(
-    conn: Connection, book: Playbook, rows: Iterable[Mapping[str, Any]], now_us: int
+    conn: Connection,
+    book: Playbook,
+    rows: Iterable[Mapping[str, Any]],
+    now_us: int,
+    known: Mapping[str, Changed] | None = None,
+    new: AbstractSet[str] = frozenset(),
 ) -> None:
-    """Enrol and exit on just-stored events (``lead_id`` and ``name`` of each row)."""
+    """Enrol and exit on just-stored events (``lead_id`` and ``name`` of each row).
+    ``known``: the leads as this transaction left them (else they are read); ``new``:
+    leads this transaction created, which can have no enrolments or blocks yet."""
     if not book.nurture.sequences:
         return
     found: dict[str, list[plan.Trigger]] = defaultdict(list)
     aliases = book.aliases.event_map  # "Email Link Clicked" means email_click
+    relevant: dict[str, plan.Trigger | None] = {}  # by the name as sent
     for row in rows:
-        name = normalize_name(row["name"])  # stored as sent: "Email Opened"
-        trigger = plan.Trigger(event=aliases.get(name, name))
-        if _relevant(book, trigger):
+        sent = row["name"]
+        if sent not in relevant:
+            name = normalize_name(sent)  # stored as sent: "Email Opened"
+            trigger = plan.Trigger(event=aliases.get(name, name))
+            relevant[sent] = trigger if _relevant(book, trigger) else None
+        trigger = relevant[sent]
+        if trigger is not None:
             found[row["lead_id"]].append(trigger)
     if found:
-        _react(conn, book, found, now_us, "event")
+        _react(conn, book, found, now_us, "event", known, new)
 
 
 def _go_on(
@@ -173,33 +186,30 @@ def _react(
     found: Mapping[str, list[plan.Trigger]],
     now_us: int,
     _why: str,
+    known: Mapping[str, Changed] | None = None,
+    new_leads: AbstractSet[str] = frozenset(),
 ) -> None:
     ids = sorted(found)
-    rows: dict[str, Any] = {}
-    columns = (
-        leads.c.lead_id,
-        leads.c.attributes,
-        leads.c.temperature,
-        leads.c.stage,
-        leads.c.state,
-    )
-    for chunk in repo.chunks(ids):
-        for row in conn.execute(sa.select(*columns).where(leads.c.lead_id.in_(chunk))):
-            rows[row.lead_id] = row
-    history = store.enrolments_of(conn, ids)
-    blocked = store.blocked_leads(conn, ids)  # do-not-contact on a channel: never enrolled
+    leads_now = dict(known or {})
+    unread = [lead_id for lead_id in ids if lead_id not in leads_now]
+    if unread:
+        leads_now.update((c.lead_id, c) for c in _read_changed(conn, unread))
+    old = [lead_id for lead_id in ids if lead_id not in new_leads]
+    history = store.enrolments_of(conn, old)
+    blocked = store.blocked_leads(conn, old)  # do-not-contact on a channel: never enrolled
+    wants_attributes = any(seq.enrol.where is not None for seq in book.nurture.sequences)
+    firing: dict[plan.Trigger, tuple[NurtureSequence, ...]] = {}  # what each trigger enrols in
+    starts: dict[str, plan.Position] = {}
     new: list[dict[str, Any]] = []
     for lead_id in ids:
-        lead = rows.get(lead_id)
+        lead = leads_now.get(lead_id)
         if lead is None:
             continue
         mine = history.get(lead_id, [])
         active = {e.sequence: e for e in mine if e.status == store.ACTIVE}
         seen = {e.sequence for e in mine}
-        view = plan.LeadView(
-            lead_id, lead.temperature, lead.stage, book.lead_attributes(lead.attributes or {})
-        )
-        suppressed = _suppressed(lead.state) or lead_id in blocked  # never enrolled
+        view: plan.LeadView | None = None
+        suppressed: bool | None = None
         for trigger in found[lead_id]:  # in order: an event may end what an earlier began
             for name, enrolment in list(active.items()):
                 seq = book.nurture.sequence(name)
@@ -216,11 +226,24 @@ def _react(
                         status=plan.EXITED, exit_reason=reason, ended_us=now_us, next_due_us=None
                     )
                 del active[name]
-            if trigger.event is not None:
+            if trigger.event is not None and active:
                 _go_on(conn, book, active, trigger.event, now_us)
+            if trigger not in firing:
+                firing[trigger] = tuple(
+                    seq
+                    for seq in book.nurture.sequences
+                    if plan.triggers(seq, trigger, book.event_name)
+                )
+            if not firing[trigger]:
+                continue
+            if suppressed is None:
+                suppressed = lead_id in blocked or lead.suppressed()  # never enrolled
             if suppressed:
                 continue
-            for seq in book.nurture.sequences:
+            if view is None:
+                attributes = book.lead_attributes(lead.attributes()) if wants_attributes else {}
+                view = plan.LeadView(lead_id, lead.temperature, lead.stage, attributes, lead.fit)
+            for seq in firing[trigger]:
                 if not plan.should_enrol(
                     seq,
                     trigger,
@@ -231,7 +254,9 @@ def _react(
                     book.event_name,
                 ):
                     continue
-                position = plan.start(seq, now_us)
+                position = starts.get(seq.name)
+                if position is None:
+                    position = starts[seq.name] = plan.start(seq, now_us)
                 cause = _cause(trigger)
                 new.append(
                     store.enrolment_row(
@@ -311,6 +336,34 @@ def changed_of_rows(rows: Iterable[repo.LeadRow]) -> list[Changed]:
                 lambda row=row: _suppressed(json_loads(row[at["state"]])),
             )
         )
+    return out
+
+
+def _read_changed(conn: Connection, lead_ids: Sequence[str]) -> list[Changed]:
+    """The leads as stored (for callers that did not pass them)."""
+    columns = (
+        leads.c.lead_id,
+        leads.c.attributes,
+        leads.c.consent,
+        leads.c.temperature,
+        leads.c.stage,
+        leads.c.fit,
+        leads.c.state,
+    )
+    out = []
+    for chunk in repo.chunks(sorted(lead_ids)):
+        for row in conn.execute(sa.select(*columns).where(leads.c.lead_id.in_(chunk))):
+            out.append(
+                Changed(
+                    row.lead_id,
+                    row.temperature,
+                    row.stage,
+                    float(row.fit),
+                    row.consent,
+                    lambda row=row: row.attributes or {},
+                    lambda row=row: _suppressed(row.state),
+                )
+            )
     return out
 
 

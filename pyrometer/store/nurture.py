@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pyrometer.store import repo
-from pyrometer.store.engine import dialect_insert
+from pyrometer.store.engine import dialect_insert, is_postgres
+from pyrometer.store.pg_bulk import bulk_insert
 from pyrometer.store.tables import contact_blocks, leads, nurture_enrolments, nurture_steps
 
 ACTIVE = "active"
@@ -86,12 +88,45 @@ def enrolment_row(
     }
 
 
+_ENROL_COLUMNS = (
+    "lead_id",
+    "sequence",
+    "status",
+    "step",
+    "next_due_us",
+    "attempts",
+    "enrolled_us",
+    "ended_us",
+    "exit_reason",
+    "cause",
+)
+# Enrolment happens in ingest's transaction: driver SQL, built once, many rows a statement.
+_PG_ENROL = bulk_insert(nurture_enrolments, _ENROL_COLUMNS, " ON CONFLICT DO NOTHING")
+_SQLITE_ROWS = 90  # rows per statement: 900 parameters
+
+
+@lru_cache(maxsize=8)
+def _sqlite_enrol_sql(count: int) -> str:
+    one = "(" + ", ".join(["?"] * len(_ENROL_COLUMNS)) + ")"
+    return (
+        f"INSERT INTO nurture_enrolments ({', '.join(_ENROL_COLUMNS)}) "
+        f"VALUES {', '.join([one] * count)} ON CONFLICT DO NOTHING"
+    )
+
+
 def enrol_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """New enrolments (:func:`enrolment_row`), in one statement. A lead already active in
-    the sequence (another writer enrolled it meanwhile) keeps that one: the unique index
-    on active enrolments makes the insert do nothing."""
-    if rows:
-        conn.execute(dialect_insert(conn, nurture_enrolments).on_conflict_do_nothing(), rows)
+    """New enrolments (:func:`enrolment_row`), a few statements for all. A lead already
+    active in the sequence (another writer enrolled it meanwhile) keeps that one: the
+    unique index on active enrolments makes the insert do nothing."""
+    if not rows:
+        return
+    values = [tuple(row[name] for name in _ENROL_COLUMNS) for row in rows]
+    if is_postgres(conn):
+        _PG_ENROL.run(conn, values)
+        return
+    for chunk in repo.chunks(values, _SQLITE_ROWS):
+        params = tuple(v for row in chunk for v in row)
+        conn.exec_driver_sql(_sqlite_enrol_sql(len(chunk)), params)
 
 
 def standing_page(conn: Connection, after: str, limit: int) -> list[Any]:
