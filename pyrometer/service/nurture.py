@@ -729,9 +729,13 @@ class Runner:
         return self._links
 
     def run_due(
-        self, now_us: int | None = None, rest: Callable[[float], bool] | None = None
+        self,
+        now_us: int | None = None,
+        rest: Callable[[float], bool] | None = None,
+        limit: int | None = None,
     ) -> int:
-        """Run every step due at ``now_us`` (default: the clock); how many ran.
+        """Run every step due at ``now_us`` (default: the clock), or at most ``limit``;
+        how many ran.
 
         With ``rest``, between two full batches it is called with the seconds to rest so
         the work takes at most ``settings.share`` of the time; a true answer stops the run
@@ -741,14 +745,19 @@ class Runner:
         while True:
             began = self.timer()
             now = service.clock() if now_us is None else now_us
+            size = s.batch if limit is None else min(s.batch, limit - ran)
+            if size <= 0:
+                return ran
             # One transaction claims a batch and plans every step of it: consent, exits,
             # caps and quiet hours are checked now, and tasks, webhooks, postponements and
             # exits are done; the e-mails are then sent over one connection, and their
             # outcomes recorded every ``record_every`` sends, in one transaction each.
-            claimed, jobs = service.write(lambda conn, now=now: self._claim_and_plan(conn, now))
+            claimed, jobs = service.write(
+                lambda conn, now=now, size=size: self._claim_and_plan(conn, now, size)
+            )
             self._send_all(jobs, now)
             ran += claimed
-            if claimed < s.batch:
+            if claimed < size or (limit is not None and ran >= limit):
                 return ran
             if rest is not None and s.share < 1:
                 spent = self.timer() - began
@@ -816,9 +825,10 @@ class Runner:
         conn.execute(jobs.update().where(jobs.c.id == job.id).values(**values))
         return last is not None
 
-    def _claim_and_plan(self, conn: Connection, now: int) -> tuple[int, list[Job | EventJob]]:
-        s = self.settings
-        claimed = store.claim_due(conn, now, int(s.lease * 1e6), s.batch)
+    def _claim_and_plan(
+        self, conn: Connection, now: int, size: int
+    ) -> tuple[int, list[Job | EventJob]]:
+        claimed = store.claim_due(conn, now, int(self.settings.lease * 1e6), size)
         if not claimed:
             return 0, []
         return len(claimed), self._plan_batch(conn, claimed, now)
