@@ -1494,6 +1494,19 @@ def sequence_report(service: Service, name: str) -> dict[str, Any] | None:
                     )
             steps.append(entry)
         total = sum(stats["by_status"].values())
+        sweep = None
+        if seq.enrol.condition is not None:  # the sweep of existing leads after a publish
+            job = conn.execute(
+                sa.select(jobs).where(jobs.c.kind == SWEEP).order_by(jobs.c.id.desc()).limit(1)
+            ).first()
+            if job is not None:
+                sweep = {
+                    "job_id": job.id,
+                    "playbook_version": job.playbook_version,
+                    "status": job.status,
+                    "done": job.done,
+                    "total": job.total,
+                }
         return {
             "name": name,
             "description": seq.description,
@@ -1505,6 +1518,7 @@ def sequence_report(service: Service, name: str) -> dict[str, Any] | None:
             "replies": replies,
             "conversions": int(converted or 0),
             "steps": steps,
+            "sweep": sweep,
         }
 
     return service.read(work)

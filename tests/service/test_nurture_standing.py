@@ -196,6 +196,16 @@ def test_publishing_sweeps_existing_leads_with_progress(
         lambda conn: conn.execute(sa.select(jobs).where(jobs.c.id == latest.id)).one()
     )
     assert (latest.status, latest.done, latest.result["enrolled"]) == ("done", 26, len(want))
+    report = nurture.sequence_report(service, "fit-cold")
+    assert report is not None
+    assert report["sweep"] == {
+        "job_id": latest.id,
+        "playbook_version": latest.playbook_version,
+        "status": "done",
+        "done": 26,
+        "total": 26,
+    }
+    assert report["by_status"] == {"active": len(want)}
     assert run.sweep() is False
 
 
