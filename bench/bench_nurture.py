@@ -13,9 +13,11 @@ In one process, on fresh stores (SQLite, or PostgreSQL with ``--stores postgres`
 3. the second e-mail of every lead comes due three days on: steps per second of ``--smtp``
    of them to a real SMTP server (aiosmtpd, in a process of its own, over one kept
    connection);
-4. ingest of ``page_view`` batches while the background runner works through the rest
-   (paced to ``--share`` of the time, as ``PYROMETER_NURTURE_SHARE`` does in the server),
-   against ingest with the runner stopped, alternating phases, the median of each.
+4. ingest of ``page_view`` batches (twice ``--leads`` events) while the background runner
+   works through the rest (paced to ``--share`` of the time while events arrive, as
+   ``PYROMETER_NURTURE_SHARE`` does in the server), against ingest with the runner
+   stopped, alternating phases of 8,000 events: events/s over all busy phases against all
+   idle ones (and the medians of the phases).
 
 Usage:
 
@@ -180,45 +182,58 @@ def background(service: Service, runner: Runner, leads: int, share: float) -> No
     runner.settings = NurtureSettings(
         mailer=runner.settings.mailer, public_url=runner.settings.public_url, share=share
     )
-    more_plain = batches("page_view", [f"late{i}@example.com" for i in range(leads)])
-    stop, go = threading.Event(), threading.Event()
+    more_plain = batches("page_view", [f"late{i}@example.com" for i in range(2 * leads)])
+    stop, go, working = threading.Event(), threading.Event(), threading.Event()
     ran = [0]
 
+    def rest(seconds: float) -> bool:
+        working.clear()
+        done = stop.wait(seconds) or not go.is_set()
+        if not done:
+            working.set()
+        return done
+
     def work() -> None:
-        """The background runner's loop (paced to its share), working while ``go`` is
-        set: one thread for the whole phase, as in the server, so every busy phase sees it
-        in its steady state, rests included."""
+        """The background runner's loop (paced to its share while events arrive), working
+        while ``go`` is set: one thread for the whole phase, as in the server, so every
+        busy phase sees it in its steady state, rests included."""
         while not stop.is_set():
             if go.wait(0.05):
-                ran[0] += runner.run_due(rest=lambda s: stop.wait(s) or not go.is_set())
+                working.set()
+                ran[0] += runner.run_due(rest=rest)
+                working.clear()
                 stop.wait(0.05)
 
     thread = threading.Thread(target=work)
     thread.start()
     busy, idle = [], []
-    busy_seconds = 0.0
-    span = max(1, min(8, len(more_plain) // 4))  # batches of 500 per phase
+    totals = {"busy": [0, 0.0], "idle": [0, 0.0]}  # events, seconds
+    span = max(1, min(16, len(more_plain) // 4))  # batches of 500 per phase
     for k in range(0, len(more_plain) - 2 * span + 1, 2 * span):
         first, second = more_plain[k : k + span], more_plain[k + span : k + 2 * span]
-        busy_first = (k // (2 * span)) % 2 == 0
-        for phase in ("busy", "idle") if busy_first else ("idle", "busy"):
-            groups = first if phase == ("busy" if busy_first else "idle") else second
+        order = ("busy", "idle") if (k // (2 * span)) % 2 == 0 else ("idle", "busy")
+        for phase, groups in zip(order, (first, second), strict=True):
             if phase == "busy":
                 go.set()
-                began = time.perf_counter()
-                busy.append(ingest_rate(service, groups))
-                busy_seconds += time.perf_counter() - began
-                go.clear()
             else:
-                idle.append(ingest_rate(service, groups))
+                while working.is_set():  # the runner's batch in hand ends before idle
+                    time.sleep(0.01)
+            began = time.perf_counter()
+            rate = ingest_rate(service, groups)
+            totals[phase][0] += sum(len(g) for g in groups)
+            totals[phase][1] += time.perf_counter() - began
+            go.clear()
+            (busy if phase == "busy" else idle).append(rate)
     stop.set()
     thread.join()
     b, i = statistics.median(busy), statistics.median(idle)
+    tb, ti = totals["busy"][0] / totals["busy"][1], totals["idle"][0] / totals["idle"][1]
     print(
         f"  4. ingest while the runner (share {share}) ran {ran[0]:,} due steps in "
-        f"{busy_seconds:.1f} s ({ran[0] / busy_seconds:,.0f} steps/s): {b:,.0f} events/s; "
-        f"runner stopped: {i:,.0f} events/s; ratio {b / i:.2f} over {len(busy)} phase "
-        f"pairs (load {load()})"
+        f"{totals['busy'][1]:.1f} s ({ran[0] / totals['busy'][1]:,.0f} steps/s): "
+        f"{tb:,.0f} events/s; runner stopped: {ti:,.0f} events/s; ratio {tb / ti:.2f} "
+        f"over all {len(busy)} phase pairs (medians {b:,.0f} and {i:,.0f}: {b / i:.2f}; "
+        f"load {load()})"
     )
 
 

@@ -578,10 +578,10 @@ class NurtureSettings:
     backoff: float = 60.0  # seconds after a failed send; doubling, at most an hour
     max_attempts: int = 8
     poll: float = 1.0
-    # The background runner works at most this share of the time and rests the rest: a
-    # drip e-mail can wait seconds, ingest (a hot lead's 5-minute clock) cannot, and on
-    # SQLite both need the one writer. 0.1 keeps ingest within about 10% of its rate and
-    # still sends some 40,000 e-mails an hour from one process.
+    # While ingest is busy the background runner works at most this share of the time and
+    # rests the rest: a drip e-mail can wait seconds, ingest (a hot lead's 5-minute clock)
+    # cannot, and on SQLite both need the one writer. 0.1 keeps ingest within 10% of its
+    # rate. While no events arrive, it runs at full speed.
     share: float = 0.1
 
     @classmethod
@@ -715,6 +715,7 @@ class Runner:
         self.settings = settings
         self.rand = rand
         self.timer: Callable[[], float] = time.perf_counter  # how long a batch took
+        self._mark: int | None = None  # the newest event when the runner last looked
         self._links: Links | None = None
 
     @property
@@ -737,11 +738,13 @@ class Runner:
         """Run every step due at ``now_us`` (default: the clock), or at most ``limit``;
         how many ran.
 
-        With ``rest``, between two full batches it is called with the seconds to rest so
-        the work takes at most ``settings.share`` of the time; a true answer stops the run
-        (``threading.Event.wait`` fits)."""
+        With ``rest``, between two full batches while ingest is busy it is called with the
+        seconds to rest so the work takes at most ``settings.share`` of the time
+        (:meth:`_pace`); a true answer stops the run (``threading.Event.wait`` fits)."""
         service, s = self.service, self.settings
         ran = 0
+        if rest is not None:
+            self._mark = service.read(store.ingest_mark)
         while True:
             began = self.timer()
             now = service.clock() if now_us is None else now_us
@@ -759,10 +762,8 @@ class Runner:
             ran += claimed
             if claimed < size or (limit is not None and ran >= limit):
                 return ran
-            if rest is not None and s.share < 1:
-                spent = self.timer() - began
-                if rest(spent * (1 - s.share) / s.share):
-                    return ran
+            if self._pace(rest, began):
+                return ran
 
     def sweep(self, rest: Callable[[float], bool] | None = None, pages: int | None = None) -> bool:
         """Enrol existing leads that satisfy a standing condition of the playbook in force:
@@ -770,7 +771,8 @@ class Runner:
         its progress a ``nurture_sweep`` job of that playbook version (made on the first
         call after a publish). At most ``pages`` pages, paced as :meth:`run_due`; whether
         there is more to do."""
-        s = self.settings
+        if rest is not None:
+            self._mark = self.service.read(store.ingest_mark)
         while True:
             began = self.timer()
             more = self.service.write(lambda conn: self._sweep_page(conn, self.service.clock()))
@@ -780,10 +782,21 @@ class Runner:
                 pages -= 1
                 if pages <= 0:
                     return True
-            if rest is not None and s.share < 1:
-                spent = self.timer() - began
-                if rest(spent * (1 - s.share) / s.share):
-                    return True
+            if self._pace(rest, began):
+                return True
+
+    def _pace(self, rest: Callable[[float], bool] | None, began: float) -> bool:
+        """After a full batch or page: while ingest is busy (events arrived since the last
+        look, from any process), rest so that the work takes at most ``settings.share``
+        of the time; while it is quiet, go on at once. Whether ``rest`` said stop."""
+        s = self.settings
+        if rest is None or s.share >= 1:
+            return False
+        mark = self.service.read(store.ingest_mark)
+        busy, self._mark = mark != self._mark, mark
+        if not busy:
+            return False
+        return rest((self.timer() - began) * (1 - s.share) / s.share)
 
     def _sweep_page(self, conn: Connection, now: int) -> bool:
         version, book = self.service.playbooks.active(conn)

@@ -18,7 +18,13 @@ from sqlalchemy.engine import Connection
 from pyrometer.store import repo
 from pyrometer.store.engine import dialect_insert, is_postgres
 from pyrometer.store.pg_bulk import bulk_insert
-from pyrometer.store.tables import contact_blocks, leads, nurture_enrolments, nurture_steps
+from pyrometer.store.tables import (
+    contact_blocks,
+    events,
+    leads,
+    nurture_enrolments,
+    nurture_steps,
+)
 
 ACTIVE = "active"
 E = nurture_enrolments.c
@@ -630,3 +636,8 @@ def postpone_many(conn: Connection, items: list[tuple[int, int]]) -> None:
         .values(next_due_us=sa.bindparam("d"))
     )
     conn.execute(statement, [{"i": i, "d": d} for i, d in items])
+
+
+def ingest_mark(conn: Connection) -> int:
+    """The newest event's number: when it moves, ingest is busy (the runner paces itself)."""
+    return int(conn.execute(sa.select(sa.func.max(events.c.seq))).scalar() or 0)
