@@ -3,16 +3,20 @@
 * :func:`on_moves` (from :func:`pyrometer.service.actions.act_on`) and :func:`on_events`
   (from ingest) run in the write transaction that recorded the transitions or events: a
   lead enters a sequence, or leaves it, if and only if what caused it is committed.
-* :class:`NurtureRunner` (in ``pyrometer worker`` and ``serve``) runs due steps. Each
-  enrolment is claimed past a lease; the step is planned in one transaction that checks
-  consent, the exits, the frequency caps and quiet hours *now*, and writes the step's
-  record under a unique key (``enrolment:step``); the e-mail is sent outside any
-  transaction; the outcome is recorded and the enrolment moved on in a third. A runner
-  killed before it sends leaves the planned record and the claimed enrolment, which comes
-  due again when the lease ends and is sent then, once: the record carries the subject
+  :func:`on_changes` (from :func:`pyrometer.service.actions.act_on_changes` and ingest)
+  enrols changed leads that now satisfy a sequence's standing condition, in the same
+  way; :meth:`Runner.sweep` looks at every lead after a publish.
+* :class:`NurtureRunner` (in ``pyrometer worker`` and ``serve``) runs due steps in
+  batches. A batch of enrolments is claimed past a lease and its steps planned in one
+  transaction that checks consent, the exits, the frequency caps and quiet hours *now*,
+  and writes each step's record under a unique key (``enrolment:step``); the e-mails are
+  sent outside any transaction over one connection; their outcomes are recorded and the
+  enrolments moved on every ``record_every`` sends, one transaction each. A runner killed
+  before it sends leaves the planned records and the claimed enrolments, which come due
+  again when the lease ends and are sent then, once: the record carries the subject
   variant chosen, and the message the same Message-ID. A runner killed after the SMTP
-  server took the message but before it was recorded sends it again (at least once; the
-  Message-ID lets a mailbox drop the repeat).
+  server took messages but before they were recorded (at most ``record_every``) sends
+  them again (at least once; the Message-ID lets a mailbox drop the repeat).
 * Opens, clicks and unsubscribes come back through :func:`record_open`,
   :func:`record_click` and :func:`unsubscribe` (the links in the e-mails), bounces and
   complaints through :func:`report_bounce`.
