@@ -775,6 +775,8 @@ class Runner:
         its progress a ``nurture_sweep`` job of that playbook version (made on the first
         call after a publish). At most ``pages`` pages, paced as :meth:`run_due`; whether
         there is more to do."""
+        if not self.service.read(self._sweep_pending):  # the usual case: no write
+            return False
         if rest is not None:
             self._mark = self.service.read(store.ingest_mark)
         while True:
@@ -801,6 +803,17 @@ class Runner:
         if not busy:
             return False
         return rest((self.timer() - began) * (1 - s.share) / s.share)
+
+    def _sweep_pending(self, conn: Connection) -> bool:
+        """Whether the playbook in force has standing conditions whose sweep is not done."""
+        version, book = self.service.playbooks.active(conn)
+        if not plan.standing(book.nurture.sequences):
+            return False
+        query = sa.select(jobs.c.status).where(
+            jobs.c.kind == SWEEP, jobs.c.playbook_version == version
+        )
+        status = conn.execute(query.order_by(jobs.c.id.desc()).limit(1)).scalar()
+        return status is None or status == "running"
 
     def _sweep_page(self, conn: Connection, now: int) -> bool:
         version, book = self.service.playbooks.active(conn)
