@@ -856,8 +856,9 @@ class Runner:
         return last is not None
 
     def _claim_and_plan(
-        self, conn: Connection, now: int, size: int
+        self, conn: Connection, now: int, size: int | None = None
     ) -> tuple[int, list[Job | EventJob]]:
+        size = self.settings.batch if size is None else size
         claimed = store.claim_due(conn, now, int(self.settings.lease * 1e6), size)
         if not claimed:
             return 0, []
