@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pyrometer.core.conditions import Where, normalize_name
+from pyrometer.core.conditions import Condition, Where, normalize_name
 from pyrometer.core.timeutil import parse_duration_us
 
 
@@ -34,12 +34,34 @@ class OnTransition(_Strict):
         return value
 
 
+class LeadCondition(_Strict):
+    """A standing condition on the lead as it is now, e.g. "cold and fit ≥ 5":
+    ``{temperature: [cold], fit: {gte: 5}}``. ``temperature`` and ``stage``: any of them;
+    ``fit``: a test on the lead's fit points; ``where``: on its attributes. All given
+    must hold."""
+
+    temperature: tuple[str, ...] = ()
+    stage: tuple[str, ...] = ()
+    fit: Condition | None = None
+    where: Where | None = None
+
+    @field_validator("fit", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return {"gte": value}  # ``fit: 5`` is "fit of at least 5"
+        return value
+
+
 class Enrol(_Strict):
-    """When a lead enters: on an event, or on a transition; ``temperature`` and ``where``
-    (on the lead's attributes) narrow either, e.g. "cold and in Germany"."""
+    """When a lead enters: on an event, on a transition, or while a standing
+    ``condition`` on the lead holds (checked whenever the lead changes, and over every
+    lead when the playbook is published); ``temperature`` and ``where`` (on the lead's
+    attributes) narrow any of them, e.g. "cold and in Germany"."""
 
     event: str | None = None
     transition: OnTransition | None = None
+    condition: LeadCondition | None = None
     temperature: tuple[str, ...] = ()
     where: Where | None = None
 
@@ -50,8 +72,9 @@ class Enrol(_Strict):
 
     @model_validator(mode="after")
     def _one_trigger(self) -> Enrol:
-        if (self.event is None) == (self.transition is None):
-            raise ValueError("give one of 'event' or 'transition'")
+        given = [self.event, self.transition, self.condition]
+        if sum(v is not None for v in given) != 1:
+            raise ValueError("give one of 'event', 'transition' or 'condition'")
         return self
 
 

@@ -9,6 +9,7 @@ must keep working.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -23,6 +24,12 @@ class BadLink(ValueError):
     """A token that is not one of ours (tampered, or for another purpose)."""
 
 
+@lru_cache(maxsize=64)
+def _signer(secret: str, purpose: str) -> URLSafeSerializer:
+    """One serializer per secret and purpose: making one derives its key each time."""
+    return URLSafeSerializer(secret, salt=f"pyrometer.nurture.{purpose}")
+
+
 @dataclass(frozen=True, slots=True)
 class Links:
     """Makes and reads the links of one store (``secret``) served at ``public_url``."""
@@ -31,7 +38,7 @@ class Links:
     public_url: str
 
     def _signer(self, purpose: str) -> URLSafeSerializer:
-        return URLSafeSerializer(self.secret, salt=f"pyrometer.nurture.{purpose}")
+        return _signer(self.secret, purpose)
 
     def token(self, purpose: str, payload: Any) -> str:
         return str(self._signer(purpose).dumps(payload))

@@ -3,14 +3,15 @@ headers (RFC 8058 one-click) and the CAN-SPAM footer with the sender's postal ad
 
 from __future__ import annotations
 
-import email.policy
+import binascii
 import hashlib
 import html as html_lib
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formatdate
+from email.header import Header
+from email.utils import formataddr, formatdate, parseaddr
 from functools import lru_cache
 from typing import Any
 
@@ -22,7 +23,6 @@ from pyrometer.nurture.links import Links
 
 _TEXT = ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=False)
 _HTML = ImmutableSandboxedEnvironment(undefined=ChainableUndefined, autoescape=True)
-_POLICY = email.policy.default.clone(max_line_length=998)
 _URL = re.compile(r"https?://[^\s<>\"')\]]+")
 _HREF = re.compile(r"""href=(["'])(https?://[^"']+)\1""")
 
@@ -82,6 +82,23 @@ def message_id(key: str, domain: str = "pyrometer") -> str:
     return f"<nurture.{enrolment}.{step}.{digest}@{domain}>"
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message ready for SMTP: its envelope and its bytes (CRLF line ends).
+
+    Built by hand rather than with :class:`email.message.EmailMessage`, whose header
+    registry took most of a send's time (about 3 ms a message); what a reader parses
+    back is the same: the headers, the plain and HTML parts in UTF-8."""
+
+    message_id: str
+    sender: str  # the envelope sender (an address)
+    to: str
+    data: bytes
+
+    def as_bytes(self) -> bytes:
+        return self.data
+
+
 def build(
     rendered: Rendered,
     *,
@@ -92,7 +109,7 @@ def build(
     postal_address: str,
     now_us: int,
     track: bool = True,
-) -> EmailMessage:
+) -> Outgoing:
     """The message to send: links tracked, the pixel, unsubscribe link and headers, and
     the footer."""
     unsubscribe = links.unsubscribe(key)
@@ -112,19 +129,69 @@ def build(
     )
     if track:
         body += f'<img src="{html_lib.escape(links.pixel(key))}" width="1" height="1" alt="">'
-    # Long lines are folded, never turned into encoded words: List-Unsubscribe must stay
-    # a plain <URL> (RFC 2369), and its token is longer than 78 characters.
-    msg = EmailMessage(policy=_POLICY)
-    msg["From"] = sender
-    msg["To"] = to
-    msg["Subject"] = rendered.subject
-    msg["Date"] = formatdate(now_us / 1e6, usegmt=True)
-    msg["Message-ID"] = message_id(key)
-    msg["List-Unsubscribe"] = f"<{unsubscribe}>"
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg.set_content(text)
-    msg.add_alternative(f"<html><body>{body}</body></html>", subtype="html")
-    return msg
+    mid = message_id(key)
+    name, address = _sender(sender)
+    boundary = "=_pyrometer_" + secrets.token_hex(12)
+    # Long lines are not folded into encoded words: List-Unsubscribe must stay a plain
+    # <URL> (RFC 2369), and its token is longer than 78 characters.
+    head = [
+        f"From: {_address_header(name, address) if name else address}",
+        f"To: {to}",
+        f"Subject: {_text_header(rendered.subject)}",
+        f"Date: {formatdate(now_us / 1e6, usegmt=True)}",
+        f"Message-ID: {mid}",
+        f"List-Unsubscribe: <{unsubscribe}>",
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/alternative; boundary="{boundary}"',
+    ]
+    parts = [
+        "\r\n".join(head),
+        "",
+        f"--{boundary}",
+        *_part("text/plain", text),
+        f"--{boundary}",
+        *_part("text/html", f"<html><body>{body}</body></html>\n"),
+        f"--{boundary}--",
+        "",
+    ]
+    return Outgoing(mid, address or sender, to, "\r\n".join(parts).encode("ascii"))
+
+
+@lru_cache(maxsize=16)
+def _sender(sender: str) -> tuple[str, str]:
+    return parseaddr(sender)
+
+
+def _text_header(value: str) -> str:
+    """A header's text: as it is when ASCII, else RFC 2047 encoded words (UTF-8)."""
+    value = " ".join(value.replace("\r", " ").replace("\n", " ").split())
+    if value.isascii():
+        return value
+    return Header(value, "utf-8").encode(linesep="\r\n")
+
+
+def _address_header(name: str, address: str) -> str:
+    return formataddr((name, address), charset="utf-8")
+
+
+def _part(content_type: str, content: str) -> list[str]:
+    """One body part's lines: 7bit when ASCII with short lines, else quoted-printable."""
+    content = content.replace("\r\n", "\n").replace("\r", "\n")
+    if content.isascii() and all(len(line) <= 900 for line in content.split("\n")):
+        encoding, payload = "7bit", content
+    else:
+        encoding = "quoted-printable"
+        payload = binascii.b2a_qp(content.encode("utf-8")).decode("ascii")
+    lines = payload.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [
+        f'Content-Type: {content_type}; charset="utf-8"',
+        f"Content-Transfer-Encoding: {encoding}",
+        "",
+        *lines,
+    ]
 
 
 def _link_bare_urls(body: str, links: Links, key: str) -> str:

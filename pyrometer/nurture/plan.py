@@ -22,6 +22,7 @@ class LeadView:
     temperature: str
     stage: str
     attributes: Mapping[str, Any]  # as the rules read them (normalised, aliases resolved)
+    fit: float = 0.0  # the lead's fit points
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,8 @@ def triggers(seq: Sequence, trigger: Trigger, event_name: Callable[[str], str] =
     if enrol.event is not None:
         return trigger.event == event_name(enrol.event)
     move = enrol.transition
-    assert move is not None
+    if move is None:  # a standing condition: no trigger, see should_enrol_standing
+        return False
     return (
         trigger.kind == move.kind
         and trigger.new == move.to
@@ -154,3 +156,63 @@ def timed_out(seq: Sequence, index: int, now_us: int) -> Position | str:
     if until.on_timeout == "exit":
         return f"timeout:{until.event}"
     return after(seq, index, now_us)
+
+
+# ---------------------------------------------------------------- standing conditions
+
+
+def standing(sequences: Iterable[Sequence]) -> tuple[Sequence, ...]:
+    """The sequences a lead enters while a condition on it holds."""
+    return tuple(seq for seq in sequences if seq.enrol.condition is not None)
+
+
+def may_hold(seq: Sequence, temperature: str, stage: str, fit: float) -> bool:
+    """The standing condition's cheap part (no attributes): ``False`` means it does not
+    hold, ``True`` that :func:`holds` must still look at the attributes."""
+    cond, enrol = seq.enrol.condition, seq.enrol
+    if cond is None:
+        return False
+    if enrol.temperature and temperature not in enrol.temperature:
+        return False
+    if cond.temperature and temperature not in cond.temperature:
+        return False
+    if cond.stage and stage not in cond.stage:
+        return False
+    return cond.fit is None or cond.fit.matches(fit)
+
+
+def needs_attributes(seq: Sequence) -> bool:
+    cond = seq.enrol.condition
+    return seq.enrol.where is not None or (cond is not None and cond.where is not None)
+
+
+def holds(
+    seq: Sequence, lead: LeadView, missing_values: Iterable[str] = DEFAULT_MISSING_VALUES
+) -> bool:
+    """Whether the lead, as it is now, satisfies the sequence's standing condition (and
+    the ``enrol`` filters)."""
+    if not may_hold(seq, lead.temperature, lead.stage, lead.fit):
+        return False
+    cond = seq.enrol.condition
+    assert cond is not None
+    for where in (seq.enrol.where, cond.where):
+        if where is not None and not where.matches(lead.attributes, missing_values):
+            return False
+    return True
+
+
+def should_enrol_standing(
+    seq: Sequence,
+    lead: LeadView,
+    enrolled_before: bool,
+    active_now: bool,
+    missing_values: Iterable[str] = DEFAULT_MISSING_VALUES,
+) -> bool:
+    """A lead enters a standing-condition sequence when the condition holds, it is not
+    in the sequence now and (unless ``reentry``: then at any later change that finds the
+    condition holding) never was; and not when it would leave at once."""
+    if active_now or (enrolled_before and not seq.reentry):
+        return False
+    if not holds(seq, lead, missing_values):
+        return False
+    return exit_reason(seq, lead.temperature, lead.stage) is None

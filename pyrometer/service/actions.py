@@ -77,8 +77,14 @@ def rows_of(changes: Iterable[Change]) -> list[repo.TransitionRow]:
 def act_on_changes(
     conn: Connection, book: Playbook, changes: Iterable[Change], now_us: int
 ) -> None:
-    """:func:`act_on` for the transitions of stored changes."""
+    """:func:`act_on` for the transitions of stored changes; then the leads that now
+    satisfy a nurture sequence's standing condition enter it."""
+    changes = list(changes)
     act_on(conn, book, rows_of(changes), now_us)
+    if any(seq.enrol.condition is not None for seq in book.nurture.sequences):
+        from pyrometer.service import nurture
+
+        nurture.on_changes(conn, book, nurture.changed_of_records(changes), now_us)
 
 
 def act_on(

@@ -222,6 +222,7 @@ def _write_scored_ahead(
     inserts: list[repo.LeadRow] = []  # SQLite: leads still new, inserted as scored
     transitions: list[repo.TransitionRow] = []
     again: list[Change] = []  # scored again under the lock: updated
+    made: list[repo.LeadRow] = []  # created above as scored
     ghosts: list[str] = []  # created for events that turned out all known: not kept
     book = service.playbooks.get(conn, version)
     for lead_id, lead_rows in by_lead.items():
@@ -231,6 +232,8 @@ def _write_scored_ahead(
             if as_scored:
                 if lead_id not in created:
                     inserts.append(ahead.rows[lead_id])
+                else:
+                    made.append(ahead.rows[lead_id])
                 transitions += ahead.transitions[lead_id]
                 continue
             if not fresh_rows:  # a duplicate never creates a lead
@@ -256,7 +259,18 @@ def _write_scored_ahead(
     repo.save_rows(conn, updates, inserts, transitions, now, stored=locked)
     repo.save_changes(conn, again, now)
     actions.act_on(conn, book, [*transitions, *actions.rows_of(again)], now)
-    nurture.on_events(conn, book, (r for r in rows if r["event_id"] in new_ids), now)
+    if book.nurture.sequences:
+        changed = nurture.changed_of_rows([*updates, *inserts, *made])
+        changed += nurture.changed_of_records(again)  # last: what was stored last
+        nurture.on_changes(conn, book, changed, now)
+        nurture.on_events(
+            conn,
+            book,
+            (r for r in rows if r["event_id"] in new_ids),
+            now,
+            {c.lead_id: c for c in changed},
+            created | {row[0] for row in inserts},
+        )
     touches.record_tracked(conn, rows, new_ids, now)
     identity_store.delete_leads(conn, ghosts)
     # A userId named them (in a new message): known from now on.
@@ -373,12 +387,20 @@ def _ingest(
     stored = [c for c in changes if c is not None]
     repo.save_changes(conn, stored, now, new=new_leads - ghosts)
     actions.act_on_changes(conn, book, stored, now)
-    nurture.on_events(conn, book, (r for r in rows if r["event_id"] in new_ids), now)
+    born = (new_leads | created) - ghosts
+    if book.nurture.sequences:
+        nurture.on_events(
+            conn,
+            book,
+            (r for r in rows if r["event_id"] in new_ids),
+            now,
+            {c.lead_id: c for c in nurture.changed_of_records(stored)},
+            born - set(merging.values()),  # a visitor's enrolments moved to these
+        )
     touches.record_tracked(conn, rows, new_ids, now)
     # Leads only an anonymousId named are visitors; a userId makes a lead known.
     named = {t.user_id for t in tracks if t.user_id and t.message_id in new_ids}
     named |= {person(i) for i in identifies if not i.anonymous}
-    born = (new_leads | created) - ghosts
     identity_store.add_visitors(conn, born - named)
     identity_store.forget_visitors(conn, named & (touched - born))
     return Stored(new_ids, applied, refused)

@@ -3,16 +3,20 @@
 * :func:`on_moves` (from :func:`pyrometer.service.actions.act_on`) and :func:`on_events`
   (from ingest) run in the write transaction that recorded the transitions or events: a
   lead enters a sequence, or leaves it, if and only if what caused it is committed.
-* :class:`NurtureRunner` (in ``pyrometer worker`` and ``serve``) runs due steps. Each
-  enrolment is claimed past a lease; the step is planned in one transaction that checks
-  consent, the exits, the frequency caps and quiet hours *now*, and writes the step's
-  record under a unique key (``enrolment:step``); the e-mail is sent outside any
-  transaction; the outcome is recorded and the enrolment moved on in a third. A runner
-  killed before it sends leaves the planned record and the claimed enrolment, which comes
-  due again when the lease ends and is sent then, once: the record carries the subject
+  :func:`on_changes` (from :func:`pyrometer.service.actions.act_on_changes` and ingest)
+  enrols changed leads that now satisfy a sequence's standing condition, in the same
+  way; :meth:`Runner.sweep` looks at every lead after a publish.
+* :class:`NurtureRunner` (in ``pyrometer worker`` and ``serve``) runs due steps in
+  batches. A batch of enrolments is claimed past a lease and its steps planned in one
+  transaction that checks consent, the exits, the frequency caps and quiet hours *now*,
+  and writes each step's record under a unique key (``enrolment:step``); the e-mails are
+  sent outside any transaction over one connection; their outcomes are recorded and the
+  enrolments moved on every ``record_every`` sends, one transaction each. A runner killed
+  before it sends leaves the planned records and the claimed enrolments, which come due
+  again when the lease ends and are sent then, once: the record carries the subject
   variant chosen, and the message the same Message-ID. A runner killed after the SMTP
-  server took the message but before it was recorded sends it again (at least once; the
-  Message-ID lets a mailbox drop the repeat).
+  server took messages but before they were recorded (at most ``record_every``) sends
+  them again (at least once; the Message-ID lets a mailbox drop the repeat).
 * Opens, clicks and unsubscribes come back through :func:`record_open`,
   :func:`record_click` and :func:`unsubscribe` (the links in the e-mails), bounces and
   complaints through :func:`report_bounce`.
@@ -31,8 +35,8 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -54,9 +58,10 @@ from pyrometer.service.runtime import Service
 from pyrometer.store import identity as identity_store
 from pyrometer.store import nurture as store
 from pyrometer.store import outbox, repo
+from pyrometer.store.engine import json_loads
 from pyrometer.store.outbox import AFTER_COMMIT, Notification
 from pyrometer.store.secrets import get_or_create
-from pyrometer.store.tables import leads
+from pyrometer.store.tables import jobs, leads
 
 log = logging.getLogger("pyrometer.nurture")
 
@@ -111,20 +116,32 @@ def on_moves(conn: Connection, book: Playbook, moves: Sequence[actions.Move], no
 
 
 def on_events(
-    conn: Connection, book: Playbook, rows: Iterable[Mapping[str, Any]], now_us: int
+    conn: Connection,
+    book: Playbook,
+    rows: Iterable[Mapping[str, Any]],
+    now_us: int,
+    known: Mapping[str, Changed] | None = None,
+    new: AbstractSet[str] = frozenset(),
 ) -> None:
-    """Enrol and exit on just-stored events (``lead_id`` and ``name`` of each row)."""
+    """Enrol and exit on just-stored events (``lead_id`` and ``name`` of each row).
+    ``known``: the leads as this transaction left them (else they are read); ``new``:
+    leads this transaction created, which can have no enrolments or blocks yet."""
     if not book.nurture.sequences:
         return
     found: dict[str, list[plan.Trigger]] = defaultdict(list)
     aliases = book.aliases.event_map  # "Email Link Clicked" means email_click
+    relevant: dict[str, plan.Trigger | None] = {}  # by the name as sent
     for row in rows:
-        name = normalize_name(row["name"])  # stored as sent: "Email Opened"
-        trigger = plan.Trigger(event=aliases.get(name, name))
-        if _relevant(book, trigger):
+        sent = row["name"]
+        if sent not in relevant:
+            name = normalize_name(sent)  # stored as sent: "Email Opened"
+            trigger = plan.Trigger(event=aliases.get(name, name))
+            relevant[sent] = trigger if _relevant(book, trigger) else None
+        trigger = relevant[sent]
+        if trigger is not None:
             found[row["lead_id"]].append(trigger)
     if found:
-        _react(conn, book, found, now_us, "event")
+        _react(conn, book, found, now_us, "event", known, new)
 
 
 def _go_on(
@@ -173,33 +190,30 @@ def _react(
     found: Mapping[str, list[plan.Trigger]],
     now_us: int,
     _why: str,
+    known: Mapping[str, Changed] | None = None,
+    new_leads: AbstractSet[str] = frozenset(),
 ) -> None:
     ids = sorted(found)
-    rows: dict[str, Any] = {}
-    columns = (
-        leads.c.lead_id,
-        leads.c.attributes,
-        leads.c.temperature,
-        leads.c.stage,
-        leads.c.state,
-    )
-    for chunk in repo.chunks(ids):
-        for row in conn.execute(sa.select(*columns).where(leads.c.lead_id.in_(chunk))):
-            rows[row.lead_id] = row
-    history = store.enrolments_of(conn, ids)
-    blocked = store.blocked_leads(conn, ids)  # do-not-contact on a channel: never enrolled
+    leads_now = dict(known or {})
+    unread = [lead_id for lead_id in ids if lead_id not in leads_now]
+    if unread:
+        leads_now.update((c.lead_id, c) for c in _read_changed(conn, unread))
+    old = [lead_id for lead_id in ids if lead_id not in new_leads]
+    history = store.enrolments_of(conn, old)
+    blocked = store.blocked_leads(conn, old)  # do-not-contact on a channel: never enrolled
+    wants_attributes = any(seq.enrol.where is not None for seq in book.nurture.sequences)
+    firing: dict[plan.Trigger, tuple[NurtureSequence, ...]] = {}  # what each trigger enrols in
+    starts: dict[str, plan.Position] = {}
     new: list[dict[str, Any]] = []
     for lead_id in ids:
-        lead = rows.get(lead_id)
+        lead = leads_now.get(lead_id)
         if lead is None:
             continue
         mine = history.get(lead_id, [])
         active = {e.sequence: e for e in mine if e.status == store.ACTIVE}
         seen = {e.sequence for e in mine}
-        view = plan.LeadView(
-            lead_id, lead.temperature, lead.stage, book.lead_attributes(lead.attributes or {})
-        )
-        suppressed = _suppressed(lead.state) or lead_id in blocked  # never enrolled
+        view: plan.LeadView | None = None
+        suppressed: bool | None = None
         for trigger in found[lead_id]:  # in order: an event may end what an earlier began
             for name, enrolment in list(active.items()):
                 seq = book.nurture.sequence(name)
@@ -216,11 +230,24 @@ def _react(
                         status=plan.EXITED, exit_reason=reason, ended_us=now_us, next_due_us=None
                     )
                 del active[name]
-            if trigger.event is not None:
+            if trigger.event is not None and active:
                 _go_on(conn, book, active, trigger.event, now_us)
+            if trigger not in firing:
+                firing[trigger] = tuple(
+                    seq
+                    for seq in book.nurture.sequences
+                    if plan.triggers(seq, trigger, book.event_name)
+                )
+            if not firing[trigger]:
+                continue
+            if suppressed is None:
+                suppressed = lead_id in blocked or lead.suppressed()  # never enrolled
             if suppressed:
                 continue
-            for seq in book.nurture.sequences:
+            if view is None:
+                attributes = book.lead_attributes(lead.attributes()) if wants_attributes else {}
+                view = plan.LeadView(lead_id, lead.temperature, lead.stage, attributes, lead.fit)
+            for seq in firing[trigger]:
                 if not plan.should_enrol(
                     seq,
                     trigger,
@@ -231,7 +258,9 @@ def _react(
                     book.event_name,
                 ):
                     continue
-                position = plan.start(seq, now_us)
+                position = starts.get(seq.name)
+                if position is None:
+                    position = starts[seq.name] = plan.start(seq, now_us)
                 cause = _cause(trigger)
                 new.append(
                     store.enrolment_row(
@@ -259,11 +288,203 @@ def _react(
             tags.append(SIGNAL)
 
 
+# ---------------------------------------------------------------- standing conditions
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """A lead as a write left it, for the standing conditions: the cheap columns, and
+    its attributes and suppression read only for a lead the cheap part lets through."""
+
+    lead_id: str
+    temperature: str
+    stage: str
+    fit: float
+    consent: bool | None
+    attributes: Callable[[], Mapping[str, Any]]
+    suppressed: Callable[[], bool]
+
+
+def changed_of_records(changes: Iterable[Any]) -> list[Changed]:
+    """From stored changes (:class:`pyrometer.store.records.Change`)."""
+    out = []
+    for change in changes:
+        r = change.record
+        out.append(
+            Changed(
+                r.lead_id,
+                r.temperature,
+                r.stage,
+                float(r.state.fit),
+                r.consent,
+                lambda r=r: r.attributes,
+                lambda r=r: bool(r.state.suppressed),
+            )
+        )
+    return out
+
+
+def changed_of_rows(rows: Iterable[repo.LeadRow]) -> list[Changed]:
+    """From lead rows as ingest's fast path stores them (:func:`repo.lead_row`)."""
+    at = repo.lead_row_positions()
+    out = []
+    for row in rows:
+        out.append(
+            Changed(
+                row[0],
+                row[at["temperature"]],
+                row[at["stage"]],
+                float(row[at["fit"]]),
+                row[at["consent"]],
+                lambda row=row: json_loads(row[at["attributes"]]),
+                lambda row=row: _suppressed(json_loads(row[at["state"]])),
+            )
+        )
+    return out
+
+
+def _read_changed(conn: Connection, lead_ids: Sequence[str]) -> list[Changed]:
+    """The leads as stored (for callers that did not pass them)."""
+    columns = (
+        leads.c.lead_id,
+        leads.c.attributes,
+        leads.c.consent,
+        leads.c.temperature,
+        leads.c.stage,
+        leads.c.fit,
+        leads.c.state,
+    )
+    out = []
+    for chunk in repo.chunks(sorted(lead_ids)):
+        for row in conn.execute(sa.select(*columns).where(leads.c.lead_id.in_(chunk))):
+            out.append(
+                Changed(
+                    row.lead_id,
+                    row.temperature,
+                    row.stage,
+                    float(row.fit),
+                    row.consent,
+                    lambda row=row: row.attributes or {},
+                    lambda row=row: _suppressed(row.state),
+                )
+            )
+    return out
+
+
+def on_changes(conn: Connection, book: Playbook, changed: Sequence[Changed], now_us: int) -> None:
+    """Enrol changed leads that now satisfy a sequence's standing condition (in the
+    transaction that changed them). No statement unless some lead passes the cheap part
+    of a condition."""
+    standing = plan.standing(book.nurture.sequences)
+    if not standing or not changed:
+        return
+    views: list[tuple[plan.LeadView, Changed]] = []
+    for lead in changed:
+        maybe = [s for s in standing if plan.may_hold(s, lead.temperature, lead.stage, lead.fit)]
+        if not maybe:
+            continue
+        attributes = (
+            book.lead_attributes(lead.attributes())
+            if any(plan.needs_attributes(s) for s in maybe)
+            else {}
+        )
+        view = plan.LeadView(lead.lead_id, lead.temperature, lead.stage, attributes, lead.fit)
+        if any(plan.holds(s, view, book.missing_values) for s in maybe):
+            views.append((view, lead))
+    if views:
+        _enrol_standing(
+            conn,
+            book,
+            [(v, lead.consent, lead.suppressed) for v, lead in views],
+            now_us,
+        )
+
+
+def _enrol_standing(
+    conn: Connection,
+    book: Playbook,
+    found: Sequence[tuple[plan.LeadView, bool | None, Callable[[], bool]]],
+    now_us: int,
+) -> int:
+    """Enrol these leads (whose conditions hold) in the standing sequences they may
+    enter: never a suppressed, blocked or ``consent: false`` lead; once at a time, and
+    once ever unless the sequence allows re-entry. How many enrolments were made."""
+    standing = plan.standing(book.nurture.sequences)
+    ids = [view.lead_id for view, _, _ in found]
+    history = store.enrolments_of(conn, ids)
+    blocked = store.blocked_leads(conn, ids)
+    new: list[dict[str, Any]] = []
+    for view, agreed, suppressed in found:
+        if agreed is False or view.lead_id in blocked or suppressed():
+            continue
+        mine = history.get(view.lead_id, [])
+        active = {e.sequence for e in mine if e.status == store.ACTIVE}
+        seen = {e.sequence for e in mine}
+        for seq in standing:
+            if not plan.should_enrol_standing(
+                seq, view, seq.name in seen, seq.name in active, book.missing_values
+            ):
+                continue
+            position = plan.start(seq, now_us)
+            new.append(
+                store.enrolment_row(
+                    view.lead_id, seq.name, position.step, position.due_us, "condition", now_us
+                )
+            )
+    if new:
+        store.enrol_many(conn, new)
+        tags = conn.info.get(AFTER_COMMIT)
+        if tags is not None and SIGNAL not in tags:
+            tags.append(SIGNAL)
+    return len(new)
+
+
+SWEEP = "nurture_sweep"
+
+
+def sweep_page(
+    conn: Connection, book: Playbook, version: int, after: str, limit: int, now_us: int
+) -> tuple[int, str | None, int]:
+    """One page of the sweep of every lead for the standing conditions (after a publish):
+    the leads after ``after`` in id order, ``limit`` of them. Leads not yet rescored under
+    ``version`` are left to the rescoring job, which looks at them when it replays them.
+    (leads looked at, the last id or ``None`` at the end, enrolments made)."""
+    rows = store.standing_page(conn, after, limit)
+    if not rows:
+        return 0, None, 0
+    standing = plan.standing(book.nurture.sequences)
+    views: list[plan.LeadView] = []
+    consents: dict[str, bool | None] = {}
+    for row in rows:
+        if row.playbook_version != version:
+            continue
+        fit = float(row.fit)
+        maybe = [s for s in standing if plan.may_hold(s, row.temperature, row.stage, fit)]
+        if not maybe:
+            continue
+        attributes = book.lead_attributes(row.attributes or {})
+        view = plan.LeadView(row.lead_id, row.temperature, row.stage, attributes, fit)
+        if any(plan.holds(s, view, book.missing_values) for s in maybe):
+            views.append(view)
+            consents[row.lead_id] = row.consent
+    made = 0
+    if views:
+        gone = store.suppressed_leads(conn, [v.lead_id for v in views])
+        made = _enrol_standing(
+            conn,
+            book,
+            [(v, consents[v.lead_id], lambda v=v: v.lead_id in gone) for v in views],
+            now_us,
+        )
+    last = rows[-1].lead_id
+    return len(rows), (last if len(rows) == limit else None), made
+
+
 # ---------------------------------------------------------------- sending
 
 
 class Mailer(Protocol):
-    def send(self, message: EmailMessage, to: str) -> str:
+    def send(self, message: mail.Outgoing, to: str) -> str:
         """Send ``message``; the status to record (``sent``, ``written``); raise on failure."""
         ...
 
@@ -309,14 +530,14 @@ class SmtpMailer:
             raise
         return client
 
-    def send(self, message: EmailMessage, to: str) -> str:
+    def send(self, message: mail.Outgoing, to: str) -> str:
         """Over one connection kept open between sends (a server that closed it meanwhile
         gets a new one); any other failure closes it and is raised."""
         for attempt in (1, 2):
             if self._client is None:
                 self._client = self._connect()
             try:
-                self._client.send_message(message, to_addrs=[to])
+                self._client.sendmail(message.sender, [to], message.data)
                 return "sent"
             except smtplib.SMTPServerDisconnected:
                 self.close()
@@ -341,10 +562,10 @@ class FolderMailer:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
 
-    def send(self, message: EmailMessage, to: str) -> str:
+    def send(self, message: mail.Outgoing, to: str) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
-        name = str(message["Message-ID"]).strip("<>").replace("@", "_").replace("/", "_")
-        (self.folder / f"{name}.eml").write_bytes(message.as_bytes())
+        name = message.message_id.strip("<>").replace("@", "_").replace("/", "_")
+        (self.folder / f"{name}.eml").write_bytes(message.data)
         return "written"
 
 
@@ -355,14 +576,16 @@ class NurtureSettings:
     postal_address: str = "(set PYROMETER_POSTAL_ADDRESS)"
     sender: str = "Pyrometer <nurture@localhost>"
     lease: float = 120.0  # seconds an enrolment stays claimed while its step runs
-    batch: int = 20  # claimed and planned in one transaction, then sent one by one
+    batch: int = 200  # claimed and planned in one transaction, then sent
+    record_every: int = 100  # sends whose outcomes are recorded in one transaction
+    sweep_page: int = 1000  # leads looked at per transaction by the standing-condition sweep
     backoff: float = 60.0  # seconds after a failed send; doubling, at most an hour
     max_attempts: int = 8
     poll: float = 1.0
-    # The background runner works at most this share of the time and rests the rest: a
-    # drip e-mail can wait seconds, ingest (a hot lead's 5-minute clock) cannot, and on
-    # SQLite both need the one writer. 0.1 keeps ingest within about 10% of its rate and
-    # still sends some 40,000 e-mails an hour from one process.
+    # While ingest is busy the background runner works at most this share of the time and
+    # rests the rest: a drip e-mail can wait seconds, ingest (a hot lead's 5-minute clock)
+    # cannot, and on SQLite both need the one writer. 0.1 keeps ingest within 10% of its
+    # rate. While no events arrive, it runs at full speed.
     share: float = 0.1
 
     @classmethod
@@ -453,6 +676,36 @@ def _variant_winner(
     return variants.winner([tallies.get(i, variants.Tally(0, 0)) for i in range(count)], min_sends)
 
 
+class _Moves:
+    """Enrolments moved on, ended or postponed by a batch, written at once by :meth:`flush`."""
+
+    def __init__(self) -> None:
+        self.moves: list[tuple[int, int | None, int | None]] = []
+        self.ends: list[tuple[int, str, str | None]] = []
+        self.later: list[tuple[int, int]] = []
+
+    def advance(self, seq: NurtureSequence, enrolment: store.Enrolment, now: int) -> None:
+        assert enrolment.step is not None
+        position = plan.after(seq, enrolment.step, now)
+        if position.step is None:
+            self.moves.append((enrolment.id, enrolment.step, None))
+            self.end(enrolment.id, plan.COMPLETED, None)
+        else:
+            self.moves.append((enrolment.id, position.step, position.due_us))
+
+    def end(self, enrolment_id: int, status: str, reason: str | None) -> None:
+        self.ends.append((enrolment_id, status, reason))
+
+    def postpone(self, enrolment_id: int, due_us: int) -> None:
+        self.later.append((enrolment_id, due_us))
+
+    def flush(self, conn: Connection, now: int) -> None:
+        store.postpone_many(conn, self.later)
+        store.move_many(conn, self.moves)
+        store.end_many(conn, self.ends, now)
+        self.moves, self.ends, self.later = [], [], []
+
+
 class Runner:
     """Runs due steps: :meth:`run_due` in a loop (:class:`NurtureRunner`) or by hand."""
 
@@ -466,6 +719,7 @@ class Runner:
         self.settings = settings
         self.rand = rand
         self.timer: Callable[[], float] = time.perf_counter  # how long a batch took
+        self._mark: int | None = None  # the newest event when the runner last looked
         self._links: Links | None = None
 
     @property
@@ -480,65 +734,337 @@ class Runner:
         return self._links
 
     def run_due(
-        self, now_us: int | None = None, rest: Callable[[float], bool] | None = None
+        self,
+        now_us: int | None = None,
+        rest: Callable[[float], bool] | None = None,
+        limit: int | None = None,
     ) -> int:
-        """Run every step due at ``now_us`` (default: the clock); how many ran.
+        """Run every step due at ``now_us`` (default: the clock), or at most ``limit``;
+        how many ran.
 
-        With ``rest``, between two full batches it is called with the seconds to rest so
-        the work takes at most ``settings.share`` of the time; a true answer stops the run
-        (``threading.Event.wait`` fits)."""
+        With ``rest``, between two full batches while ingest is busy it is called with the
+        seconds to rest so the work takes at most ``settings.share`` of the time
+        (:meth:`_pace`); a true answer stops the run (``threading.Event.wait`` fits)."""
         service, s = self.service, self.settings
         ran = 0
+        if rest is not None:
+            self._mark = service.read(store.ingest_mark)
         while True:
             began = self.timer()
             now = service.clock() if now_us is None else now_us
-            # One transaction claims a batch and plans each step: consent, exits, caps and
-            # quiet hours are checked now, and tasks, webhooks, postponements and exits
-            # are done; the e-mails are then sent one by one, each recorded on its own.
-            claimed, jobs = service.write(lambda conn, now=now: self._claim_and_plan(conn, now))
-            for job in jobs:
-                self._send(job, now)
-            ran += claimed
-            if claimed < s.batch:
+            size = s.batch if limit is None else min(s.batch, limit - ran)
+            if size <= 0:
                 return ran
-            if rest is not None and s.share < 1:
-                spent = self.timer() - began
-                if rest(spent * (1 - s.share) / s.share):
-                    return ran
-
-    def _claim_and_plan(self, conn: Connection, now: int) -> tuple[int, list[Job | EventJob]]:
-        s = self.settings
-        claimed = store.claim_due(conn, now, int(s.lease * 1e6), s.batch)
-        jobs = []
-        for enrolment in claimed:
-            job = self._plan(conn, enrolment.id, now)
-            if job is not None:
-                jobs.append(job)
-        return len(claimed), jobs
-
-    def _send(self, job: Job | EventJob, now: int) -> None:
-        if isinstance(job, EventJob):
-            self._record_event(job, now)
-            return
-        try:
-            # Built outside the transaction: the stdlib's e-mail classes are slow enough
-            # to matter to ingest waiting on SQLite's one writer.
-            assert self._links is not None
-            message = mail.build(
-                job.rendered,
-                key=job.key,
-                sender=self.settings.sender,
-                to=job.to,
-                links=self._links,
-                postal_address=self.settings.postal_address,
-                now_us=job.planned_us,
+            # One transaction claims a batch and plans every step of it: consent, exits,
+            # caps and quiet hours are checked now, and tasks, webhooks, postponements and
+            # exits are done; the e-mails are then sent over one connection, and their
+            # outcomes recorded every ``record_every`` sends, in one transaction each.
+            claimed, jobs = service.write(
+                lambda conn, now=now, size=size: self._claim_and_plan(conn, now, size)
             )
-            status = self.settings.mailer.send(message, job.to) if self.settings.mailer else ""
-        except Exception as exc:  # recorded, retried after a backoff
-            error = f"{type(exc).__name__}: {exc}"[:300]
-            self.service.write(lambda conn: self._failed(conn, job, error, now))
-            return
-        self.service.write(lambda conn: self._sent(conn, job, status, now))
+            self._send_all(jobs, now)
+            ran += claimed
+            if claimed < size or (limit is not None and ran >= limit):
+                return ran
+            if self._pace(rest, began):
+                return ran
+
+    def sweep(self, rest: Callable[[float], bool] | None = None, pages: int | None = None) -> bool:
+        """Enrol existing leads that satisfy a standing condition of the playbook in force:
+        a sweep over every lead in pages of ``settings.sweep_page``, one transaction each,
+        its progress a ``nurture_sweep`` job of that playbook version (made on the first
+        call after a publish). At most ``pages`` pages, paced as :meth:`run_due`; whether
+        there is more to do."""
+        if not self.service.read(self._sweep_pending):  # the usual case: no write
+            return False
+        if rest is not None:
+            self._mark = self.service.read(store.ingest_mark)
+        while True:
+            began = self.timer()
+            more = self.service.write(lambda conn: self._sweep_page(conn, self.service.clock()))
+            if not more:
+                return False
+            if pages is not None:
+                pages -= 1
+                if pages <= 0:
+                    return True
+            if self._pace(rest, began):
+                return True
+
+    def _pace(self, rest: Callable[[float], bool] | None, began: float) -> bool:
+        """After a full batch or page: while ingest is busy (events arrived since the last
+        look, from any process), rest so that the work takes at most ``settings.share``
+        of the time; while it is quiet, go on at once. Whether ``rest`` said stop."""
+        s = self.settings
+        if rest is None or s.share >= 1:
+            return False
+        mark = self.service.read(store.ingest_mark)
+        busy, self._mark = mark != self._mark, mark
+        if not busy:
+            return False
+        return rest((self.timer() - began) * (1 - s.share) / s.share)
+
+    def _sweep_pending(self, conn: Connection) -> bool:
+        """Whether the playbook in force has standing conditions whose sweep is not done."""
+        version, book = self.service.playbooks.active(conn)
+        if not plan.standing(book.nurture.sequences):
+            return False
+        query = sa.select(jobs.c.status).where(
+            jobs.c.kind == SWEEP, jobs.c.playbook_version == version
+        )
+        status = conn.execute(query.order_by(jobs.c.id.desc()).limit(1)).scalar()
+        return status is None or status == "running"
+
+    def _sweep_page(self, conn: Connection, now: int) -> bool:
+        version, book = self.service.playbooks.active(conn)
+        query = sa.select(jobs).where(jobs.c.kind == SWEEP, jobs.c.playbook_version == version)
+        job = conn.execute(query.order_by(jobs.c.id.desc()).limit(1)).first()
+        if job is None:
+            if not plan.standing(book.nurture.sequences):
+                return False
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.kind == SWEEP, jobs.c.status == "running")
+                .values(status="superseded", finished_us=now)
+            )
+            total = conn.execute(sa.select(sa.func.count()).select_from(leads)).scalar_one()
+            conn.execute(
+                jobs.insert().values(
+                    kind=SWEEP,
+                    status="running",
+                    playbook_version=version,
+                    done=0,
+                    total=total,
+                    created_us=now,
+                    result={"after": "", "enrolled": 0},
+                )
+            )
+            job = conn.execute(query.order_by(jobs.c.id.desc()).limit(1)).one()
+        if job.status != "running":
+            return False
+        state = dict(job.result or {})
+        looked, last, made = sweep_page(
+            conn, book, version, str(state.get("after", "")), self.settings.sweep_page, now
+        )
+        values: dict[str, Any] = {
+            "done": min(job.total, job.done + looked) if last is not None else job.total,
+            "result": {"after": last or "", "enrolled": int(state.get("enrolled", 0)) + made},
+        }
+        if last is None:
+            values.update(status="done", finished_us=now)
+        conn.execute(jobs.update().where(jobs.c.id == job.id).values(**values))
+        return last is not None
+
+    def _claim_and_plan(
+        self, conn: Connection, now: int, size: int | None = None
+    ) -> tuple[int, list[Job | EventJob]]:
+        size = self.settings.batch if size is None else size
+        claimed = store.claim_due(conn, now, int(self.settings.lease * 1e6), size)
+        if not claimed:
+            return 0, []
+        return len(claimed), self._plan_batch(conn, claimed, now)
+
+    def _send_all(self, jobs: Sequence[Job | EventJob], now: int) -> None:
+        for job in jobs:
+            if isinstance(job, EventJob):
+                self._record_event(job, now)
+        pending: list[tuple[Job, str, str | None]] = []
+        for job in jobs:
+            if not isinstance(job, Job):
+                continue
+            try:
+                # Built outside the transaction: the messages are bytes made here, and
+                # nothing of them needs the store.
+                assert self._links is not None
+                message = mail.build(
+                    job.rendered,
+                    key=job.key,
+                    sender=self.settings.sender,
+                    to=job.to,
+                    links=self._links,
+                    postal_address=self.settings.postal_address,
+                    now_us=job.planned_us,
+                )
+                mailer = self.settings.mailer
+                status = mailer.send(message, job.to) if mailer else ""
+                pending.append((job, status or "sent", None))
+            except Exception as exc:  # recorded, retried after a backoff
+                pending.append((job, "failed", f"{type(exc).__name__}: {exc}"[:300]))
+            if len(pending) >= self.settings.record_every:
+                done, pending = pending, []
+                self.service.write(lambda conn, done=done: self._record(conn, done, now))
+        if pending:
+            self.service.write(lambda conn: self._record(conn, pending, now))
+
+    def _record(
+        self, conn: Connection, outcomes: Sequence[tuple[Job, str, str | None]], now: int
+    ) -> None:
+        """The outcomes of sends, in one transaction: each sent step's record, and its
+        enrolment moved on (unless it ended meanwhile: unsubscribed while being sent)."""
+        sent = [(job, status) for job, status, error in outcomes if error is None]
+        store.finish_steps(conn, [(job.key, status, job.subject) for job, status in sent], now)
+        current = store.enrolments_by_id(conn, [job.enrolment_id for job, _ in sent])
+        _, book = self.service.playbooks.active(conn)
+        moves = _Moves()
+        for job, _ in sent:
+            enrolment = current.get(job.enrolment_id)
+            if enrolment is None or enrolment.status != store.ACTIVE or enrolment.step != job.step:
+                continue
+            seq = book.nurture.sequence(enrolment.sequence)
+            if seq is not None:
+                moves.advance(seq, enrolment, now)
+        moves.flush(conn, now)
+        for job, _, error in outcomes:
+            if error is not None:
+                self._failed(conn, job, error, now)
+
+    def _plan_batch(
+        self, conn: Connection, claimed: Sequence[store.Enrolment], now: int
+    ) -> list[Job | EventJob]:
+        """Plan the claimed enrolments' steps with a few statements for the whole batch:
+        the leads, their blocks and recent e-mails read at once, the records of the
+        e-mail steps made at once, the enrolments moved at once. Other kinds of steps
+        (rare) are planned one by one (:meth:`_plan`)."""
+        _, book = self.service.playbooks.active(conn)
+        rows = store.lead_rows(conn, [e.lead_id for e in claimed])
+        moves = _Moves()
+        jobs: list[Job | EventJob] = []
+        mailing: list[tuple[store.Enrolment, NurtureSequence, Any, LeadState, str]] = []
+        for enrolment in claimed:
+            seq = book.nurture.sequence(enrolment.sequence)
+            if enrolment.step is None:
+                continue
+            if seq is None or enrolment.step >= len(seq.steps):
+                moves.end(enrolment.id, plan.EXITED, "sequence_changed")
+                continue
+            row = rows.get(enrolment.lead_id)
+            if row is None:
+                moves.end(enrolment.id, plan.EXITED, "lead_gone")
+                continue
+            reason = plan.exit_reason(seq, row.temperature, row.stage)
+            if reason is not None:
+                moves.end(enrolment.id, plan.EXITED, reason)
+                continue
+            if seq.steps[enrolment.step].email is None:
+                job = self._plan(conn, enrolment.id, now)
+                if job is not None:
+                    jobs.append(job)
+                continue
+            address = consent.email_address(enrolment.lead_id, row.attributes or {})
+            mailing.append((enrolment, seq, row, LeadState.from_dict(row.state), address or ""))
+        if mailing:
+            jobs += self._plan_emails(conn, book, mailing, moves, now)
+        moves.flush(conn, now)
+        return jobs
+
+    def _plan_emails(
+        self,
+        conn: Connection,
+        book: Playbook,
+        mailing: list[tuple[store.Enrolment, NurtureSequence, Any, LeadState, str]],
+        moves: _Moves,
+        now: int,
+    ) -> list[Job | EventJob]:
+        lead_ids = [e.lead_id for e, *_ in mailing]
+        blocks = store.blocks_of(conn, lead_ids)
+        recent = store.sent_times_of(conn, lead_ids, now - pressure.WEEK_US)
+        planned_now: dict[str, list[int]] = defaultdict(list)  # e-mails of this batch
+        winners: dict[tuple[str, int], int | None] = {}
+        quiet = book.nurture.quiet_hours
+        caps = book.nurture.caps.get("email")
+        wanted: list[dict[str, Any]] = []
+        for enrolment, seq, row, state, address in mailing:
+            assert enrolment.step is not None
+            step = seq.steps[enrolment.step]
+            assert step.email is not None
+            refusal = consent.contact_refusal(
+                "email",
+                suppressed=state.suppressed,
+                consent=row.consent,
+                blocks=blocks.get(enrolment.lead_id, {}),
+                address=address,
+            )
+            if refusal is not None:
+                moves.end(enrolment.id, plan.EXITED, refusal)
+                continue
+            attributes = row.attributes or {}
+            zone = (
+                pressure.zone_of(quiet, attributes)
+                if quiet is not None
+                else pressure.ZoneInfo("UTC")
+            )
+            own = store.step_key(enrolment.id, enrolment.step)
+            sent = [t for key, t in recent.get(enrolment.lead_id, ()) if key != own]
+            sent += planned_now[enrolment.lead_id]
+            allowed = pressure.next_send_at(now, sent, caps, quiet, zone)
+            if allowed > now:
+                moves.postpone(enrolment.id, allowed)
+                continue
+            count = len(step.email.variants)
+            won = None
+            if count > 1:
+                spot = (seq.name, enrolment.step)
+                if spot not in winners:
+                    winners[spot] = _variant_winner(
+                        conn, seq.name, enrolment.step, count, step.email.min_sends
+                    )
+                won = winners[spot]
+            variant = variants.choose(count, won, self.rand())
+            planned_now[enrolment.lead_id].append(now)
+            wanted.append(
+                store.step_values(enrolment, enrolment.step, "email", "planned", now, variant)
+            )
+        records = store.plan_steps(conn, wanted)
+        by_key = {r["key"]: r for r in wanted}
+        reps: dict[str, Any] | None = None
+        jobs: list[Job | EventJob] = []
+        skipped: list[tuple[str, str, str | None]] = []
+        for enrolment, seq, row, state, address in mailing:
+            assert enrolment.step is not None
+            key = store.step_key(enrolment.id, enrolment.step)
+            if key not in by_key:
+                continue  # refused or postponed above
+            record = records[key]
+            if record.status in store.SENT_STATUSES:  # sent before a crash cut it short
+                moves.advance(seq, enrolment, now)
+                continue
+            if self.settings.mailer is None:
+                skipped.append((record.key, "skipped", None))
+                moves.advance(seq, enrolment, now)
+                continue
+            owner = None
+            if row.owner:
+                if reps is None:
+                    reps = {r.id: r for r in actions.active_reps(conn)}
+                rep = reps.get(row.owner)
+                owner = {
+                    "id": row.owner,
+                    "name": rep.name if rep else None,
+                    "email": rep.email if rep else None,
+                }
+            ctx = mail.context(
+                enrolment.lead_id,
+                row.temperature,
+                row.stage,
+                row.attributes or {},
+                owner,
+                top_interests(book, state),
+                self.settings.public_url,
+            )
+            email_step = seq.steps[enrolment.step].email
+            assert email_step is not None
+            try:
+                rendered = mail.render(email_step, record.variant or 0, ctx)
+            except Exception as exc:  # a template that fails on this lead: not retried
+                store.finish_step(conn, record.key, "failed", now, error=f"template: {exc}"[:300])
+                moves.end(enrolment.id, plan.EXITED, "template_error")
+                continue
+            self._links_in(conn, now)
+            jobs.append(Job(enrolment.id, enrolment.step, record.key, address, rendered, now))
+        if skipped:
+            for key, status, _ in skipped:
+                store.finish_step(conn, key, status, now, error="no SMTP configured")
+        return jobs
 
     def _record_event(self, job: EventJob, now: int) -> None:
         """Track the step's event through ingest, as any client would: its points and
@@ -571,6 +1097,8 @@ class Runner:
             self._advance(conn, seq, enrolment, now)
 
     def _plan(self, conn: Connection, enrolment_id: int, now: int) -> Job | EventJob | None:
+        """One enrolment's step other than an e-mail (an until time-out, points, stage, a
+        task or a webhook), with everything it needs read on its own."""
         enrolment = store.enrolment(conn, enrolment_id)
         if enrolment is None or enrolment.status != store.ACTIVE or enrolment.step is None:
             return None
@@ -598,7 +1126,6 @@ class Runner:
             return None
         step = seq.steps[enrolment.step]
         state = LeadState.from_dict(row.state)
-        attributes = row.attributes or {}
         if step.until is not None:  # its time-out passed without the event
             store.plan_step(conn, enrolment, enrolment.step, "until", "timed_out", now)
             outcome = plan.timed_out(seq, enrolment.step, now)
@@ -640,80 +1167,7 @@ class Runner:
             outbox.enqueue(conn, [self._note(seq, step, enrolment, row, now)], now)
             self._advance(conn, seq, enrolment, now)
             return None
-        assert step.email is not None
-        address = consent.email_address(enrolment.lead_id, attributes)
-        refusal = consent.contact_refusal(
-            "email",
-            suppressed=state.suppressed,
-            consent=row.consent,
-            blocks=store.blocks(conn, enrolment.lead_id),
-            address=address,
-        )
-        if refusal is not None:
-            store.end(conn, enrolment.id, plan.EXITED, refusal, now)
-            return None
-        quiet = book.nurture.quiet_hours
-        zone = (
-            pressure.zone_of(quiet, attributes) if quiet is not None else pressure.ZoneInfo("UTC")
-        )
-        sent = store.sent_times(
-            conn,
-            enrolment.lead_id,
-            now - pressure.WEEK_US,
-            but=store.step_key(enrolment.id, enrolment.step),
-        )
-        allowed = pressure.next_send_at(now, sent, book.nurture.caps.get("email"), quiet, zone)
-        if allowed > now:
-            store.postpone(conn, enrolment.id, allowed)
-            return None
-        count = len(step.email.variants)
-        won = (
-            _variant_winner(conn, seq.name, enrolment.step, count, step.email.min_sends)
-            if count > 1
-            else None
-        )
-        record = store.plan_step(
-            conn,
-            enrolment,
-            enrolment.step,
-            "email",
-            "planned",
-            now,
-            variant=variants.choose(count, won, self.rand()),
-        )
-        if record.status in store.SENT_STATUSES:  # sent before a crash cut the record short
-            self._advance(conn, seq, enrolment, now)
-            return None
-        if self.settings.mailer is None:
-            store.finish_step(conn, record.key, "skipped", now, error="no SMTP configured")
-            self._advance(conn, seq, enrolment, now)
-            return None
-        owner = None
-        if row.owner:
-            rep = next((r for r in actions.active_reps(conn) if r.id == row.owner), None)
-            owner = {
-                "id": row.owner,
-                "name": rep.name if rep else None,
-                "email": rep.email if rep else None,
-            }
-        ctx = mail.context(
-            enrolment.lead_id,
-            row.temperature,
-            row.stage,
-            attributes,
-            owner,
-            top_interests(book, state),
-            self.settings.public_url,
-        )
-        try:
-            rendered = mail.render(step.email, record.variant or 0, ctx)
-        except Exception as exc:  # a template that fails on this lead: recorded, not retried
-            store.finish_step(conn, record.key, "failed", now, error=f"template: {exc}"[:300])
-            store.end(conn, enrolment.id, plan.EXITED, "template_error", now)
-            return None
-        assert address is not None
-        self._links_in(conn, now)
-        return Job(enrolment.id, enrolment.step, record.key, address, rendered, now)
+        raise AssertionError("e-mail steps are planned in batches (_plan_emails)")
 
     def _note(
         self, seq: NurtureSequence, step: Any, enrolment: store.Enrolment, row: Any, now: int
@@ -743,16 +1197,6 @@ class Runner:
             store.end(conn, enrolment.id, plan.COMPLETED, None, now)
         else:
             store.move_to(conn, enrolment.id, position.step, position.due_us)
-
-    def _sent(self, conn: Connection, job: Job, status: str, now: int) -> None:
-        store.finish_step(conn, job.key, status or "sent", now, subject=job.subject)
-        enrolment = store.enrolment(conn, job.enrolment_id)
-        if enrolment is None or enrolment.status != store.ACTIVE or enrolment.step != job.step:
-            return  # ended meanwhile (unsubscribed while it was being sent)
-        _, book = self.service.playbooks.active(conn)
-        seq = book.nurture.sequence(enrolment.sequence)
-        if seq is not None:
-            self._advance(conn, seq, enrolment, now)
 
     def _failed(self, conn: Connection, job: Job | EventJob, error: str, now: int) -> None:
         store.finish_step(conn, job.key, "failed", now, error=error)
@@ -800,9 +1244,14 @@ class NurtureRunner:
                 try:
                     if self._lock.try_acquire():
                         self.runner.run_due(rest=self._stop.wait)
+                        # A few pages of a sweep for standing conditions, between rounds
+                        # of due steps (it made enrolments of its own, due at once).
+                        sweeping = self.runner.sweep(rest=self._stop.wait, pages=5)
                         due = self._service.read(store.next_due_us)
                         if due is not None:
                             wait = min(poll, max(0.05, (due - self._service.clock()) / 1e6))
+                        if sweeping:
+                            wait = 0.0
                 except Exception:  # a database blip must not stop the runner for good
                     log.warning("nurture round failed; trying again", exc_info=True)
                 self._wake.wait(wait)
@@ -1076,6 +1525,19 @@ def sequence_report(service: Service, name: str) -> dict[str, Any] | None:
                     )
             steps.append(entry)
         total = sum(stats["by_status"].values())
+        sweep = None
+        if seq.enrol.condition is not None:  # the sweep of existing leads after a publish
+            job = conn.execute(
+                sa.select(jobs).where(jobs.c.kind == SWEEP).order_by(jobs.c.id.desc()).limit(1)
+            ).first()
+            if job is not None:
+                sweep = {
+                    "job_id": job.id,
+                    "playbook_version": job.playbook_version,
+                    "status": job.status,
+                    "done": job.done,
+                    "total": job.total,
+                }
         return {
             "name": name,
             "description": seq.description,
@@ -1087,6 +1549,7 @@ def sequence_report(service: Service, name: str) -> dict[str, Any] | None:
             "replies": replies,
             "conversions": int(converted or 0),
             "steps": steps,
+            "sweep": sweep,
         }
 
     return service.read(work)

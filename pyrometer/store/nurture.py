@@ -9,14 +9,22 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pyrometer.store import repo
-from pyrometer.store.engine import dialect_insert
-from pyrometer.store.tables import contact_blocks, nurture_enrolments, nurture_steps
+from pyrometer.store.engine import dialect_insert, is_postgres
+from pyrometer.store.pg_bulk import bulk_insert
+from pyrometer.store.tables import (
+    contact_blocks,
+    events,
+    leads,
+    nurture_enrolments,
+    nurture_steps,
+)
 
 ACTIVE = "active"
 E = nurture_enrolments.c
@@ -86,9 +94,75 @@ def enrolment_row(
     }
 
 
+_ENROL_COLUMNS = (
+    "lead_id",
+    "sequence",
+    "status",
+    "step",
+    "next_due_us",
+    "attempts",
+    "enrolled_us",
+    "ended_us",
+    "exit_reason",
+    "cause",
+)
+# Enrolment happens in ingest's transaction: driver SQL, built once, many rows a statement.
+_PG_ENROL = bulk_insert(nurture_enrolments, _ENROL_COLUMNS, " ON CONFLICT DO NOTHING")
+_SQLITE_ROWS = 90  # rows per statement: 900 parameters
+
+
+@lru_cache(maxsize=8)
+def _sqlite_enrol_sql(count: int) -> str:
+    one = "(" + ", ".join(["?"] * len(_ENROL_COLUMNS)) + ")"
+    return (
+        f"INSERT INTO nurture_enrolments ({', '.join(_ENROL_COLUMNS)}) "
+        f"VALUES {', '.join([one] * count)} ON CONFLICT DO NOTHING"
+    )
+
+
 def enrol_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """New enrolments (:func:`enrolment_row`), in one statement."""
-    conn.execute(nurture_enrolments.insert(), rows)
+    """New enrolments (:func:`enrolment_row`), a few statements for all. A lead already
+    active in the sequence (another writer enrolled it meanwhile) keeps that one: the
+    unique index on active enrolments makes the insert do nothing."""
+    if not rows:
+        return
+    values = [tuple(row[name] for name in _ENROL_COLUMNS) for row in rows]
+    if is_postgres(conn):
+        _PG_ENROL.run(conn, values)
+        return
+    for chunk in repo.chunks(values, _SQLITE_ROWS):
+        params = tuple(v for row in chunk for v in row)
+        conn.exec_driver_sql(_sqlite_enrol_sql(len(chunk)), params)
+
+
+def standing_page(conn: Connection, after: str, limit: int) -> list[Any]:
+    """One page of the sweep over every lead (standing conditions): up to ``limit`` leads
+    after ``after`` in id order, with what the conditions read."""
+    columns = (
+        leads.c.lead_id,
+        leads.c.attributes,
+        leads.c.consent,
+        leads.c.temperature,
+        leads.c.stage,
+        leads.c.fit,
+        leads.c.playbook_version,
+    )
+    query = (
+        sa.select(*columns).where(leads.c.lead_id > after).order_by(leads.c.lead_id).limit(limit)
+    )
+    return list(conn.execute(query).all())
+
+
+def suppressed_leads(conn: Connection, lead_ids: Iterable[str]) -> set[str]:
+    """Which of these leads are suppressed (their state says so)."""
+    found: set[str] = set()
+    for chunk in repo.chunks(sorted(set(lead_ids))):
+        query = sa.select(leads.c.lead_id, leads.c.state).where(leads.c.lead_id.in_(chunk))
+        for lead_id, state in conn.execute(query):
+            state = state or {}
+            if state.get("suppressed_by_attributes") or state.get("suppressed_at_us") is not None:
+                found.add(lead_id)
+    return found
 
 
 def end(conn: Connection, enrolment_id: int, status: str, reason: str | None, now_us: int) -> None:
@@ -411,3 +485,159 @@ def delete_lead(conn: Connection, lead_id: str) -> None:
     conn.execute(sa.delete(nurture_steps).where(S.lead_id == lead_id))
     conn.execute(sa.delete(nurture_enrolments).where(E.lead_id == lead_id))
     conn.execute(sa.delete(contact_blocks).where(contact_blocks.c.lead_id == lead_id))
+
+
+# ---------------------------------------------------------------- batches (the runner)
+
+
+def enrolments_by_id(conn: Connection, ids: Iterable[int]) -> dict[int, Enrolment]:
+    found: dict[int, Enrolment] = {}
+    for chunk in repo.chunks(sorted(set(ids))):
+        for row in conn.execute(sa.select(nurture_enrolments).where(E.id.in_(chunk))):
+            found[int(row.id)] = _enrolment(row)
+    return found
+
+
+def lead_rows(conn: Connection, lead_ids: Iterable[str]) -> dict[str, Any]:
+    """What planning a step reads of each lead, in one statement per chunk."""
+    columns = (
+        leads.c.lead_id,
+        leads.c.attributes,
+        leads.c.owner,
+        leads.c.consent,
+        leads.c.state,
+        leads.c.temperature,
+        leads.c.stage,
+    )
+    found: dict[str, Any] = {}
+    for chunk in repo.chunks(sorted(set(lead_ids))):
+        for row in conn.execute(sa.select(*columns).where(leads.c.lead_id.in_(chunk))):
+            found[row.lead_id] = row
+    return found
+
+
+def blocks_of(conn: Connection, lead_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Each lead's do-not-contact blocks (channel → reason); leads without any left out."""
+    found: dict[str, dict[str, str]] = defaultdict(dict)
+    for chunk in repo.chunks(sorted(set(lead_ids))):
+        query = sa.select(contact_blocks).where(contact_blocks.c.lead_id.in_(chunk))
+        for row in conn.execute(query):
+            found[row.lead_id][row.channel] = row.reason
+    return dict(found)
+
+
+def sent_times_of(
+    conn: Connection, lead_ids: Iterable[str], since_us: int
+) -> dict[str, list[tuple[str, int]]]:
+    """:func:`sent_times` of many leads at once, each time with its step's key (so a
+    step's own record can be left out)."""
+    at = sa.func.coalesce(S.done_us, S.planned_us)
+    found: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for chunk in repo.chunks(sorted(set(lead_ids))):
+        query = sa.select(S.lead_id, S.key, at).where(
+            S.lead_id.in_(chunk),
+            S.kind == "email",
+            S.status.in_((*SENT_STATUSES, "planned")),
+            at > since_us,
+        )
+        for lead_id, key, t in conn.execute(query):
+            found[lead_id].append((key, int(t)))
+    return found
+
+
+def step_values(
+    enrolment: Enrolment, step: int, kind: str, status: str, now_us: int, variant: int | None
+) -> dict[str, Any]:
+    """A step's record for :func:`plan_steps`."""
+    return {
+        "key": step_key(enrolment.id, step),
+        "enrolment_id": enrolment.id,
+        "lead_id": enrolment.lead_id,
+        "sequence": enrolment.sequence,
+        "step": step,
+        "kind": kind,
+        "status": status,
+        "variant": variant,
+        "attempts": 0,
+        "planned_us": now_us,
+        "done_us": now_us if status != "planned" else None,
+    }
+
+
+def plan_steps(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, StepRow]:
+    """:func:`plan_step` for many: each record made unless its key exists (a rerun after a
+    crash finds the one it planned, with its variant); every record, by key."""
+    if not rows:
+        return {}
+    insert = dialect_insert(conn, nurture_steps).on_conflict_do_nothing(index_elements=["key"])
+    for chunk in repo.chunks(rows):
+        conn.execute(insert, list(chunk))
+    found: dict[str, StepRow] = {}
+    for chunk in repo.chunks([r["key"] for r in rows]):
+        for row in conn.execute(sa.select(nurture_steps).where(S.key.in_(chunk))):
+            found[row.key] = _step(row)
+    return found
+
+
+def finish_steps(conn: Connection, done: list[tuple[str, str, str | None]], now_us: int) -> None:
+    """:func:`finish_step` for many sends that went out: (key, status, subject)."""
+    if not done:
+        return
+    statement = (
+        nurture_steps.update()
+        .where(S.key == sa.bindparam("k"))
+        .values(
+            status=sa.bindparam("st"),
+            attempts=S.attempts + 1,
+            error=None,
+            done_us=now_us,
+            subject=sa.func.coalesce(sa.bindparam("su", type_=sa.Text), S.subject),
+        )
+    )
+    conn.execute(statement, [{"k": k, "st": st, "su": su} for k, st, su in done])
+
+
+def move_many(conn: Connection, moves: list[tuple[int, int | None, int | None]]) -> None:
+    """:func:`move_to` for many: (enrolment id, next step, due)."""
+    if not moves:
+        return
+    statement = (
+        nurture_enrolments.update()
+        .where(E.id == sa.bindparam("i"))
+        .values(step=sa.bindparam("s"), next_due_us=sa.bindparam("d"), attempts=0)
+    )
+    conn.execute(statement, [{"i": i, "s": s, "d": d} for i, s, d in moves])
+
+
+def end_many(conn: Connection, ends: list[tuple[int, str, str | None]], now_us: int) -> None:
+    """:func:`end` for many: (enrolment id, status, reason)."""
+    if not ends:
+        return
+    statement = (
+        nurture_enrolments.update()
+        .where(E.id == sa.bindparam("i"), E.status == ACTIVE)
+        .values(
+            status=sa.bindparam("st"),
+            exit_reason=sa.bindparam("r"),
+            ended_us=now_us,
+            next_due_us=None,
+        )
+    )
+    conn.execute(statement, [{"i": i, "st": st, "r": r} for i, st, r in ends])
+
+
+def postpone_many(conn: Connection, items: list[tuple[int, int]]) -> None:
+    """:func:`postpone` for many: (enrolment id, due)."""
+    if not items:
+        return
+    statement = (
+        nurture_enrolments.update()
+        .where(E.id == sa.bindparam("i"))
+        .values(next_due_us=sa.bindparam("d"))
+    )
+    conn.execute(statement, [{"i": i, "d": d} for i, d in items])
+
+
+def ingest_mark(conn: Connection) -> int:
+    """The newest event's number: when it moves, ingest is busy (the runner paces itself)."""
+    return int(conn.execute(sa.select(sa.func.max(events.c.seq))).scalar() or 0)

@@ -57,6 +57,11 @@ _ROW_AT = {name: 1 + n for n, name in enumerate(_LEAD_COLUMNS)}  # position in a
 _UPDATE_SQL: dict[tuple[str, ...], tuple[str, list[int]]] = {}
 
 
+def lead_row_positions() -> Mapping[str, int]:
+    """Where each column is in a :data:`LeadRow` (``lead_id`` is at 0)."""
+    return _ROW_AT
+
+
 def _update_lead_sql(changed: tuple[str, ...]) -> tuple[str, list[int]]:
     """SQLite: the lead UPDATE setting every column but the indexed ones not in
     ``changed``, as driver SQL run with executemany (without SQLAlchemy's per-row work,

@@ -332,6 +332,16 @@ nurture_enrolments = sa.Table(
     sa.Index(None, "lead_id", "sequence"),
     sa.Index(None, "status", "next_due_us"),
     sa.Index(None, "sequence", "status"),
+    # A lead is in a sequence once at a time: two writers enrolling it at once (ingest and
+    # the sweep of standing conditions) make one enrolment, the other insert does nothing.
+    sa.Index(
+        "uq_nurture_enrolments_active",
+        "lead_id",
+        "sequence",
+        unique=True,
+        sqlite_where=sa.text("status = 'active'"),
+        postgresql_where=sa.text("status = 'active'"),
+    ),
 )
 
 # Each action an enrolment ran (or tried): one row per enrolment and step, ``key``

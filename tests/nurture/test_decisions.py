@@ -168,3 +168,33 @@ def test_interval_contains_the_rate(opens: int, sends: int) -> None:
     tally = variants.Tally(sends, min(opens, sends))
     low, high = tally.interval()
     assert 0 <= low <= tally.rate <= high <= 1
+
+
+def test_a_standing_condition_holds_on_the_lead_as_it_is() -> None:
+    s = seq(
+        enrol={
+            "condition": {"temperature": ["cold"], "fit": {"gte": 5}, "where": {"country": "LT"}}
+        }
+    )
+    lead = plan.LeadView("a", "cold", "lead", {"country": "LT"}, fit=5.0)
+    assert plan.standing([s, seq()]) == (s,)
+    assert plan.holds(s, lead)
+    assert not plan.holds(s, plan.LeadView("a", "warm", "lead", {"country": "LT"}, fit=9.0))
+    assert not plan.holds(s, plan.LeadView("a", "cold", "lead", {"country": "LT"}, fit=4.9))
+    assert not plan.holds(s, plan.LeadView("a", "cold", "lead", {"country": "DE"}, fit=9.0))
+    assert plan.may_hold(s, "cold", "lead", 7.0) and plan.needs_attributes(s)
+    # Once at a time, and once ever unless re-entry; never when it would leave at once.
+    assert plan.should_enrol_standing(s, lead, enrolled_before=False, active_now=False)
+    assert not plan.should_enrol_standing(s, lead, enrolled_before=True, active_now=False)
+    again = s.model_copy(update={"reentry": True})
+    assert plan.should_enrol_standing(again, lead, enrolled_before=True, active_now=False)
+    assert not plan.should_enrol_standing(again, lead, enrolled_before=True, active_now=True)
+    sql = plan.LeadView("a", "cold", "sql", {"country": "LT"}, fit=9.0)
+    assert plan.holds(s, sql) and not plan.should_enrol_standing(s, sql, False, False)
+    # No trigger fires a standing sequence; ``fit: 5`` is "at least 5".
+    assert not plan.triggers(s, plan.Trigger(event="whitepaper_download"))
+    short = seq(enrol={"condition": {"fit": 5}})
+    assert plan.holds(short, plan.LeadView("a", "hot", "lead", {}, fit=5.0))
+    assert not plan.holds(short, plan.LeadView("a", "hot", "lead", {}, fit=4.0))
+    with pytest.raises(ValueError, match="one of 'event', 'transition' or 'condition'"):
+        seq(enrol={"event": "x", "condition": {"fit": 5}})

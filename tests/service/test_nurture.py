@@ -375,25 +375,38 @@ def test_a_reply_ends_the_sequence_even_in_the_same_batch(service: Service) -> N
 def test_the_background_runner_rests_between_batches_to_keep_its_share(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Between two full batches the runner rests (1 - share) / share times as long as the
-    batch took, so it takes at most its share of the writer; a stop during a rest ends it."""
-    tracks = [
-        Track(f"w{i}", "whitepaper_download", service.clock(), f"p{i}@example.com")
-        for i in range(45)
-    ]
-    ingest(service, tracks, [])
+    """While events arrive, between two full batches the runner rests (1 - share) / share
+    times as long as the batch took, so it takes at most its share of the writer; while
+    none arrive it goes on at once; a stop during a rest ends it."""
+
+    def downloads(prefix: str) -> None:
+        tracks = [
+            Track(f"{prefix}{i}", "whitepaper_download", service.clock(), f"{prefix}{i}@ex.com")
+            for i in range(45)
+        ]
+        ingest(service, tracks, [])
+
+    downloads("p")
     settings = NurtureSettings(mailer=None, public_url=PUBLIC, batch=20, share=0.25)
     rests: list[float] = []
-    timer = iter(range(0, 1000, 2))  # every batch "takes" 2 seconds by this clock
+    quiet = Runner(service, settings)
+    assert quiet.run_due(rest=lambda s: rests.append(s) or False) == 45
+    assert rests == []  # no ingest meanwhile: full speed
+    downloads("q")
+    ticks = iter(range(0, 1000, 2))  # every batch "takes" 2 seconds by this clock
+
+    def busy_timer() -> float:
+        track(service, "busy@example.com", "page_view")  # ingest goes on meanwhile
+        return float(next(ticks))
+
     paced = Runner(service, settings)
-    paced.timer = lambda: float(next(timer))
+    paced.timer = busy_timer
     ran = paced.run_due(rest=lambda s: rests.append(s) or False)
     assert ran == 45 and rests == [6.0, 6.0]  # 2 s of work, then 6 s of rest: a quarter
-    tracks = [
-        Track(f"v{i}", "whitepaper_download", service.clock(), f"q{i}@ex.com") for i in range(45)
-    ]
-    ingest(service, tracks, [])
-    assert Runner(service, settings).run_due(rest=lambda s: True) == 20  # stopped in a rest
+    downloads("v")
+    stopped = Runner(service, settings)
+    stopped.timer = busy_timer
+    assert stopped.run_due(rest=lambda s: True) == 20  # stopped in a rest
     monkeypatch.setenv(nurture.SHARE, "0")
     with pytest.raises(ValueError, match="PYROMETER_NURTURE_SHARE"):
         NurtureSettings.from_env()
