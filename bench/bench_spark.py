@@ -3,6 +3,7 @@
     python bench/bench_spark.py                       # 10 M and 100 M events
     python bench/bench_spark.py --events 10000000     # one size
     python bench/bench_spark.py --master local[2]     # the default
+    python bench/bench_spark.py --data /big/disk      # where the Parquet files go
 
 The Parquet file is the one ``bench_batch.py`` makes (``bench/data/events-N.parquet``).
 Each run is a fresh child process (its own JVM), so that its peak memory is its own:
@@ -129,6 +130,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, nargs="+", default=[10_000_000, 100_000_000])
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each; the best counts")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=HERE / "data",
+        help="folder of the Parquet files (made once; 100 M events take 1.6 GB)",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -141,7 +148,7 @@ def main() -> None:
         f"{'start s':>8} {'JVM MB':>8} {'py MB':>7}"
     )
     for n in args.events:
-        path = HERE / "data" / f"events-{n}.parquet"
+        path = args.data / f"events-{n}.parquet"
         if not path.exists():
             print(f"writing {path} ...", flush=True)
             write_events(path, n)

@@ -18,10 +18,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pyrometer.core.playbook import EngagementRule, Playbook
+from pyrometer.core.playbook import Playbook
 from pyrometer.engines.cap_proof import LimitedRule, ProofLayout, RuleBins
 from pyrometer.engines.plan.conditions import Match, negation, reuse
-from pyrometer.engines.plan.rules import Term, event_name, meaning, spellings
+from pyrometer.engines.plan.rules import Term, event_name, full_slots, meaning, spellings
 
 KEY_CONDITIONS = 8
 """Property conditions with a bit of the key; more are computed per row, in a branch."""
@@ -145,14 +145,6 @@ class KeyTable:
     def keyed(self) -> bool:
         """Whether every key row says all (no branch of conditions)."""
         return not any(isinstance(b, ConditionsBranch) for b in self.branches.values())
-
-
-def full_slots(rule: EngagementRule) -> int:
-    """How many events of one window earn the rule's whole points."""
-    full = 0
-    while full < rule.slots and rule.points_at_rank(full) == rule.points != 0:
-        full += 1
-    return full
 
 
 def proof_layout(playbook: Playbook, weights: Mapping[int, float]) -> ProofLayout:

@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from pyrometer.core.conditions import normalize_name
-from pyrometer.core.playbook import Playbook
+from pyrometer.core.playbook import EngagementRule, Playbook
 from pyrometer.engines.plan.conditions import ALWAYS, AllFields, Match, any_of, compile_where
 
 
@@ -129,6 +129,9 @@ class Limit:
     """How many events of one window can get points."""
     window_us: int | None
     once: bool
+    full: int
+    """Events of one window that all earn the whole ``points`` (:func:`full_slots`): a
+    window with no more events than these is not capped; the cap proof's bound."""
 
     def given(self, rank: int) -> float:
         """Points of the event at ``rank`` (0-based) of its window, as engines compute it."""
@@ -137,10 +140,20 @@ class Limit:
         return given if self.points >= 0 else -given
 
 
+def full_slots(rule: EngagementRule) -> int:
+    """How many events of one window earn the rule's whole points."""
+    full = 0
+    while full < rule.slots and rule.points_at_rank(full) == rule.points != 0:
+        full += 1
+    return full
+
+
 def limits(playbook: Playbook) -> dict[int, Limit]:
     """Every capped or ``once`` rule, by rule id."""
     return {
-        i: Limit(i, rule.points, rule.cap_points, rule.slots, rule.window_us, rule.once)
+        i: Limit(
+            i, rule.points, rule.cap_points, rule.slots, rule.window_us, rule.once, full_slots(rule)
+        )
         for i, rule in enumerate(playbook.engagement)
         if rule.limited
     }

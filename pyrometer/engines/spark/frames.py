@@ -56,14 +56,27 @@ def _named(columns: list[str], name: str) -> str:
 
 
 def lead_id(value: Column) -> Column:
-    """A lead id as text, white space around it trimmed (as :mod:`pyrometer.core.ids`;
-    Spark has no Unicode NFC function, so ids are compared as written otherwise). An id
-    that starts and ends with printable ASCII (nearly all) has nothing to trim: only the
-    rest pay for the regular expression."""
+    """A lead id in its normal form (:func:`pyrometer.core.ids.normalize_lead_id`): Unicode
+    NFC, white space around it trimmed. Spark has no NFC function, so an id with a
+    character outside ASCII (its length in characters differs from its length in bytes)
+    is composed by the ICU library Spark itself ships (``icu4j``), called in the JVM;
+    ASCII ids (nearly all) are left as they are. An id that starts and ends with
+    printable ASCII has nothing to trim, even after NFC: only the rest pay for the
+    regular expression."""
     text = value.cast("string")
+    ascii_only = text.isNull() | (F.length(text) == F.octet_length(text))
+    composed = F.when(ascii_only, text).otherwise(
+        F.call_function("java_method", F.lit(_NFC_CLASS), F.lit("compose"), text, F.lit(False))
+    )
     space = "".join(f"\\x{{{ord(ch):x}}}" for ch in WHITESPACE)
     edges = F.ascii(text).between(33, 126) & F.ascii(F.substring(text, -1, 1)).between(33, 126)
-    return F.when(edges, text).otherwise(F.regexp_replace(text, f"^[{space}]+|[{space}]+$", ""))
+    return F.when(edges, composed).otherwise(
+        F.regexp_replace(composed, f"^[{space}]+|[{space}]+$", "")
+    )
+
+
+_NFC_CLASS = "com.ibm.icu.text.Normalizer"
+"""``compose(text, false)`` is NFC; ICU is a dependency of Spark itself (collations)."""
 
 
 def epoch_us(column: Column, kind: T.DataType) -> Column:

@@ -7,11 +7,14 @@ how fit and classes are decided (:func:`plan.fit_plan`, :func:`plan.class_plan`)
 
 1. Events join the small candidate table on the raw name (a broadcast join), and the
    rows that count are shuffled once, by lead.
-2. One aggregate per lead: decayed points of the rules with no cap, events, latest
-   activity, the latest lifecycle event and suppression.
-3. Per cap window of a capped or ``once`` rule, the matched events in time order (ties
-   by event id) get their rank's points (``plan.Limit.given``): a sort within each
-   lead's partition, no second shuffle.
+2. Two hash aggregates on that shuffle, no sort: per (lead, cap window of a capped or
+   ``once`` rule), then per lead: decayed points, events, latest activity, the latest
+   lifecycle event and suppression. The cap proof settles each window without ranking
+   its events (:meth:`SparkBatchScorer._proved`). This job runs when :meth:`score` is
+   called, and its per-lead rows are kept (a local checkpoint).
+3. Only leads with a window the proof leaves open (or two lifecycle events at one
+   instant) are redone from their own events: per cap window, events in time order (ties
+   by event id) get their rank's points (``plan.Limit.given``).
 4. Fit over the leads, then temperature, stage and funnel.
 """
 
@@ -46,8 +49,18 @@ _CANDIDATES = T.StructType(
         T.StructField("pyro_suppress", T.BooleanType()),
         T.StructField("pyro_limited", T.BooleanType()),
         T.StructField("pyro_cap", T.DoubleType()),
+        T.StructField("pyro_full", T.IntegerType()),
+        T.StructField("pyro_slots", T.IntegerType()),
+        T.StructField("pyro_stage_code", T.IntegerType()),
     ]
 )
+
+_BROADCAST_LEADS = 1_000_000
+"""Leads to redo exactly that are sent to every task, rather than joined by a shuffle."""
+
+_STAGES = [str(stage) for stage in Stage]
+_STAGE_BITS = len(_STAGES).bit_length()
+"""A lifecycle event's stage, packed under its time: ``ts_us * 2**bits + code``."""
 
 _ACTIVITY = T.StructType(
     [
@@ -68,6 +81,8 @@ class SparkBatchScorer:
         self.playbook = playbook
         self.spark = spark
         self.last_name_counts: dict[str | None, int] = {}
+        self.last_redone = 0
+        """Leads the last :meth:`activity` redid exactly (the cap proof left them open)."""
 
     # -- reading the table -----------------------------------------------------------
 
@@ -164,6 +179,9 @@ class SparkBatchScorer:
                 c.meaning.suppress,
                 c.rule_id in limits,
                 limits[c.rule_id].cap_points if c.rule_id in limits else None,
+                limits[c.rule_id].full if c.rule_id in limits else None,
+                limits[c.rule_id].slots if c.rule_id in limits else None,
+                None if c.meaning.stage is None else _STAGES.index(c.meaning.stage),
             )
             for c in cands.rows
         ]
@@ -210,7 +228,11 @@ class SparkBatchScorer:
     ) -> DataFrame:
         """Per lead: engagement, events, latest activity, explicit stage, suppression.
         ``counts``: :meth:`check`'s, when the caller has them (then ``events`` must be
-        :meth:`distinct` already)."""
+        :meth:`distinct` already).
+
+        Runs one job now (one shuffle by lead, two aggregates: :meth:`_proved`) and keeps
+        its per-lead rows; the few leads the cap proof does not settle are then redone
+        exactly (:meth:`_exact`) from their own events only."""
         say = say or (lambda _stage: None)
         if counts is None:
             counts = self.check(events)
@@ -218,13 +240,32 @@ class SparkBatchScorer:
         self.last_name_counts = counts
         raw_names = [name for name in counts if name is not None]
         say("Scoring events")
+        proved = self._proved(self._parted(events, raw_names, as_of_us)).localCheckpoint()
+        columns_out = [
+            "lead_id",
+            "engagement",
+            F.col("events").cast("long").alias("events"),
+            "last_us",
+            "explicit_stage",
+            F.col("suppressed").alias("suppressed_by_event"),
+        ]
+        unsettled = proved.filter("unsettled").select("lead_id")
+        redo = self.last_redone = unsettled.count()
+        if not redo:
+            return proved.select(*columns_out)
+        say("Stages and caps")
+        leads = F.broadcast(unsettled) if redo <= _BROADCAST_LEADS else unsettled
+        only = replace(events, frame=events.frame.join(leads, "lead_id", "left_semi"))
+        exact = self._exact(self._parted(only, raw_names, as_of_us))
+        return proved.filter(~F.col("unsettled")).select(*columns_out).unionByName(exact)
+
+    def _parted(self, events: EventFrame, raw_names: Sequence[str], as_of_us: int) -> DataFrame:
+        """The rows that say something (an event's first row, and every rule it earns),
+        with only the columns the passes read, shuffled once, by lead: a lead's rows,
+        hence its cap windows, are all in one partition, and nothing shuffles again."""
         joined = self._window(self._joined(events, raw_names, as_of_us))
         first = F.col("pyro_cand") == 0
-        # One shuffle, by lead: the rows that say something (an event's first row, and
-        # every rule it earns), with only the columns the passes read. Both passes below
-        # read the same exchange (Spark reuses it), and neither shuffles again: a lead's
-        # rows, hence its cap windows, are all in one partition.
-        parted = (
+        return (
             joined.filter(first | F.col("pyro_matched"))
             .select(
                 "lead_id",
@@ -237,12 +278,105 @@ class SparkBatchScorer:
                 "pyro_w",
                 "pyro_points",
                 "pyro_cap",
+                "pyro_full",
+                "pyro_slots",
                 "pyro_factor",
                 "pyro_stage",
+                "pyro_stage_code",
                 "pyro_suppress",
             )
             .repartition("lead_id")
         )
+
+    @staticmethod
+    def _proved(parted: DataFrame) -> DataFrame:
+        """Per lead, with no sort: two hash aggregates on the one shuffle by lead.
+
+        First per (lead, cap window of a capped or ``once`` rule), and one group per lead
+        for the rest; then per lead. The cap proof settles a window: one that holds no
+        more events than earn the rule's whole points (``plan.Limit.full``) is not
+        capped, so its points are the plain sum. A window past that bound has a closed
+        form too when its events' points all decay alike (it lies in one decay step: the
+        first ``min(n * points, cap)`` are given), or when only its first event gets
+        points (``once``: the earliest event, whose points decayed most). The latest
+        lifecycle event is the greatest ``time * 2**bits + stage``; a tie in time between
+        two stages needs the event ids. A lead with a window or a stage none of these
+        settle is ``unsettled``, and its row is not to be used."""
+        limited = F.col("pyro_matched") & F.col("pyro_limited")
+        staged = F.col("pyro_first") & F.col("pyro_stage_code").isNotNull()
+        shift = F.lit(1 << _STAGE_BITS)
+        code = F.col("pyro_stage_code").cast("long")
+        top = F.lit((1 << _STAGE_BITS) - 1)
+
+        def capped(column: str) -> Column:
+            return F.when(limited, F.col(column))
+
+        windows = parted.groupBy(
+            "lead_id",
+            F.when(limited, F.col("pyro_rule")).otherwise(-1).alias("rule"),
+            F.when(limited, F.col("pyro_w")).otherwise(0).alias("w"),
+        ).agg(
+            F.sum(
+                F.when(F.col("pyro_matched") & ~F.col("pyro_limited"), F.col("pyro_points"))
+                * F.col("pyro_factor")
+            ).alias("free"),
+            F.count(F.when(F.col("pyro_first"), 1)).alias("events"),
+            F.max("ts_us").alias("last_us"),
+            F.max(F.col("pyro_first") & F.col("pyro_suppress")).alias("suppressed"),
+            F.max(F.when(staged, F.col("ts_us") * shift + code)).alias("stage_hi"),
+            F.max(F.when(staged, F.col("ts_us") * shift + (top - code))).alias("stage_lo"),
+            F.count(F.when(limited, 1)).alias("n"),
+            F.sum(capped("pyro_factor")).alias("factors"),
+            F.min(capped("pyro_factor")).alias("lo"),
+            F.max(capped("pyro_factor")).alias("hi"),
+            F.max(capped("pyro_points")).alias("points"),
+            F.max(capped("pyro_cap")).alias("cap"),
+            F.max(capped("pyro_full")).alias("full"),
+            F.max(capped("pyro_slots")).alias("slots"),
+        )
+        points, cap, n = F.col("points"), F.col("cap"), F.col("n")
+        size = F.abs(points)
+        sign = F.when(points >= 0, F.lit(1.0)).otherwise(F.lit(-1.0))
+        settled = (
+            F.when(n <= F.col("full"), points * F.col("factors"))
+            .when(
+                F.col("lo") == F.col("hi"),
+                sign * F.greatest(F.lit(0.0), F.least(n.cast("double") * size, cap)) * F.col("lo"),
+            )
+            .when(F.col("slots") == 1, columns.given(points, cap, F.lit(0)) * F.col("lo"))
+        )
+        per_lead = windows.groupBy("lead_id").agg(
+            F.sum("free").alias("free"),
+            F.sum(F.when(n > 0, settled)).alias("settled"),
+            F.max((n > 0) & settled.isNull()).alias("open_window"),
+            F.sum("events").alias("events"),
+            F.max("last_us").alias("last_us"),
+            F.coalesce(F.max("suppressed"), F.lit(False)).alias("suppressed"),
+            F.max("stage_hi").alias("stage_hi"),
+            F.max("stage_lo").alias("stage_lo"),
+        )
+        hi_code = F.pmod(F.col("stage_hi"), shift)
+        lo_code = top - F.pmod(F.col("stage_lo"), shift)
+        stage = F.lit(None).cast("string")
+        for i, name in enumerate(_STAGES):
+            stage = F.when(hi_code == i, F.lit(name)).otherwise(stage)
+        return per_lead.select(
+            "lead_id",
+            (
+                F.coalesce(F.col("free"), F.lit(0.0)) + F.coalesce(F.col("settled"), F.lit(0.0))
+            ).alias("engagement"),
+            "events",
+            "last_us",
+            stage.alias("explicit_stage"),
+            "suppressed",
+            (F.col("open_window") | F.coalesce(hi_code != lo_code, F.lit(False))).alias(
+                "unsettled"
+            ),
+        )
+
+    def _exact(self, parted: DataFrame) -> DataFrame:
+        """:meth:`activity`'s rows for leads the proof left open: every capped window
+        ranked by time (ties by event id), the latest lifecycle event by (time, id)."""
         event_row = F.col("pyro_first")
         per_lead = parted.groupBy("lead_id").agg(
             F.sum(
@@ -259,9 +393,6 @@ class SparkBatchScorer:
             ).alias("lifecycle"),
             F.coalesce(F.max(event_row & F.col("pyro_suppress")), F.lit(False)).alias("suppressed"),
         )
-        say("Stages and caps")
-        # Capped and `once` rules: per window, events in time order (ties by event id)
-        # get their rank's points; sorted within the lead's partition only.
         capped = (
             self._ranked(parted.filter(F.col("pyro_matched") & F.col("pyro_limited")))
             .groupBy("lead_id")
@@ -292,8 +423,9 @@ class SparkBatchScorer:
         progress: Callable[[str], None] | None = None,
         counts: dict[str | None, int] | None = None,
     ) -> DataFrame:
-        """One row per lead (:data:`OUTPUT_COLUMNS`), as a lazy DataFrame (the checks and
-        the name counts run now, unless ``counts`` says they ran: see :meth:`activity`)."""
+        """One row per lead (:data:`OUTPUT_COLUMNS`), as a DataFrame. The checks, the name
+        counts (unless ``counts`` says they ran) and the per-lead aggregate of the events
+        run now (:meth:`activity`); fit, classes and the leads' join stay lazy."""
         say = progress or (lambda _stage: None)
         act = (
             self.activity(events, as_of_us, say, counts)
@@ -471,6 +603,10 @@ def score(
     ``events`` has a lead id, an event name and a time (``lead_id``/``user_id``…,
     ``event``/``event_name``…, ``timestamp``/``occurred_at``…), optionally ``event_id``;
     its other columns are properties. ``leads`` has a lead id and attributes.
+
+    The events are aggregated per lead when this is called (one Spark job, its per-lead
+    rows kept as a local checkpoint, which Spark's cleaner frees once the returned frame
+    is dropped); the rest is lazy.
     """
     from pyrometer.engines.spark.frames import events_frame, leads_frame
 
