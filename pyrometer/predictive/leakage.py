@@ -2,19 +2,20 @@
 
 Sales teams write fields after they talk to a lead (``Tags: Closed by Horizzon``,
 ``Lead Quality``). Trained on such fields a model looks excellent in evaluation and is
-useless on new leads, where the fields are still empty. Three signs, each cheap:
+useless on new leads, where the fields are still empty. Four signs, each cheap:
 
 1. the column alone ranks outcomes almost perfectly (out-of-fold AUC of its own values);
 2. the column is filled in far more often for one outcome than the other — a field
    written after the outcome is empty for the leads nobody followed up;
-3. its name says it is a judgement or a status (``quality``, ``status``, ``score``...).
+3. a date column falls after the decision time (with ``--time``);
+4. its name says it is a judgement or a status (``quality``, ``status``, ``score``...).
 
 Two more signs depend neither on the name nor on how the column is filled, and are
 warnings only (``--drop-leaky`` leaves such columns in; the user decides from the figures):
 
-4. after training, one column carries far more of the model's signal than any other
+5. after training, one column carries far more of the model's signal than any other
    (:func:`dominant_column`, its share of the contributions against the next column's);
-5. a column is a copy of another one, rewritten for some leads, and the rewrite depends on
+6. a column is a copy of another one, rewritten for some leads, and the rewrite depends on
    the outcome (:func:`rewritten_copies`): X Education's ``Last Notable Activity`` is
    ``Last Activity`` except for the leads later marked ``Modified``, 22% of the converted
    ones but 46% of the others. It shares its signal with ``Last Activity``, so neither its
@@ -46,7 +47,7 @@ NAME_HINTS = re.compile(
 class Leak:
     column: str
     reasons: tuple[str, ...]
-    # False for the signs that only warn (4 and 5): --drop-leaky leaves the column in.
+    # False for the signs that only warn (5 and 6): --drop-leaky leaves the column in.
     droppable: bool = True
 
     def message(self) -> str:
@@ -186,7 +187,7 @@ def _novelty(keys: np.ndarray, rows: np.ndarray, other: set[str]) -> float:
 
 def rewritten_copies(schema: Schema, cleaned: pd.DataFrame, y: np.ndarray) -> list[Leak]:
     """Columns that copy another column except where they were rewritten, when the rewrite
-    depends on the outcome (sign 5).
+    depends on the outcome (sign 6).
 
     A pair is a copy when the two columns hold the same value for at least half of the
     leads, well beyond what chance gives for their value frequencies (Cohen's kappa

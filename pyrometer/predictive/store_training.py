@@ -278,7 +278,7 @@ def train(
         schema.dropped[name] = "a calendar date (scored leads all lie after the history)"
     schema.features = [f for f in schema.features if f.name not in dates]
     leaks = find_leaks(schema, cleaned, y)
-    # A rewritten copy (sign 5) is a warning only, here as in the CLI.
+    # A rewritten copy (sign 6) is a warning only, here as in the CLI.
     copies = [
         c for c in rewritten_copies(schema, cleaned, y) if c.column not in {k.column for k in leaks}
     ]

@@ -204,7 +204,7 @@ def test_train_and_evaluate_report_a_column_carrying_most_of_the_signal(tmp_path
 
 
 def test_a_rewritten_copy_is_a_warning_that_drop_leaky_leaves_in(tmp_path: Path) -> None:
-    """Sign 5 (a copy of another column rewritten depending on the outcome) is reported
+    """Sign 6 (a copy of another column rewritten depending on the outcome) is reported
     with its figures on stderr and in the JSON, and --drop-leaky does not drop it."""
     from .test_leakage import _copied_history
 

@@ -112,7 +112,7 @@ def _copied_history(n: int, rewrite_won: float, rewrite_lost: float, seed: int =
 def test_a_copy_rewritten_after_the_outcome_is_reported_whatever_its_name(
     tmp_path: Path,
 ) -> None:
-    """Sign 5: a column that copies another except where it was rewritten, the rewrite
+    """Sign 6: a column that copies another except where it was rewritten, the rewrite
     depending on the outcome (X Education's Last Notable Activity). Its name, fill rate,
     own AUC and share of the signal all look innocent; it is a warning, not a drop."""
     path = tmp_path / "copied.csv"
