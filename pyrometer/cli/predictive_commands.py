@@ -27,6 +27,7 @@ from pyrometer.cli.output import print_table
 if TYPE_CHECKING:
     import pandas as pd
 
+    from pyrometer.predictive.evaluate import CrossValidation
     from pyrometer.predictive.pipeline import Prepared
 
 _err = Console(stderr=True)
@@ -107,17 +108,22 @@ def _prepare(
         history, target, id_column, positive, events, time, exclude, missing, drop_leaky, note=_warn
     )
     for leak in prepared.leaks:
-        suffix = " (dropped: --drop-leaky)" if drop_leaky else " (use --drop-leaky to leave out)"
+        if not leak.droppable:
+            suffix = " (a warning only: --exclude it if so)"
+        elif drop_leaky:
+            suffix = " (dropped: --drop-leaky)"
+        else:
+            suffix = " (use --drop-leaky to leave out)"
         _warn(leak.message() + suffix)
     return prepared
 
 
 def _summary(
     prepared: Prepared, folds: int, seed: int, with_scorecard: bool, progress: Callable[[str], None]
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], CrossValidation]:
     from pyrometer.predictive import scorecard
     from pyrometer.predictive.evaluate import cross_validate
-    from pyrometer.predictive.leakage import Leak, dominant_column, per_column
+    from pyrometer.predictive.leakage import dominant_column, merge, per_column
 
     cv = cross_validate(prepared.X, prepared.y, folds, seed, progress)
     summary = cv.summary()
@@ -125,11 +131,7 @@ def _summary(
     dominant = dominant_column(*per_column(prepared.schema, cv.contributions))
     if dominant is not None:  # found after training, so warned here; one entry per column
         _warn(dominant.message())
-        known = [i for i, leak in enumerate(leaks) if leak.column == dominant.column]
-        if known:
-            leaks[known[0]] = Leak(dominant.column, leaks[known[0]].reasons + dominant.reasons)
-        else:
-            leaks.append(dominant)
+        leaks = merge(leaks, [dominant])
     summary["leaks"] = [leak.message() for leak in leaks]
     summary["features"] = prepared.schema.columns
     summary["dropped"] = prepared.schema.dropped
@@ -139,7 +141,7 @@ def _summary(
             prepared.schema, prepared.cleaned, prepared.y, cv.folds, seed
         )
         summary["scorecard"] = {"roc_auc": auc, "auc_given_up": summary["roc_auc"] - auc}
-    return summary
+    return summary, cv
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -198,15 +200,15 @@ def train(
         import yaml
 
         from pyrometer.predictive import artifact, scorecard
-        from pyrometer.predictive.models import make_model
+        from pyrometer.predictive.evaluate import fit_chosen
 
         progress("reading")
         prepared = _prepare(
             history, target, id_column, positive, events, time, exclude, missing, drop_leaky
         )
-        summary = _summary(prepared, folds, seed, with_scorecard, progress)
+        summary, cv = _summary(prepared, folds, seed, with_scorecard, progress)
         progress(f"fitting {summary['model']} on all {len(prepared.y)} leads")
-        model = make_model(summary["model"], seed).fit(prepared.X, prepared.y)
+        model = fit_chosen(cv, prepared.X, prepared.y)
         artifact.save(
             output,
             model,
@@ -341,7 +343,7 @@ def evaluate(
         prepared = _prepare(
             history, target, id_column, positive, events, time, exclude, missing, drop_leaky
         )
-        summary = _summary(prepared, folds, seed, with_scorecard, progress)
+        summary, _ = _summary(prepared, folds, seed, with_scorecard, progress)
         if report_path is not None:
             report_path.write_text(
                 report.render(summary, summary["leaks"], str(history), _command()), encoding="utf-8"

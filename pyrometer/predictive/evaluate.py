@@ -15,7 +15,16 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from pyrometer.predictive.models import CANDIDATES, LightGBMModel, LogisticModel, make_model
+from pyrometer.predictive.models import (
+    CANDIDATES,
+    BlendModel,
+    LightGBMModel,
+    LogisticModel,
+    Model,
+    _sigmoid,
+    make_model,
+    platt,
+)
 
 # Held-out rows per fold whose contributions are kept (enough for mean absolute effects).
 CONTRIBUTION_ROWS = 2_000
@@ -113,6 +122,8 @@ class CrossValidation:
     # LightGBM's contributions (tree SHAP, per design column) on held-out rows of each
     # fold, for the leakage guard's sign that one column carries most of the signal.
     contributions: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    # The Platt (slope, intercept) of LightGBM's out-of-fold raw scores, for the final fit.
+    calibration: tuple[float, float] = (1.0, 0.0)
 
     def __post_init__(self) -> None:
         self.scores = {name: metrics(self.y, p) for name, p in self.oof.items()}
@@ -150,24 +161,51 @@ def cross_validate(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> CrossValidation:
-    """Out-of-fold predictions of every candidate (and of plain, uncalibrated LightGBM)."""
+    """Out-of-fold predictions of every candidate (and of plain, uncalibrated LightGBM).
+
+    One LightGBM fit per fold: its raw held-out scores serve both the uncalibrated and the
+    calibrated candidate. The Platt correction of fold k is learned on the other folds'
+    held-out scores (cross-fitted), so the calibrated probabilities stay out of sample;
+    the one learned on all of them is what :func:`fit_chosen` gives the final model.
+    """
     counts = np.bincount(y, minlength=2)
     folds = int(max(2, min(folds, counts.min())))
     oof = {name: np.zeros(len(y)) for name in (*CANDIDATES, "lightgbm_uncalibrated")}
+    raw = np.zeros(len(y))
+    fold_of = np.zeros(len(y), dtype=int)
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
     contributions = []
-    for number, (train, test) in enumerate(splitter.split(X, y), start=1):
+    for number, (train, test) in enumerate(splitter.split(X, y)):
         if progress:
-            progress(f"fold {number}/{folds}")
+            progress(f"fold {number + 1}/{folds}")
         Xtr, Xte, ytr = X.iloc[train], X.iloc[test], y[train]
-        trees = LightGBMModel(seed).fit(Xtr, ytr)
-        linear = LogisticModel(seed).fit(Xtr, ytr)
-        oof["lightgbm"][test] = trees.predict_proba(Xte)
-        oof["lightgbm_uncalibrated"][test] = trees.predict_uncalibrated(Xte)
+        trees = LightGBMModel(seed, calibrate=False).fit(Xtr, ytr)
+        raw[test] = trees.raw_score(Xte)
+        fold_of[test] = number
         contributions.append(trees.contributions(Xte.iloc[:CONTRIBUTION_ROWS]))
-        oof["logistic"][test] = linear.predict_proba(Xte)
-        oof["blend"][test] = (oof["lightgbm"][test] + oof["logistic"][test]) / 2.0
+        oof["logistic"][test] = LogisticModel(seed).fit(Xtr, ytr).predict_proba(Xte)
         oof["naive_bayes"][test] = make_model("naive_bayes", seed).fit(Xtr, ytr).predict_proba(Xte)
+    for number in range(folds):
+        test = fold_of == number
+        slope, intercept = platt(raw[~test], y[~test])
+        oof["lightgbm"][test] = _sigmoid(slope * raw[test] + intercept)
+    oof["lightgbm_uncalibrated"] = _sigmoid(raw)
+    oof["blend"] = (oof["lightgbm"] + oof["logistic"]) / 2.0
     return CrossValidation(
-        y=y, oof=oof, folds=folds, seed=seed, contributions=np.vstack(contributions)
+        y=y,
+        oof=oof,
+        folds=folds,
+        seed=seed,
+        contributions=np.vstack(contributions),
+        calibration=platt(raw, y),
     )
+
+
+def fit_chosen(cv: CrossValidation, X: pd.DataFrame, y: np.ndarray) -> Model:
+    """The candidate cross-validation chose, fitted on all of ``X`` (one LightGBM booster,
+    calibrated by the correction learned on the out-of-fold scores)."""
+    if cv.chosen == "lightgbm":
+        return LightGBMModel(cv.seed, calibration=cv.calibration).fit(X, y)
+    if cv.chosen == "blend":
+        return BlendModel(cv.seed, calibration=cv.calibration).fit(X, y)
+    return make_model(cv.chosen, cv.seed).fit(X, y)

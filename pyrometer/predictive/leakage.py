@@ -2,17 +2,24 @@
 
 Sales teams write fields after they talk to a lead (``Tags: Closed by Horizzon``,
 ``Lead Quality``). Trained on such fields a model looks excellent in evaluation and is
-useless on new leads, where the fields are still empty. Three signs, each cheap:
+useless on new leads, where the fields are still empty. Four signs, each cheap:
 
 1. the column alone ranks outcomes almost perfectly (out-of-fold AUC of its own values);
 2. the column is filled in far more often for one outcome than the other — a field
    written after the outcome is empty for the leads nobody followed up;
-3. its name says it is a judgement or a status (``quality``, ``status``, ``score``...).
+3. a date column falls after the decision time (with ``--time``);
+4. its name says it is a judgement or a status (``quality``, ``status``, ``score``...).
 
-A fourth sign does not depend on the name or on how the column is filled: after
-training, one column that carries far more of the model's signal than any other
-(:func:`dominant_column`, its share of the contributions against the next column's) is
-reported with the figures, so the user decides.
+Two more signs depend neither on the name nor on how the column is filled, and are
+warnings only (``--drop-leaky`` leaves such columns in; the user decides from the figures):
+
+5. after training, one column carries far more of the model's signal than any other
+   (:func:`dominant_column`, its share of the contributions against the next column's);
+6. a column is a copy of another one, rewritten for some leads, and the rewrite depends on
+   the outcome (:func:`rewritten_copies`): X Education's ``Last Notable Activity`` is
+   ``Last Activity`` except for the leads later marked ``Modified``, 22% of the converted
+   ones but 46% of the others. It shares its signal with ``Last Activity``, so neither its
+   share of the model's signal nor its own AUC stands out.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ NAME_HINTS = re.compile(
 class Leak:
     column: str
     reasons: tuple[str, ...]
+    # False for the signs that only warn (5 and 6): --drop-leaky leaves the column in.
+    droppable: bool = True
 
     def message(self) -> str:
         return f"column {self.column!r} may leak the outcome: " + "; ".join(self.reasons)
@@ -146,5 +155,111 @@ def dominant_column(names: list[str], contributions: np.ndarray) -> Leak | None:
             f"it carries {top:.0%} of the model's signal, the next column "
             f"({names[order[1]]!r}) {second:.0%}: check that it is known before the outcome"
         )
-        return Leak(names[order[0]], (reason,))
+        return Leak(names[order[0]], (reason,), droppable=False)
     return None
+
+
+COPY_AGREEMENT = 0.5
+COPY_KAPPA = 0.4
+COPY_ODDS = 2.5
+COPY_GAP = 0.05
+NOVEL = 0.5
+
+
+def _copy_keys(values: pd.Series, kind: str) -> np.ndarray:
+    """Each lead's value as comparable text (numbers by value), None when missing."""
+    if kind == ColumnKind.NUMERIC:
+        numbers = to_numbers(values)
+        return np.array([repr(float(n)) if np.isfinite(n) else None for n in numbers], dtype=object)
+    if kind == ColumnKind.DATETIME:
+        return np.array(
+            [None if pd.isna(s) else str(s) for s in to_datetimes(values)], dtype=object
+        )
+    return np.array([None if v is None else category_key(v) for v in values.tolist()], dtype=object)
+
+
+def _novelty(keys: np.ndarray, rows: np.ndarray, other: set[str]) -> float:
+    """Share of ``rows`` where the column holds a value the other column never holds."""
+    if not rows.any():
+        return 0.0
+    return float(np.mean([k is not None and k not in other for k in keys[rows]]))
+
+
+def rewritten_copies(schema: Schema, cleaned: pd.DataFrame, y: np.ndarray) -> list[Leak]:
+    """Columns that copy another column except where they were rewritten, when the rewrite
+    depends on the outcome (sign 6).
+
+    A pair is a copy when the two columns hold the same value for at least half of the
+    leads, well beyond what chance gives for their value frequencies (Cohen's kappa
+    >= 0.4, so two yes/no columns that are mostly "No" are not copies). The pair is
+    reported when the leads where they differ are far more common among one outcome
+    (odds ratio >= 2.5, and 5 points apart): a field updated after the sales call beside
+    the value it had before. The rewritten column is the one whose differing values the
+    other column never holds (``Modified``); when neither is, both are named.
+    """
+    features = [f for f in schema.features if not f.name.startswith("events: ")]
+    keys = {f.name: _copy_keys(cleaned[f.name], f.kind) for f in features}
+    numeric = {f.name: f.kind == ColumnKind.NUMERIC for f in features}
+    shares = {n: pd.Series(k).value_counts(dropna=True) / len(k) for n, k in keys.items()}
+    positives = y == 1
+    leaks: dict[str, Leak] = {}
+    names = list(keys)
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            if numeric[first] != numeric[second]:
+                continue
+            a, b = keys[first], keys[second]
+            same = (a == b) & np.array([k is not None for k in a])
+            agreement = float(same.mean())
+            if agreement < COPY_AGREEMENT:
+                continue
+            chance = float((shares[first] * shares[second].reindex(shares[first].index)).sum())
+            kappa = (agreement - chance) / (1.0 - chance) if chance < 1 else 0.0
+            if kappa < COPY_KAPPA:
+                continue
+            differ = ~same
+            cells = [
+                int((differ & positives).sum()),
+                int((~differ & positives).sum()),
+                int((differ & ~positives).sum()),
+                int((~differ & ~positives).sum()),
+            ]
+            if min(cells) < 5:
+                continue
+            d_pos, d_neg = cells[0] / (cells[0] + cells[1]), cells[2] / (cells[2] + cells[3])
+            odds = (cells[0] * cells[3]) / (cells[1] * cells[2])
+            if max(odds, 1 / odds) < COPY_ODDS or abs(d_pos - d_neg) < COPY_GAP:
+                continue
+            new_first = _novelty(a, differ, set(shares[second].index))
+            new_second = _novelty(b, differ, set(shares[first].index))
+            pairs = [(first, second, new_first), (second, first, new_second)]
+            if max(new_first, new_second) >= NOVEL and max(new_first, new_second) >= 2 * min(
+                new_first, new_second
+            ):
+                pairs = [max(pairs, key=lambda t: t[2])]
+            for column, original, _ in pairs:
+                reason = (
+                    f"it holds the same value as {original!r} for {agreement:.0%} of leads, "
+                    f"but differs from it for {d_pos:.0%} of converted leads and {d_neg:.0%} "
+                    f"of the others (odds ratio {max(odds, 1 / odds):.1f}), as if it was "
+                    "rewritten after the outcome: check when it is written"
+                )
+                known = leaks.get(column)
+                reasons = (known.reasons if known else ()) + (reason,)
+                leaks[column] = Leak(column, reasons, droppable=False)
+    return list(leaks.values())
+
+
+def merge(leaks: list[Leak], more: list[Leak]) -> list[Leak]:
+    """``leaks`` with ``more`` added: one entry per column, its reasons together (droppable
+    when any sign that drops found it)."""
+    out = {leak.column: leak for leak in leaks}
+    for leak in more:
+        known = out.get(leak.column)
+        if known is None:
+            out[leak.column] = leak
+        else:
+            out[leak.column] = Leak(
+                leak.column, known.reasons + leak.reasons, known.droppable or leak.droppable
+            )
+    return list(out.values())

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
@@ -59,6 +60,21 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -35, 35)))
 
 
+def platt(raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The Platt correction (slope, intercept) of held-out raw scores, or none (1, 0).
+
+    The correction is kept only when it lowers the Brier score of those scores: boosted
+    trees with log loss are often calibrated already, and a needless refit only adds noise.
+    """
+    if min(np.bincount(y, minlength=2)) < 2:
+        return 1.0, 0.0
+    fitted = LogisticRegression(C=1e4, max_iter=1000).fit(raw.reshape(-1, 1), y)
+    slope, intercept = float(fitted.coef_[0, 0]), float(fitted.intercept_[0])
+    before = np.mean((_sigmoid(raw) - y) ** 2)
+    after = np.mean((_sigmoid(slope * raw + intercept) - y) ** 2)
+    return (slope, intercept) if after < before - 1e-4 else (1.0, 0.0)
+
+
 def _safe_names(X: pd.DataFrame) -> pd.DataFrame:
     """LightGBM rejects JSON characters in feature names; positions are what matter."""
     out = X.copy()
@@ -85,9 +101,19 @@ class LightGBMModel:
 
     name = "lightgbm"
 
-    def __init__(self, seed: int = 0, calibrate: bool = True, params: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        seed: int = 0,
+        calibrate: bool = True,
+        params: dict[str, Any] | None = None,
+        calibration: tuple[float, float] | None = None,
+    ):
+        """``calibration``: a Platt (slope, intercept) already learned on out-of-fold raw
+        scores (by :func:`~pyrometer.predictive.evaluate.cross_validate`), so ``fit`` needs
+        one booster instead of three more for its own out-of-fold scores."""
         self.seed = seed
         self.calibrate = calibrate
+        self.calibration = calibration
         self.params = {**LGB_PARAMS, **(params or {}), "random_state": seed}
         self.slope, self.intercept = 1.0, 0.0
 
@@ -162,20 +188,15 @@ class LightGBMModel:
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> LightGBMModel:
         X = self._fit_encoders(X, y)
-        if self.calibrate and min(np.bincount(y, minlength=2)) >= 3:
+        if self.calibration is not None:
+            self.slope, self.intercept = self.calibration
+        elif self.calibrate and min(np.bincount(y, minlength=2)) >= 3:
             oof = np.zeros(len(y))
             splitter = StratifiedKFold(3, shuffle=True, random_state=self.seed)
             for train, test in splitter.split(X, y):
                 part = self._fit_one(X.iloc[train], y[train])
                 oof[test] = part.predict(_safe_names(X.iloc[test]), raw_score=True)
-            platt = LogisticRegression(C=1e4, max_iter=1000).fit(oof.reshape(-1, 1), y)
-            slope, intercept = float(platt.coef_[0, 0]), float(platt.intercept_[0])
-            # Keep the correction only when it helps on held-out scores: boosted trees with
-            # log loss are often calibrated already, and a needless refit only adds noise.
-            before = np.mean((_sigmoid(oof) - y) ** 2)
-            after = np.mean((_sigmoid(slope * oof + intercept) - y) ** 2)
-            if after < before - 1e-4:
-                self.slope, self.intercept = slope, intercept
+            self.slope, self.intercept = platt(oof, y)
         self.booster = self._fit_one(X, y)
         return self
 
@@ -230,41 +251,66 @@ class _LinearDesign:
                 self.blocks.append(("num", (position, low, high, center, scale, edges)))
         return self
 
-    def transform(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """The matrix, and for each of its columns the design column it came from."""
-        parts: list[np.ndarray] = []
+    def transform(self, X: pd.DataFrame) -> tuple[sparse.csr_matrix, np.ndarray]:
+        """The matrix (sparse: one-hot blocks are mostly zeros, which a solver need not
+        multiply), and for each of its columns the design column it came from."""
+        n = len(X)
+        every = np.arange(n)
+        rows: list[np.ndarray] = []
+        cols: list[np.ndarray] = []
+        data: list[np.ndarray] = []
         owners: list[int] = []
+
+        def column(values: np.ndarray, owner: int) -> None:
+            nonzero = np.flatnonzero(values)
+            rows.append(nonzero)
+            cols.append(np.full(nonzero.size, len(owners)))
+            data.append(values[nonzero])
+            owners.append(owner)
+
         for kind, spec in self.blocks:
             if kind == "cat":
                 position, levels = spec
                 values = X.iloc[:, position]
                 # Unseen and missing values get -1 (no one-hot column of their own).
                 index = {level: i for i, level in enumerate(levels)}
-                codes = np.fromiter(
-                    (index.get(v, -1) if pd.notna(v) else -1 for v in values.astype(object)),
-                    dtype=np.int64,
-                    count=len(X),
-                )
-                block = np.zeros((len(X), len(levels) + 1))
-                rows = np.arange(len(X))
+                if isinstance(values.dtype, pd.CategoricalDtype):
+                    lookup = np.array(
+                        [index.get(c, -1) for c in values.cat.categories] + [-1], dtype=np.int64
+                    )
+                    codes = lookup[values.cat.codes.to_numpy()]  # code -1 (missing): the last
+                else:
+                    codes = np.fromiter(
+                        (index.get(v, -1) if pd.notna(v) else -1 for v in values.astype(object)),
+                        dtype=np.int64,
+                        count=n,
+                    )
                 known = codes >= 0
-                block[rows[known], codes[known]] = 1.0
-                block[:, -1] = values.isna().to_numpy(dtype=float)
-                parts.extend(block.T)
-                owners.extend([position] * (len(levels) + 1))
+                rows.append(every[known])
+                cols.append(codes[known] + len(owners))
+                data.append(np.ones(int(known.sum())))
+                owners.extend([position] * len(levels))
+                column(values.isna().to_numpy(dtype=float), position)
             else:
                 position, low, high, center, scale, edges = spec
                 numbers = X.iloc[:, position].to_numpy(dtype=float)
                 missing = ~np.isfinite(numbers)
                 filled = np.where(missing, center, np.clip(numbers, low, high))
-                parts.append((filled - center) / scale)
-                parts.append(missing.astype(float))
-                owners.extend([position, position])
+                column((filled - center) / scale, position)
+                column(missing.astype(float), position)
                 bins = np.searchsorted(edges, filled, side="right")
                 for b in range(1, len(edges) + 1):
-                    parts.append(((bins >= b) & ~missing).astype(float))
-                    owners.append(position)
-        matrix = np.column_stack(parts) if parts else np.zeros((len(X), 0))
+                    column(((bins >= b) & ~missing).astype(float), position)
+        matrix = sparse.csr_matrix(
+            (
+                np.concatenate(data) if data else np.zeros(0),
+                (
+                    np.concatenate(rows) if rows else np.zeros(0, dtype=int),
+                    np.concatenate(cols) if cols else np.zeros(0, dtype=int),
+                ),
+            ),
+            shape=(n, len(owners)),
+        )
         return matrix, np.array(owners, dtype=int)
 
 
@@ -280,7 +326,7 @@ class LogisticModel:
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> LogisticModel:
         self.design = _LinearDesign().fit(X)
         matrix, self.owners = self.design.transform(X)
-        self.mean = matrix.mean(axis=0)
+        self.mean = np.asarray(matrix.mean(axis=0)).ravel()
         self.model = LogisticRegression(C=self.C, max_iter=3000).fit(matrix, y)
         return self
 
@@ -290,7 +336,7 @@ class LogisticModel:
 
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
         matrix, _ = self.design.transform(X)
-        terms = (matrix - self.mean) * self.model.coef_[0]
+        terms = (matrix.toarray() - self.mean) * self.model.coef_[0]
         out = np.zeros((len(X), X.shape[1]))
         for j, owner in enumerate(self.owners):
             out[:, owner] += terms[:, j]
@@ -315,16 +361,17 @@ class NaiveBayesModel:
         values = X.iloc[:, position]
         edges = self.edges[position]
         if edges is None:
+            if isinstance(values.dtype, pd.CategoricalDtype):
+                names = np.array([str(c) for c in values.cat.categories] + ["<missing>"])
+                return names[values.cat.codes.to_numpy()].tolist()  # code -1: the last
             return [
                 "<missing>" if v is None or v != v else str(v)
                 for v in values.astype(object).tolist()
             ]
         numbers = values.to_numpy(dtype=float)
         bins = np.searchsorted(edges, numbers, side="right")
-        return [
-            "<missing>" if not np.isfinite(n) else f"bin{b}"
-            for n, b in zip(numbers, bins, strict=True)
-        ]
+        names = np.array([f"bin{b}" for b in range(len(edges) + 1)] + ["<missing>"])
+        return names[np.where(np.isfinite(numbers), bins, len(edges) + 1)].tolist()
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> NaiveBayesModel:
         self.edges: list[np.ndarray | None] = []
@@ -378,8 +425,8 @@ class BlendModel:
 
     name = "blend"
 
-    def __init__(self, seed: int = 0):
-        self.trees = LightGBMModel(seed)
+    def __init__(self, seed: int = 0, calibration: tuple[float, float] | None = None):
+        self.trees = LightGBMModel(seed, calibration=calibration)
         self.linear = LogisticModel(seed)
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> BlendModel:

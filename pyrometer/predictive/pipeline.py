@@ -12,7 +12,7 @@ import pandas as pd
 from pyrometer.predictive import event_features
 from pyrometer.predictive.event_features import EventConfig
 from pyrometer.predictive.features import Schema, learn_schema
-from pyrometer.predictive.leakage import Leak, find_leaks
+from pyrometer.predictive.leakage import Leak, find_leaks, merge, rewritten_copies
 from pyrometer.predictive.loading import (
     DEFAULT_PLACEHOLDERS,
     ColumnKind,
@@ -113,10 +113,11 @@ def prepare(
     schema, cleaned = learn_schema(frame, target, id_column, placeholders, exclude, time_column)
     if not schema.features:
         raise DataError(f"{source}: no usable feature columns left ({schema.dropped})")
-    leaks = find_leaks(schema, cleaned, y)
-    if drop_leaky and leaks:
-        names = {leak.column for leak in leaks}
-        for leak in leaks:
+    leaks = merge(find_leaks(schema, cleaned, y), rewritten_copies(schema, cleaned, y))
+    droppable = [leak for leak in leaks if leak.droppable]
+    if drop_leaky and droppable:
+        names = {leak.column for leak in droppable}
+        for leak in droppable:
             schema.dropped[leak.column] = "may leak the outcome (--drop-leaky)"
         schema.features = [f for f in schema.features if f.name not in names]
         if not schema.features:

@@ -40,7 +40,12 @@ from pyrometer.predictive.evaluate import (
 )
 from pyrometer.predictive.event_features import EventConfig
 from pyrometer.predictive.features import learn_schema
-from pyrometer.predictive.leakage import dominant_column, find_leaks, per_column
+from pyrometer.predictive.leakage import (
+    dominant_column,
+    find_leaks,
+    per_column,
+    rewritten_copies,
+)
 from pyrometer.predictive.loading import DEFAULT_PLACEHOLDERS, ColumnKind
 from pyrometer.predictive.models import LightGBMModel, make_model
 from pyrometer.predictive.pipeline import MIN_PER_CLASS
@@ -273,7 +278,11 @@ def train(
         schema.dropped[name] = "a calendar date (scored leads all lie after the history)"
     schema.features = [f for f in schema.features if f.name not in dates]
     leaks = find_leaks(schema, cleaned, y)
-    warnings = [leak.message() for leak in leaks]
+    # A rewritten copy (sign 6) is a warning only, here as in the CLI.
+    copies = [
+        c for c in rewritten_copies(schema, cleaned, y) if c.column not in {k.column for k in leaks}
+    ]
+    warnings = [leak.message() for leak in leaks + copies]
     if leaks:
         names = {leak.column for leak in leaks}
         for leak in leaks:
@@ -286,9 +295,12 @@ def train(
     train_rows, test_rows = np.arange(cut), np.arange(cut, len(y))
     say(f"validating on the newest {len(test_rows)} outcomes")
     held: dict[str, np.ndarray] = {}
+    calibration = None
     for name in ("lightgbm", "logistic", "naive_bayes"):
         fitted = make_model(name, seed).fit(X.iloc[train_rows], y[train_rows])
         held[name] = np.asarray(fitted.predict_proba(X.iloc[test_rows]))
+        if isinstance(fitted, LightGBMModel):
+            calibration = (fitted.slope, fitted.intercept)
     y_test = y[test_rows]
     p = held["lightgbm"]
     bands = probability_bands(p)
@@ -313,7 +325,8 @@ def train(
         "leakage_warnings": warnings,
     }
     say("fitting on every outcome")
-    final = LightGBMModel(seed).fit(X, y)
+    # The Platt correction learned on the training rows' out-of-fold scores: one booster.
+    final = LightGBMModel(seed, calibration=calibration).fit(X, y)
     dominant = dominant_column(*per_column(schema, final.contributions(X.iloc[test_rows])))
     if dominant is not None:
         warnings.append(dominant.message())

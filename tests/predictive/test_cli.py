@@ -201,3 +201,23 @@ def test_train_and_evaluate_report_a_column_carrying_most_of_the_signal(tmp_path
     assert "of the model's signal" in " ".join(err.split())
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert any("'minutes'" in leak for leak in metrics["leaks"])
+
+
+def test_a_rewritten_copy_is_a_warning_that_drop_leaky_leaves_in(tmp_path: Path) -> None:
+    """Sign 6 (a copy of another column rewritten depending on the outcome) is reported
+    with its figures on stderr and in the JSON, and --drop-leaky does not drop it."""
+    from .test_leakage import _copied_history
+
+    _copied_history(2000, rewrite_won=0.15, rewrite_lost=0.45).to_csv(
+        tmp_path / "h.csv", index=False
+    )
+    code, out, err = run(
+        "evaluate", str(tmp_path / "h.csv"), "-t", "Converted", "--id", "Lead ID",
+        "--json", "--folds", "3", "--drop-leaky",
+    )  # fmt: skip
+    assert code == 0, err
+    summary = json.loads(out)
+    assert len(summary["leaks"]) == 1 and "'Latest Step'" in summary["leaks"][0]
+    assert "same value as 'Step'" in summary["leaks"][0]
+    assert "Latest Step" in summary["features"]
+    assert "a warning only" in " ".join(err.split())
