@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pyrometer.store.repo import chunks
 from pyrometer.store.tables import events, lead_predictions, leads, models, transitions
 
 
@@ -199,13 +200,15 @@ def training_rows(conn: Connection) -> TrainingRows:
 
 
 def lead_event_rows(conn: Connection, lead_ids: Iterable[str]) -> list[tuple[str, str, int]]:
-    ids = list(lead_ids)
-    if not ids:
-        return []
-    rows = conn.execute(
-        sa.select(events.c.lead_id, events.c.name, events.c.ts_us).where(events.c.lead_id.in_(ids))
-    )
-    return [(r.lead_id, r.name, int(r.ts_us)) for r in rows]
+    out: list[tuple[str, str, int]] = []
+    for chunk in chunks(sorted(set(lead_ids))):
+        rows = conn.execute(
+            sa.select(events.c.lead_id, events.c.name, events.c.ts_us).where(
+                events.c.lead_id.in_(chunk)
+            )
+        )
+        out += [(r.lead_id, r.name, int(r.ts_us)) for r in rows]
+    return out
 
 
 def outcome_count(conn: Connection) -> int:
