@@ -126,6 +126,7 @@ class RowScorer:
         # Numeric event columns are filled from the lead's events; the other steps read
         # its attributes (or, for an event column of another kind, the events' value).
         self._event_steps: list[tuple[str, int, int]] = []
+        self._event_others: dict[str, int] = {}
         self._type_index: dict[str, int] = {}
         if self._events is not None:
             self._type_index = {t: i for i, t in enumerate(self._events.types)}
@@ -137,6 +138,8 @@ class RowScorer:
                     self._event_steps.append((name, at, slots[name]))
                 else:
                     steps.append(step)
+                    if name in slots:  # an event column typed otherwise: read as a value
+                        self._event_others[name] = slots[name]
             self._steps = steps
         try:
             self._single: _SingleRow | None = _SingleRow(booster, self.width)
@@ -210,6 +213,7 @@ class RowScorer:
             return None
         x = [_NAN] * self.width
         shown: dict[str, Any] = {}
+        found: Sequence[float] = ()
         if self._needs_events:
             # Event features are this scorer's own floats: no cleaning, no type checks.
             found = self._event_list(events, now_us)
@@ -220,10 +224,28 @@ class RowScorer:
                     shown[name] = value
                 else:
                     shown[name] = None
+        if not self._fill(x, shown, attributes, found):
+            return None
+        return np.array(x, dtype=np.float64), shown
+
+    def _fill(
+        self,
+        x: Any,
+        shown: dict[str, Any] | None,
+        attributes: dict[str, Any],
+        found: Sequence[float],
+    ) -> bool:
+        """Write the attribute columns of one lead into ``x`` (a list or a matrix row);
+        ``False`` when the general path must read it."""
+        others = self._event_others
         try:
             for name, kind, at, lookup, frequencies in self._steps:
-                value = self._clean(attributes.get(name))
-                shown[name] = value
+                if name in others:
+                    value = self._clean(found[others[name]])
+                else:
+                    value = self._clean(attributes.get(name))
+                if shown is not None:
+                    shown[name] = value
                 if value is None:
                     continue  # missing: NaN in every column it makes
                 if kind == ColumnKind.NUMERIC:
@@ -239,8 +261,81 @@ class RowScorer:
                     if frequencies:
                         x[at + 1] = frequencies.get(key, 0.0)
         except _Mistyped:
+            return False
+        return True
+
+    def matrix(
+        self,
+        leads: Sequence[tuple[dict[str, Any], Sequence[tuple[str, int]]]],
+        now_us: int,
+    ) -> np.ndarray | None:
+        """The model's input rows of many leads at once (:meth:`row`'s numbers, the event
+        features counted for all leads together in numpy), or ``None`` when one of them
+        needs the general path."""
+        n = len(leads)
+        X = np.full((n, self.width), _NAN)
+        try:
+            found = (
+                self._event_matrix([e for _, e in leads], now_us) if self._needs_events else None
+            )
+        except _Mistyped:
             return None
-        return np.array(x, dtype=np.float64), shown
+        if found is not None:
+            for _, at, k in self._event_steps:
+                X[:, at] = found[:, k]
+        reserved = self._reserved
+        for i, (attributes, _) in enumerate(leads):
+            if any(
+                str(k) in reserved or str(k).startswith(event_features.PREFIX) for k in attributes
+            ):
+                return None
+            values = found[i].tolist() if found is not None and self._event_others else ()
+            if not self._fill(X[i], None, attributes, values):
+                return None
+        return X
+
+    def _event_matrix(self, events: Sequence[Sequence[tuple[str, int]]], now_us: int) -> np.ndarray:
+        """:meth:`_event_list` of each lead's events, a row per lead."""
+        config = self._events
+        assert config is not None
+        types = self._type_index
+        names = self._type_names
+        owner: list[int] = []
+        kinds: list[int] = []
+        deltas: list[int] = []
+        for i, lead_events in enumerate(events):
+            for name, ts in lead_events:
+                if ts < MIN_US or ts > MAX_US:
+                    raise _Mistyped
+                if ts > now_us:
+                    continue
+                kind = names.get(name)
+                if kind is None:
+                    kind = names[name] = normalize_name(str(name))
+                owner.append(i)
+                kinds.append(types.get(kind, -1))
+                deltas.append(now_us - ts)
+        n, n_types, windows = len(events), len(config.types), config.windows_days
+        width = len(windows)
+        out = np.zeros((n, n_types * width + 3))
+        lead = np.array(owner, dtype=np.int64)
+        kind_of = np.array(kinds, dtype=np.int64)
+        seconds, rest = np.divmod(np.array(deltas, dtype=np.int64), 1_000_000)
+        ages = (seconds + rest / 1e6) / 86400.0  # as _event_list (pandas' total_seconds)
+        typed = kind_of >= 0
+        for w, window in enumerate(windows):
+            hit = typed & (ages <= window)
+            counts = np.bincount(lead[hit] * n_types + kind_of[hit], minlength=n * n_types)
+            out[:, w : n_types * width : width] = counts.reshape(n, n_types)
+        base = n_types * width
+        out[:, base] = np.bincount(lead[ages <= 30], minlength=n)
+        youngest = np.full(n, np.inf)
+        np.minimum.at(youngest, lead, ages)
+        youngest[np.isinf(youngest)] = _NAN
+        out[:, base + 1] = youngest
+        weights = np.power(2.0, -ages / config.half_life_days)
+        out[:, base + 2] = np.bincount(lead, weights=weights, minlength=n)
+        return out
 
     # --- scoring ------------------------------------------------------------------------
 
@@ -252,17 +347,10 @@ class RowScorer:
     ) -> list[Scored] | None:
         """Probability, reasons up and reasons down for each ``(attributes, events)``, or
         ``None`` when one of them needs the general path."""
-        rows = []
-        shown = []
-        for attributes, events in leads:
-            try:
-                made = self.row(attributes, events, now_us)
-            except _Mistyped:
-                return None
-            if made is None:
-                return None
-            rows.append(made[0])
-            shown.append(made[1])
+        made = self._rows(leads, now_us)
+        if made is None:
+            return None
+        rows, shown = made
         if not rows:
             return []
         contrib = self.contributions(np.vstack(rows))
@@ -285,6 +373,37 @@ class RowScorer:
             ]
             out.append((p[i], up, down))
         return out
+
+    def probabilities(
+        self, leads: Sequence[tuple[dict[str, Any], Sequence[tuple[str, int]]]], now_us: int
+    ) -> list[float] | None:
+        """The probability of each ``(attributes, events)`` without reasons (no
+        contributions: one vectorised raw-score call), or ``None`` as :meth:`score`."""
+        if not leads:
+            return []
+        X = self.matrix(leads, now_us)
+        if X is None:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = self._booster.predict(X, raw_score=True, num_threads=1)
+        return [_probability(self._slope * r + self._intercept) for r in np.asarray(raw).tolist()]
+
+    def _rows(
+        self, leads: Sequence[tuple[dict[str, Any], Sequence[tuple[str, int]]]], now_us: int
+    ) -> tuple[list[np.ndarray], list[dict[str, Any]]] | None:
+        rows: list[np.ndarray] = []
+        shown: list[dict[str, Any]] = []
+        for attributes, events in leads:
+            try:
+                made = self.row(attributes, events, now_us)
+            except _Mistyped:
+                return None
+            if made is None:
+                return None
+            rows.append(made[0])
+            shown.append(made[1])
+        return rows, shown
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """LightGBM's contributions of each row of ``X`` (the last column is the expected

@@ -444,6 +444,35 @@ def score_leads(
     return out
 
 
+def probabilities(
+    model: PredictiveModel,
+    leads: list[tuple[str, dict[str, Any]]],
+    log: list[tuple[str, str, int]],
+    now_us: int,
+) -> list[float]:
+    """:func:`score_leads`' probabilities alone (no reasons: no contributions), in one
+    vectorised call; what a write needs to name a lead's temperature band."""
+    from pyrometer.predictive import store_training as st
+
+    if not leads:
+        return []
+    scorer = _row_scorer(model) if len(leads) <= FAST_ROWS else None
+    if scorer is not None:
+        by_lead: dict[str, list[tuple[str, int]]] = {lead_id: [] for lead_id, _ in leads}
+        for lead_id, name, ts in log:
+            if lead_id in by_lead:
+                by_lead[lead_id].append((name, ts))
+        pairs = [(attrs, by_lead[lead_id]) for lead_id, attrs in leads]
+        found = scorer.probabilities(pairs, now_us)
+        if found is not None:
+            return found
+    frame = st.lead_frame([a for _, a in leads], [i for i, _ in leads], [now_us] * len(leads))
+    frame = st.with_columns(frame, model)
+    events = st.event_log(log) if model.events else None
+    raw = model.cleaned(frame, events, source="lead")
+    return [float(p) for p in model.model.predict_proba(model.schema.design(raw))]
+
+
 def predictions(service: Service, lead_ids: list[str]) -> dict[str, dict[str, Any]]:
     """``p_convert``, ``p_convert_factors`` and the model's version for each lead under the
     active model (cached per lead until it changes or an hour passes); ``{}`` if no model
@@ -468,6 +497,7 @@ def predictions(service: Service, lead_ids: list[str]) -> dict[str, dict[str, An
             for r in rows
             if r.lead_id not in cached
             or cached[r.lead_id][0] != r.updated_us
+            or cached[r.lead_id][3] is None  # a write computed the probability alone
             or now - cached[r.lead_id][1] > CACHE_US
         ]
         log = store.lead_event_rows(conn, [r.lead_id for r in stale]) if stale else []
@@ -478,7 +508,7 @@ def predictions(service: Service, lead_ids: list[str]) -> dict[str, dict[str, An
         return {}
     version, model = held
     out = {
-        lead_id: {"p_convert": p, "p_convert_factors": factors, "p_convert_model": version}
+        lead_id: {"p_convert": p, "p_convert_factors": factors or [], "p_convert_model": version}
         for lead_id, (_, _, p, factors) in cached.items()
     }
     if stale:

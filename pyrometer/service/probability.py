@@ -33,23 +33,23 @@ def bands_in_force(conn: Connection, book: Playbook) -> bool:
     return book.temperature.probability is not None and store.active_version(conn) is not None
 
 
-def _score_each(
+def _each(
     model: Any,
     items: list[tuple[str, dict[str, Any]]],
     log: list[tuple[str, str, int]],
     now_us: int,
-) -> list[tuple[float, list[dict[str, Any]]] | None]:
-    """:func:`score_leads` of all at once; if one cannot be read (a mistyped feature
+) -> list[float | None]:
+    """The probabilities of all at once; if one cannot be read (a mistyped feature
     column), each alone, ``None`` for those that fail."""
-    from pyrometer.service.models import score_leads
+    from pyrometer.service.models import probabilities
 
     try:
-        return list(score_leads(model, items, log, now_us))
+        return list(probabilities(model, items, log, now_us))
     except ValueError:
-        out: list[tuple[float, list[dict[str, Any]]] | None] = []
+        out: list[float | None] = []
         for item in items:
             try:
-                out.append(score_leads(model, [item], log, now_us)[0])
+                out.append(probabilities(model, [item], log, now_us)[0])
             except ValueError:
                 out.append(None)
         return out
@@ -62,9 +62,11 @@ def probability_temperatures(
     band of its ``p_convert`` when :func:`bands_in_force` (else as they are).
 
     In the write's own transaction: the leads' events (the new ones included) are read,
-    all leads scored in one vectorised call, and their probabilities cached with the
-    rows' new ``updated_us``, so reads and the sweep find them current. A lead the model
-    cannot read keeps its points' temperature, as in ``pyrometer score --model``.
+    all leads' probabilities computed in one vectorised call (no reasons: those cost
+    most and only a read needs them) and cached with the rows' new ``updated_us``, so the
+    sweep and the list's sort and filter find them current; a read adds the reasons. A
+    lead the model cannot read keeps its points' temperature, as in ``pyrometer score
+    --model``.
     """
     bands = book.temperature.probability
     if bands is None or not changes:
@@ -81,22 +83,23 @@ def probability_temperatures(
         query = sa.select(leads.c.lead_id, leads.c.temperature).where(leads.c.lead_id.in_(chunk))
         stored.update((row.lead_id, row.temperature) for row in conn.execute(query))
     log = store.lead_event_rows(conn, ids)
-    scored = _score_each(
+    scored = _each(
         model, [(c.record.lead_id, dict(c.record.attributes)) for c in changes], log, now_us
     )
     out: list[Change] = []
-    saved: list[tuple[str, int, float, list[dict[str, Any]]]] = []
-    for change, result in zip(changes, scored, strict=True):
-        if result is None:
+    saved: list[tuple[str, int, float, list[dict[str, Any]] | None]] = []
+    for change, p in zip(changes, scored, strict=True):
+        if p is None:
             out.append(change)
             continue
-        p, factors = result
         record = change.record
         # A lead not stored yet starts from its points' first class.
         first = next((t.old for t in change.transitions if t.kind == "temperature"), None)
         before = stored.get(record.lead_id) or first or record.temperature
         banded = str(temperature_of_probability(bands, p))
         out.append(probability_temperature(change, before, banded, now_us))
-        saved.append((record.lead_id, int(record.updated_us), p, factors))
+        # Cached without reasons (a read computes those): the sweep and the list's
+        # sort and filter by p_convert see the lead as it now is.
+        saved.append((record.lead_id, int(record.updated_us), p, None))
     store.save_predictions(conn, version, now_us, saved)
     return out

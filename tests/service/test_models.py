@@ -323,17 +323,21 @@ def test_probability_bands_make_a_lead_hot_route_it_and_fire_the_webhook(
         ).one()
     )
     assert (change.new, change.cause) == ("hot", "p_convert") and change.old != "hot"
-    # The read shows the same: temperature and p_convert's band, the probability cached
-    # by the ingest itself (for the lead as it now is).
+
+    # The ingest cached the probability for the lead as it now is, without its reasons
+    # (they cost most); the read adds them and shows the band as the temperature.
+    def cached() -> Any:
+        query = sa.select(lead_predictions.c.p_convert, lead_predictions.c.factors).where(
+            lead_predictions.c.lead_id == one
+        )
+        return service.read(lambda conn: conn.execute(query).one())
+
+    written = cached()
+    assert written.factors is None and written.p_convert >= 0.001
     read = client.get(f"/v1/leads/{one}", headers=keys.bearer(keys.read)).json()
     assert read["temperature"] == read["p_convert_temperature"] == "hot"
-    assert read["p_convert"] >= 0.001
-    cached = service.read(
-        lambda conn: conn.execute(
-            sa.select(lead_predictions.c.p_convert).where(lead_predictions.c.lead_id == one)
-        ).scalar_one()
-    )
-    assert cached == pytest.approx(read["p_convert"])
+    assert read["p_convert"] == pytest.approx(written.p_convert, abs=1e-9)
+    assert read["p_convert_factors"] and cached().factors == read["p_convert_factors"]
     # A batch large enough to be scored ahead of its transaction goes the same way.
     tracks = [
         Track(f"b-{i}", "email_open", clock.now_us - i, user_id=batch_leads[i % len(batch_leads)])
