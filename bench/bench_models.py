@@ -138,19 +138,28 @@ def ingest_phases(
     """Ingest (batches of 500 new events on known leads) with no model active and with
     one, in alternating phases, while the service's :class:`Retrainer` runs as in
     ``serve`` (polling every 0.5 s instead of 10 s): with a model it rescores each lead
-    ingest changed. The median events/s of each."""
+    ingest changed. Each kind of phase has its own half of the leads (with probability
+    bands, a lead switched between a model and none would change temperature at every
+    switch), each half warmed up first. The median events/s of each, in wall time and
+    per CPU second of this process (all its threads: ingest and the sweep; a shared
+    machine's load moves the first much more than the second; PostgreSQL's own CPU is
+    not in it)."""
     version = service.read(store.active_version)
     rng = random.Random(5 + len(label))
     retrainer = models.Retrainer(service)
     retrainer.POLL_SECONDS = 0.5
     retrainer.start()
     rates: dict[str, list[float]] = {"no model": [], "model active": []}
+    cpu_rates: dict[str, list[float]] = {"no model": [], "model active": []}
     counter = 0
+    halves = {"no model": ids[::2], "model active": ids[1::2]}
     try:
-        for phase in ["warm-up", *(["no model", "model active"] * rounds)]:
+        for step, phase in enumerate(["no model", "model active"] * (rounds + 1)):
+            warm_up = step < 2  # the first of each: its half's leads settle
             _set_active(service, version if phase != "no model" else None)
+            mine = halves[phase]
             sent = 0
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             while time.perf_counter() - started < seconds:
                 batch = []
                 for _ in range(500):
@@ -160,15 +169,16 @@ def ingest_phases(
                             message_id=f"bench-{label}-{counter}",
                             name=rng.choice(("page_view", "email_open", "webinar_attended")),
                             ts_us=NOW - rng.randrange(86_400_000_000),
-                            user_id=rng.choice(ids),
+                            user_id=rng.choice(mine),
                             properties={},
                         )
                     )
                 ingest(service, batch, [])
                 sent += len(batch)
             rate = sent / (time.perf_counter() - started)
-            if phase in rates:
+            if not warm_up:
                 rates[phase].append(rate)
+                cpu_rates[phase].append(sent / (time.process_time() - cpu))
         fresh = service.read(
             lambda conn: conn.execute(
                 sa.select(sa.func.count()).select_from(store.lead_predictions)
@@ -178,11 +188,16 @@ def ingest_phases(
         retrainer.stop()
         _set_active(service, version)
     off, on = statistics.median(rates["no model"]), statistics.median(rates["model active"])
+    cpu_off = statistics.median(cpu_rates["no model"])
+    cpu_on = statistics.median(cpu_rates["model active"])
     print(
         f"[{kind}] {label}: ingest with the retrainer's sweep running, {rounds} rounds of "
         f"{seconds:.0f} s phases: no model {off:,.0f} events/s, model active {on:,.0f} "
         f"events/s ({(on - off) / off:+.1%}); phases: "
         + ", ".join(f"{k} {[round(r) for r in v]}" for k, v in rates.items())
+        + f"; per CPU second: no model {cpu_off:,.0f}, model active {cpu_on:,.0f} events "
+        f"({(cpu_on - cpu_off) / cpu_off:+.1%}); phases: "
+        + ", ".join(f"{k} {[round(r) for r in v]}" for k, v in cpu_rates.items())
         + f"; {fresh} cached predictions at the end"
     )
 
