@@ -276,7 +276,11 @@ SWEEP = 200
 
 def sweep(service: Service, limit: int = SWEEP) -> int:
     """Score up to ``limit`` leads whose cached probability is missing or older than their
-    last change, so ``sort=p_convert`` and ``p_convert_gte`` see every lead; how many."""
+    last change, so ``sort=p_convert`` and ``p_convert_gte`` see every lead; how many.
+
+    With probability bands in force the leads' temperatures follow too (a model just
+    activated reaches every lead this way, not only those that change): see
+    :func:`_band_sweep`."""
 
     def stale(conn: Connection) -> list[str]:
         version = store.active_version(conn)
@@ -296,10 +300,41 @@ def sweep(service: Service, limit: int = SWEEP) -> int:
         )
         return list(conn.execute(query).scalars())
 
-    ids = service.read(stale)
-    if ids:
+    ids, banded = service.read(
+        lambda conn: (stale(conn), service.playbooks.active(conn)[1].temperature.probability)
+    )
+    if ids and banded is not None:
+        _band_sweep(service, ids)
+    elif ids:
         predictions(service, ids)
     return len(ids)
+
+
+def _band_sweep(service: Service, lead_ids: list[str]) -> None:
+    """Stale leads under probability bands, in one write: their probabilities cached
+    and, where the band differs from the stored temperature, the temperature moved with
+    its transition, routing and webhooks, as a write that changed them would."""
+    from pyrometer.service import actions
+    from pyrometer.service.probability import probability_temperatures
+    from pyrometer.store import repo
+    from pyrometer.store.records import Change
+
+    now = service.clock()
+
+    def work(conn: Connection) -> list[str]:
+        version, book = service.playbooks.active(conn)
+        records = repo.lock_leads(conn, lead_ids)
+        current = [Change(r) for r in records.values() if r.playbook_version == version]
+        moved = [
+            c for c in probability_temperatures(service, conn, book, current, now) if c.transitions
+        ]
+        repo.save_changes(conn, moved, now)
+        actions.act_on_changes(conn, book, moved, now)
+        return [r.lead_id for r in records.values() if r.playbook_version != version]
+
+    waiting = service.write(work)
+    if waiting:  # not rescored under the playbook in force yet: the rescore moves them
+        predictions(service, waiting)
 
 
 class Retrainer:

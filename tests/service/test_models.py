@@ -371,6 +371,23 @@ def test_probability_bands_make_a_lead_hot_route_it_and_fire_the_webhook(
     read = client.get(f"/v1/leads/{other}", headers=keys.bearer(keys.read)).json()
     assert read["temperature"] in ("cold", "warm") and read["p_convert"] is None
 
+    # Active again: the background sweep brings every lead to its band, those no write
+    # touched since the model was activated too, and routes them.
+    _set_model(service, result["model"])
+    untouched = opened[100]
+    assert _lead_row(service, untouched).temperature in ("cold", "warm")
+    while models.sweep(service):
+        pass
+    row = _lead_row(service, untouched)
+    assert row.temperature == "hot" and untouched in _hot_deliveries(service)
+    assert row.owner == "ana" or routed_rule(service, untouched) == "suppressed"
+    assert models.sweep(service) == 0  # every lead's probability is current
+
+
+def routed_rule(service: Service, lead_id: str) -> str:
+    query = sa.text("SELECT rule FROM assignments WHERE lead_id = :l ORDER BY id DESC LIMIT 1")
+    return service.read(lambda conn: conn.execute(query, {"l": lead_id}).scalar_one())
+
 
 def test_probability_bands_leave_a_lead_below_them_cold(service: Service, clock: Clock) -> None:
     """The band, not a blanket rule: with bands no probability reaches, leads with a
