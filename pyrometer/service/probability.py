@@ -33,7 +33,7 @@ def bands_in_force(conn: Connection, book: Playbook) -> bool:
     return book.temperature.probability is not None and store.active_version(conn) is not None
 
 
-def _each(
+def each_probability(
     model: Any,
     items: list[tuple[str, dict[str, Any]]],
     log: list[tuple[str, str, int]],
@@ -83,7 +83,7 @@ def probability_temperatures(
         query = sa.select(leads.c.lead_id, leads.c.temperature).where(leads.c.lead_id.in_(chunk))
         stored.update((row.lead_id, row.temperature) for row in conn.execute(query))
     log = store.lead_event_rows(conn, ids)
-    scored = _each(
+    scored = each_probability(
         model, [(c.record.lead_id, dict(c.record.attributes)) for c in changes], log, now_us
     )
     out: list[Change] = []
