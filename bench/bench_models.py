@@ -6,19 +6,25 @@ a fresh store (SQLite file, or a PostgreSQL schema with ``--stores postgres``), 
 1. trains through the service's own job (read outcomes, point-in-time features, fit on
    the older outcomes, validate on the newest, refit, store), against a reference in the
    same run: a plain 5-fold LightGBM cross-validation of the same design matrix;
-2. scores leads with the active model, first through the pandas path (as before the row
-   scorer), then through the row scorer, in the same run: the model's part alone for one
-   lead (features, probability, reasons; p50/p99 over ``--samples`` leads), a whole
-   uncached read (store read, scoring, cache write), a page of 50 uncached leads, and
-   cached reads, against the reference of the bare booster predicting one frame row;
-3. ingests batches of 500 new events on known leads with no model active and with one,
+2. scores one lead with the active model (features from its attributes and events,
+   probability, reasons: the service's row scorer) ``--scorings`` times over the leads in
+   turn, wall time and the thread's CPU time, interleaved with a reference measured the
+   same way: the bare booster's raw score of one prepared row (``Booster.predict``);
+3. the pandas path (as before the row scorer) and the row scorer on whole uncached reads
+   (store read, scoring, cache write; ``--samples`` leads), a page of 50 uncached leads,
+   and cached reads;
+4. ingests batches of 500 new events on known leads with no model active and with one,
    in alternating phases (``--rounds`` of ``--seconds`` each, medians), while the
-   service's retrainer sweeps as in ``serve`` and rescores every lead ingest changed.
+   service's retrainer sweeps as in ``serve`` and rescores every lead ingest changed;
+   then publishes the same playbook with ``temperature.probability`` bands and does it
+   again (without the sweep, idle in that steady state): with a model active, ingest then
+   computes the probabilities of the leads each batch changed in its own transaction
+   (temperature from the band).
 
 Usage:
 
-    python bench/bench_models.py [--leads 3000] [--samples 200] [--stores sqlite,postgres]
-        [--rounds 3] [--seconds 4]
+    python bench/bench_models.py [--leads 3000] [--samples 200] [--scorings 10000]
+        [--stores sqlite,postgres] [--rounds 3] [--seconds 4]
 """
 
 from __future__ import annotations
@@ -46,13 +52,17 @@ from pyrometer.predictive.models import LGB_PARAMS, _safe_names
 from pyrometer.service import models
 from pyrometer.service.ingest import ingest
 from pyrometer.service.inputs import Track
-from pyrometer.service.rescore import publish
+from pyrometer.service.rescore import publish, run_job
 from pyrometer.service.runtime import Service
 from pyrometer.store import models as store
 from tests.service.helpers import identifies_of, tracks_of
 
 NOW = to_us("2026-11-23T09:00:00Z")
 SETTINGS = "\nmodels:\n  horizon: 60d\n  cutoff: 7d\n  auto_activate: true\n"
+BANDED = default_playbook_text().replace(
+    "  hot: 50\n  warm: 20\n", "  hot: 50\n  warm: 20\n  probability: {hot: 0.3, warm: 0.1}\n", 1
+)
+assert default_playbook_text() != BANDED
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -123,60 +133,145 @@ def _set_active(service: Service, version: int | None) -> None:
     service.write(work)
 
 
-def ingest_phases(kind: str, service: Service, ids: list[str], rounds: int, seconds: float) -> None:
+def ingest_phases(
+    kind: str,
+    service: Service,
+    ids: list[str],
+    rounds: int,
+    seconds: float,
+    label: str,
+    sweeping: bool = True,
+) -> None:
     """Ingest (batches of 500 new events on known leads) with no model active and with
     one, in alternating phases, while the service's :class:`Retrainer` runs as in
     ``serve`` (polling every 0.5 s instead of 10 s): with a model it rescores each lead
-    ingest changed. The median events/s of each."""
+    ingest changed. Each kind of phase has its own half of the leads (with probability
+    bands, a lead switched between a model and none would change temperature at every
+    switch), each half warmed up first. The median events/s of each, in wall time and
+    per CPU second of this process (all its threads: ingest and the sweep; a shared
+    machine's load moves the first much more than the second; PostgreSQL's own CPU is
+    not in it)."""
     version = service.read(store.active_version)
-    rng = random.Random(5)
+    rng = random.Random(5 + len(label))
     retrainer = models.Retrainer(service)
     retrainer.POLL_SECONDS = 0.5
-    retrainer.start()
+    if sweeping:
+        retrainer.start()
     rates: dict[str, list[float]] = {"no model": [], "model active": []}
+    cpu_rates: dict[str, list[float]] = {"no model": [], "model active": []}
     counter = 0
+    halves = {"no model": ids[::2], "model active": ids[1::2]}
     try:
-        for phase in ["warm-up", *(["no model", "model active"] * rounds)]:
+        for step, phase in enumerate(["no model", "model active"] * (rounds + 1)):
+            warm_up = step < 2  # the first of each: its half's leads settle
             _set_active(service, version if phase != "no model" else None)
+            mine = halves[phase]
             sent = 0
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             while time.perf_counter() - started < seconds:
                 batch = []
                 for _ in range(500):
                     counter += 1
                     batch.append(
                         Track(
-                            message_id=f"bench-{counter}",
+                            message_id=f"bench-{label}-{counter}",
                             name=rng.choice(("page_view", "email_open", "webinar_attended")),
                             ts_us=NOW - rng.randrange(86_400_000_000),
-                            user_id=rng.choice(ids),
+                            user_id=rng.choice(mine),
                             properties={},
                         )
                     )
                 ingest(service, batch, [])
                 sent += len(batch)
             rate = sent / (time.perf_counter() - started)
-            if phase in rates:
+            if not warm_up:
                 rates[phase].append(rate)
+                cpu_rates[phase].append(sent / (time.process_time() - cpu))
         fresh = service.read(
             lambda conn: conn.execute(
                 sa.select(sa.func.count()).select_from(store.lead_predictions)
             ).scalar_one()
         )
     finally:
-        retrainer.stop()
+        if sweeping:
+            retrainer.stop()
         _set_active(service, version)
     off, on = statistics.median(rates["no model"]), statistics.median(rates["model active"])
+    cpu_off = statistics.median(cpu_rates["no model"])
+    cpu_on = statistics.median(cpu_rates["model active"])
     print(
-        f"[{kind}] ingest with the retrainer's sweep running, {rounds} rounds of "
+        f"[{kind}] {label}: ingest {'with' if sweeping else 'without'} the retrainer's sweep, "
+        f"{rounds} rounds of "
         f"{seconds:.0f} s phases: no model {off:,.0f} events/s, model active {on:,.0f} "
         f"events/s ({(on - off) / off:+.1%}); phases: "
         + ", ".join(f"{k} {[round(r) for r in v]}" for k, v in rates.items())
+        + f"; per CPU second: no model {cpu_off:,.0f}, model active {cpu_on:,.0f} events "
+        f"({(cpu_on - cpu_off) / cpu_off:+.1%}); phases: "
+        + ", ".join(f"{k} {[round(r) for r in v]}" for k, v in cpu_rates.items())
         + f"; {fresh} cached predictions at the end"
     )
 
 
-def run(kind: str, n_leads: int, samples: int, rounds: int = 3, seconds: float = 4.0) -> None:
+def one_lead(kind: str, service: Service, model: object, ids: list[str], scorings: int) -> None:
+    """Score one lead at a time, ``scorings`` times over the leads in turn (each with its
+    own attributes and events), interleaved with the reference; p50/p99 wall and CPU."""
+    leads_by_id = dict(
+        service.read(
+            lambda conn: [
+                (r.lead_id, dict(r.attributes))
+                for r in conn.execute(sa.select(store.leads.c.lead_id, store.leads.c.attributes))
+            ]
+        )
+    )
+    log = service.read(lambda conn: store.lead_event_rows(conn, ids))
+    by_lead: dict[str, list[tuple[str, str, int]]] = {}
+    for row in log:
+        by_lead.setdefault(row[0], []).append(row)
+    scorer = models._row_scorer(model)  # type: ignore[arg-type]
+    assert scorer is not None
+    first = [(name, ts) for _, name, ts in by_lead.get(ids[0], [])]
+    made = scorer.row(leads_by_id[ids[0]], first, NOW)
+    assert made is not None
+    booster, row = scorer._booster, made[0].reshape(1, -1)
+    figures: dict[str, tuple[list[float], list[float]]] = {"lead": ([], []), "ref": ([], [])}
+    distinct = set()
+    for i in range(scorings):
+        lead_id = ids[i % len(ids)]
+        pair = [(lead_id, leads_by_id[lead_id])]
+        events = by_lead.get(lead_id, [])
+        now = NOW + (i // len(ids)) * 3_600_000_000  # each pass an hour later
+        for name in ("lead", "ref"):
+            wall, cpu = time.perf_counter(), time.thread_time()
+            if name == "lead":
+                ((p, _),) = models.score_leads(model, pair, events, now)  # type: ignore[arg-type]
+            else:
+                booster.predict(row, raw_score=True, num_threads=1)
+            figures[name][1].append((time.thread_time() - cpu) * 1000)
+            figures[name][0].append((time.perf_counter() - wall) * 1000)
+        distinct.add(round(p, 9))
+    text = []
+    for name, title in (("lead", "one lead (features, p, reasons)"), ("ref", "reference")):
+        wall, cpu = figures[name]
+        text.append(
+            f"{title}: wall p50 {statistics.median(wall):.3f} ms, p99 {_pct(wall, 0.99):.3f} ms"
+            f" (max {max(wall):.1f}); CPU p50 {statistics.median(cpu):.3f} ms, p99 "
+            f"{_pct(cpu, 0.99):.3f} ms"
+        )
+    print(
+        f"[{kind}] {scorings:,} single-lead scorings over {len(ids):,} leads "
+        f"({len(distinct):,} distinct probabilities), interleaved with the reference (the "
+        f"booster's raw score of one prepared row): " + "; ".join(text)
+    )
+
+
+def run(
+    kind: str,
+    n_leads: int,
+    samples: int,
+    rounds: int = 3,
+    seconds: float = 4.0,
+    scorings: int = 10_000,
+) -> None:
     with tempfile.TemporaryDirectory() as folder:
         url, cleanup = _store_url(kind, folder)
         service = Service.open(url, lambda: NOW)
@@ -204,6 +299,7 @@ def run(kind: str, n_leads: int, samples: int, rounds: int = 3, seconds: float =
             assert held is not None
             _, model = held
             fast_rows = models.FAST_ROWS
+            one_lead(kind, service, model, ids, scorings)
 
             def uncached(lead_ids: list[str]) -> list[float]:
                 times = []
@@ -275,7 +371,14 @@ def run(kind: str, n_leads: int, samples: int, rounds: int = 3, seconds: float =
                 f"{_pct(cached, 0.99):.2f} ms; reference: the model alone on one prepared "
                 f"frame row: p50 {statistics.median(ref):.3f} ms, p99 {_pct(ref, 0.99):.3f} ms"
             )
-            ingest_phases(kind, service, ids, rounds, seconds)
+            ingest_phases(kind, service, ids, rounds, seconds, "points")
+            done = publish(service, BANDED + SETTINGS)
+            if done["job_id"] is not None:
+                run_job(service, done["job_id"])
+            # With bands, ingest caches the probability of every lead it changes: in steady
+            # state the sweep has nothing to do (here it would move the other half's
+            # leads to their bands between phases, work a model kept active never has).
+            ingest_phases(kind, service, ids, rounds, seconds, "probability bands", sweeping=False)
         finally:
             service.close()
             _drop(cleanup)
@@ -284,13 +387,14 @@ def run(kind: str, n_leads: int, samples: int, rounds: int = 3, seconds: float =
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=3000)
-    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--samples", type=int, default=200, help="Uncached reads per path.")
+    parser.add_argument("--scorings", type=int, default=10_000, help="Single-lead scorings.")
     parser.add_argument("--stores", default="sqlite")
     parser.add_argument("--rounds", type=int, default=3, help="Rounds of the ingest phases.")
     parser.add_argument("--seconds", type=float, default=4.0, help="Per ingest phase.")
     args = parser.parse_args()
     for kind in args.stores.split(","):
-        run(kind.strip(), args.leads, args.samples, args.rounds, args.seconds)
+        run(kind.strip(), args.leads, args.samples, args.rounds, args.seconds, args.scorings)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ floating-point sums differ in the last bit still agree on a lead sitting on a th
 
 from __future__ import annotations
 
-from pyrometer.core.playbook import Metric, Playbook, Stage, Temperature
+from pyrometer.core.playbook import Metric, Playbook, ProbabilityBands, Stage, Temperature
 
 CLASSIFY_DECIMALS = 6
 
@@ -20,6 +20,16 @@ def _temperature(playbook: Playbook, rounded_score: float) -> Temperature:
     if rounded_score >= playbook.temperature.hot:
         return Temperature.HOT
     if rounded_score >= playbook.temperature.warm:
+        return Temperature.WARM
+    return Temperature.COLD
+
+
+def temperature_of_probability(bands: ProbabilityBands, p: float) -> Temperature:
+    """A predicted probability's ``temperature.probability`` band: hot at or above
+    ``hot``, warm at or above ``warm`` (as ``pyrometer score --model`` classifies)."""
+    if p >= bands.hot:
+        return Temperature.HOT
+    if p >= bands.warm:
         return Temperature.WARM
     return Temperature.COLD
 

@@ -7,6 +7,11 @@ precomputes from the schema how each input becomes the model's numbers (category
 code or to its target-encoded rate, frequencies, numbers, booleans), computes a lead's
 event features straight from its events, and hands LightGBM one float row.
 
+One lead costs one call into LightGBM: its contributions (TreeSHAP, the reasons) through
+LightGBM's single-row fast path (``LGBM_BoosterPredictForMatSingleRowFast``: no
+parameter parsing, no thread pool, no data-frame checks per call), whose sum is the raw
+score the probability is calibrated from. Several leads take one vectorised call.
+
 It gives the same probability and reasons as the general path (a test compares them on
 random leads). Anything it does not read the same way (a value of the wrong type, a
 date column, a model that is not LightGBM) makes it answer ``None``, and the caller
@@ -15,6 +20,9 @@ takes the general path, which raises the usual error naming the column.
 
 from __future__ import annotations
 
+import ctypes
+import math
+import threading
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -33,7 +41,7 @@ from pyrometer.predictive.loading import (
     is_number,
     is_placeholder,
 )
-from pyrometer.predictive.models import LightGBMModel, _sigmoid
+from pyrometer.predictive.models import LightGBMModel
 
 Factor = tuple[str, Any, float]
 Scored = tuple[float, list[Factor], list[Factor]]
@@ -104,7 +112,10 @@ class RowScorer:
         owners = [owner for _, owner in schema.design_names()]
         self._names = list(dict.fromkeys(owners))
         index = {name: i for i, name in enumerate(self._names)}
-        self._owner = np.array([index[o] for o in owners], dtype=np.int64)
+        # Design columns summed into input columns: contributions @ _gather.
+        self._gather = np.zeros((position, len(self._names)))
+        for j, owner in enumerate(owners):
+            self._gather[j, index[owner]] = 1.0
         self._needs_events = any(
             spec.name.startswith(event_features.PREFIX) for spec in schema.features
         )
@@ -112,6 +123,28 @@ class RowScorer:
             raise Unsupported("event columns without an event configuration")
         self._reserved = {"lead_id", "__decision__", "__outcome__"}
         self._type_names: dict[str, str] = {}
+        # Numeric event columns are filled from the lead's events; the other steps read
+        # its attributes (or, for an event column of another kind, the events' value).
+        self._event_steps: list[tuple[str, int, int]] = []
+        self._event_others: dict[str, int] = {}
+        self._type_index: dict[str, int] = {}
+        if self._events is not None:
+            self._type_index = {t: i for i, t in enumerate(self._events.types)}
+            slots = {name: k for k, name in enumerate(self._events.feature_names())}
+            steps = []
+            for step in self._steps:
+                name, kind, at = step[0], step[1], step[2]
+                if name in slots and kind == ColumnKind.NUMERIC:
+                    self._event_steps.append((name, at, slots[name]))
+                else:
+                    steps.append(step)
+                    if name in slots:  # an event column typed otherwise: read as a value
+                        self._event_others[name] = slots[name]
+            self._steps = steps
+        try:
+            self._single: _SingleRow | None = _SingleRow(booster, self.width)
+        except Exception:  # a LightGBM without the fast path: one predict call per read
+            self._single = None
 
     # --- inputs -------------------------------------------------------------------------
 
@@ -127,7 +160,13 @@ class RowScorer:
         """
         config = self._events
         assert config is not None
-        types = {t: i for i, t in enumerate(config.types)}
+        return dict(zip(config.feature_names(), self._event_list(events, now_us), strict=True))
+
+    def _event_list(self, events: Sequence[tuple[str, int]], now_us: int) -> list[float]:
+        """:meth:`event_values` in the order of the configuration's feature names."""
+        config = self._events
+        assert config is not None
+        types = self._type_index
         windows = config.windows_days
         width = len(windows)
         counts = [0.0] * (len(config.types) * width)
@@ -143,24 +182,25 @@ class RowScorer:
                 kind = self._type_names[name] = normalize_name(str(name))
             kinds.append(types.get(kind, -1))
             deltas.append(now_us - ts)
-        # Ages in days computed as pandas' total_seconds does (whole seconds plus the
-        # remainder's fraction), then days: the same floats, so the same window edges.
-        seconds, rest = np.divmod(np.array(deltas, dtype=np.int64), 1_000_000)
-        ages = (seconds + rest / 1e6) / 86400.0
         total30 = 0.0
         decayed = 0.0
-        weights = np.power(2.0, -ages / config.half_life_days)
-        for k, age, weight in zip(kinds, ages.tolist(), weights.tolist(), strict=True):
+        youngest = _NAN
+        half_life = config.half_life_days
+        for k, delta in zip(kinds, deltas, strict=True):
+            # Ages in days computed as pandas' total_seconds does (whole seconds plus the
+            # remainder's fraction), then days: the same floats, so the same window edges.
+            seconds, rest = divmod(delta, 1_000_000)
+            age = (seconds + rest / 1e6) / 86400.0
             if k >= 0:
                 for w, window in enumerate(windows):
                     if age <= window:
                         counts[k * width + w] += 1.0
             if age <= 30:
                 total30 += 1.0
-            decayed += weight
-        names = config.feature_names()
-        values = [*counts, total30, float(ages.min()) if len(ages) else _NAN, decayed]
-        return dict(zip(names, values, strict=True))
+            decayed += 2.0 ** (-age / half_life)
+            if not age >= youngest:  # NaN at first
+                youngest = age
+        return [*counts, total30, youngest, decayed]
 
     def row(
         self, attributes: dict[str, Any], events: Sequence[tuple[str, int]], now_us: int
@@ -171,14 +211,41 @@ class RowScorer:
             str(k) in self._reserved or str(k).startswith(event_features.PREFIX) for k in attributes
         ):
             return None
-        extra = self.event_values(events, now_us) if self._needs_events else {}
-        x = np.full(self.width, _NAN)
+        x = [_NAN] * self.width
         shown: dict[str, Any] = {}
+        found: Sequence[float] = ()
+        if self._needs_events:
+            # Event features are this scorer's own floats: no cleaning, no type checks.
+            found = self._event_list(events, now_us)
+            for name, at, k in self._event_steps:
+                value = found[k]
+                if value == value:
+                    x[at] = value
+                    shown[name] = value
+                else:
+                    shown[name] = None
+        if not self._fill(x, shown, attributes, found):
+            return None
+        return np.array(x, dtype=np.float64), shown
+
+    def _fill(
+        self,
+        x: Any,
+        shown: dict[str, Any] | None,
+        attributes: dict[str, Any],
+        found: Sequence[float],
+    ) -> bool:
+        """Write the attribute columns of one lead into ``x`` (a list or a matrix row);
+        ``False`` when the general path must read it."""
+        others = self._event_others
         try:
             for name, kind, at, lookup, frequencies in self._steps:
-                raw = extra[name] if name in extra else attributes.get(name)
-                value = self._clean(raw)
-                shown[name] = value
+                if name in others:
+                    value = self._clean(found[others[name]])
+                else:
+                    value = self._clean(attributes.get(name))
+                if shown is not None:
+                    shown[name] = value
                 if value is None:
                     continue  # missing: NaN in every column it makes
                 if kind == ColumnKind.NUMERIC:
@@ -194,8 +261,81 @@ class RowScorer:
                     if frequencies:
                         x[at + 1] = frequencies.get(key, 0.0)
         except _Mistyped:
+            return False
+        return True
+
+    def matrix(
+        self,
+        leads: Sequence[tuple[dict[str, Any], Sequence[tuple[str, int]]]],
+        now_us: int,
+    ) -> np.ndarray | None:
+        """The model's input rows of many leads at once (:meth:`row`'s numbers, the event
+        features counted for all leads together in numpy), or ``None`` when one of them
+        needs the general path."""
+        n = len(leads)
+        X = np.full((n, self.width), _NAN)
+        try:
+            found = (
+                self._event_matrix([e for _, e in leads], now_us) if self._needs_events else None
+            )
+        except _Mistyped:
             return None
-        return x, shown
+        if found is not None:
+            for _, at, k in self._event_steps:
+                X[:, at] = found[:, k]
+        reserved = self._reserved
+        for i, (attributes, _) in enumerate(leads):
+            if any(
+                str(k) in reserved or str(k).startswith(event_features.PREFIX) for k in attributes
+            ):
+                return None
+            values = found[i].tolist() if found is not None and self._event_others else ()
+            if not self._fill(X[i], None, attributes, values):
+                return None
+        return X
+
+    def _event_matrix(self, events: Sequence[Sequence[tuple[str, int]]], now_us: int) -> np.ndarray:
+        """:meth:`_event_list` of each lead's events, a row per lead."""
+        config = self._events
+        assert config is not None
+        types = self._type_index
+        names = self._type_names
+        owner: list[int] = []
+        kinds: list[int] = []
+        deltas: list[int] = []
+        for i, lead_events in enumerate(events):
+            for name, ts in lead_events:
+                if ts < MIN_US or ts > MAX_US:
+                    raise _Mistyped
+                if ts > now_us:
+                    continue
+                kind = names.get(name)
+                if kind is None:
+                    kind = names[name] = normalize_name(str(name))
+                owner.append(i)
+                kinds.append(types.get(kind, -1))
+                deltas.append(now_us - ts)
+        n, n_types, windows = len(events), len(config.types), config.windows_days
+        width = len(windows)
+        out = np.zeros((n, n_types * width + 3))
+        lead = np.array(owner, dtype=np.int64)
+        kind_of = np.array(kinds, dtype=np.int64)
+        seconds, rest = np.divmod(np.array(deltas, dtype=np.int64), 1_000_000)
+        ages = (seconds + rest / 1e6) / 86400.0  # as _event_list (pandas' total_seconds)
+        typed = kind_of >= 0
+        for w, window in enumerate(windows):
+            hit = typed & (ages <= window)
+            counts = np.bincount(lead[hit] * n_types + kind_of[hit], minlength=n * n_types)
+            out[:, w : n_types * width : width] = counts.reshape(n, n_types)
+        base = n_types * width
+        out[:, base] = np.bincount(lead[ages <= 30], minlength=n)
+        youngest = np.full(n, np.inf)
+        np.minimum.at(youngest, lead, ages)
+        youngest[np.isinf(youngest)] = _NAN
+        out[:, base + 1] = youngest
+        weights = np.power(2.0, -ages / config.half_life_days)
+        out[:, base + 2] = np.bincount(lead, weights=weights, minlength=n)
+        return out
 
     # --- scoring ------------------------------------------------------------------------
 
@@ -207,8 +347,53 @@ class RowScorer:
     ) -> list[Scored] | None:
         """Probability, reasons up and reasons down for each ``(attributes, events)``, or
         ``None`` when one of them needs the general path."""
-        rows = []
-        shown = []
+        made = self._rows(leads, now_us)
+        if made is None:
+            return None
+        rows, shown = made
+        if not rows:
+            return []
+        contrib = self.contributions(np.vstack(rows))
+        raw = contrib.sum(axis=1)
+        p = [_probability(self._slope * r + self._intercept) for r in raw.tolist()]
+        per_column = (contrib[:, :-1] @ self._gather) * self._slope
+        out: list[Scored] = []
+        for i, values in enumerate(per_column.tolist()):
+            order = sorted(range(len(values)), key=values.__getitem__, reverse=True)
+            seen = shown[i]
+            up = [
+                (self._names[k], seen.get(self._names[k]), values[k])
+                for k in order[:top]
+                if values[k] > 1e-6
+            ]
+            down = [
+                (self._names[k], seen.get(self._names[k]), values[k])
+                for k in order[::-1][:top]
+                if values[k] < -1e-6
+            ]
+            out.append((p[i], up, down))
+        return out
+
+    def probabilities(
+        self, leads: Sequence[tuple[dict[str, Any], Sequence[tuple[str, int]]]], now_us: int
+    ) -> list[float] | None:
+        """The probability of each ``(attributes, events)`` without reasons (no
+        contributions: one vectorised raw-score call), or ``None`` as :meth:`score`."""
+        if not leads:
+            return []
+        X = self.matrix(leads, now_us)
+        if X is None:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = self._booster.predict(X, raw_score=True, num_threads=1)
+        return [_probability(self._slope * r + self._intercept) for r in np.asarray(raw).tolist()]
+
+    def _rows(
+        self, leads: Sequence[tuple[dict[str, Any], Sequence[tuple[str, int]]]], now_us: int
+    ) -> tuple[list[np.ndarray], list[dict[str, Any]]] | None:
+        rows: list[np.ndarray] = []
+        shown: list[dict[str, Any]] = []
         for attributes, events in leads:
             try:
                 made = self.row(attributes, events, now_us)
@@ -218,28 +403,70 @@ class RowScorer:
                 return None
             rows.append(made[0])
             shown.append(made[1])
-        if not rows:
-            return []
-        X = np.vstack(rows)
+        return rows, shown
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """LightGBM's contributions of each row of ``X`` (the last column is the expected
+        value), in log-odds before calibration: a row's sum is its raw score."""
+        if len(X) == 1 and self._single is not None:
+            return self._single.contributions(X[0])[None, :]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            raw = np.asarray(self._booster.predict(X, raw_score=True, num_threads=1), dtype=float)
-            contrib = np.asarray(self._booster.predict(X, pred_contrib=True, num_threads=1))
-        p = _sigmoid(self._slope * raw + self._intercept)
-        contrib = contrib[:, :-1] * self._slope
-        per_column = np.zeros((len(rows), len(self._names)))
-        for j, owner in enumerate(self._owner.tolist()):
-            per_column[:, owner] += contrib[:, j]
-        out: list[Scored] = []
-        for i in range(len(rows)):
-            row = per_column[i]
-            order = np.argsort(-row)
+            return np.asarray(self._booster.predict(X, pred_contrib=True, num_threads=1))
 
-            def item(k: int, i: int = i, row: np.ndarray = row) -> Factor:
-                name = self._names[k]
-                return name, shown[i].get(name), float(row[k])
 
-            up = [item(k) for k in order[:top] if row[k] > 1e-6]
-            down = [item(k) for k in order[::-1][:top] if row[k] < -1e-6]
-            out.append((float(p[i]), up, down))
-        return out
+def _probability(z: float) -> float:
+    """:func:`pyrometer.predictive.models._sigmoid` of one number."""
+    return 1.0 / (1.0 + math.exp(-min(35.0, max(-35.0, z))))
+
+
+class _SingleRow:
+    """LightGBM's single-row fast path for contributions: set up once (the parsed
+    parameters, one thread), then one C call per row. Calls are serialised: the set-up
+    holds one output buffer."""
+
+    def __init__(self, booster: Any, width: int) -> None:
+        from lightgbm.basic import _LIB, _c_str, _safe_call
+
+        self._lib = _LIB
+        self._check = _safe_call
+        self._booster = booster  # the handle below must not outlive it
+        self._handle = ctypes.c_void_p()
+        self._width = width
+        iterations = int(getattr(booster, "best_iteration", 0) or 0)  # as Booster.predict
+        _safe_call(
+            _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+                booster._handle,
+                ctypes.c_int(3),  # C_API_PREDICT_CONTRIB
+                ctypes.c_int(0),
+                ctypes.c_int(iterations if iterations > 0 else -1),
+                ctypes.c_int(1),  # C_API_DTYPE_FLOAT64
+                ctypes.c_int32(width),
+                _c_str("num_threads=1"),
+                ctypes.byref(self._handle),
+            )
+        )
+        self._out = np.empty(width + 1, dtype=np.float64)
+        self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        self._length = ctypes.c_int64()
+        self._lock = threading.Lock()
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        row = np.ascontiguousarray(x, dtype=np.float64)
+        assert row.shape == (self._width,)
+        with self._lock:
+            self._check(
+                self._lib.LGBM_BoosterPredictForMatSingleRowFast(
+                    self._handle,
+                    row.ctypes.data_as(ctypes.c_void_p),
+                    ctypes.byref(self._length),
+                    self._out_ptr,
+                )
+            )
+            return self._out.copy()
+
+    def __del__(self) -> None:
+        handle = getattr(self, "_handle", None)
+        if handle is not None and handle.value:
+            self._lib.LGBM_FastConfigFree(handle)
+            handle.value = None

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pyrometer.service import actions
+from pyrometer.service.probability import probability_temperatures
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import advance_decay, replay
 from pyrometer.store import repo
@@ -130,6 +131,7 @@ def run_due(service: Service, limit: int = BATCH) -> int:
                 changes.append(replay(book, version, record, events, now, f"playbook:v{version}"))
             else:
                 changes.append(advance_decay(book, record, now))
+        changes = probability_temperatures(service, conn, book, changes, now)
         repo.save_changes(conn, changes, now)
         actions.act_on_changes(conn, book, changes, now)
         return len(due)

@@ -22,6 +22,7 @@ from pyrometer.core.model import Event
 from pyrometer.core.playbook import Playbook
 from pyrometer.service import actions, nurture, touches
 from pyrometer.service.inputs import Identify, IngestResult, Refusal, Track
+from pyrometer.service.probability import bands_in_force, probability_temperatures
 from pyrometer.service.runtime import Retry, Service
 from pyrometer.service.scoring import (
     Change,
@@ -141,11 +142,15 @@ def _score_ahead(service: Service, rows: Sequence[EventRow], now: int) -> Scored
     rows, outside any write transaction; ``None``: only the general path can do it."""
     by_lead = _events_by_lead(rows)
 
-    def read(conn: Connection) -> tuple[int, Playbook, dict[str, repo.RawLead]]:
+    def read(conn: Connection) -> tuple[int, Playbook, dict[str, repo.RawLead] | None]:
         version, book = service.playbooks.recent(conn)
+        if bands_in_force(conn, book):
+            return version, book, None  # temperatures from the model: the general path
         return version, book, repo.read_leads_raw(conn, by_lead, lock=False)
 
     version, book, seen = service.read(read)
+    if seen is None:
+        return None
     scored: dict[str, repo.LeadRow] = {}
     transitions: dict[str, list[repo.TransitionRow]] = {}
     for lead_id, lead_events in by_lead.items():
@@ -201,6 +206,11 @@ def _write_scored_ahead(
     ahead: ScoredAhead,
 ) -> set[str]:
     version, seen = ahead.version, ahead.seen
+    book = service.playbooks.get(conn, version)
+    if bands_in_force(conn, book):
+        # Temperatures come from the model, computed in the transaction over the
+        # leads it changes: the general path does that.
+        raise _Fallback()
     missing = set(by_lead) - set(seen)
     created: set[str] = set()
     if is_postgres(conn):
@@ -224,7 +234,6 @@ def _write_scored_ahead(
     again: list[Change] = []  # scored again under the lock: updated
     made: list[repo.LeadRow] = []  # created above as scored
     ghosts: list[str] = []  # created for events that turned out all known: not kept
-    book = service.playbooks.get(conn, version)
     for lead_id, lead_rows in by_lead.items():
         fresh_rows = [row for row in lead_rows if row["event_id"] in new_ids]
         as_scored = len(fresh_rows) == len(lead_rows)
@@ -385,6 +394,7 @@ def _ingest(
     ]
     identity_store.delete_leads(conn, created & ghosts)
     stored = [c for c in changes if c is not None]
+    stored = probability_temperatures(service, conn, book, stored, now)
     repo.save_changes(conn, stored, now, new=new_leads - ghosts)
     actions.act_on_changes(conn, book, stored, now)
     born = (new_leads | created) - ghosts

@@ -18,6 +18,7 @@ from pyrometer.core.timeutil import iso
 from pyrometer.service import actions
 from pyrometer.service.ingest import ingest
 from pyrometer.service.inputs import Track
+from pyrometer.service.probability import probability_temperatures
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import Change, replay, set_attributes
 from pyrometer.store import pages, repo
@@ -77,6 +78,7 @@ def update_lead(
             change = set_attributes(book, record, attributes, now)
         else:
             change = Change(replace(record, updated_us=now))
+        (change,) = probability_temperatures(service, conn, book, [change], now)
         repo.save_changes(conn, [change], now)
         if reassigned:
             actions.assign_by_hand(conn, lead_id, owner, actor, now)

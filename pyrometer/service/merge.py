@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from pyrometer.service import actions
 from pyrometer.service.keys import hash_key
+from pyrometer.service.probability import probability_temperatures
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import fold, replay
 from pyrometer.service.windows import restore_for
@@ -110,6 +111,7 @@ def merge_leads(service: Service, lead_id: str, from_id: str, actor: str) -> Mer
         else:  # a side not rescored under the playbook in force yet: replay all
             events = repo.lead_events(conn, lead_id)
             change = replay(book, version, record, events, now, cause)
+        (change,) = probability_temperatures(service, conn, book, [change], now)
         repo.save_changes(conn, [change], now)
         actions.act_on_changes(conn, book, [change], now)
         detail: dict[str, Any] = {

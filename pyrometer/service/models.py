@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pyrometer.core.classify import temperature_of_probability
 from pyrometer.core.timeutil import iso
 from pyrometer.service.decay import SchedulerLock
 from pyrometer.service.redact import describe
@@ -36,8 +37,9 @@ _log = logging.getLogger("pyrometer.error")
 KIND = "train"
 STEPS = 4
 TOP_FACTORS = 3
-# Up to this many leads are scored row by row (a read, a page); more go through pandas.
-FAST_ROWS = 200
+# Up to this many leads are scored row by row (a read, a page, the leads an ingest batch
+# changed: one vectorised LightGBM call for all); more go through pandas.
+FAST_ROWS = 5000
 # A cached probability is recomputed after this long even if the lead did not change:
 # its event features ("in the last 7 days") move with the clock.
 CACHE_US = 3_600_000_000
@@ -274,7 +276,11 @@ SWEEP = 200
 
 def sweep(service: Service, limit: int = SWEEP) -> int:
     """Score up to ``limit`` leads whose cached probability is missing or older than their
-    last change, so ``sort=p_convert`` and ``p_convert_gte`` see every lead; how many."""
+    last change, so ``sort=p_convert`` and ``p_convert_gte`` see every lead; how many.
+
+    With probability bands in force the leads' temperatures follow too (a model just
+    activated reaches every lead this way, not only those that change): see
+    :func:`_band_sweep`."""
 
     def stale(conn: Connection) -> list[str]:
         version = store.active_version(conn)
@@ -294,10 +300,76 @@ def sweep(service: Service, limit: int = SWEEP) -> int:
         )
         return list(conn.execute(query).scalars())
 
-    ids = service.read(stale)
-    if ids:
-        predictions(service, ids)
+    ids, banded = service.read(
+        lambda conn: (stale(conn), service.playbooks.active(conn)[1].temperature.probability)
+    )
+    if ids and banded is not None:
+        _band_sweep(service, ids)
+    elif ids:
+        _sweep_probabilities(service, ids)
     return len(ids)
+
+
+def _sweep_probabilities(service: Service, lead_ids: list[str]) -> None:
+    """Cache the probabilities of these leads, without reasons (a read adds those): the
+    list's sort and filter need only the probability, which one vectorised raw-score
+    call gives for all; the reasons (TreeSHAP) cost about ten times as much."""
+    from pyrometer.service.probability import each_probability
+
+    now = service.clock()
+
+    def read(conn: Connection) -> tuple[Any, list[Any], list[tuple[str, str, int]]]:
+        held = _active_model(service, conn)
+        if held is None:
+            return None, [], []
+        rows = conn.execute(
+            sa.select(
+                store.leads.c.lead_id, store.leads.c.attributes, store.leads.c.updated_us
+            ).where(store.leads.c.lead_id.in_(lead_ids))
+        ).all()
+        return held, rows, store.lead_event_rows(conn, [r.lead_id for r in rows])
+
+    held, rows, log = service.read(read)
+    if held is None or not rows:
+        return
+    version, model = held
+    found = each_probability(model, [(r.lead_id, dict(r.attributes)) for r in rows], log, now)
+    saved: list[tuple[str, int, float, list[dict[str, Any]] | None]] = [
+        (r.lead_id, int(r.updated_us), p, None)
+        for r, p in zip(rows, found, strict=True)
+        if p is not None
+    ]
+    service.write(lambda conn: store.save_predictions(conn, version, now, saved))
+    unread = [r.lead_id for r, p in zip(rows, found, strict=True) if p is None]
+    if unread:  # a feature the model cannot read: the read path records why
+        predictions(service, unread)
+
+
+def _band_sweep(service: Service, lead_ids: list[str]) -> None:
+    """Stale leads under probability bands, in one write: their probabilities cached
+    and, where the band differs from the stored temperature, the temperature moved with
+    its transition, routing and webhooks, as a write that changed them would."""
+    from pyrometer.service import actions
+    from pyrometer.service.probability import probability_temperatures
+    from pyrometer.store import repo
+    from pyrometer.store.records import Change
+
+    now = service.clock()
+
+    def work(conn: Connection) -> list[str]:
+        version, book = service.playbooks.active(conn)
+        records = repo.lock_leads(conn, lead_ids)
+        current = [Change(r) for r in records.values() if r.playbook_version == version]
+        moved = [
+            c for c in probability_temperatures(service, conn, book, current, now) if c.transitions
+        ]
+        repo.save_changes(conn, moved, now)
+        actions.act_on_changes(conn, book, moved, now)
+        return [r.lead_id for r in records.values() if r.playbook_version != version]
+
+    waiting = service.write(work)
+    if waiting:  # not rescored under the playbook in force yet: the rescore moves them
+        predictions(service, waiting)
 
 
 class Retrainer:
@@ -442,6 +514,35 @@ def score_leads(
     return out
 
 
+def probabilities(
+    model: PredictiveModel,
+    leads: list[tuple[str, dict[str, Any]]],
+    log: list[tuple[str, str, int]],
+    now_us: int,
+) -> list[float]:
+    """:func:`score_leads`' probabilities alone (no reasons: no contributions), in one
+    vectorised call; what a write needs to name a lead's temperature band."""
+    from pyrometer.predictive import store_training as st
+
+    if not leads:
+        return []
+    scorer = _row_scorer(model) if len(leads) <= FAST_ROWS else None
+    if scorer is not None:
+        by_lead: dict[str, list[tuple[str, int]]] = {lead_id: [] for lead_id, _ in leads}
+        for lead_id, name, ts in log:
+            if lead_id in by_lead:
+                by_lead[lead_id].append((name, ts))
+        pairs = [(attrs, by_lead[lead_id]) for lead_id, attrs in leads]
+        found = scorer.probabilities(pairs, now_us)
+        if found is not None:
+            return found
+    frame = st.lead_frame([a for _, a in leads], [i for i, _ in leads], [now_us] * len(leads))
+    frame = st.with_columns(frame, model)
+    events = st.event_log(log) if model.events else None
+    raw = model.cleaned(frame, events, source="lead")
+    return [float(p) for p in model.model.predict_proba(model.schema.design(raw))]
+
+
 def predictions(service: Service, lead_ids: list[str]) -> dict[str, dict[str, Any]]:
     """``p_convert``, ``p_convert_factors`` and the model's version for each lead under the
     active model (cached per lead until it changes or an hour passes); ``{}`` if no model
@@ -466,6 +567,7 @@ def predictions(service: Service, lead_ids: list[str]) -> dict[str, dict[str, An
             for r in rows
             if r.lead_id not in cached
             or cached[r.lead_id][0] != r.updated_us
+            or cached[r.lead_id][3] is None  # a write computed the probability alone
             or now - cached[r.lead_id][1] > CACHE_US
         ]
         log = store.lead_event_rows(conn, [r.lead_id for r in stale]) if stale else []
@@ -476,7 +578,7 @@ def predictions(service: Service, lead_ids: list[str]) -> dict[str, dict[str, An
         return {}
     version, model = held
     out = {
-        lead_id: {"p_convert": p, "p_convert_factors": factors, "p_convert_model": version}
+        lead_id: {"p_convert": p, "p_convert_factors": factors or [], "p_convert_model": version}
         for lead_id, (_, _, p, factors) in cached.items()
     }
     if stale:
@@ -514,8 +616,9 @@ NO_MODEL: dict[str, Any] = {"p_convert": None, "p_convert_factors": [], "p_conve
 
 def annotate(service: Service, items: list[dict[str, Any]]) -> None:
     """Add ``p_convert``, ``p_convert_factors`` and ``p_convert_model`` to lead views (each
-    with ``lead_id``), and ``p_convert_temperature`` when the playbook has probability
-    bands; ``None`` and no factors while no model is active."""
+    with ``lead_id``); ``None`` and no factors while no model is active. When the
+    playbook has probability bands, also ``p_convert_temperature``, and the lead's
+    ``temperature`` is that band (as the store's, routing's and webhooks' are)."""
     if not items:
         return
     found = predictions(service, [item["lead_id"] for item in items])
@@ -524,7 +627,9 @@ def annotate(service: Service, items: list[dict[str, Any]]) -> None:
         values = found.get(item["lead_id"], NO_MODEL)
         item.update(values)
         if book is not None and book.temperature.probability is not None:
-            item["p_convert_temperature"] = band(book, values["p_convert"])
+            item["p_convert_temperature"] = banded = band(book, values["p_convert"])
+            if banded is not None:
+                item["temperature"] = banded
 
 
 def band(book: Any, p: float | None) -> str | None:
@@ -532,4 +637,4 @@ def band(book: Any, p: float | None) -> str | None:
     bands = book.temperature.probability
     if bands is None or p is None:
         return None
-    return "hot" if p >= bands.hot else "warm" if p >= bands.warm else "cold"
+    return str(temperature_of_probability(bands, p))

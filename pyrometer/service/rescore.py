@@ -19,6 +19,7 @@ from pyrometer.core.playbook import parse_playbook
 from pyrometer.core.timeutil import iso
 from pyrometer.service import actions
 from pyrometer.service.playbooks import same_content
+from pyrometer.service.probability import probability_temperatures
 from pyrometer.service.redact import describe, safe_traceback, sqlstate
 from pyrometer.service.runtime import Service
 from pyrometer.service.scoring import replay
@@ -91,6 +92,7 @@ def rescore_step(service: Service, job_id: int) -> bool:
             for lead, record in repo.lock_leads(conn, stale).items()
             if record.playbook_version != version
         ]
+        changes = probability_temperatures(service, conn, book, changes, now)
         repo.save_changes(conn, changes, now)
         actions.act_on_changes(conn, book, changes, now)
         remaining = conn.execute(

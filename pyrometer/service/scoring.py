@@ -274,6 +274,27 @@ def fold(
     return Change(updated, tuple(transitions))
 
 
+PROBABILITY_CAUSE = "p_convert"
+
+
+def probability_temperature(change: Change, before: str, temperature: str, at_us: int) -> Change:
+    """The change with the lead's temperature taken from its probability's band
+    (``temperature.probability`` with a model active) instead of its points.
+
+    ``before`` is the temperature the lead has in the store. The points' temperature
+    transitions are dropped (they describe a temperature the lead no longer has); if the
+    band differs from ``before``, one transition to it, at ``at_us``, takes their place,
+    so routing and webhooks follow the probability as they follow points otherwise.
+    """
+    kept = tuple(t for t in change.transitions if t.kind != "temperature")
+    if before != temperature:
+        moved = Transition(
+            change.record.lead_id, at_us, "temperature", before, temperature, PROBABILITY_CAUSE
+        )
+        kept = (*kept, moved)
+    return Change(replace(change.record, temperature=temperature), kept, change.lines)
+
+
 def advance_decay(playbook: Playbook, record: LeadRecord, now_us: int) -> Change:
     """Record the class changes decay alone caused up to now, each at its own moment."""
     due = [

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pyrometer.store.repo import chunks
 from pyrometer.store.tables import events, lead_predictions, leads, models, transitions
 
 
@@ -110,8 +111,9 @@ def activate(conn: Connection, version: int, now_us: int) -> bool:
 
 def cached_predictions(
     conn: Connection, lead_ids: Iterable[str], version: int
-) -> dict[str, tuple[int, int, float, list[dict[str, Any]]]]:
-    """``lead_id → (lead_updated_us, computed_us, p_convert, factors)`` under ``version``."""
+) -> dict[str, tuple[int, int, float, list[dict[str, Any]] | None]]:
+    """``lead_id → (lead_updated_us, computed_us, p_convert, factors)`` under ``version``;
+    ``factors`` is ``None`` where only the probability was computed (by a write)."""
     ids = list(lead_ids)
     if not ids:
         return {}
@@ -125,7 +127,13 @@ def cached_predictions(
         ).where(lead_predictions.c.lead_id.in_(ids), lead_predictions.c.model_version == version)
     )
     return {
-        r.lead_id: (r.lead_updated_us, r.computed_us, r.p_convert, list(r.factors)) for r in rows
+        r.lead_id: (
+            r.lead_updated_us,
+            r.computed_us,
+            r.p_convert,
+            None if r.factors is None else list(r.factors),
+        )
+        for r in rows
     }
 
 
@@ -133,9 +141,10 @@ def save_predictions(
     conn: Connection,
     version: int,
     computed_us: int,
-    rows: list[tuple[str, int, float, list[dict[str, Any]]]],
+    rows: list[tuple[str, int, float, list[dict[str, Any]] | None]],
 ) -> None:
     """Replace the cached ``(lead_id, lead_updated_us, p_convert, factors)`` of these leads.
+    ``factors`` ``None`` (stored as JSON null): not computed yet, a read computes them.
 
     An upsert: two reads of one lead may compute its probability at the same time."""
     if not rows:
@@ -199,13 +208,27 @@ def training_rows(conn: Connection) -> TrainingRows:
 
 
 def lead_event_rows(conn: Connection, lead_ids: Iterable[str]) -> list[tuple[str, str, int]]:
-    ids = list(lead_ids)
-    if not ids:
-        return []
-    rows = conn.execute(
-        sa.select(events.c.lead_id, events.c.name, events.c.ts_us).where(events.c.lead_id.in_(ids))
-    )
-    return [(r.lead_id, r.name, int(r.ts_us)) for r in rows]
+    """The ``(lead_id, event name, ts_us)`` of these leads' events.
+
+    Read through the driver's own cursor, in the caller's transaction: a write that
+    scores the leads it changed reads thousands of rows, and SQLAlchemy's result rows
+    cost more than the query (about 5 µs a row against 1 µs).
+    """
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    table = conn.dialect.identifier_preparer.format_table(events)
+    cursor = conn.connection.cursor()
+    out: list[tuple[str, str, int]] = []
+    try:
+        for chunk in chunks(sorted(set(lead_ids))):
+            places = ", ".join([mark] * len(chunk))
+            cursor.execute(
+                f"SELECT lead_id, name, ts_us FROM {table} WHERE lead_id IN ({places})",
+                list(chunk),
+            )
+            out += cursor.fetchall()
+    finally:
+        cursor.close()
+    return out
 
 
 def outcome_count(conn: Connection) -> int:

@@ -141,11 +141,20 @@ def test_rows_score_as_the_frame_path_does(model: PredictiveModel, leads: list[A
             # A value the model cannot read: the row scorer leaves the page to the frame
             # path, and the service gives that path's error naming the column.
             assert fast is None
+            assert scorer.probabilities(leads, NOW) is None  # the batch path refuses it too
             with pytest.raises(SchemaError, match="should be"):
                 score_leads(model, pair, log, NOW)
             assert "should be" in str(exc)
             return
     assert fast is not None, f"the row scorer refused readable leads: {leads!r}"
+    # The batch path (event features of all leads counted together, no reasons) reads
+    # the same numbers: the same probabilities.
+    matrix = scorer.matrix(leads, NOW)
+    assert matrix is not None
+    rows = [scorer.row(attrs, events, NOW) for attrs, events in leads]
+    assert np.array_equal(matrix, np.vstack([r[0] for r in rows if r]), equal_nan=True)
+    together = scorer.probabilities(leads, NOW)
+    assert together == pytest.approx([prob for prob, _, _ in fast], abs=1e-12)
     for (prob, up, down), (p, factors) in zip(fast, reference, strict=True):
         assert prob == pytest.approx(float(p[0]), abs=1e-9)
         _same_factors(up, factors[0][0])

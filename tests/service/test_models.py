@@ -240,3 +240,171 @@ def test_probability_bands_of_the_playbook_name_the_temperature() -> None:
         None,
     ]
     assert models.band(parse_playbook(default_playbook_text()), 0.9) is None
+
+
+def _banded_playbook(hot: float, warm: float) -> str:
+    """The default playbook, hot by points out of reach, with probability bands."""
+    text = default_playbook_text()
+    assert "  hot: 50\n  warm: 20\n" in text
+    return (
+        text.replace(
+            "  hot: 50\n  warm: 20\n",
+            f"  hot: 100000\n  warm: 99999\n  probability: {{hot: {hot}, warm: {warm}}}\n",
+            1,
+        )
+        + SETTINGS
+    )
+
+
+def _lead_row(service: Service, lead_id: str) -> Any:
+    from pyrometer.store.tables import leads
+
+    query = sa.select(leads.c.temperature, leads.c.owner).where(leads.c.lead_id == lead_id)
+    return service.read(lambda conn: conn.execute(query).one())
+
+
+def _hot_deliveries(service: Service) -> set[str]:
+    from pyrometer.store.tables import deliveries
+
+    query = sa.select(deliveries.c.lead_id).where(deliveries.c.event_type == "lead.hot")
+    return set(service.read(lambda conn: conn.execute(query).scalars().all()))
+
+
+def _set_model(service: Service, version: int | None) -> None:
+    from pyrometer.store import models as model_store
+
+    def work(conn: Any) -> None:
+        conn.execute(model_store.models.update().values(active=False))
+        if version is not None:
+            model_store.activate(conn, version, service.clock())
+
+    service.write(work)
+
+
+def test_probability_bands_make_a_lead_hot_route_it_and_fire_the_webhook(
+    service: Service, client: TestClient, keys: Keys, clock: Clock
+) -> None:
+    """With ``temperature.probability`` bands and a model active, a lead's temperature is
+    its probability's band: a lead that points leave cold turns hot on its next event,
+    is routed and announced (one event at a time, and in a batch large enough for the
+    scored-ahead path). Without an active model, points decide again."""
+    from pyrometer.service.ingest import SCORE_AHEAD_MIN
+    from pyrometer.service.inputs import Track
+    from pyrometer.service.reps import add_rep
+    from pyrometer.service.webhooks import add_webhook
+
+    # Bands every calibrated probability reaches: hot by probability, never by points.
+    publish(service, _banded_playbook(hot=0.001, warm=0.0005))
+    data = generate(500, seed=3, end=from_us(clock.now_us), days=180)
+    ingest(service, tracks_of(data.events), identifies_of(data.leads, clock.now_us))
+    assert models.sweep(service) == 0  # no model yet: nothing scored
+    result = models.run_training(service, models.create_job(service))
+    assert result["activated"] is True, result
+    opened = _open_leads(service, 120, 0, clock.now_us)
+    assert len(opened) == 120
+    # Activating a model changes no stored temperature by itself: points made them.
+    assert {_lead_row(service, lead).temperature for lead in opened} <= {"cold", "warm"}
+
+    add_rep(service, {"id": "ana", "name": "Ana", "email": "ana@example.com", "capacity": 1000})
+    add_webhook(service, "https://example.com/hook", ["lead.hot"])
+    clock.advance(60)
+    one, *batch_leads = opened[:40]
+    ingest(service, [Track("p-1", "page_view", clock.now_us, user_id=one)], [])
+    row = _lead_row(service, one)
+    assert (row.temperature, row.owner) == ("hot", "ana")
+    assert one in _hot_deliveries(service)
+    change = service.read(
+        lambda conn: conn.execute(
+            sa.text(
+                "SELECT old, new, cause FROM transitions WHERE lead_id = :l AND kind = "
+                "'temperature' ORDER BY id DESC LIMIT 1"
+            ),
+            {"l": one},
+        ).one()
+    )
+    assert (change.new, change.cause) == ("hot", "p_convert") and change.old != "hot"
+
+    # The ingest cached the probability for the lead as it now is, without its reasons
+    # (they cost most); the read adds them and shows the band as the temperature.
+    def cached() -> Any:
+        query = sa.select(lead_predictions.c.p_convert, lead_predictions.c.factors).where(
+            lead_predictions.c.lead_id == one
+        )
+        return service.read(lambda conn: conn.execute(query).one())
+
+    written = cached()
+    assert written.factors is None and written.p_convert >= 0.001
+    read = client.get(f"/v1/leads/{one}", headers=keys.bearer(keys.read)).json()
+    assert read["temperature"] == read["p_convert_temperature"] == "hot"
+    assert read["p_convert"] == pytest.approx(written.p_convert, abs=1e-9)
+    assert read["p_convert_factors"] and cached().factors == read["p_convert_factors"]
+    # A batch large enough to be scored ahead of its transaction goes the same way.
+    tracks = [
+        Track(f"b-{i}", "email_open", clock.now_us - i, user_id=batch_leads[i % len(batch_leads)])
+        for i in range(max(SCORE_AHEAD_MIN, 2 * len(batch_leads)))
+    ]
+    ingest(service, tracks, [])
+    for lead in batch_leads:
+        assert _lead_row(service, lead).temperature == "hot"
+    assert set(batch_leads) <= _hot_deliveries(service)
+    # Each was routed: to the rep, or held back as do-not-contact (an unsubscribe).
+    routed = service.read(
+        lambda conn: {
+            row.lead_id: (row.rep_id, row.rule)
+            for row in conn.execute(sa.text("SELECT lead_id, rep_id, rule FROM assignments"))
+        }
+    )
+    assert {one, *batch_leads} <= set(routed)
+    assert routed[one][0] == "ana"
+    assert all(
+        routed[lead] in (("ana", "round_robin"), (None, "suppressed")) for lead in batch_leads
+    )
+    assert sum(routed[lead][0] == "ana" for lead in batch_leads) > len(batch_leads) // 2
+
+    # Without an active model, points apply: the next lead stays as points make it.
+    _set_model(service, None)
+    other = opened[60]
+    ingest(service, [Track("p-2", "page_view", clock.now_us, user_id=other)], [])
+    row = _lead_row(service, other)
+    assert row.temperature in ("cold", "warm") and row.owner is None
+    assert other not in _hot_deliveries(service)
+    read = client.get(f"/v1/leads/{other}", headers=keys.bearer(keys.read)).json()
+    assert read["temperature"] in ("cold", "warm") and read["p_convert"] is None
+
+    # Active again: the background sweep brings every lead to its band, those no write
+    # touched since the model was activated too, and routes them.
+    _set_model(service, result["model"])
+    untouched = opened[100]
+    assert _lead_row(service, untouched).temperature in ("cold", "warm")
+    while models.sweep(service):
+        pass
+    row = _lead_row(service, untouched)
+    assert row.temperature == "hot" and untouched in _hot_deliveries(service)
+    assert row.owner == "ana" or routed_rule(service, untouched) == "suppressed"
+    assert models.sweep(service) == 0  # every lead's probability is current
+
+
+def routed_rule(service: Service, lead_id: str) -> str:
+    query = sa.text("SELECT rule FROM assignments WHERE lead_id = :l ORDER BY id DESC LIMIT 1")
+    return service.read(lambda conn: conn.execute(query, {"l": lead_id}).scalar_one())
+
+
+def test_probability_bands_leave_a_lead_below_them_cold(service: Service, clock: Clock) -> None:
+    """The band, not a blanket rule: with bands no probability reaches, leads with a
+    model active stay cold on their events, even ones points would make hot."""
+    from pyrometer.service.inputs import Track
+
+    text = _banded_playbook(hot=1.0, warm=0.999).replace(
+        "  hot: 100000\n  warm: 99999\n", "  hot: 1\n  warm: 0.5\n", 1
+    )
+    publish(service, text)
+    data = generate(500, seed=3, end=from_us(clock.now_us), days=180)
+    ingest(service, tracks_of(data.events), identifies_of(data.leads, clock.now_us))
+    assert models.run_training(service, models.create_job(service))["activated"] is True
+    lead = _open_leads(service, 1, 0, clock.now_us)[0]
+    clock.advance(60)
+    ingest(service, [Track("q-1", "demo_request", clock.now_us, user_id=lead)], [])
+    assert _lead_row(service, lead).temperature == "cold"
+    _set_model(service, None)
+    ingest(service, [Track("q-2", "demo_request", clock.now_us, user_id=lead)], [])
+    assert _lead_row(service, lead).temperature == "hot"  # points: hot at 1
