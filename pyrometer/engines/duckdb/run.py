@@ -396,11 +396,9 @@ class DuckDBBatchScorer:
         rows = self.score_relation(events, leads, as_of_us).fetchall()
         return {row[0]: _scored(row) for row in rows}
 
-    def proven_leads_sql(self, events: EventTable, extra: Mapping[str, str]) -> str:
-        """Per lead over all its events, whether the cap proof fails (``redo``), as pass 1
-        proves it (:func:`pass1.per_lead_sql`), and the aggregates ``extra`` (by name):
-        what a backtest reads of each lead in the same scan. ``events`` must be
-        :meth:`distinct` already, and every row must have an event name."""
+    def _compile_for(self, events: EventTable) -> tuple[list[str], str, pass1.Pass1]:
+        """The event names of ``events``, the rules they match and the compiled names: what
+        the backtest's SQL reads, loaded into this connection once per call."""
         raw_names = self._raw_names(events)
         match = self._load_rules(events, raw_names)
         compiled = self._load_names(
@@ -409,6 +407,14 @@ class DuckDBBatchScorer:
             self._sample_weights(events, match),
             nonnegative=(self._earliest(events) or 0) >= 0,
         )
+        return raw_names, match, compiled
+
+    def proven_leads_sql(self, events: EventTable, extra: Mapping[str, str]) -> str:
+        """Per lead over all its events, whether the cap proof fails (``redo``), as pass 1
+        proves it (:func:`pass1.per_lead_sql`), and the aggregates ``extra`` (by name):
+        what a backtest reads of each lead in the same scan. ``events`` must be
+        :meth:`distinct` already, and every row must have an event name."""
+        *_, compiled = self._compile_for(events)
         return pass1.per_lead_sql(
             events.sql, self.playbook.decay, PROVEN_UNTIL_US, compiled, "", extra=extra
         )
@@ -430,14 +436,7 @@ class DuckDBBatchScorer:
           ``number``, if given, turns a table of the events wanted into one with other
           ``lead_id``s (numbers, cheaper to rank by), one per lead.
         """
-        raw_names = self._raw_names(events)
-        match = self._load_rules(events, raw_names)
-        compiled = self._load_names(
-            events,
-            raw_names,
-            self._sample_weights(events, match),
-            nonnegative=(self._earliest(events) or 0) >= 0,
-        )
+        raw_names, match, compiled = self._compile_for(events)
         limits = plan.limits(self.playbook)
         once_names = sorted(
             {
