@@ -345,30 +345,18 @@ def changed_of_rows(rows: Iterable[repo.LeadRow]) -> list[Changed]:
 
 def _read_changed(conn: Connection, lead_ids: Sequence[str]) -> list[Changed]:
     """The leads as stored (for callers that did not pass them)."""
-    columns = (
-        leads.c.lead_id,
-        leads.c.attributes,
-        leads.c.consent,
-        leads.c.temperature,
-        leads.c.stage,
-        leads.c.fit,
-        leads.c.state,
-    )
-    out = []
-    for chunk in repo.chunks(sorted(lead_ids)):
-        for row in conn.execute(sa.select(*columns).where(leads.c.lead_id.in_(chunk))):
-            out.append(
-                Changed(
-                    row.lead_id,
-                    row.temperature,
-                    row.stage,
-                    float(row.fit),
-                    row.consent,
-                    lambda row=row: row.attributes or {},
-                    lambda row=row: _suppressed(row.state),
-                )
-            )
-    return out
+    return [
+        Changed(
+            row.lead_id,
+            row.temperature,
+            row.stage,
+            float(row.fit),
+            row.consent,
+            lambda row=row: row.attributes or {},
+            lambda row=row: _suppressed(row.state),
+        )
+        for row in store.lead_rows(conn, lead_ids).values()
+    ]
 
 
 def on_changes(conn: Connection, book: Playbook, changed: Sequence[Changed], now_us: int) -> None:
@@ -1107,16 +1095,7 @@ class Runner:
         if seq is None or enrolment.step >= len(seq.steps):
             store.end(conn, enrolment.id, plan.EXITED, "sequence_changed", now)
             return None
-        row = conn.execute(
-            sa.select(
-                leads.c.attributes,
-                leads.c.owner,
-                leads.c.consent,
-                leads.c.state,
-                leads.c.temperature,
-                leads.c.stage,
-            ).where(leads.c.lead_id == enrolment.lead_id)
-        ).first()
+        row = store.lead_rows(conn, [enrolment.lead_id]).get(enrolment.lead_id)
         if row is None:
             store.end(conn, enrolment.id, plan.EXITED, "lead_gone", now)
             return None
@@ -1377,13 +1356,17 @@ def clear_block(service: Service, lead_id: str, channel: str) -> dict[str, str]:
     return service.write(work)
 
 
-def _known(service: Service, lead_id: str) -> None:
+def _exists(service: Service, lead_id: str) -> bool:
     found = service.read(
         lambda conn: conn.execute(
             sa.select(leads.c.lead_id).where(leads.c.lead_id == lead_id)
         ).first()
     )
-    if found is None:
+    return found is not None
+
+
+def _known(service: Service, lead_id: str) -> None:
+    if not _exists(service, lead_id):
         raise UnknownLead(f"lead {lead_id!r}")
 
 
@@ -1416,12 +1399,7 @@ def report_bounce(
         lead_id = row.lead_id
     if lead_id is None:
         raise UnknownSend("give lead_id or message_id")
-    known = service.read(
-        lambda conn: conn.execute(
-            sa.select(leads.c.lead_id).where(leads.c.lead_id == lead_id)
-        ).first()
-    )
-    if known is None:
+    if not _exists(service, lead_id):
         raise UnknownSend(f"lead {lead_id!r}")
     suppress(service, lead_id, {"bounce": "bounced", "complaint": "complained"}[kind])
     return lead_id

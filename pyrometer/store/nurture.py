@@ -499,7 +499,8 @@ def enrolments_by_id(conn: Connection, ids: Iterable[int]) -> dict[int, Enrolmen
 
 
 def lead_rows(conn: Connection, lead_ids: Iterable[str]) -> dict[str, Any]:
-    """What planning a step reads of each lead, in one statement per chunk."""
+    """What planning a step or deciding an enrolment reads of each lead, in one statement
+    per chunk."""
     columns = (
         leads.c.lead_id,
         leads.c.attributes,
@@ -508,6 +509,7 @@ def lead_rows(conn: Connection, lead_ids: Iterable[str]) -> dict[str, Any]:
         leads.c.state,
         leads.c.temperature,
         leads.c.stage,
+        leads.c.fit,
     )
     found: dict[str, Any] = {}
     for chunk in repo.chunks(sorted(set(lead_ids))):
