@@ -110,3 +110,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} is not there (the shared/ folder sits beside the repo)")
     return SHARED_DATA
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, every Spark test runs on one worker, so that the run starts one
+    Spark cluster and one session, not one per worker (``--dist loadgroup``); they are
+    handed out first, so that the slowest group does not start last."""
+    spark = [item for item in items if "spark_engine" in item.path.parts]
+    for item in spark:
+        item.add_marker(pytest.mark.xdist_group("spark"))
+    items[:] = spark + [item for item in items if "spark_engine" not in item.path.parts]

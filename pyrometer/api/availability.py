@@ -124,9 +124,11 @@ def install(app: FastAPI, monitor: StoreMonitor, timeout: float) -> None:
     app.add_exception_handler(Overloaded, overloaded)
 
     @app.get("/health", tags=["health"])
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:
         """Liveness, without a key: always 200 while the process serves, with the
-        store's last known state (``ok``, ``unreachable`` or ``unknown``)."""
+        store's last known state (``ok``, ``unreachable`` or ``unknown``). Answered on the
+        event loop, not in the worker threads, which an outage may have filled with
+        requests waiting on the store."""
         return {"ok": True, "store": monitor.state.value}
 
     @app.get("/ready", tags=["health"], responses={503: {"description": "store unreachable"}})
