@@ -10,13 +10,15 @@
   batches. A batch of enrolments is claimed past a lease and its steps planned in one
   transaction that checks consent, the exits, the frequency caps and quiet hours *now*,
   and writes each step's record under a unique key (``enrolment:step``); the e-mails are
-  sent outside any transaction over one connection; their outcomes are recorded and the
-  enrolments moved on every ``record_every`` sends, one transaction each. A runner killed
-  before it sends leaves the planned records and the claimed enrolments, which come due
-  again when the lease ends and are sent then, once: the record carries the subject
-  variant chosen, and the message the same Message-ID. A runner killed after the SMTP
-  server took messages but before they were recorded (at most ``record_every``) sends
-  them again (at least once; the Message-ID lets a mailbox drop the repeat).
+  sent outside any transaction over one connection; each send the server took is marked
+  sent at once (one small commit), and the enrolments are moved on every
+  ``record_every`` sends, one transaction each. A runner killed before it sends leaves
+  the planned records and the claimed enrolments, which come due again when the lease
+  ends and are sent then, once: the record carries the subject variant chosen, and the
+  message the same Message-ID. A runner killed after sends were marked but before their
+  enrolments moved on finds them marked when the lease ends, and only moves them on. The
+  one window left is a kill between the server's answer and that mark: that one message
+  goes again (the Message-ID lets a mailbox drop the repeat).
 * Opens, clicks and unsubscribes come back through :func:`record_open`,
   :func:`record_click` and :func:`unsubscribe` (the links in the e-mails), bounces and
   complaints through :func:`report_bounce`.
@@ -856,41 +858,50 @@ class Runner:
         for job in jobs:
             if isinstance(job, EventJob):
                 self._record_event(job, now)
+        mails = [job for job in jobs if isinstance(job, Job)]
+        if not mails:
+            return
         pending: list[tuple[Job, str, str | None]] = []
-        for job in jobs:
-            if not isinstance(job, Job):
-                continue
-            try:
-                # Built outside the transaction: the messages are bytes made here, and
-                # nothing of them needs the store.
-                assert self._links is not None
-                message = mail.build(
-                    job.rendered,
-                    key=job.key,
-                    sender=self.settings.sender,
-                    to=job.to,
-                    links=self._links,
-                    postal_address=self.settings.postal_address,
-                    now_us=job.planned_us,
-                )
-                mailer = self.settings.mailer
-                status = mailer.send(message, job.to) if mailer else ""
-                pending.append((job, status or "sent", None))
-            except Exception as exc:  # recorded, retried after a backoff
-                pending.append((job, "failed", f"{type(exc).__name__}: {exc}"[:300]))
-            if len(pending) >= self.settings.record_every:
-                done, pending = pending, []
-                self.service.write(lambda conn, done=done: self._record(conn, done, now))
-        if pending:
-            self.service.write(lambda conn: self._record(conn, pending, now))
+        with self.service.small_writes() as mark:
+            for job in mails:
+                try:
+                    # Built outside the transaction: the messages are bytes made here, and
+                    # nothing of them needs the store.
+                    assert self._links is not None
+                    message = mail.build(
+                        job.rendered,
+                        key=job.key,
+                        sender=self.settings.sender,
+                        to=job.to,
+                        links=self._links,
+                        postal_address=self.settings.postal_address,
+                        now_us=job.planned_us,
+                    )
+                    mailer = self.settings.mailer
+                    status = (mailer.send(message, job.to) if mailer else "") or "sent"
+                except Exception as exc:  # recorded, retried after a backoff
+                    pending.append((job, "failed", f"{type(exc).__name__}: {exc}"[:300]))
+                else:
+                    # Marked before the next send: a kill from here on never sends it again.
+                    mark(
+                        lambda conn, job=job, status=status: store.mark_sent(
+                            conn, job.key, status, job.subject, now
+                        )
+                    )
+                    pending.append((job, status, None))
+                if len(pending) >= self.settings.record_every:
+                    done, pending = pending, []
+                    self.service.write(lambda conn, done=done: self._record(conn, done, now))
+            if pending:
+                self.service.write(lambda conn: self._record(conn, pending, now))
 
     def _record(
         self, conn: Connection, outcomes: Sequence[tuple[Job, str, str | None]], now: int
     ) -> None:
-        """The outcomes of sends, in one transaction: each sent step's record, and its
-        enrolment moved on (unless it ended meanwhile: unsubscribed while being sent)."""
+        """The outcomes of sends, in one transaction: each sent step's enrolment moved on
+        (unless it ended meanwhile: unsubscribed while being sent; the step's own record
+        was marked sent as it went, :func:`store.mark_sent`), each failure recorded."""
         sent = [(job, status) for job, status, error in outcomes if error is None]
-        store.finish_steps(conn, [(job.key, status, job.subject) for job, status in sent], now)
         current = store.enrolments_by_id(conn, [job.enrolment_id for job, _ in sent])
         _, book = self.service.playbooks.active(conn)
         moves = _Moves()

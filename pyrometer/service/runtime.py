@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -162,6 +162,41 @@ class Service:
                     raise
             time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         raise RuntimeError("a write transaction kept losing races; giving up")
+
+    @contextmanager
+    def small_writes(self) -> Iterator[Callable[[Callable[[Connection], T]], T]]:
+        """Small writes of one statement each, each committed before the caller goes on,
+        over one connection kept open: for marks that must be stored before the next step
+        (a send the mail server took, before the next is sent), where :meth:`write` would
+        check out a connection and open a transaction per mark. On PostgreSQL the
+        connection is in autocommit mode (one round trip per mark) and its commits do not
+        wait for the disk (``synchronous_commit`` off until it goes back to the pool):
+        each is visible at once and survives this process's death; only a crash of the
+        database server itself could lose the last fraction of a second of them."""
+        with self.engine.connect() as conn:
+            if conn.dialect.name != "postgresql":
+                conn.execution_options(**{WRITE: True})
+
+                def run(work: Callable[[Connection], T]) -> T:
+                    with self._write_lock, conn.begin():
+                        return work(conn)
+
+                yield run
+                return
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("SET synchronous_commit TO OFF")
+
+            def run_autocommit(work: Callable[[Connection], T]) -> T:
+                result = work(conn)
+                conn.commit()  # ends SQLAlchemy's own bookkeeping; the statement committed
+                return result
+
+            try:
+                yield run_autocommit
+            finally:
+                if not conn.invalidated:
+                    conn.exec_driver_sql("RESET synchronous_commit")
+                    conn.commit()
 
     def read(self, work: Callable[[Connection], T]) -> T:
         for attempt in range(3):

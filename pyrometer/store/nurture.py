@@ -599,6 +599,28 @@ def finish_steps(conn: Connection, done: list[tuple[str, str, str | None]], now_
     conn.execute(statement, [{"k": k, "st": st, "su": su} for k, st, su in done])
 
 
+# Built once: a send is marked on its own, right after the mail server's answer, and
+# building the statement per mark would cost more than running it.
+_MARK_SENT = (
+    nurture_steps.update()
+    .where(S.key == sa.bindparam("k"))
+    .values(
+        status=sa.bindparam("st"),
+        attempts=S.attempts + 1,
+        error=None,
+        done_us=sa.bindparam("at", type_=sa.BigInteger),
+        subject=sa.func.coalesce(sa.bindparam("su", type_=sa.Text), S.subject),
+    )
+)
+
+
+def mark_sent(conn: Connection, key: str, status: str, subject: str | None, now_us: int) -> None:
+    """One send that the mail server took, marked in its own small transaction right after
+    the server's answer (``Service.small_writes``), so that a runner killed later in the
+    batch does not send it again."""
+    conn.execute(_MARK_SENT, {"k": key, "st": status, "su": subject, "at": now_us})
+
+
 def move_many(conn: Connection, moves: list[tuple[int, int | None, int | None]]) -> None:
     """:func:`move_to` for many: (enrolment id, next step, due)."""
     if not moves:

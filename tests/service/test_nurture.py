@@ -410,3 +410,46 @@ def test_the_background_runner_rests_between_batches_to_keep_its_share(
     monkeypatch.setenv(nurture.SHARE, "0")
     with pytest.raises(ValueError, match="PYROMETER_NURTURE_SHARE"):
         NurtureSettings.from_env()
+
+
+def test_a_kill_mid_batch_sends_no_message_twice(
+    service: Service, clock: Clock, smtp: tuple[str, Any]
+) -> None:
+    """Twelve e-mails go out, then the runner dies before the thirteenth, long before the
+    batch's outcomes are recorded: after the lease, the other 18 go out and none of the
+    twelve goes again."""
+    url, inbox = smtp
+    leads = [f"kb{i:02d}@example.com" for i in range(30)]
+    for lead in leads:
+        track(service, lead, "whitepaper_download")
+
+    class Killed(BaseException):  # not an Exception: nothing records it, as with SIGKILL
+        pass
+
+    class DiesAtThe13th(SmtpMailer):
+        sent = 0
+
+        def send(self, message: Any, to: str) -> str:
+            if self.sent == 12:
+                raise Killed()
+            self.sent += 1
+            return super().send(message, to)
+
+    dying = Runner(service, NurtureSettings(mailer=DiesAtThe13th(url), public_url=PUBLIC, lease=60))
+    with pytest.raises(Killed):
+        dying.run_due()
+    assert len(inbox.messages) == 12
+    restarted = runner(service, url, lease=60)
+    clock.advance(61)
+    restarted.run_due()
+    received = sorted(message["To"] for message in inbox.messages)
+    assert received == sorted(leads)  # each lead once: nobody twice, nobody left out
+    with service.engine.connect() as conn:
+        statuses = conn.execute(sa.select(nurture_steps.c.status)).scalars().all()
+    assert sorted(statuses) == ["sent"] * 30
+    for lead in leads[:3]:
+        found = get_lead(service, lead)
+        assert found is not None
+        [enrolment] = found["nurture"]["enrolments"]
+        # Moved on past the e-mail, the twelve included.
+        assert enrolment["status"] != "active" or enrolment["next_step"] > 0
