@@ -581,24 +581,6 @@ def plan_steps(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, StepRo
     return found
 
 
-def finish_steps(conn: Connection, done: list[tuple[str, str, str | None]], now_us: int) -> None:
-    """:func:`finish_step` for many sends that went out: (key, status, subject)."""
-    if not done:
-        return
-    statement = (
-        nurture_steps.update()
-        .where(S.key == sa.bindparam("k"))
-        .values(
-            status=sa.bindparam("st"),
-            attempts=S.attempts + 1,
-            error=None,
-            done_us=now_us,
-            subject=sa.func.coalesce(sa.bindparam("su", type_=sa.Text), S.subject),
-        )
-    )
-    conn.execute(statement, [{"k": k, "st": st, "su": su} for k, st, su in done])
-
-
 # Built once: a send is marked on its own, right after the mail server's answer, and
 # building the statement per mark would cost more than running it.
 _MARK_SENT = (
