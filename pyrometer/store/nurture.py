@@ -7,7 +7,7 @@ Read and written in the caller's transaction; what to do is decided by
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -72,27 +72,9 @@ def enrolments_of(conn: Connection, lead_ids: Iterable[str]) -> dict[str, list[E
     return found
 
 
-def enrolment_row(
-    lead_id: str,
-    sequence: str,
-    step: int | None,
-    due_us: int | None,
-    cause: str,
-    now_us: int,
-) -> dict[str, Any]:
-    return {
-        "lead_id": lead_id,
-        "sequence": sequence,
-        "status": ACTIVE if step is not None else "completed",
-        "step": step,
-        "next_due_us": due_us,
-        "attempts": 0,
-        "enrolled_us": now_us,
-        "ended_us": None if step is not None else now_us,
-        "exit_reason": None,
-        "cause": cause[:120],
-    }
-
+# A new enrolment as :func:`enrol_many` writes it: a value per column of _ENROL_COLUMNS
+# (a tuple, not a dict: ingest makes one per lead it enrols).
+EnrolmentRow = tuple[str, str, str, int | None, int | None, int, int, int | None, str | None, str]
 
 _ENROL_COLUMNS = (
     "lead_id",
@@ -106,6 +88,28 @@ _ENROL_COLUMNS = (
     "exit_reason",
     "cause",
 )
+
+
+def enrolment_row(
+    lead_id: str,
+    sequence: str,
+    step: int | None,
+    due_us: int | None,
+    cause: str,
+    now_us: int,
+) -> EnrolmentRow:
+    """A new enrolment at ``step`` (``None``: a sequence with nothing to run, complete)."""
+    if step is None:
+        return (lead_id, sequence, "completed", None, due_us, 0, now_us, now_us, None, cause[:120])
+    return (lead_id, sequence, ACTIVE, step, due_us, 0, now_us, None, None, cause[:120])
+
+
+def ended_row(row: EnrolmentRow, status: str, reason: str | None, now_us: int) -> EnrolmentRow:
+    """A new enrolment that ends before it is written (a later message of its batch)."""
+    lead_id, sequence, _, step, _, attempts, enrolled_us, _, _, cause = row
+    return (lead_id, sequence, status, step, None, attempts, enrolled_us, now_us, reason, cause)
+
+
 # Enrolment happens in ingest's transaction: driver SQL, built once, many rows a statement.
 _PG_ENROL = bulk_insert(nurture_enrolments, _ENROL_COLUMNS, " ON CONFLICT DO NOTHING")
 _SQLITE_ROWS = 90  # rows per statement: 900 parameters
@@ -120,17 +124,17 @@ def _sqlite_enrol_sql(count: int) -> str:
     )
 
 
-def enrol_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def enrol_many(conn: Connection, rows: Sequence[EnrolmentRow]) -> None:
     """New enrolments (:func:`enrolment_row`), a few statements for all. A lead already
     active in the sequence (another writer enrolled it meanwhile) keeps that one: the
-    unique index on active enrolments makes the insert do nothing."""
+    unique index by lead and sequence (one slot for the active enrolment) makes the
+    insert do nothing."""
     if not rows:
         return
-    values = [tuple(row[name] for name in _ENROL_COLUMNS) for row in rows]
     if is_postgres(conn):
-        _PG_ENROL.run(conn, values)
+        _PG_ENROL.run(conn, rows)
         return
-    for chunk in repo.chunks(values, _SQLITE_ROWS):
+    for chunk in repo.chunks(rows, _SQLITE_ROWS):
         params = tuple(v for row in chunk for v in row)
         conn.exec_driver_sql(_sqlite_enrol_sql(len(chunk)), params)
 

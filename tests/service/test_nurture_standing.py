@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from pyrometer.core.playbook import default_playbook_text
 from pyrometer.service import decay, nurture, rescore
+from pyrometer.service import ingest as ingest_module
 from pyrometer.service.ingest import ingest
 from pyrometer.service.inputs import Identify, Track
 from pyrometer.service.leads import update_lead
@@ -134,10 +135,13 @@ def test_the_fast_ingest_path_and_decay_enrol_too(
     cold_any = REENTRY.replace("  sequences:\n", "").replace("reentry: true", "reentry: false")
     publish_now(service, clock, STANDING + cold_any)
     seen: list[str] = []
-    rows_of = nurture.changed_of_rows
-    monkeypatch.setattr(
-        nurture, "changed_of_rows", lambda rows: seen.extend(r[0] for r in rows) or rows_of(rows)
-    )
+    write_ahead = ingest_module._write_scored_ahead
+
+    def spy(service: Service, conn: Any, now: int, rows: Any, by_lead: Any, ahead: Any) -> Any:
+        seen.extend(by_lead)
+        return write_ahead(service, conn, now, rows, by_lead, ahead)
+
+    monkeypatch.setattr(ingest_module, "_write_scored_ahead", spy)
     # A group of 64 tracks naming leads by userId is scored ahead of its transaction:
     # new cold leads enter cold-any there; the warm one enters nothing.
     group = [Track(_next(), "pricing_page_view", clock(), "warm@acme.example", None, {})] * 1
