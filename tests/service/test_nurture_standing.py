@@ -250,3 +250,31 @@ def test_two_writers_enrolling_one_lead_make_one_enrolment(service: Service, clo
         t.join()
     assert errors == []
     assert len(enrolments(service, "other")) == 1
+
+
+AGAIN = """  sequences:
+    - name: again
+      enrol: {event: whitepaper_download}
+      reentry: true
+      steps:
+        - task: {title: "Follow up"}
+"""
+
+
+def test_one_batch_enrols_exits_and_enrols_again_in_order(service: Service, clock: Clock) -> None:
+    """The messages of one batch act in order on the enrolments the batch itself made: a
+    download enrols, a reply ends that enrolment, the next download (re-entry) makes a
+    second one, and the next reply ends the second, not the first again."""
+    publish_now(service, clock, AGAIN)
+    now = clock()
+    names = ["whitepaper_download", "email_reply", "whitepaper_download", "email_reply"]
+    tracks = [Track(_next(), name, now, "twice@acme.example", None, {}) for name in names]
+    tracks += [Track(_next(), name, now, "back@acme.example", None, {}) for name in names[:3]]
+    ingest(service, tracks, [])
+    got = sorted((r.lead_id, r.status, r.exit_reason) for r in enrolments(service, "again"))
+    assert got == [
+        ("back@acme.example", "active", None),
+        ("back@acme.example", "exited", "event:email_reply"),
+        ("twice@acme.example", "exited", "event:email_reply"),
+        ("twice@acme.example", "exited", "event:email_reply"),
+    ]
