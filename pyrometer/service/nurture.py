@@ -276,7 +276,11 @@ def _react(
                 )
                 seen.add(seq.name)
     if new:
-        store.enrol_many(conn, new)
+        # Leads this transaction created: no other writer can have enrolled them (one
+        # that tries waits on the lead's row until this commits).
+        fresh = [row for row in new if row[0] in new_leads]
+        store.enrol_many(conn, fresh, fresh=True)
+        store.enrol_many(conn, [row for row in new if row[0] not in new_leads])
         tags = conn.info.get(AFTER_COMMIT)
         if tags is not None:
             tags.append(SIGNAL)
