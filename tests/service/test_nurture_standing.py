@@ -252,6 +252,40 @@ def test_two_writers_enrolling_one_lead_make_one_enrolment(service: Service, clo
     assert len(enrolments(service, "other")) == 1
 
 
+@pytest.mark.parametrize("group", [1, 64])
+def test_four_ingests_racing_to_create_one_lead_enrol_it_once(service: Service, group: int) -> None:
+    """Enrolments of leads a transaction created skip the conflict check: four requests
+    racing to create one new lead with a download (alone, or in groups of 64 scored
+    ahead of the write) make one enrolment, and none fails."""
+    now = service.clock()
+    batches = []
+    for k in range(4):
+        tracks = [Track(_next(), "whitepaper_download", now, "new@acme.example", None, {})]
+        tracks += [
+            Track(_next(), "page_view", now, f"k{k}-{i}@x.example", None, {})
+            for i in range(group - 1)
+        ]
+        batches.append(tracks)
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def send(tracks: list[Track]) -> None:
+        try:
+            barrier.wait()
+            ingest(service, tracks, [])
+        except BaseException as exc:  # pragma: no cover - the failure this test looks for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    made = [r for r in enrolments(service, "educational") if r.lead_id == "new@acme.example"]
+    assert [r.status for r in made] == ["active"]
+
+
 AGAIN = """  sequences:
     - name: again
       enrol: {event: whitepaper_download}
