@@ -413,25 +413,22 @@ def steps_of(conn: Connection, enrolment_ids: Iterable[int]) -> dict[int, list[S
 def sequence_stats(conn: Connection, sequence: str) -> dict[str, Any]:
     """Counts for ``GET /v1/sequences/{name}``: enrolments by status, exits by reason,
     and per step and variant: statuses, opens and clicks."""
-    by_status = dict(
-        conn.execute(
-            sa.select(E.status, sa.func.count()).where(E.sequence == sequence).group_by(E.status)
-        ).all()
-    )
-    exits = dict(
-        conn.execute(
-            sa.select(E.exit_reason, sa.func.count())
-            .where(E.sequence == sequence, E.status == "exited")
-            .group_by(E.exit_reason)
-        ).all()
-    )
-    waiting = dict(
-        conn.execute(
-            sa.select(E.step, sa.func.count())
-            .where(E.sequence == sequence, E.status == ACTIVE)
-            .group_by(E.step)
-        ).all()
-    )
+    # One pass over the sequence's enrolments (no index by sequence: ingest would write
+    # it for every enrolment, and a report reads most of a sequence's rows anyway).
+    by_status: dict[str, int] = defaultdict(int)
+    exits: dict[str, int] = defaultdict(int)
+    waiting: dict[int, int] = defaultdict(int)
+    counted = conn.execute(
+        sa.select(E.status, E.exit_reason, E.step, sa.func.count())
+        .where(E.sequence == sequence)
+        .group_by(E.status, E.exit_reason, E.step)
+    ).all()
+    for status, reason, step, count in counted:
+        by_status[str(status)] += int(count)
+        if status == "exited":
+            exits[str(reason)] += int(count)
+        if status == ACTIVE and step is not None:
+            waiting[int(step)] += int(count)
     rows = conn.execute(
         sa.select(
             S.step,
@@ -445,9 +442,9 @@ def sequence_stats(conn: Connection, sequence: str) -> dict[str, Any]:
         .group_by(S.step, S.variant, S.status)
     ).all()
     return {
-        "by_status": {str(k): int(v) for k, v in by_status.items()},
-        "exits": {str(k): int(v) for k, v in exits.items()},
-        "waiting": {int(k): int(v) for k, v in waiting.items() if k is not None},
+        "by_status": dict(by_status),
+        "exits": dict(exits),
+        "waiting": dict(waiting),
         "steps": [
             {
                 "step": int(r[0]),

@@ -330,7 +330,6 @@ nurture_enrolments = sa.Table(
     sa.Column("exit_reason", sa.String(80)),
     sa.Column("cause", sa.String(120), nullable=False),
     sa.Index(None, "status", "next_due_us"),
-    sa.Index(None, "sequence", "status"),
     # A lead is in a sequence once at a time: two writers enrolling it at once (ingest and
     # the sweep of standing conditions) make one enrolment, the other insert does nothing.
     # One index by lead serves that and the reads of a lead's enrolments (each enrolment
