@@ -134,8 +134,8 @@ def enrol_many(conn: Connection, rows: Sequence[EnrolmentRow], fresh: bool = Fal
     ``fresh``: every lead of ``rows`` was created by the caller's transaction, so no
     other writer can have enrolled it, and the rows (at most one active per lead and
     sequence) are inserted without that check: on PostgreSQL it is a speculative
-    insertion per row, a third of the insert's cost. The unique index still holds: a
-    conflict there fails the transaction instead of doing nothing."""
+    insertion per row, about a quarter of the insert's cost. The unique index still
+    holds: a conflict there fails the transaction instead of doing nothing."""
     if not rows:
         return
     if is_postgres(conn):
