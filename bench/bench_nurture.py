@@ -23,7 +23,10 @@ In one process, on fresh stores (SQLite, or PostgreSQL with ``--stores postgres`
 Usage:
 
     python bench/bench_nurture.py [--leads 100000] [--smtp 20000] [--share 0.1]
-                                  [--stores sqlite,postgres]
+                                  [--stores sqlite,postgres] [--enrolment-only]
+
+``--enrolment-only`` runs step 1 alone (the others need its enrolments), e.g. several
+times in a row to take the median of its ratios on a busy machine.
 """
 
 from __future__ import annotations
@@ -131,7 +134,7 @@ def smtp_server() -> subprocess.Popen[bytes]:
     return proc
 
 
-def run(store: str, leads: int, smtp: int, share: float) -> None:
+def run(store: str, leads: int, smtp: int, share: float, enrolment_only: bool = False) -> None:
     label = LABELS.get(store, store)
     clock = Clock()
     with fresh_store(store, "nurture") as url, fresh_store(store, "plain") as plain_url:
@@ -154,6 +157,9 @@ def run(store: str, leads: int, smtp: int, share: float) -> None:
             f"without sequences: {p:,.0f} events/s (medians); ratio {e / p:.2f}, median of "
             f"{len(ratios)} side-by-side pairs {statistics.median(ratios):.2f} (load {load()})"
         )
+        if enrolment_only:
+            service.close()
+            return
         with tempfile.TemporaryDirectory() as folder:
             dry = Runner(service, NurtureSettings(mailer=FolderMailer(folder)))
             start = time.perf_counter()
@@ -258,9 +264,10 @@ def main() -> None:
     parser.add_argument("--smtp", type=int, default=20_000)
     parser.add_argument("--share", type=float, default=NurtureSettings(mailer=None).share)
     parser.add_argument("--stores", default="sqlite")
+    parser.add_argument("--enrolment-only", action="store_true", help="step 1 alone")
     args = parser.parse_args()
     for store in args.stores.split(","):
-        run(store, args.leads, args.smtp, args.share)
+        run(store, args.leads, args.smtp, args.share, args.enrolment_only)
 
 
 if __name__ == "__main__":

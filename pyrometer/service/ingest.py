@@ -135,6 +135,7 @@ class ScoredAhead:
     seen: dict[str, repo.RawLead]  # the rows scored from (a lead not there was new)
     rows: dict[str, repo.LeadRow]  # each lead's row as scored (not all: see _score_ahead)
     transitions: dict[str, list[repo.TransitionRow]]
+    records: dict[str, LeadRecord]  # the record each row was made from
 
 
 def _score_ahead(service: Service, rows: Sequence[EventRow], now: int) -> ScoredAhead | None:
@@ -153,6 +154,7 @@ def _score_ahead(service: Service, rows: Sequence[EventRow], now: int) -> Scored
         return None
     scored: dict[str, repo.LeadRow] = {}
     transitions: dict[str, list[repo.TransitionRow]] = {}
+    records: dict[str, LeadRecord] = {}
     for lead_id, lead_events in by_lead.items():
         raw = seen.get(lead_id)
         record = repo.record_of_raw(raw) if raw else blank_record(book, version, lead_id, {}, now)
@@ -164,7 +166,8 @@ def _score_ahead(service: Service, rows: Sequence[EventRow], now: int) -> Scored
             continue  # scored under its lock, with those windows read back from the log
         scored[lead_id] = repo.lead_row(change.record)
         transitions[lead_id] = [repo.transition_row(t) for t in change.transitions]
-    return ScoredAhead(version, seen, scored, transitions)
+        records[lead_id] = change.record
+    return ScoredAhead(version, seen, scored, transitions, records)
 
 
 def _events_by_lead(rows: Sequence[EventRow]) -> dict[str, list[Event]]:
@@ -269,15 +272,19 @@ def _write_scored_ahead(
     repo.save_changes(conn, again, now)
     actions.act_on(conn, book, [*transitions, *actions.rows_of(again)], now)
     if book.nurture.sequences:
-        changed = nurture.changed_of_rows([*updates, *inserts, *made])
-        changed += nurture.changed_of_records(again)  # last: what was stored last
-        nurture.on_changes(conn, book, changed, now)
+        # Each lead as stored: every row above is ahead's for its lead (so its record is
+        # ahead's) but for the leads scored again, whose records come last and win.
+        written = [
+            ahead.records[row[0]] for row in (*updates, *inserts, *made) if row[0] in ahead.records
+        ]
+        changed = nurture.changed_leads([*written, *(c.record for c in again)])
+        nurture.on_changes(conn, book, changed.values(), now)
         nurture.on_events(
             conn,
             book,
             (r for r in rows if r["event_id"] in new_ids),
             now,
-            {c.lead_id: c for c in changed},
+            changed,
             created | {row[0] for row in inserts},
         )
     touches.record_tracked(conn, rows, new_ids, now)
@@ -404,7 +411,7 @@ def _ingest(
             book,
             (r for r in rows if r["event_id"] in new_ids),
             now,
-            {c.lead_id: c for c in nurture.changed_of_records(stored)},
+            nurture.changed_leads(c.record for c in stored),
             born - set(merging.values()),  # a visitor's enrolments moved to these
         )
     touches.record_tracked(conn, rows, new_ids, now)

@@ -36,7 +36,7 @@ import ssl
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -59,9 +59,9 @@ from pyrometer.service.inputs import Track
 from pyrometer.service.runtime import Service
 from pyrometer.store import identity as identity_store
 from pyrometer.store import nurture as store
-from pyrometer.store import outbox, repo
-from pyrometer.store.engine import json_loads
+from pyrometer.store import outbox
 from pyrometer.store.outbox import AFTER_COMMIT, Notification
+from pyrometer.store.records import LeadRecord
 from pyrometer.store.secrets import get_or_create
 from pyrometer.store.tables import jobs, leads
 
@@ -149,15 +149,17 @@ def on_events(
 def _go_on(
     conn: Connection,
     book: Playbook,
-    active: dict[str, store.Enrolment],
+    active: dict[str, store.Enrolment | int],
     event: str,
     now_us: int,
 ) -> None:
     """Enrolments waiting (an ``until`` step) for ``event`` go on to their next step now."""
     for name, enrolment in list(active.items()):
-        seq = book.nurture.sequence(name)
-        if seq is None or not enrolment.id or enrolment.step is None:
+        if isinstance(enrolment, int):
             continue  # an enrolment of this same batch is not waiting yet
+        seq = book.nurture.sequence(name)
+        if seq is None or enrolment.step is None:
+            continue
         awaited = plan.waiting_for(seq, enrolment.step)
         if awaited is None or book.event_name(awaited) != event:
             continue
@@ -195,178 +197,272 @@ def _react(
     known: Mapping[str, Changed] | None = None,
     new_leads: AbstractSet[str] = frozenset(),
 ) -> None:
+    """Exits, waits that end and enrolments for these leads' triggers, in order. Ingest
+    calls this for every batch: a lead with no history (created by this transaction)
+    costs no read, and what is made is one row (a tuple) per enrolment, written at the
+    end in a few statements."""
     ids = sorted(found)
-    leads_now = dict(known or {})
+    leads_now: Mapping[str, Changed] = known or {}
     unread = [lead_id for lead_id in ids if lead_id not in leads_now]
-    if unread:
-        leads_now.update((c.lead_id, c) for c in _read_changed(conn, unread))
+    read = {c.lead_id: c for c in _read_changed(conn, unread)} if unread else {}
     old = [lead_id for lead_id in ids if lead_id not in new_leads]
     history = store.enrolments_of(conn, old)
     blocked = store.blocked_leads(conn, old)  # do-not-contact on a channel: never enrolled
     wants_attributes = any(seq.enrol.where is not None for seq in book.nurture.sequences)
-    firing: dict[plan.Trigger, tuple[NurtureSequence, ...]] = {}  # what each trigger enrols in
+    # What each trigger enrols in, and the cause its enrolments record.
+    firing: dict[plan.Trigger, tuple[tuple[NurtureSequence, ...], str]] = {}
+    # A lead never in any sequence, under filters that read no attributes: which
+    # sequences a trigger enrols it in depends on the trigger, its temperature and its
+    # stage alone (plan.should_enrol), so it is decided once per batch for each.
+    decided: dict[tuple[plan.Trigger, str, str], tuple[NurtureSequence, ...]] = {}
     starts: dict[str, plan.Position] = {}
-    new: list[dict[str, Any]] = []
+    new: list[store.EnrolmentRow] = []
     for lead_id in ids:
-        lead = leads_now.get(lead_id)
+        lead = leads_now.get(lead_id) or read.get(lead_id)
         if lead is None:
             continue
-        mine = history.get(lead_id, [])
-        active = {e.sequence: e for e in mine if e.status == store.ACTIVE}
-        seen = {e.sequence for e in mine}
+        mine = history.get(lead_id)
+        # The lead's active enrolments by sequence: stored ones, or (an int) the index in
+        # ``new`` of one this batch made.
+        active: dict[str, store.Enrolment | int] = {}
+        seen: set[str] = set()
+        if mine:
+            active.update((e.sequence, e) for e in mine if e.status == store.ACTIVE)
+            seen.update(e.sequence for e in mine)
         view: plan.LeadView | None = None
         suppressed: bool | None = None
         for trigger in found[lead_id]:  # in order: an event may end what an earlier began
-            for name, enrolment in list(active.items()):
-                seq = book.nurture.sequence(name)
-                if seq is None:
-                    continue
-                reason = plan.exit_reason(seq, lead.temperature, lead.stage, trigger.event)
-                if reason is None:
-                    continue
-                if enrolment.id:
-                    store.end(conn, enrolment.id, plan.EXITED, reason, now_us)
-                else:  # enrolled by an earlier message of this same batch
-                    made = next(r for r in new if r["lead_id"] == lead_id and r["sequence"] == name)
-                    made.update(
-                        status=plan.EXITED, exit_reason=reason, ended_us=now_us, next_due_us=None
-                    )
-                del active[name]
-            if trigger.event is not None and active:
-                _go_on(conn, book, active, trigger.event, now_us)
-            if trigger not in firing:
-                firing[trigger] = tuple(
-                    seq
-                    for seq in book.nurture.sequences
-                    if plan.triggers(seq, trigger, book.event_name)
+            if active:
+                _exit(conn, book, lead, trigger, active, new, now_us)
+                if trigger.event is not None and active:
+                    _go_on(conn, book, active, trigger.event, now_us)
+            fires = firing.get(trigger)
+            if fires is None:
+                fires = firing[trigger] = (
+                    tuple(
+                        seq
+                        for seq in book.nurture.sequences
+                        if plan.triggers(seq, trigger, book.event_name)
+                    ),
+                    _cause(trigger),
                 )
-            if not firing[trigger]:
+            sequences, cause = fires
+            if not sequences:
                 continue
             if suppressed is None:
                 suppressed = lead_id in blocked or lead.suppressed()  # never enrolled
             if suppressed:
                 continue
-            if view is None:
-                attributes = book.lead_attributes(lead.attributes()) if wants_attributes else {}
-                view = plan.LeadView(lead_id, lead.temperature, lead.stage, attributes, lead.fit)
-            for seq in firing[trigger]:
-                if not plan.should_enrol(
-                    seq,
-                    trigger,
-                    view,
-                    seq.name in seen,
-                    seq.name in active,
-                    book.missing_values,
-                    book.event_name,
-                ):
-                    continue
+            if not seen and not wants_attributes:
+                key = (trigger, lead.temperature, lead.stage)
+                entering = decided.get(key)
+                if entering is None:
+                    first = plan.LeadView(lead_id, lead.temperature, lead.stage, {}, lead.fit)
+                    entering = decided[key] = _entering(book, sequences, trigger, first, set())
+            else:
+                if view is None:
+                    attributes = book.lead_attributes(lead.attributes()) if wants_attributes else {}
+                    view = plan.LeadView(
+                        lead_id, lead.temperature, lead.stage, attributes, lead.fit
+                    )
+                entering = _entering(book, sequences, trigger, view, seen, active)
+            for seq in entering:
                 position = starts.get(seq.name)
                 if position is None:
                     position = starts[seq.name] = plan.start(seq, now_us)
-                cause = _cause(trigger)
+                active[seq.name] = len(new)
                 new.append(
                     store.enrolment_row(
                         lead_id, seq.name, position.step, position.due_us, cause, now_us
                     )
                 )
                 seen.add(seq.name)
-                active[seq.name] = store.Enrolment(
-                    0,
-                    lead_id,
-                    seq.name,
-                    store.ACTIVE,
-                    position.step,
-                    position.due_us,
-                    0,
-                    now_us,
-                    None,
-                    None,
-                    cause,
-                )
     if new:
-        store.enrol_many(conn, new)
+        # Leads this transaction created: no other writer can have enrolled them (one
+        # that tries waits on the lead's row until this commits).
+        fresh = [row for row in new if row[0] in new_leads]
+        store.enrol_many(conn, fresh, fresh=True)
+        store.enrol_many(conn, [row for row in new if row[0] not in new_leads])
         tags = conn.info.get(AFTER_COMMIT)
         if tags is not None:
             tags.append(SIGNAL)
 
 
+def _entering(
+    book: Playbook,
+    sequences: Sequence[NurtureSequence],
+    trigger: plan.Trigger,
+    lead: plan.LeadView,
+    seen: AbstractSet[str],
+    active: Mapping[str, object] | None = None,
+) -> tuple[NurtureSequence, ...]:
+    """Of the sequences ``trigger`` fires, those the lead enters now (``seen``: the ones
+    it was ever in, ``active``: those it is in now)."""
+    return tuple(
+        seq
+        for seq in sequences
+        if plan.should_enrol(
+            seq,
+            trigger,
+            lead,
+            seq.name in seen,
+            active is not None and seq.name in active,
+            book.missing_values,
+            book.event_name,
+        )
+    )
+
+
+def _exit(
+    conn: Connection,
+    book: Playbook,
+    lead: Changed,
+    trigger: plan.Trigger,
+    active: dict[str, store.Enrolment | int],
+    new: list[store.EnrolmentRow],
+    now_us: int,
+) -> None:
+    """The lead's active enrolments that ``trigger`` (or where the lead is now) ends."""
+    for name, enrolment in list(active.items()):
+        seq = book.nurture.sequence(name)
+        if seq is None:
+            continue
+        reason = plan.exit_reason(seq, lead.temperature, lead.stage, trigger.event)
+        if reason is None:
+            continue
+        if isinstance(enrolment, int):  # made by an earlier message of this same batch
+            new[enrolment] = store.ended_row(new[enrolment], plan.EXITED, reason, now_us)
+        else:
+            store.end(conn, enrolment.id, plan.EXITED, reason, now_us)
+        del active[name]
+
+
 # ---------------------------------------------------------------- standing conditions
 
 
-@dataclass(frozen=True, slots=True)
-class Changed:
-    """A lead as a write left it, for the standing conditions: the cheap columns, and
-    its attributes and suppression read only for a lead the cheap part lets through."""
+class Changed(Protocol):
+    """A lead as a write left it, for the standing conditions and enrolment: the cheap
+    columns, and its attributes and suppression, which a caller asks for only for a lead
+    the cheap part lets through."""
 
-    lead_id: str
-    temperature: str
-    stage: str
-    fit: float
-    consent: bool | None
-    attributes: Callable[[], Mapping[str, Any]]
-    suppressed: Callable[[], bool]
+    @property
+    def lead_id(self) -> str: ...
+
+    @property
+    def temperature(self) -> str: ...
+
+    @property
+    def stage(self) -> str: ...
+
+    @property
+    def fit(self) -> float: ...
+
+    @property
+    def consent(self) -> bool | None: ...
+
+    def attributes(self) -> Mapping[str, Any]: ...
+
+    def suppressed(self) -> bool: ...
+
+
+class _RecordChanged:
+    """From a record in hand: one object per lead, every column read through it."""
+
+    __slots__ = ("_record",)
+
+    def __init__(self, record: LeadRecord) -> None:
+        self._record = record
+
+    @property
+    def lead_id(self) -> str:
+        return self._record.lead_id
+
+    @property
+    def temperature(self) -> str:
+        return self._record.temperature
+
+    @property
+    def stage(self) -> str:
+        return self._record.stage
+
+    @property
+    def fit(self) -> float:
+        return float(self._record.state.fit)
+
+    @property
+    def consent(self) -> bool | None:
+        return self._record.consent
+
+    def attributes(self) -> Mapping[str, Any]:
+        return self._record.attributes
+
+    def suppressed(self) -> bool:
+        return self._record.state.suppressed
+
+
+class _StoredChanged:
+    """From the lead's stored row (:func:`store.lead_rows`)."""
+
+    __slots__ = ("_row", "consent", "fit", "lead_id", "stage", "temperature")
+
+    def __init__(self, row: Any) -> None:
+        self.lead_id = row.lead_id
+        self.temperature = row.temperature
+        self.stage = row.stage
+        self.fit = float(row.fit)
+        self.consent = row.consent
+        self._row = row
+
+    def attributes(self) -> Mapping[str, Any]:
+        return self._row.attributes or {}
+
+    def suppressed(self) -> bool:
+        return _suppressed(self._row.state)
+
+
+class ChangedLeads(Mapping[str, Changed]):
+    """The leads a write left, by id, each made a :class:`Changed` only when asked for:
+    a batch whose events no sequence cares about (and no standing condition) builds none.
+    """
+
+    def __init__(self, records: Mapping[str, LeadRecord]) -> None:
+        self._records = records
+
+    def __getitem__(self, lead_id: str) -> Changed:
+        return _RecordChanged(self._records[lead_id])
+
+    def __contains__(self, lead_id: object) -> bool:
+        return lead_id in self._records
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+
+def changed_leads(records: Iterable[LeadRecord]) -> ChangedLeads:
+    """From records (:class:`pyrometer.store.records.LeadRecord`) as a write stored them,
+    by lead id; of a lead given twice, the later."""
+    return ChangedLeads({record.lead_id: record for record in records})
 
 
 def changed_of_records(changes: Iterable[Any]) -> list[Changed]:
     """From stored changes (:class:`pyrometer.store.records.Change`)."""
-    out = []
-    for change in changes:
-        r = change.record
-        out.append(
-            Changed(
-                r.lead_id,
-                r.temperature,
-                r.stage,
-                float(r.state.fit),
-                r.consent,
-                lambda r=r: r.attributes,
-                lambda r=r: bool(r.state.suppressed),
-            )
-        )
-    return out
-
-
-def changed_of_rows(rows: Iterable[repo.LeadRow]) -> list[Changed]:
-    """From lead rows as ingest's fast path stores them (:func:`repo.lead_row`)."""
-    at = repo.lead_row_positions()
-    out = []
-    for row in rows:
-        out.append(
-            Changed(
-                row[0],
-                row[at["temperature"]],
-                row[at["stage"]],
-                float(row[at["fit"]]),
-                row[at["consent"]],
-                lambda row=row: json_loads(row[at["attributes"]]),
-                lambda row=row: _suppressed(json_loads(row[at["state"]])),
-            )
-        )
-    return out
+    return [_RecordChanged(change.record) for change in changes]
 
 
 def _read_changed(conn: Connection, lead_ids: Sequence[str]) -> list[Changed]:
     """The leads as stored (for callers that did not pass them)."""
-    return [
-        Changed(
-            row.lead_id,
-            row.temperature,
-            row.stage,
-            float(row.fit),
-            row.consent,
-            lambda row=row: row.attributes or {},
-            lambda row=row: _suppressed(row.state),
-        )
-        for row in store.lead_rows(conn, lead_ids).values()
-    ]
+    return [_StoredChanged(row) for row in store.lead_rows(conn, lead_ids).values()]
 
 
-def on_changes(conn: Connection, book: Playbook, changed: Sequence[Changed], now_us: int) -> None:
+def on_changes(conn: Connection, book: Playbook, changed: Iterable[Changed], now_us: int) -> None:
     """Enrol changed leads that now satisfy a sequence's standing condition (in the
     transaction that changed them). No statement unless some lead passes the cheap part
-    of a condition."""
+    of a condition; nothing looked at without a standing condition."""
     standing = plan.standing(book.nurture.sequences)
-    if not standing or not changed:
+    if not standing:
         return
     views: list[tuple[plan.LeadView, Changed]] = []
     for lead in changed:
@@ -403,7 +499,7 @@ def _enrol_standing(
     ids = [view.lead_id for view, _, _ in found]
     history = store.enrolments_of(conn, ids)
     blocked = store.blocked_leads(conn, ids)
-    new: list[dict[str, Any]] = []
+    new: list[store.EnrolmentRow] = []
     for view, agreed, suppressed in found:
         if agreed is False or view.lead_id in blocked or suppressed():
             continue

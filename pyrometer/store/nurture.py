@@ -7,7 +7,7 @@ Read and written in the caller's transaction; what to do is decided by
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -72,27 +72,9 @@ def enrolments_of(conn: Connection, lead_ids: Iterable[str]) -> dict[str, list[E
     return found
 
 
-def enrolment_row(
-    lead_id: str,
-    sequence: str,
-    step: int | None,
-    due_us: int | None,
-    cause: str,
-    now_us: int,
-) -> dict[str, Any]:
-    return {
-        "lead_id": lead_id,
-        "sequence": sequence,
-        "status": ACTIVE if step is not None else "completed",
-        "step": step,
-        "next_due_us": due_us,
-        "attempts": 0,
-        "enrolled_us": now_us,
-        "ended_us": None if step is not None else now_us,
-        "exit_reason": None,
-        "cause": cause[:120],
-    }
-
+# A new enrolment as :func:`enrol_many` writes it: a value per column of _ENROL_COLUMNS
+# (a tuple, not a dict: ingest makes one per lead it enrols).
+EnrolmentRow = tuple[str, str, str, int | None, int | None, int, int, int | None, str | None, str]
 
 _ENROL_COLUMNS = (
     "lead_id",
@@ -106,33 +88,62 @@ _ENROL_COLUMNS = (
     "exit_reason",
     "cause",
 )
+
+
+def enrolment_row(
+    lead_id: str,
+    sequence: str,
+    step: int | None,
+    due_us: int | None,
+    cause: str,
+    now_us: int,
+) -> EnrolmentRow:
+    """A new enrolment at ``step`` (``None``: a sequence with nothing to run, complete)."""
+    if step is None:
+        return (lead_id, sequence, "completed", None, due_us, 0, now_us, now_us, None, cause[:120])
+    return (lead_id, sequence, ACTIVE, step, due_us, 0, now_us, None, None, cause[:120])
+
+
+def ended_row(row: EnrolmentRow, status: str, reason: str | None, now_us: int) -> EnrolmentRow:
+    """A new enrolment that ends before it is written (a later message of its batch)."""
+    lead_id, sequence, _, step, _, attempts, enrolled_us, _, _, cause = row
+    return (lead_id, sequence, status, step, None, attempts, enrolled_us, now_us, reason, cause)
+
+
 # Enrolment happens in ingest's transaction: driver SQL, built once, many rows a statement.
 _PG_ENROL = bulk_insert(nurture_enrolments, _ENROL_COLUMNS, " ON CONFLICT DO NOTHING")
+_PG_ENROL_FRESH = bulk_insert(nurture_enrolments, _ENROL_COLUMNS)
 _SQLITE_ROWS = 90  # rows per statement: 900 parameters
 
 
-@lru_cache(maxsize=8)
-def _sqlite_enrol_sql(count: int) -> str:
+@lru_cache(maxsize=16)
+def _sqlite_enrol_sql(count: int, fresh: bool) -> str:
     one = "(" + ", ".join(["?"] * len(_ENROL_COLUMNS)) + ")"
     return (
         f"INSERT INTO nurture_enrolments ({', '.join(_ENROL_COLUMNS)}) "
-        f"VALUES {', '.join([one] * count)} ON CONFLICT DO NOTHING"
+        f"VALUES {', '.join([one] * count)}{'' if fresh else ' ON CONFLICT DO NOTHING'}"
     )
 
 
-def enrol_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def enrol_many(conn: Connection, rows: Sequence[EnrolmentRow], fresh: bool = False) -> None:
     """New enrolments (:func:`enrolment_row`), a few statements for all. A lead already
     active in the sequence (another writer enrolled it meanwhile) keeps that one: the
-    unique index on active enrolments makes the insert do nothing."""
+    unique index by lead and sequence (one slot for the active enrolment) makes the
+    insert do nothing.
+
+    ``fresh``: every lead of ``rows`` was created by the caller's transaction, so no
+    other writer can have enrolled it, and the rows (at most one active per lead and
+    sequence) are inserted without that check: on PostgreSQL it is a speculative
+    insertion per row, about a quarter of the insert's cost. The unique index still
+    holds: a conflict there fails the transaction instead of doing nothing."""
     if not rows:
         return
-    values = [tuple(row[name] for name in _ENROL_COLUMNS) for row in rows]
     if is_postgres(conn):
-        _PG_ENROL.run(conn, values)
+        (_PG_ENROL_FRESH if fresh else _PG_ENROL).run(conn, rows)
         return
-    for chunk in repo.chunks(values, _SQLITE_ROWS):
+    for chunk in repo.chunks(rows, _SQLITE_ROWS):
         params = tuple(v for row in chunk for v in row)
-        conn.exec_driver_sql(_sqlite_enrol_sql(len(chunk)), params)
+        conn.exec_driver_sql(_sqlite_enrol_sql(len(chunk), fresh), params)
 
 
 def standing_page(conn: Connection, after: str, limit: int) -> list[Any]:
@@ -402,25 +413,22 @@ def steps_of(conn: Connection, enrolment_ids: Iterable[int]) -> dict[int, list[S
 def sequence_stats(conn: Connection, sequence: str) -> dict[str, Any]:
     """Counts for ``GET /v1/sequences/{name}``: enrolments by status, exits by reason,
     and per step and variant: statuses, opens and clicks."""
-    by_status = dict(
-        conn.execute(
-            sa.select(E.status, sa.func.count()).where(E.sequence == sequence).group_by(E.status)
-        ).all()
-    )
-    exits = dict(
-        conn.execute(
-            sa.select(E.exit_reason, sa.func.count())
-            .where(E.sequence == sequence, E.status == "exited")
-            .group_by(E.exit_reason)
-        ).all()
-    )
-    waiting = dict(
-        conn.execute(
-            sa.select(E.step, sa.func.count())
-            .where(E.sequence == sequence, E.status == ACTIVE)
-            .group_by(E.step)
-        ).all()
-    )
+    # One pass over the sequence's enrolments (no index by sequence: ingest would write
+    # it for every enrolment, and a report reads most of a sequence's rows anyway).
+    by_status: dict[str, int] = defaultdict(int)
+    exits: dict[str, int] = defaultdict(int)
+    waiting: dict[int, int] = defaultdict(int)
+    counted = conn.execute(
+        sa.select(E.status, E.exit_reason, E.step, sa.func.count())
+        .where(E.sequence == sequence)
+        .group_by(E.status, E.exit_reason, E.step)
+    ).all()
+    for status, reason, step, count in counted:
+        by_status[str(status)] += int(count)
+        if status == "exited":
+            exits[str(reason)] += int(count)
+        if status == ACTIVE and step is not None:
+            waiting[int(step)] += int(count)
     rows = conn.execute(
         sa.select(
             S.step,
@@ -434,9 +442,9 @@ def sequence_stats(conn: Connection, sequence: str) -> dict[str, Any]:
         .group_by(S.step, S.variant, S.status)
     ).all()
     return {
-        "by_status": {str(k): int(v) for k, v in by_status.items()},
-        "exits": {str(k): int(v) for k, v in exits.items()},
-        "waiting": {int(k): int(v) for k, v in waiting.items() if k is not None},
+        "by_status": dict(by_status),
+        "exits": dict(exits),
+        "waiting": dict(waiting),
         "steps": [
             {
                 "step": int(r[0]),

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from pyrometer.core.playbook import default_playbook_text
 from pyrometer.service import decay, nurture, rescore
+from pyrometer.service import ingest as ingest_module
 from pyrometer.service.ingest import ingest
 from pyrometer.service.inputs import Identify, Track
 from pyrometer.service.leads import update_lead
@@ -134,10 +135,13 @@ def test_the_fast_ingest_path_and_decay_enrol_too(
     cold_any = REENTRY.replace("  sequences:\n", "").replace("reentry: true", "reentry: false")
     publish_now(service, clock, STANDING + cold_any)
     seen: list[str] = []
-    rows_of = nurture.changed_of_rows
-    monkeypatch.setattr(
-        nurture, "changed_of_rows", lambda rows: seen.extend(r[0] for r in rows) or rows_of(rows)
-    )
+    write_ahead = ingest_module._write_scored_ahead
+
+    def spy(service: Service, conn: Any, now: int, rows: Any, by_lead: Any, ahead: Any) -> Any:
+        seen.extend(by_lead)
+        return write_ahead(service, conn, now, rows, by_lead, ahead)
+
+    monkeypatch.setattr(ingest_module, "_write_scored_ahead", spy)
     # A group of 64 tracks naming leads by userId is scored ahead of its transaction:
     # new cold leads enter cold-any there; the warm one enters nothing.
     group = [Track(_next(), "pricing_page_view", clock(), "warm@acme.example", None, {})] * 1
@@ -246,3 +250,65 @@ def test_two_writers_enrolling_one_lead_make_one_enrolment(service: Service, clo
         t.join()
     assert errors == []
     assert len(enrolments(service, "other")) == 1
+
+
+@pytest.mark.parametrize("group", [1, 64])
+def test_four_ingests_racing_to_create_one_lead_enrol_it_once(service: Service, group: int) -> None:
+    """Enrolments of leads a transaction created skip the conflict check: four requests
+    racing to create one new lead with a download (alone, or in groups of 64 scored
+    ahead of the write) make one enrolment, and none fails."""
+    now = service.clock()
+    batches = []
+    for k in range(4):
+        tracks = [Track(_next(), "whitepaper_download", now, "new@acme.example", None, {})]
+        tracks += [
+            Track(_next(), "page_view", now, f"k{k}-{i}@x.example", None, {})
+            for i in range(group - 1)
+        ]
+        batches.append(tracks)
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def send(tracks: list[Track]) -> None:
+        try:
+            barrier.wait()
+            ingest(service, tracks, [])
+        except BaseException as exc:  # pragma: no cover - the failure this test looks for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    made = [r for r in enrolments(service, "educational") if r.lead_id == "new@acme.example"]
+    assert [r.status for r in made] == ["active"]
+
+
+AGAIN = """  sequences:
+    - name: again
+      enrol: {event: whitepaper_download}
+      reentry: true
+      steps:
+        - task: {title: "Follow up"}
+"""
+
+
+def test_one_batch_enrols_exits_and_enrols_again_in_order(service: Service, clock: Clock) -> None:
+    """The messages of one batch act in order on the enrolments the batch itself made: a
+    download enrols, a reply ends that enrolment, the next download (re-entry) makes a
+    second one, and the next reply ends the second, not the first again."""
+    publish_now(service, clock, AGAIN)
+    now = clock()
+    names = ["whitepaper_download", "email_reply", "whitepaper_download", "email_reply"]
+    tracks = [Track(_next(), name, now, "twice@acme.example", None, {}) for name in names]
+    tracks += [Track(_next(), name, now, "back@acme.example", None, {}) for name in names[:3]]
+    ingest(service, tracks, [])
+    got = sorted((r.lead_id, r.status, r.exit_reason) for r in enrolments(service, "again"))
+    assert got == [
+        ("back@acme.example", "active", None),
+        ("back@acme.example", "exited", "event:email_reply"),
+        ("twice@acme.example", "exited", "event:email_reply"),
+        ("twice@acme.example", "exited", "event:email_reply"),
+    ]
