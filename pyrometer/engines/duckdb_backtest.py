@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from pyrometer.backtest import matrix
+from pyrometer.backtest import matrix, numbering
 from pyrometer.backtest.metrics import Outcome, Tally, lead_outcomes
 from pyrometer.backtest.outcomes import outcome_of_event
 from pyrometer.backtest.run import Result
@@ -42,6 +42,7 @@ from pyrometer.engines.sql_conditions import quote_literal
 
 CELLS_PER_BLOCK = 2_000_000  # leads × as-of times held as arrays at once (~16 MB each)
 GAINED_CELLS = 16_000_000  # leads × as-of times of summed gains held at once (128 MB)
+HASH_NUMBERS = True  # rows numbered by numpy from their lead id's hash (else joined in SQL)
 MEMORY_LIMIT = "1GB"  # DuckDB's share while backtesting (it spills beyond); arrays come on top
 
 
@@ -73,8 +74,9 @@ def supported(playbooks: Sequence[Playbook], as_of_times: Sequence[int]) -> bool
 
 
 class _Leads:
-    """``pyro_bt_leads``: each lead with an event by the last as-of time, numbered in id
-    order (``idx``), with its first as-of time, and its outcome."""
+    """``pyro_bt_leads``: each lead with an event by the last as-of time, numbered
+    (``idx``) in the order of its id's hash (``h``; of its id if two leads share one),
+    with its first as-of time, and its outcome."""
 
     def __init__(
         self,
@@ -153,21 +155,32 @@ class _Leads:
         counted = con.execute("SELECT count(*), coalesce(sum(n), 0) FROM pyro_bt_all").fetchone()
         assert counted is not None
         self.all_leads, self.all_events = int(counted[0]), int(counted[1])
+        # Events find their lead's number by a hash of its id, cheaper than the id, unless
+        # two leads share one (for a million, a chance of 3 in 10^8): leads numbered in
+        # hash order, so that numpy finds a row's number from its hash alone (no join).
+        hashes = con.execute(
+            "SELECT count(*) = count(DISTINCT hash(lead_id)) FROM pyro_bt_all "
+            f"WHERE first_us <= {last}"
+        ).fetchall()
+        distinct = bool(hashes[0][0])
+        by_hash = distinct and HASH_NUMBERS
+        self.number_on = "hash({lead}) = l.h" if distinct else "{lead} = l.lead_id"
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE pyro_bt_leads AS
-            SELECT lead_id, hash(lead_id) AS h, row_number() OVER (ORDER BY lead_id) - 1 AS idx,
+            SELECT lead_id, hash(lead_id) AS h,
+                   row_number() OVER (ORDER BY {"hash(lead_id)" if distinct else "lead_id"}) - 1
+                       AS idx,
                    {self.stretch.format(ts="first_us")} AS first,
                    coalesce(won_us, {matrix.NO_TIME}) AS won_us,
                    coalesce(closed_us, {matrix.NO_TIME}) AS closed_us
             FROM pyro_bt_all WHERE first_us <= {last}
         """)
-        # Events find their lead's number by a hash of its id, cheaper to join on than the
-        # id, unless two leads share one (for a million, a chance of 3 in 10^8).
-        hashes = con.execute("SELECT count(*) = count(DISTINCT h) FROM pyro_bt_leads").fetchall()
-        self.number_on = "hash({lead}) = l.h" if hashes[0][0] else "{lead} = l.lead_id"
         got = con.execute(
-            "SELECT first, won_us, closed_us FROM pyro_bt_leads ORDER BY idx"
+            "SELECT first, won_us, closed_us, h FROM pyro_bt_leads ORDER BY idx"
         ).fetchnumpy()
+        self.hashes = (
+            numbering.HashNumbers(np.asarray(got["h"], dtype=np.uint64)) if by_hash else None
+        )
         self._ids: list[str] | None = None
         self.first = np.asarray(got["first"], dtype=np.int64)
         self.won = np.asarray(got["won_us"], dtype=np.int64)
@@ -230,14 +243,24 @@ def blocks(
         "AS INTEGER) AS ds, CAST(points AS DOUBLE) AS points"
     )
     number_on = leads.number_on.format(lead="e.lead_id")
-    got = _arrow(
-        con.sql(f"""
-            SELECT CAST(l.idx AS INTEGER) AS lead, {when}
-            FROM ({rows}) e JOIN pyro_bt_leads l ON {number_on}
-        """)
-    )
-    lead, k, ds, points = (got.column(c).to_numpy() for c in ("lead", "k", "ds", "points"))
-    del got
+    if leads.hashes is not None:
+        # Each row's lead id hashed; its number found among the leads' hashes by numpy.
+        got = _arrow(con.sql(f"SELECT hash(e.lead_id) AS lead, {when} FROM ({rows}) e"))
+        lead, k, ds, points = (got.column(c).to_numpy() for c in ("lead", "k", "ds", "points"))
+        del got
+        lead, found = leads.hashes.numbers(lead)
+        if not found.all():  # a lead without an event by the last as-of time: none
+            lead, k, ds, points = lead[found], k[found], ds[found], points[found]
+        del found
+    else:
+        got = _arrow(
+            con.sql(f"""
+                SELECT CAST(l.idx AS INTEGER) AS lead, {when}
+                FROM ({rows}) e JOIN pyro_bt_leads l ON {number_on}
+            """)
+        )
+        lead, k, ds, points = (got.column(c).to_numpy() for c in ("lead", "k", "ds", "points"))
+        del got
     added_sql = corrections(
         "pyro_bt_redo" if redo else None,
         lambda wanted: (
@@ -268,7 +291,7 @@ def blocks(
     total = len(leads.first)
     size = max(1, CELLS_PER_BLOCK // n)  # leads whose bands are made at once
     group = max(size, GAINED_CELLS // n // size * size)  # leads whose gains are summed at once
-    cells = lead.astype(np.int64) * n + k
+    cells = np.asarray(lead, dtype=np.int64) * n + k
     del lead, k
     offsets = [0, len(cells)]
     if total > group:
