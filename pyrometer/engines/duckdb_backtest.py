@@ -19,8 +19,11 @@ Temperature is all a backtest counts; stages and suppression are not read.
 
 from __future__ import annotations
 
+import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -42,6 +45,7 @@ from pyrometer.engines.sql_conditions import quote_literal
 
 CELLS_PER_BLOCK = 2_000_000  # leads × as-of times held as arrays at once (~16 MB each)
 GAINED_CELLS = 16_000_000  # leads × as-of times of summed gains held at once (128 MB)
+THREADS = min(4, os.cpu_count() or 1)  # blocks whose bands are made and counted at once
 HASH_NUMBERS = True  # rows numbered by numpy from their lead id's hash (else joined in SQL)
 MEMORY_LIMIT = "1GB"  # DuckDB's share while backtesting (it spills beyond); arrays come on top
 
@@ -210,19 +214,17 @@ class _Leads:
         return out
 
 
-def blocks(
+def _jobs(
     con: duckdb.DuckDBPyConnection,
     book: Playbook,
     events: EventTable,
     leads: _Leads,
     attributes: Mapping[str, Mapping[str, Any]],
     as_of_times: Sequence[int],
-    with_ids: bool = False,
-    proven: str | None = None,
-) -> Iterator[Block]:
-    """Every lead's bands under ``book`` at ``as_of_times``, a block of leads at a time.
-    ``proven``: a table of leads (``lead_id``) with ``book``'s cap proof over all their
-    events (``redo``: it fails), as :func:`pyrometer.io.history.open_history` makes it."""
+    with_ids: bool,
+    proven: str | None,
+) -> Iterator[_Job]:
+    """:func:`blocks`' blocks, their bands not made yet."""
     decay = book.decay
     steps = [decay.step_of(t) for t in as_of_times]
     scorer = DuckDBBatchScorer(book, con)
@@ -243,15 +245,9 @@ def blocks(
         "AS INTEGER) AS ds, CAST(points AS DOUBLE) AS points"
     )
     number_on = leads.number_on.format(lead="e.lead_id")
-    if leads.hashes is not None:
-        # Each row's lead id hashed; its number found among the leads' hashes by numpy.
+    by_hash = leads.hashes is not None
+    if by_hash:  # each row's lead id hashed, its number found by numpy below
         got = _arrow(con.sql(f"SELECT hash(e.lead_id) AS lead, {when} FROM ({rows}) e"))
-        lead, k, ds, points = (got.column(c).to_numpy() for c in ("lead", "k", "ds", "points"))
-        del got
-        lead, found = leads.hashes.numbers(lead)
-        if not found.all():  # a lead without an event by the last as-of time: none
-            lead, k, ds, points = lead[found], k[found], ds[found], points[found]
-        del found
     else:
         got = _arrow(
             con.sql(f"""
@@ -259,8 +255,8 @@ def blocks(
                 FROM ({rows}) e JOIN pyro_bt_leads l ON {number_on}
             """)
         )
-        lead, k, ds, points = (got.column(c).to_numpy() for c in ("lead", "k", "ds", "points"))
-        del got
+    lead, k, ds, points = (got.column(c).to_numpy() for c in ("lead", "k", "ds", "points"))
+    del got
     added_sql = corrections(
         "pyro_bt_redo" if redo else None,
         lambda wanted: (
@@ -268,11 +264,21 @@ def blocks(
             f"JOIN pyro_bt_leads l ON {number_on})"
         ),
     )
-    added = _arrow(
-        con.sql(f"""
-            SELECT CAST(lead_id AS INTEGER) AS lead, {when} FROM ({added_sql})
-        """)
-    )
+    # The rows to add are read by DuckDB while numpy numbers the rows (it lets go of the
+    # GIL for both); nothing else uses the connection meanwhile.
+    with ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(
+            lambda: _arrow(
+                con.sql(f"SELECT CAST(lead_id AS INTEGER) AS lead, {when} FROM ({added_sql})")
+            )
+        )
+        if by_hash:
+            assert leads.hashes is not None
+            lead, found = leads.hashes.numbers(lead)
+            if not found.all():  # a lead without an event by the last as-of time: none
+                lead, k, ds, points = lead[found], k[found], ds[found], points[found]
+            del found
+        added = reading.result()
     if added.num_rows:
         lead, k, ds, points = (
             np.concatenate([old, added.column(c).to_numpy()])
@@ -310,17 +316,79 @@ def blocks(
         gained = matrix.gains(cells[lo:hi] - start * n, value[lo:hi], end - start, n)
         for a in range(start, end, size):
             b = min(a + size, end)
-            codes = matrix.bands(
-                leads.first[a:b], fit[a:b], gained[a - start : b - start], scale, hot, warm
-            )
-            yield Block(
+            yield _Job(
                 leads.ids[a:b] if with_ids else None,
                 leads.first[a:b],
-                codes,
+                fit[a:b],
+                gained[a - start : b - start],
+                scale,
+                hot,
+                warm,
                 leads.won[a:b],
                 leads.closed[a:b],
             )
         del gained
+
+
+def blocks(
+    con: duckdb.DuckDBPyConnection,
+    book: Playbook,
+    events: EventTable,
+    leads: _Leads,
+    attributes: Mapping[str, Mapping[str, Any]],
+    as_of_times: Sequence[int],
+    with_ids: bool = False,
+    proven: str | None = None,
+) -> Iterator[Block]:
+    """Every lead's bands under ``book`` at ``as_of_times``, a block of leads at a time.
+    ``proven``: a table of leads (``lead_id``) with ``book``'s cap proof over all their
+    events (``redo``: it fails), as :func:`pyrometer.io.history.open_history` makes it."""
+    for job in _jobs(con, book, events, leads, attributes, as_of_times, with_ids, proven):
+        yield job.block()
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A block of leads whose bands are still to be made (:meth:`block`)."""
+
+    lead_ids: list[str] | None
+    first: matrix.Ints
+    fit: matrix.Floats
+    gained: matrix.Floats
+    scale: matrix.Floats
+    hot: float
+    warm: float
+    won: matrix.Ints
+    closed: matrix.Ints
+
+    def block(self) -> Block:
+        codes = matrix.bands(self.first, self.fit, self.gained, self.scale, self.hot, self.warm)
+        return Block(self.lead_ids, self.first, codes, self.won, self.closed)
+
+    def tally(self, like: Tally) -> Tally:
+        """The block's leads counted in a tally of their own (as ``like`` counts)."""
+        block = self.block()
+        own = Tally(like.as_of_times, {}, like.horizon_us, like.capacity_per_day)
+        matrix.tally_bands(own, block.first, block.codes, block.won, block.closed)
+        return own
+
+
+def _tally_all(tally: Tally, jobs: Iterable[_Job], threads: int) -> None:
+    """Every job's block made and counted into ``tally``, ``threads`` blocks at a time
+    (numpy lets go of the GIL for its loops over a block's cells), in the jobs' order.
+    At most ``threads + 1`` blocks are in flight, so memory stays near one thread's."""
+    if threads <= 1:
+        for job in jobs:
+            tally.merge(job.tally(tally))
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        pending: deque[Future[Tally]] = deque()
+        for job in jobs:
+            pending.append(pool.submit(job.tally, tally))
+            while len(pending) > threads:
+                tally.merge(pending.popleft().result())
+        while pending:
+            tally.merge(pending.popleft().result())
 
 
 def _decayed(ds: npt.NDArray[np.int32], half_life_steps: float) -> matrix.Floats:
@@ -374,8 +442,8 @@ def run_sql(
             say(f"Scoring {name} at {len(as_of_times)} as-of times")
             tally = Tally(as_of_times, {}, horizon_us, capacity_per_day)
             mine = per_lead if proven is not None and book is proven else None
-            for block in blocks(con, book, events, leads, attributes, as_of_times, proven=mine):
-                matrix.tally_bands(tally, block.first, block.codes, block.won, block.closed)
+            jobs = _jobs(con, book, events, leads, attributes, as_of_times, False, mine)
+            _tally_all(tally, jobs, THREADS)
             metrics.append(tally.result())
     finally:
         if row is not None:
