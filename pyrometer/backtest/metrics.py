@@ -246,6 +246,22 @@ class Tally:
                 self.won_hot += 1
                 self.lead_times.append((won - times[first + at]) / DAY_US)
 
+    def merge(self, other: Tally) -> None:
+        """Add ``other``'s counts: a tally of other leads at the same as-of times."""
+        if other.as_of_times != self.as_of_times:
+            raise ValueError("tallies of different as-of times")
+        for band in BANDS:
+            self.obs[band] += other.obs[band]
+            self.conv[band] += other.conv[band]
+            self.band_leads[band] += other.band_leads[band]
+        self.leads += other.leads
+        self.new_hot = [a + b for a, b in zip(self.new_hot, other.new_hot, strict=True)]
+        self.changes += other.changes
+        self.pairs += other.pairs
+        self.won_leads += other.won_leads
+        self.won_hot += other.won_hot
+        self.lead_times.extend(other.lead_times)
+
     def result(self) -> Metrics:
         total = sum(self.obs.values())
         converted = sum(self.conv.values())

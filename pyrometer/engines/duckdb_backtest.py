@@ -19,8 +19,11 @@ Temperature is all a backtest counts; stages and suppression are not read.
 
 from __future__ import annotations
 
+import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -30,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from pyrometer.backtest import matrix
+from pyrometer.backtest import matrix, numbering
 from pyrometer.backtest.metrics import Outcome, Tally, lead_outcomes
 from pyrometer.backtest.outcomes import outcome_of_event
 from pyrometer.backtest.run import Result
@@ -42,6 +45,8 @@ from pyrometer.engines.sql_conditions import quote_literal
 
 CELLS_PER_BLOCK = 2_000_000  # leads × as-of times held as arrays at once (~16 MB each)
 GAINED_CELLS = 16_000_000  # leads × as-of times of summed gains held at once (128 MB)
+THREADS = min(4, os.cpu_count() or 1)  # blocks whose bands are made and counted at once
+HASH_NUMBERS = True  # rows numbered by numpy from their lead id's hash (else joined in SQL)
 MEMORY_LIMIT = "1GB"  # DuckDB's share while backtesting (it spills beyond); arrays come on top
 
 
@@ -73,8 +78,9 @@ def supported(playbooks: Sequence[Playbook], as_of_times: Sequence[int]) -> bool
 
 
 class _Leads:
-    """``pyro_bt_leads``: each lead with an event by the last as-of time, numbered in id
-    order (``idx``), with its first as-of time, and its outcome."""
+    """``pyro_bt_leads``: each lead with an event by the last as-of time, numbered
+    (``idx``) in the order of its id's hash (``h``; of its id if two leads share one),
+    with its first as-of time, and its outcome."""
 
     def __init__(
         self,
@@ -153,21 +159,32 @@ class _Leads:
         counted = con.execute("SELECT count(*), coalesce(sum(n), 0) FROM pyro_bt_all").fetchone()
         assert counted is not None
         self.all_leads, self.all_events = int(counted[0]), int(counted[1])
+        # Events find their lead's number by a hash of its id, cheaper than the id, unless
+        # two leads share one (for a million, a chance of 3 in 10^8): leads numbered in
+        # hash order, so that numpy finds a row's number from its hash alone (no join).
+        hashes = con.execute(
+            "SELECT count(*) = count(DISTINCT hash(lead_id)) FROM pyro_bt_all "
+            f"WHERE first_us <= {last}"
+        ).fetchall()
+        distinct = bool(hashes[0][0])
+        by_hash = distinct and HASH_NUMBERS
+        self.number_on = "hash({lead}) = l.h" if distinct else "{lead} = l.lead_id"
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE pyro_bt_leads AS
-            SELECT lead_id, hash(lead_id) AS h, row_number() OVER (ORDER BY lead_id) - 1 AS idx,
+            SELECT lead_id, hash(lead_id) AS h,
+                   row_number() OVER (ORDER BY {"hash(lead_id)" if distinct else "lead_id"}) - 1
+                       AS idx,
                    {self.stretch.format(ts="first_us")} AS first,
                    coalesce(won_us, {matrix.NO_TIME}) AS won_us,
                    coalesce(closed_us, {matrix.NO_TIME}) AS closed_us
             FROM pyro_bt_all WHERE first_us <= {last}
         """)
-        # Events find their lead's number by a hash of its id, cheaper to join on than the
-        # id, unless two leads share one (for a million, a chance of 3 in 10^8).
-        hashes = con.execute("SELECT count(*) = count(DISTINCT h) FROM pyro_bt_leads").fetchall()
-        self.number_on = "hash({lead}) = l.h" if hashes[0][0] else "{lead} = l.lead_id"
         got = con.execute(
-            "SELECT first, won_us, closed_us FROM pyro_bt_leads ORDER BY idx"
+            "SELECT first, won_us, closed_us, h FROM pyro_bt_leads ORDER BY idx"
         ).fetchnumpy()
+        self.hashes = (
+            numbering.HashNumbers(np.asarray(got["h"], dtype=np.uint64)) if by_hash else None
+        )
         self._ids: list[str] | None = None
         self.first = np.asarray(got["first"], dtype=np.int64)
         self.won = np.asarray(got["won_us"], dtype=np.int64)
@@ -197,19 +214,17 @@ class _Leads:
         return out
 
 
-def blocks(
+def _jobs(
     con: duckdb.DuckDBPyConnection,
     book: Playbook,
     events: EventTable,
     leads: _Leads,
     attributes: Mapping[str, Mapping[str, Any]],
     as_of_times: Sequence[int],
-    with_ids: bool = False,
-    proven: str | None = None,
-) -> Iterator[Block]:
-    """Every lead's bands under ``book`` at ``as_of_times``, a block of leads at a time.
-    ``proven``: a table of leads (``lead_id``) with ``book``'s cap proof over all their
-    events (``redo``: it fails), as :func:`pyrometer.io.history.open_history` makes it."""
+    with_ids: bool,
+    proven: str | None,
+) -> Iterator[_Job]:
+    """:func:`blocks`' blocks, their bands not made yet."""
     decay = book.decay
     steps = [decay.step_of(t) for t in as_of_times]
     scorer = DuckDBBatchScorer(book, con)
@@ -230,12 +245,16 @@ def blocks(
         "AS INTEGER) AS ds, CAST(points AS DOUBLE) AS points"
     )
     number_on = leads.number_on.format(lead="e.lead_id")
-    got = _arrow(
-        con.sql(f"""
-            SELECT CAST(l.idx AS INTEGER) AS lead, {when}
-            FROM ({rows}) e JOIN pyro_bt_leads l ON {number_on}
-        """)
-    )
+    by_hash = leads.hashes is not None
+    if by_hash:  # each row's lead id hashed, its number found by numpy below
+        got = _arrow(con.sql(f"SELECT hash(e.lead_id) AS lead, {when} FROM ({rows}) e"))
+    else:
+        got = _arrow(
+            con.sql(f"""
+                SELECT CAST(l.idx AS INTEGER) AS lead, {when}
+                FROM ({rows}) e JOIN pyro_bt_leads l ON {number_on}
+            """)
+        )
     lead, k, ds, points = (got.column(c).to_numpy() for c in ("lead", "k", "ds", "points"))
     del got
     added_sql = corrections(
@@ -245,11 +264,21 @@ def blocks(
             f"JOIN pyro_bt_leads l ON {number_on})"
         ),
     )
-    added = _arrow(
-        con.sql(f"""
-            SELECT CAST(lead_id AS INTEGER) AS lead, {when} FROM ({added_sql})
-        """)
-    )
+    # The rows to add are read by DuckDB while numpy numbers the rows (it lets go of the
+    # GIL for both); nothing else uses the connection meanwhile.
+    with ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(
+            lambda: _arrow(
+                con.sql(f"SELECT CAST(lead_id AS INTEGER) AS lead, {when} FROM ({added_sql})")
+            )
+        )
+        if by_hash:
+            assert leads.hashes is not None
+            lead, found = leads.hashes.numbers(lead)
+            if not found.all():  # a lead without an event by the last as-of time: none
+                lead, k, ds, points = lead[found], k[found], ds[found], points[found]
+            del found
+        added = reading.result()
     if added.num_rows:
         lead, k, ds, points = (
             np.concatenate([old, added.column(c).to_numpy()])
@@ -268,7 +297,7 @@ def blocks(
     total = len(leads.first)
     size = max(1, CELLS_PER_BLOCK // n)  # leads whose bands are made at once
     group = max(size, GAINED_CELLS // n // size * size)  # leads whose gains are summed at once
-    cells = lead.astype(np.int64) * n + k
+    cells = np.asarray(lead, dtype=np.int64) * n + k
     del lead, k
     offsets = [0, len(cells)]
     if total > group:
@@ -287,17 +316,79 @@ def blocks(
         gained = matrix.gains(cells[lo:hi] - start * n, value[lo:hi], end - start, n)
         for a in range(start, end, size):
             b = min(a + size, end)
-            codes = matrix.bands(
-                leads.first[a:b], fit[a:b], gained[a - start : b - start], scale, hot, warm
-            )
-            yield Block(
+            yield _Job(
                 leads.ids[a:b] if with_ids else None,
                 leads.first[a:b],
-                codes,
+                fit[a:b],
+                gained[a - start : b - start],
+                scale,
+                hot,
+                warm,
                 leads.won[a:b],
                 leads.closed[a:b],
             )
         del gained
+
+
+def blocks(
+    con: duckdb.DuckDBPyConnection,
+    book: Playbook,
+    events: EventTable,
+    leads: _Leads,
+    attributes: Mapping[str, Mapping[str, Any]],
+    as_of_times: Sequence[int],
+    with_ids: bool = False,
+    proven: str | None = None,
+) -> Iterator[Block]:
+    """Every lead's bands under ``book`` at ``as_of_times``, a block of leads at a time.
+    ``proven``: a table of leads (``lead_id``) with ``book``'s cap proof over all their
+    events (``redo``: it fails), as :func:`pyrometer.io.history.open_history` makes it."""
+    for job in _jobs(con, book, events, leads, attributes, as_of_times, with_ids, proven):
+        yield job.block()
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A block of leads whose bands are still to be made (:meth:`block`)."""
+
+    lead_ids: list[str] | None
+    first: matrix.Ints
+    fit: matrix.Floats
+    gained: matrix.Floats
+    scale: matrix.Floats
+    hot: float
+    warm: float
+    won: matrix.Ints
+    closed: matrix.Ints
+
+    def block(self) -> Block:
+        codes = matrix.bands(self.first, self.fit, self.gained, self.scale, self.hot, self.warm)
+        return Block(self.lead_ids, self.first, codes, self.won, self.closed)
+
+    def tally(self, like: Tally) -> Tally:
+        """The block's leads counted in a tally of their own (as ``like`` counts)."""
+        block = self.block()
+        own = Tally(like.as_of_times, {}, like.horizon_us, like.capacity_per_day)
+        matrix.tally_bands(own, block.first, block.codes, block.won, block.closed)
+        return own
+
+
+def _tally_all(tally: Tally, jobs: Iterable[_Job], threads: int) -> None:
+    """Every job's block made and counted into ``tally``, ``threads`` blocks at a time
+    (numpy lets go of the GIL for its loops over a block's cells), in the jobs' order.
+    At most ``threads + 1`` blocks are in flight, so memory stays near one thread's."""
+    if threads <= 1:
+        for job in jobs:
+            tally.merge(job.tally(tally))
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        pending: deque[Future[Tally]] = deque()
+        for job in jobs:
+            pending.append(pool.submit(job.tally, tally))
+            while len(pending) > threads:
+                tally.merge(pending.popleft().result())
+        while pending:
+            tally.merge(pending.popleft().result())
 
 
 def _decayed(ds: npt.NDArray[np.int32], half_life_steps: float) -> matrix.Floats:
@@ -351,8 +442,8 @@ def run_sql(
             say(f"Scoring {name} at {len(as_of_times)} as-of times")
             tally = Tally(as_of_times, {}, horizon_us, capacity_per_day)
             mine = per_lead if proven is not None and book is proven else None
-            for block in blocks(con, book, events, leads, attributes, as_of_times, proven=mine):
-                matrix.tally_bands(tally, block.first, block.codes, block.won, block.closed)
+            jobs = _jobs(con, book, events, leads, attributes, as_of_times, False, mine)
+            _tally_all(tally, jobs, THREADS)
             metrics.append(tally.result())
     finally:
         if row is not None:

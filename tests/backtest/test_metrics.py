@@ -12,6 +12,7 @@ from pyrometer.backtest.metrics import (
     DAY_US,
     LeadOutcome,
     Outcome,
+    Tally,
     compute,
     converted_within,
     is_open,
@@ -99,6 +100,19 @@ def test_tally_equals_a_plain_recount(history, capacity) -> None:
         assert m.steps_over_capacity == sum(1 for n in new_hot[1:] if n > capacity)
     if len(rows) and m.new_hot_per_day is not None:
         assert math.isclose(m.new_hot_per_day, sum(new_hot) / (len(TIMES) - 1))
+
+
+@given(histories(), st.integers(0, 8), st.sampled_from([None, 1.0]))
+def test_tallies_of_some_leads_merged_count_what_one_tally_counts(history, split, capacity) -> None:
+    timelines, outcomes = history
+    whole, part, rest = (Tally(TIMES, outcomes, HORIZON, capacity) for _ in range(3))
+    for i, timeline in enumerate(timelines):
+        whole.add(timeline)
+        (part if i < split else rest).add(timeline)
+    part.merge(rest)
+    assert part.result() == whole.result()
+    with pytest.raises(ValueError):
+        part.merge(Tally(TIMES[1:], outcomes, HORIZON, capacity))
 
 
 def test_hand_counted_example() -> None:

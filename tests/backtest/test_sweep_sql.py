@@ -75,13 +75,24 @@ def test_sql_sweep_equals_scoring_each_as_of_time_separately(
     horizon_days=st.sampled_from([1, 7, 30]),
     from_file=st.booleans(),
     small_blocks=st.booleans(),
+    by_hash=st.booleans(),
+    threads=st.sampled_from([1, 3]),
     wins=st.lists(
         st.tuples(st.sampled_from(["a", "b", "c", "z"]), st.booleans(), st.integers(0, 60)),
         max_size=6,
     ),
 )
 def test_sql_backtest_counts_what_the_python_sweep_counts(
-    playbook, stream, start_days, count, horizon_days, from_file, small_blocks, wins
+    playbook,
+    stream,
+    start_days,
+    count,
+    horizon_days,
+    from_file,
+    small_blocks,
+    by_hash,
+    threads,
+    wins,
 ) -> None:
     events, leads = stream
     if not events:
@@ -97,12 +108,16 @@ def test_sql_backtest_counts_what_the_python_sweep_counts(
     want = run(books, by_lead(events), leads, outcomes, times, horizon_days * DAY_US, 2.0)
     con = connect()
     table = DuckDBBatchScorer(playbook, con).distinct(event_table(con, events))
-    # Small blocks: bands made 2 leads at a time, gains summed 4 leads at a time.
-    sizes = (
+    # Small blocks: bands made 2 leads at a time, gains summed 4 leads at a time. Rows
+    # numbered by numpy from their lead's hash, or joined to their lead in SQL (as when
+    # two leads share a hash). Blocks counted on one thread or on several.
+    sizes: dict[str, object] = (
         {"CELLS_PER_BLOCK": 2 * count, "GAINED_CELLS": 5 * count}
         if small_blocks
         else {"CELLS_PER_BLOCK": duckdb_backtest.CELLS_PER_BLOCK}
     )
+    sizes["HASH_NUMBERS"] = by_hash
+    sizes["THREADS"] = threads
     with patch.multiple(duckdb_backtest, **sizes):
         got = duckdb_backtest.run_sql(
             con, books, table, leads, outcomes, times, horizon_days * DAY_US, 2.0
