@@ -23,6 +23,7 @@ from pyrometer.store.tables import (
     events,
     identities,
     identity_messages,
+    lead_predictions,
     leads,
     touches,
     transitions,
@@ -112,6 +113,9 @@ def move_history(conn: Connection, from_id: str, into_id: str, now_us: int) -> N
     _move_assignments(conn, from_id, into_id, now_us)
     conn.execute(touches.update().where(touches.c.lead_id == from_id).values(lead_id=into_id))
     nurture.move_lead(conn, from_id, into_id, now_us)
+    # Its probability was its own (the merged lead's is computed anew); left behind, an
+    # erasure of the merged lead would not find it.
+    conn.execute(lead_predictions.delete().where(lead_predictions.c.lead_id == from_id))
     conn.execute(leads.delete().where(leads.c.lead_id == from_id))
     # Ids linked to ``from_id`` (never happens with Segment's ids, but stay consistent).
     conn.execute(identities.update().where(identities.c.lead_id == from_id).values(lead_id=into_id))

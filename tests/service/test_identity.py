@@ -17,7 +17,7 @@ from pyrometer.service.ingest import ingest
 from pyrometer.service.inputs import Identify, IngestResult, Track
 from pyrometer.service.runtime import Service
 from pyrometer.store import repo
-from pyrometer.store.tables import events, identity_messages, leads
+from pyrometer.store.tables import events, identity_messages, lead_predictions, leads
 from service.conftest import START, Keys
 from service.test_races import _together
 
@@ -188,12 +188,25 @@ def test_an_admin_merges_two_known_leads_audited(
     assert missing.status_code == 404 and missing.json()["detail"][0]["loc"] == ["body", "from"]
     itself = _send(client, keys.admin, path, {"from": "victim@corp.example"})
     assert itself.status_code == 422
+    # A probability stored for the merged-away lead (its own, from an active model).
+    prediction = {"model_version": 1, "lead_updated_us": START, "p_convert": 0.4}
+    with service.engine.begin() as conn:
+        conn.execute(
+            lead_predictions.insert().values(
+                lead_id="v.work@corp.example", computed_us=START, factors=[], **prediction
+            )
+        )
     answer = _send(client, keys.admin, path, body)
     assert answer.status_code == 200, answer.text
     done = answer.json()
     assert done["events_moved"] == 2 and done["event_count"] == 5
     assert "admin" in done["by"] and done["at"] == iso(START)
     assert _lead(client, keys, "v.work@corp.example") is None
+    with service.engine.connect() as conn:  # nothing of it left behind, its probability too
+        left = sa.select(lead_predictions).where(
+            lead_predictions.c.lead_id == "v.work@corp.example"
+        )
+        assert conn.execute(left).all() == []
     lead = _lead(client, keys, "victim@corp.example")
     assert lead is not None and lead["event_count"] == 5
     assert lead["attributes"]["x"] == 1 and lead["attributes"]["job_title"] == "CFO"
