@@ -36,7 +36,10 @@ def _changes(conn: Connection, after: int) -> list[tuple[int, str]]:
 @router.get("/queue/stream")
 async def queue_stream(request: Request, viewer: Viewer = Depends(page_user)) -> StreamingResponse:
     service = service_of(request)
-    resumed = request.headers.get("last-event-id", "")
+    # Where to start: after the last id a reconnecting browser saw, else after the id the
+    # page was rendered at (``?after=``: nothing between the page and the stream is
+    # missed), else from now.
+    resumed = request.headers.get("last-event-id", "") or request.query_params.get("after", "")
     if resumed.isdigit() and len(resumed) < 19:
         start = int(resumed)
     else:

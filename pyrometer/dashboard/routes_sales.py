@@ -39,6 +39,7 @@ from pyrometer.service.reps import list_reps
 from pyrometer.service.runtime import Service
 from pyrometer.service.touches import UnknownLead, add_touch
 from pyrometer.service.users import Role
+from pyrometer.store.live import last_transition_id
 from pyrometer.store.touches import KINDS
 
 router = APIRouter(include_in_schema=False)
@@ -94,11 +95,20 @@ def _queue_rows(service: Service, viewer: Viewer) -> list[dict[str, Any]]:
 
 @router.get("/queue")
 def queue_page(request: Request, viewer: Viewer = Depends(page_user)) -> Response:
-    rows = _queue_rows(service_of(request), viewer)
+    service = service_of(request)
+    # Read before the rows: the page's live stream starts after this id, so a lead that
+    # turns hot between this page and its stream opening is still announced.
+    seen = service.read(last_transition_id)
+    rows = _queue_rows(service, viewer)
     return render(
         request,
         "queue.html",
-        {"rows": rows, "unlinked": _queue_query(viewer) is None, "kinds": TOUCH_KINDS},
+        {
+            "rows": rows,
+            "unlinked": _queue_query(viewer) is None,
+            "kinds": TOUCH_KINDS,
+            "stream_after": seen,
+        },
     )
 
 

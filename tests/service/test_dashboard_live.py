@@ -3,6 +3,7 @@ store (so it sees every process's writes), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -97,3 +98,33 @@ def test_a_stopping_server_ends_open_live_streams_at_once(tmp_path) -> None:
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_a_lead_turned_hot_between_the_page_and_its_stream_is_announced(
+    service: Service, clock: Clock, live_url: str
+) -> None:
+    """The queue page names the transition id it was rendered at; its stream starts after
+    it, so a lead that turns hot before the browser opens the stream is not missed."""
+    demo_user(service, "ann@example.com", "admin", None, "a long password")
+    with httpx.Client(base_url=live_url, timeout=30) as client:
+        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/").text)
+        assert token is not None
+        form = {"csrf": token.group(1), "email": "ann@example.com", "password": "a long password"}
+        assert client.post("/sign-in", data=form).status_code in (200, 303)
+        page = client.get("/queue").text
+        found = re.search(r'data-stream="([^"]+)"', page)
+        assert found is not None
+        stream = found.group(1).replace("&amp;", "&")
+        assert stream == f"/queue/stream?after={service.read(last_transition_id)}"
+        tracks = [
+            Track(f"late-{i}", name, clock.now_us, user_id="bea")
+            for i, name in enumerate(HOT_EVENTS)
+        ]
+        ingest(service, tracks, [])  # hot now, before the stream opens
+        announced: list[str] = []
+        with client.stream("GET", stream) as answer:
+            for line in answer.iter_lines():
+                if line.startswith("data: "):
+                    announced += json.loads(line[len("data: ") :])["leads"]
+                    break
+        assert announced == ["bea"]
