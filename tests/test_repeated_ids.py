@@ -47,7 +47,7 @@ def repeated(draw: st.DrawFn) -> tuple[list[Event], dict]:
     return events, leads
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=80)
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=40)
 @given(
     playbook=playbooks(),
     stream=repeated(),
@@ -80,7 +80,7 @@ def test_repeated_ids_score_once_everywhere(
         assert_same(want, incremental[lead][0], "incremental")
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=40)
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=20)
 @given(playbook=playbooks(), stream=repeated(), as_of_days=st.integers(0, 420))
 def test_explain_shows_each_repeated_id_once(playbook, stream, as_of_days) -> None:
     """The ledger of ``explain`` has one line per (rule, event id), as the reference's."""

@@ -105,7 +105,7 @@ def test_segment_event_names_score_as_the_default_names_in_batch(native: bool) -
     assert {line.rule for line in batch["s7"].engagement_lines} == {"purchase"}
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(
     st.lists(
         st.tuples(

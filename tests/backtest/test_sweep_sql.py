@@ -31,7 +31,7 @@ def by_lead(events: list[Event]) -> list[tuple[str, list[Event]]]:
     return sorted(grouped.items())
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=60, deadline=None)
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=25, deadline=None)
 @given(
     playbook=playbooks(),
     stream=streams(),
@@ -66,7 +66,7 @@ def test_sql_sweep_equals_scoring_each_as_of_time_separately(
             assert got == str(expected[lead].temperature)[0], (lead, as_of)
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=60, deadline=None)
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=25, deadline=None)
 @given(
     playbook=playbooks(),
     stream=streams(),

@@ -122,7 +122,7 @@ def _same_factors(fast: list[Any], slow: list[Any]) -> None:
 
 
 @settings(
-    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(leads=hs.lists(hs.tuples(ATTRIBUTES, EVENTS), min_size=1, max_size=3))
 def test_rows_score_as_the_frame_path_does(model: PredictiveModel, leads: list[Any]) -> None:

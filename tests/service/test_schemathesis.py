@@ -25,7 +25,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_errors(case: schemathesis.Case) -> None:
     key = case.operation.schema.app.state.test_key
     case.call_and_validate(headers={"Authorization": f"Bearer {key}"}, checks=[not_a_server_error])
