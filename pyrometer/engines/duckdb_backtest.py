@@ -377,9 +377,10 @@ def _tally_all(tally: Tally, jobs: Iterable[_Job], threads: int) -> None:
     """Every job's block made and counted into ``tally``, ``threads`` blocks at a time
     (numpy lets go of the GIL for its loops over a block's cells), in the jobs' order.
     At most ``threads + 1`` blocks are in flight, so memory stays near one thread's."""
-    if threads <= 1:
+    if threads <= 1:  # counted straight into ``tally``: no tally of its own per block
         for job in jobs:
-            tally.merge(job.tally(tally))
+            block = job.block()
+            matrix.tally_bands(tally, block.first, block.codes, block.won, block.closed)
         return
     with ThreadPoolExecutor(threads) as pool:
         pending: deque[Future[Tally]] = deque()
