@@ -394,4 +394,6 @@ def test_a_stuck_receiver_does_not_hold_up_ingest(
             make_hot(api, ingest_key, f"lead-{n}")
             slowest = max(slowest, time.monotonic() - began)
         silent.wait_for(2)  # both senders are stuck
-        assert slowest < 1.0, slowest
+        # Held up by a stuck send, a request would wait for its 30 s time-out; 10 s leaves
+        # room for a loaded 2-core machine (CI saw 3.1 s for one request beside 3 workers).
+        assert slowest < 10.0, slowest
