@@ -197,6 +197,18 @@ def test_a_row_without_a_lead_is_named(spark: SparkSession) -> None:
     scorer = SparkBatchScorer(default_playbook(), spark)
     with pytest.raises(ValueError, match=r"'lead_id'.*event_id 'e2'"):
         scorer.collect(events_frame(df), None, START_US)
+    # No lead id at all, a time that is not one, an event with no letter: each named.
+    for bad, field, event_id in (
+        ((None, "page_view", "2026-01-01T12:00:00Z", "e3"), "lead_id", "e3"),
+        (("b", "page_view", "yesterday", "e4"), "timestamp", "e4"),
+        (("b", " -- ", "2026-01-01T12:00:00Z", "e5"), "event", "e5"),
+    ):
+        frame = spark.createDataFrame([rows[0], bad], df.schema)
+        with pytest.raises(ValueError, match=rf"'{field}'.*event_id '{event_id}'"):
+            scorer.collect(events_frame(frame), None, START_US)
+    # Ids all in normal form: scored by the ids as written, once.
+    scored = scorer.collect(events_frame(df.filter("id = 'e1'")), None, START_US + DAY_US)
+    assert list(scored) == ["a"] and not scorer.last_normalised
     # The Python API on a data engineer's own DataFrame (ISO times as text): the DuckDB
     # engine's columns and numbers.
     from pyrometer.engines.duckdb import OUTPUT_COLUMNS

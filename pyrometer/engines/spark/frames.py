@@ -31,6 +31,11 @@ class EventFrame:
     properties: Mapping[str, str] = field(default_factory=dict)
     unique_ids: bool = False
     """Whether no ``event_id`` repeats (they were numbered here); else the scorer looks."""
+    written_ids: DataFrame | None = None
+    """The same rows with each lead id as written (text, not put in its normal form):
+    the scorer aggregates by these, and only if one of the leads it finds is not in
+    normal form does it score again from :attr:`frame`, as the DuckDB engine does. Putting
+    every row's id in normal form costs more than the rest of reading it."""
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,13 @@ def events_frame(df: DataFrame, lead_id_column: str | None = None) -> EventFrame
             continue
         properties[name] = f"p_{name}"
         selected.append(F.col(f"`{column}`").alias(f"p_{name}"))
-    return EventFrame(df.select(*selected), properties, unique_ids=id_column is None)
+    written = [F.col(f"`{found['lead_id']}`").cast("string").alias("lead_id"), *selected[1:]]
+    return EventFrame(
+        df.select(*selected),
+        properties,
+        unique_ids=id_column is None,
+        written_ids=df.select(*written),
+    )
 
 
 def leads_frame(df: DataFrame, lead_id_column: str | None = None) -> LeadFrame:

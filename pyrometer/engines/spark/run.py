@@ -35,7 +35,7 @@ from pyrometer.core.playbook import Playbook, Stage, Temperature
 from pyrometer.core.timeutil import check_us, to_us
 from pyrometer.engines import plan
 from pyrometer.engines.spark import columns
-from pyrometer.engines.spark.frames import EventFrame, LeadFrame
+from pyrometer.engines.spark.frames import EventFrame, LeadFrame, lead_id
 
 _CANDIDATES = T.StructType(
     [
@@ -83,17 +83,24 @@ class SparkBatchScorer:
         self.last_name_counts: dict[str | None, int] = {}
         self.last_redone = 0
         """Leads the last :meth:`activity` redid exactly (the cap proof left them open)."""
+        self.last_normalised = False
+        """Whether the last :meth:`activity` found a lead id not in normal form among the
+        ids as written, and scored again from the normal ids."""
 
     # -- reading the table -----------------------------------------------------------
 
-    def check(self, events: EventFrame) -> dict[str | None, int]:
+    def check(self, events: EventFrame, leads: bool = True) -> dict[str | None, int]:
         """Rows per raw event name, in one pass that also finds rows without a lead, an
-        event or a time; such a row is an error naming the field and the row."""
+        event or a time; such a row is an error naming the field and the row.
+
+        ``leads=False`` leaves out the rows without a lead (the lead id's normal form
+        costs this pass most of its time): :meth:`activity` finds those in its own job,
+        which computes the lead ids anyway, and names the row then."""
         frame = events.frame
         bad_lead = F.col("lead_id").isNull() | (F.col("lead_id") == "")
         rows = frame.groupBy("event").agg(
             F.count(F.lit(1)).alias("n"),
-            F.count(F.when(bad_lead, 1)).alias("bad_lead"),
+            F.count(F.when(bad_lead, 1) if leads else F.lit(None)).alias("bad_lead"),
             F.count(F.when(F.col("ts_us").isNull(), 1)).alias("bad_ts"),
         )
         counts: dict[str | None, int] = {}
@@ -156,7 +163,7 @@ class SparkBatchScorer:
             .filter(F.col("event_id").isNull() | (F.col("pyro_first") == 1))
             .drop("pyro_rn", "pyro_first")
         )
-        return replace(events, frame=kept, unique_ids=True)
+        return replace(events, frame=kept, unique_ids=True, written_ids=None)
 
     # -- the plan, as frames -------------------------------------------------------------
 
@@ -234,13 +241,35 @@ class SparkBatchScorer:
         its per-lead rows; the few leads the cap proof does not settle are then redone
         exactly (:meth:`_exact`) from their own events only."""
         say = say or (lambda _stage: None)
+        checked = counts is not None
         if counts is None:
-            counts = self.check(events)
+            counts = self.check(events, leads=False)
             events = self.distinct(events)
         self.last_name_counts = counts
         raw_names = [name for name in counts if name is not None]
         say("Scoring events")
-        proved = self._proved(self._parted(events, raw_names, as_of_us)).localCheckpoint()
+        if events.written_ids is not None:
+            # By the ids as written; a lead whose id is not in normal form (white space
+            # to trim, a character to compose, or none) makes it all again from the
+            # normal ids (rare: nearly every file's ids are normal already).
+            written = replace(events, frame=events.written_ids, written_ids=None)
+            proved = self._proved(self._parted(written, raw_names, as_of_us)).localCheckpoint()
+            as_is = F.col("lead_id")
+            self.last_normalised = False
+            if proved.filter(as_is.isNull() | (as_is != lead_id(as_is))).limit(1).count():
+                self.last_normalised = True
+                written = replace(events, written_ids=None)
+                proved = self._proved(self._parted(written, raw_names, as_of_us))
+                proved = proved.localCheckpoint()
+            events = written
+        else:
+            proved = self._proved(self._parted(events, raw_names, as_of_us)).localCheckpoint()
+        if not checked:
+            # Rows without a lead make one row of their own here: the whole check then
+            # names the first of them (only a table that has one pays for it).
+            nobody = F.col("lead_id").isNull() | (F.col("lead_id") == "")
+            if proved.filter(nobody).limit(1).count():
+                self.check(events)
         columns_out = [
             "lead_id",
             "engagement",
@@ -500,7 +529,8 @@ class SparkBatchScorer:
             counts = self.check(events)
             events = self.distinct(events)
         raw_names = [name for name in counts if name is not None]
-        only = replace(events, frame=events.frame.filter(F.col("lead_id").isin(list(lead_ids))))
+        wanted = F.col("lead_id").isin(list(lead_ids))
+        only = replace(events, frame=events.frame.filter(wanted), written_ids=None)
         joined = self._window(self._joined(only, raw_names, as_of_us)).filter("pyro_matched")
         given = F.when(F.col("pyro_limited"), F.col("pyro_given")).otherwise(F.col("pyro_points"))
         return (
@@ -535,7 +565,7 @@ class SparkBatchScorer:
             # Checked and made distinct over the whole table once, then the leads' rows.
             counts = self.check(events)
             events = self.distinct(events)
-            events = replace(events, frame=only(events.frame))
+            events = replace(events, frame=only(events.frame), written_ids=None)
         scored = self.collect(
             events,
             replace(leads, frame=only(leads.frame)) if leads is not None else None,
