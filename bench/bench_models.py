@@ -50,6 +50,7 @@ from pyrometer.predictive import event_features
 from pyrometer.predictive import store_training as st
 from pyrometer.predictive.models import LGB_PARAMS, _safe_names
 from pyrometer.service import models
+from pyrometer.service.collector import tuned_for_serving
 from pyrometer.service.ingest import ingest
 from pyrometer.service.inputs import Track
 from pyrometer.service.rescore import publish, run_job
@@ -150,7 +151,21 @@ def ingest_phases(
     switch), each half warmed up first. The median events/s of each, in wall time and
     per CPU second of this process (all its threads: ingest and the sweep; a shared
     machine's load moves the first much more than the second; PostgreSQL's own CPU is
-    not in it)."""
+    not in it). The garbage collector is tuned as a serving process has it
+    (:mod:`pyrometer.service.collector`), for both kinds of phase."""
+    with tuned_for_serving():  # the garbage collector as a serving process has it
+        _phases(kind, service, ids, rounds, seconds, label, sweeping)
+
+
+def _phases(
+    kind: str,
+    service: Service,
+    ids: list[str],
+    rounds: int,
+    seconds: float,
+    label: str,
+    sweeping: bool,
+) -> None:
     version = service.read(store.active_version)
     rng = random.Random(5 + len(label))
     retrainer = models.Retrainer(service)

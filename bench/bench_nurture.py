@@ -27,11 +27,15 @@ Usage:
 
 ``--enrolment-only`` runs step 1 alone (the others need its enrolments), e.g. several
 times in a row to take the median of its ratios on a busy machine.
+
+All of it runs with the garbage collector as a serving process has it
+(:func:`pyrometer.service.collector.tuned_for_serving`), both sides of each ratio alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -52,6 +56,7 @@ from stores import LABELS, fresh_store  # noqa: E402
 
 from pyrometer.core.playbook import default_playbook_text  # noqa: E402
 from pyrometer.core.timeutil import to_us  # noqa: E402
+from pyrometer.service.collector import tuned_for_serving  # noqa: E402
 from pyrometer.service.ingest import ingest  # noqa: E402
 from pyrometer.service.inputs import Track  # noqa: E402
 from pyrometer.service.nurture import (  # noqa: E402
@@ -140,6 +145,8 @@ def run(store: str, leads: int, smtp: int, share: float, enrolment_only: bool = 
     with fresh_store(store, "nurture") as url, fresh_store(store, "plain") as plain_url:
         service = Service.open(url, clock)
         reference = Service.open(plain_url, clock)
+        serving = contextlib.ExitStack()
+        serving.enter_context(tuned_for_serving())  # as the server has it, from here on
         text = without_sequences()
         reference.write(lambda conn: reference.playbooks.publish(conn, text, clock()))
         ids = [f"lead{i}@example.com" for i in range(leads)]
@@ -159,6 +166,7 @@ def run(store: str, leads: int, smtp: int, share: float, enrolment_only: bool = 
         )
         if enrolment_only:
             service.close()
+            serving.close()
             return
         with tempfile.TemporaryDirectory() as folder:
             dry = Runner(service, NurtureSettings(mailer=FolderMailer(folder)))
@@ -190,6 +198,7 @@ def run(store: str, leads: int, smtp: int, share: float, enrolment_only: bool = 
             server.terminate()
             server.wait()
         service.close()
+        serving.close()
 
 
 def background(service: Service, runner: Runner, leads: int, share: float) -> None:

@@ -36,6 +36,7 @@ from pyrometer.api.lead_paths import LeadPathIds
 from pyrometer.api.limits import DEFAULT_MAX_BODY, BodyLimit
 from pyrometer.api.request_context import RequestContext
 from pyrometer.dashboard import install as install_dashboard
+from pyrometer.service.collector import tuned_for_serving
 from pyrometer.service.decay import DecayScheduler
 from pyrometer.service.delivery import DeliverySettings, DeliveryWorker
 from pyrometer.service.grouping import MAX_QUEUED_MESSAGES, GroupCommitter
@@ -108,7 +109,8 @@ def create_app(
         if nurturer is not None:
             nurturer.start()
         try:
-            yield
+            with tuned_for_serving():  # the heap made so far is never walked again
+                yield
         finally:
             if nurturer is not None:
                 nurturer.stop()

@@ -199,28 +199,36 @@ def _react(
 ) -> None:
     """Exits, waits that end and enrolments for these leads' triggers, in order. Ingest
     calls this for every batch: a lead with no history (created by this transaction)
-    costs no read, and what is made is one row (a tuple) per enrolment, written at the
-    end in a few statements."""
+    costs no read, leads created alike are enrolled together (:func:`_gather_fresh`), and
+    what the others make is one row (a tuple) per enrolment, all written at the end in a
+    few statements."""
+    wants_attributes = any(seq.enrol.where is not None for seq in book.nurture.sequences)
+    # What each trigger enrols in, and the cause its enrolments record.
+    firing: dict[plan.Trigger, tuple[tuple[NurtureSequence, ...], str]] = {}
+    starts: dict[str, plan.Position] = {}
+    # Leads this transaction created, gathered by the enrolments they make alike.
+    alike: dict[tuple[Any, ...], list[str]] = {}
     ids = sorted(found)
+    if not wants_attributes and new_leads and isinstance(known, ChangedLeads):
+        ids = _gather_fresh(
+            book, ids, found, known.records, new_leads, firing, starts, alike, now_us
+        )
     leads_now: Mapping[str, Changed] = known or {}
     unread = [lead_id for lead_id in ids if lead_id not in leads_now]
     read = {c.lead_id: c for c in _read_changed(conn, unread)} if unread else {}
     old = [lead_id for lead_id in ids if lead_id not in new_leads]
     history = store.enrolments_of(conn, old)
     blocked = store.blocked_leads(conn, old)  # do-not-contact on a channel: never enrolled
-    wants_attributes = any(seq.enrol.where is not None for seq in book.nurture.sequences)
-    # What each trigger enrols in, and the cause its enrolments record.
-    firing: dict[plan.Trigger, tuple[tuple[NurtureSequence, ...], str]] = {}
     # A lead never in any sequence, under filters that read no attributes: which
     # sequences a trigger enrols it in depends on the trigger, its temperature and its
     # stage alone (plan.should_enrol), so it is decided once per batch for each.
     decided: dict[tuple[plan.Trigger, str, str], tuple[NurtureSequence, ...]] = {}
-    starts: dict[str, plan.Position] = {}
     new: list[store.EnrolmentRow] = []
     for lead_id in ids:
         lead = leads_now.get(lead_id) or read.get(lead_id)
         if lead is None:
             continue
+        triggers = found[lead_id]
         mine = history.get(lead_id)
         # The lead's active enrolments by sequence: stored ones, or (an int) the index in
         # ``new`` of one this batch made.
@@ -231,22 +239,12 @@ def _react(
             seen.update(e.sequence for e in mine)
         view: plan.LeadView | None = None
         suppressed: bool | None = None
-        for trigger in found[lead_id]:  # in order: an event may end what an earlier began
+        for trigger in triggers:  # in order: an event may end what an earlier began
             if active:
                 _exit(conn, book, lead, trigger, active, new, now_us)
                 if trigger.event is not None and active:
                     _go_on(conn, book, active, trigger.event, now_us)
-            fires = firing.get(trigger)
-            if fires is None:
-                fires = firing[trigger] = (
-                    tuple(
-                        seq
-                        for seq in book.nurture.sequences
-                        if plan.triggers(seq, trigger, book.event_name)
-                    ),
-                    _cause(trigger),
-                )
-            sequences, cause = fires
+            sequences, cause = _fires(book, firing, trigger)
             if not sequences:
                 continue
             if suppressed is None:
@@ -277,15 +275,97 @@ def _react(
                     )
                 )
                 seen.add(seq.name)
+    # Leads this transaction created: no other writer can have enrolled them (one that
+    # tries waits on the lead's row until this commits).
+    for rest, lead_ids in alike.items():
+        store.enrol_fresh(conn, lead_ids, rest)
     if new:
-        # Leads this transaction created: no other writer can have enrolled them (one
-        # that tries waits on the lead's row until this commits).
         fresh = [row for row in new if row[0] in new_leads]
         store.enrol_many(conn, fresh, fresh=True)
         store.enrol_many(conn, [row for row in new if row[0] not in new_leads])
+    if new or alike:
         tags = conn.info.get(AFTER_COMMIT)
         if tags is not None:
             tags.append(SIGNAL)
+
+
+def _gather_fresh(
+    book: Playbook,
+    ids: list[str],
+    found: Mapping[str, list[plan.Trigger]],
+    records: Mapping[str, LeadRecord],
+    new_leads: AbstractSet[str],
+    firing: dict[plan.Trigger, tuple[tuple[NurtureSequence, ...], str]],
+    starts: dict[str, plan.Position],
+    alike: dict[tuple[Any, ...], list[str]],
+    now_us: int,
+) -> list[str]:
+    """The enrolments of the leads this transaction created with one trigger each, into
+    ``alike`` (every column but the lead id → the leads); returns the other leads.
+
+    Such a lead has nothing in any sequence, nothing to end or go on, and no filter reads
+    its attributes: what it enters is decided once per batch for its trigger (one object
+    for every row of an event name), temperature, stage and suppression, and the leads
+    that enter alike are written in one statement that sends the shared columns once."""
+    made: dict[tuple[int, str, str, bool], tuple[list[str], ...]] = {}
+    others: list[str] = []
+    for lead_id in ids:
+        triggers = found[lead_id]
+        record = records.get(lead_id) if len(triggers) == 1 and lead_id in new_leads else None
+        if record is None:
+            others.append(lead_id)
+            continue
+        trigger = triggers[0]
+        key = (id(trigger), record.temperature, record.stage, record.state.suppressed)
+        into = made.get(key)
+        if into is None:
+            rests = _fresh_rows(book, trigger, key[1:], firing, starts, now_us)
+            into = made[key] = tuple(alike.setdefault(rest, []) for rest in rests)
+        for gathered in into:
+            gathered.append(lead_id)
+    return others
+
+
+def _fires(
+    book: Playbook,
+    firing: dict[plan.Trigger, tuple[tuple[NurtureSequence, ...], str]],
+    trigger: plan.Trigger,
+) -> tuple[tuple[NurtureSequence, ...], str]:
+    """The sequences ``trigger`` enrols in (its filters aside) and the cause their
+    enrolments record, once per batch for each trigger."""
+    fires = firing.get(trigger)
+    if fires is None:
+        sequences = tuple(
+            seq for seq in book.nurture.sequences if plan.triggers(seq, trigger, book.event_name)
+        )
+        fires = firing[trigger] = (sequences, _cause(trigger))
+    return fires
+
+
+def _fresh_rows(
+    book: Playbook,
+    trigger: plan.Trigger,
+    lead: tuple[str, str, bool],
+    firing: dict[plan.Trigger, tuple[tuple[NurtureSequence, ...], str]],
+    starts: dict[str, plan.Position],
+    now_us: int,
+) -> tuple[tuple[Any, ...], ...]:
+    """The enrolment rows (without their lead id) that ``trigger`` makes for a lead never
+    in any sequence, with this temperature, stage and suppression (``lead``) and no
+    attribute read by a filter."""
+    temperature, stage, suppressed = lead
+    sequences, cause = _fires(book, firing, trigger)
+    if not sequences or suppressed:
+        return ()
+    first = plan.LeadView("", temperature, stage, {}, 0.0)
+    rows = []
+    for seq in _entering(book, sequences, trigger, first, set()):
+        position = starts.get(seq.name)
+        if position is None:
+            position = starts[seq.name] = plan.start(seq, now_us)
+        row = store.enrolment_row("", seq.name, position.step, position.due_us, cause, now_us)
+        rows.append(row[1:])
+    return tuple(rows)
 
 
 def _entering(
@@ -426,19 +506,24 @@ class ChangedLeads(Mapping[str, Changed]):
     """
 
     def __init__(self, records: Mapping[str, LeadRecord]) -> None:
-        self._records = records
+        self.records = records
+        """The records themselves, by lead id (for loops that want no object per lead)."""
 
     def __getitem__(self, lead_id: str) -> Changed:
-        return _RecordChanged(self._records[lead_id])
+        return _RecordChanged(self.records[lead_id])
+
+    def get(self, lead_id: str, default: Any = None) -> Any:  # one lookup, as ingest asks
+        record = self.records.get(lead_id)
+        return default if record is None else _RecordChanged(record)
 
     def __contains__(self, lead_id: object) -> bool:
-        return lead_id in self._records
+        return lead_id in self.records
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._records)
+        return iter(self.records)
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self.records)
 
 
 def changed_leads(records: Iterable[LeadRecord]) -> ChangedLeads:

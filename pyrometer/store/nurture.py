@@ -6,10 +6,12 @@ Read and written in the caller's transaction; what to do is decided by
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 import sqlalchemy as sa
@@ -142,8 +144,43 @@ def enrol_many(conn: Connection, rows: Sequence[EnrolmentRow], fresh: bool = Fal
         (_PG_ENROL_FRESH if fresh else _PG_ENROL).run(conn, rows)
         return
     for chunk in repo.chunks(rows, _SQLITE_ROWS):
-        params = tuple(v for row in chunk for v in row)
+        params = tuple(chain.from_iterable(chunk))
         conn.exec_driver_sql(_sqlite_enrol_sql(len(chunk), fresh), params)
+
+
+def _cast(column: str) -> str:
+    kind = nurture_enrolments.c[column].type
+    if isinstance(kind, sa.String):
+        return "varchar"
+    return "int8" if isinstance(kind, sa.BigInteger) else "int4"
+
+
+# The leads go as one array (PostgreSQL) or one JSON array (SQLite); the other columns,
+# the same for all, once each.
+_PG_FRESH = (
+    f"INSERT INTO nurture_enrolments ({', '.join(_ENROL_COLUMNS)}) SELECT u.lead_id, "
+    + ", ".join(f"%s::{_cast(c)}" for c in _ENROL_COLUMNS[1:])
+    + " FROM unnest(%b::text[]) AS u(lead_id)"
+)
+_SQLITE_FRESH = (
+    f"INSERT INTO nurture_enrolments ({', '.join(_ENROL_COLUMNS)}) SELECT value, "
+    + ", ".join("?" for _ in _ENROL_COLUMNS[1:])
+    + " FROM json_each(?)"
+)
+
+
+def enrol_fresh(conn: Connection, lead_ids: Sequence[str], rest: tuple[Any, ...]) -> None:
+    """Enrolments of leads the caller's transaction created, alike but for the lead id:
+    ``rest`` is an :func:`enrolment_row` without its first column. One statement that
+    sends the ids as one value and the rest once: ingest enrols a batch's new leads this
+    way, at a fraction of the cost of a row of values each. As :func:`enrol_many` with
+    ``fresh``: no conflict check (a conflict fails the transaction)."""
+    if not lead_ids:
+        return
+    if is_postgres(conn):
+        conn.exec_driver_sql(_PG_FRESH, (*rest, list(lead_ids)))
+        return
+    conn.exec_driver_sql(_SQLITE_FRESH, (*rest, json.dumps(lead_ids, ensure_ascii=False)))
 
 
 def standing_page(conn: Connection, after: str, limit: int) -> list[Any]:

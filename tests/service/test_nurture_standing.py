@@ -312,3 +312,28 @@ def test_one_batch_enrols_exits_and_enrols_again_in_order(service: Service, cloc
         ("twice@acme.example", "exited", "event:email_reply"),
         ("twice@acme.example", "exited", "event:email_reply"),
     ]
+
+
+def test_new_leads_of_one_batch_are_enrolled_by_what_each_is(service: Service) -> None:
+    """A batch of downloads from leads it creates: what a lead enters is decided once per
+    trigger, temperature, stage and suppression, and each lead gets its own: the cold ones
+    enter ``educational``; not one that its own traits suppress, nor one whose demo
+    request in the same batch made it hot (two messages: taken one by one, in order)."""
+    now = service.clock()
+    fresh = [f"new{i}@acme.example" for i in range(5)]
+    tracks = [Track(_next(), "whitepaper_download", now, lead, None, {}) for lead in fresh]
+    tracks.append(Track(_next(), "whitepaper_download", now, "quiet@acme.example", None, {}))
+    tracks += [
+        Track(_next(), name, now, "keen@acme.example", None, {})
+        for name in ("demo_request", "pricing_page_view", "whitepaper_download")
+    ]
+    quiet = Identify(_next(), "quiet@acme.example", now, None, {"do_not_contact": True})
+    ingest(service, tracks, [quiet])
+    rows = enrolments(service, "educational")
+    assert sorted(r.lead_id for r in rows) == fresh
+    assert {(r.status, r.step, r.cause) for r in rows} == {
+        ("active", 0, "event:whitepaper_download")
+    }
+    # Later batches: a lead seen before takes the general path, and is not enrolled twice.
+    ingest(service, [Track(_next(), "whitepaper_download", now, fresh[0], None, {})], [])
+    assert sorted(r.lead_id for r in enrolments(service, "educational")) == fresh
