@@ -272,19 +272,25 @@ class RowScorer:
         """The model's input rows of many leads at once (:meth:`row`'s numbers, the event
         features counted for all leads together in numpy), or ``None`` when one of them
         needs the general path."""
-        n = len(leads)
-        X = np.full((n, self.width), _NAN)
         try:
             found = (
                 self._event_matrix([e for _, e in leads], now_us) if self._needs_events else None
             )
         except _Mistyped:
             return None
+        return self._design(found, [attributes for attributes, _ in leads])
+
+    def _design(
+        self, found: np.ndarray | None, attributes_of: Sequence[dict[str, Any]]
+    ) -> np.ndarray | None:
+        """The input rows from the leads' event features (a row each, or ``None`` for a
+        model without them) and attributes; ``None`` when one needs the general path."""
+        X = np.full((len(attributes_of), self.width), _NAN)
         if found is not None:
             for _, at, k in self._event_steps:
                 X[:, at] = found[:, k]
         reserved = self._reserved
-        for i, (attributes, _) in enumerate(leads):
+        for i, attributes in enumerate(attributes_of):
             if any(
                 str(k) in reserved or str(k).startswith(event_features.PREFIX) for k in attributes
             ):
@@ -337,6 +343,66 @@ class RowScorer:
         out[:, base + 2] = np.bincount(lead, weights=weights, minlength=n)
         return out
 
+    @property
+    def sum_windows(self) -> tuple[int, ...]:
+        """The windows (days) :meth:`matrix_from_sums` needs counts for: the model's, and
+        30 days for the total."""
+        config = self._events
+        windows = list(config.windows_days) if config is not None else []
+        return tuple(dict.fromkeys([*windows, 30]))
+
+    def _sums_matrix(
+        self,
+        sums: Sequence[Sequence[tuple[str, Sequence[int], int, float]]],
+        now_us: int,
+    ) -> np.ndarray:
+        """:meth:`_event_matrix` from each lead's sums per event name (``(name, counts in
+        each of :attr:`sum_windows`, latest ts_us, sum of 2^(-age / half-life))``, as
+        :func:`pyrometer.store.models.lead_event_sums` adds them up)."""
+        config = self._events
+        assert config is not None
+        types, names = self._type_index, self._type_names
+        n_types, width = len(config.types), len(config.windows_days)
+        at = {w: i for i, w in enumerate(self.sum_windows)}
+        own = [at[w] for w in config.windows_days]
+        total = at[30]
+        base = n_types * width
+        out = np.zeros((len(sums), base + 3))
+        for i, lead_sums in enumerate(sums):
+            row = out[i]
+            latest = None
+            for name, counts, last_us, decayed in lead_sums:
+                kind = names.get(name)
+                if kind is None:
+                    kind = names[name] = normalize_name(str(name))
+                k = types.get(kind, -1)
+                if k >= 0:
+                    for w, j in enumerate(own):
+                        row[k * width + w] += counts[j]
+                row[base] += counts[total]
+                row[base + 2] += decayed
+                if latest is None or last_us > latest:
+                    latest = last_us
+            if latest is None:
+                row[base + 1] = _NAN
+            else:  # the youngest event's age, as _event_list computes it
+                seconds, rest = divmod(now_us - latest, 1_000_000)
+                row[base + 1] = (seconds + rest / 1e6) / 86400.0
+        return out
+
+    def probabilities_from_sums(
+        self,
+        leads: Sequence[tuple[dict[str, Any], Sequence[tuple[str, Sequence[int], int, float]]]],
+        now_us: int,
+    ) -> list[float] | None:
+        """:meth:`probabilities` from each lead's event sums (:meth:`_sums_matrix`) instead
+        of its events, or ``None`` as :meth:`score`."""
+        if not leads:
+            return []
+        found = self._sums_matrix([e for _, e in leads], now_us) if self._needs_events else None
+        X = self._design(found, [attributes for attributes, _ in leads])
+        return None if X is None else self._raw_probabilities(X)
+
     # --- scoring ------------------------------------------------------------------------
 
     def score(
@@ -382,8 +448,10 @@ class RowScorer:
         if not leads:
             return []
         X = self.matrix(leads, now_us)
-        if X is None:
-            return None
+        return None if X is None else self._raw_probabilities(X)
+
+    def _raw_probabilities(self, X: np.ndarray) -> list[float]:
+        """Calibrated probabilities of the rows of ``X`` from one raw-score call."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             raw = self._booster.predict(X, raw_score=True, num_threads=1)

@@ -543,6 +543,41 @@ def probabilities(
     return [float(p) for p in model.model.predict_proba(model.schema.design(raw))]
 
 
+def stored_probabilities(
+    conn: Connection,
+    model: PredictiveModel,
+    leads: list[tuple[str, dict[str, Any]]],
+    now_us: int,
+) -> list[float | None]:
+    """The probabilities of stored leads (their attributes given, their events in the
+    store, this transaction's included): what a write needs to name their temperature
+    bands. The row scorer takes each lead's event features from sums the database adds
+    up per lead and event name (:func:`pyrometer.store.models.lead_event_sums`: a row per
+    name, not per event); a model it cannot read, or a lead it cannot, goes through the
+    events themselves (:func:`pyrometer.service.probability.each_probability`), ``None``
+    for a lead the model cannot read at all."""
+    from pyrometer.service.probability import each_probability
+
+    ids = [lead_id for lead_id, _ in leads]
+    scorer = _row_scorer(model) if len(leads) <= FAST_ROWS else None
+    if scorer is not None:
+        by_lead: dict[str, list[tuple[str, tuple[int, ...], int, float]]] = {i: [] for i in ids}
+        if model.events is not None:
+            windows, half_life = scorer.sum_windows, model.events.half_life_days
+            for lead_id, name, counts, latest, decayed in store.lead_event_sums(
+                conn, ids, now_us, windows, half_life
+            ):
+                if lead_id in by_lead:
+                    by_lead[lead_id].append((name, counts, latest, decayed))
+        found = scorer.probabilities_from_sums(
+            [(attributes, by_lead[lead_id]) for lead_id, attributes in leads], now_us
+        )
+        if found is not None:
+            return list(found)
+    log = store.lead_event_rows(conn, ids) if model.events is not None else []
+    return each_probability(model, leads, log, now_us)
+
+
 def predictions(service: Service, lead_ids: list[str]) -> dict[str, dict[str, Any]]:
     """``p_convert``, ``p_convert_factors`` and the model's version for each lead under the
     active model (cached per lead until it changes or an hour passes); ``{}`` if no model

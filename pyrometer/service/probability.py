@@ -71,7 +71,7 @@ def probability_temperatures(
     bands = book.temperature.probability
     if bands is None or not changes:
         return changes
-    from pyrometer.service.models import _active_model
+    from pyrometer.service.models import _active_model, stored_probabilities
 
     held = _active_model(service, conn)
     if held is None:
@@ -82,9 +82,8 @@ def probability_temperatures(
     for chunk in repo.chunks(sorted(set(ids))):
         query = sa.select(leads.c.lead_id, leads.c.temperature).where(leads.c.lead_id.in_(chunk))
         stored.update((row.lead_id, row.temperature) for row in conn.execute(query))
-    log = store.lead_event_rows(conn, ids)
-    scored = each_probability(
-        model, [(c.record.lead_id, dict(c.record.attributes)) for c in changes], log, now_us
+    scored = stored_probabilities(
+        conn, model, [(c.record.lead_id, dict(c.record.attributes)) for c in changes], now_us
     )
     out: list[Change] = []
     saved: list[tuple[str, int, float, list[dict[str, Any]] | None]] = []

@@ -231,6 +231,79 @@ def lead_event_rows(conn: Connection, lead_ids: Iterable[str]) -> list[tuple[str
     return out
 
 
+# A lead's event features (pyrometer.predictive.event_features) need counts in windows,
+# the latest time and a decayed sum: the database adds them up per lead and event name,
+# and only those sums travel. The age in days is computed as the Python code computes it
+# (whole seconds plus the rest's fraction, then days), so a window's edge and each
+# event's weight 2^(-age / half-life) are the same floats.
+EventSums = tuple[str, str, tuple[int, ...], int, float]
+"""``(lead_id, event name as stored, counts per window, latest ts_us, decayed sum)``."""
+
+
+def _summary_sql(postgres: bool, table: str, places: str, windows: int) -> str:
+    delta = "(%s - ts_us)" if postgres else "(? - ts_us)"
+    seconds = f"({delta} / 1000000)"
+    rest = (
+        f"(({delta} %% 1000000)::float8 / 1e6::float8)"
+        if postgres
+        else f"(({delta} % 1000000) / 1e6)"
+    )
+    age = f"(({seconds} + {rest}) / 86400.0{'::float8' if postgres else ''})"
+    mark = "%s" if postgres else "?"
+    weight = f"power(2.0{'::float8' if postgres else ''}, -{age} / {mark})"
+    counts = ", ".join(
+        f"SUM(CASE WHEN {delta} <= {mark} THEN 1 ELSE 0 END)" for _ in range(windows)
+    )
+    return (
+        f"SELECT lead_id, name, {counts}, MAX(ts_us), SUM({weight}) FROM {table} "
+        f"WHERE lead_id IN ({places}) AND ts_us <= {mark} GROUP BY lead_id, name"
+    )
+
+
+def lead_event_sums(
+    conn: Connection,
+    lead_ids: Iterable[str],
+    now_us: int,
+    windows_days: Iterable[int],
+    half_life_days: float,
+) -> list[EventSums]:
+    """Per lead and event name, of the events at or before ``now_us``: how many lie within
+    each window (days, an age equal to the window counts), the latest time and the sum of
+    ``2^(-age / half_life_days)``. What :func:`lead_event_rows` gives a model, added up
+    in the database: a batch of leads with long histories sends a row per name, not per
+    event."""
+    postgres = conn.dialect.name == "postgresql"
+    windows = [int(w) * 86_400_000_000 for w in windows_days]
+    table = conn.dialect.identifier_preparer.format_table(events)
+    cursor = conn.connection.cursor()
+    out: list[EventSums] = []
+    n = len(windows)
+    try:
+        for chunk in chunks(sorted(set(lead_ids))):
+            places = ", ".join(["%s" if postgres else "?"] * len(chunk))
+            sql = _summary_sql(postgres, table, places, n)
+            # In the order the statement reads them: the windows' deltas, the weight's
+            # deltas and half-life, the ids, the time.
+            params: list[Any] = []
+            for window in windows:
+                params += [now_us, window]
+            params += [now_us, now_us, float(half_life_days), *chunk, now_us]
+            cursor.execute(sql, params)
+            for row in cursor.fetchall():
+                out.append(
+                    (
+                        row[0],
+                        row[1],
+                        tuple(int(c) for c in row[2 : 2 + n]),
+                        int(row[2 + n]),
+                        float(row[3 + n]),
+                    )
+                )
+    finally:
+        cursor.close()
+    return out
+
+
 def outcome_count(conn: Connection) -> int:
     """Leads that have reached customer or disqualified: how many outcomes a store knows."""
     return int(
