@@ -151,21 +151,8 @@ def ingest_phases(
     switch), each half warmed up first. The median events/s of each, in wall time and
     per CPU second of this process (all its threads: ingest and the sweep; a shared
     machine's load moves the first much more than the second; PostgreSQL's own CPU is
-    not in it). The garbage collector is tuned as a serving process has it
+    not in it). The caller tunes the garbage collector as a serving process has it
     (:mod:`pyrometer.service.collector`), for both kinds of phase."""
-    with tuned_for_serving():  # the garbage collector as a serving process has it
-        _phases(kind, service, ids, rounds, seconds, label, sweeping)
-
-
-def _phases(
-    kind: str,
-    service: Service,
-    ids: list[str],
-    rounds: int,
-    seconds: float,
-    label: str,
-    sweeping: bool,
-) -> None:
     version = service.read(store.active_version)
     rng = random.Random(5 + len(label))
     retrainer = models.Retrainer(service)
@@ -386,14 +373,18 @@ def run(
                 f"{_pct(cached, 0.99):.2f} ms; reference: the model alone on one prepared "
                 f"frame row: p50 {statistics.median(ref):.3f} ms, p99 {_pct(ref, 0.99):.3f} ms"
             )
-            ingest_phases(kind, service, ids, rounds, seconds, "points")
+            with tuned_for_serving():  # the garbage collector as a serving process has it
+                ingest_phases(kind, service, ids, rounds, seconds, "points")
             done = publish(service, BANDED + SETTINGS)
             if done["job_id"] is not None:
                 run_job(service, done["job_id"])
             # With bands, ingest caches the probability of every lead it changes: in steady
             # state the sweep has nothing to do (here it would move the other half's
             # leads to their bands between phases, work a model kept active never has).
-            ingest_phases(kind, service, ids, rounds, seconds, "probability bands", sweeping=False)
+            with tuned_for_serving():
+                ingest_phases(
+                    kind, service, ids, rounds, seconds, "probability bands", sweeping=False
+                )
         finally:
             service.close()
             _drop(cleanup)
