@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -28,10 +29,18 @@ def spark_home() -> Path:
     return Path(pyspark.__file__).resolve().parent
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """``n`` ports free on 127.0.0.1 now, all different: each socket is held until all
+    are bound, so two of them can never be the same port (a worker's web UI on the port
+    meant for the master's answered the master's ``/json/`` with a worker's page)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 @dataclass
@@ -62,7 +71,7 @@ class Standalone:
             "SPARK_LOCAL_DIRS": str(folder / "local"),
             "SPARK_PID_DIR": str(folder),
         }
-        port, web = free_port(), free_port()
+        port, web, *worker_webs = free_ports(2 + workers)
         cluster = cls(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{web}", folder)
         script = str(spark_home() / "bin" / "spark-class")
 
@@ -83,7 +92,7 @@ class Standalone:
                 launch(
                     f"worker{i}", WORKER, cluster.url, "--host", "127.0.0.1",
                     "--cores", str(cores), "--memory", memory,
-                    "--webui-port", str(free_port()), "--work-dir", str(folder / f"work{i}"),
+                    "--webui-port", str(worker_webs[i]), "--work-dir", str(folder / f"work{i}"),
                 )  # fmt: skip
             cluster._wait(workers, timeout)
         except BaseException:
@@ -95,7 +104,7 @@ class Standalone:
         try:
             with urllib.request.urlopen(self.web + "/json/", timeout=2) as response:
                 state = json.load(response)
-        except OSError:
+        except (OSError, ValueError):  # not up yet, or not the master's page
             return 0
         return sum(1 for worker in state.get("workers", []) if worker.get("state") == "ALIVE")
 
@@ -107,8 +116,20 @@ class Standalone:
                     raise RuntimeError(f"a Spark process exited; see the logs in {self.folder}")
             if self.alive_workers() >= workers:
                 return
+            self._follow_web_ui()
             time.sleep(0.3)
         raise TimeoutError(f"Spark workers not ALIVE after {timeout:.0f} s; logs: {self.folder}")
+
+    def _follow_web_ui(self) -> None:
+        """The master's web UI where its log says it bound it: another process can take
+        the port chosen for it first, and the master then takes the next one."""
+        try:
+            text = (self.folder / "master.log").read_text(errors="replace")
+        except OSError:
+            return
+        found = re.search(r"MasterWebUI.*started at http://[^\s/:]+:(\d+)", text)
+        if found:  # it names the host "localhost": the address it bound stays ours
+            self.web = f"http://127.0.0.1:{found.group(1)}"
 
     def stop(self) -> None:
         """Stop every process started here (by its own id), then remove the folder."""
