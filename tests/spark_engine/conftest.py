@@ -3,6 +3,7 @@ package's own scripts) and one session on it, for the whole test run: Spark star
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -25,6 +26,9 @@ def cluster() -> Iterator[Standalone]:
 
 @pytest.fixture(scope="session")
 def spark(cluster: Standalone) -> Iterator[SparkSession]:
+    # PySpark's context takes over SIGINT (to cancel its jobs); once it is stopped, that
+    # handler fails on the stopped context, so the process gets its own back.
+    interrupt = signal.getsignal(signal.SIGINT)
     spark = session(
         cluster.url,
         {
@@ -38,6 +42,7 @@ def spark(cluster: Standalone) -> Iterator[SparkSession]:
     )
     yield spark
     spark.stop()
+    signal.signal(signal.SIGINT, interrupt)
 
 
 def frames(
