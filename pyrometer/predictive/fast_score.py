@@ -345,8 +345,8 @@ class RowScorer:
 
     @property
     def sum_windows(self) -> tuple[int, ...]:
-        """The windows (days) :meth:`matrix_from_sums` needs counts for: the model's, and
-        30 days for the total."""
+        """The windows (days) :meth:`_sums_matrix` needs counts for: the model's, and 30
+        days for the total."""
         config = self._events
         windows = list(config.windows_days) if config is not None else []
         return tuple(dict.fromkeys([*windows, 30]))

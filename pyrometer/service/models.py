@@ -567,8 +567,7 @@ def stored_probabilities(
             for lead_id, name, counts, latest, decayed in store.lead_event_sums(
                 conn, ids, now_us, windows, half_life
             ):
-                if lead_id in by_lead:
-                    by_lead[lead_id].append((name, counts, latest, decayed))
+                by_lead[lead_id].append((name, counts, latest, decayed))
         found = scorer.probabilities_from_sums(
             [(attributes, by_lead[lead_id]) for lead_id, attributes in leads], now_us
         )

@@ -9,7 +9,7 @@ events) are read here as plain rows for :mod:`pyrometer.predictive.store_trainin
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,28 +207,39 @@ def training_rows(conn: Connection) -> TrainingRows:
     return TrainingRows(lead_rows, first_stage, log)
 
 
-def lead_event_rows(conn: Connection, lead_ids: Iterable[str]) -> list[tuple[str, str, int]]:
-    """The ``(lead_id, event name, ts_us)`` of these leads' events.
-
-    Read through the driver's own cursor, in the caller's transaction: a write that
-    scores the leads it changed reads thousands of rows, and SQLAlchemy's result rows
-    cost more than the query (about 5 µs a row against 1 µs).
-    """
+def _raw_rows_by_lead(
+    conn: Connection,
+    lead_ids: Iterable[str],
+    statement: Callable[[str, str, Sequence[str]], tuple[str, list[Any]]],
+) -> list[Any]:
+    """Rows of a statement about some leads, chunk by chunk of their ids, through the
+    driver's own cursor in the caller's transaction: a write that scores the leads it
+    changed reads thousands of rows, and SQLAlchemy's result rows cost more than the
+    query (about 5 µs a row against 1 µs). ``statement(table, places, chunk)`` gives the
+    SQL (``places``: the chunk's parameter marks) and its parameters."""
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     table = conn.dialect.identifier_preparer.format_table(events)
     cursor = conn.connection.cursor()
-    out: list[tuple[str, str, int]] = []
+    out: list[Any] = []
     try:
         for chunk in chunks(sorted(set(lead_ids))):
-            places = ", ".join([mark] * len(chunk))
-            cursor.execute(
-                f"SELECT lead_id, name, ts_us FROM {table} WHERE lead_id IN ({places})",
-                list(chunk),
-            )
+            cursor.execute(*statement(table, ", ".join([mark] * len(chunk)), chunk))
             out += cursor.fetchall()
     finally:
         cursor.close()
     return out
+
+
+def lead_event_rows(conn: Connection, lead_ids: Iterable[str]) -> list[tuple[str, str, int]]:
+    """The ``(lead_id, event name, ts_us)`` of these leads' events."""
+    return _raw_rows_by_lead(
+        conn,
+        lead_ids,
+        lambda table, places, chunk: (
+            f"SELECT lead_id, name, ts_us FROM {table} WHERE lead_id IN ({places})",
+            list(chunk),
+        ),
+    )
 
 
 # A lead's event features (pyrometer.predictive.event_features) need counts in windows,
@@ -274,34 +285,21 @@ def lead_event_sums(
     event."""
     postgres = conn.dialect.name == "postgresql"
     windows = [int(w) * 86_400_000_000 for w in windows_days]
-    table = conn.dialect.identifier_preparer.format_table(events)
-    cursor = conn.connection.cursor()
-    out: list[EventSums] = []
     n = len(windows)
-    try:
-        for chunk in chunks(sorted(set(lead_ids))):
-            places = ", ".join(["%s" if postgres else "?"] * len(chunk))
-            sql = _summary_sql(postgres, table, places, n)
-            # In the order the statement reads them: the windows' deltas, the weight's
-            # deltas and half-life, the ids, the time.
-            params: list[Any] = []
-            for window in windows:
-                params += [now_us, window]
-            params += [now_us, now_us, float(half_life_days), *chunk, now_us]
-            cursor.execute(sql, params)
-            for row in cursor.fetchall():
-                out.append(
-                    (
-                        row[0],
-                        row[1],
-                        tuple(int(c) for c in row[2 : 2 + n]),
-                        int(row[2 + n]),
-                        float(row[3 + n]),
-                    )
-                )
-    finally:
-        cursor.close()
-    return out
+
+    def statement(table: str, places: str, chunk: Sequence[str]) -> tuple[str, list[Any]]:
+        # In the order the statement reads them: the windows' deltas, the weight's
+        # deltas and half-life, the ids, the time.
+        params: list[Any] = []
+        for window in windows:
+            params += [now_us, window]
+        params += [now_us, now_us, float(half_life_days), *chunk, now_us]
+        return _summary_sql(postgres, table, places, n), params
+
+    return [
+        (row[0], row[1], tuple(int(c) for c in row[2 : 2 + n]), int(row[2 + n]), float(row[3 + n]))
+        for row in _raw_rows_by_lead(conn, lead_ids, statement)
+    ]
 
 
 def outcome_count(conn: Connection) -> int:

@@ -248,22 +248,26 @@ class SparkBatchScorer:
         self.last_name_counts = counts
         raw_names = [name for name in counts if name is not None]
         say("Scoring events")
-        if events.written_ids is not None:
+
+        def proved_of(source: EventFrame) -> DataFrame:
+            return self._proved(self._parted(source, raw_names, as_of_us)).localCheckpoint()
+
+        self.last_normalised = False
+        if events.written_ids is None:
+            proved = proved_of(events)
+        else:
             # By the ids as written; a lead whose id is not in normal form (white space
             # to trim, a character to compose, or none) makes it all again from the
             # normal ids (rare: nearly every file's ids are normal already).
             written = replace(events, frame=events.written_ids, written_ids=None)
-            proved = self._proved(self._parted(written, raw_names, as_of_us)).localCheckpoint()
+            proved = proved_of(written)
             as_is = F.col("lead_id")
-            self.last_normalised = False
             if proved.filter(as_is.isNull() | (as_is != lead_id(as_is))).limit(1).count():
                 self.last_normalised = True
-                written = replace(events, written_ids=None)
-                proved = self._proved(self._parted(written, raw_names, as_of_us))
-                proved = proved.localCheckpoint()
-            events = written
-        else:
-            proved = self._proved(self._parted(events, raw_names, as_of_us)).localCheckpoint()
+                events = replace(events, written_ids=None)
+                proved = proved_of(events)
+            else:
+                events = written
         if not checked:
             # Rows without a lead make one row of their own here: the whole check then
             # names the first of them (only a table that has one pays for it).
