@@ -19,12 +19,13 @@ a fresh store (SQLite file, or a PostgreSQL schema with ``--stores postgres``), 
    then publishes the same playbook with ``temperature.probability`` bands and does it
    again (without the sweep, idle in that steady state): with a model active, ingest then
    computes the probabilities of the leads each batch changed in its own transaction
-   (temperature from the band).
+   (temperature from the band); and once more with the batches of the two kinds
+   interleaved one by one (``--batches`` of each), each timed alone.
 
 Usage:
 
     python bench/bench_models.py [--leads 3000] [--samples 200] [--scorings 10000]
-        [--stores sqlite,postgres] [--rounds 3] [--seconds 4]
+        [--stores sqlite,postgres] [--rounds 3] [--seconds 4] [--batches 100]
 """
 
 from __future__ import annotations
@@ -214,6 +215,55 @@ def ingest_phases(
     )
 
 
+def ingest_interleaved(kind: str, service: Service, ids: list[str], batches: int) -> None:
+    """Ingest with probability bands, batch by batch: batches on one half of the leads
+    with no model active alternate with batches on the other half with the model active
+    (switched between batches, outside the timing). Each batch's wall and process CPU
+    time is measured alone, so the leads' growing histories and the machine's load fall
+    on both kinds alike (phases of seconds each leave a drift between them). The first
+    ``batches // 5`` of each kind settle their half (the model's leads: its cache of
+    their events) and are not counted; medians of the rest, in events per second."""
+    version = service.read(store.active_version)
+    rng = random.Random(11)
+    halves = {"no model": ids[::2], "model active": ids[1::2]}
+    wall: dict[str, list[float]] = {"no model": [], "model active": []}
+    cpu: dict[str, list[float]] = {"no model": [], "model active": []}
+    counter = 0
+    try:
+        for step in range(2 * batches):
+            phase = "model active" if step % 2 else "no model"
+            _set_active(service, version if phase == "model active" else None)
+            batch = []
+            for _ in range(500):
+                counter += 1
+                batch.append(
+                    Track(
+                        message_id=f"bench-interleaved-{counter}",
+                        name=rng.choice(("page_view", "email_open", "webinar_attended")),
+                        ts_us=NOW - rng.randrange(86_400_000_000),
+                        user_id=rng.choice(halves[phase]),
+                        properties={},
+                    )
+                )
+            started, used = time.perf_counter(), time.process_time()
+            ingest(service, batch, [])
+            if step >= 2 * (batches // 5):
+                wall[phase].append(500 / (time.perf_counter() - started))
+                cpu[phase].append(500 / max(time.process_time() - used, 1e-9))
+    finally:
+        _set_active(service, version)
+    off, on = statistics.median(wall["no model"]), statistics.median(wall["model active"])
+    cpu_off, cpu_on = statistics.median(cpu["no model"]), statistics.median(cpu["model active"])
+    print(
+        f"[{kind}] probability bands, batches interleaved ({len(wall['no model'])} of each "
+        f"counted): no model {off:,.0f} events/s, model active {on:,.0f} events/s "
+        f"({on / off:.2f}x); per CPU second: no model {cpu_off:,.0f}, model active "
+        f"{cpu_on:,.0f} ({cpu_on / cpu_off:.2f}x); the model's event cache: "
+        f"{service.event_cache.hits:,} hits, {service.event_cache.misses:,} misses, "
+        f"{len(service.event_cache):,} leads, {service.event_cache.size / 1e6:.1f} MB"
+    )
+
+
 def one_lead(kind: str, service: Service, model: object, ids: list[str], scorings: int) -> None:
     """Score one lead at a time, ``scorings`` times over the leads in turn (each with its
     own attributes and events), interleaved with the reference; p50/p99 wall and CPU."""
@@ -273,6 +323,7 @@ def run(
     rounds: int = 3,
     seconds: float = 4.0,
     scorings: int = 10_000,
+    batches: int = 100,
 ) -> None:
     with tempfile.TemporaryDirectory() as folder:
         url, cleanup = _store_url(kind, folder)
@@ -385,6 +436,7 @@ def run(
                 ingest_phases(
                     kind, service, ids, rounds, seconds, "probability bands", sweeping=False
                 )
+                ingest_interleaved(kind, service, ids, batches)
         finally:
             service.close()
             _drop(cleanup)
@@ -398,9 +450,20 @@ def main() -> None:
     parser.add_argument("--stores", default="sqlite")
     parser.add_argument("--rounds", type=int, default=3, help="Rounds of the ingest phases.")
     parser.add_argument("--seconds", type=float, default=4.0, help="Per ingest phase.")
+    parser.add_argument(
+        "--batches", type=int, default=100, help="Interleaved ingest batches of each kind."
+    )
     args = parser.parse_args()
     for kind in args.stores.split(","):
-        run(kind.strip(), args.leads, args.samples, args.rounds, args.seconds, args.scorings)
+        run(
+            kind.strip(),
+            args.leads,
+            args.samples,
+            args.rounds,
+            args.seconds,
+            args.scorings,
+            args.batches,
+        )
 
 
 if __name__ == "__main__":

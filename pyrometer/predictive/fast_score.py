@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import ctypes
 import math
+import os
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,11 @@ from pyrometer.predictive.models import LightGBMModel
 Factor = tuple[str, Any, float]
 Scored = tuple[float, list[Factor], list[Factor]]
 _NAN = float("nan")
+# A write's few hundred leads (460 rows: 4.9 ms on one thread, 2.4-3.0 on two, the other
+# process of a PostgreSQL store busy too) are split over two threads; a lead read's few
+# rows stay on one, where OpenMP's start-up would cost more than the trees.
+PARALLEL_ROWS = 256
+_PARALLEL_THREADS = min(2, os.cpu_count() or 1)
 
 
 class Unsupported(ValueError):
@@ -232,7 +238,7 @@ class RowScorer:
         self,
         x: Any,
         shown: dict[str, Any] | None,
-        attributes: dict[str, Any],
+        attributes: Mapping[str, Any],
         found: Sequence[float],
     ) -> bool:
         """Write the attribute columns of one lead into ``x`` (a list or a matrix row);
@@ -281,7 +287,7 @@ class RowScorer:
         return self._design(found, [attributes for attributes, _ in leads])
 
     def _design(
-        self, found: np.ndarray | None, attributes_of: Sequence[dict[str, Any]]
+        self, found: np.ndarray | None, attributes_of: Sequence[Mapping[str, Any]]
     ) -> np.ndarray | None:
         """The input rows from the leads' event features (a row each, or ``None`` for a
         model without them) and attributes; ``None`` when one needs the general path."""
@@ -302,56 +308,127 @@ class RowScorer:
 
     def _event_matrix(self, events: Sequence[Sequence[tuple[str, int]]], now_us: int) -> np.ndarray:
         """:meth:`_event_list` of each lead's events, a row per lead."""
+        coded = self.encode_events([event for lead_events in events for event in lead_events])
+        if coded is None:
+            raise _Mistyped
+        return self.event_matrix_of_codes([len(e) for e in events], *coded, now_us)
+
+    def encode_events(
+        self, events: Sequence[tuple[str, int]]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Events as this model counts them: each one's type (its index among the
+        configuration's types, -1 for a name the model has no column of) and its time, or
+        ``None`` if a time is out of range (the general path names the row). What
+        :meth:`event_matrix_of_codes` reads: a caller may keep a lead's coded events
+        between calls and append its new ones."""
+        types, names = self._type_index, self._type_names
+        kinds: list[int] = []
+        times: list[int] = []
+        for name, ts in events:
+            if ts < MIN_US or ts > MAX_US:
+                return None
+            kind = names.get(name)
+            if kind is None:
+                kind = names[name] = normalize_name(str(name))
+            kinds.append(types.get(kind, -1))
+            times.append(ts)
+        return np.array(kinds, dtype=np.int32), np.array(times, dtype=np.int64)
+
+    def event_matrix_of_codes(
+        self, lengths: Sequence[int], kinds: np.ndarray, times: np.ndarray, now_us: int
+    ) -> np.ndarray:
+        """:meth:`_event_list` of each lead, a row per lead, from the leads' events coded
+        by :meth:`encode_events` and laid end to end (``lengths[i]`` of them lead ``i``'s).
+        Events after ``now_us`` are not counted (never after the decision)."""
         config = self._events
         assert config is not None
-        types = self._type_index
-        names = self._type_names
-        owner: list[int] = []
-        kinds: list[int] = []
-        deltas: list[int] = []
-        for i, lead_events in enumerate(events):
-            for name, ts in lead_events:
-                if ts < MIN_US or ts > MAX_US:
-                    raise _Mistyped
-                if ts > now_us:
-                    continue
-                kind = names.get(name)
-                if kind is None:
-                    kind = names[name] = normalize_name(str(name))
-                owner.append(i)
-                kinds.append(types.get(kind, -1))
-                deltas.append(now_us - ts)
-        n, n_types, windows = len(events), len(config.types), config.windows_days
+        n, n_types, windows = len(lengths), len(config.types), config.windows_days
         width = len(windows)
         out = np.zeros((n, n_types * width + 3))
-        lead = np.array(owner, dtype=np.int64)
-        kind_of = np.array(kinds, dtype=np.int64)
-        seconds, rest = np.divmod(np.array(deltas, dtype=np.int64), 1_000_000)
-        ages = (seconds + rest / 1e6) / 86400.0  # as _event_list (pandas' total_seconds)
+        lead = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        delta = now_us - times
+        kind_of = kinds.astype(np.int64)
+        if len(delta) and delta.min() < 0:  # never after the decision
+            due = delta >= 0
+            lead, kind_of, delta = lead[due], kind_of[due], delta[due]
+        # A window holds an event whose age in days (computed below) is at most its
+        # length: for whole days, exactly when the age in microseconds is at most the
+        # window's (an age a microsecond over is over in days too), compared as integers.
         typed = kind_of >= 0
+        cell = lead * n_types + kind_of
         for w, window in enumerate(windows):
-            hit = typed & (ages <= window)
-            counts = np.bincount(lead[hit] * n_types + kind_of[hit], minlength=n * n_types)
+            hit = typed & self._within(delta, window)
+            counts = np.bincount(cell[hit], minlength=n * n_types)
             out[:, w : n_types * width : width] = counts.reshape(n, n_types)
         base = n_types * width
-        out[:, base] = np.bincount(lead[ages <= 30], minlength=n)
-        youngest = np.full(n, np.inf)
-        np.minimum.at(youngest, lead, ages)
-        youngest[np.isinf(youngest)] = _NAN
-        out[:, base + 1] = youngest
+        out[:, base] = np.bincount(lead[self._within(delta, 30)], minlength=n)
+        # Ages in days as _event_list computes them (pandas' total_seconds, then days);
+        # the youngest is the age of the smallest delta (the conversion never decreases).
+        youngest = np.full(n, np.iinfo(np.int64).max)
+        np.minimum.at(youngest, lead, delta)
+        seconds, rest = np.divmod(youngest, 1_000_000)
+        out[:, base + 1] = np.where(
+            youngest == np.iinfo(np.int64).max, _NAN, (seconds + rest / 1e6) / 86400.0
+        )
+        seconds, rest = np.divmod(delta, 1_000_000)
+        ages = (seconds + rest / 1e6) / 86400.0
         weights = np.power(2.0, -ages / config.half_life_days)
         out[:, base + 2] = np.bincount(lead, weights=weights, minlength=n)
         return out
 
+    @staticmethod
+    def _within(delta: np.ndarray, window: float) -> np.ndarray:
+        """Which ages (in microseconds) lie within a window of ``window`` days, as
+        comparing their ages in days would say."""
+        if window == int(window):
+            return delta <= int(window) * 86_400_000_000
+        seconds, rest = np.divmod(delta, 1_000_000)
+        return (seconds + rest / 1e6) / 86400.0 <= window
+
+    @property
+    def keeps_attribute_rows(self) -> bool:
+        """Whether :meth:`attribute_rows` may be kept and reused while a lead's attributes
+        stay the same: not when the model reads one of its event columns as a value."""
+        return not self._event_others
+
+    def attribute_rows(self, attributes_of: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
+        """Each lead's input row with its attribute columns filled and its event columns
+        NaN (:meth:`probabilities_of_features` fills those), or ``None`` when one of them
+        needs the general path. Only when :attr:`keeps_attribute_rows`."""
+        assert self.keeps_attribute_rows
+        return self._design(None, attributes_of)
+
+    def probabilities_of_features(
+        self, rows: np.ndarray | Sequence[Mapping[str, Any]], found: np.ndarray | None
+    ) -> list[float] | None:
+        """The probabilities of leads given by their attributes (or, when
+        :attr:`keeps_attribute_rows`, their :meth:`attribute_rows`) and their event
+        features (a row each, from :meth:`event_matrix_of_codes` or
+        :meth:`event_matrix_of_sums`; ``None`` for a model without them), or ``None`` as
+        :meth:`score`."""
+        if not len(rows):
+            return []
+        if isinstance(rows, np.ndarray):
+            X = rows.copy()
+            if found is not None:
+                for _, at, k in self._event_steps:
+                    X[:, at] = found[:, k]
+        else:
+            made = self._design(found, rows)
+            if made is None:
+                return None
+            X = made
+        return self._raw_probabilities(X)
+
     @property
     def sum_windows(self) -> tuple[int, ...]:
-        """The windows (days) :meth:`_sums_matrix` needs counts for: the model's, and 30
+        """The windows (days) :meth:`event_matrix_of_sums` needs counts for: the model's, and 30
         days for the total."""
         config = self._events
         windows = list(config.windows_days) if config is not None else []
         return tuple(dict.fromkeys([*windows, 30]))
 
-    def _sums_matrix(
+    def event_matrix_of_sums(
         self,
         sums: Sequence[Sequence[tuple[str, Sequence[int], int, float]]],
         now_us: int,
@@ -395,11 +472,13 @@ class RowScorer:
         leads: Sequence[tuple[dict[str, Any], Sequence[tuple[str, Sequence[int], int, float]]]],
         now_us: int,
     ) -> list[float] | None:
-        """:meth:`probabilities` from each lead's event sums (:meth:`_sums_matrix`) instead
-        of its events, or ``None`` as :meth:`score`."""
+        """:meth:`probabilities` from each lead's event sums
+        (:meth:`event_matrix_of_sums`) instead of its events, or ``None`` as :meth:`score`."""
         if not leads:
             return []
-        found = self._sums_matrix([e for _, e in leads], now_us) if self._needs_events else None
+        found = (
+            self.event_matrix_of_sums([e for _, e in leads], now_us) if self._needs_events else None
+        )
         X = self._design(found, [attributes for attributes, _ in leads])
         return None if X is None else self._raw_probabilities(X)
 
@@ -454,7 +533,8 @@ class RowScorer:
         """Calibrated probabilities of the rows of ``X`` from one raw-score call."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            raw = self._booster.predict(X, raw_score=True, num_threads=1)
+            threads = _PARALLEL_THREADS if len(X) >= PARALLEL_ROWS else 1
+            raw = self._booster.predict(X, raw_score=True, num_threads=threads)
         return [_probability(self._slope * r + self._intercept) for r in np.asarray(raw).tolist()]
 
     def _rows(

@@ -21,7 +21,7 @@ from pyrometer.core.timeutil import iso
 from pyrometer.service.keys import hash_key
 from pyrometer.service.leads import UnknownLead
 from pyrometer.service.reads import current_record, event_dict, lead_summary
-from pyrometer.service.runtime import Service
+from pyrometer.service.runtime import Service, on_commit
 from pyrometer.service.scoring import current
 from pyrometer.store import erasure, repo
 
@@ -61,6 +61,8 @@ def erase_lead(
         removed = erasure.delete_lead(conn, lead_id)
         asked = requested_by if key_id is None else f"{requested_by} (API key {key_id})"
         tombstone_id = erasure.add_tombstone(conn, now, key_id, asked, removed)
+        # A lead made again under this id must not find the erased one's events.
+        on_commit(conn, lambda: service.event_cache.forget([lead_id]))
         return Tombstone(tombstone_id, now, key_id, asked[:200], removed)
 
     return service.write(work)

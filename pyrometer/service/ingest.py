@@ -10,6 +10,8 @@ owner, or that was scored under an older playbook, is replayed from its log inst
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -112,11 +114,23 @@ def _store(service: Service, tracks: Sequence[Track], identifies: Sequence[Ident
 def store_ahead(service: Service, tracks: Sequence[Track], now: int) -> set[str]:
     """Tracks that all name their lead by ``userId``: scored ahead of their write
     transaction (:func:`_store_scored_ahead`), else by the general path. Returns the ids
-    of the events that were new. This is what a scoring process runs for a group."""
-    try:
-        return _store_scored_ahead(service, tracks, now)
-    except _Fallback:  # nothing of it was committed: take the general path
-        return service.write(lambda conn: _ingest(service, conn, tracks, (), now)).events
+    of the events that were new. This is what a scoring process runs for a group.
+
+    While probability bands are in force (seen in the last second) the general path is
+    taken at once: scoring ahead would only read that they are and fall back."""
+    seen = _BANDS_SEEN.get(service)
+    if seen is None or time.monotonic() - seen > BANDS_RECHECK_SECONDS:
+        try:
+            return _store_scored_ahead(service, tracks, now)
+        except _Fallback:  # nothing of it was committed: take the general path
+            pass
+    return service.write(lambda conn: _ingest(service, conn, tracks, (), now)).events
+
+
+# When each service last found probability bands in force on the scored-ahead path.
+# Only a hint: the general path decides for itself, so a stale one costs nothing wrong.
+_BANDS_SEEN: weakref.WeakKeyDictionary[Service, float] = weakref.WeakKeyDictionary()
+BANDS_RECHECK_SECONDS = 1.0
 
 
 class _Fallback(Exception):
@@ -146,6 +160,7 @@ def _score_ahead(service: Service, rows: Sequence[EventRow], now: int) -> Scored
     def read(conn: Connection) -> tuple[int, Playbook, dict[str, repo.RawLead] | None]:
         version, book = service.playbooks.recent(conn)
         if bands_in_force(conn, book):
+            _BANDS_SEEN[service] = time.monotonic()
             return version, book, None  # temperatures from the model: the general path
         return version, book, repo.read_leads_raw(conn, by_lead, lock=False)
 
@@ -330,6 +345,12 @@ def _ingest(
 
     needed = {lead_of(t) for t in tracks} | {person(i) for i in identifies} | set(merging)
     records, new_leads, created = _lock_or_create(conn, needed, book, version, now)
+    # Each lead's temperature as stored, for a probability band's transition.
+    stored_temperatures = {
+        lead_id: record.temperature
+        for lead_id, record in records.items()
+        if lead_id not in new_leads
+    }
     # Under the locks, check nobody merged a visitor or a lead away since we looked.
     if set(records) != needed:
         raise Retry()
@@ -401,7 +422,15 @@ def _ingest(
     ]
     identity_store.delete_leads(conn, created & ghosts)
     stored = [c for c in changes if c is not None]
-    stored = probability_temperatures(service, conn, book, stored, now)
+    stored = probability_temperatures(
+        service,
+        conn,
+        book,
+        stored,
+        now,
+        added={lead: [(e.name, e.ts_us) for e in evs] for lead, evs in fresh.items()},
+        before=stored_temperatures,
+    )
     repo.save_changes(conn, stored, now, new=new_leads - ghosts)
     actions.act_on_changes(conn, book, stored, now)
     born = (new_leads | created) - ghosts

@@ -12,19 +12,24 @@ predictive stack is loaded. The decision itself is
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pyrometer.core.classify import temperature_of_probability
 from pyrometer.core.playbook import Playbook
-from pyrometer.service.runtime import Service
+from pyrometer.service.event_cache import Coded
+from pyrometer.service.runtime import Service, on_commit
 from pyrometer.service.scoring import probability_temperature
 from pyrometer.store import models as store
 from pyrometer.store import repo
 from pyrometer.store.records import Change
 from pyrometer.store.tables import leads
+
+if TYPE_CHECKING:
+    from pyrometer.predictive.artifact import PredictiveModel
 
 
 def bands_in_force(conn: Connection, book: Playbook) -> bool:
@@ -56,35 +61,48 @@ def each_probability(
 
 
 def probability_temperatures(
-    service: Service, conn: Connection, book: Playbook, changes: list[Change], now_us: int
+    service: Service,
+    conn: Connection,
+    book: Playbook,
+    changes: list[Change],
+    now_us: int,
+    *,
+    added: Mapping[str, Sequence[tuple[str, int]]] | None = None,
+    before: Mapping[str, str] | None = None,
 ) -> list[Change]:
     """The changes a write path is about to store, with each lead's temperature from the
     band of its ``p_convert`` when :func:`bands_in_force` (else as they are).
 
-    In the write's own transaction: the leads' events (the new ones included) are read,
-    all leads' probabilities computed in one vectorised call (no reasons: those cost
-    most and only a read needs them) and cached with the rows' new ``updated_us``, so the
-    sweep and the list's sort and filter find them current; a read adds the reasons. A
-    lead the model cannot read keeps its points' temperature, as in ``pyrometer score
-    --model``.
+    In the write's own transaction: all leads' probabilities computed in one vectorised
+    call (no reasons: those cost most and only a read needs them) from their attributes
+    and events (:func:`_write_probabilities`), and cached with the rows' new
+    ``updated_us``, so the sweep and the list's sort and filter find them current; a read
+    adds the reasons. A lead the model cannot read keeps its points' temperature, as in
+    ``pyrometer score --model``.
+
+    ``added``: the ``(name, ts_us)`` of the events this write stored, by lead (it saves
+    reading the leads' histories again); ``before``: the temperature of each lead as
+    the store had it before this write (absent: not stored yet), else read here.
     """
     bands = book.temperature.probability
     if bands is None or not changes:
         return changes
-    from pyrometer.service.models import _active_model, stored_probabilities
+    from pyrometer.service.models import _active_model
 
     held = _active_model(service, conn)
     if held is None:
         return changes
     version, model = held
-    ids = [c.record.lead_id for c in changes]
-    stored: dict[str, str] = {}
-    for chunk in repo.chunks(sorted(set(ids))):
-        query = sa.select(leads.c.lead_id, leads.c.temperature).where(leads.c.lead_id.in_(chunk))
-        stored.update((row.lead_id, row.temperature) for row in conn.execute(query))
-    scored = stored_probabilities(
-        conn, model, [(c.record.lead_id, dict(c.record.attributes)) for c in changes], now_us
-    )
+    if before is None:
+        ids = sorted({c.record.lead_id for c in changes})
+        stored: dict[str, str] = {}
+        for chunk in repo.chunks(ids):
+            query = sa.select(leads.c.lead_id, leads.c.temperature).where(
+                leads.c.lead_id.in_(chunk)
+            )
+            stored.update((row.lead_id, row.temperature) for row in conn.execute(query))
+        before = stored
+    scored = _write_probabilities(service, conn, model, changes, added or {}, now_us)
     out: list[Change] = []
     saved: list[tuple[str, int, float, list[dict[str, Any]] | None]] = []
     for change, p in zip(changes, scored, strict=True):
@@ -92,13 +110,173 @@ def probability_temperatures(
             out.append(change)
             continue
         record = change.record
-        # A lead not stored yet starts from its points' first class.
-        first = next((t.old for t in change.transitions if t.kind == "temperature"), None)
-        before = stored.get(record.lead_id) or first or record.temperature
+        was = before.get(record.lead_id)
+        if not was:  # a lead not stored yet starts from its points' first class
+            first = (t.old for t in change.transitions if t.kind == "temperature")
+            was = next(first, None) or record.temperature
         banded = str(temperature_of_probability(bands, p))
-        out.append(probability_temperature(change, before, banded, now_us))
+        out.append(probability_temperature(change, was, banded, now_us))
         # Cached without reasons (a read computes those): the sweep and the list's
         # sort and filter by p_convert see the lead as it now is.
         saved.append((record.lead_id, int(record.updated_us), p, None))
     store.save_predictions(conn, version, now_us, saved)
     return out
+
+
+def _write_probabilities(
+    service: Service,
+    conn: Connection,
+    model: PredictiveModel,
+    changes: list[Change],
+    added: Mapping[str, Sequence[tuple[str, int]]],
+    now_us: int,
+) -> list[float | None]:
+    """The probabilities of the changed leads from their attributes and events.
+
+    A lead's events come from :attr:`Service.event_cache` with this write's ``added``
+    appended. A lead the cache does not hold as it is stored: if this write added events
+    to it, its events are read from the store and kept (a lead that gets events tends to
+    get more; a new lead's events are all in ``added``); if not (a rescore, a decay
+    wake-up, new attributes), the database adds them up for it
+    (:func:`pyrometer.store.models.lead_event_sums`) and nothing is kept, so a sweep
+    over many leads does not fill the cache. Entries are published once the write
+    commits. A model the row scorer cannot read, or a lead it cannot, goes through
+    :func:`pyrometer.service.models.stored_probabilities`."""
+    import numpy as np
+
+    from pyrometer.service.models import FAST_ROWS, _row_scorer, stored_probabilities
+
+    def general() -> list[float | None]:
+        pairs = [(c.record.lead_id, dict(c.record.attributes)) for c in changes]
+        return stored_probabilities(conn, model, pairs, now_us)
+
+    scorer = _row_scorer(model) if model.events is not None else None
+    if scorer is None or len(changes) > FAST_ROWS:
+        return general()
+    cache = service.event_cache
+    # This write's events, coded at once; each lead's slice of them by its position.
+    flat = [(name, ts) for lead_events in added.values() for name, ts in lead_events]
+    new_codes = scorer.encode_events(flat)
+    if new_codes is None:
+        return general()
+    new_kinds, new_times = new_codes
+    slices: dict[str, tuple[int, int]] = {}
+    at = 0
+    for lead_id, lead_events in added.items():
+        slices[lead_id] = (at, at + len(lead_events))
+        at += len(lead_events)
+    none = (0, 0)
+    spans = [slices.get(c.record.lead_id, none) for c in changes]
+    held = cache.get_many(
+        scorer,
+        (
+            (c.record.lead_id, c.record.created_us, c.record.state.event_count - (end - start))
+            for c, (start, end) in zip(changes, spans, strict=True)
+        ),
+    )
+    coded: dict[str, Coded] = {}
+    to_read: list[str] = []  # events added, not held: read its events, keep them
+    to_sum: list[str] = []  # nothing added, or written elsewhere too: the sums
+    shared: dict[str, Coded] = {}  # written elsewhere too: held as a marker
+    for change, (start, end), entry in zip(changes, spans, held, strict=True):
+        record = change.record
+        lead_id, count = record.lead_id, record.state.event_count
+        if isinstance(entry, str):  # STALE: another process wrote it since
+            to_sum.append(lead_id)
+            shared[lead_id] = Coded(record.created_us, count, None, None)
+        elif entry is not None and (entry.kinds is None or entry.times is None):
+            # A marker nobody passed since it was set: read the lead's events again
+            # (with events to add; else the sums will do, and the marker stays).
+            (to_read if end > start else to_sum).append(lead_id)
+        elif entry is not None and end == start:
+            coded[lead_id] = entry
+        elif entry is not None:  # held: append this write's events
+            coded[lead_id] = Coded(
+                record.created_us,
+                count,
+                np.concatenate((entry.kinds, new_kinds[start:end])),
+                np.concatenate((entry.times, new_times[start:end])),
+                entry.attributes,
+                entry.row,
+            )
+        elif count == end - start:  # a new lead: all its events are this write's
+            kinds, times = new_kinds[start:end].copy(), new_times[start:end].copy()
+            coded[lead_id] = Coded(record.created_us, count, kinds, times)
+        elif end > start:
+            to_read.append(lead_id)
+        else:
+            to_sum.append(lead_id)
+    if to_read:
+        events: dict[str, list[tuple[str, int]]] = {lead_id: [] for lead_id in to_read}
+        for lead_id, name, ts in store.lead_event_rows(conn, to_read):
+            events[lead_id].append((name, ts))
+        created = {c.record.lead_id: c.record.created_us for c in changes}
+        for lead_id, lead_events in events.items():
+            made = scorer.encode_events(lead_events)
+            if made is None:
+                return general()
+            coded[lead_id] = Coded(created[lead_id], len(lead_events), *made)
+    # The event features: a row per lead, from its codes or its sums.
+    found = np.empty((len(changes), 0))
+    with_codes = [i for i, c in enumerate(changes) if c.record.lead_id in coded]
+    if with_codes:
+        entries = [coded[changes[i].record.lead_id] for i in with_codes]
+        from_codes = scorer.event_matrix_of_codes(
+            [len(e.times) for e in entries],
+            np.concatenate([e.kinds for e in entries]),
+            np.concatenate([e.times for e in entries]),
+            now_us,
+        )
+        if len(with_codes) == len(changes):
+            found = from_codes
+        else:
+            found = np.empty((len(changes), from_codes.shape[1]))
+            found[with_codes] = from_codes
+    if to_sum:
+        windows, half_life = scorer.sum_windows, model.events.half_life_days
+        sums: dict[str, list[tuple[str, tuple[int, ...], int, float]]] = {i: [] for i in to_sum}
+        for lead_id, name, counts, latest, decayed in store.lead_event_sums(
+            conn, to_sum, now_us, windows, half_life
+        ):
+            sums[lead_id].append((name, counts, latest, decayed))
+        from_sums = scorer.event_matrix_of_sums([sums[i] for i in to_sum], now_us)
+        if not with_codes:
+            found = np.empty((len(changes), from_sums.shape[1]))
+        found[[i for i, c in enumerate(changes) if c.record.lead_id in sums]] = from_sums
+    if not scorer.keeps_attribute_rows:
+        probabilities = scorer.probabilities_of_features(
+            [c.record.attributes for c in changes], found
+        )
+    else:
+        # A lead's attribute columns are made again only when its attributes changed.
+        rows: list[Any] = [None] * len(changes)
+        stale: list[int] = []
+        for i, change in enumerate(changes):
+            entry = coded.get(change.record.lead_id)
+            if entry is None or entry.row is None or entry.attributes != change.record.attributes:
+                stale.append(i)
+            else:
+                rows[i] = entry.row
+        made_rows = scorer.attribute_rows([changes[i].record.attributes for i in stale])
+        if made_rows is None:
+            return general()
+        for i, row in zip(stale, made_rows, strict=True):
+            rows[i] = row
+            record = changes[i].record
+            entry = coded.get(record.lead_id)
+            if entry is not None:
+                coded[record.lead_id] = entry._replace(
+                    attributes=dict(record.attributes), row=row.copy()
+                )
+        probabilities = scorer.probabilities_of_features(np.vstack(rows), found)
+    if probabilities is None:
+        return general()
+    # Only an entry that is all the lead's events as its record counts them is kept.
+    kept = {
+        c.record.lead_id: coded[c.record.lead_id]
+        for c in changes
+        if c.record.lead_id in coded and coded[c.record.lead_id].count == c.record.state.event_count
+    }
+    kept.update(shared)
+    on_commit(conn, lambda: cache.put(scorer, kept))
+    return list(probabilities)

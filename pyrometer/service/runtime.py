@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from pyrometer.service.event_cache import LeadEventCache
 from pyrometer.service.playbooks import PlaybookRegistry
 from pyrometer.store.engine import WRITE, create_store_engine
 from pyrometer.store.migrate import upgrade
@@ -27,6 +28,18 @@ from pyrometer.store.outbox import AFTER_COMMIT
 T = TypeVar("T")
 Clock = Callable[[], int]
 _RETRY_CODES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+ON_COMMIT = "pyrometer.on_commit"  # Connection.info key: callables run once the write commits
+
+
+def on_commit(conn: Connection, callback: Callable[[], object]) -> bool:
+    """Run ``callback`` once this write transaction has committed (never if it rolls
+    back, and not at all outside :meth:`Service.write`: then ``False``). For what this
+    process keeps in memory about the store, which must not run ahead of it."""
+    callbacks = conn.info.get(ON_COMMIT)
+    if callbacks is None:
+        return False
+    callbacks.append(callback)
+    return True
 
 
 class WriterLock:
@@ -121,6 +134,8 @@ class Service:
         if engine.dialect.name == "sqlite":
             self._write_lock = WriterLock(engine.url.database)
         self._signals: dict[str, threading.Event] = {}
+        # Leads' events as the active model counts them (pyrometer.service.event_cache).
+        self.event_cache = LeadEventCache()
 
     def signal(self, name: str) -> threading.Event:
         """Set after a write transaction commits that tagged itself ``name`` (by appending
@@ -145,12 +160,17 @@ class Service:
                 with self._write_lock, self.engine.connect() as conn:
                     conn.execution_options(**{WRITE: True})
                     tags: list[str] = []
+                    callbacks: list[Callable[[], object]] = []
                     conn.info[AFTER_COMMIT] = tags
+                    conn.info[ON_COMMIT] = callbacks
                     try:
                         with conn.begin():
                             result = _before_commit(work, conn)
                     finally:
                         conn.info.pop(AFTER_COMMIT, None)
+                        conn.info.pop(ON_COMMIT, None)
+                for callback in callbacks:
+                    callback()
                 for tag in tags:
                     self.signal(tag).set()
                 return result

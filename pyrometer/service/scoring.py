@@ -286,13 +286,18 @@ def probability_temperature(change: Change, before: str, temperature: str, at_us
     band differs from ``before``, one transition to it, at ``at_us``, takes their place,
     so routing and webhooks follow the probability as they follow points otherwise.
     """
+    record = change.record
+    if record.temperature == temperature == before and all(
+        t.kind != "temperature" for t in change.transitions
+    ):
+        return change  # most writes: nothing to take out, nothing to add
     kept = tuple(t for t in change.transitions if t.kind != "temperature")
     if before != temperature:
         moved = Transition(
             change.record.lead_id, at_us, "temperature", before, temperature, PROBABILITY_CAUSE
         )
         kept = (*kept, moved)
-    return Change(replace(change.record, temperature=temperature), kept, change.lines)
+    return Change(record.with_temperature(temperature), kept, change.lines)
 
 
 def advance_decay(playbook: Playbook, record: LeadRecord, now_us: int) -> Change:

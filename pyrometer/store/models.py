@@ -9,6 +9,7 @@ events) are read here as plain rows for :mod:`pyrometer.predictive.store_trainin
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pyrometer.store.pg_bulk import bulk_insert
 from pyrometer.store.repo import chunks
 from pyrometer.store.tables import events, lead_predictions, leads, models, transitions
 
@@ -137,6 +139,28 @@ def cached_predictions(
     }
 
 
+_PREDICTION_COLUMNS = (
+    "lead_id",
+    "model_version",
+    "lead_updated_us",
+    "p_convert",
+    "computed_us",
+    "factors",
+)
+_PREDICTION_UPSERT = " ON CONFLICT (lead_id) DO UPDATE SET " + ", ".join(
+    f"{name} = excluded.{name}" for name in _PREDICTION_COLUMNS[1:]
+)
+_PG_SAVE_PREDICTIONS = bulk_insert(lead_predictions, _PREDICTION_COLUMNS, _PREDICTION_UPSERT)
+_SQLITE_SAVE_PREDICTIONS = (
+    f"INSERT INTO lead_predictions ({', '.join(_PREDICTION_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_PREDICTION_COLUMNS))}){_PREDICTION_UPSERT}"
+)
+
+
+def _json(factors: list[dict[str, Any]] | None) -> str:
+    return "null" if factors is None else json.dumps(factors)
+
+
 def save_predictions(
     conn: Connection,
     version: int,
@@ -146,39 +170,21 @@ def save_predictions(
     """Replace the cached ``(lead_id, lead_updated_us, p_convert, factors)`` of these leads.
     ``factors`` ``None`` (stored as JSON null): not computed yet, a read computes them.
 
-    An upsert: two reads of one lead may compute its probability at the same time."""
+    An upsert: two reads of one lead may compute its probability at the same time. Driver
+    SQL (one array per column on PostgreSQL): a write with probability bands saves the
+    probabilities of every lead it changed, and SQLAlchemy's per-row work cost more than
+    the statement."""
     if not rows:
         return
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    statement = insert(lead_predictions)
-    statement = statement.on_conflict_do_update(
-        index_elements=[lead_predictions.c.lead_id],
-        set_={
-            "model_version": statement.excluded.model_version,
-            "lead_updated_us": statement.excluded.lead_updated_us,
-            "p_convert": statement.excluded.p_convert,
-            "computed_us": statement.excluded.computed_us,
-            "factors": statement.excluded.factors,
-        },
-    )
     # Sorted by lead: concurrent upserts of overlapping leads take their locks in one order.
-    conn.execute(
-        statement,
-        [
-            {
-                "lead_id": lead_id,
-                "model_version": version,
-                "lead_updated_us": updated,
-                "p_convert": p,
-                "computed_us": computed_us,
-                "factors": factors,
-            }
-            for lead_id, updated, p, factors in sorted(rows, key=lambda r: r[0])
-        ],
-    )
+    values = [
+        (lead_id, version, updated, float(p), computed_us, _json(factors))
+        for lead_id, updated, p, factors in sorted(rows, key=lambda r: r[0])
+    ]
+    if conn.dialect.name == "postgresql":
+        _PG_SAVE_PREDICTIONS.run(conn, values)
+    else:
+        conn.exec_driver_sql(_SQLITE_SAVE_PREDICTIONS, values)
 
 
 @dataclass(frozen=True)

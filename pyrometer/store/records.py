@@ -35,6 +35,25 @@ class LeadRecord:
     decay_checked_us: int
     next_decay_us: int | None
 
+    def with_temperature(self, temperature: str) -> LeadRecord:
+        """This record with another temperature: ``dataclasses.replace``, built directly
+        at a third of its cost (a write with probability bands makes one per lead)."""
+        return LeadRecord(
+            self.lead_id,
+            self.attributes,
+            self.source,
+            self.owner,
+            self.consent,
+            self.created_us,
+            self.updated_us,
+            self.playbook_version,
+            self.state,
+            temperature,
+            self.stage,
+            self.decay_checked_us,
+            self.next_decay_us,
+        )
+
     def derived(self) -> dict[str, Any]:
         """The columns copied out of the state for filtering and sorting in SQL."""
         return {

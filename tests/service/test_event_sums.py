@@ -82,7 +82,7 @@ def _compare(service: Service, model: PredictiveModel, leads: dict[str, list[tup
     by_lead: dict[str, list] = {i: [] for i in leads}
     for lead_id, name, counts, latest, decayed in sums:
         by_lead[lead_id].append((name, counts, latest, decayed))
-    from_sums = scorer._sums_matrix([by_lead[i] for i in leads], NOW)
+    from_sums = scorer.event_matrix_of_sums([by_lead[i] for i in leads], NOW)
     from_events = scorer._event_matrix([leads[i] for i in leads], NOW)
     assert np.array_equal(from_sums[:, :-1], from_events[:, :-1], equal_nan=True)
     assert np.allclose(from_sums[:, -1], from_events[:, -1], rtol=1e-13, atol=0)

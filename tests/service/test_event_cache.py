@@ -1,0 +1,281 @@
+"""With probability bands, a write counts each lead's event features from the events this
+process keeps for it (:mod:`pyrometer.service.event_cache`) plus what it added. The
+probability it stores must be the one the lead's stored events give, whatever happened
+to the lead meanwhile: more writes, another process writing, a write that rolled back,
+the lead erased and made again. Each is compared with the general (pandas) path over
+the lead's events as stored. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from pyrometer.core.playbook import default_playbook_text
+from pyrometer.core.timeutil import from_us
+from pyrometer.demo.synth import generate
+from pyrometer.service import actions, models
+from pyrometer.service.erasure import erase_lead
+from pyrometer.service.event_cache import (
+    CACHE_SIZE_ENV,
+    STALE,
+    Coded,
+    LeadEventCache,
+    entry_bytes,
+)
+from pyrometer.service.ingest import ingest
+from pyrometer.service.inputs import Identify, Track
+from pyrometer.service.rescore import publish
+from pyrometer.service.runtime import Service
+from pyrometer.store import models as store
+from pyrometer.store.tables import lead_predictions, leads
+from tests.service.conftest import Clock
+from tests.service.helpers import identifies_of, tracks_of
+
+DAY = 86_400_000_000
+NAMES = ("page_view", "email_open", "pricing_page_view", "webinar_attended", "demo_request")
+SETTINGS = "\nmodels:\n  horizon: 60d\n  cutoff: 7d\n  auto_activate: true\n"
+
+
+def _banded(service: Service, clock: Clock) -> list[str]:
+    """The demo company with probability bands, a model trained and active."""
+    text = default_playbook_text()
+    bands = "  hot: 50\n  warm: 20\n"
+    assert bands in text
+    banded = text.replace(bands, bands + "  probability: {hot: 0.3, warm: 0.1}\n", 1)
+    publish(service, banded + SETTINGS)
+    data = generate(500, seed=3, end=from_us(clock.now_us), days=180)
+    ingest(service, tracks_of(data.events), identifies_of(data.leads, clock.now_us))
+    result = models.run_training(service, models.create_job(service))
+    assert result.get("activated") is True, result
+    return [lead["lead_id"] for lead in data.leads]
+
+
+def _stored(service: Service, lead_ids: list[str]) -> dict[str, tuple[float, str]]:
+    """Each lead's probability as its last write stored it, and its temperature."""
+    query = (
+        sa.select(lead_predictions.c.lead_id, lead_predictions.c.p_convert, leads.c.temperature)
+        .join(leads, leads.c.lead_id == lead_predictions.c.lead_id)
+        .where(lead_predictions.c.lead_id.in_(lead_ids))
+    )
+    return service.read(lambda conn: {r[0]: (r[1], r[2]) for r in conn.execute(query)})
+
+
+def _from_the_store(service: Service, lead_ids: list[str], now_us: int) -> dict[str, float]:
+    """The probabilities the general path gives from the leads' stored events."""
+
+    def work(conn: Any) -> dict[str, float]:
+        _, model = models._active_model(service, conn)  # type: ignore[misc]
+        rows = conn.execute(
+            sa.select(leads.c.lead_id, leads.c.attributes).where(leads.c.lead_id.in_(lead_ids))
+        ).all()
+        items = [(r.lead_id, dict(r.attributes)) for r in rows]
+        log = store.lead_event_rows(conn, lead_ids)
+        fast, models.FAST_ROWS = models.FAST_ROWS, 0  # the pandas path: no row scorer
+        try:
+            found = models.probabilities(model, items, log, now_us)
+        finally:
+            models.FAST_ROWS = fast
+        return {lead_id: p for (lead_id, _), p in zip(items, found, strict=True)}
+
+    return service.read(work)
+
+
+def _check(service: Service, lead_ids: list[str], now_us: int) -> None:
+    stored = _stored(service, lead_ids)
+    assert set(stored) == set(lead_ids)
+    want = _from_the_store(service, lead_ids, now_us)
+    for lead_id in lead_ids:
+        assert stored[lead_id][0] == pytest.approx(want[lead_id], rel=1e-9, abs=1e-12), lead_id
+        band = "hot" if want[lead_id] >= 0.3 else "warm" if want[lead_id] >= 0.1 else "cold"
+        assert stored[lead_id][1] == band, lead_id
+
+
+def test_writes_count_from_the_cache_what_the_stored_events_give(
+    service: Service, clock: Clock
+) -> None:
+    """Batches and single events, late, out of order and future ones, new leads and
+    changed attributes: each write's stored probability is the stored events' one, and
+    after the first write of a lead the cache serves it."""
+    lead_ids = _banded(service, clock)
+    rng = random.Random(4)
+    cache = service.event_cache
+    n = 0
+    for round_ in range(6):
+        clock.advance(3600)
+        now = clock.now_us
+        chosen = rng.sample(lead_ids[:90], 60) + [f"new-{round_}-{i}" for i in range(3)]
+        tracks = []
+        for _ in range(150):
+            n += 1
+            age = rng.choice([0, DAY, 8 * DAY, 31 * DAY, 200 * DAY, -DAY])  # -DAY: future
+            tracks.append(Track(f"c-{n}", rng.choice(NAMES), now - age, user_id=rng.choice(chosen)))
+        traits = [
+            Identify(
+                f"t-{round_}-{i}", lead, now, traits={"industry": rng.choice(["retail", "saas"])}
+            )
+            for i, lead in enumerate(rng.sample(chosen, 5))
+        ]
+        ingest(service, tracks, traits if round_ % 2 else [])
+        touched = sorted({t.user_id for t in tracks if t.user_id} | {t.user_id for t in traits})
+        _check(service, touched if round_ % 2 else sorted({t.user_id for t in tracks}), now)
+    # One event at a time (the general path's small writes).
+    for lead in rng.sample(lead_ids, 5):
+        clock.advance(1)
+        ingest(service, [Track(f"one-{lead}", "pricing_page_view", clock.now_us, user_id=lead)], [])
+        _check(service, [lead], clock.now_us)
+    assert cache.hits > 200 and len(cache) > 80
+
+
+def test_a_write_without_events_sums_in_the_store_and_keeps_nothing(
+    service: Service, clock: Clock
+) -> None:
+    """New attributes alone (as a rescore or a decay wake-up, a write that adds no
+    events): the database's sums give the features, and the lead is not kept, so such
+    sweeps over many leads do not fill the cache; its next event is read and kept."""
+    lead_ids = _banded(service, clock)
+    lead = lead_ids[11]
+    clock.advance(60)
+    ingest(service, [], [Identify("i-1", lead, clock.now_us, traits={"industry": "retail"})])
+    _check(service, [lead], clock.now_us)
+    assert lead not in service.event_cache._entries
+    ingest(service, [Track("i-2", "page_view", clock.now_us, user_id=lead)], [])
+    _check(service, [lead], clock.now_us)
+    assert service.event_cache._entries[lead].count == len(
+        service.read(lambda conn: store.lead_event_rows(conn, [lead]))
+    )
+
+
+def test_another_process_writing_a_lead_is_seen(
+    service: Service, store_url: str, clock: Clock
+) -> None:
+    """A second service on the same store (another process, its own cache) writes events
+    of a lead this one holds: this one's next write reads the lead again."""
+    lead_ids = _banded(service, clock)
+    lead = lead_ids[7]
+    clock.advance(60)
+    ingest(service, [Track("a-1", "page_view", clock.now_us, user_id=lead)], [])
+    _check(service, [lead], clock.now_us)
+    other = Service.open(store_url, clock)
+    try:
+        other.write(lambda conn: models._active_model(other, conn))
+        clock.advance(60)
+        batch = [
+            Track(f"b-{i}", "demo_request", clock.now_us - i * DAY, user_id=lead) for i in range(4)
+        ]
+        ingest(other, batch, [])
+        _check(other, [lead], clock.now_us)
+    finally:
+        other.close()
+    cache = service.event_cache
+    misses = cache.misses
+    clock.advance(60)
+    ingest(service, [Track("a-2", "email_open", clock.now_us, user_id=lead)], [])
+    _check(service, [lead], clock.now_us)
+    assert cache.misses == misses + 1  # the count had moved on: the sums, and a marker
+    assert cache._entries[lead].kinds is None
+    # Nobody else wrote it since: read whole and held again, then served.
+    for n in (3, 4):
+        clock.advance(60)
+        ingest(service, [Track(f"a-{n}", "page_view", clock.now_us, user_id=lead)], [])
+        _check(service, [lead], clock.now_us)
+    assert cache._entries[lead].kinds is not None and cache.hits >= 1
+
+
+def test_a_write_that_rolls_back_leaves_the_cache_as_it_was(
+    service: Service, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lead_ids = _banded(service, clock)
+    lead = lead_ids[3]
+    clock.advance(60)
+    ingest(service, [Track("r-1", "page_view", clock.now_us, user_id=lead)], [])
+    held = dict(service.event_cache._entries)[lead]
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the routing step failed")
+
+    monkeypatch.setattr(actions, "act_on_changes", fail)
+    with pytest.raises(RuntimeError):
+        ingest(service, [Track("r-2", "demo_request", clock.now_us, user_id=lead)], [])
+    assert service.event_cache._entries[lead] is held  # nothing of the failed write
+    monkeypatch.undo()
+    # Another event takes the count the failed write would have given.
+    clock.advance(60)
+    ingest(service, [Track("r-3", "email_open", clock.now_us - 40 * DAY, user_id=lead)], [])
+    _check(service, [lead], clock.now_us)
+    assert service.event_cache._entries[lead].count == held.count + 1
+
+
+def test_a_lead_erased_and_made_again_starts_from_nothing(service: Service, clock: Clock) -> None:
+    """Made again at the same moment with as many events (written while no model was
+    active, so that nothing here saw them): the stamp alone could not tell the two
+    apart, so erasing forgets the lead."""
+    _banded(service, clock)
+    version = service.read(store.active_version)
+    clock.advance(60)
+    now = clock.now_us
+    first = [Track(f"x-{i}", "demo_request", now - i, user_id="twice") for i in range(3)]
+    ingest(service, first, [])
+    _check(service, ["twice"], now)
+    erase_lead(service, "twice", "test")
+    service.write(lambda conn: conn.execute(store.models.update().values(active=False)))
+    again = [Track(f"y-{i}", "email_open", now - 300 * DAY - i, user_id="twice") for i in range(3)]
+    ingest(service, again, [])
+    service.write(lambda conn: store.activate(conn, version, now))
+    ingest(service, [Track("y-3", "email_open", now - 301 * DAY, user_id="twice")], [])
+    _check(service, ["twice"], now)
+
+
+def _coded(created: int, count: int) -> Coded:
+    return Coded(created, count, np.zeros(count, np.int32), np.arange(count, dtype=np.int64))
+
+
+def test_the_cache_holds_what_it_is_told_within_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    four = entry_bytes(_coded(1, 4))
+    cache = LeadEventCache(max_bytes=2 * four + four // 2)
+    owner, other = object(), object()
+    cache.put(owner, {"a": _coded(1, 4), "b": _coded(1, 4)})
+    assert cache.get_many(owner, [("a", 1, 4), ("a", 1, 5), ("a", 2, 4), ("c", 1, 0)]) == [
+        cache._entries["a"],
+        STALE,  # held with another stamp: written elsewhere since
+        STALE,
+        None,  # not held
+    ]
+    assert cache.get_many(other, [("a", 1, 4)]) == [None]  # another model's codes
+    cache.put(owner, {"a": _coded(1, 3)})  # an older write published late: kept newer
+    assert cache._entries["a"].count == 4
+    cache.put(owner, {"c": _coded(1, 4)})  # over the bound: the least recent goes
+    assert set(cache._entries) == {"a", "c"} and cache.size == 2 * four
+    cache.put(owner, {"huge": _coded(1, 10_000)})  # more than the whole bound: not held
+    assert "huge" not in cache._entries
+    cache.put(other, {"z": _coded(1, 1)})  # another model: the old codes are dropped
+    assert set(cache._entries) == {"z"} and cache.size == entry_bytes(_coded(1, 1))
+    cache.forget(["z"])
+    assert len(cache) == 0 and cache.size == 0
+    # The bound from the environment, 0 holding nothing; a bad value names the variable.
+    monkeypatch.setenv(CACHE_SIZE_ENV, "0")
+    off = LeadEventCache()
+    off.put(owner, {"a": _coded(1, 1)})
+    assert len(off) == 0
+    monkeypatch.setenv(CACHE_SIZE_ENV, "lots")
+    with pytest.raises(ValueError, match=CACHE_SIZE_ENV):
+        LeadEventCache()
+
+
+def test_a_record_with_another_temperature_is_replace_of_it() -> None:
+    """:meth:`LeadRecord.with_temperature` builds the record field by field (the banded
+    write's hot path): it must stay ``dataclasses.replace`` as fields are added."""
+    from dataclasses import fields, replace
+
+    from pyrometer.core.incremental import LeadState
+    from pyrometer.store.records import LeadRecord
+
+    values: dict[str, Any] = {f.name: f"value of {f.name}" for f in fields(LeadRecord)}
+    values["state"] = LeadState(lead_id="lead")
+    record = LeadRecord(**values)
+    assert record.with_temperature("hot") == replace(record, temperature="hot")
