@@ -135,6 +135,20 @@ def _set_active(service: Service, version: int | None) -> None:
     service.write(work)
 
 
+def _batch(rng: random.Random, prefix: str, leads: list[str]) -> list[Track]:
+    """500 new events (ids ``prefix-0`` … ``prefix-499``) of the last day on these leads."""
+    return [
+        Track(
+            message_id=f"{prefix}-{i}",
+            name=rng.choice(("page_view", "email_open", "webinar_attended")),
+            ts_us=NOW - rng.randrange(86_400_000_000),
+            user_id=rng.choice(leads),
+            properties={},
+        )
+        for i in range(500)
+    ]
+
+
 def ingest_phases(
     kind: str,
     service: Service,
@@ -172,18 +186,8 @@ def ingest_phases(
             sent = 0
             started, cpu = time.perf_counter(), time.process_time()
             while time.perf_counter() - started < seconds:
-                batch = []
-                for _ in range(500):
-                    counter += 1
-                    batch.append(
-                        Track(
-                            message_id=f"bench-{label}-{counter}",
-                            name=rng.choice(("page_view", "email_open", "webinar_attended")),
-                            ts_us=NOW - rng.randrange(86_400_000_000),
-                            user_id=rng.choice(mine),
-                            properties={},
-                        )
-                    )
+                batch = _batch(rng, f"bench-{label}-{counter}", mine)
+                counter += 1
                 ingest(service, batch, [])
                 sent += len(batch)
             rate = sent / (time.perf_counter() - started)
@@ -228,23 +232,11 @@ def ingest_interleaved(kind: str, service: Service, ids: list[str], batches: int
     halves = {"no model": ids[::2], "model active": ids[1::2]}
     wall: dict[str, list[float]] = {"no model": [], "model active": []}
     cpu: dict[str, list[float]] = {"no model": [], "model active": []}
-    counter = 0
     try:
         for step in range(2 * batches):
             phase = "model active" if step % 2 else "no model"
             _set_active(service, version if phase == "model active" else None)
-            batch = []
-            for _ in range(500):
-                counter += 1
-                batch.append(
-                    Track(
-                        message_id=f"bench-interleaved-{counter}",
-                        name=rng.choice(("page_view", "email_open", "webinar_attended")),
-                        ts_us=NOW - rng.randrange(86_400_000_000),
-                        user_id=rng.choice(halves[phase]),
-                        properties={},
-                    )
-                )
+            batch = _batch(rng, f"bench-interleaved-{step}", halves[phase])
             started, used = time.perf_counter(), time.process_time()
             ingest(service, batch, [])
             if step >= 2 * (batches // 5):
