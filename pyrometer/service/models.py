@@ -543,6 +543,22 @@ def probabilities(
     return [float(p) for p in model.model.predict_proba(model.schema.design(raw))]
 
 
+def event_sums_by_lead(
+    conn: Connection, model: PredictiveModel, scorer: RowScorer, ids: list[str], now_us: int
+) -> dict[str, list[tuple[str, tuple[int, ...], int, float]]]:
+    """Each lead's event sums per name as the database adds them up
+    (:func:`pyrometer.store.models.lead_event_sums`, the windows the scorer needs), an
+    empty list for a lead without events or a model without event features."""
+    by_lead: dict[str, list[tuple[str, tuple[int, ...], int, float]]] = {i: [] for i in ids}
+    if model.events is not None:
+        windows, half_life = scorer.sum_windows, model.events.half_life_days
+        for lead_id, name, counts, latest, decayed in store.lead_event_sums(
+            conn, ids, now_us, windows, half_life
+        ):
+            by_lead[lead_id].append((name, counts, latest, decayed))
+    return by_lead
+
+
 def stored_probabilities(
     conn: Connection,
     model: PredictiveModel,
@@ -561,13 +577,7 @@ def stored_probabilities(
     ids = [lead_id for lead_id, _ in leads]
     scorer = _row_scorer(model) if len(leads) <= FAST_ROWS else None
     if scorer is not None:
-        by_lead: dict[str, list[tuple[str, tuple[int, ...], int, float]]] = {i: [] for i in ids}
-        if model.events is not None:
-            windows, half_life = scorer.sum_windows, model.events.half_life_days
-            for lead_id, name, counts, latest, decayed in store.lead_event_sums(
-                conn, ids, now_us, windows, half_life
-            ):
-                by_lead[lead_id].append((name, counts, latest, decayed))
+        by_lead = event_sums_by_lead(conn, model, scorer, ids, now_us)
         found = scorer.probabilities_from_sums(
             [(attributes, by_lead[lead_id]) for lead_id, attributes in leads], now_us
         )

@@ -144,7 +144,12 @@ def _write_probabilities(
     :func:`pyrometer.service.models.stored_probabilities`."""
     import numpy as np
 
-    from pyrometer.service.models import FAST_ROWS, _row_scorer, stored_probabilities
+    from pyrometer.service.models import (
+        FAST_ROWS,
+        _row_scorer,
+        event_sums_by_lead,
+        stored_probabilities,
+    )
 
     def general() -> list[float | None]:
         pairs = [(c.record.lead_id, dict(c.record.attributes)) for c in changes]
@@ -233,12 +238,7 @@ def _write_probabilities(
             found = np.empty((len(changes), from_codes.shape[1]))
             found[with_codes] = from_codes
     if to_sum:
-        windows, half_life = scorer.sum_windows, model.events.half_life_days
-        sums: dict[str, list[tuple[str, tuple[int, ...], int, float]]] = {i: [] for i in to_sum}
-        for lead_id, name, counts, latest, decayed in store.lead_event_sums(
-            conn, to_sum, now_us, windows, half_life
-        ):
-            sums[lead_id].append((name, counts, latest, decayed))
+        sums = event_sums_by_lead(conn, model, scorer, to_sum, now_us)
         from_sums = scorer.event_matrix_of_sums([sums[i] for i in to_sum], now_us)
         if not with_codes:
             found = np.empty((len(changes), from_sums.shape[1]))
