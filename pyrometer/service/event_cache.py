@@ -66,6 +66,11 @@ class Coded(NamedTuple):
     attributes: Mapping[str, Any] | None = None
     row: np.ndarray | None = None
 
+    @property
+    def is_marker(self) -> bool:
+        """A stamp without events: the lead is written by another process too."""
+        return self.kinds is None or self.times is None
+
 
 class LeadEventCache:
     """Coded events per lead for one model at a time (a model activated in their place

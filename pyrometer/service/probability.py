@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from pyrometer.core.classify import temperature_of_probability
 from pyrometer.core.playbook import Playbook
-from pyrometer.service.event_cache import Coded
+from pyrometer.service.event_cache import Coded, LeadEventCache
 from pyrometer.service.runtime import Service, on_commit
 from pyrometer.service.scoring import probability_temperature
 from pyrometer.store import models as store
@@ -29,7 +29,10 @@ from pyrometer.store.records import Change
 from pyrometer.store.tables import leads
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from pyrometer.predictive.artifact import PredictiveModel
+    from pyrometer.predictive.fast_score import RowScorer
 
 
 def bands_in_force(conn: Connection, book: Playbook) -> bool:
@@ -142,36 +145,59 @@ def _write_probabilities(
     over many leads does not fill the cache. Entries are published once the write
     commits. A model the row scorer cannot read, or a lead it cannot, goes through
     :func:`pyrometer.service.models.stored_probabilities`."""
-    import numpy as np
-
-    from pyrometer.service.models import (
-        FAST_ROWS,
-        _row_scorer,
-        event_sums_by_lead,
-        stored_probabilities,
-    )
-
-    def general() -> list[float | None]:
-        pairs = [(c.record.lead_id, dict(c.record.attributes)) for c in changes]
-        return stored_probabilities(conn, model, pairs, now_us)
+    from pyrometer.service.models import FAST_ROWS, _row_scorer, stored_probabilities
 
     scorer = _row_scorer(model) if model.events is not None else None
-    if scorer is None or len(changes) > FAST_ROWS:
-        return general()
-    cache = service.event_cache
+    gathered = None
+    if scorer is not None and len(changes) <= FAST_ROWS:
+        gathered = _gather_events(service.event_cache, conn, scorer, changes, added)
+    if gathered is not None:
+        assert scorer is not None
+        coded, to_sum, markers = gathered
+        found = _event_features(conn, model, scorer, changes, coded, to_sum, now_us)
+        probabilities = _probabilities(scorer, changes, coded, found)
+        if probabilities is not None:
+            # Kept: an entry that is all the lead's events as its record counts them.
+            kept = {
+                c.record.lead_id: coded[c.record.lead_id]
+                for c in changes
+                if c.record.lead_id in coded
+                and coded[c.record.lead_id].count == c.record.state.event_count
+            }
+            kept.update(markers)
+            cache = service.event_cache
+            on_commit(conn, lambda: cache.put(scorer, kept))
+            return list(probabilities)
+    pairs = [(c.record.lead_id, dict(c.record.attributes)) for c in changes]
+    return stored_probabilities(conn, model, pairs, now_us)
+
+
+def _gather_events(
+    cache: LeadEventCache,
+    conn: Connection,
+    scorer: RowScorer,
+    changes: list[Change],
+    added: Mapping[str, Sequence[tuple[str, int]]],
+) -> tuple[dict[str, Coded], list[str], dict[str, Coded]] | None:
+    """Each changed lead's coded events: held, with this write's appended, or read from
+    the store; the leads to count from the database's sums instead; and the markers to
+    hold for leads another process writes too. ``None``: an event time the row scorer
+    cannot read (the general path names it)."""
+    import numpy as np
+
     # This write's events, coded at once; each lead's slice of them by its position.
-    flat = [(name, ts) for lead_events in added.values() for name, ts in lead_events]
-    new_codes = scorer.encode_events(flat)
+    new_codes = scorer.encode_events(
+        [(name, ts) for lead_events in added.values() for name, ts in lead_events]
+    )
     if new_codes is None:
-        return general()
+        return None
     new_kinds, new_times = new_codes
     slices: dict[str, tuple[int, int]] = {}
     at = 0
     for lead_id, lead_events in added.items():
         slices[lead_id] = (at, at + len(lead_events))
         at += len(lead_events)
-    none = (0, 0)
-    spans = [slices.get(c.record.lead_id, none) for c in changes]
+    spans = [slices.get(c.record.lead_id, (0, 0)) for c in changes]
     held = cache.get_many(
         scorer,
         (
@@ -182,15 +208,15 @@ def _write_probabilities(
     coded: dict[str, Coded] = {}
     to_read: list[str] = []  # events added, not held: read its events, keep them
     to_sum: list[str] = []  # nothing added, or written elsewhere too: the sums
-    shared: dict[str, Coded] = {}  # written elsewhere too: held as a marker
+    markers: dict[str, Coded] = {}  # written elsewhere too: held without events
     for change, (start, end), entry in zip(changes, spans, held, strict=True):
         record = change.record
         lead_id, count = record.lead_id, record.state.event_count
         if isinstance(entry, str):  # STALE: another process wrote it since
             to_sum.append(lead_id)
-            shared[lead_id] = Coded(record.created_us, count, None, None)
-        elif entry is not None and (entry.kinds is None or entry.times is None):
-            # A marker nobody passed since it was set: read the lead's events again
+            markers[lead_id] = Coded(record.created_us, count, None, None)
+        elif entry is not None and entry.is_marker:
+            # Nobody passed the marker since it was set: read the lead's events again
             # (with events to add; else the sums will do, and the marker stays).
             (to_read if end > start else to_sum).append(lead_id)
         elif entry is not None and end == start:
@@ -207,10 +233,8 @@ def _write_probabilities(
         elif count == end - start:  # a new lead: all its events are this write's
             kinds, times = new_kinds[start:end].copy(), new_times[start:end].copy()
             coded[lead_id] = Coded(record.created_us, count, kinds, times)
-        elif end > start:
-            to_read.append(lead_id)
         else:
-            to_sum.append(lead_id)
+            (to_read if end > start else to_sum).append(lead_id)
     if to_read:
         events: dict[str, list[tuple[str, int]]] = {lead_id: [] for lead_id in to_read}
         for lead_id, name, ts in store.lead_event_rows(conn, to_read):
@@ -219,64 +243,73 @@ def _write_probabilities(
         for lead_id, lead_events in events.items():
             made = scorer.encode_events(lead_events)
             if made is None:
-                return general()
+                return None
             coded[lead_id] = Coded(created[lead_id], len(lead_events), *made)
-    # The event features: a row per lead, from its codes or its sums.
-    found = np.empty((len(changes), 0))
+    return coded, to_sum, markers
+
+
+def _event_features(
+    conn: Connection,
+    model: PredictiveModel,
+    scorer: RowScorer,
+    changes: list[Change],
+    coded: Mapping[str, Coded],
+    to_sum: list[str],
+    now_us: int,
+) -> np.ndarray:
+    """The event features of each changed lead, a row each in the changes' order: from
+    its coded events, or from the database's sums for the leads in ``to_sum``."""
+    import numpy as np
+
+    from pyrometer.service.models import event_sums_by_lead
+
+    parts: list[tuple[list[int], np.ndarray]] = []
     with_codes = [i for i, c in enumerate(changes) if c.record.lead_id in coded]
     if with_codes:
         entries = [coded[changes[i].record.lead_id] for i in with_codes]
-        from_codes = scorer.event_matrix_of_codes(
-            [len(e.times) for e in entries],
-            np.concatenate([e.kinds for e in entries]),
-            np.concatenate([e.times for e in entries]),
-            now_us,
-        )
-        if len(with_codes) == len(changes):
-            found = from_codes
-        else:
-            found = np.empty((len(changes), from_codes.shape[1]))
-            found[with_codes] = from_codes
+        lengths = [len(e.times) for e in entries]
+        kinds = np.concatenate([e.kinds for e in entries])
+        times = np.concatenate([e.times for e in entries])
+        parts.append((with_codes, scorer.event_matrix_of_codes(lengths, kinds, times, now_us)))
     if to_sum:
         sums = event_sums_by_lead(conn, model, scorer, to_sum, now_us)
-        from_sums = scorer.event_matrix_of_sums([sums[i] for i in to_sum], now_us)
-        if not with_codes:
-            found = np.empty((len(changes), from_sums.shape[1]))
-        found[[i for i, c in enumerate(changes) if c.record.lead_id in sums]] = from_sums
+        summed = [i for i, c in enumerate(changes) if c.record.lead_id in sums]
+        of_each = [sums[changes[i].record.lead_id] for i in summed]
+        parts.append((summed, scorer.event_matrix_of_sums(of_each, now_us)))
+    if len(parts) == 1 and len(parts[0][0]) == len(changes):
+        return parts[0][1]  # all from one source, already in order
+    found = np.empty((len(changes), parts[0][1].shape[1]))
+    for at, rows in parts:
+        found[at] = rows
+    return found
+
+
+def _probabilities(
+    scorer: RowScorer, changes: list[Change], coded: dict[str, Coded], found: np.ndarray
+) -> list[float] | None:
+    """The probabilities from the leads' attributes and event features. A lead's
+    attribute columns are kept in its entry of ``coded`` and made again only when its
+    attributes changed (unless the model reads event columns as values)."""
+    import numpy as np
+
     if not scorer.keeps_attribute_rows:
-        probabilities = scorer.probabilities_of_features(
-            [c.record.attributes for c in changes], found
-        )
-    else:
-        # A lead's attribute columns are made again only when its attributes changed.
-        rows: list[Any] = [None] * len(changes)
-        stale: list[int] = []
-        for i, change in enumerate(changes):
-            entry = coded.get(change.record.lead_id)
-            if entry is None or entry.row is None or entry.attributes != change.record.attributes:
-                stale.append(i)
-            else:
-                rows[i] = entry.row
-        made_rows = scorer.attribute_rows([changes[i].record.attributes for i in stale])
-        if made_rows is None:
-            return general()
-        for i, row in zip(stale, made_rows, strict=True):
-            rows[i] = row
-            record = changes[i].record
-            entry = coded.get(record.lead_id)
-            if entry is not None:
-                coded[record.lead_id] = entry._replace(
-                    attributes=dict(record.attributes), row=row.copy()
-                )
-        probabilities = scorer.probabilities_of_features(np.vstack(rows), found)
-    if probabilities is None:
-        return general()
-    # Only an entry that is all the lead's events as its record counts them is kept.
-    kept = {
-        c.record.lead_id: coded[c.record.lead_id]
-        for c in changes
-        if c.record.lead_id in coded and coded[c.record.lead_id].count == c.record.state.event_count
-    }
-    kept.update(shared)
-    on_commit(conn, lambda: cache.put(scorer, kept))
-    return list(probabilities)
+        return scorer.probabilities_of_features([c.record.attributes for c in changes], found)
+    rows: list[Any] = [None] * len(changes)
+    stale: list[int] = []
+    for i, change in enumerate(changes):
+        entry = coded.get(change.record.lead_id)
+        if entry is None or entry.row is None or entry.attributes != change.record.attributes:
+            stale.append(i)
+        else:
+            rows[i] = entry.row
+    made = scorer.attribute_rows([changes[i].record.attributes for i in stale])
+    if made is None:
+        return None
+    for i, row in zip(stale, made, strict=True):
+        rows[i] = row
+        record = changes[i].record
+        entry = coded.get(record.lead_id)
+        if entry is not None:
+            renewed = entry._replace(attributes=dict(record.attributes), row=row.copy())
+            coded[record.lead_id] = renewed
+    return scorer.probabilities_of_features(np.vstack(rows), found)
