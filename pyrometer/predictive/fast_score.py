@@ -21,6 +21,7 @@ takes the general path, which raises the usual error naming the column.
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import os
 import threading
@@ -34,6 +35,7 @@ from pyrometer.core.conditions import normalize_name
 from pyrometer.core.timeutil import MAX_US, MIN_US
 from pyrometer.predictive import event_features
 from pyrometer.predictive.artifact import PredictiveModel
+from pyrometer.predictive.event_state import EventCounter
 from pyrometer.predictive.features import OTHER, category_key
 from pyrometer.predictive.loading import (
     FALSE_WORDS,
@@ -375,6 +377,19 @@ class RowScorer:
         weights = np.power(2.0, -ages / config.half_life_days)
         out[:, base + 2] = np.bincount(lead, weights=weights, minlength=n)
         return out
+
+    @functools.cached_property
+    def event_counter(self) -> EventCounter | None:
+        """The :class:`EventCounter` of this model's event features (the columns of
+        :meth:`event_matrix_of_codes`, carried from one write to the next), or ``None``
+        for a model without them or with a window that is not whole days."""
+        config = self._events
+        if config is None:
+            return None
+        try:
+            return EventCounter(len(config.types), config.windows_days, config.half_life_days)
+        except ValueError:
+            return None
 
     @staticmethod
     def _within(delta: np.ndarray, window: float) -> np.ndarray:

@@ -6,9 +6,11 @@ features: counts in the model's windows, the youngest event's age, a decayed sum
 those up in the database costs a pass over each lead's whole history at every write
 (about 13 ms for a batch of 460 leads with some 90 events each: a third of all the model
 costs ingest). A lead written again a moment later has the same history and a few events
-more. So the writing process keeps each lead's events coded as the model reads them (a
-type and a time: 12 bytes an event), appends what a write added, and counts in numpy;
-with them, the lead's attribute columns, made again only when its attributes change.
+more. So the writing process keeps each lead's event features as of its last write,
+with its live events coded as the model reads them (a type and a time: 12 bytes an
+event), and carries them forward with what a write added
+(:mod:`pyrometer.predictive.event_state`); with them, the lead's attribute columns, made
+again only when its attributes change.
 
 Correctness rests on one stamp, the lead's ``event_count`` with its ``created_us``:
 events are never deleted but with their lead, every event stored for a lead is scored
@@ -35,6 +37,8 @@ from pyrometer.envconfig import megabytes_from_env
 if TYPE_CHECKING:  # the cache is built at start-up; numpy comes with the first model
     import numpy as np
 
+    from pyrometer.predictive.event_state import LeadEvents
+
 CACHE_SIZE_ENV = "PYROMETER_EVENT_CACHE_MB"
 DEFAULT_MEGABYTES = 64.0
 """About 100,000 leads with 20 events each (0: keep nothing, every write reads)."""
@@ -49,27 +53,27 @@ process wrote it since (or a merge moved events in)."""
 
 def entry_bytes(entry: Coded) -> int:
     """What holding ``entry`` costs, as the bound counts it."""
-    held = [entry.kinds, entry.times, entry.row]
-    return sum(a.nbytes for a in held if a is not None) + ENTRY_OVERHEAD
+    held = entry.events.nbytes if entry.events is not None else 0
+    return held + (entry.row.nbytes if entry.row is not None else 0) + ENTRY_OVERHEAD
 
 
 class Coded(NamedTuple):
-    """A lead's events, coded by a model's :meth:`RowScorer.encode_events`, and the
-    stamp of the lead they are all the events of; with the attributes its model row was
-    last made from and that row (:meth:`RowScorer.attribute_rows`), reused while the
-    attributes stay the same."""
+    """A lead's event features carried between writes (:class:`LeadEvents`: its live
+    events coded by a model's :meth:`RowScorer.encode_events`, their counts as of the last
+    write) and the stamp of the lead they are all the events of; with the attributes its
+    model row was last made from and that row (:meth:`RowScorer.attribute_rows`), reused
+    while the attributes stay the same."""
 
     created_us: int
     count: int
-    kinds: np.ndarray | None  # None (and times None): a marker, see LeadEventCache
-    times: np.ndarray | None
+    events: LeadEvents | None  # None: a marker, see LeadEventCache
     attributes: Mapping[str, Any] | None = None
     row: np.ndarray | None = None
 
     @property
     def is_marker(self) -> bool:
         """A stamp without events: the lead is written by another process too."""
-        return self.kinds is None or self.times is None
+        return self.events is None
 
 
 class LeadEventCache:
@@ -123,7 +127,7 @@ class LeadEventCache:
                 else:
                     out.append(entry)
                     self._entries.move_to_end(lead_id)
-                    if entry.kinds is None:
+                    if entry.events is None:
                         self.misses += 1
                     else:
                         self.hits += 1

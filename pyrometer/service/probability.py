@@ -13,7 +13,7 @@ predictive stack is loaded. The decision itself is
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from pyrometer.predictive.artifact import PredictiveModel
+    from pyrometer.predictive.event_state import Chunk, EventCounter
     from pyrometer.predictive.fast_score import RowScorer
 
 
@@ -136,25 +137,26 @@ def _write_probabilities(
 ) -> list[float | None]:
     """The probabilities of the changed leads from their attributes and events.
 
-    A lead's events come from :attr:`Service.event_cache` with this write's ``added``
-    appended. A lead the cache does not hold as it is stored: if this write added events
-    to it, its events are read from the store and kept (a lead that gets events tends to
-    get more; a new lead's events are all in ``added``); if not (a rescore, a decay
-    wake-up, new attributes), the database adds them up for it
-    (:func:`pyrometer.store.models.lead_event_sums`) and nothing is kept, so a sweep
-    over many leads does not fill the cache. Entries are published once the write
-    commits. A model the row scorer cannot read, or a lead it cannot, goes through
+    A lead's event features are carried from its last write here
+    (:attr:`Service.event_cache`, :mod:`pyrometer.predictive.event_state`) with this
+    write's ``added`` events counted in. A lead the cache does not hold as it is stored:
+    if this write added events to it, its events are read from the store and counted,
+    and kept (a lead that gets events tends to get more; a new lead's events are all in
+    ``added``); if not (a rescore, a decay wake-up, new attributes), the database adds
+    them up for it (:func:`pyrometer.store.models.lead_event_sums`) and nothing is kept,
+    so a sweep over many leads does not fill the cache. Entries are published once the
+    write commits. A model the row scorer cannot read, or a lead it cannot, goes through
     :func:`pyrometer.service.models.stored_probabilities`."""
     from pyrometer.service.models import FAST_ROWS, _row_scorer, stored_probabilities
 
     scorer = _row_scorer(model) if model.events is not None else None
+    counter = scorer.event_counter if scorer is not None else None
     gathered = None
-    if scorer is not None and len(changes) <= FAST_ROWS:
-        gathered = _gather_events(service.event_cache, conn, scorer, changes, added)
+    if scorer is not None and counter is not None and len(changes) <= FAST_ROWS:
+        gathered = _gather_events(service.event_cache, conn, scorer, changes, added, now_us)
     if gathered is not None:
-        assert scorer is not None
-        coded, to_sum, markers = gathered
-        found = _event_features(conn, model, scorer, changes, coded, to_sum, now_us)
+        assert scorer is not None and counter is not None
+        found, coded = _event_features(conn, model, scorer, counter, changes, gathered, now_us)
         probabilities = _probabilities(scorer, changes, coded, found)
         if probabilities is not None:
             # Kept: an entry that is all the lead's events as its record counts them.
@@ -164,12 +166,25 @@ def _write_probabilities(
                 if c.record.lead_id in coded
                 and coded[c.record.lead_id].count == c.record.state.event_count
             }
-            kept.update(markers)
+            kept.update(gathered.markers)
             cache = service.event_cache
             on_commit(conn, lambda: cache.put(scorer, kept))
             return list(probabilities)
     pairs = [(c.record.lead_id, dict(c.record.attributes)) for c in changes]
     return stored_probabilities(conn, model, pairs, now_us)
+
+
+class _Gathered(NamedTuple):
+    """Where each changed lead's event features come from (:func:`_gather_events`)."""
+
+    carried: dict[str, tuple[Coded, Chunk]]
+    """Held, with the events this write added to it (coded)."""
+    begun: dict[str, Chunk]
+    """All its events, coded: a new lead's (all this write's), or read from the store."""
+    to_sum: list[str]
+    """Counted from the database's sums: nothing added, or written elsewhere too."""
+    markers: dict[str, Coded]
+    """Held without events from now: written by another process too."""
 
 
 def _gather_events(
@@ -178,13 +193,11 @@ def _gather_events(
     scorer: RowScorer,
     changes: list[Change],
     added: Mapping[str, Sequence[tuple[str, int]]],
-) -> tuple[dict[str, Coded], list[str], dict[str, Coded]] | None:
-    """Each changed lead's coded events: held, with this write's appended, or read from
-    the store; the leads to count from the database's sums instead; and the markers to
-    hold for leads another process writes too. ``None``: an event time the row scorer
+    now_us: int,
+) -> _Gathered | None:
+    """Each changed lead's source of event features: held and carried, counted from all
+    its events, or from the database's sums. ``None``: an event time the row scorer
     cannot read (the general path names it)."""
-    import numpy as np
-
     # This write's events, coded at once; each lead's slice of them by its position.
     new_codes = scorer.encode_events(
         [(name, ts) for lead_events in added.values() for name, ts in lead_events]
@@ -205,83 +218,88 @@ def _gather_events(
             for c, (start, end) in zip(changes, spans, strict=True)
         ),
     )
-    coded: dict[str, Coded] = {}
+    out = _Gathered({}, {}, [], {})
     to_read: list[str] = []  # events added, not held: read its events, keep them
-    to_sum: list[str] = []  # nothing added, or written elsewhere too: the sums
-    markers: dict[str, Coded] = {}  # written elsewhere too: held without events
     for change, (start, end), entry in zip(changes, spans, held, strict=True):
         record = change.record
         lead_id, count = record.lead_id, record.state.event_count
         if isinstance(entry, str):  # STALE: another process wrote it since
-            to_sum.append(lead_id)
-            markers[lead_id] = Coded(record.created_us, count, None, None)
-        elif entry is not None and entry.is_marker:
-            # Nobody passed the marker since it was set: read the lead's events again
-            # (with events to add; else the sums will do, and the marker stays).
-            (to_read if end > start else to_sum).append(lead_id)
-        elif entry is not None and end == start:
-            coded[lead_id] = entry
-        elif entry is not None:  # held: append this write's events
-            coded[lead_id] = Coded(
-                record.created_us,
-                count,
-                np.concatenate((entry.kinds, new_kinds[start:end])),
-                np.concatenate((entry.times, new_times[start:end])),
-                entry.attributes,
-                entry.row,
-            )
-        elif count == end - start:  # a new lead: all its events are this write's
-            kinds, times = new_kinds[start:end].copy(), new_times[start:end].copy()
-            coded[lead_id] = Coded(record.created_us, count, kinds, times)
+            out.to_sum.append(lead_id)
+            out.markers[lead_id] = Coded(record.created_us, count, None, None)
+        elif entry is not None and entry.events is not None and entry.events.at_us <= now_us:
+            chunk = (new_kinds[start:end], new_times[start:end])
+            out.carried[lead_id] = (entry, chunk)
+        elif entry is None and count == end - start:  # new: all its events are this write's
+            out.begun[lead_id] = (new_kinds[start:end], new_times[start:end])
         else:
-            (to_read if end > start else to_sum).append(lead_id)
+            # Not held; or a marker nobody passed since it was set (nobody else wrote the
+            # lead meanwhile); or held as of a later moment than this write's clock: read
+            # the lead's events again if this write added some, else the sums will do.
+            (to_read if end > start else out.to_sum).append(lead_id)
     if to_read:
         events: dict[str, list[tuple[str, int]]] = {lead_id: [] for lead_id in to_read}
         for lead_id, name, ts in store.lead_event_rows(conn, to_read):
             events[lead_id].append((name, ts))
-        created = {c.record.lead_id: c.record.created_us for c in changes}
         for lead_id, lead_events in events.items():
             made = scorer.encode_events(lead_events)
             if made is None:
                 return None
-            coded[lead_id] = Coded(created[lead_id], len(lead_events), *made)
-    return coded, to_sum, markers
+            out.begun[lead_id] = made
+    return out
 
 
 def _event_features(
     conn: Connection,
     model: PredictiveModel,
     scorer: RowScorer,
+    counter: EventCounter,
     changes: list[Change],
-    coded: Mapping[str, Coded],
-    to_sum: list[str],
+    gathered: _Gathered,
     now_us: int,
-) -> np.ndarray:
-    """The event features of each changed lead, a row each in the changes' order: from
-    its coded events, or from the database's sums for the leads in ``to_sum``."""
+) -> tuple[np.ndarray, dict[str, Coded]]:
+    """The event features of each changed lead, a row each in the changes' order, and
+    the entries of the leads counted here (carried, or from all their events) as of
+    this write; the leads in ``to_sum`` from the database's sums."""
     import numpy as np
 
     from pyrometer.service.models import event_sums_by_lead
 
+    row_of = {c.record.lead_id: i for i, c in enumerate(changes)}
+    record_of = {c.record.lead_id: c.record for c in changes}
     parts: list[tuple[list[int], np.ndarray]] = []
-    with_codes = [i for i, c in enumerate(changes) if c.record.lead_id in coded]
-    if with_codes:
-        entries = [coded[changes[i].record.lead_id] for i in with_codes]
-        lengths = [len(e.times) for e in entries]
-        kinds = np.concatenate([e.kinds for e in entries])
-        times = np.concatenate([e.times for e in entries])
-        parts.append((with_codes, scorer.event_matrix_of_codes(lengths, kinds, times, now_us)))
-    if to_sum:
-        sums = event_sums_by_lead(conn, model, scorer, to_sum, now_us)
+    coded: dict[str, Coded] = {}
+    if gathered.carried:
+        ids = list(gathered.carried)
+        pairs = [gathered.carried[i] for i in ids]
+        found, states = counter.advance([e.events for e, _ in pairs], [c for _, c in pairs], now_us)  # type: ignore[misc]
+        for lead_id, (entry, _), state in zip(ids, pairs, states, strict=True):
+            coded[lead_id] = entry._replace(
+                count=record_of[lead_id].state.event_count, events=state
+            )
+        parts.append(([row_of[i] for i in ids], found))
+    if gathered.begun:
+        ids = list(gathered.begun)
+        chunks = [gathered.begun[i] for i in ids]
+        found, states = counter.start(
+            [len(t) for _, t in chunks],
+            np.concatenate([k for k, _ in chunks]),
+            np.concatenate([t for _, t in chunks]),
+            now_us,
+        )
+        for lead_id, (_, times), state in zip(ids, chunks, states, strict=True):
+            coded[lead_id] = Coded(record_of[lead_id].created_us, len(times), state)
+        parts.append(([row_of[i] for i in ids], found))
+    if gathered.to_sum:
+        sums = event_sums_by_lead(conn, model, scorer, gathered.to_sum, now_us)
         summed = [i for i, c in enumerate(changes) if c.record.lead_id in sums]
         of_each = [sums[changes[i].record.lead_id] for i in summed]
         parts.append((summed, scorer.event_matrix_of_sums(of_each, now_us)))
-    if len(parts) == 1 and len(parts[0][0]) == len(changes):
-        return parts[0][1]  # all from one source, already in order
-    found = np.empty((len(changes), parts[0][1].shape[1]))
+    if len(parts) == 1 and parts[0][0] == list(range(len(changes))):
+        return parts[0][1], coded  # all from one source, already in order
+    found = np.empty((len(changes), counter.width))
     for at, rows in parts:
         found[at] = rows
-    return found
+    return found, coded
 
 
 def _probabilities(

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from pyrometer.core.playbook import default_playbook_text
 from pyrometer.core.timeutil import from_us
 from pyrometer.demo.synth import generate
+from pyrometer.predictive.event_state import NEVER, NO_EVENT, LeadEvents
 from pyrometer.service import actions, models
 from pyrometer.service.erasure import erase_lead
 from pyrometer.service.event_cache import (
@@ -176,13 +177,13 @@ def test_another_process_writing_a_lead_is_seen(
     ingest(service, [Track("a-2", "email_open", clock.now_us, user_id=lead)], [])
     _check(service, [lead], clock.now_us)
     assert cache.misses == misses + 1  # the count had moved on: the sums, and a marker
-    assert cache._entries[lead].kinds is None
+    assert cache._entries[lead].is_marker
     # Nobody else wrote it since: read whole and held again, then served.
     for n in (3, 4):
         clock.advance(60)
         ingest(service, [Track(f"a-{n}", "page_view", clock.now_us, user_id=lead)], [])
         _check(service, [lead], clock.now_us)
-    assert cache._entries[lead].kinds is not None and cache.hits >= 1
+    assert not cache._entries[lead].is_marker and cache.hits >= 1
 
 
 def test_a_write_that_rolls_back_leaves_the_cache_as_it_was(
@@ -230,7 +231,8 @@ def test_a_lead_erased_and_made_again_starts_from_nothing(service: Service, cloc
 
 
 def _coded(created: int, count: int) -> Coded:
-    return Coded(created, count, np.zeros(count, np.int32), np.arange(count, dtype=np.int64))
+    chunk = (np.zeros(count, np.int32), np.arange(count, dtype=np.int64))
+    return Coded(created, count, LeadEvents(0, NEVER, np.zeros(12), NO_EVENT, (chunk,), 12 * count))
 
 
 def test_the_cache_holds_what_it_is_told_within_its_bound(
