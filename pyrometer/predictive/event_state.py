@@ -45,20 +45,55 @@ Chunk = tuple[np.ndarray, np.ndarray]
 times (int64 microseconds)."""
 
 
-class LeadEvents(NamedTuple):
-    """One lead's event features as of ``at_us``, and what may still change them."""
+class States(NamedTuple):
+    """The carried event features of several leads, a row each: lead ``i``'s as of
+    ``at[i]``, holding (but for new events) while the clock is before ``until[i]``."""
 
-    at_us: int
-    until_us: int
-    """The features hold, but for new events, while the clock is before this."""
+    at: np.ndarray
+    until: np.ndarray
+    youngest: np.ndarray
+    """The latest event at or before ``at`` (:data:`NO_EVENT`: none)."""
     features: np.ndarray
-    """One row of :meth:`EventCounter.start`'s matrix, as of ``at_us``."""
-    youngest_us: int
-    """The latest event at or before ``at_us`` (:data:`NO_EVENT`: none)."""
-    chunks: tuple[Chunk, ...]
-    """The live events, in chunks (joined at the next recount)."""
-    nbytes: int
-    """What the features and the chunks cost in memory, in bytes."""
+    """:meth:`EventCounter.start`'s rows as of ``at``."""
+    chunks: list[tuple[Chunk, ...]]
+    """Each lead's live events, in chunks (joined at its next recount)."""
+    nbytes: np.ndarray
+    """What each lead's features row and chunks cost in memory, in bytes."""
+
+    @property
+    def leads(self) -> int:
+        """How many leads."""
+        return len(self.at)
+
+    def take(self, index: Sequence[int] | np.ndarray) -> States:
+        """These leads' rows, in this order."""
+        at = np.asarray(index, dtype=np.int64)
+        return States(
+            self.at[at],
+            self.until[at],
+            self.youngest[at],
+            self.features[at],
+            [self.chunks[i] for i in at.tolist()],
+            self.nbytes[at],
+        )
+
+    @staticmethod
+    def empty(width: int) -> States:
+        """No lead, rows ``width`` wide."""
+        none = np.zeros(0, dtype=np.int64)
+        return States(none, none, none, np.zeros((0, width)), [], none)
+
+    @staticmethod
+    def join(parts: Sequence[States]) -> States:
+        """The leads of ``parts``, one after the other."""
+        return States(
+            np.concatenate([p.at for p in parts]),
+            np.concatenate([p.until for p in parts]),
+            np.concatenate([p.youngest for p in parts]),
+            np.concatenate([p.features for p in parts]),
+            [c for p in parts for c in p.chunks],
+            np.concatenate([p.nbytes for p in parts]),
+        )
 
 
 def _ages_in_days(delta: np.ndarray) -> np.ndarray:
@@ -90,38 +125,38 @@ class EventCounter:
 
     def start(
         self, lengths: Sequence[int], kinds: np.ndarray, times: np.ndarray, now_us: int
-    ) -> tuple[np.ndarray, list[LeadEvents]]:
+    ) -> tuple[np.ndarray, States]:
         """Each lead's features as of ``now_us`` from all its events (``lengths[i]`` of
         the coded events laid end to end are lead ``i``'s), a row each, and its state."""
         n = len(lengths)
         lead = np.repeat(np.arange(n, dtype=np.int64), lengths)
-        zeros = np.zeros(n, dtype=np.int64)
-        prior = _Prior(
-            carry=np.zeros(n, dtype=bool),
-            features=np.zeros((n, self.width)),
-            until=np.full(n, NEVER, dtype=np.int64),
-            at=zeros,
-            youngest=np.full(n, NO_EVENT, dtype=np.int64),
+        blank = States(
+            np.zeros(n, dtype=np.int64),
+            np.full(n, NEVER, dtype=np.int64),
+            np.full(n, NO_EVENT, dtype=np.int64),
+            np.zeros((n, self.width)),
+            [()] * n,
+            np.zeros(n, dtype=np.int64),
         )
-        return self._step(n, lead, kinds, times, np.ones(len(times), dtype=bool), prior, now_us)
+        carry = np.zeros(n, dtype=bool)
+        adds = np.ones(len(times), dtype=bool)
+        return self._step(n, lead, kinds, times, adds, carry, blank, now_us)
 
     def advance(
-        self, held: Sequence[LeadEvents], added: Sequence[Chunk], now_us: int
-    ) -> tuple[np.ndarray, list[LeadEvents]]:
+        self, held: States, added: Sequence[Chunk], now_us: int
+    ) -> tuple[np.ndarray, States]:
         """Each lead's features as of ``now_us`` from its state and the events ``added``
         since (a chunk per lead), a row each, and its new state. Every state must be of
         a moment at or before ``now_us`` (the caller counts a lead afresh otherwise)."""
-        n = len(held)
-        at = np.fromiter((h.at_us for h in held), np.int64, n)
-        until = np.fromiter((h.until_us for h in held), np.int64, n)
-        if n and at.max() > now_us:
+        n = held.leads
+        if n and held.at.max() > now_us:
             raise ValueError("a lead's features are of a later moment than now")
-        carry = now_us < until  # nothing crossed an edge or fell due: add the new events
+        carry = now_us < held.until  # nothing crossed an edge or fell due: add the new
         # Every lead brings its new events; a lead counted again its live ones after them.
         new_lengths = [len(t) for _, t in added]
         again = np.flatnonzero(~carry).tolist()
-        old = [chunk for i in again for chunk in held[i].chunks]
-        old_lengths = [sum(len(t) for _, t in held[i].chunks) for i in again]
+        old = [chunk for i in again for chunk in held.chunks[i]]
+        old_lengths = [sum(len(t) for _, t in held.chunks[i]) for i in again]
         kinds = np.concatenate([k for k, _ in added] + [k for k, _ in old] + [_NO_KINDS])
         times = np.concatenate([t for _, t in added] + [t for _, t in old] + [_NO_TIMES])
         lead = np.concatenate(
@@ -133,16 +168,8 @@ class EventCounter:
         # The decayed sum has the held events up to ``at`` already; not the later ones.
         fresh = sum(new_lengths)
         adds = np.ones(len(times), dtype=bool)
-        adds[fresh:] = times[fresh:] > at[lead[fresh:]]
-        prior = _Prior(
-            carry=carry,
-            features=np.vstack([h.features for h in held]) if n else np.zeros((0, self.width)),
-            until=until,
-            at=at,
-            youngest=np.fromiter((h.youngest_us for h in held), np.int64, n),
-            held=held,
-        )
-        return self._step(n, lead, kinds, times, adds, prior, now_us)
+        adds[fresh:] = times[fresh:] > held.at[lead[fresh:]]
+        return self._step(n, lead, kinds, times, adds, carry, held, now_us)
 
     # --- the counting -------------------------------------------------------------------
 
@@ -153,13 +180,14 @@ class EventCounter:
         kinds: np.ndarray,
         times: np.ndarray,
         adds: np.ndarray,
-        prior: _Prior,
+        carry: np.ndarray,
+        held: States,
         now_us: int,
-    ) -> tuple[np.ndarray, list[LeadEvents]]:
-        """Count ``times`` (lead ``lead[j]``'s) as of ``now_us`` on top of ``prior``:
-        counts and the next edge added to the prior's where it carries, else counted from
-        these events alone; the youngest time and the decayed sum always carried, the
-        latter with only the events ``adds`` marks."""
+    ) -> tuple[np.ndarray, States]:
+        """Count ``times`` (lead ``lead[j]``'s) as of ``now_us`` on top of ``held``:
+        counts and the next edge added to the held ones where ``carry``, else counted
+        from these events alone; the youngest time and the decayed sum always carried,
+        the latter with only the events ``adds`` marks."""
         n_types, n_windows, counted = self.n_types, self._n_windows, self._counted
         out = np.zeros((n, self.width))
         delta = now_us - times
@@ -173,11 +201,10 @@ class EventCounter:
         out[:, counted] = np.bincount(
             lead[due & (delta <= TOTAL_WINDOW_DAYS * DAY_US)], minlength=n
         )
-        carry = prior.carry
         if carry.any():
-            out[carry, : counted + 1] += prior.features[carry, : counted + 1]
+            out[carry, : counted + 1] += held.features[carry, : counted + 1]
         # The youngest event: the latest due one, or the one held.
-        youngest = prior.youngest.copy()
+        youngest = held.youngest.copy()
         np.maximum.at(youngest, lead[due], times[due])
         out[:, counted + 1] = np.where(
             youngest == NO_EVENT, np.nan, _ages_in_days(now_us - youngest)
@@ -185,8 +212,8 @@ class EventCounter:
         # The decayed sum: the held one decayed since ``at``, and the events due since.
         fresh = due & adds
         weights = np.power(2.0, -_ages_in_days(delta[fresh]) / self._half_life)
-        faded = np.power(2.0, -_ages_in_days(now_us - prior.at) / self._half_life)
-        out[:, counted + 2] = prior.features[:, counted + 2] * faded + np.bincount(
+        faded = np.power(2.0, -_ages_in_days(now_us - held.at) / self._half_life)
+        out[:, counted + 2] = held.features[:, counted + 2] * faded + np.bincount(
             lead[fresh], weights=weights, minlength=n
         )
         # The next moment the counts change without a new event: a due event leaving
@@ -195,67 +222,53 @@ class EventCounter:
         for edge in reversed(self._edges):
             exits = np.where(due & (delta <= edge), times + edge + 1, exits)
         exits = np.where(due, exits, times)
-        until = np.where(carry, prior.until, NEVER)
+        until = np.where(carry, held.until, NEVER)
         np.minimum.at(until, lead, exits)
-        return out, self._states(n, lead, kinds, times, delta, out, until, youngest, prior, now_us)
+        live = delta <= self._keep  # future ones too: they fall due later
+        chunks, nbytes = self._chunks(n, lead[live], kinds[live], times[live], carry, held)
+        return out, States(np.full(n, now_us, dtype=np.int64), until, youngest, out, chunks, nbytes)
 
-    def _states(
+    def _chunks(
         self,
         n: int,
         lead: np.ndarray,
         kinds: np.ndarray,
         times: np.ndarray,
-        delta: np.ndarray,
-        features: np.ndarray,
-        until: np.ndarray,
-        youngest: np.ndarray,
-        prior: _Prior,
-        now_us: int,
-    ) -> list[LeadEvents]:
-        """Each lead's new state: a carried lead's chunks and its new events (joined when
-        they grow many); a lead counted again keeps its live events only."""
-        live = delta <= self._keep  # future ones too: they fall due later
-        lead, kinds, times = lead[live], kinds[live], times[live]
+        carry: np.ndarray,
+        held: States,
+    ) -> tuple[list[tuple[Chunk, ...]], np.ndarray]:
+        """Each lead's live events from now, and what it costs: a carried lead's chunks
+        and its new live events (joined when they grow many); a lead counted again keeps
+        its live events only (``lead``, ``kinds``, ``times``: those, by lead)."""
         if len(lead) > 1 and (lead[1:] < lead[:-1]).any():
             order = np.argsort(lead, kind="stable")
             lead, kinds, times = lead[order], kinds[order], times[order]
-        starts = np.searchsorted(lead, np.arange(n + 1, dtype=np.int64)).tolist()
-        held = prior.held
-        row_bytes = features.itemsize * self.width
-        states: list[LeadEvents] = []
-        for i, (keep, last, young) in enumerate(
-            zip(prior.carry.tolist(), until.tolist(), youngest.tolist(), strict=True)
+        bounds = np.searchsorted(lead, np.arange(n + 1, dtype=np.int64))
+        sizes = np.diff(bounds)
+        row = 8 * self.width
+        nbytes = np.where(carry, held.nbytes, row) + 12 * sizes + CHUNK_OVERHEAD * (sizes > 0)
+        starts = bounds.tolist()
+        chunks: list[tuple[Chunk, ...]] = []
+        add = chunks.append
+        for i, (keep, mine, begin, end) in enumerate(
+            zip(carry.tolist(), held.chunks, starts, starts[1:], strict=False)
         ):
-            begin, end = starts[i], starts[i + 1]
-            chunks: tuple[Chunk, ...] = ()
-            size = row_bytes
-            if keep and held is not None:
-                chunks, size = held[i].chunks, held[i].nbytes
-            if begin < end:
-                chunk = (kinds[begin:end].copy(), times[begin:end].copy())
-                chunks = (*chunks, chunk)
-                size += 12 * (end - begin) + CHUNK_OVERHEAD
-                if len(chunks) > MAX_CHUNKS:
-                    joined = (
-                        np.concatenate([k for k, _ in chunks]),
-                        np.concatenate([t for _, t in chunks]),
-                    )
-                    chunks = (joined,)
-                    size = row_bytes + 12 * len(joined[1]) + CHUNK_OVERHEAD
-            states.append(LeadEvents(now_us, last, features[i].copy(), young, chunks, size))
-        return states
+            if not keep:
+                mine = ()
+            if begin == end:
+                add(mine)
+                continue
+            mine = (*mine, (kinds[begin:end].copy(), times[begin:end].copy()))
+            if len(mine) > MAX_CHUNKS:
+                joined = (
+                    np.concatenate([k for k, _ in mine]),
+                    np.concatenate([t for _, t in mine]),
+                )
+                mine = (joined,)
+                nbytes[i] = row + 12 * len(joined[1]) + CHUNK_OVERHEAD
+            add(mine)
+        return chunks, nbytes
 
 
 _NO_KINDS = np.zeros(0, dtype=np.int32)
 _NO_TIMES = np.zeros(0, dtype=np.int64)
-
-
-class _Prior(NamedTuple):
-    """What the leads of a step bring: whether their counts carry, and their state."""
-
-    carry: np.ndarray
-    features: np.ndarray
-    until: np.ndarray
-    at: np.ndarray
-    youngest: np.ndarray
-    held: Sequence[LeadEvents] | None = None

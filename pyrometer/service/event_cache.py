@@ -23,13 +23,17 @@ published after the transaction commits (:func:`pyrometer.service.runtime.on_com
 so a write that rolls back leaves nothing behind; erasing a lead forgets it. The cache
 is bounded in bytes (``PYROMETER_EVENT_CACHE_MB``, default 64), the least recently
 used leads going first.
+
+The leads are held in columns (a slot per lead in arrays of stamps, times and feature
+rows), not an object each: a write asks for a few hundred leads and stores them back,
+and numpy takes and puts their rows at once where objects cost microseconds a lead.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pyrometer.envconfig import megabytes_from_env
@@ -37,48 +41,44 @@ from pyrometer.envconfig import megabytes_from_env
 if TYPE_CHECKING:  # the cache is built at start-up; numpy comes with the first model
     import numpy as np
 
-    from pyrometer.predictive.event_state import LeadEvents
+    from pyrometer.predictive.event_state import States
 
 CACHE_SIZE_ENV = "PYROMETER_EVENT_CACHE_MB"
 DEFAULT_MEGABYTES = 64.0
-"""About 100,000 leads with 20 events each (0: keep nothing, every write reads)."""
-ENTRY_OVERHEAD = 600
-"""Bytes a lead costs besides its arrays' data (the objects around them, its attributes)."""
+"""About 40,000 leads with 20 live events each (0: keep nothing, every write reads)."""
+ENTRY_OVERHEAD = 400
+"""Bytes a lead costs besides its rows and events (its slot, its key, its attributes)."""
+
+NOT_HELD, STALE, MARKER, HELD = range(4)
+""":meth:`LeadEventCache.get_many`'s answers: the lead is not held; it is held with
+another stamp (another process wrote it since, or a merge moved events in); it is held
+as a marker (a stamp without events: written by another process too); it is held."""
 
 
-STALE = "stale"
-""":meth:`LeadEventCache.get_many`'s answer for a lead held with another stamp: another
-process wrote it since (or a merge moved events in)."""
+class Found(NamedTuple):
+    """What :meth:`LeadEventCache.get_many` found: an answer per lead asked, and the
+    held leads' (answer :data:`HELD`) carried features, attributes and attribute rows,
+    in the order asked."""
+
+    status: list[int]
+    states: States | None
+    attributes: list[Mapping[str, Any] | None]
+    """The attributes each held lead's row was made from (``None``: no row held)."""
+    rows: np.ndarray | None
 
 
-def entry_bytes(entry: Coded) -> int:
-    """What holding ``entry`` costs, as the bound counts it."""
-    held = entry.events.nbytes if entry.events is not None else 0
-    return held + (entry.row.nbytes if entry.row is not None else 0) + ENTRY_OVERHEAD
-
-
-class Coded(NamedTuple):
-    """A lead's event features carried between writes (:class:`LeadEvents`: its live
-    events coded by a model's :meth:`RowScorer.encode_events`, their counts as of the last
-    write) and the stamp of the lead they are all the events of; with the attributes its
-    model row was last made from and that row (:meth:`RowScorer.attribute_rows`), reused
-    while the attributes stay the same."""
+class Stamp(NamedTuple):
+    """What is held for one lead (:meth:`LeadEventCache.stamp`)."""
 
     created_us: int
     count: int
-    events: LeadEvents | None  # None: a marker, see LeadEventCache
-    attributes: Mapping[str, Any] | None = None
-    row: np.ndarray | None = None
-
-    @property
-    def is_marker(self) -> bool:
-        """A stamp without events: the lead is written by another process too."""
-        return self.events is None
+    is_marker: bool
+    at_us: int
 
 
 class LeadEventCache:
-    """Coded events per lead for one model at a time (a model activated in their place
-    starts an empty cache: its types differ). Thread-safe.
+    """Carried event features per lead for one model at a time (a model activated in
+    their place starts an empty cache: its types differ). Thread-safe.
 
     A lead that another process writes too (``serve`` hands batches to whichever of its
     scoring processes is free) would be read whole again at every write here that
@@ -93,79 +93,254 @@ class LeadEventCache:
             max_bytes = megabytes_from_env(CACHE_SIZE_ENV, DEFAULT_MEGABYTES)
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._owner: object | None = None
-        self._entries: OrderedDict[str, Coded] = OrderedDict()
-        self._bytes = 0
         self.hits = 0
         self.misses = 0
+        self._reset(None)
+
+    def _reset(self, owner: object | None) -> None:
+        self._owner = owner
+        self._slots: OrderedDict[str, int] = OrderedDict()  # least recently used first
+        self._free: list[int] = []
+        self._bytes = 0
+        self._capacity = 0
+        # Per slot: the stamp, whether a marker, what it costs; the carried features
+        # (event_state.States' columns); the attributes its row was made from, that row.
+        self._ints: dict[str, np.ndarray] = {}
+        self._marker: np.ndarray | None = None
+        self._features: np.ndarray | None = None
+        self._rows: np.ndarray | None = None
+        self._chunks: list[Any] = []
+        self._attributes: list[Mapping[str, Any] | None] = []
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._slots)
 
     @property
     def size(self) -> int:
-        """The bytes held, as the bound counts them (:func:`entry_bytes`)."""
+        """The bytes held, as the bound counts them."""
         return self._bytes
 
-    def get_many(
-        self, owner: object, stamps: Iterable[tuple[str, int, int]]
-    ) -> list[Coded | str | None]:
-        """For each ``(lead_id, created_us, count)``: its entry held for ``owner``'s codes
-        with that stamp (a marker has no events), :data:`STALE` if it is held with
-        another stamp, ``None`` if it is not held."""
-        out: list[Coded | str | None] = []
+    def stamp(self, lead_id: str) -> Stamp | None:
+        """What is held for this lead, if anything."""
         with self._lock:
-            entries = self._entries if owner is self._owner else {}
-            for lead_id, created_us, count in stamps:
-                entry = entries.get(lead_id)
-                if entry is None:
-                    out.append(None)
-                    self.misses += 1
-                elif entry.count != count or entry.created_us != created_us:
-                    out.append(STALE)
-                    self.misses += 1
-                else:
-                    out.append(entry)
-                    self._entries.move_to_end(lead_id)
-                    if entry.events is None:
-                        self.misses += 1
-                    else:
-                        self.hits += 1
-        return out
+            slot = self._slots.get(lead_id)
+            if slot is None:
+                return None
+            ints = self._ints
+            assert self._marker is not None
+            return Stamp(
+                int(ints["created"][slot]),
+                int(ints["count"][slot]),
+                bool(self._marker[slot]),
+                int(ints["at"][slot]),
+            )
 
-    def put(self, owner: object, entries: Mapping[str, Coded]) -> None:
-        """Hold these entries for ``owner``'s codes (an entry for another owner's codes
-        empties the cache first); an entry older (a lower count) than the one held is
+    def get_many(
+        self,
+        owner: object,
+        lead_ids: Sequence[str],
+        created_us: Sequence[int],
+        counts: Sequence[int],
+    ) -> Found:
+        """For each lead: whether it is held for ``owner``'s codes with the stamp
+        ``(created_us, count)`` (see :data:`HELD` and the others), and what is held for
+        the leads that are."""
+        import numpy as np
+
+        from pyrometer.predictive.event_state import States
+
+        n = len(lead_ids)
+        with self._lock:
+            if owner is not self._owner or not self._slots:
+                self.misses += n
+                return Found([NOT_HELD] * n, None, [], None)
+            get = self._slots.get
+            slots = np.fromiter((get(i, -1) for i in lead_ids), np.int64, n)
+            known = slots >= 0
+            at = slots[known]
+            assert self._marker is not None
+            ints = self._ints
+            same = (ints["created"][at] == np.asarray(created_us, np.int64)[known]) & (
+                ints["count"][at] == np.asarray(counts, np.int64)[known]
+            )
+            answers = np.where(same, np.where(self._marker[at], MARKER, HELD), STALE)
+            status = np.full(n, NOT_HELD, dtype=np.int64)
+            status[known] = answers
+            hit = slots[status == HELD]
+            self.hits += len(hit)
+            self.misses += n - len(hit)
+            for lead_id, seen in zip(lead_ids, (status >= MARKER).tolist(), strict=True):
+                if seen:
+                    self._slots.move_to_end(lead_id)
+            if not len(hit):
+                return Found(status.tolist(), None, [], None)
+            assert self._features is not None
+            chunks, attributes = self._chunks, self._attributes
+            listed = hit.tolist()
+            states = States(
+                ints["at"][hit],
+                ints["until"][hit],
+                ints["youngest"][hit],
+                self._features[hit],
+                [chunks[j] for j in listed],
+                ints["nbytes"][hit],
+            )
+            rows = self._rows[hit] if self._rows is not None else None
+            return Found(status.tolist(), states, [attributes[j] for j in listed], rows)
+
+    def put(
+        self,
+        owner: object,
+        lead_ids: Sequence[str],
+        created_us: Sequence[int],
+        counts: Sequence[int],
+        states: States | None,
+        attributes: Sequence[Mapping[str, Any] | None] | None = None,
+        rows: np.ndarray | None = None,
+    ) -> None:
+        """Hold these leads for ``owner``'s codes (a lead for another owner's codes
+        empties the cache first): with their carried features and, if given, the
+        attributes each row of ``rows`` was made from (``None``: no row); as markers if
+        ``states`` is ``None``. A lead older (a lower count) than the one held is
         dropped: a later write committed first."""
+        import numpy as np
+
+        n = len(lead_ids)
+        if not n:
+            return
         with self._lock:
             if owner is not self._owner:
-                self._entries.clear()
-                self._bytes = 0
-                self._owner = owner
-            for lead_id, entry in entries.items():
-                held = self._entries.pop(lead_id, None)
-                if held is not None:
-                    self._bytes -= entry_bytes(held)
-                    if held.created_us == entry.created_us and held.count > entry.count:
-                        entry = held
-                cost = entry_bytes(entry)
-                if cost > self.max_bytes:
-                    continue
-                self._entries[lead_id] = entry
-                self._bytes += cost
-            while self._bytes > self.max_bytes:
-                _, oldest = self._entries.popitem(last=False)
-                self._bytes -= entry_bytes(oldest)
+                self._reset(owner)
+            if self.max_bytes <= 0:
+                return
+            created = np.asarray(created_us, np.int64)
+            count = np.asarray(counts, np.int64)
+            if states is None:
+                cost = np.full(n, ENTRY_OVERHEAD, dtype=np.int64)
+            else:
+                cost = states.nbytes + ENTRY_OVERHEAD
+                if rows is not None and attributes is not None:
+                    made = np.fromiter((a is not None for a in attributes), bool, n)
+                    cost = cost + made * rows.shape[1] * rows.itemsize
+            self._ensure(states, rows)
+            ints = self._ints
+            get = self._slots.get
+            slots = np.fromiter((get(i, -1) for i in lead_ids), np.int64, n)
+            known = slots >= 0
+            was = slots[known]
+            # A lead held with a higher count: a later write committed first; keep it.
+            newer = np.zeros(n, dtype=bool)
+            newer[known] = (ints["created"][was] == created[known]) & (
+                ints["count"][was] > count[known]
+            )
+            fits = cost <= self.max_bytes
+            keep = fits & ~newer
+            replaced = known & keep
+            self._bytes -= int(ints["cost"][slots[replaced]].sum())
+            for k in np.flatnonzero(known & ~fits & ~newer).tolist():  # too big now: gone
+                self._bytes -= int(ints["cost"][slots[k]])
+                self._drop(lead_ids[k])
+            for lead_id, k in zip(lead_ids, replaced.tolist(), strict=True):
+                if k:
+                    self._slots.move_to_end(lead_id)
+            for k in np.flatnonzero(~known & keep).tolist():
+                slot = self._take_slot()
+                self._slots[lead_ids[k]] = slot
+                slots[k] = slot
+            at = slots[keep]
+            ints["created"][at] = created[keep]
+            ints["count"][at] = count[keep]
+            ints["cost"][at] = cost[keep]
+            self._bytes += int(cost[keep].sum())
+            assert self._marker is not None
+            self._marker[at] = states is None
+            listed = at.tolist()
+            chosen = np.flatnonzero(keep).tolist()
+            if states is None:
+                for j in listed:
+                    self._chunks[j] = None
+                    self._attributes[j] = None
+            else:
+                assert self._features is not None
+                for name, column in (
+                    ("at", states.at),
+                    ("until", states.until),
+                    ("youngest", states.youngest),
+                    ("nbytes", states.nbytes),
+                ):
+                    ints[name][at] = column[keep]
+                self._features[at] = states.features[keep]
+                for j, k in zip(listed, chosen, strict=True):
+                    self._chunks[j] = states.chunks[k]
+                    self._attributes[j] = attributes[k] if attributes is not None else None
+                if rows is not None and self._rows is not None:
+                    self._rows[at] = rows[keep]
+            while self._bytes > self.max_bytes and self._slots:
+                oldest = next(iter(self._slots))
+                self._bytes -= int(ints["cost"][self._slots[oldest]])
+                self._drop(oldest)
 
     def forget(self, lead_ids: Iterable[str]) -> None:
         with self._lock:
             for lead_id in lead_ids:
-                held = self._entries.pop(lead_id, None)
-                if held is not None:
-                    self._bytes -= entry_bytes(held)
+                slot = self._slots.get(lead_id)
+                if slot is not None:
+                    self._bytes -= int(self._ints["cost"][slot])
+                    self._drop(lead_id)
 
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
-            self._bytes = 0
-            self._owner = None
+            self._reset(None)
+
+    # --- slots --------------------------------------------------------------------------
+
+    def _drop(self, lead_id: str) -> None:
+        """Free a lead's slot (its cost already taken off)."""
+        slot = self._slots.pop(lead_id)
+        self._chunks[slot] = None  # its events go now, not when the slot is reused
+        self._attributes[slot] = None
+        self._free.append(slot)
+
+    def _take_slot(self) -> int:
+        if not self._free:
+            self._grow()
+        return self._free.pop()
+
+    def _ensure(self, states: States | None, rows: np.ndarray | None) -> None:
+        """Arrays for the features and rows once their widths are known."""
+        import numpy as np
+
+        if not self._ints:
+            self._capacity = 0
+            names = ("created", "count", "cost", "at", "until", "youngest", "nbytes")
+            self._ints = {name: np.zeros(0, dtype=np.int64) for name in names}
+            self._marker = np.zeros(0, dtype=bool)
+        if states is not None and self._features is None:
+            self._features = np.zeros((self._capacity, states.features.shape[1]))
+        if rows is not None and self._rows is None:
+            self._rows = np.zeros((self._capacity, rows.shape[1]))
+
+    def _grow(self) -> None:
+        """Twice as many slots (at least 256)."""
+        import numpy as np
+
+        old = self._capacity
+        new = max(256, 2 * old)
+
+        def grown(array: np.ndarray) -> np.ndarray:
+            out = np.zeros((new, *array.shape[1:]), dtype=array.dtype)
+            out[:old] = array
+            return out
+
+        for name, array in self._ints.items():  # in place: callers hold the mapping
+            self._ints[name] = grown(array)
+        assert self._marker is not None
+        self._marker = grown(self._marker)
+        if self._features is not None:
+            self._features = grown(self._features)
+        if self._rows is not None:
+            self._rows = grown(self._rows)
+        self._chunks.extend([None] * (new - old))
+        self._attributes.extend([None] * (new - old))
+        self._free.extend(range(new - 1, old - 1, -1))
+        self._capacity = new

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from pyrometer.core.classify import temperature_of_probability
 from pyrometer.core.playbook import Playbook
-from pyrometer.service.event_cache import Coded, LeadEventCache
+from pyrometer.service.event_cache import HELD, NOT_HELD, STALE, Found, LeadEventCache
 from pyrometer.service.runtime import Service, on_commit
 from pyrometer.service.scoring import probability_temperature
 from pyrometer.store import models as store
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from pyrometer.predictive.artifact import PredictiveModel
-    from pyrometer.predictive.event_state import Chunk, EventCounter
+    from pyrometer.predictive.event_state import Chunk, EventCounter, States
     from pyrometer.predictive.fast_score import RowScorer
 
 
@@ -156,35 +156,36 @@ def _write_probabilities(
         gathered = _gather_events(service.event_cache, conn, scorer, changes, added, now_us)
     if gathered is not None:
         assert scorer is not None and counter is not None
-        found, coded = _event_features(conn, model, scorer, counter, changes, gathered, now_us)
-        probabilities = _probabilities(scorer, changes, coded, found)
-        if probabilities is not None:
-            # Kept: an entry that is all the lead's events as its record counts them.
-            kept = {
-                c.record.lead_id: coded[c.record.lead_id]
-                for c in changes
-                if c.record.lead_id in coded
-                and coded[c.record.lead_id].count == c.record.state.event_count
-            }
-            kept.update(gathered.markers)
-            cache = service.event_cache
-            on_commit(conn, lambda: cache.put(scorer, kept))
+        found, counted = _event_features(conn, model, scorer, counter, changes, gathered, now_us)
+        made = _probabilities(scorer, changes, gathered, found)
+        if made is not None:
+            probabilities, rows = made
+            _keep(service.event_cache, conn, scorer, changes, gathered, counted, rows)
             return list(probabilities)
     pairs = [(c.record.lead_id, dict(c.record.attributes)) for c in changes]
     return stored_probabilities(conn, model, pairs, now_us)
 
 
 class _Gathered(NamedTuple):
-    """Where each changed lead's event features come from (:func:`_gather_events`)."""
+    """Where each changed lead's event features come from (:func:`_gather_events`), by
+    its position among the changes."""
 
-    carried: dict[str, tuple[Coded, Chunk]]
-    """Held, with the events this write added to it (coded)."""
-    begun: dict[str, Chunk]
-    """All its events, coded: a new lead's (all this write's), or read from the store."""
-    to_sum: list[str]
+    carried: list[int]
+    """Held: carried forward with this write's events."""
+    held: Found
+    """What the cache holds of the changed leads (the carried ones among them)."""
+    held_index: list[int]
+    """Each carried lead's place among the held ones."""
+    added: list[Chunk]
+    """This write's events of each carried lead, coded."""
+    begun: list[int]
+    """Counted from all its events: a new lead's (all this write's), or read back."""
+    events: list[Chunk]
+    """All the events of each begun lead, coded."""
+    to_sum: list[int]
     """Counted from the database's sums: nothing added, or written elsewhere too."""
-    markers: dict[str, Coded]
-    """Held without events from now: written by another process too."""
+    markers: list[int]
+    """Held as a marker from now: written by another process too."""
 
 
 def _gather_events(
@@ -210,42 +211,62 @@ def _gather_events(
     for lead_id, lead_events in added.items():
         slices[lead_id] = (at, at + len(lead_events))
         at += len(lead_events)
-    spans = [slices.get(c.record.lead_id, (0, 0)) for c in changes]
+    records = [c.record for c in changes]
+    spans = [slices.get(r.lead_id, (0, 0)) for r in records]
     held = cache.get_many(
         scorer,
-        (
-            (c.record.lead_id, c.record.created_us, c.record.state.event_count - (end - start))
-            for c, (start, end) in zip(changes, spans, strict=True)
-        ),
+        [r.lead_id for r in records],
+        [r.created_us for r in records],
+        [
+            r.state.event_count - (end - start)
+            for r, (start, end) in zip(records, spans, strict=True)
+        ],
     )
-    out = _Gathered({}, {}, [], {})
-    to_read: list[str] = []  # events added, not held: read its events, keep them
-    for change, (start, end), entry in zip(changes, spans, held, strict=True):
-        record = change.record
-        lead_id, count = record.lead_id, record.state.event_count
-        if isinstance(entry, str):  # STALE: another process wrote it since
-            out.to_sum.append(lead_id)
-            out.markers[lead_id] = Coded(record.created_us, count, None, None)
-        elif entry is not None and entry.events is not None and entry.events.at_us <= now_us:
-            chunk = (new_kinds[start:end], new_times[start:end])
-            out.carried[lead_id] = (entry, chunk)
-        elif entry is None and count == end - start:  # new: all its events are this write's
-            out.begun[lead_id] = (new_kinds[start:end], new_times[start:end])
+    # A lead held as of a later moment than this write's clock is counted afresh.
+    later = iter((held.states.at > now_us).tolist() if held.states is not None else ())
+    out = _Gathered([], held, [], [], [], [], [], [])
+    to_read: list[int] = []  # events added, not held: read its events, keep them
+    k = -1  # the place among the held leads
+    for i, (record, (start, end), status) in enumerate(
+        zip(records, spans, held.status, strict=True)
+    ):
+        if status == HELD:
+            k += 1
+        if status == HELD and not next(later):
+            out.carried.append(i)
+            out.held_index.append(k)
+            out.added.append((new_kinds[start:end], new_times[start:end]))
+        elif status == STALE:  # another process wrote it since
+            out.to_sum.append(i)
+            out.markers.append(i)
+        elif status == NOT_HELD and record.state.event_count == end - start:
+            out.begun.append(i)  # new: all its events are this write's
+            out.events.append((new_kinds[start:end], new_times[start:end]))
         else:
             # Not held; or a marker nobody passed since it was set (nobody else wrote the
-            # lead meanwhile); or held as of a later moment than this write's clock: read
-            # the lead's events again if this write added some, else the sums will do.
-            (to_read if end > start else out.to_sum).append(lead_id)
+            # lead meanwhile); or held as of a later moment: read the lead's events again
+            # if this write added some, else the sums will do.
+            (to_read if end > start else out.to_sum).append(i)
     if to_read:
-        events: dict[str, list[tuple[str, int]]] = {lead_id: [] for lead_id in to_read}
-        for lead_id, name, ts in store.lead_event_rows(conn, to_read):
+        events: dict[str, list[tuple[str, int]]] = {records[i].lead_id: [] for i in to_read}
+        for lead_id, name, ts in store.lead_event_rows(conn, list(events)):
             events[lead_id].append((name, ts))
-        for lead_id, lead_events in events.items():
-            made = scorer.encode_events(lead_events)
+        for i in to_read:
+            made = scorer.encode_events(events[records[i].lead_id])
             if made is None:
                 return None
-            out.begun[lead_id] = made
+            out.begun.append(i)
+            out.events.append(made)
     return out
+
+
+class _Counted(NamedTuple):
+    """The leads whose features were counted here (carried or begun), by position among
+    the changes, with their new states and their stamps' counts."""
+
+    positions: list[int]
+    states: States
+    counts: list[int]
 
 
 def _event_features(
@@ -256,78 +277,132 @@ def _event_features(
     changes: list[Change],
     gathered: _Gathered,
     now_us: int,
-) -> tuple[np.ndarray, dict[str, Coded]]:
+) -> tuple[np.ndarray, _Counted]:
     """The event features of each changed lead, a row each in the changes' order, and
-    the entries of the leads counted here (carried, or from all their events) as of
-    this write; the leads in ``to_sum`` from the database's sums."""
+    the new states of the leads counted here (carried, or from all their events); the
+    leads in ``to_sum`` from the database's sums."""
     import numpy as np
 
+    from pyrometer.predictive.event_state import States
     from pyrometer.service.models import event_sums_by_lead
 
-    row_of = {c.record.lead_id: i for i, c in enumerate(changes)}
-    record_of = {c.record.lead_id: c.record for c in changes}
     parts: list[tuple[list[int], np.ndarray]] = []
-    coded: dict[str, Coded] = {}
+    states: list[States] = []
+    counts: list[int] = []
     if gathered.carried:
-        ids = list(gathered.carried)
-        pairs = [gathered.carried[i] for i in ids]
-        found, states = counter.advance([e.events for e, _ in pairs], [c for _, c in pairs], now_us)  # type: ignore[misc]
-        for lead_id, (entry, _), state in zip(ids, pairs, states, strict=True):
-            coded[lead_id] = entry._replace(
-                count=record_of[lead_id].state.event_count, events=state
-            )
-        parts.append(([row_of[i] for i in ids], found))
+        held = gathered.held.states
+        assert held is not None
+        if len(gathered.held_index) < held.leads:
+            held = held.take(gathered.held_index)
+        found, carried = counter.advance(held, gathered.added, now_us)
+        parts.append((gathered.carried, found))
+        states.append(carried)
+        counts.extend(changes[i].record.state.event_count for i in gathered.carried)
     if gathered.begun:
-        ids = list(gathered.begun)
-        chunks = [gathered.begun[i] for i in ids]
-        found, states = counter.start(
-            [len(t) for _, t in chunks],
-            np.concatenate([k for k, _ in chunks]),
-            np.concatenate([t for _, t in chunks]),
+        events = gathered.events
+        found, begun = counter.start(
+            [len(t) for _, t in events],
+            np.concatenate([k for k, _ in events]),
+            np.concatenate([t for _, t in events]),
             now_us,
         )
-        for lead_id, (_, times), state in zip(ids, chunks, states, strict=True):
-            coded[lead_id] = Coded(record_of[lead_id].created_us, len(times), state)
-        parts.append(([row_of[i] for i in ids], found))
+        parts.append((gathered.begun, found))
+        states.append(begun)
+        counts.extend(len(t) for _, t in events)
     if gathered.to_sum:
-        sums = event_sums_by_lead(conn, model, scorer, gathered.to_sum, now_us)
-        summed = [i for i, c in enumerate(changes) if c.record.lead_id in sums]
-        of_each = [sums[changes[i].record.lead_id] for i in summed]
-        parts.append((summed, scorer.event_matrix_of_sums(of_each, now_us)))
+        ids = [changes[i].record.lead_id for i in gathered.to_sum]
+        sums = event_sums_by_lead(conn, model, scorer, ids, now_us)
+        parts.append((gathered.to_sum, scorer.event_matrix_of_sums([sums[i] for i in ids], now_us)))
+    counted = _Counted(
+        gathered.carried + gathered.begun,
+        States.join(states) if states else States.empty(counter.width),
+        counts,
+    )
     if len(parts) == 1 and parts[0][0] == list(range(len(changes))):
-        return parts[0][1], coded  # all from one source, already in order
+        return parts[0][1], counted  # all from one source, already in order
     found = np.empty((len(changes), counter.width))
     for at, rows in parts:
         found[at] = rows
-    return found, coded
+    return found, counted
 
 
 def _probabilities(
-    scorer: RowScorer, changes: list[Change], coded: dict[str, Coded], found: np.ndarray
-) -> list[float] | None:
-    """The probabilities from the leads' attributes and event features. A lead's
-    attribute columns are kept in its entry of ``coded`` and made again only when its
-    attributes changed (unless the model reads event columns as values)."""
+    scorer: RowScorer, changes: list[Change], gathered: _Gathered, found: np.ndarray
+) -> tuple[list[float], np.ndarray | None] | None:
+    """The probabilities from the leads' attributes and event features, and (when the
+    model's attribute rows may be kept, :attr:`RowScorer.keeps_attribute_rows`) each
+    lead's attribute row. A carried lead's row is the cache's while its attributes are
+    the ones the row was made from; the others are made here."""
     import numpy as np
 
     if not scorer.keeps_attribute_rows:
-        return scorer.probabilities_of_features([c.record.attributes for c in changes], found)
-    rows: list[Any] = [None] * len(changes)
-    stale: list[int] = []
-    for i, change in enumerate(changes):
-        entry = coded.get(change.record.lead_id)
-        if entry is None or entry.row is None or entry.attributes != change.record.attributes:
-            stale.append(i)
-        else:
-            rows[i] = entry.row
-    made = scorer.attribute_rows([changes[i].record.attributes for i in stale])
-    if made is None:
-        return None
-    for i, row in zip(stale, made, strict=True):
-        rows[i] = row
-        record = changes[i].record
-        entry = coded.get(record.lead_id)
-        if entry is not None:
-            renewed = entry._replace(attributes=dict(record.attributes), row=row.copy())
-            coded[record.lead_id] = renewed
-    return scorer.probabilities_of_features(np.vstack(rows), found)
+        made = scorer.probabilities_of_features([c.record.attributes for c in changes], found)
+        return None if made is None else (made, None)
+    X = np.empty((len(changes), scorer.width))
+    held = gathered.held
+    reused: list[int] = []
+    from_cache: list[int] = []
+    if held.rows is not None:
+        for i, k in zip(gathered.carried, gathered.held_index, strict=True):
+            if held.attributes[k] == changes[i].record.attributes:
+                reused.append(i)
+                from_cache.append(k)
+    if reused:
+        assert held.rows is not None
+        X[reused] = held.rows[from_cache]
+    if len(reused) < len(changes):
+        again = set(reused)
+        stale = [i for i in range(len(changes)) if i not in again]
+        made_rows = scorer.attribute_rows([changes[i].record.attributes for i in stale])
+        if made_rows is None:
+            return None
+        X[stale] = made_rows
+    probabilities = scorer.probabilities_of_features(X, found)
+    return None if probabilities is None else (probabilities, X)
+
+
+def _keep(
+    cache: LeadEventCache,
+    conn: Connection,
+    scorer: RowScorer,
+    changes: list[Change],
+    gathered: _Gathered,
+    counted: _Counted,
+    rows: np.ndarray | None,
+) -> None:
+    """Once the write commits, hold the leads counted here that are all their events as
+    their records count them, with their attribute rows; and the markers."""
+    records = [c.record for c in changes]
+    whole = [
+        k
+        for k, (i, count) in enumerate(zip(counted.positions, counted.counts, strict=True))
+        if count == records[i].state.event_count
+    ]
+    at = [counted.positions[k] for k in whole]
+    ids = [records[i].lead_id for i in at]
+    created = [records[i].created_us for i in at]
+    counts = [counted.counts[k] for k in whole]
+    states = counted.states.take(whole) if len(whole) < counted.states.leads else counted.states
+    kept_rows = rows[at] if rows is not None else None
+    attributes: list[Mapping[str, Any] | None] | None = None
+    if kept_rows is not None:
+        held = gathered.held
+        own = {
+            i: held.attributes[k]
+            for i, k in zip(gathered.carried, gathered.held_index, strict=True)
+        }
+        # The held attributes where the row was reused, else a copy of the record's.
+        attributes = [
+            own[i] if own.get(i) == records[i].attributes else dict(records[i].attributes)
+            for i in at
+        ]
+    marked = gathered.markers
+    marker_ids = [records[i].lead_id for i in marked]
+    marker_created = [records[i].created_us for i in marked]
+    marker_counts = [records[i].state.event_count for i in marked]
+
+    def publish() -> None:
+        cache.put(scorer, ids, created, counts, states, attributes, kept_rows)
+        cache.put(scorer, marker_ids, marker_created, marker_counts, None)
+
+    on_commit(conn, publish)

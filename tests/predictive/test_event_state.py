@@ -18,7 +18,7 @@ from pyrometer.predictive.event_state import (
     DAY_US,
     NEVER,
     EventCounter,
-    LeadEvents,
+    States,
 )
 
 TYPES = ["page_view", "email_open", "demo_request"]
@@ -95,7 +95,7 @@ def test_carried_features_are_the_whole_history_counted_afresh(
     counter = EventCounter(len(TYPES), WINDOWS, HALF_LIFE)
     now = T0
     histories: list[list[tuple[int, int]]] = [[] for _ in leads]
-    states: list[LeadEvents] | None = None
+    states: States | None = None
     for step in range(max(len(w) for w in leads)):
         now += max((w[step][0] for w in leads if step < len(w)), default=0)
         added = [
@@ -114,15 +114,21 @@ def test_carried_features_are_the_whole_history_counted_afresh(
         else:
             found, states = counter.advance(states, [_coded(a) for a in added], now)
         _same(found, _afresh(histories, now))
-        for state, history in zip(states, histories, strict=True):
+        for i, history in enumerate(histories):
             # Only the live events are kept: none older than the longest window.
-            held = np.concatenate([t for _, t in state.chunks]) if state.chunks else []
+            chunks = states.chunks[i]
+            held = np.concatenate([t for _, t in chunks]) if chunks else []
             assert all(now - t <= 90 * DAY_US for t in held)
             assert sorted(held) == sorted(t for _, t in history if now - t <= 90 * DAY_US)
-            assert state.at_us == now and (state.until_us > now or state.until_us == NEVER)
+            assert states.at[i] == now and (states.until[i] > now or states.until[i] == NEVER)
             # What the cache's bound counts is what the state holds.
-            chunks = sum(k.nbytes + t.nbytes + CHUNK_OVERHEAD for k, t in state.chunks)
-            assert state.nbytes == state.features.nbytes + chunks
+            in_chunks = sum(k.nbytes + t.nbytes + CHUNK_OVERHEAD for k, t in chunks)
+            assert states.nbytes[i] == states.features[i].nbytes + in_chunks
+        # A subset of the leads, in another order, carries on as well.
+        if len(histories) > 1:
+            order = list(range(len(histories)))[::-1]
+            found, _ = counter.advance(states.take(order), [_coded([])] * len(order), now)
+            _same(found, _afresh([histories[i] for i in order], now))
 
 
 def test_a_quiet_lead_is_not_counted_again_until_an_event_leaves_a_window() -> None:
@@ -130,15 +136,15 @@ def test_a_quiet_lead_is_not_counted_again_until_an_event_leaves_a_window() -> N
     events (the held ones are not even joined); the first write past it counts again."""
     counter = EventCounter(len(TYPES), WINDOWS, HALF_LIFE)
     events = [(0, T0 - 3 * DAY_US), (1, T0 - 10 * DAY_US)]
-    _, [state] = counter.start([2], *_coded(events), T0)
-    assert state.until_us == T0 - 3 * DAY_US + 7 * DAY_US + 1  # page_view leaves 7d
+    _, state = counter.start([2], *_coded(events), T0)
+    assert state.until[0] == T0 - 3 * DAY_US + 7 * DAY_US + 1  # page_view leaves 7d
     later = T0 + DAY_US
-    found, [carried] = counter.advance([state], [_coded([(2, later)])], later)
-    assert len(carried.chunks) == 2  # the held chunk and the new one, not joined
+    found, carried = counter.advance(state, [_coded([(2, later)])], later)
+    assert len(carried.chunks[0]) == 2  # the held chunk and the new one, not joined
     _same(found, _afresh([[*events, (2, later)]], later))
-    past = state.until_us
-    found, [recounted] = counter.advance([carried], [_coded([])], past)
-    assert len(recounted.chunks) == 1
+    past = int(state.until[0])
+    found, recounted = counter.advance(carried, [_coded([])], past)
+    assert len(recounted.chunks[0]) == 1
     assert found[0, 0] == 0  # page_view in 7d: it left
     _same(found, _afresh([[*events, (2, later)]], past))
 

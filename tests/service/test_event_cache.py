@@ -17,15 +17,17 @@ import sqlalchemy as sa
 from pyrometer.core.playbook import default_playbook_text
 from pyrometer.core.timeutil import from_us
 from pyrometer.demo.synth import generate
-from pyrometer.predictive.event_state import NEVER, NO_EVENT, LeadEvents
+from pyrometer.predictive.event_state import EventCounter, States
 from pyrometer.service import actions, models
 from pyrometer.service.erasure import erase_lead
 from pyrometer.service.event_cache import (
     CACHE_SIZE_ENV,
+    ENTRY_OVERHEAD,
+    HELD,
+    MARKER,
+    NOT_HELD,
     STALE,
-    Coded,
     LeadEventCache,
-    entry_bytes,
 )
 from pyrometer.service.ingest import ingest
 from pyrometer.service.inputs import Identify, Track
@@ -131,6 +133,41 @@ def test_writes_count_from_the_cache_what_the_stored_events_give(
     assert cache.hits > 200 and len(cache) > 80
 
 
+def test_carried_features_follow_a_clock_that_jumps_over_edges_and_steps_back(
+    service: Service, clock: Clock
+) -> None:
+    """Between writes the clock moves past events' window edges (7, 30 and 90 days), a
+    future event falls due, and once the clock steps back (another process's clock, a
+    corrected one): each write's probability is still the stored events' one. The
+    carried features are recounted from the lead's live events when an edge is passed,
+    and counted afresh from the store when the clock is behind them."""
+    lead_ids = _banded(service, clock)
+    leads_ = lead_ids[20:40]
+    clock.advance(60)
+    first = [
+        Track(f"e-{i}", NAMES[i % len(NAMES)], clock.now_us - (i % 4) * 2 * DAY, user_id=lead)
+        for i, lead in enumerate(leads_)
+    ]
+    first.append(Track("e-future", "demo_request", clock.now_us + 3 * DAY, user_id=leads_[0]))
+    ingest(service, first, [])
+    _check(service, leads_, clock.now_us)
+    cache = service.event_cache
+    for n, days in enumerate([1, 3, 6, 24, 61, 0.5, -2, 1]):
+        clock.advance(days * 86_400)
+        tracks = [
+            Track(f"j-{n}-{i}", NAMES[(n + i) % len(NAMES)], clock.now_us - i * 3_600_000_000,
+                  user_id=lead)
+            for i, lead in enumerate(leads_[: 10 + n])
+        ]  # fmt: skip
+        hits = cache.hits
+        ingest(service, tracks, [])
+        _check(service, sorted({t.user_id for t in tracks if t.user_id}), clock.now_us)
+        stamp = cache.stamp(leads_[0])
+        assert stamp is not None and stamp.at_us == clock.now_us
+        if days >= 0:  # (held as of a later moment, a lead is counted afresh)
+            assert cache.hits == hits + len({t.user_id for t in tracks})
+
+
 def test_a_write_without_events_sums_in_the_store_and_keeps_nothing(
     service: Service, clock: Clock
 ) -> None:
@@ -142,10 +179,11 @@ def test_a_write_without_events_sums_in_the_store_and_keeps_nothing(
     clock.advance(60)
     ingest(service, [], [Identify("i-1", lead, clock.now_us, traits={"industry": "retail"})])
     _check(service, [lead], clock.now_us)
-    assert lead not in service.event_cache._entries
+    assert service.event_cache.stamp(lead) is None
     ingest(service, [Track("i-2", "page_view", clock.now_us, user_id=lead)], [])
     _check(service, [lead], clock.now_us)
-    assert service.event_cache._entries[lead].count == len(
+    held = service.event_cache.stamp(lead)
+    assert held is not None and held.count == len(
         service.read(lambda conn: store.lead_event_rows(conn, [lead]))
     )
 
@@ -177,13 +215,13 @@ def test_another_process_writing_a_lead_is_seen(
     ingest(service, [Track("a-2", "email_open", clock.now_us, user_id=lead)], [])
     _check(service, [lead], clock.now_us)
     assert cache.misses == misses + 1  # the count had moved on: the sums, and a marker
-    assert cache._entries[lead].is_marker
+    assert (cache.stamp(lead) or pytest.fail()).is_marker
     # Nobody else wrote it since: read whole and held again, then served.
     for n in (3, 4):
         clock.advance(60)
         ingest(service, [Track(f"a-{n}", "page_view", clock.now_us, user_id=lead)], [])
         _check(service, [lead], clock.now_us)
-    assert not cache._entries[lead].is_marker and cache.hits >= 1
+    assert not (cache.stamp(lead) or pytest.fail()).is_marker and cache.hits >= 1
 
 
 def test_a_write_that_rolls_back_leaves_the_cache_as_it_was(
@@ -193,7 +231,8 @@ def test_a_write_that_rolls_back_leaves_the_cache_as_it_was(
     lead = lead_ids[3]
     clock.advance(60)
     ingest(service, [Track("r-1", "page_view", clock.now_us, user_id=lead)], [])
-    held = dict(service.event_cache._entries)[lead]
+    held = service.event_cache.stamp(lead)
+    assert held is not None
 
     def fail(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("the routing step failed")
@@ -201,13 +240,13 @@ def test_a_write_that_rolls_back_leaves_the_cache_as_it_was(
     monkeypatch.setattr(actions, "act_on_changes", fail)
     with pytest.raises(RuntimeError):
         ingest(service, [Track("r-2", "demo_request", clock.now_us, user_id=lead)], [])
-    assert service.event_cache._entries[lead] is held  # nothing of the failed write
+    assert service.event_cache.stamp(lead) == held  # nothing of the failed write
     monkeypatch.undo()
     # Another event takes the count the failed write would have given.
     clock.advance(60)
     ingest(service, [Track("r-3", "email_open", clock.now_us - 40 * DAY, user_id=lead)], [])
     _check(service, [lead], clock.now_us)
-    assert service.event_cache._entries[lead].count == held.count + 1
+    assert (service.event_cache.stamp(lead) or pytest.fail()).count == held.count + 1
 
 
 def test_a_lead_erased_and_made_again_starts_from_nothing(service: Service, clock: Clock) -> None:
@@ -230,39 +269,67 @@ def test_a_lead_erased_and_made_again_starts_from_nothing(service: Service, cloc
     _check(service, ["twice"], now)
 
 
-def _coded(created: int, count: int) -> Coded:
-    chunk = (np.zeros(count, np.int32), np.arange(count, dtype=np.int64))
-    return Coded(created, count, LeadEvents(0, NEVER, np.zeros(12), NO_EVENT, (chunk,), 12 * count))
+def _states(*counts: int) -> States:
+    """Carried features of leads with these many live events each."""
+    counter = EventCounter(2, [7], 30.0)
+    lengths = list(counts)
+    kinds = np.zeros(sum(lengths), dtype=np.int32)
+    _, states = counter.start(lengths, kinds, np.full(sum(lengths), 10, np.int64), 100)
+    return states
+
+
+def _put(cache: LeadEventCache, owner: object, ids: list[str], count: int) -> None:
+    """Hold these leads (created at 1) with ``count`` events each."""
+    n = len(ids)
+    cache.put(owner, ids, [1] * n, [count] * n, _states(*[count] * n))
 
 
 def test_the_cache_holds_what_it_is_told_within_its_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    four = entry_bytes(_coded(1, 4))
+    four = int(_states(4).nbytes[0]) + ENTRY_OVERHEAD
     cache = LeadEventCache(max_bytes=2 * four + four // 2)
     owner, other = object(), object()
-    cache.put(owner, {"a": _coded(1, 4), "b": _coded(1, 4)})
-    assert cache.get_many(owner, [("a", 1, 4), ("a", 1, 5), ("a", 2, 4), ("c", 1, 0)]) == [
-        cache._entries["a"],
+    _put(cache, owner, ["a", "b"], 4)
+    found = cache.get_many(owner, ["a", "a", "a", "c"], [1, 1, 2, 1], [4, 5, 4, 0])
+    assert found.status == [
+        HELD,
         STALE,  # held with another stamp: written elsewhere since
         STALE,
-        None,  # not held
+        NOT_HELD,
     ]
-    assert cache.get_many(other, [("a", 1, 4)]) == [None]  # another model's codes
-    cache.put(owner, {"a": _coded(1, 3)})  # an older write published late: kept newer
-    assert cache._entries["a"].count == 4
-    cache.put(owner, {"c": _coded(1, 4)})  # over the bound: the least recent goes
-    assert set(cache._entries) == {"a", "c"} and cache.size == 2 * four
-    cache.put(owner, {"huge": _coded(1, 10_000)})  # more than the whole bound: not held
-    assert "huge" not in cache._entries
-    cache.put(other, {"z": _coded(1, 1)})  # another model: the old codes are dropped
-    assert set(cache._entries) == {"z"} and cache.size == entry_bytes(_coded(1, 1))
+    assert found.states is not None and found.states.leads == 1
+    assert [len(c[0][1]) for c in found.states.chunks] == [4]  # a's events, as put
+    assert cache.get_many(other, ["a"], [1], [4]).status == [NOT_HELD]  # another model's
+    _put(cache, owner, ["a"], 3)  # an older write published late: the newer is kept
+    assert (cache.stamp("a") or pytest.fail()).count == 4
+    _put(cache, owner, ["c"], 4)  # over the bound: the least recent goes
+    assert cache.stamp("b") is None and cache.stamp("a") and cache.stamp("c")
+    assert cache.size == 2 * four and len(cache) == 2
+    _put(cache, owner, ["huge"], 10_000)  # more than the whole bound: not held
+    assert cache.stamp("huge") is None
+    cache.put(owner, ["m"], [1], [9], None)  # a marker: a stamp without events
+    assert cache.get_many(owner, ["m"], [1], [9]).status == [MARKER]
+    _put(cache, other, ["z"], 1)  # another model: the old codes are dropped
+    assert len(cache) == 1 and cache.size == int(_states(1).nbytes[0]) + ENTRY_OVERHEAD
     cache.forget(["z"])
     assert len(cache) == 0 and cache.size == 0
+    # Many leads: the slots grow, and each lead's own row comes back.
+    many = [f"l{i}" for i in range(700)]
+    big = LeadEventCache(max_bytes=10**9)
+    lengths = [i % 5 for i in range(700)]
+    counter = EventCounter(2, [7], 30.0)
+    times = np.full(sum(lengths), 10, np.int64)
+    _, states = counter.start(lengths, np.zeros(sum(lengths), np.int32), times, 100)
+    big.put(owner, many, [1] * 700, lengths, states)
+    back = big.get_many(owner, many[::-1], [1] * 700, lengths[::-1])
+    assert back.status == [HELD] * 700 and back.states is not None
+    assert [sum(len(t) for _, t in c) for c in back.states.chunks] == lengths[::-1]
+    np.testing.assert_array_equal(back.states.features, states.features[::-1])
     # The bound from the environment, 0 holding nothing; a bad value names the variable.
     monkeypatch.setenv(CACHE_SIZE_ENV, "0")
     off = LeadEventCache()
-    off.put(owner, {"a": _coded(1, 1)})
+    _put(off, owner, ["a"], 1)
     assert len(off) == 0
     monkeypatch.setenv(CACHE_SIZE_ENV, "lots")
     with pytest.raises(ValueError, match=CACHE_SIZE_ENV):
