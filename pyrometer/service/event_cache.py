@@ -45,26 +45,32 @@ if TYPE_CHECKING:  # the cache is built at start-up; numpy comes with the first 
 
 CACHE_SIZE_ENV = "PYROMETER_EVENT_CACHE_MB"
 DEFAULT_MEGABYTES = 64.0
-"""About 40,000 leads with 20 live events each (0: keep nothing, every write reads)."""
+"""About 25,000 leads with 20 live events each (0: keep nothing, every write reads)."""
 ENTRY_OVERHEAD = 400
 """Bytes a lead costs besides its rows and events (its slot, its key, its attributes)."""
 
-NOT_HELD, STALE, MARKER, HELD = range(4)
+NOT_HELD, STALE, MARKER, HELD, BEHIND = range(5)
 """:meth:`LeadEventCache.get_many`'s answers: the lead is not held; it is held with
-another stamp (another process wrote it since, or a merge moved events in); it is held
-as a marker (a stamp without events: written by another process too); it is held."""
+another stamp (a merge moved events in, it was made again, or its events' place in the
+log is not known); it is held as a marker (a stamp without events); it is held as asked;
+it is held with fewer events than asked (another process added some since: the events
+stored after its ``seq`` are the rest, if they are as many as are missing)."""
 
 
 class Found(NamedTuple):
     """What :meth:`LeadEventCache.get_many` found: an answer per lead asked, and the
-    held leads' (answer :data:`HELD`) carried features, attributes and attribute rows,
-    in the order asked."""
+    held leads' (answers :data:`HELD` and :data:`BEHIND`) carried features, attributes,
+    attribute rows, event counts and ``seq`` marks, in the order asked."""
 
     status: list[int]
     states: States | None
     attributes: list[Mapping[str, Any] | None]
     """The attributes each held lead's row was made from (``None``: no row held)."""
     rows: np.ndarray | None
+    counts: Sequence[int] = ()
+    seqs: Sequence[int] = ()
+    """The highest event ``seq`` the write that stored each held lead saw: every event
+    it holds is at or below it."""
 
 
 class Stamp(NamedTuple):
@@ -163,10 +169,18 @@ class LeadEventCache:
             same = (ints["created"][at] == np.asarray(created_us, np.int64)[known]) & (
                 ints["count"][at] == np.asarray(counts, np.int64)[known]
             )
-            answers = np.where(same, np.where(self._marker[at], MARKER, HELD), STALE)
+            behind = (
+                (ints["created"][at] == np.asarray(created_us, np.int64)[known])
+                & (ints["count"][at] < np.asarray(counts, np.int64)[known])
+                & ~self._marker[at]
+                & (ints["seq"][at] > 0)
+            )
+            answers = np.where(
+                same, np.where(self._marker[at], MARKER, HELD), np.where(behind, BEHIND, STALE)
+            )
             status = np.full(n, NOT_HELD, dtype=np.int64)
             status[known] = answers
-            hit = slots[status == HELD]
+            hit = slots[(status == HELD) | (status == BEHIND)]
             self.hits += len(hit)
             self.misses += n - len(hit)
             for lead_id, seen in zip(lead_ids, (status >= MARKER).tolist(), strict=True):
@@ -186,7 +200,14 @@ class LeadEventCache:
                 ints["nbytes"][hit],
             )
             rows = self._rows[hit] if self._rows is not None else None
-            return Found(status.tolist(), states, [attributes[j] for j in listed], rows)
+            return Found(
+                status.tolist(),
+                states,
+                [attributes[j] for j in listed],
+                rows,
+                ints["count"][hit].tolist(),
+                ints["seq"][hit].tolist(),
+            )
 
     def put(
         self,
@@ -197,12 +218,14 @@ class LeadEventCache:
         states: States | None,
         attributes: Sequence[Mapping[str, Any] | None] | None = None,
         rows: np.ndarray | None = None,
+        seq: int = 0,
     ) -> None:
         """Hold these leads for ``owner``'s codes (a lead for another owner's codes
         empties the cache first): with their carried features and, if given, the
         attributes each row of ``rows`` was made from (``None``: no row); as markers if
-        ``states`` is ``None``. A lead older (a lower count) than the one held is
-        dropped: a later write committed first."""
+        ``states`` is ``None``. ``seq``: the highest event ``seq`` the write saw (0: not
+        known). A lead older (a lower count) than the one held is dropped: a later write
+        committed first."""
         import numpy as np
 
         n = len(lead_ids)
@@ -251,6 +274,7 @@ class LeadEventCache:
             ints["created"][at] = created[keep]
             ints["count"][at] = count[keep]
             ints["cost"][at] = cost[keep]
+            ints["seq"][at] = seq
             self._bytes += int(cost[keep].sum())
             assert self._marker is not None
             self._marker[at] = states is None
@@ -312,7 +336,7 @@ class LeadEventCache:
 
         if not self._ints:
             self._capacity = 0
-            names = ("created", "count", "cost", "at", "until", "youngest", "nbytes")
+            names = ("created", "count", "cost", "seq", "at", "until", "youngest", "nbytes")
             self._ints = {name: np.zeros(0, dtype=np.int64) for name in names}
             self._marker = np.zeros(0, dtype=bool)
         if states is not None and self._features is None:

@@ -248,6 +248,32 @@ def lead_event_rows(conn: Connection, lead_ids: Iterable[str]) -> list[tuple[str
     )
 
 
+def lead_events_after(
+    conn: Connection, lead_ids: Iterable[str], after_seq: int
+) -> list[tuple[str, str, int, int]]:
+    """The ``(lead_id, event name, ts_us, seq)`` of these leads' events stored after
+    ``after_seq`` (the events table's own order): what another process added to leads
+    a cache here holds. Read by the range of ``seq`` (the primary key), not by lead: a
+    lead's index entries are its whole history, the events after a recent ``seq`` are
+    a few batches (SQLite is told so: ``+lead_id`` keeps it off the lead index)."""
+    lead = "+lead_id" if conn.dialect.name == "sqlite" else "lead_id"
+    return _raw_rows_by_lead(
+        conn,
+        lead_ids,
+        lambda table, places, chunk: (
+            f"SELECT lead_id, name, ts_us, seq FROM {table} "
+            f"WHERE seq > {int(after_seq)} AND {lead} IN ({places})",
+            list(chunk),
+        ),
+    )
+
+
+def last_event_seq(conn: Connection) -> int:
+    """The highest event ``seq`` this transaction sees (0: no event)."""
+    found = conn.execute(sa.select(sa.func.max(events.c.seq))).scalar()
+    return int(found or 0)
+
+
 # A lead's event features (pyrometer.predictive.event_features) need counts in windows,
 # the latest time and a decayed sum: the database adds them up per lead and event name,
 # and only those sums travel. The age in days is computed as the Python code computes it
