@@ -15,10 +15,13 @@ again only when its attributes change.
 Correctness rests on one stamp, the lead's ``event_count`` with its ``created_us``:
 events are never deleted but with their lead, every event stored for a lead is scored
 into it, and each adds one to its count. An entry serves a write only when its count
-plus the events the write added equals the count of the lead's record after the write;
-anything else (another process wrote the lead, a merge moved events in, an identify
-replayed a visitor's history) reads the lead's events from the store again, and an entry
-is made from those only when they are exactly as many as the count says. Entries are
+plus the events the write added equals the count of the lead's record after the write.
+A lead held with fewer events (another process wrote it since) is caught up from the
+events stored after the ``seq`` its entry was made at, when they are exactly as many as
+are missing (every event it holds is at or below that ``seq``); anything else (a merge
+moved older events in, an identify replayed a visitor's history) reads the lead's events
+from the store again, and an entry is made from those only when they are exactly as many
+as the count says. Entries are
 published after the transaction commits (:func:`pyrometer.service.runtime.on_commit`),
 so a write that rolls back leaves nothing behind; erasing a lead forgets it. The cache
 is bounded in bytes (``PYROMETER_EVENT_CACHE_MB``, default 64), the least recently
@@ -87,11 +90,13 @@ class LeadEventCache:
     their place starts an empty cache: its types differ). Thread-safe.
 
     A lead that another process writes too (``serve`` hands batches to whichever of its
-    scoring processes is free) would be read whole again at every write here that
-    follows one there. So a lead found with another stamp (:data:`STALE`) is counted
-    from the database's sums instead, and held as a marker: a stamp without events. If
-    the next write here finds the marker's stamp (nobody else wrote the lead meanwhile),
-    the lead's events are read and held again; if not, sums again.
+    scoring processes is free) is found :data:`BEHIND` and caught up from the events
+    stored since. One found with another stamp (:data:`STALE`: made again, or its
+    events' place in the log not known), or whose catch-up finds another number of
+    events than are missing, is counted from the database's sums instead and held as a
+    marker: a stamp without events. If the next write here
+    finds the marker's stamp (nobody else wrote the lead meanwhile), the lead's events
+    are read and held again; if not, sums again.
     """
 
     def __init__(self, max_bytes: int | None = None) -> None:
