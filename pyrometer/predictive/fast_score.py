@@ -129,6 +129,10 @@ class RowScorer:
         )
         if self._needs_events and self._events is None:
             raise Unsupported("event columns without an event configuration")
+        if self._events is not None and any(
+            w != int(w) for w in self._events.windows_days
+        ):  # the event counter counts whole days (no configuration makes others)
+            raise Unsupported("row scoring counts event windows of whole days only")
         self._reserved = {"lead_id", "__decision__", "__outcome__"}
         self._type_names: dict[str, str] = {}
         # Numeric event columns are filled from the lead's events; the other steps read
@@ -313,7 +317,9 @@ class RowScorer:
         coded = self.encode_events([event for lead_events in events for event in lead_events])
         if coded is None:
             raise _Mistyped
-        return self.event_matrix_of_codes([len(e) for e in events], *coded, now_us)
+        counter = self.event_counter
+        assert counter is not None
+        return counter.start([len(e) for e in events], *coded, now_us)[0]
 
     def encode_events(
         self, events: Sequence[tuple[str, int]]
@@ -321,8 +327,7 @@ class RowScorer:
         """Events as this model counts them: each one's type (its index among the
         configuration's types, -1 for a name the model has no column of) and its time, or
         ``None`` if a time is out of range (the general path names the row). What
-        :meth:`event_matrix_of_codes` reads: a caller may keep a lead's coded events
-        between calls and append its new ones."""
+        :attr:`event_counter` reads."""
         types, names = self._type_index, self._type_names
         kinds: list[int] = []
         times: list[int] = []
@@ -336,69 +341,15 @@ class RowScorer:
             times.append(ts)
         return np.array(kinds, dtype=np.int32), np.array(times, dtype=np.int64)
 
-    def event_matrix_of_codes(
-        self, lengths: Sequence[int], kinds: np.ndarray, times: np.ndarray, now_us: int
-    ) -> np.ndarray:
-        """:meth:`_event_list` of each lead, a row per lead, from the leads' events coded
-        by :meth:`encode_events` and laid end to end (``lengths[i]`` of them lead ``i``'s).
-        Events after ``now_us`` are not counted (never after the decision)."""
-        config = self._events
-        assert config is not None
-        n, n_types, windows = len(lengths), len(config.types), config.windows_days
-        width = len(windows)
-        out = np.zeros((n, n_types * width + 3))
-        lead = np.repeat(np.arange(n, dtype=np.int64), lengths)
-        delta = now_us - times
-        kind_of = kinds.astype(np.int64)
-        if len(delta) and delta.min() < 0:  # never after the decision
-            due = delta >= 0
-            lead, kind_of, delta = lead[due], kind_of[due], delta[due]
-        # A window holds an event whose age in days (computed below) is at most its
-        # length: for whole days, exactly when the age in microseconds is at most the
-        # window's (an age a microsecond over is over in days too), compared as integers.
-        typed = kind_of >= 0
-        cell = lead * n_types + kind_of
-        for w, window in enumerate(windows):
-            hit = typed & self._within(delta, window)
-            counts = np.bincount(cell[hit], minlength=n * n_types)
-            out[:, w : n_types * width : width] = counts.reshape(n, n_types)
-        base = n_types * width
-        out[:, base] = np.bincount(lead[self._within(delta, 30)], minlength=n)
-        # Ages in days as _event_list computes them (pandas' total_seconds, then days);
-        # the youngest is the age of the smallest delta (the conversion never decreases).
-        youngest = np.full(n, np.iinfo(np.int64).max)
-        np.minimum.at(youngest, lead, delta)
-        seconds, rest = np.divmod(youngest, 1_000_000)
-        out[:, base + 1] = np.where(
-            youngest == np.iinfo(np.int64).max, _NAN, (seconds + rest / 1e6) / 86400.0
-        )
-        seconds, rest = np.divmod(delta, 1_000_000)
-        ages = (seconds + rest / 1e6) / 86400.0
-        weights = np.power(2.0, -ages / config.half_life_days)
-        out[:, base + 2] = np.bincount(lead, weights=weights, minlength=n)
-        return out
-
     @functools.cached_property
     def event_counter(self) -> EventCounter | None:
-        """The :class:`EventCounter` of this model's event features (the columns of
-        :meth:`event_matrix_of_codes`, carried from one write to the next), or ``None``
-        for a model without them or with a window that is not whole days."""
+        """The :class:`EventCounter` of this model's event features: counted from coded
+        events (:meth:`encode_events`) for many leads at once, and carried from one
+        write to the next; ``None`` for a model without event features."""
         config = self._events
         if config is None:
             return None
-        try:
-            return EventCounter(len(config.types), config.windows_days, config.half_life_days)
-        except ValueError:
-            return None
-
-    @staticmethod
-    def _within(delta: np.ndarray, window: float) -> np.ndarray:
-        """Which ages (in microseconds) lie within a window of ``window`` days, as
-        comparing their ages in days would say."""
-        if window == int(window):
-            return delta <= int(window) * 86_400_000_000
-        seconds, rest = np.divmod(delta, 1_000_000)
-        return (seconds + rest / 1e6) / 86400.0 <= window
+        return EventCounter(len(config.types), config.windows_days, config.half_life_days)
 
     @property
     def keeps_attribute_rows(self) -> bool:
@@ -418,7 +369,7 @@ class RowScorer:
     ) -> list[float] | None:
         """The probabilities of leads given by their attributes (or, when
         :attr:`keeps_attribute_rows`, their :meth:`attribute_rows`) and their event
-        features (a row each, from :meth:`event_matrix_of_codes` or
+        features (a row each, from :attr:`event_counter` or
         :meth:`event_matrix_of_sums`; ``None`` for a model without them), or ``None`` as
         :meth:`score`."""
         if not len(rows):

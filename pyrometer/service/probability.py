@@ -193,6 +193,9 @@ class _Gathered(NamedTuple):
     """Counted from the database's sums: nothing added, or written elsewhere too."""
     markers: list[int]
     """Held as a marker from now: written by another process too."""
+    seq: int
+    """The highest event ``seq`` this write sees: every event of the leads it keeps is at
+    or below it."""
 
 
 def _gather_events(
@@ -231,7 +234,7 @@ def _gather_events(
     )
     # A lead held as of a later moment than this write's clock is counted afresh.
     later = iter((held.states.at > now_us).tolist() if held.states is not None else ())
-    out = _Gathered([], held, [], [], [], [], [], [])
+    out = _Gathered([], held, [], [], [], [], [], [], store.last_event_seq(conn))
     to_read: list[int] = []  # events added, not held: read its events, keep them
     behind: list[tuple[int, int]] = []  # held with fewer events: read the rest
     k = -1  # the place among the held leads
@@ -260,7 +263,7 @@ def _gather_events(
             # lead meanwhile): read the lead's events again if this write added some,
             # else the sums will do.
             (to_read if end > start else out.to_sum).append(i)
-    if behind and not _read_behind(conn, scorer, records, held, behind, out):
+    if behind and not _read_behind(conn, scorer, records, behind, out):
         return None
     if to_read:
         events: dict[str, list[tuple[str, int]]] = {records[i].lead_id: [] for i in to_read}
@@ -287,7 +290,6 @@ def _read_behind(
     conn: Connection,
     scorer: RowScorer,
     records: list[LeadRecord],
-    held: Found,
     behind: list[tuple[int, int]],
     out: _Gathered,
 ) -> bool:
@@ -298,9 +300,9 @@ def _read_behind(
     ``seq``), and the lead is carried with them; if not (a write that took its ``seq``
     earlier committed later), it is counted from the database's sums and held as a
     marker. ``False``: an event time the row scorer cannot read."""
-    newest = store.last_event_seq(conn)
-    near = [(i, k) for i, k in behind if newest - held.seqs[k] <= MAX_BEHIND]
-    far = [i for i, k in behind if newest - held.seqs[k] > MAX_BEHIND]
+    held = out.held
+    near = [(i, k) for i, k in behind if out.seq - held.seqs[k] <= MAX_BEHIND]
+    far = [i for i, k in behind if out.seq - held.seqs[k] > MAX_BEHIND]
     out.to_sum.extend(far)  # too far behind: reading the log since would cost more
     out.markers.extend(far)
     behind = near
@@ -393,13 +395,21 @@ def _event_features(
     return found, counted
 
 
+class _Rows(NamedTuple):
+    """Each changed lead's attribute row, and the attributes it was made from."""
+
+    rows: np.ndarray
+    made_from: list[Mapping[str, Any]]
+
+
 def _probabilities(
     scorer: RowScorer, changes: list[Change], gathered: _Gathered, found: np.ndarray
-) -> tuple[list[float], np.ndarray | None] | None:
+) -> tuple[list[float], _Rows | None] | None:
     """The probabilities from the leads' attributes and event features, and (when the
     model's attribute rows may be kept, :attr:`RowScorer.keeps_attribute_rows`) each
     lead's attribute row. A carried lead's row is the cache's while its attributes are
-    the ones the row was made from; the others are made here."""
+    the ones the row was made from; the others are made here (from a copy of the
+    attributes, which the cache keeps with the row)."""
     import numpy as np
 
     if not scorer.keeps_attribute_rows:
@@ -409,11 +419,13 @@ def _probabilities(
     held = gathered.held
     reused: list[int] = []
     from_cache: list[int] = []
+    made_from: list[Any] = [None] * len(changes)
     if held.rows is not None:
         for i, k in zip(gathered.carried, gathered.held_index, strict=True):
             if held.attributes[k] == changes[i].record.attributes:
                 reused.append(i)
                 from_cache.append(k)
+                made_from[i] = held.attributes[k]
     if reused:
         assert held.rows is not None
         X[reused] = held.rows[from_cache]
@@ -424,8 +436,10 @@ def _probabilities(
         if made_rows is None:
             return None
         X[stale] = made_rows
+        for i in stale:
+            made_from[i] = dict(changes[i].record.attributes)
     probabilities = scorer.probabilities_of_features(X, found)
-    return None if probabilities is None else (probabilities, X)
+    return None if probabilities is None else (probabilities, _Rows(X, made_from))
 
 
 def _keep(
@@ -435,7 +449,7 @@ def _keep(
     changes: list[Change],
     gathered: _Gathered,
     counted: _Counted,
-    rows: np.ndarray | None,
+    rows: _Rows | None,
 ) -> None:
     """Once the write commits, hold the leads counted here that are all their events as
     their records count them, with their attribute rows; and the markers."""
@@ -450,25 +464,13 @@ def _keep(
     created = [records[i].created_us for i in at]
     counts = [counted.counts[k] for k in whole]
     states = counted.states.take(whole) if len(whole) < counted.states.leads else counted.states
-    kept_rows = rows[at] if rows is not None else None
-    attributes: list[Mapping[str, Any] | None] | None = None
-    if kept_rows is not None:
-        held = gathered.held
-        own = {
-            i: held.attributes[k]
-            for i, k in zip(gathered.carried, gathered.held_index, strict=True)
-        }
-        # The held attributes where the row was reused, else a copy of the record's.
-        attributes = [
-            own[i] if own.get(i) == records[i].attributes else dict(records[i].attributes)
-            for i in at
-        ]
+    kept_rows = rows.rows[at] if rows is not None else None
+    attributes = [rows.made_from[i] for i in at] if rows is not None else None
     marked = gathered.markers
     marker_ids = [records[i].lead_id for i in marked]
     marker_created = [records[i].created_us for i in marked]
     marker_counts = [records[i].state.event_count for i in marked]
-
-    seq = store.last_event_seq(conn)  # every event of the leads kept is at or below it
+    seq = gathered.seq
 
     def publish() -> None:
         cache.put(scorer, ids, created, counts, states, attributes, kept_rows, seq)
