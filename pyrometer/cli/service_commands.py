@@ -129,8 +129,10 @@ def serve_command(
             GuardedHttpToolsProtocol,
         )
         from pyrometer.cli import data_dir as data
+        from pyrometer.service.openmp import sleep_between
         from pyrometer.store.engine import URL_VARIABLE, database_url
 
+    sleep_between()  # OpenMP (LightGBM's predictions) in this process and its children
     if scoring_processes is None:
         scoring_processes = SCORING_PROCESSES
     # Settings travel in the environment, so that every worker process has them.

@@ -208,7 +208,12 @@ def _gather_events(
 ) -> _Gathered | None:
     """Each changed lead's source of event features: held and carried, counted from all
     its events, or from the database's sums. ``None``: an event time the row scorer
-    cannot read (the general path names it)."""
+    cannot read (the general path names it).
+
+    A lead this write added events to is not counted from the sums, which would leave it
+    unheld (a marker) and send its next write to the sums again, for as long as another
+    process kept writing it between this one's writes: it is carried if held, caught up
+    if held behind, else its events are read and it is held from now."""
     # This write's events, coded at once; each lead's slice of them by its position.
     new_codes = scorer.encode_events(
         [(name, ts) for lead_events in added.values() for name, ts in lead_events]
@@ -252,17 +257,23 @@ def _gather_events(
             out.carried.append(i)
             out.held_index.append(k)
             out.added.append((new_kinds[start:end], new_times[start:end]))
-        elif status == STALE:  # its events' place in the log is not known: the sums
+        elif status == STALE and end == start:  # nothing to hold it with: the sums
             out.to_sum.append(i)
-            out.markers.append(i)
+            out.markers.append(i)  # (the entry held is not as stored any more)
         elif status == NOT_HELD and record.state.event_count == end - start:
             out.begun.append(i)  # new: all its events are this write's
             out.events.append((new_kinds[start:end], new_times[start:end]))
         else:
-            # Not held; or a marker nobody passed since it was set (nobody else wrote the
-            # lead meanwhile): read the lead's events again if this write added some,
-            # else the sums will do.
+            # Not held; a marker; an entry another process passed since it was made (a
+            # marker then): read the lead's events if this write added some, else the
+            # sums will do.
             (to_read if end > start else out.to_sum).append(i)
+    # Too far behind to read the log since (it would cost more than the lead's events).
+    far = [i for i, k in behind if out.seq - held.seqs[k] > MAX_BEHIND]
+    behind = [(i, k) for i, k in behind if out.seq - held.seqs[k] <= MAX_BEHIND]
+    for i in far:
+        start, end = spans[i]
+        (to_read if end > start else out.to_sum).append(i)
     if behind and not _read_behind(conn, scorer, records, behind, out):
         return None
     if to_read:
@@ -279,11 +290,11 @@ def _gather_events(
 
 
 MAX_BEHIND = 4_000
-"""Events stored since a lead's entry was made beyond which it is counted from the
-database's sums instead of caught up: the catch-up reads every event stored since the
-oldest entry it catches up (a range of the events' primary key, about 0.7 ms a thousand
-on SQLite); ``serve``'s scoring processes, taking batches in turn, leave a lead they
-both write a batch or two behind."""
+"""Events stored since a lead's entry was made beyond which its events are read again
+instead of caught up: the catch-up reads every event stored since the oldest entry it
+catches up (a range of the events' primary key, about 0.7 ms a thousand on SQLite);
+``serve``'s scoring processes leave a lead they both write a batch or two behind (more
+for the second, which takes groups only while the first is busy)."""
 
 
 def _read_behind(
@@ -301,13 +312,6 @@ def _read_behind(
     earlier committed later), it is counted from the database's sums and held as a
     marker. ``False``: an event time the row scorer cannot read."""
     held = out.held
-    near = [(i, k) for i, k in behind if out.seq - held.seqs[k] <= MAX_BEHIND]
-    far = [i for i, k in behind if out.seq - held.seqs[k] > MAX_BEHIND]
-    out.to_sum.extend(far)  # too far behind: reading the log since would cost more
-    out.markers.extend(far)
-    behind = near
-    if not behind:
-        return True
     floor = min(held.seqs[k] for _, k in behind)
     rows = store.lead_events_after(conn, [records[i].lead_id for i, _ in behind], floor)
     by_lead: dict[str, list[tuple[str, int, int]]] = {}

@@ -18,7 +18,7 @@ from pyrometer.core.playbook import default_playbook_text
 from pyrometer.core.timeutil import from_us
 from pyrometer.demo.synth import generate
 from pyrometer.predictive.event_state import EventCounter, States
-from pyrometer.service import actions, models
+from pyrometer.service import actions, models, probability
 from pyrometer.service.erasure import erase_lead
 from pyrometer.service.event_cache import (
     CACHE_SIZE_ENV,
@@ -252,6 +252,66 @@ def test_another_process_writing_a_lead_is_caught_up_from_the_log(
         ingest(service, [Track(f"a-{n}", "page_view", clock.now_us, user_id=lead)], [])
         _check(service, [lead], clock.now_us)
     assert not (cache.stamp(lead) or pytest.fail()).is_marker
+
+
+def test_a_lead_another_process_keeps_writing_is_held_not_left_to_the_sums(
+    service: Service, store_url: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that adds events to a lead this process holds as a marker another process
+    has passed since, or holds further behind than the log is read for, reads the lead's
+    events and holds it again: counted from the sums instead, it stayed a marker, and
+    every later write of it went to the sums as long as the other process kept writing
+    it in between (``serve``'s second scoring process, which writes a lead seldom)."""
+    lead_ids = _banded(service, clock)
+    lead = lead_ids[9]
+    clock.advance(60)
+    ingest(service, [Track("k-1", "page_view", clock.now_us, user_id=lead)], [])
+    summed: list[list[str]] = []
+    sums = store.lead_event_sums
+    monkeypatch.setattr(
+        store,
+        "lead_event_sums",
+        lambda conn, ids, *a: summed.append(list(ids)) or sums(conn, ids, *a),
+    )
+    cache = service.event_cache
+    # A marker (the count disagreed: a visitor's older events folded in) ...
+    visit = [
+        Track(f"kv-{i}", "pricing_page_view", clock.now_us - i * DAY, anonymous_id="visitor-k")
+        for i in range(3)
+    ]
+    ingest(service, visit, [])
+    clock.advance(60)
+    ingest(service, [Track("k-2", "email_open", clock.now_us, user_id=lead)], [])
+    ingest(service, [], [Identify("kv-id", lead, clock.now_us, anonymous_id="visitor-k")])
+    assert (cache.stamp(lead) or pytest.fail()).is_marker
+    summed.clear()
+    other = Service.open(store_url, clock)
+    try:
+        other.write(lambda conn: models._active_model(other, conn))
+        # ... passed by another process: the next write here reads the lead and holds it.
+        clock.advance(60)
+        ingest(other, [Track("k-3", "demo_request", clock.now_us, user_id=lead)], [])
+        clock.advance(60)
+        ingest(service, [Track("k-4", "page_view", clock.now_us, user_id=lead)], [])
+        _check(service, [lead], clock.now_us)
+        held = cache.stamp(lead)
+        assert held is not None and not held.is_marker
+        # Held, then further behind than the log is read for: read and held again.
+        monkeypatch.setattr(probability, "MAX_BEHIND", 2)
+        clock.advance(60)
+        batch = [
+            Track(f"k-5-{i}", "email_open", clock.now_us - i * DAY, user_id=lead) for i in range(4)
+        ]
+        ingest(other, batch, [])
+        clock.advance(60)
+        ingest(service, [Track("k-6", "page_view", clock.now_us, user_id=lead)], [])
+        _check(service, [lead], clock.now_us)
+        held = cache.stamp(lead)
+        assert held is not None and not held.is_marker
+        assert held.count == len(service.read(lambda conn: store.lead_event_rows(conn, [lead])))
+    finally:
+        other.close()
+    assert not summed
 
 
 def test_a_write_that_rolls_back_leaves_the_cache_as_it_was(

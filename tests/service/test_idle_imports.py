@@ -36,7 +36,7 @@ if __name__ == "__main__":
     service = Service.open(sys.argv[1])
     with TestClient(create_app(service, scoring_processes=1)) as client:
         client.get("/v1/leads")  # a request through the app: 401 without a key
-        scoring = service.scoring_pool._executor.submit(eval, LOADED).result(timeout=60)
+        scoring = service.scoring_pool._executors[0].submit(eval, LOADED).result(timeout=60)
         server = sorted(m for m in HEAVY if m in sys.modules)
     print(json.dumps({{"server": server, "scoring": scoring}}))
 """
