@@ -188,6 +188,18 @@ def test_a_write_without_events_sums_in_the_store_and_keeps_nothing(
     )
 
 
+def _spy_on_sums(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The leads each call of the database's event sums is for, from now on."""
+    summed: list[list[str]] = []
+    sums = store.lead_event_sums
+    monkeypatch.setattr(
+        store,
+        "lead_event_sums",
+        lambda conn, ids, *a: summed.append(list(ids)) or sums(conn, ids, *a),
+    )
+    return summed
+
+
 def test_another_process_writing_a_lead_is_caught_up_from_the_log(
     service: Service, store_url: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -202,13 +214,7 @@ def test_another_process_writing_a_lead_is_caught_up_from_the_log(
     clock.advance(60)
     ingest(service, [Track("a-1", "page_view", clock.now_us, user_id=lead)], [])
     _check(service, [lead], clock.now_us)
-    summed: list[list[str]] = []
-    sums = store.lead_event_sums
-    monkeypatch.setattr(
-        store,
-        "lead_event_sums",
-        lambda conn, ids, *a: summed.append(list(ids)) or sums(conn, ids, *a),
-    )
+    summed = _spy_on_sums(monkeypatch)
     other = Service.open(store_url, clock)
     cache = service.event_cache
     try:
@@ -266,13 +272,7 @@ def test_a_lead_another_process_keeps_writing_is_held_not_left_to_the_sums(
     lead = lead_ids[9]
     clock.advance(60)
     ingest(service, [Track("k-1", "page_view", clock.now_us, user_id=lead)], [])
-    summed: list[list[str]] = []
-    sums = store.lead_event_sums
-    monkeypatch.setattr(
-        store,
-        "lead_event_sums",
-        lambda conn, ids, *a: summed.append(list(ids)) or sums(conn, ids, *a),
-    )
+    summed = _spy_on_sums(monkeypatch)
     cache = service.event_cache
     # A marker (the count disagreed: a visitor's older events folded in) ...
     visit = [
