@@ -5,10 +5,10 @@ LightGBM predicts a write's few hundred rows on two OpenMP threads
 libgomp's threads spin by default, waiting for the next one: a training loop gains from
 that, a server that predicts once per write does not, and on a small machine the
 spinning takes the core the other process (the server process, the other scoring
-process, PostgreSQL) needed. Interleaved writes of 460 leads with probability bands
-(`/tmp` harness of ``bench/bench_models.py``'s interleaved batches, three runs each): the
-write cost 0.85-0.91x the CPU of one without a model with spinning threads, 0.92-0.93x
-with sleeping ones, for the same wall time.
+process, PostgreSQL) needed. In ``bench/bench_models.py``'s interleaved writes of some
+460 leads with probability bands (SQLite), a write with the model cost 0.78x the CPU per
+event of one without with spinning threads and 0.87x with sleeping ones, for about the
+same wall time (0.85x, 0.89x).
 
 libgomp reads the setting once, when LightGBM's library is loaded: :func:`sleep_between`
 must run before that (``serve`` calls it first, a scoring process when it starts). A value
